@@ -1,0 +1,46 @@
+//! `tessera`: OATH OTP tool (like `oathtool`), and the portal and device
+//! simulators that run the whole Tessera system on one machine.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tessera_core::{Error, ErrorCode};
+
+mod demo;
+mod otp_cmd;
+mod util;
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about = "Tessera authentication SDK: OTP tool and portal/device simulators")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One-time passwords: HOTP, TOTP, OCRA and otpauth:// URIs.
+    #[command(subcommand)]
+    Otp(otp_cmd::OtpCommand),
+    /// Run every flow end to end on this machine and explain each step.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Error> = match cli.command {
+        Command::Otp(c) => otp_cmd::run(c),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.code().as_str(), e.detail());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Convenience for CLI-level errors.
+pub(crate) fn cli_err(code: ErrorCode, detail: impl Into<String>) -> Error {
+    Error::with_detail(code, detail.into())
+}

@@ -1,0 +1,185 @@
+//! The one public error of Tessera: a stable [`ErrorCode`] plus a human
+//! readable detail. The codes are frozen (see `docs/ERRORS.md`): a code is
+//! never renamed, re-purposed or reused once released.
+//!
+//! Details never contain secret material (keys, passcodes, OTP values).
+
+use alloc::borrow::Cow;
+use core::fmt;
+
+macro_rules! codes {
+    ($( $(#[$m:meta])* $variant:ident = $code:literal, $msg:literal; )*) => {
+        /// Stable error codes. The string form (`as_str`) is what crosses every
+        /// language boundary and appears in CLI output as `error[CODE]`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$m])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The frozen code string, e.g. `"TOKEN_EXPIRED"`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+
+            /// A generic, user-presentable description of the code.
+            pub const fn summary(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $msg, )* }
+            }
+
+            /// Parse a code string back (for hosts that store codes).
+            pub fn from_str_code(s: &str) -> Option<ErrorCode> {
+                match s { $( $code => Some(ErrorCode::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    // ---- generic input -------------------------------------------------
+    /// An argument is malformed (wrong length, out of range, bad characters).
+    InvalidInput = "INVALID_INPUT", "an argument is malformed";
+    /// A secret could not be decoded (base32 / hex).
+    InvalidSecret = "INVALID_SECRET", "the secret is not valid base32 or hex";
+    /// A secret is shorter than the 128 bits RFC 4226 requires.
+    SecretTooShort = "SECRET_TOO_SHORT", "the secret is shorter than 128 bits";
+    /// Digits outside 6..=10 (or the range a suite allows).
+    InvalidDigits = "INVALID_DIGITS", "the number of digits is not supported";
+    /// Unknown hash algorithm name.
+    InvalidAlgorithm = "INVALID_ALGORITHM", "the hash algorithm is not supported";
+    /// A TOTP period of zero, a time before T0, or a time that does not fit.
+    InvalidTime = "INVALID_TIME", "the time or period is not valid";
+    // ---- OTP -----------------------------------------------------------
+    /// An `otpauth://` URI could not be parsed.
+    InvalidUri = "INVALID_URI", "the otpauth:// URI is not valid";
+    /// An OCRA suite string is malformed; the detail names the part.
+    InvalidOcraSuite = "INVALID_OCRA_SUITE", "the OCRA suite is not valid";
+    /// An OCRA input required by the suite is missing or malformed.
+    InvalidOcraInput = "INVALID_OCRA_INPUT", "an OCRA input is missing or does not match the suite";
+    /// The one-time password does not match.
+    OtpMismatch = "OTP_MISMATCH", "the code is not correct";
+    /// The one-time password was already used (same or earlier step/counter).
+    OtpReplayed = "OTP_REPLAYED", "the code was already used";
+    /// Too many consecutive failures: the verifier is locked.
+    LockedOut = "LOCKED_OUT", "too many failed attempts; the account is locked";
+    // ---- wire formats --------------------------------------------------
+    /// A QR text or message is not a Tessera payload or is truncated.
+    MalformedMessage = "MALFORMED_MESSAGE", "the message or QR code is malformed or truncated";
+    /// A Tessera payload of another kind than expected (e.g. a challenge QR
+    /// scanned where a link QR was expected).
+    WrongMessageKind = "WRONG_MESSAGE_KIND", "this QR code or message is for another purpose";
+    /// A payload of a protocol version this build does not speak.
+    UnsupportedVersion = "UNSUPPORTED_VERSION", "the message uses an unsupported protocol version";
+    /// Authentication of a message failed: it was changed, or it is not for us.
+    MessageTampered = "MESSAGE_TAMPERED", "the message failed authentication (changed or not for this party)";
+    /// A stored state blob is corrupt, tampered with or sealed under another key.
+    StateCorrupt = "STATE_CORRUPT", "the stored state is corrupt or was changed";
+    // ---- linking -------------------------------------------------------
+    /// The single-use token (QR offer) has expired.
+    TokenExpired = "TOKEN_EXPIRED", "the QR code has expired; generate a new one";
+    /// The single-use token (QR offer) was already used.
+    TokenAlreadyUsed = "TOKEN_ALREADY_USED", "the QR code was already used; generate a new one";
+    /// The token (offer or pending link) is unknown to the portal.
+    TokenUnknown = "TOKEN_UNKNOWN", "the QR code is not known to this portal";
+    /// The passcode does not satisfy the portal's policy (length, alphabet).
+    PasscodePolicy = "PASSCODE_POLICY", "the passcode does not meet the policy";
+    /// The passcode is trivial (123456, 111111, ...).
+    WeakPasscode = "WEAK_PASSCODE", "the passcode is too easy to guess";
+    /// This device already holds an account.
+    DeviceAlreadyLinked = "DEVICE_ALREADY_LINKED", "this device is already linked to an account; unlink it first";
+    /// This device holds no account.
+    DeviceNotLinked = "DEVICE_NOT_LINKED", "this device is not linked to an account";
+    /// The portal unlinked this device; the device must wipe its account.
+    DeviceRevoked = "DEVICE_REVOKED", "this device was unlinked from the account";
+    /// No such device in the registry.
+    DeviceUnknown = "DEVICE_UNKNOWN", "no such device";
+    /// The check code typed on the portal does not match.
+    CheckCodeMismatch = "CHECK_CODE_MISMATCH", "the check code does not match";
+    /// The message is for another account or portal.
+    WrongAccount = "WRONG_ACCOUNT", "the message is for another account or portal";
+    /// The link is in a state where this step is not allowed.
+    InvalidState = "INVALID_STATE", "this step is not allowed in the current state";
+    /// A single-use handle (FFI) was used a second time.
+    AlreadyConsumed = "ALREADY_CONSUMED", "this object was already used; start again";
+    /// The host's storage failed (CLI / reference store only).
+    Storage = "STORAGE", "the storage failed";
+    /// An internal invariant failed. Please report it.
+    Internal = "INTERNAL", "internal error";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error type of every fallible Tessera operation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    code: ErrorCode,
+    detail: Cow<'static, str>,
+}
+
+impl Error {
+    /// An error with a fixed detail.
+    pub const fn new(code: ErrorCode, detail: &'static str) -> Self {
+        Error { code, detail: Cow::Borrowed(detail) }
+    }
+
+    /// An error with a formatted detail. Never put secrets in it.
+    pub fn with_detail(code: ErrorCode, detail: alloc::string::String) -> Self {
+        Error { code, detail: Cow::Owned(detail) }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The human-readable detail (English, no secrets).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({}: {})", self.code.as_str(), self.detail)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.detail)
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Result alias used throughout the crate.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Shorthand used inside the crate.
+pub(crate) const fn err(code: ErrorCode, detail: &'static str) -> Error {
+    Error::new(code, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        for (i, a) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(ErrorCode::from_str_code(a.as_str()), Some(*a));
+            for b in &ErrorCode::ALL[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+            assert!(a.as_str().bytes().all(|c| c.is_ascii_uppercase() || c == b'_'));
+        }
+    }
+}

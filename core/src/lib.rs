@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod crypto;
+pub mod encoding;
+pub mod error;
+pub mod otp;
+pub mod secret;
+
+pub use error::{Error, ErrorCode, Result};
+pub use secret::SecretBytes;

@@ -1,0 +1,239 @@
+//! OATH one-time passwords: HOTP (RFC 4226), TOTP (RFC 6238), OCRA (RFC 6287),
+//! a replay-safe verifier for portals, and `otpauth://` Key URIs.
+
+use crate::error::{err, ErrorCode, Result};
+use crate::secret::SecretBytes;
+use alloc::string::String;
+use alloc::vec::Vec;
+use hmac::{Hmac, KeyInit, Mac};
+
+pub mod ocra;
+pub mod uri;
+pub mod verify;
+
+pub use ocra::{OcraInput, OcraSuite};
+pub use uri::{KeyUri, OtpKind, SecretPolicy};
+pub use verify::{HotpVerifier, OtpState, Throttle, ThrottlePolicy, TotpVerifier, Verified};
+
+/// HMAC hash function of an OTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// HMAC-SHA1 (the default of RFC 4226/6238 and every authenticator app).
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// Canonical upper-case name as used in `otpauth://` (`SHA1`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    /// Parse `sha1`, `SHA-256`, `sha512`... (case-insensitive, optional dash).
+    pub fn parse(s: &str) -> Result<Algorithm> {
+        let mut buf = [0u8; 8];
+        let mut n = 0;
+        for c in s.bytes().filter(|&c| c != b'-') {
+            if n == buf.len() {
+                return Err(err(ErrorCode::InvalidAlgorithm, "unknown algorithm (use sha1, sha256 or sha512)"));
+            }
+            buf[n] = c.to_ascii_lowercase();
+            n += 1;
+        }
+        match &buf[..n] {
+            b"sha1" => Ok(Algorithm::Sha1),
+            b"sha256" => Ok(Algorithm::Sha256),
+            b"sha512" => Ok(Algorithm::Sha512),
+            _ => Err(err(ErrorCode::InvalidAlgorithm, "unknown algorithm (use sha1, sha256 or sha512)")),
+        }
+    }
+
+    /// Output size of the hash in bytes.
+    pub const fn output_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+}
+
+/// HMAC(key, msg) with the chosen hash.
+pub(crate) fn hmac(alg: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
+    fn run<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length: new_from_slice cannot fail.
+        let mut m = <M as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        m.update(msg);
+        m.finalize().into_bytes().to_vec()
+    }
+    match alg {
+        Algorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, msg),
+        Algorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, msg),
+        Algorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, msg),
+    }
+}
+
+/// Digits accepted by HOTP/TOTP here.
+pub const DIGITS_RANGE: core::ops::RangeInclusive<u8> = 6..=10;
+
+fn check_digits(digits: u8) -> Result<()> {
+    if DIGITS_RANGE.contains(&digits) {
+        Ok(())
+    } else {
+        Err(err(ErrorCode::InvalidDigits, "digits must be between 6 and 10"))
+    }
+}
+
+/// RFC 4226 dynamic truncation of an HMAC output to a number.
+pub(crate) fn truncate(mac: &[u8]) -> u32 {
+    let off = (mac[mac.len() - 1] & 0x0f) as usize;
+    u32::from_be_bytes([mac[off] & 0x7f, mac[off + 1], mac[off + 2], mac[off + 3]])
+}
+
+/// Zero-padded decimal rendering of `value mod 10^digits`.
+pub(crate) fn format_code(value: u32, digits: u8) -> String {
+    let m = 10u64.pow(u32::from(digits));
+    let v = u64::from(value) % m;
+    let mut s = alloc::format!("{v}");
+    while s.len() < digits as usize {
+        s.insert(0, '0');
+    }
+    s
+}
+
+/// HOTP value for `counter` as a zero-padded string (RFC 4226 §5.3).
+pub fn hotp(key: &[u8], counter: u64, digits: u8, alg: Algorithm) -> Result<String> {
+    check_digits(digits)?;
+    Ok(format_code(truncate(&hmac(alg, key, &counter.to_be_bytes())), digits))
+}
+
+/// A HOTP generator (RFC 4226).
+#[derive(Clone, Debug)]
+pub struct Hotp {
+    key: SecretBytes,
+    alg: Algorithm,
+    digits: u8,
+}
+
+impl Hotp {
+    /// A generator; `digits` in 6..=10.
+    pub fn new(key: Vec<u8>, alg: Algorithm, digits: u8) -> Result<Hotp> {
+        check_digits(digits)?;
+        Ok(Hotp { key: SecretBytes::new(key), alg, digits })
+    }
+
+    /// The code for `counter`.
+    pub fn generate(&self, counter: u64) -> String {
+        format_code(truncate(&hmac(self.alg, self.key.expose(), &counter.to_be_bytes())), self.digits)
+    }
+
+    /// Digits.
+    pub fn digits(&self) -> u8 {
+        self.digits
+    }
+    /// Algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+    pub(crate) fn key(&self) -> &SecretBytes {
+        &self.key
+    }
+}
+
+/// A TOTP generator (RFC 6238): HOTP over `floor((now - t0) / period)`.
+#[derive(Clone, Debug)]
+pub struct Totp {
+    hotp: Hotp,
+    period: u64,
+    t0: u64,
+}
+
+impl Totp {
+    /// A generator; `period` in seconds (> 0), `t0` unix seconds.
+    pub fn new(key: Vec<u8>, alg: Algorithm, digits: u8, period: u64, t0: u64) -> Result<Totp> {
+        if period == 0 {
+            return Err(err(ErrorCode::InvalidTime, "the period must be at least one second"));
+        }
+        Ok(Totp { hotp: Hotp::new(key, alg, digits)?, period, t0 })
+    }
+
+    /// The time step that contains unix time `now`.
+    pub fn step(&self, now: u64) -> Result<u64> {
+        now.checked_sub(self.t0)
+            .map(|d| d / self.period)
+            .ok_or(err(ErrorCode::InvalidTime, "the time is before the start time T0"))
+    }
+
+    /// The code at unix time `now`.
+    pub fn generate(&self, now: u64) -> Result<String> {
+        Ok(self.hotp.generate(self.step(now)?))
+    }
+
+    /// The code of a given step.
+    pub fn generate_step(&self, step: u64) -> String {
+        self.hotp.generate(step)
+    }
+
+    /// Seconds until the current code changes.
+    pub fn remaining(&self, now: u64) -> Result<u64> {
+        let step = self.step(now)?;
+        Ok(self.t0 + (step + 1) * self.period - now)
+    }
+
+    /// Period in seconds.
+    pub fn period(&self) -> u64 {
+        self.period
+    }
+    /// Start time.
+    pub fn t0(&self) -> u64 {
+        self.t0
+    }
+    /// Underlying HOTP.
+    pub fn hotp(&self) -> &Hotp {
+        &self.hotp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4226_appendix_d() {
+        let want = ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
+        for (c, w) in want.iter().enumerate() {
+            assert_eq!(hotp(b"12345678901234567890", c as u64, 6, Algorithm::Sha1).unwrap(), *w);
+        }
+        assert_eq!(hotp(b"12345678901234567890", 7, 8, Algorithm::Sha1).unwrap(), "82162583");
+        assert!(hotp(b"k", 0, 5, Algorithm::Sha1).is_err());
+        assert!(hotp(b"k", 0, 11, Algorithm::Sha1).is_err());
+        assert_eq!(hotp(b"12345678901234567890", 1, 10, Algorithm::Sha1).unwrap(), "1094287082");
+    }
+
+    #[test]
+    fn totp_rfc6238_row_and_remaining() {
+        let t = Totp::new(b"12345678901234567890".to_vec(), Algorithm::Sha1, 8, 30, 0).unwrap();
+        assert_eq!(t.generate(59).unwrap(), "94287082");
+        assert_eq!(t.generate(20_000_000_000).unwrap(), "65353130");
+        assert_eq!(t.remaining(59).unwrap(), 1);
+        let t2 = Totp::new(b"k".to_vec(), Algorithm::Sha1, 6, 30, 100).unwrap();
+        assert_eq!(t2.step(99).unwrap_err().code(), ErrorCode::InvalidTime);
+        assert!(Totp::new(b"k".to_vec(), Algorithm::Sha1, 6, 0, 0).is_err());
+    }
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!(Algorithm::parse("SHA-256").unwrap(), Algorithm::Sha256);
+        assert_eq!(Algorithm::parse("sha512").unwrap(), Algorithm::Sha512);
+        assert!(Algorithm::parse("md5").is_err());
+        assert!(Algorithm::parse("sha1sha1sha1").is_err());
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian 12 machine.
+# Idempotent: every step checks first; downloads and tools are cached outside
+# the repository in $TESSERA_CACHE (default ~/.cache/tessera).
+set -euo pipefail
+CACHE=${TESSERA_CACHE:-$HOME/.cache/tessera}
+mkdir -p "$CACHE"
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+
+# 1. Debian packages: browser + driver for the browser test, JNA for Kotlin,
+#    debootstrap for the Swift chroot, oathtool as an OTP interop peer.
+APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Rust targets (the core must build for a microcontroller and for wasm).
+for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
+  rustup target list --installed | grep -qx "$t" || { log "rustup target add $t"; rustup target add "$t"; }
+done
+
+# 3. wasm-bindgen CLI, pinned to the library version.
+WBG_VERSION=0.2.130
+if ! "$CACHE/cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WBG_VERSION"; then
+  log "cargo install wasm-bindgen-cli $WBG_VERSION"
+  cargo install -q wasm-bindgen-cli --version "$WBG_VERSION" --root "$CACHE/cargo"
+fi
+
+# 4. npm tools: Kotlin compiler, Playwright (driving Debian's Chromium), binaryen (wasm-opt).
+NPM_DIR="$CACHE/npm"
+mkdir -p "$NPM_DIR"
+if [ ! -x "$NPM_DIR/node_modules/kotlin-compiler/bin/kotlinc" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ ! -d "$NPM_DIR/node_modules/binaryen" ] || [ ! -d "$NPM_DIR/node_modules/jsqr" ]; then
+  log "npm install kotlin-compiler playwright-core binaryen jsqr"
+  (cd "$NPM_DIR" && { [ -f package.json ] || echo '{"name":"tessera-tools","private":true}' > package.json; } &&
+    npm install --no-save --silent kotlin-compiler@2.4 playwright-core binaryen@132 jsqr@1)
+fi
+chmod +x "$NPM_DIR"/node_modules/kotlin-compiler/bin/* 2>/dev/null || true
+
+# 5. Swift 6 (Debian trixie's swiftlang) in a chroot, reused between runs.
+SWIFT_ROOT="$CACHE/swift-trixie"
+if [ ! -x "$SWIFT_ROOT/usr/bin/swift" ]; then
+  log "debootstrap trixie + swiftlang into $SWIFT_ROOT (first run only)"
+  if [ ! -x "$SWIFT_ROOT/usr/bin/apt-get" ]; then
+    rm -rf "$SWIFT_ROOT"
+    $SUDO debootstrap --variant=minbase trixie "$SWIFT_ROOT" http://deb.debian.org/debian >/dev/null
+  fi
+  $SUDO chroot "$SWIFT_ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO chroot "$SWIFT_ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swiftlang >/dev/null
+fi
+log "done; tools cached in $CACHE"
