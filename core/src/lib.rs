@@ -10,8 +10,10 @@ extern crate std;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
+pub mod link;
 pub mod otp;
 pub mod secret;
+pub mod wire;
 
 pub use error::{Error, ErrorCode, Result};
 pub use secret::SecretBytes;

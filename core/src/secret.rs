@@ -7,7 +7,8 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret byte string (OTP key, passcode, derived key).
-#[derive(Clone, Zeroize, ZeroizeOnDrop, Default)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {

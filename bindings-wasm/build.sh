@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the npm package @tessera/sdk into bindings-wasm/pkg/{node,web}:
+#   1. cargo: tessera-wasm for wasm32-unknown-unknown, profile wasm-release
+#      (opt-level z, fat LTO, panic = abort; see the workspace Cargo.toml);
+#   2. wasm-bindgen (pinned CLI from scripts/setup.sh) for Node (CommonJS,
+#      loads synchronously) and for the web (ES module, `await init()`);
+#   3. binaryen `wasm-opt -Oz` on each *_bg.wasm, then a size report.
+# Works from any directory. Tools come from ${TESSERA_CACHE:-~/.cache/tessera}.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+CACHE=${TESSERA_CACHE:-$HOME/.cache/tessera}
+WASM_BINDGEN="$CACHE/cargo/bin/wasm-bindgen"
+WASM_OPT="$CACHE/npm/node_modules/binaryen/bin/wasm-opt"
+WBG_VERSION=0.2.130   # must equal the `=` pin of wasm-bindgen in Cargo.toml
+PKG=bindings-wasm/pkg
+
+log() { printf '\033[1m[wasm]\033[0m %s\n' "$*"; }
+die() { printf '[wasm] error: %s\n' "$*" >&2; exit 1; }
+
+"$WASM_BINDGEN" --version 2>/dev/null | grep -q " $WBG_VERSION\$" ||
+  die "wasm-bindgen $WBG_VERSION not found at $WASM_BINDGEN (run scripts/setup.sh)"
+[ -f "$WASM_OPT" ] || die "binaryen wasm-opt not found at $WASM_OPT (run scripts/setup.sh)"
+command -v node >/dev/null || die "node is required (binaryen's wasm-opt runs on it)"
+
+# getrandom 0.4 only needs its `wasm_js` feature (enabled in
+# bindings-wasm/Cargo.toml); no RUSTFLAGS / --cfg getrandom_backend.
+log "cargo build -p tessera-wasm --target wasm32-unknown-unknown --profile wasm-release"
+cargo build -p tessera-wasm --target wasm32-unknown-unknown --profile wasm-release
+
+# Honour CARGO_TARGET_DIR / build.target-dir if set, else the workspace target/.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/tessera_wasm.wasm"
+[ -f "$WASM" ] || die "cargo produced no $WASM"
+
+rm -rf "$PKG/node" "$PKG/web"
+for target in nodejs web; do
+  out="$PKG/${target/nodejs/node}"
+  log "wasm-bindgen --target $target --out-dir $out"
+  "$WASM_BINDGEN" --target "$target" --out-dir "$out" "$WASM"
+done
+# pkg/node is CommonJS and pkg/web is an ES module: say so next to each, so
+# Node and bundlers read each folder right whatever the root package says.
+echo '{ "type": "commonjs" }' > "$PKG/node/package.json"
+echo '{ "type": "module" }' > "$PKG/web/package.json"
+
+# The features rustc (1.87+) enables by default for wasm32-unknown-unknown;
+# wasm-opt must accept them or it rejects the module.
+FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-multivalue --enable-reference-types)
+raw_before=$(wc -c < "$PKG/web/tessera_wasm_bg.wasm")
+for dir in node web; do
+  f="$PKG/$dir/tessera_wasm_bg.wasm"
+  log "wasm-opt -Oz $f"
+  node "$WASM_OPT" -Oz "${FEATURES[@]}" "$f" -o "$f.opt"
+  mv "$f.opt" "$f"
+done
+
+f="$PKG/web/tessera_wasm_bg.wasm"
+raw=$(wc -c < "$f")
+gz=$(gzip -9 -c "$f" | wc -c)
+echo "wasm size: raw $raw bytes, gzip $gz bytes ($f; $raw_before bytes before wasm-opt)"

@@ -1,0 +1,414 @@
+//! Device side of linking: scan the QR, build the request, finish with the
+//! portal's answer, and the sealed device state.
+
+use super::passcode::PasscodePolicy;
+use super::portal::{device_totp, fingerprint, RequestBody};
+use super::*;
+use crate::crypto::{
+    decode_public, ecdh, encode_public, generate_secret_key, hmac_sha256, open_blob, open_once, random_array,
+    seal_blob, seal_once, secret_key_from_bytes, RandomSource, PUBLIC_KEY_LEN,
+};
+use crate::secret::{ct_eq, SecretBytes};
+use crate::wire::{self, Kind};
+use alloc::vec::Vec;
+
+/// A scanned link QR code: what the app shows before linking.
+#[derive(Clone)]
+pub struct ScannedOffer {
+    /// Portal name to show ("Link this phone to …?").
+    pub portal_name: String,
+    /// Portal key fingerprint (apps may pin it).
+    pub portal_fingerprint: String,
+    /// Expiry (unix seconds).
+    pub expires_at: u64,
+    /// Passcode policy to enforce while the user chooses a passcode.
+    pub policy: PasscodePolicy,
+    secret: [u8; 16],
+    portal_pk: [u8; PUBLIC_KEY_LEN],
+}
+
+impl core::fmt::Debug for ScannedOffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ScannedOffer")
+            .field("portal_name", &self.portal_name)
+            .field("portal_fingerprint", &self.portal_fingerprint)
+            .field("expires_at", &self.expires_at)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read a scanned QR text. Errors: `MALFORMED_MESSAGE` (not a Tessera QR,
+/// truncated), `WRONG_MESSAGE_KIND` (another Tessera QR), `UNSUPPORTED_VERSION`,
+/// `TOKEN_EXPIRED`.
+pub fn scan_link_qr(text: &str, now: u64) -> Result<ScannedOffer> {
+    let bytes = wire::from_qr_text(text)?;
+    let body = wire::strip_header(&bytes, Kind::LinkOffer)?;
+    const FIXED: usize = 16 + PUBLIC_KEY_LEN + 4 + 2 + 1;
+    if body.len() < FIXED {
+        return Err(err(ErrorCode::MalformedMessage, "the QR code is truncated"));
+    }
+    let secret: [u8; 16] = wire::fixed(&body[..16], ErrorCode::MalformedMessage)?;
+    let portal_pk: [u8; PUBLIC_KEY_LEN] = wire::fixed(&body[16..16 + PUBLIC_KEY_LEN], ErrorCode::MalformedMessage)?;
+    decode_public(&portal_pk, ErrorCode::MalformedMessage)?;
+    let mut at = 16 + PUBLIC_KEY_LEN;
+    let expires_at = u64::from(u32::from_be_bytes(wire::fixed(&body[at..at + 4], ErrorCode::MalformedMessage)?));
+    at += 4;
+    let policy = PasscodePolicy::from_bytes([body[at], body[at + 1]])?;
+    at += 2;
+    let name_len = usize::from(body[at]);
+    at += 1;
+    if body.len() != at + name_len {
+        return Err(err(ErrorCode::MalformedMessage, "the QR code is truncated or has extra bytes"));
+    }
+    let portal_name = core::str::from_utf8(&body[at..])
+        .map_err(|_| err(ErrorCode::MalformedMessage, "the portal name is not UTF-8"))?;
+    check_name(portal_name, MAX_PORTAL_NAME_LEN, "the portal name")
+        .map_err(|_| err(ErrorCode::MalformedMessage, "the portal name in the QR code is invalid"))?;
+    if now >= expires_at {
+        return Err(err(ErrorCode::TokenExpired, "this QR code has expired; generate a new one"));
+    }
+    Ok(ScannedOffer {
+        portal_name: portal_name.into(),
+        portal_fingerprint: fingerprint(&portal_pk),
+        expires_at,
+        policy,
+        secret,
+        portal_pk,
+    })
+}
+
+/// What [`start_link`] produces.
+#[derive(Debug)]
+pub struct LinkStart {
+    /// Text to send to the portal.
+    pub request: String,
+    /// State to keep (sealed with [`PendingDeviceLink::seal`]) until the answer.
+    pub pending: PendingDeviceLink,
+    /// With biometrics on: the secret to store in the platform keystore
+    /// behind biometrics (Android Keystore / iOS Keychain with
+    /// `biometryCurrentSet`). Answering with it equals answering with the passcode.
+    pub biometric_secret: Option<SecretBytes>,
+}
+
+/// A link in progress on the device (single use: consumed by [`finish_link`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingDeviceLink {
+    portal_pk: Vec<u8>,
+    portal_name: String,
+    offer_secret: [u8; 16],
+    eph_sk: SecretBytes,
+    device_sk: SecretBytes,
+    otp_root: SecretBytes,
+    device_name: String,
+    biometrics: bool,
+    policy: PasscodePolicy,
+    expires_at: u64,
+}
+
+impl core::fmt::Debug for PendingDeviceLink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingDeviceLink")
+            .field("portal_name", &self.portal_name)
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingDeviceLink {
+    /// Seal for storage between request and answer.
+    pub fn seal(&self, storage_key: &[u8; 32], rng: &mut dyn RandomSource) -> Vec<u8> {
+        seal_stored(Kind::DevicePendingLink, self, storage_key, rng)
+    }
+    /// Open a sealed pending link (`STATE_CORRUPT` on any change).
+    pub fn open(storage_key: &[u8; 32], sealed: &[u8]) -> Result<Self> {
+        open_stored(Kind::DevicePendingLink, storage_key, sealed)
+    }
+    /// Portal name.
+    pub fn portal_name(&self) -> &str {
+        &self.portal_name
+    }
+}
+
+fn seal_stored<T: Serialize>(kind: Kind, v: &T, key: &[u8; 32], rng: &mut dyn RandomSource) -> Vec<u8> {
+    let plain = Zeroizing::new(postcard::to_allocvec(v).unwrap_or_else(|_| unreachable!()));
+    let header = wire::header(kind);
+    let mut out = Vec::from(header);
+    out.extend_from_slice(&seal_blob(key, &header, &plain, rng));
+    out
+}
+
+fn open_stored<T: serde::de::DeserializeOwned>(kind: Kind, key: &[u8; 32], sealed: &[u8]) -> Result<T> {
+    let body = wire::strip_header(sealed, kind)?;
+    let plain = open_blob(key, &sealed[..2], body)?;
+    wire::decode_body(&plain, ErrorCode::StateCorrupt)
+}
+
+/// Start linking: check the device holds no account, check the passcode
+/// against the policy, make the device key and answering secrets, and
+/// encrypt the request to the portal.
+#[allow(clippy::too_many_arguments)]
+pub fn start_link(
+    offer: &ScannedOffer,
+    device_name: &str,
+    passcode: &str,
+    biometrics: bool,
+    already_linked: bool,
+    now: u64,
+    rng: &mut dyn RandomSource,
+) -> Result<LinkStart> {
+    if already_linked {
+        return Err(err(ErrorCode::DeviceAlreadyLinked, "this device already holds an account; unlink it first"));
+    }
+    if now >= offer.expires_at {
+        return Err(err(ErrorCode::TokenExpired, "this QR code has expired; generate a new one"));
+    }
+    check_name(device_name, MAX_DEVICE_NAME_LEN, "the device name")?;
+    offer.policy.check(passcode)?;
+    if biometrics && !offer.policy.allow_biometrics {
+        return Err(err(ErrorCode::PasscodePolicy, "this portal does not allow biometrics"));
+    }
+    let portal_pk = decode_public(&offer.portal_pk, ErrorCode::MalformedMessage)?;
+    let eph_sk = generate_secret_key(rng)?;
+    let device_sk = generate_secret_key(rng)?;
+    let otp_root = Zeroizing::new(random_array::<32>(rng));
+    let eph_pk = encode_public(&eph_sk.public_key());
+    let device_pk = encode_public(&device_sk.public_key());
+    let id = device_id(&device_pk);
+    let factor = user_factor(&otp_root, passcode);
+    let ak = answer_key(&otp_root, &factor, &id);
+
+    let body = RequestBody {
+        offer_secret: offer.secret,
+        device_pk: device_pk.to_vec(),
+        device_name: device_name.into(),
+        answer_key: *ak,
+        biometrics,
+    };
+    let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
+    let shared_e = ecdh(&eph_sk, &portal_pk);
+    let key = request_key(&shared_e, &offer.portal_pk, &eph_pk);
+    let header = wire::header(Kind::LinkRequest);
+    let mut out = Vec::from(header);
+    out.extend_from_slice(&eph_pk);
+    out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
+
+    let pending = PendingDeviceLink {
+        portal_pk: offer.portal_pk.to_vec(),
+        portal_name: offer.portal_name.clone(),
+        offer_secret: offer.secret,
+        eph_sk: SecretBytes::from_slice(&eph_sk.to_bytes()),
+        device_sk: SecretBytes::from_slice(&device_sk.to_bytes()),
+        otp_root: SecretBytes::from_slice(&otp_root[..]),
+        device_name: device_name.into(),
+        biometrics,
+        policy: offer.policy,
+        expires_at: offer.expires_at,
+    };
+    Ok(LinkStart {
+        request: wire::to_text(&out),
+        pending,
+        biometric_secret: biometrics.then(|| SecretBytes::from_slice(&factor[..])),
+    })
+}
+
+/// What the device shows and stores after [`finish_link`].
+#[derive(Debug, Clone)]
+pub struct LinkedDevice {
+    /// The sealed device state to store (replaces any pending link).
+    pub state: Vec<u8>,
+    /// Check code to show; the user types it on the portal.
+    pub check_code: String,
+    /// What the app shows.
+    pub info: DeviceInfo,
+}
+
+/// Public facts of a linked device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Portal name.
+    pub portal_name: String,
+    /// Portal key fingerprint.
+    pub portal_fingerprint: String,
+    /// Account.
+    pub account: String,
+    /// Device id.
+    pub device_id: String,
+    /// Device name.
+    pub device_name: String,
+    /// When the portal accepted the link.
+    pub linked_at: u64,
+    /// Deadline to type the check code on the portal.
+    pub confirm_by: u64,
+    /// Biometrics enabled.
+    pub biometrics: bool,
+    /// Passcode policy.
+    pub policy: PasscodePolicy,
+}
+
+/// Finish linking with the portal's answer. Consumes the pending link.
+/// Errors: the portal's refusal (`TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`,
+/// `TOKEN_UNKNOWN`), `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`.
+pub fn finish_link(
+    pending: PendingDeviceLink,
+    answer: &str,
+    storage_key: &[u8; 32],
+    rng: &mut dyn RandomSource,
+) -> Result<LinkedDevice> {
+    let bytes = wire::from_text(answer)?;
+    let body = wire::strip_header(&bytes, Kind::LinkAnswer)?;
+    let portal_pk = decode_public(&pending.portal_pk, ErrorCode::StateCorrupt)?;
+    let eph_sk = secret_key_from_bytes(pending.eph_sk.expose())?;
+    let device_sk = secret_key_from_bytes(pending.device_sk.expose())?;
+    let eph_pk = encode_public(&eph_sk.public_key());
+    let device_pk = encode_public(&device_sk.public_key());
+    let shared_e = ecdh(&eph_sk, &portal_pk);
+    let th = transcript(&pending.portal_pk, &eph_pk, &device_pk, &pending.offer_secret);
+    let keys = link_keys(&shared_e, &pending.offer_secret, &th);
+    let plain = open_once(&keys.answer_key, &[&bytes[..2], &th[..]].concat(), body)?;
+    let ab: AnswerBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+    let (account, id, linked_at, confirm_by) = match ab {
+        AnswerBody::Refused { code } => return Err(refused_error(&code)),
+        AnswerBody::Accepted { account, device_id, linked_at, confirm_by } => (account, device_id, linked_at, confirm_by),
+    };
+    if id != device_id(&device_pk) {
+        return Err(err(ErrorCode::MessageTampered, "the answer is for another device"));
+    }
+    let channel = channel_key(&ecdh(&device_sk, &portal_pk), &th);
+    let info = DeviceInfo {
+        portal_name: pending.portal_name.clone(),
+        portal_fingerprint: fingerprint(&pending.portal_pk),
+        account,
+        device_id: id,
+        device_name: pending.device_name.clone(),
+        linked_at,
+        confirm_by,
+        biometrics: pending.biometrics,
+        policy: pending.policy,
+    };
+    let state = DeviceState {
+        info: info.clone(),
+        portal_pk: pending.portal_pk.clone(),
+        device_sk: pending.device_sk.clone(),
+        otp_root: pending.otp_root.clone(),
+        channel_key: SecretBytes::from_slice(&channel[..]),
+    };
+    Ok(LinkedDevice { state: state.seal(storage_key, rng), check_code: String::clone(&keys.check_code), info })
+}
+
+/// The one account a device holds; stored sealed under a key from the
+/// platform keystore. It holds no passcode and nothing that can test one.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DeviceState {
+    info: DeviceInfo,
+    portal_pk: Vec<u8>,
+    device_sk: SecretBytes,
+    otp_root: SecretBytes,
+    channel_key: SecretBytes,
+}
+
+impl core::fmt::Debug for DeviceState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeviceState").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// How the user unlocks the answering secrets.
+#[derive(Clone, Copy)]
+pub enum UserFactor<'a> {
+    /// The passcode typed by the user.
+    Passcode(&'a str),
+    /// The biometric secret released by the platform keystore.
+    Biometric(&'a [u8]),
+}
+
+impl core::fmt::Debug for UserFactor<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            UserFactor::Passcode(_) => "UserFactor::Passcode(<redacted>)",
+            UserFactor::Biometric(_) => "UserFactor::Biometric(<redacted>)",
+        })
+    }
+}
+
+/// A status request in flight (keep it to read the answer).
+#[derive(Clone, Debug)]
+pub struct StatusProbe {
+    nonce: [u8; 16],
+}
+
+impl DeviceState {
+    /// Seal for storage.
+    pub fn seal(&self, storage_key: &[u8; 32], rng: &mut dyn RandomSource) -> Vec<u8> {
+        seal_stored(Kind::DeviceState, self, storage_key, rng)
+    }
+    /// Open (`STATE_CORRUPT` on any change or a wrong key).
+    pub fn open(storage_key: &[u8; 32], sealed: &[u8]) -> Result<Self> {
+        open_stored(Kind::DeviceState, storage_key, sealed)
+    }
+    /// Public facts.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn otp_root(&self) -> Result<[u8; 32]> {
+        wire::fixed(self.otp_root.expose(), ErrorCode::StateCorrupt)
+    }
+
+    /// The answering key for a user factor. Any passcode yields a key; only
+    /// the portal can tell whether it was the right one.
+    pub(crate) fn answer_key(&self, factor: UserFactor<'_>) -> Result<Zeroizing<[u8; 32]>> {
+        let root = Zeroizing::new(self.otp_root()?);
+        let f = match factor {
+            UserFactor::Passcode(p) => user_factor(&root, p),
+            UserFactor::Biometric(b) => Zeroizing::new(
+                wire::fixed(b, ErrorCode::InvalidInput)
+                    .map_err(|_| err(ErrorCode::InvalidInput, "the biometric secret must be 32 bytes"))?,
+            ),
+        };
+        Ok(answer_key(&root, &f, &self.info.device_id))
+    }
+
+    /// The time-based code of this device at `now` (flow 5). A wrong
+    /// passcode gives a wrong code that only the portal detects.
+    pub fn totp(&self, factor: UserFactor<'_>, now: u64) -> Result<String> {
+        device_totp(&self.answer_key(factor)?[..])?.generate(now)
+    }
+
+    /// A status request for the portal (does this link still exist?).
+    pub fn status_request(&self, now: u64, rng: &mut dyn RandomSource) -> Result<(String, StatusProbe)> {
+        let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
+        let nonce = random_array::<16>(rng);
+        let header = wire::header(Kind::StatusRequest);
+        let mac = hmac_sha256(
+            self.channel_key.expose(),
+            &[label::STATUS_REQUEST, &header, &id, &nonce, &now.to_be_bytes()],
+        );
+        let mut out = Vec::from(header);
+        out.extend_from_slice(&id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&now.to_be_bytes());
+        out.extend_from_slice(&mac);
+        Ok((wire::to_text(&out), StatusProbe { nonce }))
+    }
+
+    /// Read the portal's status answer. `Ok(())`: still linked.
+    /// `DEVICE_REVOKED`: the portal unlinked this device — wipe the state.
+    pub fn read_status_answer(&self, probe: &StatusProbe, answer: &str) -> Result<()> {
+        let bytes = wire::from_text(answer)?;
+        let body = wire::strip_header(&bytes, Kind::StatusAnswer)?;
+        if body.len() != 16 + 1 + 32 {
+            return Err(err(ErrorCode::MalformedMessage, "the status answer has the wrong length"));
+        }
+        let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
+        let expected = super::portal::status_answer(self.channel_key.expose(), &id, &probe.nonce, body[16]);
+        let expected = wire::from_text(&expected)?;
+        if !ct_eq(&expected, &bytes) {
+            return Err(err(ErrorCode::MessageTampered, "the status answer failed authentication"));
+        }
+        match body[16] {
+            0 => Ok(()),
+            _ => Err(err(ErrorCode::DeviceRevoked, "the portal unlinked this device; its account must be wiped")),
+        }
+    }
+}
