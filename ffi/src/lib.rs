@@ -6,7 +6,9 @@
 
 uniffi::setup_scaffolding!("tessera");
 
+mod link;
 mod otp;
+pub use link::*;
 pub use otp::*;
 
 /// The one error type of the Tessera bindings (Kotlin: `TesseraException`,

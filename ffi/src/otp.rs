@@ -1,8 +1,8 @@
 //! OTP engine: HOTP, TOTP, OCRA, otpauth:// URIs and the portal verifier.
 
-use crate::{random_bytes, Result, TesseraError};
+use crate::{random_bytes, Result};
 use tessera_core::otp::{self, Algorithm, KeyUri, OcraInput, OcraSuite, SecretPolicy};
-use tessera_core::{encoding, ErrorCode, SecretBytes};
+use tessera_core::{encoding, SecretBytes};
 
 /// HMAC hash of an OTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -244,7 +244,6 @@ pub struct OtpVerifierConfig {
     /// Shared secret.
     pub secret: Vec<u8>,
     /// Hash.
-    #[uniffi(default = Sha1)]
     pub algorithm: OtpAlgorithm,
     /// Digits.
     #[uniffi(default = 6)]
