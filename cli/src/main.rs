@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use tessera_core::{Error, ErrorCode};
 
 mod demo;
+mod device_cmd;
 mod otp_cmd;
+mod portal_cmd;
+mod store;
 mod util;
 
 #[derive(Parser, Debug)]
@@ -21,6 +24,12 @@ enum Command {
     /// One-time passwords: HOTP, TOTP, OCRA and otpauth:// URIs.
     #[command(subcommand)]
     Otp(otp_cmd::OtpCommand),
+    /// The reference portal: link offers, device registry.
+    #[command(subcommand)]
+    Portal(portal_cmd::PortalCommand),
+    /// A simulated device (phone app).
+    #[command(subcommand)]
+    Device(device_cmd::DeviceCommand),
     /// Run every flow end to end on this machine and explain each step.
     Demo(demo::DemoArgs),
 }
@@ -29,6 +38,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<(), Error> = match cli.command {
         Command::Otp(c) => otp_cmd::run(c),
+        Command::Portal(c) => portal_cmd::run(c),
+        Command::Device(c) => device_cmd::run(c),
         Command::Demo(a) => demo::run(a),
     };
     match result {

@@ -33,3 +33,16 @@ pub fn render_qr(text: &str, level: EcLevel) -> Result<String, Error> {
         .quiet_zone(true)
         .build())
 }
+
+/// The OS random generator as a core [`RandomSource`](tessera_core::crypto::RandomSource).
+pub struct CliRandom;
+
+impl tessera_core::crypto::RandomSource for CliRandom {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // Without an OS entropy source nothing here can work; stop loudly.
+        #[allow(clippy::panic)]
+        if getrandom::fill(dest).is_err() {
+            panic!("the system random generator failed");
+        }
+    }
+}

@@ -332,7 +332,7 @@ impl core::fmt::Debug for UserFactor<'_> {
 }
 
 /// A status request in flight (keep it to read the answer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusProbe {
     nonce: [u8; 16],
 }

@@ -1,0 +1,290 @@
+// Kotlin binding tests of Tessera: a plain `main` runner (no JUnit) using
+// kotlin.test asserts. It loads libtessera_ffi the way an app does: the
+// generated `dev.tessera` bindings through JNA (-Djna.library.path=...).
+//
+// Usage: java ... dev.tessera.tests.MainKt <path/to/vectors/otp.json>
+package dev.tessera.tests
+
+import dev.tessera.*
+import java.io.File
+import kotlin.system.exitProcess
+import kotlin.test.assertContentEquals
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertIs
+import kotlin.test.assertNotEquals
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+import kotlin.test.fail
+
+class Runner {
+    var passed = 0
+    var failed = 0
+
+    fun test(name: String, body: () -> Unit) {
+        try {
+            body()
+            passed++
+            println("ok   $name")
+        } catch (t: Throwable) {
+            failed++
+            println("FAIL $name: $t")
+        }
+    }
+}
+
+fun hex(s: String): ByteArray {
+    require(s.length % 2 == 0) { "odd hex length" }
+    return ByteArray(s.length / 2) { s.substring(2 * it, 2 * it + 2).toInt(16).toByte() }
+}
+
+fun algorithm(name: String): OtpAlgorithm = when (name.lowercase()) {
+    "sha1" -> OtpAlgorithm.SHA1
+    "sha256" -> OtpAlgorithm.SHA256
+    "sha512" -> OtpAlgorithm.SHA512
+    else -> error("unknown algorithm $name")
+}
+
+@Suppress("UNCHECKED_CAST")
+fun rows(doc: Map<String, Any?>, key: String): List<Map<String, Any?>> =
+    (doc[key] as? List<Map<String, Any?>>) ?: error("vectors: no '$key' array")
+
+fun Map<String, Any?>.str(k: String): String = this[k] as? String ?: error("vector field '$k' missing")
+fun Map<String, Any?>.long(k: String): Long = this[k] as? Long ?: error("vector field '$k' missing")
+fun Map<String, Any?>.longOrNull(k: String): Long? = this[k] as Long?
+
+/** Runs `body`, which must throw TesseraException.Failure, and returns it. */
+fun failure(body: () -> Unit): TesseraException.Failure {
+    val e = assertFailsWith<TesseraException> { body() }
+    return assertIs<TesseraException.Failure>(e)
+}
+
+const val RFC_SECRET_B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ" // "12345678901234567890"
+const val GOOGLE_EXAMPLE = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
+
+fun vectorTests(r: Runner, doc: Map<String, Any?>) {
+    rows(doc, "hotp").forEachIndexed { i, v ->
+        r.test("vector hotp[$i] ${v.str("algorithm")} counter=${v.long("counter")} digits=${v.long("digits")}") {
+            val code = hotp(hex(v.str("secret_hex")), v.long("counter").toULong(), v.long("digits").toUByte(), algorithm(v.str("algorithm")))
+            assertEquals(v.str("code"), code)
+        }
+    }
+    rows(doc, "totp").forEachIndexed { i, v ->
+        r.test("vector totp[$i] ${v.str("algorithm")} time=${v.long("time")}") {
+            val code = totp(
+                hex(v.str("secret_hex")), v.long("time").toULong(), v.long("period").toULong(),
+                v.long("digits").toUByte(), algorithm(v.str("algorithm")),
+            )
+            assertEquals(v.str("code"), code)
+        }
+    }
+    rows(doc, "ocra").forEachIndexed { i, v ->
+        r.test("vector ocra[$i] ${v.str("suite")} q=${v["question"]}") {
+            val params = OcraParams(
+                counter = v.longOrNull("counter")?.toULong(),
+                question = v["question"] as String?,
+                password = v["password"] as String?,
+                session = (v["session_hex"] as String?)?.let(::hex),
+                unixTime = v.longOrNull("time")?.toULong(),
+            )
+            assertEquals(v.str("code"), ocra(v.str("suite"), hex(v.str("key_hex")), params))
+        }
+    }
+}
+
+fun otpauthTests(r: Runner) {
+    val rfc = hex("3132333435363738393031323334353637383930")
+
+    r.test("otpauth: short secret refused with SECRET_TOO_SHORT by default") {
+        assertEquals("SECRET_TOO_SHORT", failure { parseOtpauthUri(GOOGLE_EXAMPLE) }.code)
+        assertEquals("SECRET_TOO_SHORT", failure { otpauthCode(GOOGLE_EXAMPLE, 59uL) }.code)
+    }
+    r.test("otpauth: parse with allowShortSecret = true") {
+        val u = parseOtpauthUri(GOOGLE_EXAMPLE, allowShortSecret = true)
+        assertEquals(OtpKind.Totp(30uL), u.kind)
+        assertEquals("Example", u.issuer)
+        assertEquals("alice@google.com", u.account)
+        assertContentEquals("Hello!".toByteArray() + hex("deadbeef"), u.secret)
+        assertEquals(OtpAlgorithm.SHA1, u.algorithm)
+        assertEquals(6.toUByte(), u.digits)
+    }
+    r.test("otpauth: code of the short-secret example with allowShortSecret = true") {
+        assertEquals("324550", otpauthCode(GOOGLE_EXAMPLE, 1_700_000_000uL, allowShortSecret = true))
+    }
+    r.test("otpauth: format is canonical and parses back to the same key") {
+        val u = parseOtpauthUri(GOOGLE_EXAMPLE, allowShortSecret = true)
+        val s = formatOtpauthUri(u)
+        assertEquals("otpauth://totp/Example:alice%40google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example&algorithm=SHA1&digits=6&period=30", s)
+        val back = parseOtpauthUri(s, allowShortSecret = true)
+        assertEquals(u.kind, back.kind)
+        assertEquals(u.issuer, back.issuer)
+        assertEquals(u.account, back.account)
+        assertContentEquals(u.secret, back.secret)
+        assertEquals(u.algorithm, back.algorithm)
+        assertEquals(u.digits, back.digits)
+    }
+    r.test("otpauth: format a HOTP record built in Kotlin, then code at its counter") {
+        val u = OtpAuthUri(OtpKind.Hotp(1uL), "ACME Co", "bob", rfc, OtpAlgorithm.SHA256, 8u)
+        val s = formatOtpauthUri(u)
+        assertTrue(s.startsWith("otpauth://hotp/"), s)
+        val back = parseOtpauthUri(s)
+        assertEquals(OtpKind.Hotp(1uL), back.kind)
+        assertEquals("ACME Co", back.issuer)
+        assertEquals("bob", back.account)
+        assertContentEquals(rfc, back.secret)
+        assertEquals(hotp(rfc, 1uL, 8u, OtpAlgorithm.SHA256), otpauthCode(s, 0uL))
+    }
+    r.test("otpauth: TOTP code at time 59 with the RFC secret") {
+        val uri = "otpauth://totp/ACME:bob?secret=$RFC_SECRET_B32&issuer=ACME&digits=8"
+        assertEquals("94287082", otpauthCode(uri, 59uL))
+    }
+    r.test("otpauth: malformed URI fails with a typed error") {
+        val e = failure { parseOtpauthUri("https://example.com/") }
+        assertTrue(e.code.isNotEmpty())
+        assertTrue(e.code in errorCodes(), "code ${e.code} not in errorCodes()")
+    }
+}
+
+fun encodingTests(r: Runner) {
+    r.test("base32: encode RFC secret") {
+        assertEquals(RFC_SECRET_B32, base32Encode("12345678901234567890".toByteArray()))
+    }
+    r.test("base32: lenient decode (case, spaces, padding)") {
+        assertContentEquals("Hello!".toByteArray() + hex("deadbeef"), base32Decode("jbsw y3dp ehpk 3pxp"))
+        assertContentEquals("f".toByteArray(), base32Decode("MY======"))
+        assertContentEquals(ByteArray(0), base32Decode(""))
+    }
+    r.test("newOtpSecret: 20 fresh bytes") {
+        val a = newOtpSecret()
+        val b = newOtpSecret()
+        assertEquals(20, a.size)
+        assertFalse(a.contentEquals(b))
+    }
+}
+
+fun errorTests(r: Runner) {
+    r.test("error: INVALID_DIGITS is a TesseraException.Failure with code and detail") {
+        val e = failure { hotp("k".toByteArray(), 0uL, 3u, OtpAlgorithm.SHA1) }
+        assertEquals("INVALID_DIGITS", e.code)
+        assertTrue(e.detail.isNotBlank())
+        assertIs<Exception>(e)
+        assertTrue(e.message!!.contains("INVALID_DIGITS"), "message: ${e.message}")
+    }
+    r.test("error: base32Decode(\"!!\") -> INVALID_SECRET") {
+        assertEquals("INVALID_SECRET", failure { base32Decode("!!") }.code)
+    }
+    r.test("error: ocra with an unknown suite -> INVALID_OCRA_SUITE") {
+        val e = failure { ocra("OCRA-2:HOTP-SHA1-6:QN08", ByteArray(20), OcraParams(question = "00000000")) }
+        assertEquals("INVALID_OCRA_SUITE", e.code)
+    }
+    r.test("error: a catch on the sealed type sees every failure") {
+        try {
+            totp(ByteArray(20), 59uL, 0uL, 6u, OtpAlgorithm.SHA1)
+            fail("period 0 must be refused")
+        } catch (e: TesseraException) {
+            when (e) {
+                is TesseraException.Failure -> assertTrue(e.code in errorCodes(), e.code)
+            }
+        }
+    }
+    r.test("errorCodes: stable table, unique, contains the codes used here") {
+        val codes = errorCodes()
+        assertEquals(codes.size, codes.toSet().size)
+        for (c in listOf("INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT")) {
+            assertTrue(c in codes, "$c missing from errorCodes()")
+        }
+    }
+}
+
+fun verifierTests(r: Runner) {
+    val secret = hex("3132333435363738393031323334353637383930")
+    val now = 1_700_000_000uL // step 56666666: code 921300; step before: 276857
+    val config = OtpVerifierConfig(secret = secret, algorithm = OtpAlgorithm.SHA1)
+
+    r.test("verifier: record defaults (6 digits, 30 s, window 1, 5 failures)") {
+        assertEquals(6.toUByte(), config.digits)
+        assertEquals(30uL, config.period)
+        assertEquals(1uL, config.window)
+        assertEquals(5u, config.maxFailures)
+        assertNull(config.lockSeconds)
+        assertEquals(OtpVerifierState(), OtpVerifierState(null, 0uL, 0u, false, null))
+    }
+    r.test("verifier: TOTP accept, then replay -> OTP_REPLAYED") {
+        val code = totp(secret, now, 30uL, 6u, OtpAlgorithm.SHA1)
+        assertEquals("921300", code)
+        val ok = totpVerify(config, code, now, OtpVerifierState())
+        assertTrue(ok.accepted)
+        assertNull(ok.errorCode)
+        assertEquals(56_666_666uL, ok.matched)
+        assertEquals(0L, ok.drift)
+        assertEquals(56_666_666uL, ok.state.lastAccepted)
+        val replay = totpVerify(config, code, now + 5uL, ok.state)
+        assertFalse(replay.accepted)
+        assertEquals("OTP_REPLAYED", replay.errorCode)
+        assertNull(replay.matched)
+        assertEquals(1u, replay.state.consecutiveFailures)
+    }
+    r.test("verifier: previous step accepted with drift -1") {
+        val c = totpVerify(config, "276857", now, OtpVerifierState())
+        assertTrue(c.accepted, "refused: ${c.errorCode}")
+        assertEquals(-1L, c.drift)
+    }
+    r.test("verifier: 5 wrong codes -> locked, then even the right code -> LOCKED_OUT") {
+        var st = OtpVerifierState()
+        repeat(5) {
+            val c = totpVerify(config, "000000", now, st)
+            assertFalse(c.accepted)
+            assertEquals("OTP_MISMATCH", c.errorCode)
+            st = c.state
+        }
+        assertTrue(st.locked)
+        assertEquals(5u, st.consecutiveFailures)
+        val locked = totpVerify(config, "921300", now, st)
+        assertFalse(locked.accepted)
+        assertEquals("LOCKED_OUT", locked.errorCode)
+        // An administrative unlock is a state reset done by the caller.
+        assertTrue(totpVerify(config, "921300", now, locked.state.copy(locked = false, consecutiveFailures = 0u)).accepted)
+    }
+    r.test("verifier: timed lock (lockSeconds) expires") {
+        val cfg = config.copy(maxFailures = 2u, lockSeconds = 100uL)
+        var st = OtpVerifierState()
+        repeat(2) { st = totpVerify(cfg, "000000", now, st).state }
+        assertEquals(now + 100uL, st.lockedUntil)
+        assertEquals("LOCKED_OUT", totpVerify(cfg, "000000", now + 99uL, st).errorCode)
+        val later = now + 100uL
+        assertTrue(totpVerify(cfg, totp(secret, later, 30uL, 6u, OtpAlgorithm.SHA1), later, st).accepted)
+    }
+    r.test("verifier: wrong shape -> INVALID_INPUT (no exception)") {
+        assertEquals("INVALID_INPUT", totpVerify(config, "12ab56", now, OtpVerifierState()).errorCode)
+    }
+    r.test("verifier: HOTP look-ahead moves nextCounter past the match") {
+        val c = hotpVerify(config, "359152", 0uL, OtpVerifierState()) // counter 2, window 1 from 0 -> refused
+        assertFalse(c.accepted)
+        val cfg = config.copy(window = 10uL)
+        val ok = hotpVerify(cfg, "359152", 0uL, OtpVerifierState())
+        assertTrue(ok.accepted)
+        assertEquals(2uL, ok.matched)
+        assertEquals(2L, ok.drift)
+        assertEquals(3uL, ok.state.nextCounter)
+        assertFalse(hotpVerify(cfg, "359152", 0uL, ok.state).accepted) // used counter
+        assertTrue(hotpVerify(cfg, "969429", 0uL, ok.state).accepted) // counter 3
+    }
+    r.test("verifier: invalid configuration throws (digits 3)") {
+        assertEquals("INVALID_DIGITS", failure { totpVerify(config.copy(digits = 3u), "123", now, OtpVerifierState()) }.code)
+    }
+}
+
+fun main(args: Array<String>) {
+    val path = args.firstOrNull() ?: System.getenv("TESSERA_VECTORS") ?: error("usage: MainKt <vectors/otp.json>")
+    @Suppress("UNCHECKED_CAST")
+    val doc = JsonReader.parse(File(path).readText()) as Map<String, Any?>
+    val r = Runner()
+    vectorTests(r, doc)
+    otpauthTests(r)
+    encodingTests(r)
+    errorTests(r)
+    verifierTests(r)
+    println("${r.passed} passed, ${r.failed} failed")
+    if (r.failed != 0 || r.passed == 0) exitProcess(1)
+}

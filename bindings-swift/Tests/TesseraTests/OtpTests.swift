@@ -1,0 +1,201 @@
+import Foundation
+import Tessera
+import XCTest
+
+let rfcSecret = hex("3132333435363738393031323334353637383930") // "12345678901234567890"
+let rfcSecretBase32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+let googleExample = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
+let helloDeadbeef = Data("Hello!".utf8) + hex("deadbeef")
+
+final class OtpauthTests: XCTestCase {
+    func testShortSecretRefusedByDefault() {
+        XCTAssertEqual(failure { try parseOtpauthUri(uri: googleExample) }?.code, "SECRET_TOO_SHORT")
+        XCTAssertEqual(failure { try otpauthCode(uri: googleExample, unixTime: 59) }?.code, "SECRET_TOO_SHORT")
+    }
+
+    func testParseWithAllowShortSecret() throws {
+        let u = try parseOtpauthUri(uri: googleExample, allowShortSecret: true)
+        XCTAssertEqual(u.kind, .totp(period: 30))
+        XCTAssertEqual(u.issuer, "Example")
+        XCTAssertEqual(u.account, "alice@google.com")
+        XCTAssertEqual(u.secret, helloDeadbeef)
+        XCTAssertEqual(u.algorithm, .sha1)
+        XCTAssertEqual(u.digits, 6)
+    }
+
+    func testCodeWithAllowShortSecret() throws {
+        XCTAssertEqual(try otpauthCode(uri: googleExample, unixTime: 1_700_000_000, allowShortSecret: true), "324550")
+    }
+
+    func testFormatIsCanonicalAndRoundTrips() throws {
+        let u = try parseOtpauthUri(uri: googleExample, allowShortSecret: true)
+        let s = formatOtpauthUri(uri: u)
+        XCTAssertEqual(s, "otpauth://totp/Example:alice%40google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example&algorithm=SHA1&digits=6&period=30")
+        XCTAssertEqual(try parseOtpauthUri(uri: s, allowShortSecret: true), u)
+    }
+
+    func testFormatHotpRecordBuiltInSwift() throws {
+        let u = OtpAuthUri(kind: .hotp(counter: 1), issuer: "ACME Co", account: "bob", secret: rfcSecret, algorithm: .sha256, digits: 8)
+        let s = formatOtpauthUri(uri: u)
+        XCTAssertTrue(s.hasPrefix("otpauth://hotp/"), s)
+        XCTAssertEqual(try parseOtpauthUri(uri: s), u)
+        XCTAssertEqual(try otpauthCode(uri: s, unixTime: 0), try hotp(secret: rfcSecret, counter: 1, digits: 8, algorithm: .sha256))
+    }
+
+    func testTotpCodeAtTime59() throws {
+        let uri = "otpauth://totp/ACME:bob?secret=\(rfcSecretBase32)&issuer=ACME&digits=8"
+        XCTAssertEqual(try otpauthCode(uri: uri, unixTime: 59), "94287082")
+    }
+
+    func testMalformedUriIsTyped() {
+        let e = failure { try parseOtpauthUri(uri: "https://example.com/") }
+        XCTAssertNotNil(e)
+        if let e { XCTAssertTrue(errorCodes().contains(e.code), e.code) }
+    }
+}
+
+final class EncodingTests: XCTestCase {
+    func testBase32Encode() {
+        XCTAssertEqual(base32Encode(data: Data("12345678901234567890".utf8)), rfcSecretBase32)
+    }
+
+    func testBase32LenientDecode() throws {
+        XCTAssertEqual(try base32Decode(text: "jbsw y3dp ehpk 3pxp"), helloDeadbeef)
+        XCTAssertEqual(try base32Decode(text: "MY======"), Data("f".utf8))
+        XCTAssertEqual(try base32Decode(text: ""), Data())
+    }
+
+    func testNewOtpSecret() throws {
+        let a = try newOtpSecret()
+        let b = try newOtpSecret()
+        XCTAssertEqual(a.count, 20)
+        XCTAssertNotEqual(a, b)
+    }
+}
+
+final class ErrorTests: XCTestCase {
+    func testInvalidDigitsCarriesCodeAndDetail() {
+        do {
+            _ = try hotp(secret: Data("k".utf8), counter: 0, digits: 3, algorithm: .sha1)
+            XCTFail("digits 3 must be refused")
+        } catch let e as TesseraError {
+            guard case let .Failure(code, detail) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(code, "INVALID_DIGITS")
+            XCTAssertFalse(detail.isEmpty)
+            XCTAssertEqual(e, .Failure(code: "INVALID_DIGITS", detail: detail))
+            XCTAssertTrue((e.errorDescription ?? "").contains("INVALID_DIGITS"), e.errorDescription ?? "nil")
+        } catch {
+            XCTFail("unexpected \(error)")
+        }
+    }
+
+    func testBase32DecodeInvalidSecret() {
+        XCTAssertEqual(failure { try base32Decode(text: "!!") }?.code, "INVALID_SECRET")
+    }
+
+    func testOcraInvalidSuite() {
+        XCTAssertEqual(failure { try ocra(suite: "OCRA-2:HOTP-SHA1-6:QN08", key: Data(count: 20), params: OcraParams(question: "00000000")) }?.code,
+                       "INVALID_OCRA_SUITE")
+    }
+
+    func testErrorCodesTable() {
+        let codes = errorCodes()
+        XCTAssertEqual(codes.count, Set(codes).count)
+        for c in ["INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT"] {
+            XCTAssertTrue(codes.contains(c), "\(c) missing from errorCodes()")
+        }
+    }
+}
+
+final class VerifierTests: XCTestCase {
+    let now: UInt64 = 1_700_000_000 // step 56666666: code 921300; step before: 276857
+    let config = OtpVerifierConfig(secret: rfcSecret, algorithm: .sha1)
+
+    func testRecordDefaults() {
+        XCTAssertEqual(config.digits, 6)
+        XCTAssertEqual(config.period, 30)
+        XCTAssertEqual(config.window, 1)
+        XCTAssertEqual(config.maxFailures, 5)
+        XCTAssertNil(config.lockSeconds)
+        XCTAssertEqual(OtpVerifierState(), OtpVerifierState(lastAccepted: nil, nextCounter: 0, consecutiveFailures: 0, locked: false, lockedUntil: nil))
+        XCTAssertEqual(OcraParams(), OcraParams(counter: nil, question: nil, password: nil, session: nil, unixTime: nil))
+    }
+
+    func testAcceptThenReplay() throws {
+        let code = try totp(secret: rfcSecret, unixTime: now, period: 30, digits: 6, algorithm: .sha1)
+        XCTAssertEqual(code, "921300")
+        let ok = try totpVerify(config: config, code: code, unixTime: now, state: OtpVerifierState())
+        XCTAssertTrue(ok.accepted)
+        XCTAssertNil(ok.errorCode)
+        XCTAssertEqual(ok.matched, 56_666_666)
+        XCTAssertEqual(ok.drift, 0)
+        XCTAssertEqual(ok.state.lastAccepted, 56_666_666)
+        let replay = try totpVerify(config: config, code: code, unixTime: now + 5, state: ok.state)
+        XCTAssertFalse(replay.accepted)
+        XCTAssertEqual(replay.errorCode, "OTP_REPLAYED")
+        XCTAssertNil(replay.matched)
+        XCTAssertEqual(replay.state.consecutiveFailures, 1)
+    }
+
+    func testPreviousStepDrift() throws {
+        let c = try totpVerify(config: config, code: "276857", unixTime: now, state: OtpVerifierState())
+        XCTAssertTrue(c.accepted, c.errorCode ?? "")
+        XCTAssertEqual(c.drift, -1)
+    }
+
+    func testFiveWrongCodesLockOut() throws {
+        var st = OtpVerifierState()
+        for _ in 0..<5 {
+            let c = try totpVerify(config: config, code: "000000", unixTime: now, state: st)
+            XCTAssertFalse(c.accepted)
+            XCTAssertEqual(c.errorCode, "OTP_MISMATCH")
+            st = c.state
+        }
+        XCTAssertTrue(st.locked)
+        XCTAssertEqual(st.consecutiveFailures, 5)
+        let locked = try totpVerify(config: config, code: "921300", unixTime: now, state: st)
+        XCTAssertFalse(locked.accepted)
+        XCTAssertEqual(locked.errorCode, "LOCKED_OUT")
+        // An administrative unlock is a state reset done by the caller.
+        var unlocked = locked.state
+        unlocked.locked = false
+        unlocked.consecutiveFailures = 0
+        XCTAssertTrue(try totpVerify(config: config, code: "921300", unixTime: now, state: unlocked).accepted)
+    }
+
+    func testTimedLockExpires() throws {
+        var cfg = config
+        cfg.maxFailures = 2
+        cfg.lockSeconds = 100
+        var st = OtpVerifierState()
+        for _ in 0..<2 { st = try totpVerify(config: cfg, code: "000000", unixTime: now, state: st).state }
+        XCTAssertEqual(st.lockedUntil, now + 100)
+        XCTAssertEqual(try totpVerify(config: cfg, code: "000000", unixTime: now + 99, state: st).errorCode, "LOCKED_OUT")
+        let later = now + 100
+        let code = try totp(secret: rfcSecret, unixTime: later, period: 30, digits: 6, algorithm: .sha1)
+        XCTAssertTrue(try totpVerify(config: cfg, code: code, unixTime: later, state: st).accepted)
+    }
+
+    func testWrongShapeIsInvalidInput() throws {
+        XCTAssertEqual(try totpVerify(config: config, code: "12ab56", unixTime: now, state: OtpVerifierState()).errorCode, "INVALID_INPUT")
+    }
+
+    func testHotpLookAhead() throws {
+        XCTAssertFalse(try hotpVerify(config: config, code: "359152", unixTime: 0, state: OtpVerifierState()).accepted)
+        var cfg = config
+        cfg.window = 10
+        let ok = try hotpVerify(config: cfg, code: "359152", unixTime: 0, state: OtpVerifierState())
+        XCTAssertTrue(ok.accepted)
+        XCTAssertEqual(ok.matched, 2)
+        XCTAssertEqual(ok.drift, 2)
+        XCTAssertEqual(ok.state.nextCounter, 3)
+        XCTAssertFalse(try hotpVerify(config: cfg, code: "359152", unixTime: 0, state: ok.state).accepted)
+        XCTAssertTrue(try hotpVerify(config: cfg, code: "969429", unixTime: 0, state: ok.state).accepted)
+    }
+
+    func testInvalidConfigurationThrows() {
+        var cfg = config
+        cfg.digits = 3
+        XCTAssertEqual(failure { try totpVerify(config: cfg, code: "123", unixTime: now, state: OtpVerifierState()) }?.code, "INVALID_DIGITS")
+    }
+}
