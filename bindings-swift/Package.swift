@@ -1,4 +1,4 @@
-// swift-tools-version:5.9
+// swift-tools-version:6.0
 // Tessera for Swift: the UniFFI-generated `Tessera` module over the C module
 // `TesseraFFI` (header + module map) and the Rust library `libtessera_ffi`.
 //

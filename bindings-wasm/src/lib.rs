@@ -180,26 +180,54 @@ pub(crate) fn given(v: Option<JsValue>) -> Option<JsValue> {
     v.filter(|v| !v.is_undefined() && !v.is_null())
 }
 
-/// Check that `v` is an object (for `params`, `config`, `state`, ...).
-pub(crate) fn object<'a>(v: &'a JsValue, what: &str) -> JsResult<&'a JsValue> {
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(invalid(&format!("{what} must be an object")))
+/// A JS object argument (`params`, `config`, `state`, ...), named in errors.
+pub(crate) struct JsObject<'a> {
+    value: &'a JsValue,
+    name: &'static str,
+}
+
+impl<'a> JsObject<'a> {
+    /// Check that `value` is an object.
+    pub(crate) fn new(value: &'a JsValue, name: &'static str) -> JsResult<Self> {
+        if value.is_object() {
+            Ok(JsObject { value, name })
+        } else {
+            Err(invalid(&format!("{name} must be an object")))
+        }
     }
-}
 
-/// An optional field of an object (`undefined`/`null` → `None`). A throwing
-/// getter or proxy becomes `INVALID_INPUT`.
-pub(crate) fn field(obj: &JsValue, name: &str) -> JsResult<Option<JsValue>> {
-    let v = Reflect::get(obj, &JsValue::from_str(name))
-        .map_err(|_| invalid(&format!("the field {name} could not be read")))?;
-    Ok(given(Some(v)))
-}
+    /// `name.key`, for error details.
+    pub(crate) fn path(&self, key: &str) -> String {
+        format!("{}.{key}", self.name)
+    }
 
-/// A required field of an object.
-pub(crate) fn required(obj: &JsValue, name: &str) -> JsResult<JsValue> {
-    field(obj, name)?.ok_or_else(|| invalid(&format!("the field {name} is missing")))
+    /// An optional field (`undefined`/`null` → `None`). A throwing getter or
+    /// proxy becomes `INVALID_INPUT`.
+    pub(crate) fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
+        let v = Reflect::get(self.value, &JsValue::from_str(key))
+            .map_err(|_| invalid(&format!("{} could not be read", self.path(key))))?;
+        Ok(given(Some(v)))
+    }
+
+    /// A required field.
+    pub(crate) fn require(&self, key: &str) -> JsResult<JsValue> {
+        self.get(key)?.ok_or_else(|| invalid(&format!("{} is missing", self.path(key))))
+    }
+
+    /// An optional integer field.
+    pub(crate) fn get_u64(&self, key: &str) -> JsResult<Option<u64>> {
+        self.get(key)?.map(|v| to_u64(&v, &self.path(key))).transpose()
+    }
+
+    /// An optional string field.
+    pub(crate) fn get_string(&self, key: &str) -> JsResult<Option<String>> {
+        self.get(key)?.map(|v| to_string(&v, &self.path(key))).transpose()
+    }
+
+    /// An optional `Uint8Array` field.
+    pub(crate) fn get_bytes(&self, key: &str) -> JsResult<Option<SecretBytes>> {
+        self.get(key)?.map(|v| to_bytes(&v, &self.path(key))).transpose()
+    }
 }
 
 /// A JS number that must be an integer in `0..=2^53-1`.

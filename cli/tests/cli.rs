@@ -224,3 +224,20 @@ fn demo_runs() {
     assert!(out.contains("DEVICE_REVOKED"));
     assert!(out.contains("demo finished"));
 }
+
+#[test]
+fn link_qr_fits_version_5_at_level_m() {
+    // Longest portal name (20 bytes) and a real QR encoder.
+    let pd = tmp("portal-qr");
+    let p = pd.to_str().unwrap();
+    ok(&["portal", "init", "--dir", p, "--name", "Ministry of Finance!"]);
+    for _ in 0..20 {
+        let qr = ok(&["portal", "link-offer", "--dir", p, "--account", "someone@example.org", "--now", NOW]);
+        let code = qrcode::QrCode::with_error_correction_level(qr.as_bytes(), qrcode::EcLevel::M).unwrap();
+        assert!(matches!(code.version(), qrcode::Version::Normal(v) if v <= 5), "{:?} for {} chars", code.version(), qr.len());
+        assert!(qr.len() <= 122);
+    }
+    let rendered = ok(&["portal", "link-offer", "--dir", p, "--account", "x", "--render", "--now", NOW]);
+    assert!(rendered.lines().count() > 15, "the terminal rendering draws the QR code");
+    let _ = std::fs::remove_dir_all(pd);
+}

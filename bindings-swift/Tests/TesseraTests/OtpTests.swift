@@ -98,6 +98,19 @@ final class ErrorTests: XCTestCase {
                        "INVALID_OCRA_SUITE")
     }
 
+    func testExhaustiveCatchOnTheErrorEnum() {
+        do {
+            _ = try totp(secret: Data(count: 20), unixTime: 59, period: 0, digits: 6, algorithm: .sha1)
+            XCTFail("period 0 must be refused")
+        } catch let e as TesseraError {
+            switch e {
+            case let .Failure(code, _): XCTAssertTrue(errorCodes().contains(code), code)
+            }
+        } catch {
+            XCTFail("unexpected \(error)")
+        }
+    }
+
     func testErrorCodesTable() {
         let codes = errorCodes()
         XCTAssertEqual(codes.count, Set(codes).count)

@@ -29,7 +29,7 @@ typealias Row = [String: Any]
 /// The shared vectors (vectors/otp.json at the repository root; override with
 /// TESSERA_VECTORS).
 enum Vectors {
-    static let url: URL = {
+    static var url: URL {
         if let p = ProcessInfo.processInfo.environment["TESSERA_VECTORS"], !p.isEmpty {
             return URL(fileURLWithPath: p)
         }
@@ -38,15 +38,15 @@ enum Vectors {
             .deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("vectors/otp.json")
-    }()
+    }
 
-    static let document: [String: Any] = {
-        let data = try! Data(contentsOf: url)
-        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }()
-
-    static func rows(_ key: String) -> [Row] {
-        guard let rows = document[key] as? [Row] else { fatalError("vectors: no '\(key)' array in \(url.path)") }
+    /// The rows of one array ("hotp", "totp", "ocra"), read with Foundation's
+    /// JSONSerialization (re-read per call: `[String: Any]` is not Sendable).
+    static func rows(_ key: String) throws -> [Row] {
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
+        guard let rows = document?[key] as? [Row] else {
+            throw NSError(domain: "vectors", code: 1, userInfo: [NSLocalizedDescriptionKey: "no '\(key)' array in \(url.path)"])
+        }
         return rows
     }
 }

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Swift binding tests: build libtessera_ffi for the host, generate the Swift
+# bindings from it (UniFFI library mode), lay them out as this SwiftPM
+# package's sources, and run `swift test` (XCTest) inside the Debian trixie
+# chroot made by scripts/setup.sh (Swift 6.0.3). The repository (and the cargo
+# target dir, if outside it) is bind-mounted into the chroot at the same
+# absolute path, so it works from any clone location and any cwd.
+#
+#   bindings-swift/test.sh [extra `swift test` arguments, e.g. --filter VerifierTests]
+#
+# Env: TESSERA_CACHE (tools from scripts/setup.sh; default ~/.cache/tessera),
+#      CARGO_TARGET_DIR (honoured through `cargo metadata`).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+ROOT=$(cd "$HERE/.." && pwd -P)
+CACHE=${TESSERA_CACHE:-$HOME/.cache/tessera}
+CHROOT=$(cd "$CACHE" 2>/dev/null && cd swift-trixie 2>/dev/null && pwd -P || true)
+SWIFT_LIBS=/usr/libexec/swift/lib/swift/linux   # inside the chroot
+
+log() { printf '\033[1m[swift]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[swift]\033[0m %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found: install Rust (rustup)"
+# (/usr/bin/swift is an absolute symlink: test its target inside the chroot.)
+[ -n "$CHROOT" ] && [ -x "$CHROOT/usr/libexec/swift/bin/swift" ] ||
+  die "Swift chroot not found at $CACHE/swift-trixie: run scripts/setup.sh"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || die "mounting into the Swift chroot needs root (or sudo)"
+  SUDO=sudo
+fi
+for t in chroot mount umount mountpoint flock; do
+  command -v "$t" >/dev/null || die "$t not found (util-linux / coreutils)"
+done
+case "$ROOT/" in "$CHROOT/"*) die "the repository must not live inside the Swift chroot ($CHROOT)";; esac
+
+# 1. Host library (debug; cargo does nothing when it is up to date). The
+#    uniffi-bindgen binary of the same crate is built by the same command.
+log "cargo build -p tessera-ffi"
+cargo build --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi
+TARGET_DIR=$(cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
+TARGET_DIR=$(cd "$TARGET_DIR" && pwd -P)
+LIB_DIR="$TARGET_DIR/debug"
+LIB="$LIB_DIR/libtessera_ffi.so"
+[ -f "$LIB" ] || die "missing $LIB after cargo build"
+
+# 2. Swift bindings in library mode (reads ffi/uniffi.toml: module Tessera,
+#    FFI module TesseraFFI), copied into the package only when they changed so
+#    that SwiftPM's incremental build stays warm.
+GEN="$HERE/.build/generated"
+rm -rf "$GEN"
+mkdir -p "$GEN"
+log "uniffi-bindgen generate --language swift"
+(cd "$ROOT" && "$LIB_DIR/uniffi-bindgen" generate --no-format --metadata-no-deps \
+  --language swift --out-dir "$GEN" "$LIB")
+install_if_changed() {
+  [ -f "$1" ] || die "bindgen did not write $1"
+  mkdir -p "$(dirname "$2")"
+  cmp -s "$1" "$2" || cp "$1" "$2"
+}
+install_if_changed "$GEN/Tessera.swift" "$HERE/Sources/Tessera/Tessera.swift"
+install_if_changed "$GEN/TesseraFFI.h" "$HERE/Sources/TesseraFFI/include/TesseraFFI.h"
+install_if_changed "$GEN/TesseraFFI.modulemap" "$HERE/Sources/TesseraFFI/include/module.modulemap"
+
+# 3. Chroot mounts. One run at a time per chroot (flock); every mount this run
+#    makes is undone on exit, also on failure or Ctrl-C. proc and /dev that are
+#    already mounted (by someone else) are reused and left alone; a leftover
+#    bind of a repository (from a killed run) is reused and then removed, so
+#    no repository stays reachable under the cache directory.
+exec 9>"$CACHE/swift-chroot.lock"
+flock 9
+MOUNTED=()
+cleanup() {
+  local rc=$? i
+  for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
+    $SUDO umount "${MOUNTED[i]}" 2>/dev/null || $SUDO umount -l "${MOUNTED[i]}" ||
+      printf '[swift] could not unmount %s\n' "${MOUNTED[i]}" >&2
+  done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mount_proc_dev() {
+  if ! mountpoint -q "$CHROOT/proc"; then
+    $SUDO mount -t proc proc "$CHROOT/proc"; MOUNTED+=("$CHROOT/proc")
+  fi
+  if ! mountpoint -q "$CHROOT/dev"; then
+    $SUDO mount --bind /dev "$CHROOT/dev"; MOUNTED+=("$CHROOT/dev")
+  fi
+}
+bind_same_path() {  # bind-mount host dir $1 at the same absolute path inside the chroot
+  local dst="$CHROOT$1"
+  $SUDO mkdir -p "$dst"
+  if mountpoint -q "$dst"; then
+    log "reusing the existing bind mount $dst"
+  else
+    $SUDO mount --bind "$1" "$dst"
+  fi
+  MOUNTED+=("$dst")
+}
+mount_proc_dev
+bind_same_path "$ROOT"
+case "$TARGET_DIR/" in
+  "$ROOT/"*) ;;
+  *) bind_same_path "$TARGET_DIR" ;;
+esac
+
+# 4. swift test inside the chroot, as the calling user; build products in
+#    bindings-swift/.build (gitignored). XCTest only, so swift-testing is off
+#    (its "0 tests passed" line would only confuse log readers).
+USERSPEC=()
+SWIFT_HOME=/root
+if [ -n "$SUDO" ]; then
+  USERSPEC=(--userspec="$(id -u):$(id -g)")
+  SWIFT_HOME="$HERE/.build/home"
+  mkdir -p "$SWIFT_HOME"
+fi
+log "swift test (in $CHROOT)"
+set +e
+$SUDO chroot "${USERSPEC[@]}" "$CHROOT" /usr/bin/env -i \
+  PATH=/usr/local/bin:/usr/bin:/bin HOME="$SWIFT_HOME" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+  LD_LIBRARY_PATH="$SWIFT_LIBS:$LIB_DIR" TESSERA_VECTORS="$ROOT/vectors/otp.json" \
+  swift test --disable-swift-testing --package-path "$HERE" --scratch-path "$HERE/.build" \
+  -Xlinker -L"$LIB_DIR" "$@"
+rc=$?
+set -e
+[ "$rc" = 0 ] && log "swift test passed" || log "swift test failed (exit $rc)"
+exit "$rc"
