@@ -7,8 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use tessera_core::otp::ocra::{OcraInput, OcraSuite};
-use tessera_core::otp::uri::{KeyUri, SecretPolicy};
 
 /// Every file of `fuzz/corpus/<target>`, sorted, with its contents.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -27,44 +25,9 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// Same body as `fuzz/fuzz_targets/otpauth_uri.rs`. Returns whether the
-/// input parsed under (Strict, AllowShort).
-fn otpauth_uri(data: &[u8]) -> (bool, bool) {
-    let text = String::from_utf8_lossy(data);
-    let mut ok = [false; 2];
-    for (i, policy) in [SecretPolicy::Strict, SecretPolicy::AllowShort].into_iter().enumerate() {
-        if let Ok(key) = KeyUri::parse(&text, policy) {
-            ok[i] = true;
-            let again = KeyUri::parse(&key.to_uri(), policy);
-            assert_eq!(again.as_ref().ok(), Some(&key), "canonical form of {text:?}");
-            assert!(key.generate(1_700_000_000).is_ok());
-        }
-    }
-    (ok[0], ok[1])
-}
-
-/// Same body as `fuzz/fuzz_targets/ocra_suite.rs`. Returns whether the
-/// suite parsed.
-fn ocra_suite(data: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(data);
-    let Ok(suite) = OcraSuite::parse(&text) else {
-        return false;
-    };
-    assert_eq!(suite.as_str(), text);
-    let session = [0x5a_u8; 999];
-    let input = OcraInput {
-        counter: suite.uses_counter().then_some(1),
-        question: Some("1234"), // valid for QA, QN and QH
-        password: suite.pin_algorithm().map(|_| "1234"),
-        password_hash: None,
-        session: suite.session_len().map(|n| &session[..usize::from(n)]),
-        time: suite.time_step_seconds().map(|_| 1_700_000_000),
-    };
-    assert!(suite.compute(b"12345678901234567890", &input).is_ok());
-    let _ = suite.compute(b"", &OcraInput::default());
-    let _ = suite.compute(b"", &OcraInput { question: Some(&text), ..input });
-    true
-}
+#[path = "../../fuzz/harness.rs"]
+mod harness;
+use harness::{link_messages, ocra_suite, otpauth_uri};
 
 /// What a hand-written seed must do: `bad_*` and `empty` are rejected, the
 /// rest accepted. Files libFuzzer adds (40-hex-digit names) and crash
@@ -116,5 +79,22 @@ fn replay_ocra_suite_corpus() {
         "OCRA-1:HOTP-SHA512-8:QA10-T1M",
     ] {
         assert!(files.iter().any(|(_, d)| d == suite.as_bytes()), "missing seed {suite}");
+    }
+}
+
+#[test]
+fn replay_link_messages_corpus() {
+    for (path, data) in corpus("link_messages") {
+        let accepted = link_messages(&data);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // The valid seeds are each accepted by exactly one decoder; the rest by none.
+        let want = match name {
+            "qr" | "request" | "answer" | "pending_blob" => Some(1),
+            n if expectation(&path).is_some() && !n.is_empty() => Some(0),
+            _ => None,
+        };
+        if let Some(w) = want {
+            assert_eq!(accepted, w, "{}", path.display());
+        }
     }
 }

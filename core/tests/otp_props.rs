@@ -86,7 +86,9 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let ch = prop_oneof![
         any::<char>(),
-        proptest::sample::select(vec!['%', ':', '-', '&', '=', '?', '/', '#', '0', '9', 'Q', 'T', 'S', 'P', 'C', 'H', 'M', 'A', 'N']),
+        proptest::sample::select(vec![
+            '%', ':', '-', '&', '=', '?', '/', '#', '0', '9', 'Q', 'T', 'S', 'P', 'C', 'H', 'M', 'A', 'N'
+        ]),
     ];
     prop_oneof![
         (any::<usize>(), ch.clone()).prop_map(|(i, c)| Mutation::Insert(i, c)),

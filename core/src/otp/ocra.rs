@@ -145,10 +145,7 @@ fn hex_nibble(c: u8) -> Option<u8> {
 
 /// Pack nibbles into bytes; an odd count is right-padded with a zero nibble.
 fn pack_nibbles(nibbles: &[u8]) -> Vec<u8> {
-    nibbles
-        .chunks(2)
-        .map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0))
-        .collect()
+    nibbles.chunks(2).map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0)).collect()
 }
 
 /// Decimal digits → the nibbles of the number's hexadecimal value, most
@@ -532,8 +529,10 @@ mod tests {
 
     #[test]
     fn c1_counter_qn08_psha1() {
-        let want =
-            ["65347737", "86775851", "78192410", "71565254", "10104329", "65983500", "70069104", "91771096", "75011558", "08522129"];
+        let want = [
+            "65347737", "86775851", "78192410", "71565254", "10104329", "65983500", "70069104", "91771096", "75011558",
+            "08522129",
+        ];
         for (c, ocra) in want.iter().enumerate() {
             let input = OcraInput {
                 counter: Some(c as u64),
@@ -605,17 +604,25 @@ mod tests {
 
     #[test]
     fn c2_mutual_sha256() {
-        let server = [("CLI22220", "SRV11110", "28247970"), ("CLI22221", "SRV11111", "01984843"),
-            ("CLI22222", "SRV11112", "65387857"), ("CLI22223", "SRV11113", "03351211"),
-            ("CLI22224", "SRV11114", "83412541")];
+        let server = [
+            ("CLI22220", "SRV11110", "28247970"),
+            ("CLI22221", "SRV11111", "01984843"),
+            ("CLI22222", "SRV11112", "65387857"),
+            ("CLI22223", "SRV11113", "03351211"),
+            ("CLI22224", "SRV11114", "83412541"),
+        ];
         for (cq, sq, ocra) in server {
             let question = mutual_server_question(cq, sq);
             assert_eq!(question, format!("{cq}{sq}"));
             assert_eq!(code("OCRA-1:HOTP-SHA256-8:QA08", KEY32, &q(&question)), ocra, "Q={question}");
         }
-        let client = [("CLI22220", "SRV11110", "15510767"), ("CLI22221", "SRV11111", "90175646"),
-            ("CLI22222", "SRV11112", "33777207"), ("CLI22223", "SRV11113", "95285278"),
-            ("CLI22224", "SRV11114", "28934924")];
+        let client = [
+            ("CLI22220", "SRV11110", "15510767"),
+            ("CLI22221", "SRV11111", "90175646"),
+            ("CLI22222", "SRV11112", "33777207"),
+            ("CLI22223", "SRV11113", "95285278"),
+            ("CLI22224", "SRV11114", "28934924"),
+        ];
         for (cq, sq, ocra) in client {
             let question = mutual_client_question(cq, sq);
             assert_eq!(question, format!("{sq}{cq}"));
@@ -625,16 +632,24 @@ mod tests {
 
     #[test]
     fn c2_mutual_sha512() {
-        let server = [("CLI22220", "SRV11110", "79496648"), ("CLI22221", "SRV11111", "76831980"),
-            ("CLI22222", "SRV11112", "12250499"), ("CLI22223", "SRV11113", "90856481"),
-            ("CLI22224", "SRV11114", "12761449")];
+        let server = [
+            ("CLI22220", "SRV11110", "79496648"),
+            ("CLI22221", "SRV11111", "76831980"),
+            ("CLI22222", "SRV11112", "12250499"),
+            ("CLI22223", "SRV11113", "90856481"),
+            ("CLI22224", "SRV11114", "12761449"),
+        ];
         for (cq, sq, ocra) in server {
             let question = mutual_server_question(cq, sq);
             assert_eq!(code("OCRA-1:HOTP-SHA512-8:QA08", KEY64, &q(&question)), ocra, "Q={question}");
         }
-        let client = [("CLI22220", "SRV11110", "18806276"), ("CLI22221", "SRV11111", "70020315"),
-            ("CLI22222", "SRV11112", "01600026"), ("CLI22223", "SRV11113", "18951020"),
-            ("CLI22224", "SRV11114", "32528969")];
+        let client = [
+            ("CLI22220", "SRV11110", "18806276"),
+            ("CLI22221", "SRV11111", "70020315"),
+            ("CLI22222", "SRV11112", "01600026"),
+            ("CLI22223", "SRV11113", "18951020"),
+            ("CLI22224", "SRV11114", "32528969"),
+        ];
         for (cq, sq, ocra) in client {
             let question = mutual_client_question(cq, sq);
             let input = OcraInput { question: Some(&question), password: Some("1234"), ..OcraInput::default() };
@@ -716,7 +731,7 @@ mod tests {
         assert_eq!(qn("22222222"), [0x15, 0x31, 0x58, 0xe0]);
         assert_eq!(qn("18446744073709551615"), [0xff; 8]); // u64::MAX
         assert_eq!(qn("18446744073709551616"), [0x10, 0, 0, 0, 0, 0, 0, 0, 0]); // 2^64 = 0x1 + 16 zeros
-        // 64 nines: 10^64 - 1, 213 bits -> 54 hex digits, 27 bytes.
+                                                                                // 64 nines: 10^64 - 1, 213 bits -> 54 hex digits, 27 bytes.
         let big = "9".repeat(64);
         assert_eq!(qn(&big).len(), 27);
         let suite = OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN64").unwrap();
@@ -793,7 +808,10 @@ mod tests {
         assert_eq!(OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN08-S128").unwrap().session_len(), Some(128));
         assert_eq!(OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN08-S256").unwrap().session_len(), Some(256));
         assert_eq!(OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN08-S999").unwrap().session_len(), Some(999));
-        assert_eq!(OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN08-PSHA512").unwrap().pin_algorithm(), Some(Algorithm::Sha512));
+        assert_eq!(
+            OcraSuite::parse("OCRA-1:HOTP-SHA1-6:QN08-PSHA512").unwrap().pin_algorithm(),
+            Some(Algorithm::Sha512)
+        );
         // Every suite of the RFC tables parses.
         for s in [
             "OCRA-1:HOTP-SHA1-6:QN08",
@@ -830,7 +848,9 @@ mod tests {
         for s in ["OCRA-1:TOTP-SHA1-6:QN08", "OCRA-1:HOTP-SHA1:QN08", "OCRA-1:HOTP-SHA1-6-1:QN08", "OCRA-1::QN08"] {
             assert!(suite_err(s).contains("crypto function must be"), "{s}");
         }
-        for s in ["OCRA-1:HOTP-MD5-6:QN08", "OCRA-1:HOTP-sha1-6:QN08", "OCRA-1:HOTP-SHA-1-6:QN08", "OCRA-1:HOTP--6:QN08"] {
+        for s in
+            ["OCRA-1:HOTP-MD5-6:QN08", "OCRA-1:HOTP-sha1-6:QN08", "OCRA-1:HOTP-SHA-1-6:QN08", "OCRA-1:HOTP--6:QN08"]
+        {
             let d = suite_err(s);
             assert!(d.contains("unknown hash in crypto function") || d.contains("crypto function must be"), "{s}: {d}");
         }
@@ -845,10 +865,14 @@ mod tests {
 
     #[test]
     fn malformed_question() {
-        for s in ["OCRA-1:HOTP-SHA1-6:", "OCRA-1:HOTP-SHA1-6:C", "OCRA-1:HOTP-SHA1-6:C-PSHA1", "OCRA-1:HOTP-SHA1-6:PSHA1"] {
+        for s in
+            ["OCRA-1:HOTP-SHA1-6:", "OCRA-1:HOTP-SHA1-6:C", "OCRA-1:HOTP-SHA1-6:C-PSHA1", "OCRA-1:HOTP-SHA1-6:PSHA1"]
+        {
             assert!(suite_err(s).contains("question part"), "{s}");
         }
-        for s in ["OCRA-1:HOTP-SHA1-6:QX08", "OCRA-1:HOTP-SHA1-6:Q", "OCRA-1:HOTP-SHA1-6:Qn08", "OCRA-1:HOTP-SHA1-6:Qé08"] {
+        for s in
+            ["OCRA-1:HOTP-SHA1-6:QX08", "OCRA-1:HOTP-SHA1-6:Q", "OCRA-1:HOTP-SHA1-6:Qn08", "OCRA-1:HOTP-SHA1-6:Qé08"]
+        {
             assert_eq!(suite_err(s), "OCRA suite: question format must be A, N or H", "{s}");
         }
         for len in ["03", "00", "65", "99", "8", "008", "", "0x", "+8", "é"] {

@@ -149,9 +149,8 @@ fn parse_u64(s: &str) -> Option<u64> {
 /// prefix is taken (so an issuer may itself contain `:`); otherwise the
 /// label is split on its first `:`. Spaces after the colon are dropped.
 fn split_label(label: &str, issuer_param: Option<&str>) -> (Option<String>, String) {
-    let by_param = issuer_param
-        .filter(|p| !p.is_empty())
-        .and_then(|p| Some((p, label.strip_prefix(p)?.strip_prefix(':')?)));
+    let by_param =
+        issuer_param.filter(|p| !p.is_empty()).and_then(|p| Some((p, label.strip_prefix(p)?.strip_prefix(':')?)));
     let (prefix, rest) = match by_param {
         Some((p, rest)) => (p, rest),
         None => match label.split_once(':') {
@@ -344,7 +343,9 @@ impl KeyUri {
     /// A TOTP generator (T0 = 0); `INVALID_URI` for a HOTP URI.
     pub fn totp(&self) -> Result<Totp> {
         match self.kind {
-            OtpKind::Totp { period } => Totp::new(self.secret.expose().to_vec(), self.algorithm, self.digits, period, 0),
+            OtpKind::Totp { period } => {
+                Totp::new(self.secret.expose().to_vec(), self.algorithm, self.digits, period, 0)
+            }
             OtpKind::Hotp { .. } => Err(bad_uri("this is a hotp URI, not totp")),
         }
     }
@@ -458,7 +459,8 @@ mod tests {
         let k = parse(&format!("otpauth://totp/ACME: john?secret={SEED20_B32}")).unwrap();
         assert_eq!(k.account, "john");
         // Base32 lower case, spaces, padding.
-        let k = parse("otpauth://totp/a?secret=gezd%20gnbv%20gy3t%20qojq%20gezd%20gnbv%20gy3t%20qojq%3D%3D%3D").unwrap();
+        let k =
+            parse("otpauth://totp/a?secret=gezd%20gnbv%20gy3t%20qojq%20gezd%20gnbv%20gy3t%20qojq%3D%3D%3D").unwrap();
         assert_eq!(k.secret.expose(), b"12345678901234567890");
         // Parameter names in any case, algorithm spellings, unknown params,
         // empty pairs, surrounding whitespace, fragment.
@@ -590,7 +592,15 @@ mod tests {
         assert_eq!(detail_of("otpauth://totp/a"), "the secret parameter is missing");
         assert_eq!(detail_of("otpauth://totp/a?issuer=x"), "the secret parameter is missing");
         assert_eq!(detail_of(&format!("otpauth://hotp/a?secret={s}")), "a hotp URI requires a counter parameter");
-        for extra in ["&secret=GEZDGNBV", "&Secret=GEZDGNBV", "&issuer=a&issuer=a", "&digits=6&digits=6", "&period=30&period=30", "&algorithm=SHA1&algorithm=SHA1", "&counter=1&counter=1"] {
+        for extra in [
+            "&secret=GEZDGNBV",
+            "&Secret=GEZDGNBV",
+            "&issuer=a&issuer=a",
+            "&digits=6&digits=6",
+            "&period=30&period=30",
+            "&algorithm=SHA1&algorithm=SHA1",
+            "&counter=1&counter=1",
+        ] {
             let uri = totp_uri("a", extra);
             assert_eq!(detail_of(&uri), "a parameter appears more than once", "{uri}");
         }
