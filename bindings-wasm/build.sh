@@ -46,7 +46,8 @@ done
 echo '{ "type": "commonjs" }' > "$PKG/node/package.json"
 echo '{ "type": "module" }' > "$PKG/web/package.json"
 
-# The features rustc (1.87+) enables by default for wasm32-unknown-unknown;
+# The features rustc (1.87+) enables by default for wasm32-unknown-unknown (the
+# target_features section of the cargo output lists them);
 # wasm-opt must accept them or it rejects the module.
 FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-mutable-globals --enable-multivalue --enable-reference-types)

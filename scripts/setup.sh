@@ -43,7 +43,7 @@ chmod +x "$NPM_DIR"/node_modules/kotlin-compiler/bin/* 2>/dev/null || true
 
 # 5. Swift 6 (Debian trixie's swiftlang) in a chroot, reused between runs.
 SWIFT_ROOT="$CACHE/swift-trixie"
-if [ ! -x "$SWIFT_ROOT/usr/bin/swift" ]; then
+if [ ! -x "$SWIFT_ROOT/usr/libexec/swift/bin/swift" ]; then
   log "debootstrap trixie + swiftlang into $SWIFT_ROOT (first run only)"
   if [ ! -x "$SWIFT_ROOT/usr/bin/apt-get" ]; then
     rm -rf "$SWIFT_ROOT"

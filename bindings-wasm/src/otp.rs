@@ -2,8 +2,8 @@
 //! verifier. Mirrors `ffi/src/otp.rs` (Kotlin/Swift) with JS naming.
 
 use crate::{
-    algorithm_name, field, from_u64, given, invalid, js_error, new_object, object, required, set, thrown, to_algorithm,
-    to_bool, to_bytes, to_digits, to_string, to_u32, to_u64, JsResult, MAX_SAFE_INTEGER,
+    algorithm_name, from_u64, given, invalid, js_error, new_object, set, thrown, to_algorithm, to_bool, to_bytes,
+    to_digits, to_string, to_u32, to_u64, JsObject, JsResult, MAX_SAFE_INTEGER,
 };
 use js_sys::Uint8Array;
 use tessera_core::otp::{self, KeyUri, OcraInput, OcraSuite, OtpKind, SecretPolicy};
@@ -18,10 +18,6 @@ fn opt_u64(v: Option<JsValue>, what: &str, default: u64) -> JsResult<u64> {
         None => Ok(default),
         Some(v) => to_u64(&v, what),
     }
-}
-
-fn opt_field_u64(obj: &JsValue, name: &str) -> JsResult<Option<u64>> {
-    field(obj, name)?.map(|v| to_u64(&v, name)).transpose()
 }
 
 /// HOTP (RFC 4226) code of `secret` at `counter`.
@@ -75,12 +71,12 @@ pub fn ocra(
 ) -> JsResult<String> {
     let suite = to_string(suite, "suite")?;
     let key = to_bytes(key, "key")?;
-    let params = object(params, "params")?;
-    let counter = opt_field_u64(params, "counter")?;
-    let question = field(params, "question")?.map(|v| to_string(&v, "question")).transpose()?;
-    let password = field(params, "password")?.map(|v| to_string(&v, "password")).transpose()?;
-    let session = field(params, "session")?.map(|v| to_bytes(&v, "session")).transpose()?;
-    let time = opt_field_u64(params, "time")?;
+    let params = JsObject::new(params, "params")?;
+    let counter = params.get_u64("counter")?;
+    let question = params.get_string("question")?;
+    let password = params.get_string("password")?;
+    let session = params.get_bytes("session")?;
+    let time = params.get_u64("time")?;
     let suite = OcraSuite::parse(&suite).map_err(thrown)?;
     let input = OcraInput {
         counter,
@@ -151,19 +147,19 @@ fn key_uri_to_js(k: &KeyUri) -> JsResult<JsValue> {
 }
 
 fn key_uri_from_js(v: &JsValue) -> JsResult<KeyUri> {
-    let v = object(v, "the otpauth object")?;
-    let kind = match to_string(&required(v, "type")?, "type")?.to_ascii_lowercase().as_str() {
-        "hotp" => OtpKind::Hotp { counter: to_u64(&required(v, "counter")?, "counter")? },
-        "totp" => OtpKind::Totp { period: opt_u64(field(v, "period")?, "period", DEFAULT_PERIOD)? },
-        _ => return Err(invalid("type must be \"hotp\" or \"totp\"")),
+    let v = JsObject::new(v, "uri")?;
+    let kind = match to_string(&v.require("type")?, &v.path("type"))?.as_str() {
+        "hotp" => OtpKind::Hotp { counter: to_u64(&v.require("counter")?, &v.path("counter"))? },
+        "totp" => OtpKind::Totp { period: v.get_u64("period")?.unwrap_or(DEFAULT_PERIOD) },
+        _ => return Err(invalid("uri.type must be \"hotp\" or \"totp\"")),
     };
     Ok(KeyUri {
         kind,
-        issuer: field(v, "issuer")?.map(|i| to_string(&i, "issuer")).transpose()?,
-        account: to_string(&required(v, "account")?, "account")?,
-        secret: to_bytes(&required(v, "secret")?, "secret")?,
-        algorithm: to_algorithm(field(v, "algorithm")?)?,
-        digits: to_digits(field(v, "digits")?, DEFAULT_DIGITS)?,
+        issuer: v.get_string("issuer")?,
+        account: to_string(&v.require("account")?, &v.path("account"))?,
+        secret: to_bytes(&v.require("secret")?, &v.path("secret"))?,
+        algorithm: to_algorithm(v.get("algorithm")?)?,
+        digits: to_digits(v.get("digits")?, DEFAULT_DIGITS)?,
     })
 }
 
@@ -222,19 +218,19 @@ struct Config {
 
 impl Config {
     fn from_js(v: &JsValue, default_window: u64) -> JsResult<Config> {
-        let v = object(v, "config")?;
+        let v = JsObject::new(v, "config")?;
         Ok(Config {
-            secret: to_bytes(&required(v, "secret")?, "secret")?,
-            algorithm: to_algorithm(field(v, "algorithm")?)?,
-            digits: to_digits(field(v, "digits")?, DEFAULT_DIGITS)?,
-            period: opt_u64(field(v, "period")?, "period", DEFAULT_PERIOD)?,
-            window: opt_u64(field(v, "window")?, "window", default_window)?,
+            secret: to_bytes(&v.require("secret")?, &v.path("secret"))?,
+            algorithm: to_algorithm(v.get("algorithm")?)?,
+            digits: to_digits(v.get("digits")?, DEFAULT_DIGITS)?,
+            period: v.get_u64("period")?.unwrap_or(DEFAULT_PERIOD),
+            window: v.get_u64("window")?.unwrap_or(default_window),
             policy: otp::ThrottlePolicy {
-                max_failures: match field(v, "maxFailures")? {
-                    Some(n) => to_u32(&n, "maxFailures")?,
+                max_failures: match v.get("maxFailures")? {
+                    Some(n) => to_u32(&n, &v.path("maxFailures"))?,
                     None => otp::ThrottlePolicy::default().max_failures,
                 },
-                lock_seconds: opt_field_u64(v, "lockSeconds")?,
+                lock_seconds: v.get_u64("lockSeconds")?,
             },
         })
     }
@@ -247,15 +243,14 @@ fn state_from_js(v: Option<JsValue>) -> JsResult<otp::OtpState> {
     let Some(v) = given(v) else {
         return Ok(otp::OtpState::default());
     };
-    let v = object(&v, "state")?;
-    let locked = required(v, "locked")?;
+    let v = JsObject::new(&v, "state")?;
     Ok(otp::OtpState {
-        last_accepted: opt_field_u64(v, "lastAccepted")?,
-        next_counter: to_u64(&required(v, "nextCounter")?, "nextCounter")?,
+        last_accepted: v.get_u64("lastAccepted")?,
+        next_counter: to_u64(&v.require("nextCounter")?, &v.path("nextCounter"))?,
         throttle: otp::Throttle {
-            consecutive_failures: to_u32(&required(v, "consecutiveFailures")?, "consecutiveFailures")?,
-            locked: locked.as_bool().ok_or_else(|| invalid("locked must be a boolean"))?,
-            locked_until: opt_field_u64(v, "lockedUntil")?,
+            consecutive_failures: to_u32(&v.require("consecutiveFailures")?, &v.path("consecutiveFailures"))?,
+            locked: v.require("locked")?.as_bool().ok_or_else(|| invalid("state.locked must be a boolean"))?,
+            locked_until: v.get_u64("lockedUntil")?,
         },
     })
 }

@@ -1,0 +1,86 @@
+// The package itself: how it loads, what it exports, its TypeScript types,
+// base32 and the random secret.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import * as sdk from "@tessera/sdk";
+
+const require = createRequire(import.meta.url);
+const PUBLIC = ["base32Decode", "base32Encode", "errorCodes", "formatOtpauthUri", "hotp", "hotpVerify",
+  "newOtpSecret", "ocra", "otpauthCode", "parseOtpauthUri", "totp", "totpVerify"];
+
+test("the package name resolves to the Node build for import and require", () => {
+  assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
+  assert.match(require.resolve("@tessera/sdk"), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
+  const cjs = require("@tessera/sdk");
+  assert.equal(cjs.hotp, sdk.hotp);
+});
+
+test("exports exactly the public API", () => {
+  const names = Object.keys(sdk).filter((k) => k !== "default" && k !== "module.exports").sort();
+  assert.deepEqual(names, PUBLIC);
+});
+
+test("errorCodes() lists the frozen table and the TypeScript union matches it", () => {
+  const codes = sdk.errorCodes();
+  assert.ok(Array.isArray(codes));
+  assert.equal(new Set(codes).size, codes.length);
+  for (const c of ["INVALID_INPUT", "INVALID_DIGITS", "INVALID_SECRET", "SECRET_TOO_SHORT", "INVALID_OCRA_SUITE",
+    "OTP_REPLAYED", "LOCKED_OUT", "INTERNAL"]) {
+    assert.ok(codes.includes(c), c);
+  }
+  for (const dir of ["node", "web"]) {
+    const dts = readFileSync(new URL(`../pkg/${dir}/tessera_wasm.d.ts`, import.meta.url), "utf8");
+    const union = dts.match(/export type TesseraErrorCode =([^;]*);/);
+    assert.ok(union, `${dir}: TesseraErrorCode missing`);
+    assert.deepEqual([...union[1].matchAll(/"([A-Z_]+)"/g)].map((m) => m[1]), codes, `${dir}: update src/lib.rs`);
+  }
+});
+
+test("TypeScript declarations are typed, not any", () => {
+  const dts = readFileSync(new URL("../pkg/node/tessera_wasm.d.ts", import.meta.url), "utf8");
+  const want = [
+    "export function hotp(secret: Uint8Array, counter: number, digits?: number, algorithm?: OtpAlgorithm): string;",
+    "export function totp(secret: Uint8Array, time: number, period?: number, digits?: number, algorithm?: OtpAlgorithm): string;",
+    "export function ocra(suite: string, key: Uint8Array, params: OcraParams): string;",
+    "export function base32Encode(bytes: Uint8Array): string;",
+    "export function base32Decode(text: string): Uint8Array;",
+    "export function newOtpSecret(): Uint8Array;",
+    "export function parseOtpauthUri(uri: string, allowShortSecret?: boolean): OtpAuthUri;",
+    "export function formatOtpauthUri(uri: OtpAuthUriInit): string;",
+    "export function otpauthCode(uri: string, time: number, allowShortSecret?: boolean): string;",
+    "export function totpVerify(config: OtpVerifierConfig, code: string, time: number, state?: OtpVerifierState): OtpCheck;",
+    "export function hotpVerify(config: OtpVerifierConfig, code: string, time: number, state?: OtpVerifierState): OtpCheck;",
+    "export function errorCodes(): TesseraErrorCode[];",
+  ];
+  for (const line of want) assert.ok(dts.includes(line), line);
+  for (const line of dts.split("\n").filter((l) => l.startsWith("export function"))) {
+    assert.doesNotMatch(line, /\bany\b/, line);
+  }
+  for (const t of ["OcraParams", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck", "TesseraError"]) {
+    assert.match(dts, new RegExp(`export interface ${t} `), t);
+  }
+});
+
+test("base32 round trip, lenient decoding", () => {
+  const bytes = new TextEncoder().encode("12345678901234567890");
+  assert.equal(sdk.base32Encode(bytes), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  assert.deepEqual(sdk.base32Decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq"), bytes);
+  assert.deepEqual(sdk.base32Decode("MZXW6==="), new TextEncoder().encode("foo"));
+  assert.ok(sdk.base32Decode("") instanceof Uint8Array);
+  for (let n = 0; n < 40; n++) {
+    const v = Uint8Array.from({ length: n }, (_, i) => (i * 37) & 255);
+    assert.deepEqual(sdk.base32Decode(sdk.base32Encode(v)), v);
+  }
+});
+
+test("newOtpSecret: 20 fresh random bytes", () => {
+  const a = sdk.newOtpSecret();
+  const b = sdk.newOtpSecret();
+  assert.ok(a instanceof Uint8Array);
+  assert.equal(a.length, 20);
+  assert.notDeepEqual(a, b);
+  assert.equal(sdk.hotp(a, 0).length, 6);
+});
