@@ -15,6 +15,7 @@
 mod device;
 mod passcode;
 mod portal;
+mod stored;
 
 pub use device::{
     finish_link, scan_link_qr, start_link, DeviceInfo, DeviceState, LinkStart, LinkedDevice, PendingDeviceLink,
@@ -25,6 +26,7 @@ pub use portal::{
     AcceptOutcome, AcceptedLink, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord, OpenedLinkRequest,
     OpenedStatusRequest, PendingLinkRecord, Portal, PortalEvent,
 };
+pub use stored::{StoredDevice, StoredOffer, StoredPendingLink};
 
 use crate::crypto::{hkdf, hmac_sha256, sha256};
 use crate::encoding::hex_encode;
