@@ -8,8 +8,10 @@ uniffi::setup_scaffolding!("tessera");
 
 mod link;
 mod otp;
+mod portal;
 pub use link::*;
 pub use otp::*;
+pub use portal::*;
 
 /// The one error type of the Tessera bindings (Kotlin: `TesseraException`,
 /// Swift: `TesseraError`).

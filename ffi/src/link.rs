@@ -11,7 +11,7 @@ use tessera_core::link::{self, DeviceState, PendingDeviceLink, UserFactor};
 use tessera_core::ErrorCode;
 use zeroize::Zeroizing;
 
-struct OsRandom;
+pub(crate) struct OsRandom;
 impl RandomSource for OsRandom {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         // getrandom only fails when the OS has no entropy source at all; a
@@ -114,7 +114,7 @@ impl std::fmt::Debug for LinkStartResult {
 }
 
 /// Result of [`PendingLink::finish`].
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Clone, uniffi::Record)]
 pub struct LinkFinishResult {
     /// The sealed device state to store (replaces the pending link).
     pub state: Vec<u8>,
@@ -307,5 +307,11 @@ impl PendingLink {
         let p = self.inner.lock().map_err(|_| consumed())?.take().ok_or_else(consumed)?;
         let l = link::finish_link(p, &answer, &self.key, &mut OsRandom)?;
         Ok(LinkFinishResult { state: l.state, check_code: l.check_code, account: (&l.info).into() })
+    }
+}
+
+impl std::fmt::Debug for LinkFinishResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkFinishResult").field("account", &self.account).field("check_code", &"<redacted>").finish_non_exhaustive()
     }
 }

@@ -49,7 +49,7 @@ pub fn totp(secret: Vec<u8>, unix_time: u64, period: u64, digits: u8, algorithm:
 }
 
 /// Inputs of an OCRA computation; set what the suite declares.
-#[derive(Debug, Clone, Default, uniffi::Record)]
+#[derive(Clone, Default, uniffi::Record)]
 pub struct OcraParams {
     /// Counter (suites with `C`).
     #[uniffi(default = None)]
@@ -118,7 +118,7 @@ pub enum OtpKind {
 }
 
 /// A parsed `otpauth://` Key URI.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OtpAuthUri {
     /// HOTP or TOTP.
     pub kind: OtpKind,
@@ -239,7 +239,7 @@ impl From<otp::OtpState> for OtpVerifierState {
 }
 
 /// Portal verifier settings.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Clone, uniffi::Record)]
 pub struct OtpVerifierConfig {
     /// Shared secret.
     pub secret: Vec<u8>,
@@ -322,5 +322,75 @@ mod tests {
     fn errors_carry_codes() {
         let e = hotp(b"k".to_vec(), 0, 3, OtpAlgorithm::Sha1).unwrap_err();
         assert!(matches!(e, TesseraError::Failure { ref code, .. } if code == "INVALID_DIGITS"));
+    }
+}
+
+// Hand-written Debug: secrets (keys, PINs) never appear in logs.
+impl std::fmt::Debug for OcraParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OcraParams")
+            .field("counter", &self.counter)
+            .field("question", &self.question)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("session", &self.session.as_ref().map(|s| s.len()))
+            .field("unix_time", &self.unix_time)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtpAuthUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpAuthUri")
+            .field("kind", &self.kind)
+            .field("issuer", &self.issuer)
+            .field("account", &self.account)
+            .field("secret", &format_args!("<{} bytes redacted>", self.secret.len()))
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtpVerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpVerifierConfig")
+            .field("secret", &format_args!("<{} bytes redacted>", self.secret.len()))
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("window", &self.window)
+            .field("max_failures", &self.max_failures)
+            .field("lock_seconds", &self.lock_seconds)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let p = OcraParams { password: Some("9876".into()), ..Default::default() };
+        assert!(!format!("{p:?}").contains("9876"));
+        let u = OtpAuthUri {
+            kind: OtpKind::Totp { period: 30 },
+            issuer: None,
+            account: "a".into(),
+            secret: b"topsecretbytes!!".to_vec(),
+            algorithm: OtpAlgorithm::Sha1,
+            digits: 6,
+        };
+        assert!(!format!("{u:?}").contains("116"));
+        let c = OtpVerifierConfig {
+            secret: vec![0xAB; 20],
+            algorithm: OtpAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            window: 1,
+            max_failures: 5,
+            lock_seconds: None,
+        };
+        assert!(!format!("{c:?}").contains("171"));
     }
 }
