@@ -317,6 +317,7 @@ pub fn hotp_verify(config: OtpVerifierConfig, code: String, unix_time: u64, stat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TesseraError;
 
     #[test]
     fn errors_carry_codes() {
