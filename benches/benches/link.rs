@@ -1,4 +1,5 @@
 //! Portal-side link-accept throughput, next to the raw P-256 operations it
+#![allow(clippy::unwrap_used)] // benchmark set-up: a failure should abort the run
 //! needs (two ECDH with point decompression), in the same run.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use p256::{PublicKey, SecretKey};

@@ -1,4 +1,5 @@
 //! TOTP generation and ±1-window verification, Tessera vs totp-rs, in one run.
+#![allow(clippy::unwrap_used)] // benchmark set-up: a failure should abort the run
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use tessera_core::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier};

@@ -145,7 +145,7 @@ fn load_portal(db: &PortalDb) -> Result<Portal, Error> {
 }
 
 fn event_json(e: &PortalEvent) -> serde_json::Value {
-    serde_json::to_value(e).unwrap_or_else(|_| json!(null))
+    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
 }
 
 fn record_events(db: &PortalDb, now: u64, events: &[PortalEvent]) -> Result<(), Error> {
@@ -372,7 +372,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             if c.json {
                 println!("{}", serde_json::Value::Array(recs.iter().map(device_json).collect()));
             } else {
-                println!("{:<18} {:<24} {:>12} {:>12} {}", "ID", "NAME", "LINKED_AT", "LAST_USED", "STATUS");
+                println!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
                 for r in &recs {
                     let last = r.last_used_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
                     println!("{:<18} {:<24} {:>12} {:>12} {}", r.device_id, r.name, r.linked_at, last, r.status.as_str());

@@ -2,6 +2,8 @@
 //! exit codes and `error[CODE]` messages, and the portal/device simulators
 //! across separate processes sharing SQLite state.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

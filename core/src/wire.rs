@@ -110,7 +110,7 @@ pub(crate) fn encode<T: Serialize>(kind: Kind, body: &T) -> Vec<u8> {
 /// Decode a postcard body that must use every byte.
 pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8], code: ErrorCode) -> Result<T> {
     match postcard::take_from_bytes::<T>(body) {
-        Ok((v, rest)) if rest.is_empty() => Ok(v),
+        Ok((v, [])) => Ok(v),
         Ok(_) => Err(err(code, "trailing bytes after the payload")),
         Err(_) => Err(err(code, "the payload is malformed or truncated")),
     }

@@ -1,5 +1,7 @@
 //! docs/ERRORS.md and the code table must agree, code by code.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
 use tessera_core::ErrorCode;
 
 #[test]

@@ -2,6 +2,8 @@
 //! byte of a QR text, message or stored blob is refused with a typed error
 //! (never a panic, never accepted as something else).
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
 use proptest::prelude::*;
 use std::sync::OnceLock;
 use tessera_core::crypto::SeededRandom;

@@ -4,6 +4,8 @@
 //! changed for a released version: set TESSERA_WRITE_VECTORS=1 only when
 //! adding a new vector.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
 use serde_json::{json, Value};
 use tessera_core::crypto::SeededRandom;
 use tessera_core::encoding::{hex_decode, hex_encode};

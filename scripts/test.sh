@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test of Tessera, on a fresh machine or a warm one:
+#   1. scripts/setup.sh installs what the tests need (idempotent, cached
+#      outside the repo in ${TESSERA_CACHE:-~/.cache/tessera});
+#   2. Rust: unit, property, vector, fuzz-corpus, CLI and benchmark-smoke
+#      tests, clippy, and the no_std / wasm32 builds of the core;
+#   3. Kotlin (JVM + JNA), Swift (XCTest), JavaScript (Node) and the
+#      browser (headless Chromium) against the same library and vectors.
+# Exits non-zero when any suite fails; the last line counts suites.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+passed=0; failed=0; failures=()
+suite() {
+  local name=$1; shift
+  printf '\n\033[1m==== %s\033[0m\n' "$name"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); printf '\033[1m==== %s: ok (%ss)\033[0m\n' "$name" $((SECONDS - t0))
+  else
+    failed=$((failed + 1)); failures+=("$name"); printf '\033[1;31m==== %s: FAILED\033[0m\n' "$name"
+  fi
+}
+
+suite "rust tests" cargo test --workspace --all-targets
+suite "rust doc tests" cargo test --workspace --doc
+suite "clippy" cargo clippy --workspace --all-targets -- -D warnings
+suite "core no_std (thumbv7em-none-eabihf)" cargo build -p tessera-core --target thumbv7em-none-eabihf
+suite "core wasm32" cargo build -p tessera-core --target wasm32-unknown-unknown
+suite "kotlin" bash bindings-kotlin/test.sh
+suite "swift" bash bindings-swift/test.sh
+suite "js + browser" bash bindings-wasm/test.sh
+
+echo
+if [ "$failed" -gt 0 ]; then echo "failed suites: ${failures[*]}"; fi
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
