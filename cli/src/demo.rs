@@ -58,7 +58,11 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let scanned = link::scan_link_qr(&offer.qr_text, t0 + 20)?;
     println!("{:<22}\"Link this phone to {}?\" (key {})", "phone app", scanned.portal_name, scanned.portal_fingerprint);
     let start = link::start_link(&scanned, "Anna's Pixel", "493817", true, false, t0 + 30, rng)?;
-    println!("{:<22}named \"Anna's Pixel\", secret code set, biometrics on; request sent ({} chars)", "phone app", start.request.len());
+    println!(
+        "{:<22}named \"Anna's Pixel\", secret code set, biometrics on; request sent ({} chars)",
+        "phone app",
+        start.request.len()
+    );
     let out = portal.open_link_request(&start.request)?.accept(&portal, Some(&offer.record), t0 + 31);
     let accepted = out.result?;
     let storage_key = crate::util::random::<32>()?;
@@ -79,7 +83,11 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let s2 = link::scan_link_qr(&offer.qr_text, t0 + 60)?;
     let second = link::start_link(&s2, "Mallory's phone", "724913", false, false, t0 + 60, rng)?;
     let out2 = portal.open_link_request(&second.request)?.accept(&portal, Some(&accepted.offer), t0 + 61);
-    expect_err(link::finish_link(second.pending, &out2.answer, &storage_key, rng), ErrorCode::TokenAlreadyUsed, "second phone")?;
+    expect_err(
+        link::finish_link(second.pending, &out2.answer, &storage_key, rng),
+        ErrorCode::TokenAlreadyUsed,
+        "second phone",
+    )?;
     expect_err(link::scan_link_qr(&offer.qr_text, t0 + 400), ErrorCode::TokenExpired, "after 5 minutes")?;
 
     println!("\n-- 4. The linked phone shows time-based codes (passcode or biometrics)");
@@ -97,7 +105,15 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
 
     println!("\n-- 5. Anna loses the phone: the portal unlinks it, the phone learns on next contact");
     record.unlink(t0 + 500)?;
-    println!("{:<22}{} \"{}\" {} (linked at {}, last used {:?})", "portal devices", record.device_id, record.name, record.status.as_str(), record.linked_at, record.last_used_at);
+    println!(
+        "{:<22}{} \"{}\" {} (linked at {}, last used {:?})",
+        "portal devices",
+        record.device_id,
+        record.name,
+        record.status.as_str(),
+        record.linked_at,
+        record.last_used_at
+    );
     let (req, probe) = state.status_request(t0 + 600, rng)?;
     let ans = portal.open_status_request(&req)?.answer(&mut record, t0 + 600)?;
     expect_err(state.read_status_answer(&probe, &ans), ErrorCode::DeviceRevoked, "phone app")?;

@@ -111,12 +111,15 @@ fn storage_key(db: &DeviceDb) -> Result<Zeroizing<[u8; 32]>, Error> {
             k
         }
     };
-    let arr: [u8; 32] = k.as_slice().try_into().map_err(|_| cli_err(ErrorCode::StateCorrupt, "the storage key is corrupt"))?;
+    let arr: [u8; 32] =
+        k.as_slice().try_into().map_err(|_| cli_err(ErrorCode::StateCorrupt, "the storage key is corrupt"))?;
     Ok(Zeroizing::new(arr))
 }
 
 fn load_state(db: &DeviceDb, key: &[u8; 32]) -> Result<DeviceState, Error> {
-    let blob = db.get(K_STATE)?.ok_or_else(|| cli_err(ErrorCode::DeviceNotLinked, "this device is not linked to an account"))?;
+    let blob = db
+        .get(K_STATE)?
+        .ok_or_else(|| cli_err(ErrorCode::DeviceNotLinked, "this device is not linked to an account"))?;
     DeviceState::open(key, &blob)
 }
 
@@ -137,11 +140,17 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::Scan { c, qr } => {
             let o = link::scan_link_qr(&qr, now_or(c.now)?)?;
             if c.json {
-                println!("{}", json!({"portal": o.portal_name, "portal_fingerprint": o.portal_fingerprint, "expires_at": o.expires_at,
+                println!(
+                    "{}",
+                    json!({"portal": o.portal_name, "portal_fingerprint": o.portal_fingerprint, "expires_at": o.expires_at,
                     "passcode_min": o.policy.min_len, "passcode_max": o.policy.max_len, "digits_only": o.policy.digits_only,
-                    "biometrics_allowed": o.policy.allow_biometrics}));
+                    "biometrics_allowed": o.policy.allow_biometrics})
+                );
             } else {
-                println!("Link this device to \"{}\" (key {})? Valid until {}.", o.portal_name, o.portal_fingerprint, o.expires_at);
+                println!(
+                    "Link this device to \"{}\" (key {})? Valid until {}.",
+                    o.portal_name, o.portal_fingerprint, o.expires_at
+                );
             }
         }
         DeviceCommand::Link { c, qr, name, passcode, biometric } => {
@@ -166,7 +175,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::LinkFinish { c, response } => {
             let db = DeviceDb::open(&c.dir)?;
             let key = storage_key(&db)?;
-            let sealed = db.get(K_PENDING)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first"))?;
+            let sealed = db.get(K_PENDING)?.ok_or_else(|| {
+                cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first")
+            })?;
             let pending = PendingDeviceLink::open(&key, &sealed)?;
             // Single use: the pending link is consumed whatever the answer says.
             db.delete(K_PENDING)?;
@@ -179,10 +190,16 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             };
             db.put(K_STATE, &done.state)?;
             if c.json {
-                println!("{}", json!({"check_code": done.check_code, "account": done.info.account, "device_id": done.info.device_id, "portal": done.info.portal_name}));
+                println!(
+                    "{}",
+                    json!({"check_code": done.check_code, "account": done.info.account, "device_id": done.info.device_id, "portal": done.info.portal_name})
+                );
             } else {
                 println!("{}", done.check_code);
-                eprintln!("linked to {} at \"{}\": type this check code on the portal", done.info.account, done.info.portal_name);
+                eprintln!(
+                    "linked to {} at \"{}\": type this check code on the portal",
+                    done.info.account, done.info.portal_name
+                );
             }
         }
         DeviceCommand::Status { c } => {
@@ -195,8 +212,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                     if c.json {
                         println!("{}", info_json(i));
                     } else {
-                        println!("linked: {} at \"{}\" as device {} \"{}\" (biometrics {})", i.account, i.portal_name, i.device_id, i.device_name,
-                            if i.biometrics { "on" } else { "off" });
+                        println!(
+                            "linked: {} at \"{}\" as device {} \"{}\" (biometrics {})",
+                            i.account,
+                            i.portal_name,
+                            i.device_id,
+                            i.device_name,
+                            if i.biometrics { "on" } else { "off" }
+                        );
                     }
                 }
                 None => {
@@ -216,7 +239,10 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let key = storage_key(&db)?;
             let st = load_state(&db, &key)?;
             let (req, probe) = st.status_request(now_or(c.now)?, &mut CliRandom)?;
-            db.put(K_PROBE, serde_json::to_string(&probe).map_err(|_| cli_err(ErrorCode::Internal, "probe"))?.as_bytes())?;
+            db.put(
+                K_PROBE,
+                serde_json::to_string(&probe).map_err(|_| cli_err(ErrorCode::Internal, "probe"))?.as_bytes(),
+            )?;
             if c.json {
                 println!("{}", json!({"request": req}));
             } else {
@@ -227,8 +253,10 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let db = DeviceDb::open(&c.dir)?;
             let key = storage_key(&db)?;
             let st = load_state(&db, &key)?;
-            let probe = db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
-            let probe: StatusProbe = serde_json::from_slice(&probe).map_err(|_| cli_err(ErrorCode::StateCorrupt, "bad probe"))?;
+            let probe =
+                db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
+            let probe: StatusProbe =
+                serde_json::from_slice(&probe).map_err(|_| cli_err(ErrorCode::StateCorrupt, "bad probe"))?;
             match st.read_status_answer(&probe, &response) {
                 Ok(()) => {
                     db.delete(K_PROBE)?;
@@ -252,7 +280,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let st = load_state(&db, &key)?;
             let now = now_or(c.now)?;
             let code = if biometric {
-                let b = db.get(K_BIO)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
+                let b = db
+                    .get(K_BIO)?
+                    .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
                 st.totp(UserFactor::Biometric(&b), now)?
             } else {
                 let p = Zeroizing::new(passcode.unwrap_or_default());

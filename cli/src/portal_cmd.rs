@@ -9,7 +9,9 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 use std::path::PathBuf;
 use tessera_core::encoding::{hex_decode, hex_encode};
-use tessera_core::link::{DeviceRecord, LinkOfferRecord, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent, DEFAULT_OFFER_TTL};
+use tessera_core::link::{
+    DeviceRecord, LinkOfferRecord, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent, DEFAULT_OFFER_TTL,
+};
 use tessera_core::{Error, ErrorCode};
 
 #[derive(Args, Debug)]
@@ -161,10 +163,13 @@ fn record_events(db: &PortalDb, now: u64, events: &[PortalEvent]) -> Result<(), 
 fn load_device(db: &PortalDb, portal: &Portal, account: &str, device: &str) -> Result<DeviceRecord, Error> {
     let sealed: Option<Vec<u8>> = db
         .conn
-        .query_row("SELECT sealed FROM devices WHERE device_id = ?1 AND account = ?2", params![device, account], |r| r.get(0))
+        .query_row("SELECT sealed FROM devices WHERE device_id = ?1 AND account = ?2", params![device, account], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db_err)?;
-    let rec: DeviceRecord = portal.open_record(&sealed.ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device for this account"))?)?;
+    let rec: DeviceRecord = portal
+        .open_record(&sealed.ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device for this account"))?)?;
     if rec.device_id != device || rec.account != account {
         return Err(cli_err(ErrorCode::StateCorrupt, "the stored record does not match its row"));
     }
@@ -196,7 +201,10 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
             let p = Portal::generate(&name, &mut CliRandom)?;
             db.conn
-                .execute("INSERT INTO portal (id, name, secret_hex) VALUES (1, ?1, ?2)", params![name, hex_encode(p.secret().expose())])
+                .execute(
+                    "INSERT INTO portal (id, name, secret_hex) VALUES (1, ?1, ?2)",
+                    params![name, hex_encode(p.secret().expose())],
+                )
                 .map_err(db_err)?;
             if c.json {
                 println!("{}", json!({"name": name, "fingerprint": p.fingerprint()}));
@@ -204,7 +212,16 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 println!("portal \"{name}\" created (key fingerprint {})", p.fingerprint());
             }
         }
-        PortalCommand::LinkOffer { c, account, ttl, render, passcode_min, passcode_max, alphanumeric, no_biometrics } => {
+        PortalCommand::LinkOffer {
+            c,
+            account,
+            ttl,
+            render,
+            passcode_min,
+            passcode_max,
+            alphanumeric,
+            no_biometrics,
+        } => {
             let db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db)?;
             let now = now_or(c.now)?;
@@ -260,15 +277,21 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                         )
                         .map_err(db_err)?;
                         for e in &acc.events {
-                            tx.execute("INSERT INTO events (at, json) VALUES (?1, ?2)", params![now as i64, event_json(e).to_string()])
-                                .map_err(db_err)?;
+                            tx.execute(
+                                "INSERT INTO events (at, json) VALUES (?1, ?2)",
+                                params![now as i64, event_json(e).to_string()],
+                            )
+                            .map_err(db_err)?;
                         }
                         (out.answer, Ok(acc.pending))
                     } else {
                         // Lost the race: refuse with an answer the device can show. (Not
                         // reached with SQLite's immediate transactions; kept for other stores.)
                         let again = portal.open_link_request(&request)?;
-                        (again.refuse(&portal, ErrorCode::TokenAlreadyUsed), Err(Error::new(ErrorCode::TokenAlreadyUsed, "this QR code was already used")))
+                        (
+                            again.refuse(&portal, ErrorCode::TokenAlreadyUsed),
+                            Err(Error::new(ErrorCode::TokenAlreadyUsed, "this QR code was already used")),
+                        )
                     }
                 }
                 Err(e) => (out.answer, Err(e)),
@@ -277,10 +300,16 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             match result {
                 Ok(p) => {
                     if c.json {
-                        println!("{}", json!({"answer": answer, "device_id": p.device_id, "device_name": p.device_name, "confirm_by": p.confirm_by}));
+                        println!(
+                            "{}",
+                            json!({"answer": answer, "device_id": p.device_id, "device_name": p.device_name, "confirm_by": p.confirm_by})
+                        );
                     } else {
                         println!("{answer}");
-                        eprintln!("device \"{}\" ({}) waits for its check code until {}", p.device_name, p.device_id, p.confirm_by);
+                        eprintln!(
+                            "device \"{}\" ({}) waits for its check code until {}",
+                            p.device_name, p.device_id, p.confirm_by
+                        );
                     }
                 }
                 Err(e) => {
@@ -300,14 +329,16 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let now = now_or(c.now)?;
             let tx = db.immediate()?;
             let rows: Vec<Vec<u8>> = {
-                let mut st = tx.prepare("SELECT sealed FROM pending_links WHERE account = ?1 AND closed = 0").map_err(db_err)?;
+                let mut st =
+                    tx.prepare("SELECT sealed FROM pending_links WHERE account = ?1 AND closed = 0").map_err(db_err)?;
                 let it = st.query_map([&account], |r| r.get(0)).map_err(db_err)?;
                 it.collect::<Result<_, _>>().map_err(db_err)?
             };
             if rows.is_empty() {
                 return Err(cli_err(ErrorCode::TokenUnknown, "no device of this account is waiting for a check code"));
             }
-            let pendings: Vec<PendingLinkRecord> = rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
+            let pendings: Vec<PendingLinkRecord> =
+                rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
             // Find the pending link whose check code matches; the others are untouched.
             let mut linked: Option<(PendingLinkRecord, (DeviceRecord, Vec<PortalEvent>))> = None;
             for p in &pendings {
@@ -351,13 +382,17 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                     .map_err(db_err)?;
                     Ok((rec, events))
                 }
-                None => Err(first_err.unwrap_or_else(|| Error::new(ErrorCode::CheckCodeMismatch, "the check code does not match"))),
+                None => Err(first_err
+                    .unwrap_or_else(|| Error::new(ErrorCode::CheckCodeMismatch, "the check code does not match"))),
             };
             tx.commit().map_err(db_err)?;
             let (rec, events) = result?;
             record_events(&db, now, &events)?;
             if c.json {
-                println!("{}", json!({"device": device_json(&rec), "events": events.iter().map(event_json).collect::<Vec<_>>()}));
+                println!(
+                    "{}",
+                    json!({"device": device_json(&rec), "events": events.iter().map(event_json).collect::<Vec<_>>()})
+                );
             } else {
                 println!("linked device {} \"{}\" to {}", rec.device_id, rec.name, rec.account);
             }
@@ -365,7 +400,10 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         PortalCommand::Devices { c, account } => {
             let db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db)?;
-            let mut st = db.conn.prepare("SELECT sealed FROM devices WHERE account = ?1 ORDER BY linked_at, device_id").map_err(db_err)?;
+            let mut st = db
+                .conn
+                .prepare("SELECT sealed FROM devices WHERE account = ?1 ORDER BY linked_at, device_id")
+                .map_err(db_err)?;
             let rows: Vec<Vec<u8>> =
                 st.query_map([&account], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?;
             let recs: Vec<DeviceRecord> = rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
@@ -375,7 +413,14 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 println!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
                 for r in &recs {
                     let last = r.last_used_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-                    println!("{:<18} {:<24} {:>12} {:>12} {}", r.device_id, r.name, r.linked_at, last, r.status.as_str());
+                    println!(
+                        "{:<18} {:<24} {:>12} {:>12} {}",
+                        r.device_id,
+                        r.name,
+                        r.linked_at,
+                        last,
+                        r.status.as_str()
+                    );
                 }
             }
         }
@@ -404,7 +449,10 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             if c.json {
                 println!("{}", device_json(&rec));
             } else {
-                println!("unlinked {} \"{}\"; the device wipes the account on its next contact", rec.device_id, rec.name);
+                println!(
+                    "unlinked {} \"{}\"; the device wipes the account on its next contact",
+                    rec.device_id, rec.name
+                );
             }
         }
         PortalCommand::Status { c, request } => {

@@ -42,7 +42,8 @@ pub struct DeviceDb {
 
 fn db_path(dir: &Path, file: &str, create: bool) -> Result<std::path::PathBuf, Error> {
     if create {
-        std::fs::create_dir_all(dir).map_err(|e| cli_err(ErrorCode::Storage, format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| cli_err(ErrorCode::Storage, format!("cannot create {}: {e}", dir.display())))?;
     } else if !dir.join(file).exists() {
         return Err(cli_err(ErrorCode::Storage, format!("{} has no {file}; run init first", dir.display())));
     }
@@ -80,7 +81,10 @@ impl DeviceDb {
     }
     pub fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
         self.conn
-            .execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params![key, value])
+            .execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
             .map_err(db_err)?;
         Ok(())
     }

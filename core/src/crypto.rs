@@ -54,7 +54,8 @@ impl RandomSource for SeededRandom {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         for b in dest.iter_mut() {
             if self.pos == 32 {
-                let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.seed).unwrap_or_else(|_| unreachable!());
+                let mut m =
+                    <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.seed).unwrap_or_else(|_| unreachable!());
                 m.update(b"tessera/test-rng");
                 m.update(&self.counter.to_be_bytes());
                 self.buf.copy_from_slice(&m.finalize().into_bytes());

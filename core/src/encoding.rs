@@ -156,7 +156,6 @@ pub fn base64url_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-
 const B45: &[u8; 45] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 
 /// RFC 9285 Base45 (the QR alphanumeric alphabet).

@@ -126,9 +126,7 @@ pub(crate) fn to_qr_text(bytes: &[u8]) -> String {
 /// Bytes of a QR text (trims surrounding white space some scanners add).
 pub(crate) fn from_qr_text(text: &str) -> Result<Vec<u8>> {
     let t = text.trim_matches(|c: char| c == '\n' || c == '\r' || c == '\t');
-    let body = t
-        .strip_prefix(QR_PREFIX)
-        .ok_or(err(ErrorCode::MalformedMessage, "not a Tessera QR code"))?;
+    let body = t.strip_prefix(QR_PREFIX).ok_or(err(ErrorCode::MalformedMessage, "not a Tessera QR code"))?;
     base45_decode_as(body, ErrorCode::MalformedMessage)
 }
 

@@ -7,11 +7,8 @@ use tessera_core::ErrorCode;
 #[test]
 fn errors_md_lists_every_code_in_order() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ERRORS.md")).unwrap();
-    let listed: Vec<&str> = doc
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .collect();
+    let listed: Vec<&str> =
+        doc.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(listed, codes, "docs/ERRORS.md is out of date");
     for c in ErrorCode::ALL {

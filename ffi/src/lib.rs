@@ -45,8 +45,9 @@ pub type Result<T> = std::result::Result<T, TesseraError>;
 /// `n` bytes from the operating system's CSPRNG.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .map_err(|_| TesseraError::from_code(tessera_core::ErrorCode::Internal, "the system random generator failed"))?;
+    getrandom::fill(&mut b).map_err(|_| {
+        TesseraError::from_code(tessera_core::ErrorCode::Internal, "the system random generator failed")
+    })?;
     Ok(b)
 }
 

@@ -222,7 +222,8 @@ impl TesseraDevice {
     ) -> Result<LinkStartResult> {
         let passcode = Zeroizing::new(passcode);
         let offer = link::scan_link_qr(&qr_text, now)?;
-        let s = link::start_link(&offer, &device_name, &passcode, biometrics, current_state.is_some(), now, &mut OsRandom)?;
+        let s =
+            link::start_link(&offer, &device_name, &passcode, biometrics, current_state.is_some(), now, &mut OsRandom)?;
         Ok(LinkStartResult {
             request: s.request,
             pending: Arc::new(PendingLink { key: self.key.clone(), inner: Mutex::new(Some(s.pending)) }),
@@ -312,6 +313,9 @@ impl PendingLink {
 
 impl std::fmt::Debug for LinkFinishResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkFinishResult").field("account", &self.account).field("check_code", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("LinkFinishResult")
+            .field("account", &self.account)
+            .field("check_code", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }

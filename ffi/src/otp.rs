@@ -279,7 +279,9 @@ pub struct OtpCheck {
 
 fn check(res: tessera_core::Result<otp::Verified>, st: otp::OtpState) -> OtpCheck {
     match res {
-        Ok(v) => OtpCheck { accepted: true, error_code: None, matched: Some(v.matched), drift: v.drift, state: st.into() },
+        Ok(v) => {
+            OtpCheck { accepted: true, error_code: None, matched: Some(v.matched), drift: v.drift, state: st.into() }
+        }
         Err(e) => OtpCheck {
             accepted: false,
             error_code: Some(e.code().as_str().to_owned()),
@@ -296,7 +298,12 @@ fn throttle(c: &OtpVerifierConfig) -> otp::ThrottlePolicy {
 
 /// Verify a TOTP code at `unix_time`. Throws only for an invalid configuration.
 #[uniffi::export]
-pub fn totp_verify(config: OtpVerifierConfig, code: String, unix_time: u64, state: OtpVerifierState) -> Result<OtpCheck> {
+pub fn totp_verify(
+    config: OtpVerifierConfig,
+    code: String,
+    unix_time: u64,
+    state: OtpVerifierState,
+) -> Result<OtpCheck> {
     let t = otp::Totp::new(config.secret.clone(), config.algorithm.into(), config.digits, config.period, 0)?;
     let v = otp::TotpVerifier::new(t, config.window, throttle(&config));
     let mut st: otp::OtpState = state.into();
@@ -306,7 +313,12 @@ pub fn totp_verify(config: OtpVerifierConfig, code: String, unix_time: u64, stat
 
 /// Verify a HOTP code (look-ahead `window`). Throws only for an invalid configuration.
 #[uniffi::export]
-pub fn hotp_verify(config: OtpVerifierConfig, code: String, unix_time: u64, state: OtpVerifierState) -> Result<OtpCheck> {
+pub fn hotp_verify(
+    config: OtpVerifierConfig,
+    code: String,
+    unix_time: u64,
+    state: OtpVerifierState,
+) -> Result<OtpCheck> {
     let h = otp::Hotp::new(config.secret.clone(), config.algorithm.into(), config.digits)?;
     let v = otp::HotpVerifier::new(h, config.window, throttle(&config));
     let mut st: otp::OtpState = state.into();

@@ -7,8 +7,7 @@ use crate::link::{OsRandom, PasscodeRules};
 use crate::{Result, TesseraError};
 use std::sync::{Arc, Mutex};
 use tessera_core::link::{
-    DeviceRecord, LinkOfferRecord, OpenedLinkRequest, PasscodePolicy, PendingLinkRecord, Portal,
-    PortalEvent,
+    DeviceRecord, LinkOfferRecord, OpenedLinkRequest, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent,
 };
 use tessera_core::ErrorCode;
 
@@ -82,20 +81,40 @@ pub struct LinkEvent {
 
 fn event(e: &PortalEvent) -> LinkEvent {
     let (kind, account, device_id, device_name, at) = match e {
-        PortalEvent::LinkRequested { account, device_id, device_name, at } => ("link_requested", account, device_id, Some(device_name), at),
-        PortalEvent::DeviceLinked { account, device_id, device_name, at } => ("device_linked", account, device_id, Some(device_name), at),
-        PortalEvent::CheckCodeFailed { account, device_id, at, .. } => ("check_code_failed", account, device_id, None, at),
+        PortalEvent::LinkRequested { account, device_id, device_name, at } => {
+            ("link_requested", account, device_id, Some(device_name), at)
+        }
+        PortalEvent::DeviceLinked { account, device_id, device_name, at } => {
+            ("device_linked", account, device_id, Some(device_name), at)
+        }
+        PortalEvent::CheckCodeFailed { account, device_id, at, .. } => {
+            ("check_code_failed", account, device_id, None, at)
+        }
         PortalEvent::LinkCancelled { account, device_id, at, .. } => ("link_cancelled", account, device_id, None, at),
-        PortalEvent::DeviceRenamed { account, device_id, name, at } => ("device_renamed", account, device_id, Some(name), at),
+        PortalEvent::DeviceRenamed { account, device_id, name, at } => {
+            ("device_renamed", account, device_id, Some(name), at)
+        }
         PortalEvent::DeviceUnlinked { account, device_id, at } => ("device_unlinked", account, device_id, None, at),
     };
-    LinkEvent { kind: kind.into(), account: account.clone(), device_id: device_id.clone(), device_name: device_name.cloned(), at: *at }
+    LinkEvent {
+        kind: kind.into(),
+        account: account.clone(),
+        device_id: device_id.clone(),
+        device_name: device_name.cloned(),
+        at: *at,
+    }
 }
 
 impl TesseraPortal {
     fn offer(&self, r: &LinkOfferRecord) -> StoredOffer {
         let s = self.portal.store_offer(r, &mut OsRandom);
-        StoredOffer { offer_id: s.offer_id, account: s.account, expires_at: s.expires_at, used_at: s.used_at, sealed: s.sealed }
+        StoredOffer {
+            offer_id: s.offer_id,
+            account: s.account,
+            expires_at: s.expires_at,
+            used_at: s.used_at,
+            sealed: s.sealed,
+        }
     }
     fn pending(&self, r: &PendingLinkRecord) -> StoredPendingLink {
         let s = self.portal.store_pending(r, &mut OsRandom);
@@ -267,7 +286,13 @@ impl TesseraPortal {
                 device: Some(self.device(&rec)),
                 events: events.iter().map(event).collect(),
             },
-            Err(e) => ConfirmResult { linked: false, error_code: code_of(&e), pending: self.pending(&p), device: None, events: vec![] },
+            Err(e) => ConfirmResult {
+                linked: false,
+                error_code: code_of(&e),
+                pending: self.pending(&p),
+                device: None,
+                events: vec![],
+            },
         })
     }
 
@@ -302,7 +327,11 @@ impl TesseraPortal {
     pub fn verify_device_totp(&self, device: StoredDevice, code: String, now: u64) -> Result<DeviceTotpCheck> {
         let mut r = self.open_device(&device)?;
         let res = r.verify_totp(&code, now);
-        Ok(DeviceTotpCheck { accepted: res.is_ok(), error_code: res.err().as_ref().and_then(code_of), device: self.device(&r) })
+        Ok(DeviceTotpCheck {
+            accepted: res.is_ok(),
+            error_code: res.err().as_ref().and_then(code_of),
+            device: self.device(&r),
+        })
     }
 }
 
@@ -326,7 +355,10 @@ pub struct LinkRequest {
 
 impl std::fmt::Debug for LinkRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkRequest").field("offer_id", &self.offer_id).field("device_id", &self.device_id).finish_non_exhaustive()
+        f.debug_struct("LinkRequest")
+            .field("offer_id", &self.offer_id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -363,7 +395,14 @@ impl LinkRequest {
                 pending: Some(portal.pending(&acc.pending)),
                 events: acc.events.iter().map(event).collect(),
             },
-            Err(e) => AcceptResult { answer: out.answer, accepted: false, error_code: code_of(&e), offer: None, pending: None, events: vec![] },
+            Err(e) => AcceptResult {
+                answer: out.answer,
+                accepted: false,
+                error_code: code_of(&e),
+                offer: None,
+                pending: None,
+                events: vec![],
+            },
         })
     }
 
@@ -376,4 +415,3 @@ impl LinkRequest {
         Ok(opened.refuse(&portal.portal, c))
     }
 }
-

@@ -269,7 +269,9 @@ pub fn finish_link(
     let ab: AnswerBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
     let (account, id, linked_at, confirm_by) = match ab {
         AnswerBody::Refused { code } => return Err(refused_error(&code)),
-        AnswerBody::Accepted { account, device_id, linked_at, confirm_by } => (account, device_id, linked_at, confirm_by),
+        AnswerBody::Accepted { account, device_id, linked_at, confirm_by } => {
+            (account, device_id, linked_at, confirm_by)
+        }
     };
     if id != device_id(&device_pk) {
         return Err(err(ErrorCode::MessageTampered, "the answer is for another device"));
@@ -380,10 +382,8 @@ impl DeviceState {
         let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
         let nonce = random_array::<16>(rng);
         let header = wire::header(Kind::StatusRequest);
-        let mac = hmac_sha256(
-            self.channel_key.expose(),
-            &[label::STATUS_REQUEST, &header, &id, &nonce, &now.to_be_bytes()],
-        );
+        let mac =
+            hmac_sha256(self.channel_key.expose(), &[label::STATUS_REQUEST, &header, &id, &nonce, &now.to_be_bytes()]);
         let mut out = Vec::from(header);
         out.extend_from_slice(&id);
         out.extend_from_slice(&nonce);

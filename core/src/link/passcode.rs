@@ -52,7 +52,8 @@ impl PasscodePolicy {
             digits_only: b[1] & 0x40 != 0,
             allow_biometrics: b[1] & 0x80 != 0,
         };
-        p.validate_policy().map_err(|_| err(ErrorCode::MalformedMessage, "the passcode policy in the QR code is invalid"))?;
+        p.validate_policy()
+            .map_err(|_| err(ErrorCode::MalformedMessage, "the passcode policy in the QR code is invalid"))?;
         Ok(p)
     }
 
@@ -100,7 +101,10 @@ fn is_trivial(chars: &[char]) -> bool {
             return true;
         }
     }
-    const COMMON: &[&str] = &["123321", "112233", "121212", "159753", "147258", "258369", "696969", "password", "qwerty", "azerty", "qwertz", "letmein", "iloveyou", "1q2w3e4r"];
+    const COMMON: &[&str] = &[
+        "123321", "112233", "121212", "159753", "147258", "258369", "696969", "password", "qwerty", "azerty", "qwertz",
+        "letmein", "iloveyou", "1q2w3e4r",
+    ];
     let s: alloc::string::String = chars.iter().map(|c| c.to_ascii_lowercase()).collect();
     COMMON.contains(&s.as_str())
 }
@@ -128,9 +132,14 @@ mod tests {
         assert_eq!(p.check("abcdefgh").unwrap_err().code(), ErrorCode::WeakPasscode);
         assert_eq!(p.check("Password").unwrap_err().code(), ErrorCode::WeakPasscode);
         assert_eq!(PasscodePolicy::from_bytes(p.to_bytes()).unwrap(), p);
-        assert_eq!(PasscodePolicy::from_bytes(PasscodePolicy::default().to_bytes()).unwrap(), PasscodePolicy::default());
+        assert_eq!(
+            PasscodePolicy::from_bytes(PasscodePolicy::default().to_bytes()).unwrap(),
+            PasscodePolicy::default()
+        );
         assert!(PasscodePolicy::from_bytes([5, 6]).is_err());
         assert!(PasscodePolicy::from_bytes([7, 6]).is_err());
-        assert!(PasscodePolicy { min_len: 6, max_len: 17, digits_only: true, allow_biometrics: true }.validate_policy().is_err());
+        assert!(PasscodePolicy { min_len: 6, max_len: 17, digits_only: true, allow_biometrics: true }
+            .validate_policy()
+            .is_err());
     }
 }

@@ -25,7 +25,10 @@ pub struct Portal {
 
 impl core::fmt::Debug for Portal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Portal").field("name", &self.name).field("fingerprint", &self.fingerprint()).finish_non_exhaustive()
+        f.debug_struct("Portal")
+            .field("name", &self.name)
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,10 +323,10 @@ impl Portal {
         if ttl == 0 || ttl > MAX_OFFER_TTL {
             return Err(err(ErrorCode::InvalidInput, "the offer lifetime must be 1 to 600 seconds"));
         }
-        let expires_at = now.checked_add(ttl).filter(|t| *t <= u64::from(u32::MAX)).ok_or(err(
-            ErrorCode::InvalidTime,
-            "the expiry does not fit the QR format (after 2106)",
-        ))?;
+        let expires_at = now
+            .checked_add(ttl)
+            .filter(|t| *t <= u64::from(u32::MAX))
+            .ok_or(err(ErrorCode::InvalidTime, "the expiry does not fit the QR format (after 2106)"))?;
         let secret = random_array::<16>(rng);
         let mut bytes = Vec::with_capacity(80);
         bytes.extend_from_slice(&wire::header(Kind::LinkOffer));

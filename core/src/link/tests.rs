@@ -21,8 +21,14 @@ fn world() -> World {
 }
 
 /// Offer → request → accept → finish; returns everything.
-fn link(w: &mut World, account: &str, name: &str, passcode: &str, bio: bool, now: u64)
-    -> (LinkedDevice, PendingLinkRecord, Option<SecretBytes>) {
+fn link(
+    w: &mut World,
+    account: &str,
+    name: &str,
+    passcode: &str,
+    bio: bool,
+    now: u64,
+) -> (LinkedDevice, PendingLinkRecord, Option<SecretBytes>) {
     let offer = w.portal.create_offer(account, PasscodePolicy::default(), DEFAULT_OFFER_TTL, now, &mut w.rng).unwrap();
     let scanned = scan_link_qr(&offer.qr_text, now + 5).unwrap();
     assert_eq!(scanned.portal_name, "Example Bank");
@@ -50,7 +56,10 @@ fn full_flow_with_check_code_and_totp() {
     assert!(matches!(events[0], PortalEvent::DeviceLinked { .. }));
     assert_eq!(rec.name, "Anna's Pixel");
     // Confirming again is refused.
-    assert_eq!(w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 22).unwrap_err().code(), ErrorCode::InvalidState);
+    assert_eq!(
+        w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 22).unwrap_err().code(),
+        ErrorCode::InvalidState
+    );
 
     // Flow 5: TOTP from the device, verified once.
     let state = DeviceState::open(&KEY, &linked.state).unwrap();
@@ -99,7 +108,10 @@ fn expiry_is_enforced_on_both_sides() {
     let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, Some(&offer.record), T0 + 61);
     assert_eq!(out.result.unwrap_err().code(), ErrorCode::TokenExpired);
     assert_eq!(finish_link(start.pending, &out.answer, &KEY, &mut w.rng).unwrap_err().code(), ErrorCode::TokenExpired);
-    assert_eq!(start_link(&s, "Phone", "493817", false, false, T0 + 60, &mut w.rng).unwrap_err().code(), ErrorCode::TokenExpired);
+    assert_eq!(
+        start_link(&s, "Phone", "493817", false, false, T0 + 60, &mut w.rng).unwrap_err().code(),
+        ErrorCode::TokenExpired
+    );
     assert!(w.portal.create_offer("carol", PasscodePolicy::default(), 601, T0, &mut w.rng).is_err());
     assert!(w.portal.create_offer("carol", PasscodePolicy::default(), 0, T0, &mut w.rng).is_err());
 }
@@ -112,7 +124,10 @@ fn unknown_offer_and_wrong_portal() {
     let start = start_link(&s, "Phone", "493817", false, false, T0, &mut w.rng).unwrap();
     let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, None, T0);
     assert_eq!(out.result.unwrap_err().code(), ErrorCode::TokenUnknown);
-    assert_eq!(finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng).unwrap_err().code(), ErrorCode::TokenUnknown);
+    assert_eq!(
+        finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng).unwrap_err().code(),
+        ErrorCode::TokenUnknown
+    );
     // Another portal cannot read the request.
     let other = Portal::generate("Other", &mut w.rng).unwrap();
     assert_eq!(other.open_link_request(&start.request).unwrap_err().code(), ErrorCode::MessageTampered);
@@ -123,14 +138,26 @@ fn device_refuses_second_account_and_bad_passcodes() {
     let mut w = world();
     let offer = w.portal.create_offer("erin", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
-    assert_eq!(start_link(&s, "P", "493817", false, true, T0, &mut w.rng).unwrap_err().code(), ErrorCode::DeviceAlreadyLinked);
-    assert_eq!(start_link(&s, "P", "123456", false, false, T0, &mut w.rng).unwrap_err().code(), ErrorCode::WeakPasscode);
-    assert_eq!(start_link(&s, "P", "12345", false, false, T0, &mut w.rng).unwrap_err().code(), ErrorCode::PasscodePolicy);
+    assert_eq!(
+        start_link(&s, "P", "493817", false, true, T0, &mut w.rng).unwrap_err().code(),
+        ErrorCode::DeviceAlreadyLinked
+    );
+    assert_eq!(
+        start_link(&s, "P", "123456", false, false, T0, &mut w.rng).unwrap_err().code(),
+        ErrorCode::WeakPasscode
+    );
+    assert_eq!(
+        start_link(&s, "P", "12345", false, false, T0, &mut w.rng).unwrap_err().code(),
+        ErrorCode::PasscodePolicy
+    );
     assert_eq!(start_link(&s, "", "493817", false, false, T0, &mut w.rng).unwrap_err().code(), ErrorCode::InvalidInput);
     let nobio = PasscodePolicy { allow_biometrics: false, ..PasscodePolicy::default() };
     let o2 = w.portal.create_offer("erin", nobio, 300, T0, &mut w.rng).unwrap();
     let s2 = scan_link_qr(&o2.qr_text, T0).unwrap();
-    assert_eq!(start_link(&s2, "P", "493817", true, false, T0, &mut w.rng).unwrap_err().code(), ErrorCode::PasscodePolicy);
+    assert_eq!(
+        start_link(&s2, "P", "493817", true, false, T0, &mut w.rng).unwrap_err().code(),
+        ErrorCode::PasscodePolicy
+    );
 }
 
 #[test]
@@ -139,13 +166,22 @@ fn check_code_lockout_and_expiry() {
     let (linked, mut pending, _) = link(&mut w, "frank", "Phone", "493817", false, T0);
     let wrong = if linked.check_code == "111112" { "111113" } else { "111112" };
     for _ in 0..4 {
-        assert_eq!(w.portal.confirm_link(&mut pending, wrong, T0 + 30).unwrap_err().code(), ErrorCode::CheckCodeMismatch);
+        assert_eq!(
+            w.portal.confirm_link(&mut pending, wrong, T0 + 30).unwrap_err().code(),
+            ErrorCode::CheckCodeMismatch
+        );
     }
     assert_eq!(w.portal.confirm_link(&mut pending, wrong, T0 + 30).unwrap_err().code(), ErrorCode::LockedOut);
-    assert_eq!(w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 31).unwrap_err().code(), ErrorCode::InvalidState);
+    assert_eq!(
+        w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 31).unwrap_err().code(),
+        ErrorCode::InvalidState
+    );
     let (linked2, mut pending2, _) = link(&mut w, "frank", "Phone 2", "493817", false, T0);
     let late = pending2.confirm_by;
-    assert_eq!(w.portal.confirm_link(&mut pending2, &linked2.check_code, late).unwrap_err().code(), ErrorCode::TokenExpired);
+    assert_eq!(
+        w.portal.confirm_link(&mut pending2, &linked2.check_code, late).unwrap_err().code(),
+        ErrorCode::TokenExpired
+    );
 }
 
 #[test]
@@ -193,7 +229,10 @@ fn stored_blobs_reject_tampering_and_other_keys() {
         let mut t = linked.state.clone();
         t[i] ^= 0x01;
         let code = DeviceState::open(&KEY, &t).unwrap_err().code();
-        assert!(matches!(code, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion), "{i}");
+        assert!(
+            matches!(code, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion),
+            "{i}"
+        );
     }
     assert_eq!(DeviceState::open(&[0; 32], &linked.state).unwrap_err().code(), ErrorCode::StateCorrupt);
     assert_eq!(DeviceState::open(&KEY, &linked.state[..10]).unwrap_err().code(), ErrorCode::StateCorrupt);

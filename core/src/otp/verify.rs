@@ -272,7 +272,11 @@ mod tests {
     const KEY: &[u8] = b"12345678901234567890";
 
     fn totp_v(window: u64) -> TotpVerifier {
-        TotpVerifier::new(Totp::new(KEY.to_vec(), Algorithm::Sha1, 8, 30, 0).unwrap(), window, ThrottlePolicy::default())
+        TotpVerifier::new(
+            Totp::new(KEY.to_vec(), Algorithm::Sha1, 8, 30, 0).unwrap(),
+            window,
+            ThrottlePolicy::default(),
+        )
     }
 
     #[test]
