@@ -20,7 +20,9 @@ use tessera_core::{ErrorCode, SecretBytes};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+mod link;
 mod otp;
+pub use link::*;
 pub use otp::*;
 
 // TypeScript declarations of the object types, appended to the generated

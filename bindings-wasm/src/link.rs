@@ -547,33 +547,27 @@ fn take_probe(v: &JsValue) -> JsResult<StatusProbe> {
 // ----------------------------------------------------------------- portal
 
 fn event_to_js(e: &PortalEvent) -> JsValue {
-    let o = new_object();
     let (kind, account, device_id, at) = match e {
-        PortalEvent::LinkRequested { account, device_id, device_name, at } => {
-            set(&o, "deviceName", device_name.as_str());
-            ("linkRequested", account, device_id, at)
-        }
-        PortalEvent::DeviceLinked { account, device_id, device_name, at } => {
-            set(&o, "deviceName", device_name.as_str());
-            ("deviceLinked", account, device_id, at)
-        }
-        PortalEvent::CheckCodeFailed { account, device_id, attempts, at } => {
-            set(&o, "attempts", *attempts);
-            ("checkCodeFailed", account, device_id, at)
-        }
-        PortalEvent::LinkCancelled { account, device_id, reason, at } => {
-            set(&o, "reason", reason.as_str());
-            ("linkCancelled", account, device_id, at)
-        }
-        PortalEvent::DeviceRenamed { account, device_id, name, at } => {
-            set(&o, "name", name.as_str());
-            ("deviceRenamed", account, device_id, at)
-        }
+        PortalEvent::LinkRequested { account, device_id, at, .. } => ("linkRequested", account, device_id, at),
+        PortalEvent::DeviceLinked { account, device_id, at, .. } => ("deviceLinked", account, device_id, at),
+        PortalEvent::CheckCodeFailed { account, device_id, at, .. } => ("checkCodeFailed", account, device_id, at),
+        PortalEvent::LinkCancelled { account, device_id, at, .. } => ("linkCancelled", account, device_id, at),
+        PortalEvent::DeviceRenamed { account, device_id, at, .. } => ("deviceRenamed", account, device_id, at),
         PortalEvent::DeviceUnlinked { account, device_id, at } => ("deviceUnlinked", account, device_id, at),
     };
+    let o = new_object();
     set(&o, "type", kind);
     set(&o, "account", account.as_str());
     set(&o, "deviceId", device_id.as_str());
+    match e {
+        PortalEvent::LinkRequested { device_name, .. } | PortalEvent::DeviceLinked { device_name, .. } => {
+            set(&o, "deviceName", device_name.as_str());
+        }
+        PortalEvent::CheckCodeFailed { attempts, .. } => set(&o, "attempts", *attempts),
+        PortalEvent::LinkCancelled { reason, .. } => set(&o, "reason", reason.as_str()),
+        PortalEvent::DeviceRenamed { name, .. } => set(&o, "name", name.as_str()),
+        PortalEvent::DeviceUnlinked { .. } => {}
+    }
     set(&o, "at", time_out(*at));
     o
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Size report (numbers, not pass/fail): the native UniFFI library as shipped
+# in mobile apps (profile mobile-release), and the npm package's wasm.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+cargo build -q -p tessera-ffi --lib --profile mobile-release
+so="$target/mobile-release/libtessera_ffi.so"
+stripped=$(mktemp); trap 'rm -f "$stripped"' EXIT
+strip -o "$stripped" "$so"
+printf 'native  libtessera_ffi.so (mobile-release, x86_64): %8d bytes, stripped %8d bytes, gzip %8d bytes\n' \
+  "$(stat -c %s "$so")" "$(stat -c %s "$stripped")" "$(gzip -9c "$stripped" | wc -c)"
+bash bindings-wasm/build.sh | grep -i -E 'size|bytes' || true
