@@ -115,24 +115,78 @@ pub fn hotp(key: &[u8], counter: u64, digits: u8, alg: Algorithm) -> Result<Stri
     Ok(format_code(truncate(&hmac(alg, key, &counter.to_be_bytes())), digits))
 }
 
+/// An HMAC keyed once: the key schedule (two compressions) is paid when the
+/// generator is built, not on every code. The state zeroizes on drop.
+#[derive(Clone)]
+enum KeyedMac {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl KeyedMac {
+    fn new(alg: Algorithm, key: &[u8]) -> Self {
+        // HMAC accepts keys of any length: new_from_slice cannot fail.
+        fn keyed<M: KeyInit>(key: &[u8]) -> M {
+            M::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+        }
+        match alg {
+            Algorithm::Sha1 => KeyedMac::Sha1(keyed(key)),
+            Algorithm::Sha256 => KeyedMac::Sha256(keyed(key)),
+            Algorithm::Sha512 => KeyedMac::Sha512(keyed(key)),
+        }
+    }
+
+    /// RFC 4226 dynamic truncation of HMAC(key, counter).
+    fn truncated(&self, counter: u64) -> u32 {
+        fn run<M: Mac + Clone>(m: &M, c: u64) -> u32 {
+            let mut m = m.clone();
+            m.update(&c.to_be_bytes());
+            truncate(&m.finalize().into_bytes())
+        }
+        match self {
+            KeyedMac::Sha1(m) => run(m, counter),
+            KeyedMac::Sha256(m) => run(m, counter),
+            KeyedMac::Sha512(m) => run(m, counter),
+        }
+    }
+}
+
 /// A HOTP generator (RFC 4226).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Hotp {
-    key: SecretBytes,
+    mac: KeyedMac,
     alg: Algorithm,
     digits: u8,
 }
 
+impl core::fmt::Debug for Hotp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hotp")
+            .field("key", &"<redacted>")
+            .field("alg", &self.alg)
+            .field("digits", &self.digits)
+            .finish()
+    }
+}
+
 impl Hotp {
-    /// A generator; `digits` in 6..=10.
+    /// A generator; `digits` in 6..=10. The key is zeroized here once the
+    /// keyed HMAC state is built.
     pub fn new(key: Vec<u8>, alg: Algorithm, digits: u8) -> Result<Hotp> {
         check_digits(digits)?;
-        Ok(Hotp { key: SecretBytes::new(key), alg, digits })
+        let key = SecretBytes::new(key);
+        Ok(Hotp { mac: KeyedMac::new(alg, key.expose()), alg, digits })
     }
 
     /// The code for `counter`.
     pub fn generate(&self, counter: u64) -> String {
-        format_code(truncate(&hmac(self.alg, self.key.expose(), &counter.to_be_bytes())), self.digits)
+        format_code(self.mac.truncated(counter), self.digits)
+    }
+
+    /// The truncated value for `counter`, reduced to the configured digits.
+    pub(crate) fn value(&self, counter: u64) -> u64 {
+        u64::from(self.mac.truncated(counter)) % 10u64.pow(u32::from(self.digits))
     }
 
     /// Digits.
@@ -142,9 +196,6 @@ impl Hotp {
     /// Algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
-    }
-    pub(crate) fn key(&self) -> &SecretBytes {
-        &self.key
     }
 }
 

@@ -8,10 +8,10 @@
 //! with a compare-and-set (`UPDATE … SET state = new WHERE id = ? AND
 //! state = old`) so that two servers cannot both accept the same code.
 
-use super::{format_code, hmac, truncate, Hotp, Totp};
+use super::{Hotp, Totp};
 use crate::error::{err, ErrorCode, Result};
-use crate::secret::ct_eq;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 /// Throttling policy (PSD2 RTS art. 4(3)(b): at most 5 consecutive failures).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,15 +104,17 @@ pub struct Verified {
     pub drift: i64,
 }
 
-fn code_matches(expected: u32, digits: u8, code: &str) -> bool {
-    ct_eq(format_code(expected, digits).as_bytes(), code.as_bytes())
-}
-
-fn check_code_shape(code: &str, digits: u8) -> Result<()> {
+/// The code as a number, after checking it has exactly `digits` decimal digits.
+fn parse_code(code: &str, digits: u8) -> Result<u64> {
     if code.len() != digits as usize || !code.bytes().all(|c| c.is_ascii_digit()) {
         return Err(err(ErrorCode::InvalidInput, "the code must be exactly the configured number of decimal digits"));
     }
-    Ok(())
+    Ok(code.bytes().fold(0u64, |n, c| n * 10 + u64::from(c - b'0')))
+}
+
+/// Constant-time comparison of a computed value with the typed one.
+fn value_matches(hotp: &Hotp, counter: u64, typed: u64) -> bool {
+    bool::from(hotp.value(counter).ct_eq(&typed))
 }
 
 /// TOTP verifier with a symmetric look-around window.
@@ -142,20 +144,25 @@ impl TotpVerifier {
     pub fn verify(&self, state: &mut OtpState, code: &str, now: u64) -> Result<Verified> {
         state.throttle.check(now)?;
         let current = self.totp.step(now)?;
-        if let Err(e) = check_code_shape(code, self.totp.hotp().digits()) {
-            state.throttle.record_failure(now, &self.policy);
-            return Err(e);
-        }
         let hotp = self.totp.hotp();
-        let lo = current.saturating_sub(self.window);
-        let hi = current.saturating_add(self.window);
+        let typed = match parse_code(code, hotp.digits()) {
+            Ok(v) => v,
+            Err(e) => {
+                state.throttle.record_failure(now, &self.policy);
+                return Err(e);
+            }
+        };
+        // Current step first, then outwards (-1, +1, -2, …): the usual case
+        // costs one HMAC. Which step matched is not secret (the caller learns
+        // it anyway), so stopping at the first match leaks nothing; each
+        // comparison itself is constant-time.
         let mut found: Option<u64> = None;
-        // Check every step of the window (no early exit) so timing does not
-        // reveal which step matched.
-        for step in lo..=hi {
-            let v = truncate(&hmac(hotp.algorithm(), hotp.key().expose(), &step.to_be_bytes()));
-            if code_matches(v, hotp.digits(), code) && found.is_none() {
+        for distance in 0..=self.window {
+            let candidates =
+                [current.checked_sub(distance), if distance == 0 { None } else { current.checked_add(distance) }];
+            if let Some(step) = candidates.into_iter().flatten().find(|&s| value_matches(hotp, s, typed)) {
                 found = Some(step);
+                break;
             }
         }
         match found {
@@ -202,18 +209,15 @@ impl HotpVerifier {
     /// match. `now` is only used for timed locks.
     pub fn verify(&self, state: &mut OtpState, code: &str, now: u64) -> Result<Verified> {
         state.throttle.check(now)?;
-        if let Err(e) = check_code_shape(code, self.hotp.digits()) {
-            state.throttle.record_failure(now, &self.policy);
-            return Err(e);
-        }
-        let start = state.next_counter;
-        let mut found = None;
-        for c in start..=start.saturating_add(self.look_ahead) {
-            let v = truncate(&hmac(self.hotp.algorithm(), self.hotp.key().expose(), &c.to_be_bytes()));
-            if code_matches(v, self.hotp.digits(), code) && found.is_none() {
-                found = Some(c);
+        let typed = match parse_code(code, self.hotp.digits()) {
+            Ok(v) => v,
+            Err(e) => {
+                state.throttle.record_failure(now, &self.policy);
+                return Err(e);
             }
-        }
+        };
+        let start = state.next_counter;
+        let found = (start..=start.saturating_add(self.look_ahead)).find(|&c| value_matches(&self.hotp, c, typed));
         match found {
             Some(c) => {
                 state.last_accepted = Some(c);
@@ -236,15 +240,13 @@ impl HotpVerifier {
     pub fn resync(&self, state: &mut OtpState, code1: &str, code2: &str, window: u64, now: u64) -> Result<Verified> {
         state.throttle.check(now)?;
         let digits = self.hotp.digits();
-        check_code_shape(code1, digits)?;
-        check_code_shape(code2, digits)?;
+        let (v1, v2) = (parse_code(code1, digits)?, parse_code(code2, digits)?);
         let start = state.next_counter;
         let end = start.saturating_add(window.min(1000));
         let mut found = None;
         for c in start..end {
-            let a = self.hotp.generate(c);
-            let b = self.hotp.generate(c.saturating_add(1));
-            if ct_eq(a.as_bytes(), code1.as_bytes()) & ct_eq(b.as_bytes(), code2.as_bytes()) && found.is_none() {
+            if value_matches(&self.hotp, c, v1) & value_matches(&self.hotp, c.saturating_add(1), v2) && found.is_none()
+            {
                 found = Some(c.saturating_add(1));
             }
         }
