@@ -68,4 +68,4 @@ fi
 log "java dev.tessera.tests.MainKt"
 exec java -Djna.library.path="$LIB_DIR" \
   -cp "$JAR:$JNA_JAR:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$KOTLIN_HOME/lib/kotlin-test.jar" \
-  dev.tessera.tests.MainKt "$ROOT/vectors/otp.json"
+  dev.tessera.tests.MainKt "$ROOT/vectors/otp.json" "$ROOT/vectors/link.json"

@@ -125,6 +125,7 @@ set +e
 $SUDO chroot "${USERSPEC[@]}" "$CHROOT" /usr/bin/env -i \
   PATH=/usr/local/bin:/usr/bin:/bin HOME="$SWIFT_HOME" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
   LD_LIBRARY_PATH="$SWIFT_LIBS:$LIB_DIR" TESSERA_VECTORS="$ROOT/vectors/otp.json" \
+  TESSERA_LINK_VECTORS="$ROOT/vectors/link.json" \
   swift test --disable-swift-testing --package-path "$HERE" --scratch-path "$HERE/.build" \
   -Xlinker -L"$LIB_DIR" "$@"
 rc=$?

@@ -7,8 +7,10 @@
 //! `sealed`, the whole record sealed under the portal's storage key,
 //! base64url. Only `sealed` is read back (the sealed copy is the truth).
 
-use crate::{given, invalid, js_error, new_object, set, thrown, to_bool, to_bytes, to_string, to_u64, JsObject, JsResult};
 use crate::MAX_SAFE_INTEGER;
+use crate::{
+    given, invalid, js_error, new_object, set, thrown, to_bool, to_bytes, to_string, to_u64, JsObject, JsResult,
+};
 use js_sys::{Array, Uint8Array};
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
@@ -382,8 +384,9 @@ impl TesseraDevice {
         let already_linked = p.get_bytes("currentState")?.is_some();
         let now = to_u64(&p.require("now")?, &p.path("now"))?;
         let offer = link::scan_link_qr(&qr_text, now).map_err(thrown)?;
-        let s = with_rng(|rng| link::start_link(&offer, &device_name, &passcode, biometrics, already_linked, now, rng))?
-            .map_err(thrown)?;
+        let s =
+            with_rng(|rng| link::start_link(&offer, &device_name, &passcode, biometrics, already_linked, now, rng))?
+                .map_err(thrown)?;
         let out = new_object();
         set(&out, "request", s.request.as_str());
         set(&out, "pending", PendingLink { key: self.key.clone(), inner: Some(s.pending) });
@@ -484,7 +487,8 @@ impl TesseraDevice {
     }
 }
 
-/// A link in progress on the device (single use: `finish` consumes it).
+/// A link in progress on the device (single use: a successful `finish`, or
+/// the portal's refusal, spends it).
 #[wasm_bindgen]
 pub struct PendingLink {
     key: Zeroizing<[u8; 32]>,
@@ -508,19 +512,32 @@ impl PendingLink {
         Ok(Uint8Array::from(&sealed[..]))
     }
 
-    /// Finish with the portal's answer (once; `ALREADY_CONSUMED` after,
-    /// whatever the outcome). Throws the portal's refusal.
-    /// @throws {TesseraError} `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `ALREADY_CONSUMED`.
+    /// Finish with the portal's answer (once; `ALREADY_CONSUMED` after).
+    /// Throws the portal's refusal (`TOKEN_ALREADY_USED`, …), which spends
+    /// the link. A damaged or forged answer (`MESSAGE_TAMPERED`,
+    /// `MALFORMED_MESSAGE`, …) does not: finish again with the genuine one.
+    /// @throws {TesseraError} `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `ALREADY_CONSUMED`.
     #[wasm_bindgen(unchecked_return_type = "LinkFinish")]
     pub fn finish(&mut self, #[wasm_bindgen(unchecked_param_type = "string")] answer: &JsValue) -> JsResult<JsValue> {
         let answer = to_string(answer, "answer")?;
-        let p = self.inner.take().ok_or_else(|| consumed("pending link"))?;
-        let l = with_rng(|rng| link::finish_link(p, &answer, &self.key, rng))?.map_err(thrown)?;
-        let out = new_object();
-        set(&out, "state", Uint8Array::from(&l.state[..]));
-        set(&out, "checkCode", l.check_code.as_str());
-        set(&out, "account", account_to_js(&l.info));
-        Ok(out)
+        let p = self.inner.clone().ok_or_else(|| consumed("pending link"))?;
+        // On a random-generator failure nothing was decided: keep the link.
+        match with_rng(|rng| link::finish_link(p, &answer, &self.key, rng))? {
+            Ok(l) => {
+                self.inner = None;
+                let out = new_object();
+                set(&out, "state", Uint8Array::from(&l.state[..]));
+                set(&out, "checkCode", l.check_code.as_str());
+                set(&out, "account", account_to_js(&l.info));
+                Ok(out)
+            }
+            Err(e) => {
+                if link::finish_error_is_final(&e) {
+                    self.inner = None;
+                }
+                Err(thrown(e))
+            }
+        }
     }
 }
 
@@ -531,6 +548,12 @@ pub struct StatusProbe(link::StatusProbe);
 
 /// Take the probe out of its JS object (which is then spent).
 fn take_probe(v: &JsValue) -> JsResult<StatusProbe> {
+    let not_probe = || invalid("probe must be the StatusProbe of statusRequest");
+    // The `instanceof` check below reads the prototype without a catch: a
+    // proxy whose trap throws must not get that far.
+    if !v.is_object() || js_sys::Reflect::get_prototype_of(v).is_err() {
+        return Err(not_probe());
+    }
     if let Some(p) = StatusProbe::try_from_js_value_ref(v) {
         return Ok(p);
     }
@@ -541,7 +564,7 @@ fn take_probe(v: &JsValue) -> JsResult<StatusProbe> {
             .and_then(|c| js_sys::Reflect::get(&c, &JsValue::from_str("name")).ok())
             .and_then(|n| n.as_string())
             .is_some_and(|n| n == "StatusProbe");
-    Err(if spent { consumed("status probe") } else { invalid("probe must be the StatusProbe of statusRequest") })
+    Err(if spent { consumed("status probe") } else { not_probe() })
 }
 
 // ----------------------------------------------------------------- portal
@@ -672,13 +695,17 @@ impl TesseraPortal {
     }
 
     /// Restore a portal from its 32-byte `secret()`.
-    /// @throws {TesseraError} `INVALID_INPUT` (secret or name).
+    /// @throws {TesseraError} `INVALID_INPUT` (not 32 bytes, or the name), `STATE_CORRUPT` (not a valid key).
     #[wasm_bindgen(js_name = fromSecret)]
     pub fn from_secret(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] secret: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
     ) -> JsResult<TesseraPortal> {
         let secret = to_bytes(secret, "secret")?;
+        // The core's P-256 parser would left-pad 24..=31 bytes into another key.
+        if secret.len() != 32 {
+            return Err(invalid("secret must be the 32 bytes of TesseraPortal.secret()"));
+        }
         let name = to_string(name, "name")?;
         let portal = Portal::from_secret(secret.expose(), &name).map_err(thrown)?;
         Ok(TesseraPortal { portal: Rc::new(portal) })
@@ -992,7 +1019,9 @@ impl LinkRequest {
 /// about 3 px per module on screen.
 /// @throws {TesseraError} `INVALID_INPUT` (not a string, or too long for a QR code).
 #[wasm_bindgen(js_name = linkQrSvg)]
-pub fn link_qr_svg(#[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: &JsValue) -> JsResult<String> {
+pub fn link_qr_svg(
+    #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: &JsValue,
+) -> JsResult<String> {
     let text = to_string(qr_text, "qrText")?;
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
         .map_err(|_| invalid("qrText is too long for a QR code"))?;

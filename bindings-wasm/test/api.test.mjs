@@ -8,8 +8,9 @@ import { fileURLToPath } from "node:url";
 import * as sdk from "@tessera/sdk";
 
 const require = createRequire(import.meta.url);
-const PUBLIC = ["base32Decode", "base32Encode", "errorCodes", "formatOtpauthUri", "hotp", "hotpVerify",
-  "newOtpSecret", "ocra", "otpauthCode", "parseOtpauthUri", "totp", "totpVerify"];
+const PUBLIC = ["LinkRequest", "PendingLink", "StatusProbe", "TesseraDevice", "TesseraPortal", "base32Decode",
+  "base32Encode", "errorCodes", "formatOtpauthUri", "hotp", "hotpVerify", "linkQrSvg", "newOtpSecret",
+  "newStorageKey", "ocra", "otpauthCode", "parseOtpauthUri", "totp", "totpVerify"];
 
 test("the package name resolves to the Node build for import and require", () => {
   assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
@@ -54,13 +55,54 @@ test("TypeScript declarations are typed, not any", () => {
     "export function totpVerify(config: OtpVerifierConfig, code: string, time: number, state?: OtpVerifierState): OtpCheck;",
     "export function hotpVerify(config: OtpVerifierConfig, code: string, time: number, state?: OtpVerifierState): OtpCheck;",
     "export function errorCodes(): TesseraErrorCode[];",
+    "export function newStorageKey(): Uint8Array;",
+    "export function linkQrSvg(qrText: string): string;",
+    // Linking: device side.
+    "constructor(storageKey: Uint8Array);",
+    "scanLinkQr(qrText: string, now: number): LinkOfferInfo;",
+    "startLink(params: LinkStartParams): LinkStart;",
+    "openPendingLink(sealed: Uint8Array): PendingLink;",
+    "account(state: Uint8Array): LinkedAccount;",
+    "totp(state: Uint8Array, unlock: Unlock, now: number): string;",
+    "statusRequest(state: Uint8Array, now: number): StatusCheck;",
+    "readStatusAnswer(state: Uint8Array, probe: StatusProbe, answer: string): void;",
+    "unlinkLocally(state: Uint8Array): LinkedAccount;",
+    "sealed(): Uint8Array;",
+    "finish(answer: string): LinkFinish;",
+    // Linking: portal side.
+    "static generate(name: string): TesseraPortal;",
+    "static fromSecret(secret: Uint8Array, name: string): TesseraPortal;",
+    "secret(): Uint8Array;",
+    "readonly fingerprint: string;",
+    "readonly name: string;",
+    "createOffer(params: LinkOfferParams): LinkOffer;",
+    "openLinkRequest(request: string): LinkRequest;",
+    "confirmLink(pending: StoredPendingLink, code: string, now: number): LinkConfirmResult;",
+    "renameDevice(device: StoredDevice, name: string, now: number): DeviceUpdate;",
+    "unlinkDevice(device: StoredDevice, now: number): DeviceUpdate;",
+    "openStatusRequest(request: string): { deviceId: string };",
+    "answerStatus(request: string, device: StoredDevice, now: number): StatusAnswer;",
+    "verifyDeviceTotp(device: StoredDevice, code: string, now: number): DeviceTotpCheck;",
+    "accept(offer: StoredOffer | null, now: number): LinkAcceptResult;",
+    "refuse(code: TesseraErrorCode): string;",
+    "readonly offerId: string;",
+    "readonly deviceId: string;",
+    "readonly deviceName: string;",
   ];
   for (const line of want) assert.ok(dts.includes(line), line);
-  for (const line of dts.split("\n").filter((l) => l.startsWith("export function"))) {
+  // No `any` in any signature, free function or method.
+  for (const line of dts.split("\n").filter((l) => /^(export function|    (static |readonly )?[a-zA-Z]+[(:])/.test(l))) {
     assert.doesNotMatch(line, /\bany\b/, line);
   }
-  for (const t of ["OcraParams", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck", "TesseraError"]) {
+  for (const t of ["OcraParams", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck", "TesseraError",
+    "PasscodeRules", "LinkOfferInfo", "LinkedAccount", "LinkStartParams", "LinkStart", "LinkFinish", "StatusCheck",
+    "LinkOfferParams", "LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "LinkAcceptResult",
+    "LinkConfirmResult", "DeviceUpdate", "StatusAnswer", "DeviceTotpCheck"]) {
     assert.match(dts, new RegExp(`export interface ${t} `), t);
+  }
+  for (const t of ["Unlock", "PortalEvent", "DeviceStatus"]) assert.match(dts, new RegExp(`export type ${t} =`), t);
+  for (const c of ["TesseraDevice", "PendingLink", "StatusProbe", "TesseraPortal", "LinkRequest"]) {
+    assert.match(dts, new RegExp(`export class ${c} \\{`), c);
   }
 });
 
@@ -73,6 +115,17 @@ test("base32 round trip, lenient decoding", () => {
   for (let n = 0; n < 40; n++) {
     const v = Uint8Array.from({ length: n }, (_, i) => (i * 37) & 255);
     assert.deepEqual(sdk.base32Decode(sdk.base32Encode(v)), v);
+  }
+});
+
+test("newStorageKey: 32 fresh random bytes", () => {
+  const a = sdk.newStorageKey();
+  assert.ok(a instanceof Uint8Array);
+  assert.equal(a.length, 32);
+  assert.notDeepEqual(a, sdk.newStorageKey());
+  assert.ok(new sdk.TesseraDevice(a));
+  for (const k of [new Uint8Array(31), new Uint8Array(33), [...a], a.buffer, "key", null]) {
+    assert.throws(() => new sdk.TesseraDevice(k), (e) => e.name === "TesseraError" && e.code === "INVALID_INPUT");
   }
 });
 

@@ -4,26 +4,13 @@
 
 use crate::cli_err;
 use crate::store::DeviceDb;
+use crate::util::Common;
 use crate::util::{now_or, random, CliRandom};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
-use std::path::PathBuf;
 use tessera_core::link::{self, DeviceState, PendingDeviceLink, StatusProbe, UserFactor};
 use tessera_core::{Error, ErrorCode};
 use zeroize::Zeroizing;
-
-#[derive(Args, Debug)]
-pub struct Common {
-    /// Device state directory.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Unix seconds to act at (default: the system clock).
-    #[arg(long)]
-    now: Option<u64>,
-    /// Machine-readable output.
-    #[arg(long)]
-    json: bool,
-}
 
 #[derive(Subcommand, Debug)]
 pub enum DeviceCommand {
@@ -179,15 +166,19 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first")
             })?;
             let pending = PendingDeviceLink::open(&key, &sealed)?;
-            // Single use: the pending link is consumed whatever the answer says.
-            db.delete(K_PENDING)?;
+            // Single use: an authenticated answer (success or refusal) spends the
+            // pending link; a damaged or forged one leaves it for the genuine answer.
             let done = match link::finish_link(pending, &response, &key, &mut CliRandom) {
                 Ok(d) => d,
                 Err(e) => {
-                    db.delete(K_BIO)?;
+                    if link::finish_error_is_final(&e) {
+                        db.delete(K_PENDING)?;
+                        db.delete(K_BIO)?;
+                    }
                     return Err(e);
                 }
             };
+            db.delete(K_PENDING)?;
             db.put(K_STATE, &done.state)?;
             if c.json {
                 println!(

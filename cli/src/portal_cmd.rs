@@ -2,30 +2,17 @@
 
 use crate::cli_err;
 use crate::store::{db_err, PortalDb};
+use crate::util::Common;
 use crate::util::{now_or, render_qr, CliRandom};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use qrcode::EcLevel;
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
-use std::path::PathBuf;
 use tessera_core::encoding::{hex_decode, hex_encode};
 use tessera_core::link::{
     DeviceRecord, LinkOfferRecord, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent, DEFAULT_OFFER_TTL,
 };
 use tessera_core::{Error, ErrorCode};
-
-#[derive(Args, Debug)]
-pub struct Common {
-    /// Portal state directory.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Unix seconds to act at (default: the system clock).
-    #[arg(long)]
-    now: Option<u64>,
-    /// Machine-readable output.
-    #[arg(long)]
-    json: bool,
-}
 
 #[derive(Subcommand, Debug)]
 pub enum PortalCommand {

@@ -1,7 +1,9 @@
 //! Small helpers shared by the commands.
 
 use crate::cli_err;
+use clap::Args;
 use qrcode::{render::unicode, EcLevel, QrCode};
+use std::path::PathBuf;
 use tessera_core::{Error, ErrorCode};
 
 /// Unix seconds now, or the `--now`/`--time` override.
@@ -45,4 +47,18 @@ impl tessera_core::crypto::RandomSource for CliRandom {
             panic!("the system random generator failed");
         }
     }
+}
+
+/// Options every portal and device command takes.
+#[derive(Args, Debug)]
+pub struct Common {
+    /// State directory (one per portal or device).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Unix seconds to act at (default: the system clock).
+    #[arg(long)]
+    pub now: Option<u64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -397,3 +397,26 @@ fn link_qr_fits_version_5_at_level_m() {
     assert!(rendered.lines().count() > 15, "the terminal rendering draws the QR code");
     let _ = std::fs::remove_dir_all(pd);
 }
+
+#[test]
+fn a_forged_answer_does_not_spend_the_pending_link() {
+    let (pd, dd) = (tmp("portal-forged"), tmp("dev-forged"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    ok(&["portal", "init", "--dir", p, "--name", "Example Bank"]);
+    let qr = ok(&["portal", "link-offer", "--dir", p, "--account", "zoe", "--now", NOW]);
+    let req = ok(&["device", "link", "--dir", d, "--qr", &qr, "--name", "P", "--passcode", "493817", "--now", NOW]);
+    let ans = ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", NOW]);
+    let mut forged = ans.clone().into_bytes();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    fails(
+        &["device", "link-finish", "--dir", d, "--response", std::str::from_utf8(&forged).unwrap()],
+        "MESSAGE_TAMPERED",
+    );
+    fails(&["device", "link-finish", "--dir", d, "--response", "garbage!"], "MALFORMED_MESSAGE");
+    assert_eq!(ok(&["device", "link-finish", "--dir", d, "--response", &ans]).len(), 6);
+    fails(&["device", "link-finish", "--dir", d, "--response", &ans], "INVALID_STATE");
+    for d in [pd, dd] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

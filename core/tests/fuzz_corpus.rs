@@ -67,17 +67,7 @@ fn replay_ocra_suite_corpus() {
         }
     }
     // Every suite of the RFC 6287 Appendix C tables is a seed.
-    for suite in [
-        "OCRA-1:HOTP-SHA1-6:QN08",
-        "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1",
-        "OCRA-1:HOTP-SHA256-8:QN08-PSHA1",
-        "OCRA-1:HOTP-SHA512-8:C-QN08",
-        "OCRA-1:HOTP-SHA512-8:QN08-T1M",
-        "OCRA-1:HOTP-SHA256-8:QA08",
-        "OCRA-1:HOTP-SHA512-8:QA08",
-        "OCRA-1:HOTP-SHA512-8:QA08-PSHA1",
-        "OCRA-1:HOTP-SHA512-8:QA10-T1M",
-    ] {
+    for suite in tessera_core::otp::ocra::RFC6287_SUITES {
         assert!(files.iter().any(|(_, d)| d == suite.as_bytes()), "missing seed {suite}");
     }
 }

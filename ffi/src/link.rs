@@ -26,13 +26,17 @@ impl RandomSource for OsRandom {
 /// Passcode rules announced by the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct PasscodeRules {
-    /// Minimum length.
+    /// Minimum length (default 6).
+    #[uniffi(default = 6)]
     pub min_len: u8,
-    /// Maximum length.
+    /// Maximum length (default 6).
+    #[uniffi(default = 6)]
     pub max_len: u8,
-    /// Digits only.
+    /// Digits only (default true).
+    #[uniffi(default = true)]
     pub digits_only: bool,
-    /// Biometrics may replace the passcode.
+    /// Biometrics may replace the passcode (default true).
+    #[uniffi(default = true)]
     pub biometrics_allowed: bool,
 }
 
@@ -303,11 +307,24 @@ impl PendingLink {
     }
 
     /// Finish with the portal's answer (once; `ALREADY_CONSUMED` after).
-    /// Throws the portal's refusal (`TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, …).
+    /// Throws the portal's refusal (`TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, …),
+    /// which spends the link. A damaged or forged answer (`MESSAGE_TAMPERED`,
+    /// `MALFORMED_MESSAGE`, …) does not: finish again with the genuine one.
     pub fn finish(&self, answer: String) -> Result<LinkFinishResult> {
-        let p = self.inner.lock().map_err(|_| consumed())?.take().ok_or_else(consumed)?;
-        let l = link::finish_link(p, &answer, &self.key, &mut OsRandom)?;
-        Ok(LinkFinishResult { state: l.state, check_code: l.check_code, account: (&l.info).into() })
+        let mut guard = self.inner.lock().map_err(|_| consumed())?;
+        let p = guard.as_ref().ok_or_else(consumed)?.clone();
+        match link::finish_link(p, &answer, &self.key, &mut OsRandom) {
+            Ok(l) => {
+                *guard = None;
+                Ok(LinkFinishResult { state: l.state, check_code: l.check_code, account: (&l.info).into() })
+            }
+            Err(e) => {
+                if link::finish_error_is_final(&e) {
+                    *guard = None;
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 

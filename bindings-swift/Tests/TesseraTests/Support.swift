@@ -40,6 +40,23 @@ enum Vectors {
             .appendingPathComponent("vectors/otp.json")
     }
 
+    /// vectors/link.json: one flat object (override with TESSERA_LINK_VECTORS;
+    /// default: next to otp.json).
+    static var linkURL: URL {
+        if let p = ProcessInfo.processInfo.environment["TESSERA_LINK_VECTORS"], !p.isEmpty {
+            return URL(fileURLWithPath: p)
+        }
+        return url.deletingLastPathComponent().appendingPathComponent("link.json")
+    }
+
+    /// The link vector object, read with JSONSerialization.
+    static func link() throws -> Row {
+        guard let v = try JSONSerialization.jsonObject(with: Data(contentsOf: linkURL)) as? Row else {
+            throw NSError(domain: "vectors", code: 2, userInfo: [NSLocalizedDescriptionKey: "\(linkURL.path) is not a JSON object"])
+        }
+        return v
+    }
+
     /// The rows of one array ("hotp", "totp", "ocra"), read with Foundation's
     /// JSONSerialization (re-read per call: `[String: Any]` is not Sendable).
     static func rows(_ key: String) throws -> [Row] {
@@ -63,6 +80,14 @@ extension Dictionary where Key == String, Value == Any {
         case let n as NSNumber: return n.uint64Value
         case let i as Int: return UInt64(i)
         default: fatalError("vector field '\(k)' is not a number")
+        }
+    }
+
+    func bool(_ k: String) -> Bool {
+        switch self[k] {
+        case let b as Bool: return b
+        case let n as NSNumber: return n.boolValue
+        default: fatalError("vector field '\(k)' is not a boolean")
         }
     }
 

@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// Browser check of the web build (bindings-wasm/pkg/web): serves bindings-wasm/
-// on 127.0.0.1 (ephemeral port), opens test/browser/index.html in headless
-// Debian Chromium through playwright-core, and checks the TOTP the page
-// computed plus the `.code` of an error thrown in the browser.
+// Browser checks of the web build (bindings-wasm/pkg/web): serves bindings-wasm/
+// on 127.0.0.1 (ephemeral port) and drives headless Debian Chromium through
+// playwright-core:
+//   1. test/browser/index.html: the TOTP the page computed and the `.code` of
+//      an error thrown in the browser;
+//   2. test/browser/link.html: the page is a portal showing a link QR code
+//      (linkQrSvg). The QR element is screenshotted, decoded in Node (PNG via
+//      node:zlib, then jsQR) and compared with the text the page shows; a
+//      simulated device (the Node build: TesseraDevice) links with the decoded
+//      text through the page's portal, and a second device using the same
+//      picture is refused with TOKEN_ALREADY_USED on both sides.
 //
 //   node bindings-wasm/test/browser/run.mjs      (after bindings-wasm/build.sh)
 //
-// Exits 0 and prints a "PASS" line, or exits 1 with the reason. Tools come
+// Exits 0 and prints "PASS" lines, or exits 1 with the reason. Tools come
 // from ${TESSERA_CACHE:-~/.cache/tessera}/npm (scripts/setup.sh).
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
@@ -14,11 +21,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { homedir, tmpdir } from "node:os";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inflateSync } from "node:zlib";
 
 const EXPECTED_TOTP = "94287082";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const STEP_TIMEOUT_MS = 30_000;
-const OVERALL_TIMEOUT_MS = 120_000;
+const OVERALL_TIMEOUT_MS = 180_000;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../.."); // bindings-wasm/
@@ -35,7 +43,7 @@ const TYPES = {
 // included: there it only reports itself as skipped (test.sh runs it directly).
 if (process.env.NODE_TEST_CONTEXT) {
   const { test } = await import("node:test");
-  test("headless Chromium check", { skip: "run directly: node bindings-wasm/test/browser/run.mjs" }, () => {});
+  test("headless Chromium checks", { skip: "run directly: node bindings-wasm/test/browser/run.mjs" }, () => {});
 } else {
   process.exitCode = await main();
 }
@@ -55,12 +63,15 @@ async function main() {
       throw new Error("bindings-wasm/pkg/web is missing: run bindings-wasm/build.sh first");
     }
     const cache = process.env.TESSERA_CACHE || join(homedir(), ".cache/tessera");
-    let chromium;
-    try {
-      ({ chromium } = createRequire(join(cache, "npm") + sep)("playwright-core"));
-    } catch (e) {
-      throw new Error(`playwright-core not found under ${cache}/npm (run scripts/setup.sh): ${e.message}`);
-    }
+    const tool = (name) => {
+      try {
+        return createRequire(join(cache, "npm") + sep)(name);
+      } catch (e) {
+        throw new Error(`${name} not found under ${cache}/npm (run scripts/setup.sh): ${e.message}`);
+      }
+    };
+    const { chromium } = tool("playwright-core");
+    const jsQR = tool("jsqr");
 
     const served = [];
     server = createServer((req, res) => serve(req, res, served));
@@ -77,45 +88,8 @@ async function main() {
     });
     context.setDefaultTimeout(STEP_TIMEOUT_MS);
     const page = context.pages()[0] ?? (await context.newPage());
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
-    });
-
-    await page.goto(`${base}/test/browser/index.html`, { timeout: STEP_TIMEOUT_MS });
-    await page.waitForSelector('#status:is([data-state="done"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
-    const status = await page.textContent("#status");
-    if (status !== "done") throw new Error(`the page failed: ${status}`);
-
-    const computed = await page.textContent("#totp");
-    if (computed !== EXPECTED_TOTP) throw new Error(`TOTP in the page is ${computed}, expected ${EXPECTED_TOTP}`);
-
-    const pageError = JSON.parse(await page.textContent("#error"));
-    if (!(pageError.isError && pageError.name === "TesseraError" && pageError.code === "INVALID_DIGITS")) {
-      throw new Error(`unexpected error in the page: ${JSON.stringify(pageError)}`);
-    }
-    // The same module instance, driven from the test: a bad number.
-    const thrown = await page.evaluate(async () => {
-      const m = await import("/pkg/web/tessera_wasm.js");
-      try {
-        m.totp(new Uint8Array(20), -1);
-        return null;
-      } catch (e) {
-        return { isError: e instanceof Error, name: e.name, code: e.code };
-      }
-    });
-    if (!(thrown && thrown.isError && thrown.name === "TesseraError" && thrown.code === "INVALID_INPUT")) {
-      throw new Error(`unexpected error from page.evaluate: ${JSON.stringify(thrown)}`);
-    }
-
-    const wasm = served.find((s) => s.path.endsWith(".wasm"));
-    if (!wasm || wasm.type !== "application/wasm") throw new Error(`the .wasm was not served as application/wasm`);
-    if (problems.length) throw new Error(problems.join("\n"));
-
-    const agent = await page.evaluate(() => navigator.userAgent.match(/(?:Headless)?Chrome\/[\d.]+/)?.[0]);
-    console.log(`PASS browser: ${agent} computed TOTP ${computed}; thrown errors carry .code ` +
-      `(${pageError.code}, ${thrown.code}); ${served.length} files served from ${base}`);
+    await checkOtpPage(page, base, served);
+    await checkLinkPage(await context.newPage(), base, jsQR);
     return 0;
   } catch (e) {
     console.error(`FAIL browser: ${e.message}`);
@@ -129,6 +103,196 @@ async function main() {
     }
     if (profile) rmSync(profile, { recursive: true, force: true });
   }
+}
+
+/** Page 1: a TOTP computed in the page and errors thrown in the browser. */
+async function checkOtpPage(page, base, served) {
+  const problems = watch(page);
+  await page.goto(`${base}/test/browser/index.html`, { timeout: STEP_TIMEOUT_MS });
+  await page.waitForSelector('#status:is([data-state="done"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
+  const status = await page.textContent("#status");
+  if (status !== "done") throw new Error(`the page failed: ${status}`);
+
+  const computed = await page.textContent("#totp");
+  if (computed !== EXPECTED_TOTP) throw new Error(`TOTP in the page is ${computed}, expected ${EXPECTED_TOTP}`);
+
+  const pageError = JSON.parse(await page.textContent("#error"));
+  if (!(pageError.isError && pageError.name === "TesseraError" && pageError.code === "INVALID_DIGITS")) {
+    throw new Error(`unexpected error in the page: ${JSON.stringify(pageError)}`);
+  }
+  // The same module instance, driven from the test: a bad number.
+  const thrown = await page.evaluate(async () => {
+    const m = await import("/pkg/web/tessera_wasm.js");
+    try {
+      m.totp(new Uint8Array(20), -1);
+      return null;
+    } catch (e) {
+      return { isError: e instanceof Error, name: e.name, code: e.code };
+    }
+  });
+  if (!(thrown && thrown.isError && thrown.name === "TesseraError" && thrown.code === "INVALID_INPUT")) {
+    throw new Error(`unexpected error from page.evaluate: ${JSON.stringify(thrown)}`);
+  }
+
+  const wasm = served.find((s) => s.path.endsWith(".wasm"));
+  if (!wasm || wasm.type !== "application/wasm") throw new Error(`the .wasm was not served as application/wasm`);
+  if (problems.length) throw new Error(problems.join("\n"));
+
+  const agent = await page.evaluate(() => navigator.userAgent.match(/(?:Headless)?Chrome\/[\d.]+/)?.[0]);
+  console.log(`PASS browser: ${agent} computed TOTP ${computed}; thrown errors carry .code ` +
+    `(${pageError.code}, ${thrown.code}); ${served.length} files served from ${base}`);
+}
+
+/**
+ * Page 2: the page is the portal and shows a link QR code; Node plays two
+ * devices that read the code from a screenshot, as a camera would.
+ */
+async function checkLinkPage(page, base, jsQR) {
+  const { TesseraDevice, newStorageKey } = await import("@tessera/sdk"); // the Node build
+  const problems = watch(page);
+  await page.goto(`${base}/test/browser/link.html`, { timeout: STEP_TIMEOUT_MS });
+  await page.waitForSelector('#status:is([data-state="ready"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
+  const status = await page.textContent("#status");
+  if (status !== "ready") throw new Error(`the link page failed: ${status}`);
+
+  // Screenshot of the QR element → PNG → RGBA pixels → jsQR.
+  const png = await page.locator("#qr svg").screenshot({ timeout: STEP_TIMEOUT_MS });
+  const image = decodePng(png);
+  const qr = jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
+  if (!qr) throw new Error(`no QR code found in the ${image.width}x${image.height} screenshot of #qr`);
+  const shown = await page.textContent("#qr-text");
+  if (qr.data !== shown) throw new Error(`the decoded QR text differs from the page's:\n  ${qr.data}\n  ${shown}`);
+  console.log(`PASS browser link: QR code decoded in Node from a ${image.width}x${image.height} screenshot ` +
+    `(version ${qr.version}) equals the offer text the page shows (${shown.length} characters)`);
+
+  const now = () => Math.floor(Date.now() / 1000);
+  const accept = (request) => page.evaluate(([r, t]) => window.tesseraPortal.accept(r, t), [request, now()]);
+  const finishCode = (pending, answer) => {
+    try {
+      pending.finish(answer);
+      return "no error";
+    } catch (e) {
+      return e.name === "TesseraError" ? e.code : String(e);
+    }
+  };
+
+  // Device 1 links with the decoded text.
+  const phone = new TesseraDevice(newStorageKey());
+  const info = phone.scanLinkQr(qr.data, now());
+  const portalName = await page.textContent("#portal-name");
+  const fingerprint = await page.textContent("#fingerprint");
+  if (info.portalName !== portalName || info.portalFingerprint !== fingerprint) {
+    throw new Error(`the device read ${JSON.stringify(info)}, the page shows ${portalName} / ${fingerprint}`);
+  }
+  const start = phone.startLink({ qrText: qr.data, deviceName: "Anna's Pixel", passcode: "493817", biometrics: true,
+    now: now() });
+  const acc = await accept(start.request);
+  if (!acc.accepted) throw new Error(`the portal refused the first device: ${acc.errorCode}`);
+  const fin = start.pending.finish(acc.answer);
+  const id = fin.account.deviceId;
+  if (acc.deviceId !== id || fin.account.account !== "anna@example.org") {
+    throw new Error(`device and portal disagree: ${JSON.stringify({ acc, account: fin.account })}`);
+  }
+  const conf = await page.evaluate(([d, c, t]) => window.tesseraPortal.confirm(d, c, t), [id, fin.checkCode, now()]);
+  if (!conf.linked) throw new Error(`the portal refused the check code ${fin.checkCode}: ${conf.errorCode}`);
+  if (conf.device.deviceId !== id || conf.device.name !== "Anna's Pixel" || conf.device.status !== "active") {
+    throw new Error(`unexpected device record: ${JSON.stringify(conf.device)}`);
+  }
+  const listed = await page.textContent(`#devices li[data-device-id="${id}"]`, { timeout: STEP_TIMEOUT_MS });
+  const events = (await page.evaluate(() => window.tesseraPortal.events())).map((e) => e.type);
+  if (events.join() !== "linkRequested,deviceLinked") throw new Error(`unexpected portal events: ${events}`);
+  console.log(`PASS browser link: device "Anna's Pixel" (${id}) linked through the page with the decoded text; ` +
+    `check code ${fin.checkCode} confirmed; the page lists "${listed}"`);
+
+  // Device 2 uses the same picture.
+  const second = new TesseraDevice(newStorageKey());
+  const start2 = second.startLink({ qrText: qr.data, deviceName: "Mallory's phone", passcode: "724913", now: now() });
+  const acc2 = await accept(start2.request);
+  if (acc2.accepted || acc2.errorCode !== "TOKEN_ALREADY_USED") {
+    throw new Error(`the portal did not refuse the reused QR code: ${JSON.stringify(acc2)}`);
+  }
+  const code2 = finishCode(start2.pending, acc2.answer);
+  if (code2 !== "TOKEN_ALREADY_USED") throw new Error(`the second device's finish() gave ${code2}`);
+  const devices = await page.evaluate(() => window.tesseraPortal.devices());
+  if (devices.length !== 1) throw new Error(`the portal lists ${devices.length} devices`);
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log("PASS browser link: a second device using the same picture is refused: TOKEN_ALREADY_USED " +
+    "from the portal's accept and from the device's finish(); still 1 device listed");
+}
+
+/** Page errors and console errors/warnings, collected. */
+function watch(page) {
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  return problems;
+}
+
+/**
+ * The pixels of a PNG (8-bit grey/RGB/RGBA, not interlaced: what Chromium
+ * writes) as RGBA, with node:zlib — enough for a screenshot, no dependency.
+ */
+function decodePng(buf) {
+  if (buf.readUInt32BE(0) !== 0x89504e47 || buf.readUInt32BE(4) !== 0x0d0a1a0a) throw new Error("not a PNG");
+  let width, height, depth, colorType, interlace;
+  const idat = [];
+  for (let pos = 8; pos + 8 <= buf.length;) {
+    const len = buf.readUInt32BE(pos);
+    const type = buf.toString("latin1", pos + 4, pos + 8);
+    const data = buf.subarray(pos + 8, pos + 8 + len);
+    pos += 12 + len;
+    if (type === "IHDR") {
+      [width, height, depth, colorType, interlace] = [data.readUInt32BE(0), data.readUInt32BE(4), data[8], data[9], data[12]];
+    } else if (type === "IDAT") {
+      idat.push(data);
+    } else if (type === "IEND") {
+      break;
+    }
+  }
+  const channels = { 0: 1, 2: 3, 4: 2, 6: 4 }[colorType];
+  if (depth !== 8 || !channels || interlace !== 0) {
+    throw new Error(`unsupported PNG: bit depth ${depth}, colour type ${colorType}, interlace ${interlace}`);
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  if (raw.length !== height * (stride + 1)) throw new Error("truncated PNG data");
+  const px = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? px[y * stride + x - channels] : 0;
+      const b = y > 0 ? px[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? px[(y - 1) * stride + x - channels] : 0;
+      let predictor;
+      switch (filter) {
+        case 0: predictor = 0; break;
+        case 1: predictor = a; break;
+        case 2: predictor = b; break;
+        case 3: predictor = (a + b) >> 1; break;
+        case 4: {
+          const p = a + b - c;
+          const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+          predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+          break;
+        }
+        default: throw new Error(`bad PNG filter type ${filter}`);
+      }
+      px[y * stride + x] = (line[x] + predictor) & 0xff;
+    }
+  }
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    const s = i * channels;
+    const grey = channels < 3;
+    data[4 * i] = px[s];
+    data[4 * i + 1] = grey ? px[s] : px[s + 1];
+    data[4 * i + 2] = grey ? px[s] : px[s + 2];
+    data[4 * i + 3] = channels === 4 ? px[s + 3] : channels === 2 ? px[s + 1] : 255;
+  }
+  return { width, height, data };
 }
 
 // Static files under bindings-wasm/ only, GET/HEAD only.

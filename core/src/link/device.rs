@@ -212,6 +212,22 @@ pub fn start_link(
     })
 }
 
+/// Whether a [`finish_link`] error is final. Errors from an authenticated
+/// answer (the portal's refusal: `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, …)
+/// spend the pending link. A damaged, forged or foreign message
+/// (`MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`,
+/// `MESSAGE_TAMPERED`) does not: keep the pending link and wait for the
+/// genuine answer, so that an attacker cannot cancel a link by sending junk.
+pub fn finish_error_is_final(e: &crate::Error) -> bool {
+    !matches!(
+        e.code(),
+        ErrorCode::MalformedMessage
+            | ErrorCode::WrongMessageKind
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::MessageTampered
+    )
+}
+
 /// What the device shows and stores after [`finish_link`].
 #[derive(Debug, Clone)]
 pub struct LinkedDevice {

@@ -18,8 +18,8 @@ mod portal;
 mod stored;
 
 pub use device::{
-    finish_link, scan_link_qr, start_link, DeviceInfo, DeviceState, LinkStart, LinkedDevice, PendingDeviceLink,
-    ScannedOffer, StatusProbe, UserFactor,
+    finish_error_is_final, finish_link, scan_link_qr, start_link, DeviceInfo, DeviceState, LinkStart, LinkedDevice,
+    PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
 };
 pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
 pub use portal::{

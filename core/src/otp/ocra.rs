@@ -35,6 +35,19 @@ use core::fmt;
 /// Size of the question field of the `DataInput` (RFC 6287 §5.1).
 const QUESTION_FIELD_LEN: usize = 128;
 
+/// Every suite used by the test vectors of RFC 6287 Appendix C.
+pub const RFC6287_SUITES: &[&str] = &[
+    "OCRA-1:HOTP-SHA1-6:QN08",
+    "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1",
+    "OCRA-1:HOTP-SHA256-8:QN08-PSHA1",
+    "OCRA-1:HOTP-SHA512-8:C-QN08",
+    "OCRA-1:HOTP-SHA512-8:QN08-T1M",
+    "OCRA-1:HOTP-SHA256-8:QA08",
+    "OCRA-1:HOTP-SHA512-8:QA08",
+    "OCRA-1:HOTP-SHA512-8:QA08-PSHA1",
+    "OCRA-1:HOTP-SHA512-8:QA10-T1M",
+];
+
 /// How the challenge question of a suite is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuestionFormat {
@@ -813,17 +826,7 @@ mod tests {
             Some(Algorithm::Sha512)
         );
         // Every suite of the RFC tables parses.
-        for s in [
-            "OCRA-1:HOTP-SHA1-6:QN08",
-            "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1",
-            "OCRA-1:HOTP-SHA256-8:QN08-PSHA1",
-            "OCRA-1:HOTP-SHA512-8:C-QN08",
-            "OCRA-1:HOTP-SHA512-8:QN08-T1M",
-            "OCRA-1:HOTP-SHA256-8:QA08",
-            "OCRA-1:HOTP-SHA512-8:QA08",
-            "OCRA-1:HOTP-SHA512-8:QA08-PSHA1",
-            "OCRA-1:HOTP-SHA512-8:QA10-T1M",
-        ] {
+        for &s in RFC6287_SUITES {
             assert_eq!(OcraSuite::parse(s).unwrap().as_str(), s);
         }
     }

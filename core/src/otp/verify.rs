@@ -112,6 +112,34 @@ fn parse_code(code: &str, digits: u8) -> Result<u64> {
     Ok(code.bytes().fold(0u64, |n, c| n * 10 + u64::from(c - b'0')))
 }
 
+/// [`parse_code`], counting a malformed code as a failed attempt.
+fn parse_counted(code: &str, digits: u8, state: &mut OtpState, now: u64, policy: &ThrottlePolicy) -> Result<u64> {
+    parse_code(code, digits).inspect_err(|_| state.throttle.record_failure(now, policy))
+}
+
+/// Record the outcome of a HOTP search that started at `start`.
+fn settle_counter(
+    state: &mut OtpState,
+    found: Option<u64>,
+    start: u64,
+    now: u64,
+    policy: &ThrottlePolicy,
+    mismatch: &'static str,
+) -> Result<Verified> {
+    match found {
+        Some(c) => {
+            state.last_accepted = Some(c);
+            state.next_counter = c.saturating_add(1);
+            state.throttle.record_success();
+            Ok(Verified { matched: c, drift: (c - start) as i64 })
+        }
+        None => {
+            state.throttle.record_failure(now, policy);
+            Err(err(ErrorCode::OtpMismatch, mismatch))
+        }
+    }
+}
+
 /// Constant-time comparison of a computed value with the typed one.
 fn value_matches(hotp: &Hotp, counter: u64, typed: u64) -> bool {
     bool::from(hotp.value(counter).ct_eq(&typed))
@@ -145,13 +173,7 @@ impl TotpVerifier {
         state.throttle.check(now)?;
         let current = self.totp.step(now)?;
         let hotp = self.totp.hotp();
-        let typed = match parse_code(code, hotp.digits()) {
-            Ok(v) => v,
-            Err(e) => {
-                state.throttle.record_failure(now, &self.policy);
-                return Err(e);
-            }
-        };
+        let typed = parse_counted(code, hotp.digits(), state, now, &self.policy)?;
         // Current step first, then outwards (-1, +1, -2, …): the usual case
         // costs one HMAC. Which step matched is not secret (the caller learns
         // it anyway), so stopping at the first match leaks nothing; each
@@ -209,29 +231,12 @@ impl HotpVerifier {
     /// match. `now` is only used for timed locks.
     pub fn verify(&self, state: &mut OtpState, code: &str, now: u64) -> Result<Verified> {
         state.throttle.check(now)?;
-        let typed = match parse_code(code, self.hotp.digits()) {
-            Ok(v) => v,
-            Err(e) => {
-                state.throttle.record_failure(now, &self.policy);
-                return Err(e);
-            }
-        };
+        let typed = parse_counted(code, self.hotp.digits(), state, now, &self.policy)?;
         let start = state.next_counter;
         let found = (start..=start.saturating_add(self.look_ahead)).find(|&c| value_matches(&self.hotp, c, typed));
-        match found {
-            Some(c) => {
-                state.last_accepted = Some(c);
-                state.next_counter = c.saturating_add(1);
-                state.throttle.record_success();
-                Ok(Verified { matched: c, drift: (c - start) as i64 })
-            }
-            None => {
-                state.throttle.record_failure(now, &self.policy);
-                // A code of an already used counter is indistinguishable from a
-                // wrong one without a backward search; report a mismatch.
-                Err(err(ErrorCode::OtpMismatch, "the code is not correct"))
-            }
-        }
+        // A code of an already used counter is indistinguishable from a wrong
+        // one without a backward search: it is reported as a mismatch.
+        settle_counter(state, found, start, now, &self.policy, "the code is not correct")
     }
 
     /// Resynchronise with two consecutive codes (RFC 4226 §7.4) searched in
@@ -250,18 +255,7 @@ impl HotpVerifier {
                 found = Some(c.saturating_add(1));
             }
         }
-        match found {
-            Some(c) => {
-                state.last_accepted = Some(c);
-                state.next_counter = c.saturating_add(1);
-                state.throttle.record_success();
-                Ok(Verified { matched: c, drift: (c - start) as i64 })
-            }
-            None => {
-                state.throttle.record_failure(now, &self.policy);
-                Err(err(ErrorCode::OtpMismatch, "the codes do not match consecutive counters"))
-            }
-        }
+        settle_counter(state, found, start, now, &self.policy, "the codes do not match consecutive counters")
     }
 }
 

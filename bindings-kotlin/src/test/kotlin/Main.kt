@@ -2,7 +2,9 @@
 // kotlin.test asserts. It loads libtessera_ffi the way an app does: the
 // generated `dev.tessera` bindings through JNA (-Djna.library.path=...).
 //
-// Usage: java ... dev.tessera.tests.MainKt <path/to/vectors/otp.json>
+// Usage: java ... dev.tessera.tests.MainKt <path/to/vectors/otp.json> [<path/to/vectors/link.json>]
+// (link.json defaults to the file next to otp.json). The link tests are in
+// LinkTests.kt.
 package dev.tessera.tests
 
 import dev.tessera.*
@@ -276,15 +278,20 @@ fun verifierTests(r: Runner) {
 }
 
 fun main(args: Array<String>) {
-    val path = args.firstOrNull() ?: System.getenv("TESSERA_VECTORS") ?: error("usage: MainKt <vectors/otp.json>")
+    val path = args.firstOrNull() ?: System.getenv("TESSERA_VECTORS") ?: error("usage: MainKt <vectors/otp.json> [<vectors/link.json>]")
     @Suppress("UNCHECKED_CAST")
     val doc = JsonReader.parse(File(path).readText()) as Map<String, Any?>
+    val linkPath = args.getOrNull(1) ?: File(path).resolveSibling("link.json").path
+    @Suppress("UNCHECKED_CAST")
+    val linkDoc = JsonReader.parse(File(linkPath).readText()) as Map<String, Any?>
     val r = Runner()
     vectorTests(r, doc)
     otpauthTests(r)
     encodingTests(r)
     errorTests(r)
     verifierTests(r)
+    linkVectorTests(r, linkDoc)
+    linkFlowTests(r)
     println("${r.passed} passed, ${r.failed} failed")
     if (r.failed != 0 || r.passed == 0) exitProcess(1)
 }
