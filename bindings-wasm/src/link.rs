@@ -179,8 +179,6 @@ export interface StoredDevice {
 export type PortalEvent =
   | { type: "linkRequested"; account: string; deviceId: string; deviceName: string; at: number }
   | { type: "deviceLinked"; account: string; deviceId: string; deviceName: string; at: number }
-  | { type: "checkCodeFailed"; account: string; deviceId: string; attempts: number; at: number }
-  | { type: "linkCancelled"; account: string; deviceId: string; reason: TesseraErrorCode; at: number }
   | { type: "deviceRenamed"; account: string; deviceId: string; name: string; at: number }
   | { type: "deviceUnlinked"; account: string; deviceId: string; at: number };
 
@@ -573,8 +571,6 @@ fn event_to_js(e: &PortalEvent) -> JsValue {
     let (kind, account, device_id, at) = match e {
         PortalEvent::LinkRequested { account, device_id, at, .. } => ("linkRequested", account, device_id, at),
         PortalEvent::DeviceLinked { account, device_id, at, .. } => ("deviceLinked", account, device_id, at),
-        PortalEvent::CheckCodeFailed { account, device_id, at, .. } => ("checkCodeFailed", account, device_id, at),
-        PortalEvent::LinkCancelled { account, device_id, at, .. } => ("linkCancelled", account, device_id, at),
         PortalEvent::DeviceRenamed { account, device_id, at, .. } => ("deviceRenamed", account, device_id, at),
         PortalEvent::DeviceUnlinked { account, device_id, at } => ("deviceUnlinked", account, device_id, at),
     };
@@ -586,8 +582,6 @@ fn event_to_js(e: &PortalEvent) -> JsValue {
         PortalEvent::LinkRequested { device_name, .. } | PortalEvent::DeviceLinked { device_name, .. } => {
             set(&o, "deviceName", device_name.as_str());
         }
-        PortalEvent::CheckCodeFailed { attempts, .. } => set(&o, "attempts", *attempts),
-        PortalEvent::LinkCancelled { reason, .. } => set(&o, "reason", reason.as_str()),
         PortalEvent::DeviceRenamed { name, .. } => set(&o, "name", name.as_str()),
         PortalEvent::DeviceUnlinked { .. } => {}
     }

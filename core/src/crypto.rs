@@ -91,7 +91,12 @@ pub(crate) fn generate_secret_key(rng: &mut dyn RandomSource) -> Result<SecretKe
 }
 
 /// A secret key from its 32 stored bytes.
+/// Exactly 32 bytes: p256's `from_slice` would left-pad shorter input into
+/// another key, turning a truncated secret into a silent identity change.
 pub(crate) fn secret_key_from_bytes(bytes: &[u8]) -> Result<SecretKey> {
+    if bytes.len() != 32 {
+        return Err(err(ErrorCode::InvalidInput, "a private key must be exactly 32 bytes"));
+    }
     SecretKey::from_slice(bytes).map_err(|_| err(ErrorCode::StateCorrupt, "stored private key is invalid"))
 }
 
@@ -205,6 +210,14 @@ mod tests {
         let pb = decode_public(&encode_public(&skb.public_key()), ErrorCode::InvalidInput).unwrap();
         assert_eq!(*ecdh(&ska, &pb), *ecdh(&skb, &pa));
         assert!(decode_public(&[0u8; 33], ErrorCode::InvalidInput).is_err());
+    }
+
+    #[test]
+    fn secret_keys_must_be_32_bytes() {
+        assert_eq!(secret_key_from_bytes(&[7u8; 31]).unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(secret_key_from_bytes(&[7u8; 33]).unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(secret_key_from_bytes(&[0u8; 32]).unwrap_err().code(), ErrorCode::StateCorrupt);
+        assert!(secret_key_from_bytes(&[7u8; 32]).is_ok());
     }
 
     #[test]

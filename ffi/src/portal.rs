@@ -87,10 +87,6 @@ fn event(e: &PortalEvent) -> LinkEvent {
         PortalEvent::DeviceLinked { account, device_id, device_name, at } => {
             ("device_linked", account, device_id, Some(device_name), at)
         }
-        PortalEvent::CheckCodeFailed { account, device_id, at, .. } => {
-            ("check_code_failed", account, device_id, None, at)
-        }
-        PortalEvent::LinkCancelled { account, device_id, at, .. } => ("link_cancelled", account, device_id, None, at),
         PortalEvent::DeviceRenamed { account, device_id, name, at } => {
             ("device_renamed", account, device_id, Some(name), at)
         }
@@ -267,6 +263,7 @@ impl TesseraPortal {
     pub fn open_link_request(&self, request: String) -> Result<Arc<LinkRequest>> {
         let opened = self.portal.open_link_request(&request)?;
         Ok(Arc::new(LinkRequest {
+            request,
             offer_id: opened.offer_id().into(),
             device_id: opened.device_id().into(),
             device_name: opened.device_name().into(),
@@ -347,6 +344,7 @@ pub struct LinkOfferCreated {
 /// An opened link request (single use).
 #[derive(uniffi::Object)]
 pub struct LinkRequest {
+    request: String,
     offer_id: String,
     device_id: String,
     device_name: String,
@@ -383,8 +381,9 @@ impl LinkRequest {
 
     /// Accept against the stored offer (`None` when none was found). Once.
     pub fn accept(&self, portal: Arc<TesseraPortal>, offer: Option<StoredOffer>, now: u64) -> Result<AcceptResult> {
-        let opened = self.inner.lock().map_err(|_| consumed())?.take().ok_or_else(consumed)?;
+        // A corrupt stored offer is reported without spending the request.
         let record: Option<LinkOfferRecord> = offer.map(|o| portal.portal.open_record(&o.sealed)).transpose()?;
+        let opened = self.inner.lock().map_err(|_| consumed())?.take().ok_or_else(consumed)?;
         let out = opened.accept(&portal.portal, record.as_ref(), now);
         Ok(match out.result {
             Ok(acc) => AcceptResult {
@@ -406,12 +405,12 @@ impl LinkRequest {
         })
     }
 
-    /// An authenticated refusal (e.g. `TOKEN_ALREADY_USED` after losing a
-    /// compare-and-set race). Once.
+    /// An authenticated refusal, also after [`LinkRequest::accept`]: e.g.
+    /// `TOKEN_ALREADY_USED` when storing the accepted offer lost a
+    /// compare-and-set race against another server.
     pub fn refuse(&self, portal: Arc<TesseraPortal>, code: String) -> Result<String> {
         let c = ErrorCode::from_str_code(&code)
             .ok_or_else(|| TesseraError::from_code(ErrorCode::InvalidInput, "unknown error code"))?;
-        let opened = self.inner.lock().map_err(|_| consumed())?.take().ok_or_else(consumed)?;
-        Ok(opened.refuse(&portal.portal, c))
+        Ok(portal.portal.open_link_request(&self.request)?.refuse(&portal.portal, c))
     }
 }

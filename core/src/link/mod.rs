@@ -24,7 +24,7 @@ pub use device::{
 pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
 pub use portal::{
     AcceptOutcome, AcceptedLink, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord, OpenedLinkRequest,
-    OpenedStatusRequest, PendingLinkRecord, Portal, PortalEvent,
+    OpenedStatusRequest, PendingLinkRecord, Portal, PortalEvent, PortalRecord,
 };
 pub use stored::{StoredDevice, StoredOffer, StoredPendingLink};
 

@@ -86,6 +86,22 @@ pub struct PendingLinkRecord {
     pub(crate) check_code: SecretBytes,
 }
 
+/// A record type the portal stores sealed; `TAG` is authenticated with it.
+pub trait PortalRecord: Serialize + serde::de::DeserializeOwned {
+    /// Frozen record-type tag (docs/PROTOCOL.md).
+    const TAG: u8;
+}
+
+impl PortalRecord for LinkOfferRecord {
+    const TAG: u8 = 1;
+}
+impl PortalRecord for PendingLinkRecord {
+    const TAG: u8 = 2;
+}
+impl PortalRecord for DeviceRecord {
+    const TAG: u8 = 3;
+}
+
 /// Registry status of a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceStatus {
@@ -153,28 +169,6 @@ pub enum PortalEvent {
         device_id: String,
         /// Device name.
         device_name: String,
-        /// Time.
-        at: u64,
-    },
-    /// A wrong check code was typed.
-    CheckCodeFailed {
-        /// Account.
-        account: String,
-        /// Device.
-        device_id: String,
-        /// Attempts so far.
-        attempts: u32,
-        /// Time.
-        at: u64,
-    },
-    /// A pending link was cancelled (too many wrong codes, or expired).
-    LinkCancelled {
-        /// Account.
-        account: String,
-        /// Device.
-        device_id: String,
-        /// Why (an error code).
-        reason: String,
         /// Time.
         at: u64,
     },
@@ -448,18 +442,21 @@ impl Portal {
     }
 
     /// Seal a record for storage (XChaCha20-Poly1305 under a key derived
-    /// from the portal secret; the kind is authenticated).
-    pub fn seal_record<T: Serialize>(&self, record: &T, rng: &mut dyn RandomSource) -> Vec<u8> {
+    /// from the portal secret; the blob kind and the record type are
+    /// authenticated, so one type of record cannot be passed off as another).
+    pub fn seal_record<T: PortalRecord>(&self, record: &T, rng: &mut dyn RandomSource) -> Vec<u8> {
         let plain = Zeroizing::new(wire::encode(Kind::PortalRecord, record));
-        let mut out = Vec::from(wire::header(Kind::PortalRecord));
-        out.extend_from_slice(&seal_blob(&self.storage_key, &out.clone(), &plain, rng));
+        let header = wire::header(Kind::PortalRecord);
+        let mut out = Vec::from(header);
+        out.extend_from_slice(&seal_blob(&self.storage_key, &[header[0], header[1], T::TAG], &plain, rng));
         out
     }
 
-    /// Open a record sealed by [`Portal::seal_record`] (`STATE_CORRUPT` on any change).
-    pub fn open_record<T: serde::de::DeserializeOwned>(&self, sealed: &[u8]) -> Result<T> {
+    /// Open a record sealed by [`Portal::seal_record`] (`STATE_CORRUPT` on
+    /// any change, another portal's key, or another record type).
+    pub fn open_record<T: PortalRecord>(&self, sealed: &[u8]) -> Result<T> {
         let body = wire::strip_header(sealed, Kind::PortalRecord)?;
-        let plain = open_blob(&self.storage_key, &sealed[..2], body)?;
+        let plain = open_blob(&self.storage_key, &[sealed[0], sealed[1], T::TAG], body)?;
         let inner = wire::strip_header(&plain, Kind::PortalRecord)?;
         wire::decode_body(inner, ErrorCode::StateCorrupt)
     }

@@ -243,6 +243,9 @@ fn stored_blobs_reject_tampering_and_other_keys() {
     let n = t.len() - 1;
     t[n] ^= 0x80;
     assert_eq!(w.portal.open_record::<PendingLinkRecord>(&t).unwrap_err().code(), ErrorCode::StateCorrupt);
+    // A pending-link record cannot be opened as another record type.
+    assert_eq!(w.portal.open_record::<DeviceRecord>(&sealed).unwrap_err().code(), ErrorCode::StateCorrupt);
+    assert_eq!(w.portal.open_record::<LinkOfferRecord>(&sealed).unwrap_err().code(), ErrorCode::StateCorrupt);
 }
 
 #[test]
