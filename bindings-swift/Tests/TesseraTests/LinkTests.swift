@@ -359,7 +359,9 @@ final class LinkFlowTests: XCTestCase {
         let request = try portal.openLinkRequest(request: start.request)
         XCTAssertTrue(try request.accept(portal: portal, offer: created.offer, now: now + 11).accepted)
         XCTAssertEqual(failure { try request.accept(portal: portal, offer: created.offer, now: now + 12) }?.code, "ALREADY_CONSUMED")
-        XCTAssertEqual(failure { try request.refuse(portal: portal, code: "TOKEN_ALREADY_USED") }?.code, "ALREADY_CONSUMED")
+        // The host's compare-and-set on the offer lost: tell the device, authenticated.
+        let refusal = try request.refuse(portal: portal, code: "TOKEN_ALREADY_USED")
+        XCTAssertEqual(failure { try start.pending.finish(answer: refusal) }?.code, "TOKEN_ALREADY_USED")
         XCTAssertEqual(request.offerId(), created.offer.offerId) // accessors stay readable
     }
 

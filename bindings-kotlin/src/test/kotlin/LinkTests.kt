@@ -325,14 +325,16 @@ fun linkFlowTests(r: Runner) {
         assertEquals("ALREADY_CONSUMED", failure { start.pending.sealed() }.code)
     }
 
-    r.test("link: accept twice -> ALREADY_CONSUMED (refuse too)") {
+    r.test("link: accept twice -> ALREADY_CONSUMED; refuse after accept (lost compare-and-set) still works") {
         val portal = newPortal()
         val created = portal.createOffer(ACCOUNT, 300uL, RULES, now)
         val start = newDevice().startLink(created.qrText, DEVICE_NAME, PASSCODE, false, null, now + 10uL)
         val request = portal.openLinkRequest(start.request)
         assertTrue(request.accept(portal, created.offer, now + 11uL).accepted)
         assertEquals("ALREADY_CONSUMED", failure { request.accept(portal, created.offer, now + 12uL) }.code)
-        assertEquals("ALREADY_CONSUMED", failure { request.refuse(portal, "TOKEN_ALREADY_USED") }.code)
+        // The host's compare-and-set on the offer lost: tell the device, authenticated.
+        val refusal = request.refuse(portal, "TOKEN_ALREADY_USED")
+        assertEquals("TOKEN_ALREADY_USED", failure { start.pending.finish(refusal) }.code)
         assertEquals(created.offer.offerId, request.offerId()) // accessors stay readable
     }
 
