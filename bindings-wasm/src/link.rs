@@ -501,6 +501,12 @@ impl core::fmt::Debug for PendingLink {
 
 #[wasm_bindgen]
 impl PendingLink {
+    /// Not constructible from JavaScript: use TesseraDevice.startLink or openPendingLink. Throws `INVALID_STATE`.
+    #[wasm_bindgen(constructor)]
+    pub fn new_unavailable() -> Result<PendingLink, JsValue> {
+        Err(crate::js_error(ErrorCode::InvalidState, "PendingLink is not constructible: use TesseraDevice.startLink or openPendingLink"))
+    }
+
     /// Sealed copy to store while waiting for the portal's answer (reopen it
     /// with `TesseraDevice.openPendingLink`).
     /// @throws {TesseraError} `ALREADY_CONSUMED` after `finish`.
@@ -543,6 +549,15 @@ impl PendingLink {
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct StatusProbe(link::StatusProbe);
+
+#[wasm_bindgen]
+impl StatusProbe {
+    /// Not constructible from JavaScript: use TesseraDevice.statusRequest. Throws `INVALID_STATE`.
+    #[wasm_bindgen(constructor)]
+    pub fn new_unavailable() -> Result<StatusProbe, JsValue> {
+        Err(crate::js_error(ErrorCode::InvalidState, "StatusProbe is not constructible: use TesseraDevice.statusRequest"))
+    }
+}
 
 /// Take the probe out of its JS object (which is then spent).
 fn take_probe(v: &JsValue) -> JsResult<StatusProbe> {
@@ -680,6 +695,12 @@ impl TesseraPortal {
 
 #[wasm_bindgen]
 impl TesseraPortal {
+    /// Not constructible from JavaScript: use TesseraPortal.generate or TesseraPortal.fromSecret. Throws `INVALID_STATE`.
+    #[wasm_bindgen(constructor)]
+    pub fn new_unavailable() -> Result<TesseraPortal, JsValue> {
+        Err(crate::js_error(ErrorCode::InvalidState, "TesseraPortal is not constructible: use TesseraPortal.generate or TesseraPortal.fromSecret"))
+    }
+
     /// A new portal identity named `name` (1..=20 bytes, shown by the app).
     /// @throws {TesseraError} `INVALID_INPUT` (name), `INTERNAL` (no CSPRNG).
     pub fn generate(#[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue) -> JsResult<TesseraPortal> {
@@ -928,6 +949,12 @@ impl core::fmt::Debug for LinkRequest {
 
 #[wasm_bindgen]
 impl LinkRequest {
+    /// Not constructible from JavaScript: use TesseraPortal.openLinkRequest. Throws `INVALID_STATE`.
+    #[wasm_bindgen(constructor)]
+    pub fn new_unavailable() -> Result<LinkRequest, JsValue> {
+        Err(crate::js_error(ErrorCode::InvalidState, "LinkRequest is not constructible: use TesseraPortal.openLinkRequest"))
+    }
+
     /// Lookup key of the offer this request claims (load that `StoredOffer`).
     #[wasm_bindgen(getter, js_name = offerId)]
     pub fn offer_id(&self) -> String {

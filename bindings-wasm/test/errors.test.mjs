@@ -184,3 +184,9 @@ test("no JS input makes the linking classes panic", () => {
   const again = device.startLink(params);
   assert.equal(portal.openLinkRequest(again.request).accept(accepted.offer, T0).errorCode, "TOKEN_ALREADY_USED");
 });
+
+test("classes made only by the SDK cannot be constructed from JS: TesseraError INVALID_STATE", () => {
+  for (const name of ["PendingLink", "LinkRequest", "TesseraPortal", "StatusProbe"]) {
+    throwsCode(() => new sdk[name](), "INVALID_STATE", `new ${name}()`);
+  }
+});
