@@ -504,7 +504,10 @@ impl PendingLink {
     /// Not constructible from JavaScript: use TesseraDevice.startLink or openPendingLink. Throws `INVALID_STATE`.
     #[wasm_bindgen(constructor)]
     pub fn new_unavailable() -> Result<PendingLink, JsValue> {
-        Err(crate::js_error(ErrorCode::InvalidState, "PendingLink is not constructible: use TesseraDevice.startLink or openPendingLink"))
+        Err(crate::js_error(
+            ErrorCode::InvalidState,
+            "PendingLink is not constructible: use TesseraDevice.startLink or openPendingLink",
+        ))
     }
 
     /// Sealed copy to store while waiting for the portal's answer (reopen it
@@ -555,7 +558,10 @@ impl StatusProbe {
     /// Not constructible from JavaScript: use TesseraDevice.statusRequest. Throws `INVALID_STATE`.
     #[wasm_bindgen(constructor)]
     pub fn new_unavailable() -> Result<StatusProbe, JsValue> {
-        Err(crate::js_error(ErrorCode::InvalidState, "StatusProbe is not constructible: use TesseraDevice.statusRequest"))
+        Err(crate::js_error(
+            ErrorCode::InvalidState,
+            "StatusProbe is not constructible: use TesseraDevice.statusRequest",
+        ))
     }
 }
 
@@ -698,7 +704,10 @@ impl TesseraPortal {
     /// Not constructible from JavaScript: use TesseraPortal.generate or TesseraPortal.fromSecret. Throws `INVALID_STATE`.
     #[wasm_bindgen(constructor)]
     pub fn new_unavailable() -> Result<TesseraPortal, JsValue> {
-        Err(crate::js_error(ErrorCode::InvalidState, "TesseraPortal is not constructible: use TesseraPortal.generate or TesseraPortal.fromSecret"))
+        Err(crate::js_error(
+            ErrorCode::InvalidState,
+            "TesseraPortal is not constructible: use TesseraPortal.generate or TesseraPortal.fromSecret",
+        ))
     }
 
     /// A new portal identity named `name` (1..=20 bytes, shown by the app).
@@ -952,7 +961,10 @@ impl LinkRequest {
     /// Not constructible from JavaScript: use TesseraPortal.openLinkRequest. Throws `INVALID_STATE`.
     #[wasm_bindgen(constructor)]
     pub fn new_unavailable() -> Result<LinkRequest, JsValue> {
-        Err(crate::js_error(ErrorCode::InvalidState, "LinkRequest is not constructible: use TesseraPortal.openLinkRequest"))
+        Err(crate::js_error(
+            ErrorCode::InvalidState,
+            "LinkRequest is not constructible: use TesseraPortal.openLinkRequest",
+        ))
     }
 
     /// Lookup key of the offer this request claims (load that `StoredOffer`).

@@ -330,3 +330,28 @@ pub fn hotp_verify(
     let res = v.verify(&mut st, &code, time);
     check_to_js(res, &st)
 }
+
+/// Resynchronise a HOTP credential whose device ran ahead (RFC 4226 §7.4):
+/// the user types two consecutive codes, searched in `searchWindow` counters
+/// (at most 1000) from `state.nextCounter`. Refusals are reported in the
+/// result; persist `state` in every case.
+/// @throws {TesseraError} only for an invalid configuration or argument.
+#[wasm_bindgen(js_name = hotpResync, unchecked_return_type = "OtpCheck")]
+pub fn hotp_resync(
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierConfig")] config: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code1: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code2: &JsValue,
+    #[wasm_bindgen(js_name = searchWindow, unchecked_param_type = "number")] search_window: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] time: &JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "OtpVerifierState")] state: Option<JsValue>,
+) -> JsResult<JsValue> {
+    let c = Config::from_js(config, otp::HotpVerifier::DEFAULT_LOOK_AHEAD)?;
+    let (code1, code2) = (to_string(code1, "code1")?, to_string(code2, "code2")?);
+    let search_window = to_u64(search_window, "searchWindow")?;
+    let time = to_u64(time, "time")?;
+    let mut st = state_from_js(state)?;
+    let h = otp::Hotp::new(c.secret.expose().to_vec(), c.algorithm, c.digits).map_err(thrown)?;
+    let v = otp::HotpVerifier::new(h, c.window, c.policy);
+    let res = v.resync(&mut st, &code1, &code2, search_window, time);
+    check_to_js(res, &st)
+}

@@ -9,7 +9,7 @@ import * as sdk from "@tessera/sdk";
 
 const require = createRequire(import.meta.url);
 const PUBLIC = ["LinkRequest", "PendingLink", "StatusProbe", "TesseraDevice", "TesseraPortal", "base32Decode",
-  "base32Encode", "errorCodes", "formatOtpauthUri", "hotp", "hotpVerify", "linkQrSvg", "newOtpSecret",
+  "base32Encode", "errorCodes", "formatOtpauthUri", "hotp", "hotpResync", "hotpVerify", "linkQrSvg", "newOtpSecret",
   "newStorageKey", "ocra", "otpauthCode", "parseOtpauthUri", "totp", "totpVerify"];
 
 test("the package name resolves to the Node build for import and require", () => {

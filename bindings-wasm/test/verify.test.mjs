@@ -3,7 +3,7 @@
 // store it.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { totpVerify, hotpVerify, hotp, totp } from "@tessera/sdk";
+import { totpVerify, hotpVerify, hotpResync, hotp, totp } from "@tessera/sdk";
 
 const secret = new TextEncoder().encode("12345678901234567890");
 const store = (state) => JSON.parse(JSON.stringify(state)); // what a database gives back
@@ -127,4 +127,13 @@ test("invalid configuration or state throws", () => {
   throwsCode(() => totpVerify({ secret }, "123456", 0, { consecutiveFailures: 0, locked: false }), "INVALID_INPUT");
   throwsCode(() => totpVerify({ secret }, "123456", 0, { nextCounter: 0, consecutiveFailures: 0, locked: "no" }), "INVALID_INPUT");
   throwsCode(() => totpVerify({ secret }, "123456", 0, { nextCounter: 0.5, consecutiveFailures: 0, locked: false }), "INVALID_INPUT");
+});
+
+test("HOTP resync with two consecutive codes (RFC 4226 §7.4)", () => {
+  const config = { secret, window: 1 };
+  assert.equal(hotpVerify(config, "520489", 0).errorCode, "OTP_MISMATCH"); // counter 9, beyond look-ahead 1
+  const r = hotpResync(config, "399871", "520489", 100, 0);
+  assert.deepEqual([r.accepted, r.matched, r.state.nextCounter], [true, 9, 10]);
+  assert.equal(hotpResync(config, "399871", "755224", 100, 0).errorCode, "OTP_MISMATCH");
+  throwsCode(() => hotpResync(config, "399871", "520489", -1, 0), "INVALID_INPUT");
 });

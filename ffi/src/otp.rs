@@ -326,6 +326,25 @@ pub fn hotp_verify(
     Ok(check(r, st))
 }
 
+/// Resynchronise a HOTP credential whose device ran ahead (RFC 4226 §7.4):
+/// two consecutive codes searched in `search_window` counters (at most 1000)
+/// from `state.next_counter`. Throws only for an invalid configuration.
+#[uniffi::export]
+pub fn hotp_resync(
+    config: OtpVerifierConfig,
+    code1: String,
+    code2: String,
+    search_window: u64,
+    unix_time: u64,
+    state: OtpVerifierState,
+) -> Result<OtpCheck> {
+    let h = otp::Hotp::new(config.secret.clone(), config.algorithm.into(), config.digits)?;
+    let v = otp::HotpVerifier::new(h, config.window, throttle(&config));
+    let mut st: otp::OtpState = state.into();
+    let r = v.resync(&mut st, &code1, &code2, search_window, unix_time);
+    Ok(check(r, st))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,16 @@ final class VerifierTests: XCTestCase {
         XCTAssertTrue(try hotpVerify(config: cfg, code: "969429", unixTime: 0, state: ok.state).accepted)
     }
 
+    func testHotpResync() throws {
+        // Counters 8 and 9 are beyond the look-ahead of 1 from 0.
+        let res = try hotpResync(config: config, code1: "399871", code2: "520489", searchWindow: 100, unixTime: 0, state: OtpVerifierState())
+        XCTAssertTrue(res.accepted)
+        XCTAssertEqual(res.matched, 9)
+        XCTAssertEqual(res.state.nextCounter, 10)
+        XCTAssertEqual(try hotpResync(config: config, code1: "399871", code2: "755224", searchWindow: 100, unixTime: 0,
+                                      state: OtpVerifierState()).errorCode, "OTP_MISMATCH")
+    }
+
     func testInvalidConfigurationThrows() {
         var cfg = config
         cfg.digits = 3

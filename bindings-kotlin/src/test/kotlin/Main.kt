@@ -272,6 +272,14 @@ fun verifierTests(r: Runner) {
         assertFalse(hotpVerify(cfg, "359152", 0uL, ok.state).accepted) // used counter
         assertTrue(hotpVerify(cfg, "969429", 0uL, ok.state).accepted) // counter 3
     }
+    r.test("verifier: HOTP resync with two consecutive codes (RFC 4226 7.4)") {
+        // Counters 8 and 9 are beyond the look-ahead of 1 from 0.
+        val res = hotpResync(config, "399871", "520489", 100uL, 0uL, OtpVerifierState())
+        assertTrue(res.accepted)
+        assertEquals(9uL, res.matched)
+        assertEquals(10uL, res.state.nextCounter)
+        assertEquals("OTP_MISMATCH", hotpResync(config, "399871", "755224", 100uL, 0uL, OtpVerifierState()).errorCode)
+    }
     r.test("verifier: invalid configuration throws (digits 3)") {
         assertEquals("INVALID_DIGITS", failure { totpVerify(config.copy(digits = 3u), "123", now, OtpVerifierState()) }.code)
     }
