@@ -55,7 +55,7 @@ test("five failures → LOCKED_OUT, even for the right code; the lock survives J
   for (let i = 1; i <= 5; i++) {
     const r = totpVerify(config, "00000000", 59, state);
     assert.equal(r.accepted, false);
-    assert.equal(r.errorCode, "OTP_MISMATCH");
+    assert.equal(r.errorCode, i < 5 ? "OTP_MISMATCH" : "LOCKED_OUT"); // the fifth failure locks, and says so
     assert.equal(r.state.consecutiveFailures, i);
     assert.equal(r.state.locked, i === 5);
     state = store(r.state);

@@ -57,12 +57,26 @@ impl Throttle {
         Ok(())
     }
 
-    /// Record a failure; locks when the policy's limit is reached.
-    pub fn record_failure(&mut self, now: u64, policy: &ThrottlePolicy) {
+    /// Record a failure; locks when the policy's limit is reached. Returns
+    /// true when this failure locked the verifier.
+    pub fn record_failure(&mut self, now: u64, policy: &ThrottlePolicy) -> bool {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        if self.consecutive_failures >= policy.max_failures.max(1) {
+        if self.consecutive_failures >= policy.max_failures.max(1) && !self.locked {
             self.locked = true;
             self.locked_until = policy.lock_seconds.map(|s| now.saturating_add(s));
+            return true;
+        }
+        false
+    }
+
+    /// Count a refused attempt and return the error to report: `e`, or
+    /// `LOCKED_OUT` when this attempt reached the limit (so the user learns
+    /// of the lock on the attempt that caused it, as with check codes).
+    pub fn refuse(&mut self, now: u64, policy: &ThrottlePolicy, e: crate::Error) -> crate::Error {
+        if self.record_failure(now, policy) {
+            err(ErrorCode::LockedOut, "too many failed attempts; the verifier is now locked")
+        } else {
+            e
         }
     }
 
@@ -114,7 +128,7 @@ fn parse_code(code: &str, digits: u8) -> Result<u64> {
 
 /// [`parse_code`], counting a malformed code as a failed attempt.
 fn parse_counted(code: &str, digits: u8, state: &mut OtpState, now: u64, policy: &ThrottlePolicy) -> Result<u64> {
-    parse_code(code, digits).inspect_err(|_| state.throttle.record_failure(now, policy))
+    parse_code(code, digits).map_err(|e| state.throttle.refuse(now, policy, e))
 }
 
 /// Record the outcome of a HOTP search that started at `start`.
@@ -133,10 +147,7 @@ fn settle_counter(
             state.throttle.record_success();
             Ok(Verified { matched: c, drift: (c - start) as i64 })
         }
-        None => {
-            state.throttle.record_failure(now, policy);
-            Err(err(ErrorCode::OtpMismatch, mismatch))
-        }
+        None => Err(state.throttle.refuse(now, policy, err(ErrorCode::OtpMismatch, mismatch))),
     }
 }
 
@@ -188,18 +199,18 @@ impl TotpVerifier {
             }
         }
         match found {
-            Some(step) if state.last_accepted.is_some_and(|last| step <= last) => {
-                state.throttle.record_failure(now, &self.policy);
-                Err(err(ErrorCode::OtpReplayed, "this code (or a later one) was already used"))
-            }
+            Some(step) if state.last_accepted.is_some_and(|last| step <= last) => Err(state.throttle.refuse(
+                now,
+                &self.policy,
+                err(ErrorCode::OtpReplayed, "this code (or a later one) was already used"),
+            )),
             Some(step) => {
                 state.last_accepted = Some(step);
                 state.throttle.record_success();
                 Ok(Verified { matched: step, drift: step as i64 - current as i64 })
             }
             None => {
-                state.throttle.record_failure(now, &self.policy);
-                Err(err(ErrorCode::OtpMismatch, "the code is not correct"))
+                Err(state.throttle.refuse(now, &self.policy, err(ErrorCode::OtpMismatch, "the code is not correct")))
             }
         }
     }
@@ -304,9 +315,11 @@ mod tests {
         }
         assert!(v.verify(&mut st, "94287082", 59).is_ok());
         assert_eq!(st.throttle.consecutive_failures, 0);
-        for _ in 0..5 {
-            let _ = v.verify(&mut st, "00000000", 59);
+        for _ in 0..4 {
+            assert_eq!(v.verify(&mut st, "00000000", 59).unwrap_err().code(), ErrorCode::OtpMismatch);
         }
+        // The fifth failure locks, and says so.
+        assert_eq!(v.verify(&mut st, "00000000", 59).unwrap_err().code(), ErrorCode::LockedOut);
         // Locked: even the right code is refused without saying whether it was right.
         let c = v.totp().generate_step(2);
         assert_eq!(v.verify(&mut st, &c, 60).unwrap_err().code(), ErrorCode::LockedOut);

@@ -234,10 +234,11 @@ fun verifierTests(r: Runner) {
     }
     r.test("verifier: 5 wrong codes -> locked, then even the right code -> LOCKED_OUT") {
         var st = OtpVerifierState()
-        repeat(5) {
+        repeat(5) { i ->
             val c = totpVerify(config, "000000", now, st)
             assertFalse(c.accepted)
-            assertEquals("OTP_MISMATCH", c.errorCode)
+            // The fifth failure locks, and says so.
+            assertEquals(if (i < 4) "OTP_MISMATCH" else "LOCKED_OUT", c.errorCode)
             st = c.state
         }
         assertTrue(st.locked)
