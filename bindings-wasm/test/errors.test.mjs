@@ -3,6 +3,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import * as sdk from "@tessera/sdk";
+import { throwsCode } from "./helpers.mjs";
 
 const { hotp, totp, ocra, base32Decode, base32Encode, errorCodes } = sdk;
 const KEY = new TextEncoder().encode("12345678901234567890");
@@ -10,21 +11,6 @@ const SUITE = "OCRA-1:HOTP-SHA1-6:QN08";
 
 const isClass = (f) => /^class\b/.test(Function.prototype.toString.call(f));
 
-function throwsCode(fn, code, what = code) {
-  let caught;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `${what}: expected a throw`);
-  assert.ok(caught instanceof Error, `${what}: not an Error: ${caught}`);
-  assert.equal(caught.name, "TesseraError", what);
-  assert.equal(caught.code, code, `${what}: ${caught.message}`);
-  assert.equal(typeof caught.message, "string");
-  assert.ok(caught.message.length > 0);
-  return caught;
-}
 
 test("error shape", () => {
   const e = throwsCode(() => hotp(KEY, 0, 5), "INVALID_DIGITS");

@@ -10,27 +10,13 @@ import { homedir } from "node:os";
 import { join, sep } from "node:path";
 import { LinkRequest, PendingLink, StatusProbe, TesseraDevice, TesseraPortal, linkQrSvg, newStorageKey }
   from "@tessera/sdk";
+import { db, throwsCode } from "./helpers.mjs";
 
 const V = JSON.parse(readFileSync(new URL("../../vectors/link.json", import.meta.url), "utf8"));
 const hex = (s) => new Uint8Array(Buffer.from(s, "hex"));
 const T0 = 1_767_225_600;
 const PASSCODE = "493817";
-/** What a database gives back. */
-const db = (v) => JSON.parse(JSON.stringify(v));
 
-function throwsCode(fn, code, what = code) {
-  let caught;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== undefined, `${what}: expected a throw`);
-  assert.ok(caught instanceof Error, `${what}: not an Error: ${caught}`);
-  assert.equal(caught.name, "TesseraError", `${what}: ${caught}`);
-  assert.equal(caught.code, code, `${what}: ${caught.message}`);
-  return caught;
-}
 
 /** Change one character in the middle of a base64url text. */
 function tamper(text, at = Math.floor(text.length / 2)) {

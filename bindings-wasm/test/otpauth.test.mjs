@@ -2,13 +2,11 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { parseOtpauthUri, formatOtpauthUri, otpauthCode, base32Decode, hotp, totp } from "@tessera/sdk";
+import { throwsCode } from "./helpers.mjs";
 
 const GOOGLE = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example";
 const LONG = "otpauth://totp/ACME%20Co:john@example.com?secret=HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30";
 
-function throwsCode(fn, code) {
-  assert.throws(fn, (e) => e instanceof Error && e.name === "TesseraError" && e.code === code, `expected ${code}`);
-}
 
 test("an 80-bit secret needs allowShortSecret", () => {
   throwsCode(() => parseOtpauthUri(GOOGLE), "SECRET_TOO_SHORT");

@@ -4,13 +4,11 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { totpVerify, hotpVerify, hotpResync, hotp, totp } from "@tessera/sdk";
+import { throwsCode } from "./helpers.mjs";
 
 const secret = new TextEncoder().encode("12345678901234567890");
 const store = (state) => JSON.parse(JSON.stringify(state)); // what a database gives back
 
-function throwsCode(fn, code) {
-  assert.throws(fn, (e) => e instanceof Error && e.name === "TesseraError" && e.code === code, `expected ${code}`);
-}
 
 test("TOTP: accept, then replay → OTP_REPLAYED", () => {
   const config = { secret, digits: 8 };

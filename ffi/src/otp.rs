@@ -296,6 +296,11 @@ fn throttle(c: &OtpVerifierConfig) -> otp::ThrottlePolicy {
     otp::ThrottlePolicy { max_failures: c.max_failures, lock_seconds: c.lock_seconds }
 }
 
+fn hotp_verifier(c: &OtpVerifierConfig) -> Result<otp::HotpVerifier> {
+    let h = otp::Hotp::new(c.secret.clone(), c.algorithm.into(), c.digits)?;
+    Ok(otp::HotpVerifier::new(h, c.window, throttle(c)))
+}
+
 /// Verify a TOTP code at `unix_time`. Throws only for an invalid configuration.
 #[uniffi::export]
 pub fn totp_verify(
@@ -319,8 +324,7 @@ pub fn hotp_verify(
     unix_time: u64,
     state: OtpVerifierState,
 ) -> Result<OtpCheck> {
-    let h = otp::Hotp::new(config.secret.clone(), config.algorithm.into(), config.digits)?;
-    let v = otp::HotpVerifier::new(h, config.window, throttle(&config));
+    let v = hotp_verifier(&config)?;
     let mut st: otp::OtpState = state.into();
     let r = v.verify(&mut st, &code, unix_time);
     Ok(check(r, st))
@@ -338,8 +342,7 @@ pub fn hotp_resync(
     unix_time: u64,
     state: OtpVerifierState,
 ) -> Result<OtpCheck> {
-    let h = otp::Hotp::new(config.secret.clone(), config.algorithm.into(), config.digits)?;
-    let v = otp::HotpVerifier::new(h, config.window, throttle(&config));
+    let v = hotp_verifier(&config)?;
     let mut st: otp::OtpState = state.into();
     let r = v.resync(&mut st, &code1, &code2, search_window, unix_time);
     Ok(check(r, st))
