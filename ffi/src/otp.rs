@@ -243,8 +243,9 @@ impl From<otp::OtpState> for OtpVerifierState {
 pub struct OtpVerifierConfig {
     /// Shared secret.
     pub secret: Vec<u8>,
-    /// Hash.
-    pub algorithm: OtpAlgorithm,
+    /// Hash (default SHA-1).
+    #[uniffi(default = None)]
+    pub algorithm: Option<OtpAlgorithm>,
     /// Digits.
     #[uniffi(default = 6)]
     pub digits: u8,
@@ -297,7 +298,7 @@ fn throttle(c: &OtpVerifierConfig) -> otp::ThrottlePolicy {
 }
 
 fn hotp_verifier(c: &OtpVerifierConfig) -> Result<otp::HotpVerifier> {
-    let h = otp::Hotp::new(c.secret.clone(), c.algorithm.into(), c.digits)?;
+    let h = otp::Hotp::new(c.secret.clone(), c.algorithm.unwrap_or(OtpAlgorithm::Sha1).into(), c.digits)?;
     Ok(otp::HotpVerifier::new(h, c.window, throttle(c)))
 }
 
@@ -309,7 +310,13 @@ pub fn totp_verify(
     unix_time: u64,
     state: OtpVerifierState,
 ) -> Result<OtpCheck> {
-    let t = otp::Totp::new(config.secret.clone(), config.algorithm.into(), config.digits, config.period, 0)?;
+    let t = otp::Totp::new(
+        config.secret.clone(),
+        config.algorithm.unwrap_or(OtpAlgorithm::Sha1).into(),
+        config.digits,
+        config.period,
+        0,
+    )?;
     let v = otp::TotpVerifier::new(t, config.window, throttle(&config));
     let mut st: otp::OtpState = state.into();
     let r = v.verify(&mut st, &code, unix_time);
@@ -419,7 +426,7 @@ mod debug_tests {
         assert!(!format!("{u:?}").contains("116"));
         let c = OtpVerifierConfig {
             secret: vec![0xAB; 20],
-            algorithm: OtpAlgorithm::Sha1,
+            algorithm: None,
             digits: 6,
             period: 30,
             window: 1,

@@ -247,7 +247,10 @@ impl TesseraPortal {
         self.portal.name().to_owned()
     }
 
-    /// A single-use link QR for `account`, valid `ttl` seconds (at most 600).
+    /// A single-use link QR for `account`, valid `ttl` seconds (default 300,
+    /// at most 600), with the passcode `rules` (default: exactly 6 digits,
+    /// biometrics allowed).
+    #[uniffi::method(default(ttl = 300))]
     pub fn create_offer(&self, account: String, ttl: u64, rules: PasscodeRules, now: u64) -> Result<LinkOfferCreated> {
         let policy = PasscodePolicy {
             min_len: rules.min_len,

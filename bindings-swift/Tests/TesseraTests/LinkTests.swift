@@ -128,6 +128,16 @@ final class LinkVectorTests: XCTestCase {
 final class LinkFlowTests: XCTestCase {
     let now = linkNow
 
+    func testDefaults() throws {
+        // createOffer without ttl lives 300 s; PasscodeRules() is exactly 6 digits; verifier config defaults to SHA1.
+        let created = try newPortal().createOffer(account: "anna", rules: PasscodeRules(), now: now)
+        XCTAssertEqual(created.offer.expiresAt, now + 300)
+        XCTAssertEqual(try newDevice().scanLinkQr(qrText: created.qrText, now: now).passcodeRules, linkRules)
+        let cfg = OtpVerifierConfig(secret: Data("12345678901234567890".utf8))
+        let code = try totp(secret: cfg.secret, unixTime: 59, period: 30, digits: 6, algorithm: .sha1)
+        XCTAssertTrue(try totpVerify(config: cfg, code: code, unixTime: 59, state: OtpVerifierState()).accepted)
+    }
+
     func testSuccess() throws {
         let portal = try newPortal()
         let device = try newDevice()

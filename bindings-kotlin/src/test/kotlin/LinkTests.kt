@@ -87,6 +87,14 @@ fun linkVectorTests(r: Runner, v: Map<String, Any?>) {
         d.openPendingLink(hex(v.str("pending_sealed_hex"))).use { it.finish(v.str("answer")) }
     }
 
+    r.test("defaults: createOffer without ttl lives 300 s; PasscodeRules() is exactly 6 digits; verifier config defaults to SHA1") {
+        val now = 1_800_000_000uL
+        val created = newPortal().createOffer("anna", rules = PasscodeRules(), now = now)
+        assertEquals(now + 300uL, created.offer.expiresAt)
+        assertEquals(RULES, newDevice().scanLinkQr(created.qrText, now).passcodeRules)
+        val cfg = OtpVerifierConfig(secret = "12345678901234567890".toByteArray())
+        assertTrue(totpVerify(cfg, totp(cfg.secret, 59uL, 30uL, 6u, OtpAlgorithm.SHA1), 59uL, OtpVerifierState()).accepted)
+    }
     r.test("link vector: scan qr_text at scan_time -> portal name, fingerprint, expires_at, rules") {
         val info = newDevice().use { it.scanLinkQr(v.str("qr_text"), v.long("scan_time").toULong()) }
         assertEquals(v.str("portal_name"), info.portalName)
