@@ -99,7 +99,8 @@ codes! {
     DeviceUnknown = "DEVICE_UNKNOWN", "no such device";
     /// The check code typed on the portal does not match.
     CheckCodeMismatch = "CHECK_CODE_MISMATCH", "the check code does not match";
-    /// The message is for another account or portal.
+    /// The message is for another account or portal. Reserved for
+    /// challenge/response (a challenge for another account); not produced yet.
     WrongAccount = "WRONG_ACCOUNT", "the message is for another account or portal";
     /// The link is in a state where this step is not allowed.
     InvalidState = "INVALID_STATE", "this step is not allowed in the current state";
