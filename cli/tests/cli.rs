@@ -239,37 +239,15 @@ fn link_flow_registry_and_unlink_across_processes() {
     fails(&["portal", "rename", "--dir", p, "--account", "bob", "--device", &id1, "--name", "x"], "DEVICE_UNKNOWN");
     // TOTP from the device, verified by the portal; a wrong passcode is counted.
     let code = ok(&["device", "totp", "--dir", d1s, "--passcode", "493817", "--now", "1800000300"]);
-    ok(&[
-        "portal",
-        "verify-totp",
-        "--dir",
-        p,
-        "--account",
-        "anna",
-        "--device",
-        &id1,
-        "--code",
-        &code,
-        "--now",
-        "1800000300",
-    ]);
-    fails(
-        &[
-            "portal",
-            "verify-totp",
-            "--dir",
-            p,
-            "--account",
-            "anna",
-            "--device",
-            &id1,
-            "--code",
-            &code,
-            "--now",
-            "1800000300",
-        ],
-        "OTP_REPLAYED",
-    );
+    let verify = |code: &str, t: &str| -> Vec<String> {
+        ["portal", "verify-totp", "--dir", p, "--account", "anna", "--device", &id1, "--code", code, "--now", t]
+            .map(String::from)
+            .to_vec()
+    };
+    ok(&strs(&verify(&code, "1800000300")));
+    fails(&strs(&verify(&code, "1800000300")), "OTP_REPLAYED");
+    let wrong = ok(&["device", "totp", "--dir", d1s, "--passcode", "111222", "--now", "1800000330"]);
+    fails(&strs(&verify(&wrong, "1800000330")), "OTP_MISMATCH");
     // Status while linked, then unlink at the portal and the device wipes.
     let sreq = ok(&["device", "status-request", "--dir", d1s, "--now", "1800000400"]);
     let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000400"]);
@@ -419,4 +397,8 @@ fn a_forged_answer_does_not_spend_the_pending_link() {
     for d in [pd, dd] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
