@@ -7,7 +7,7 @@ use crate::link::{OsRandom, PasscodeRules};
 use crate::{Result, TesseraError};
 use std::sync::{Arc, Mutex};
 use tessera_core::link::{
-    DeviceRecord, LinkOfferRecord, OpenedLinkRequest, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent,
+    self, DeviceRecord, LinkOfferRecord, OpenedLinkRequest, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent,
 };
 use tessera_core::ErrorCode;
 
@@ -45,6 +45,15 @@ pub struct StoredPendingLink {
     pub sealed: Vec<u8>,
 }
 
+/// Registry status of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DeviceStatus {
+    /// Linked and usable.
+    Active,
+    /// Unlinked by the portal; the device wipes its account on next contact.
+    Unlinked,
+}
+
 /// A stored registry entry.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StoredDevice {
@@ -58,8 +67,8 @@ pub struct StoredDevice {
     pub linked_at: u64,
     /// Last use.
     pub last_used_at: Option<u64>,
-    /// `active` or `unlinked`.
-    pub status: String,
+    /// Active or unlinked.
+    pub status: DeviceStatus,
     /// Sealed record (the truth).
     pub sealed: Vec<u8>,
 }
@@ -132,7 +141,10 @@ impl TesseraPortal {
             name: s.name,
             linked_at: s.linked_at,
             last_used_at: s.last_used_at,
-            status: s.status.as_str().into(),
+            status: match s.status {
+                link::DeviceStatus::Active => DeviceStatus::Active,
+                link::DeviceStatus::Unlinked => DeviceStatus::Unlinked,
+            },
             sealed: s.sealed,
         }
     }

@@ -195,7 +195,7 @@ final class LinkFlowTests: XCTestCase {
         XCTAssertEqual(rec.name, linkDeviceName)
         XCTAssertEqual(rec.linkedAt, now + 20)
         XCTAssertNil(rec.lastUsedAt)
-        XCTAssertEqual(rec.status, "active")
+        XCTAssertEqual(rec.status, .active)
         XCTAssertFalse(rec.sealed.isEmpty)
         XCTAssertEqual(c.events, [LinkEvent(kind: "device_linked", account: linkAccount, deviceId: rec.deviceId,
                                             deviceName: linkDeviceName, at: now + 20)])
@@ -495,7 +495,7 @@ final class LinkFlowTests: XCTestCase {
         XCTAssertEqual(renamed.event, LinkEvent(kind: "device_renamed", account: linkAccount, deviceId: rec.deviceId,
                                                 deviceName: "Lost phone", at: now + 60))
         let unlinked = try l.portal.unlinkDevice(device: renamed.device, now: now + 70)
-        XCTAssertEqual(unlinked.device.status, "unlinked")
+        XCTAssertEqual(unlinked.device.status, .unlinked)
         XCTAssertEqual(unlinked.event, LinkEvent(kind: "device_unlinked", account: linkAccount, deviceId: rec.deviceId,
                                                  deviceName: nil, at: now + 70))
         rec = unlinked.device

@@ -194,7 +194,7 @@ fun linkFlowTests(r: Runner) {
         assertEquals(DEVICE_NAME, rec.name)
         assertEquals(now + 20uL, rec.linkedAt)
         assertNull(rec.lastUsedAt)
-        assertEquals("active", rec.status)
+        assertEquals(DeviceStatus.ACTIVE, rec.status)
         assertTrue(rec.sealed.isNotEmpty())
         assertEquals(listOf(LinkEvent("device_linked", ACCOUNT, rec.deviceId, DEVICE_NAME, now + 20uL)), c.events)
 
@@ -458,7 +458,7 @@ fun linkFlowTests(r: Runner) {
         assertEquals("Lost phone", renamed.device.name)
         assertEquals(LinkEvent("device_renamed", ACCOUNT, rec.deviceId, "Lost phone", now + 60uL), renamed.event)
         val unlinked = l.portal.unlinkDevice(renamed.device, now + 70uL)
-        assertEquals("unlinked", unlinked.device.status)
+        assertEquals(DeviceStatus.UNLINKED, unlinked.device.status)
         assertEquals(LinkEvent("device_unlinked", ACCOUNT, rec.deviceId, null, now + 70uL), unlinked.event)
         rec = unlinked.device
         assertEquals("INVALID_STATE", failure { l.portal.unlinkDevice(rec, now + 71uL) }.code)
