@@ -22,7 +22,7 @@ pub struct DemoArgs {
 fn expect_err<T>(r: Result<T, Error>, code: ErrorCode, what: &str) -> Result<(), Error> {
     match r {
         Err(e) if e.code() == code => {
-            println!("{what:<22}refused: error[{}] {}", e.code(), e.detail());
+            out!("{what:<22}refused: error[{}] {}", e.code(), e.detail());
             Ok(())
         }
         Err(e) => Err(e),
@@ -33,32 +33,32 @@ fn expect_err<T>(r: Result<T, Error>, code: ErrorCode, what: &str) -> Result<(),
 pub fn run(args: DemoArgs) -> Result<(), Error> {
     let t0 = now_or(args.now)?;
     let rng = &mut CliRandom;
-    println!("== Tessera demo (virtual clock starts at unix time {t0})");
+    out!("== Tessera demo (virtual clock starts at unix time {t0})");
 
-    println!("\n-- 1. Plain TOTP (RFC 6238): a device shows a code, the portal accepts it once");
+    out!("\n-- 1. Plain TOTP (RFC 6238): a device shows a code, the portal accepts it once");
     let secret = crate::util::random::<20>()?;
     let totp = Totp::new(secret.to_vec(), Algorithm::Sha1, 6, 30, 0)?;
     let verifier = TotpVerifier::new(totp.clone(), 1, ThrottlePolicy::default());
     let mut otp_state = OtpState::default();
     let code = totp.generate(t0)?;
-    println!("{:<22}{code}", "device shows");
+    out!("{:<22}{code}", "device shows");
     let ok = verifier.verify(&mut otp_state, &code, t0)?;
-    println!("{:<22}accepted (step {}, drift {})", "portal", ok.matched, ok.drift);
+    out!("{:<22}accepted (step {}, drift {})", "portal", ok.matched, ok.drift);
     expect_err(verifier.verify(&mut otp_state, &code, t0), ErrorCode::OtpReplayed, "same code again")?;
 
-    println!("\n-- 2. Link a phone by QR code (flow 1)");
+    out!("\n-- 2. Link a phone by QR code (flow 1)");
     let portal = Portal::generate("Example Bank", rng)?;
     let account = "anna@example.org";
     let offer = portal.create_offer(account, PasscodePolicy::default(), 300, t0, rng)?;
-    println!("{:<22}Anna clicks \"Link a device\"; the portal shows a QR code valid 5 minutes:", "portal");
-    println!("{:<22}{}", "", offer.qr_text);
+    out!("{:<22}Anna clicks \"Link a device\"; the portal shows a QR code valid 5 minutes:", "portal");
+    out!("{:<22}{}", "", offer.qr_text);
     if !args.no_qr {
-        println!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
+        out!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
     }
     let scanned = link::scan_link_qr(&offer.qr_text, t0 + 20)?;
-    println!("{:<22}\"Link this phone to {}?\" (key {})", "phone app", scanned.portal_name, scanned.portal_fingerprint);
+    out!("{:<22}\"Link this phone to {}?\" (key {})", "phone app", scanned.portal_name, scanned.portal_fingerprint);
     let start = link::start_link(&scanned, "Anna's Pixel", "493817", true, false, t0 + 30, rng)?;
-    println!(
+    out!(
         "{:<22}named \"Anna's Pixel\", secret code set, biometrics on; request sent ({} chars)",
         "phone app",
         start.request.len()
@@ -67,19 +67,19 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let accepted = out.result?;
     let storage_key = crate::util::random::<32>()?;
     let linked = link::finish_link(start.pending, &out.answer, &storage_key, rng)?;
-    println!("{:<22}shows check code {}", "phone app", linked.check_code);
+    out!("{:<22}shows check code {}", "phone app", linked.check_code);
     let mut pending = accepted.pending;
     let typo = if linked.check_code == "000000" { "000001" } else { "000000" };
     expect_err(portal.confirm_link(&mut pending, typo, t0 + 40), ErrorCode::CheckCodeMismatch, "portal, typo")?;
     let (mut record, events) = portal.confirm_link(&mut pending, &linked.check_code, t0 + 45)?;
-    println!("{:<22}check code typed: device {} linked", "portal", record.device_id);
+    out!("{:<22}check code typed: device {} linked", "portal", record.device_id);
     for e in &events {
         if let link::PortalEvent::DeviceLinked { device_name, .. } = e {
-            println!("{:<22}e-mail to {account}: \"{device_name}\" was linked to your account", "portal event");
+            out!("{:<22}e-mail to {account}: \"{device_name}\" was linked to your account", "portal event");
         }
     }
 
-    println!("\n-- 3. The same QR code scanned again (photographed, or a second phone)");
+    out!("\n-- 3. The same QR code scanned again (photographed, or a second phone)");
     let s2 = link::scan_link_qr(&offer.qr_text, t0 + 60)?;
     let second = link::start_link(&s2, "Mallory's phone", "724913", false, false, t0 + 60, rng)?;
     let out2 = portal.open_link_request(&second.request)?.accept(&portal, Some(&accepted.offer), t0 + 61);
@@ -90,22 +90,22 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     )?;
     expect_err(link::scan_link_qr(&offer.qr_text, t0 + 400), ErrorCode::TokenExpired, "after 5 minutes")?;
 
-    println!("\n-- 4. The linked phone shows time-based codes (passcode or biometrics)");
+    out!("\n-- 4. The linked phone shows time-based codes (passcode or biometrics)");
     let state = DeviceState::open(&storage_key, &linked.state)?;
     let t = t0 + 120;
     let code = state.totp(UserFactor::Passcode("493817"), t)?;
     let bio = start.biometric_secret.ok_or_else(|| cli_err(ErrorCode::Internal, "no biometric secret"))?;
     let code_bio = state.totp(UserFactor::Biometric(bio.expose()), t)?;
-    println!("{:<22}{code} with the passcode, {code_bio} with biometrics", "phone app");
+    out!("{:<22}{code} with the passcode, {code_bio} with biometrics", "phone app");
     record.verify_totp(&code, t)?;
-    println!("{:<22}accepted", "portal");
+    out!("{:<22}accepted", "portal");
     let wrong = state.totp(UserFactor::Passcode("111222"), t + 30)?;
-    println!("{:<22}{wrong} (wrong passcode: the phone cannot tell)", "phone app");
+    out!("{:<22}{wrong} (wrong passcode: the phone cannot tell)", "phone app");
     expect_err(record.verify_totp(&wrong, t + 30), ErrorCode::OtpMismatch, "portal")?;
 
-    println!("\n-- 5. Anna loses the phone: the portal unlinks it, the phone learns on next contact");
+    out!("\n-- 5. Anna loses the phone: the portal unlinks it, the phone learns on next contact");
     record.unlink(t0 + 500)?;
-    println!(
+    out!(
         "{:<22}{} \"{}\" {} (linked at {}, last used {:?})",
         "portal devices",
         record.device_id,
@@ -117,7 +117,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let (req, probe) = state.status_request(t0 + 600, rng)?;
     let ans = portal.open_status_request(&req)?.answer(&mut record, t0 + 600)?;
     expect_err(state.read_status_answer(&probe, &ans), ErrorCode::DeviceRevoked, "phone app")?;
-    println!("{:<22}account wiped", "phone app");
-    println!("\n== demo finished: every step behaved as expected");
+    out!("{:<22}account wiped", "phone app");
+    out!("\n== demo finished: every step behaved as expected");
     Ok(())
 }

@@ -127,16 +127,18 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::Scan { c, qr } => {
             let o = link::scan_link_qr(&qr, now_or(c.now)?)?;
             if c.json {
-                println!(
+                out!(
                     "{}",
                     json!({"portal": o.portal_name, "portal_fingerprint": o.portal_fingerprint, "expires_at": o.expires_at,
                     "passcode_min": o.policy.min_len, "passcode_max": o.policy.max_len, "digits_only": o.policy.digits_only,
                     "biometrics_allowed": o.policy.allow_biometrics})
                 );
             } else {
-                println!(
+                out!(
                     "Link this device to \"{}\" (key {})? Valid until {}.",
-                    o.portal_name, o.portal_fingerprint, o.expires_at
+                    o.portal_name,
+                    o.portal_fingerprint,
+                    o.expires_at
                 );
             }
         }
@@ -154,9 +156,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 None => db.delete(K_BIO)?,
             }
             if c.json {
-                println!("{}", json!({"request": start.request, "portal": offer.portal_name}));
+                out!("{}", json!({"request": start.request, "portal": offer.portal_name}));
             } else {
-                println!("{}", start.request);
+                out!("{}", start.request);
             }
         }
         DeviceCommand::LinkFinish { c, response } => {
@@ -181,12 +183,12 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             db.delete(K_PENDING)?;
             db.put(K_STATE, &done.state)?;
             if c.json {
-                println!(
+                out!(
                     "{}",
                     json!({"check_code": done.check_code, "account": done.info.account, "device_id": done.info.device_id, "portal": done.info.portal_name})
                 );
             } else {
-                println!("{}", done.check_code);
+                out!("{}", done.check_code);
                 eprintln!(
                     "linked to {} at \"{}\": type this check code on the portal",
                     done.info.account, done.info.portal_name
@@ -201,9 +203,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                     let st = DeviceState::open(&key, &blob)?;
                     let i = st.info();
                     if c.json {
-                        println!("{}", info_json(i));
+                        out!("{}", info_json(i));
                     } else {
-                        println!(
+                        out!(
                             "linked: {} at \"{}\" as device {} \"{}\" (biometrics {})",
                             i.account,
                             i.portal_name,
@@ -216,11 +218,11 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 None => {
                     let pending = db.get(K_PENDING)?.is_some();
                     if c.json {
-                        println!("{}", json!({"linked": false, "link_in_progress": pending}));
+                        out!("{}", json!({"linked": false, "link_in_progress": pending}));
                     } else if pending {
-                        println!("not linked (a link is in progress)");
+                        out!("not linked (a link is in progress)");
                     } else {
-                        println!("not linked");
+                        out!("not linked");
                     }
                 }
             }
@@ -235,9 +237,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 serde_json::to_string(&probe).map_err(|_| cli_err(ErrorCode::Internal, "probe"))?.as_bytes(),
             )?;
             if c.json {
-                println!("{}", json!({"request": req}));
+                out!("{}", json!({"request": req}));
             } else {
-                println!("{req}");
+                out!("{req}");
             }
         }
         DeviceCommand::StatusFinish { c, response } => {
@@ -252,9 +254,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 Ok(()) => {
                     db.delete(K_PROBE)?;
                     if c.json {
-                        println!("{}", json!({"linked": true}));
+                        out!("{}", json!({"linked": true}));
                     } else {
-                        println!("still linked");
+                        out!("still linked");
                     }
                 }
                 Err(e) if e.code() == ErrorCode::DeviceRevoked => {
@@ -279,7 +281,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 let p = Zeroizing::new(passcode.unwrap_or_default());
                 st.totp(UserFactor::Passcode(&p), now)?
             };
-            println!("{code}");
+            out!("{code}");
         }
         DeviceCommand::Unlink { c } => {
             let db = DeviceDb::open(&c.dir)?;
@@ -287,9 +289,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let st = load_state(&db, &key)?;
             wipe(&db)?;
             if c.json {
-                println!("{}", json!({"unlinked": st.info().device_id}));
+                out!("{}", json!({"unlinked": st.info().device_id}));
             } else {
-                println!("unlinked locally from {} at \"{}\"", st.info().account, st.info().portal_name);
+                out!("unlinked locally from {} at \"{}\"", st.info().account, st.info().portal_name);
             }
         }
     }

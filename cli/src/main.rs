@@ -2,6 +2,19 @@
 //! simulators that run the whole Tessera system on one machine.
 
 use clap::{Parser, Subcommand};
+
+/// `println!` for command output, except that a closed pipe (`tessera … |
+/// head -1`) ends the program quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 use std::process::ExitCode;
 use tessera_core::{Error, ErrorCode};
 

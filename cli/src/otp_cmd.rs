@@ -128,12 +128,12 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
     match cmd {
         OtpCommand::Hotp { secret, counter, digits, algorithm } => {
             let key = secret.decode()?;
-            println!("{}", hotp(key.expose(), counter, digits, Algorithm::parse(&algorithm)?)?);
+            out!("{}", hotp(key.expose(), counter, digits, Algorithm::parse(&algorithm)?)?);
         }
         OtpCommand::Totp { secret, time, period, digits, algorithm } => {
             let key = secret.decode()?;
             let t = Totp::new(key.expose().to_vec(), Algorithm::parse(&algorithm)?, digits, period, 0)?;
-            println!("{}", t.generate(now_or(time)?)?);
+            out!("{}", t.generate(now_or(time)?)?);
         }
         OtpCommand::Ocra { suite, key, counter, question, password, session, time } => {
             let suite = OcraSuite::parse(&suite)?;
@@ -147,12 +147,12 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
                 session: session.as_deref(),
                 time,
             };
-            println!("{}", suite.compute(key.expose(), &input)?);
+            out!("{}", suite.compute(key.expose(), &input)?);
         }
         OtpCommand::Uri { uri, time, allow_short_secret } => {
             let policy = if allow_short_secret { SecretPolicy::AllowShort } else { SecretPolicy::Strict };
             let k = KeyUri::parse(&uri, policy)?;
-            println!("{}", k.generate(now_or(time)?)?);
+            out!("{}", k.generate(now_or(time)?)?);
         }
         OtpCommand::New { issuer, account, algorithm, digits, period, no_qr } => {
             let secret = random::<20>()?;
@@ -166,10 +166,10 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
             };
             k.totp()?; // validates digits and period
             let uri = k.to_uri();
-            println!("{uri}");
+            out!("{uri}");
             if !no_qr {
                 eprintln!("secret (base32): {}", base32_encode(&secret));
-                println!("{}", render_qr(&uri, EcLevel::M)?);
+                out!("{}", render_qr(&uri, EcLevel::M)?);
             }
         }
     }

@@ -194,9 +194,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 )
                 .map_err(db_err)?;
             if c.json {
-                println!("{}", json!({"name": name, "fingerprint": p.fingerprint()}));
+                out!("{}", json!({"name": name, "fingerprint": p.fingerprint()}));
             } else {
-                println!("portal \"{name}\" created (key fingerprint {})", p.fingerprint());
+                out!("portal \"{name}\" created (key fingerprint {})", p.fingerprint());
             }
         }
         PortalCommand::LinkOffer {
@@ -227,12 +227,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 )
                 .map_err(db_err)?;
             if c.json {
-                println!("{}", json!({"qr_text": offer.qr_text, "offer_id": r.offer_id, "expires_at": r.expires_at}));
+                out!("{}", json!({"qr_text": offer.qr_text, "offer_id": r.offer_id, "expires_at": r.expires_at}));
             } else {
-                println!("{}", offer.qr_text);
+                out!("{}", offer.qr_text);
             }
             if render {
-                println!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
+                out!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
             }
         }
         PortalCommand::LinkAccept { c, request } => {
@@ -287,12 +287,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             match result {
                 Ok(p) => {
                     if c.json {
-                        println!(
+                        out!(
                             "{}",
                             json!({"answer": answer, "device_id": p.device_id, "device_name": p.device_name, "confirm_by": p.confirm_by})
                         );
                     } else {
-                        println!("{answer}");
+                        out!("{answer}");
                         eprintln!(
                             "device \"{}\" ({}) waits for its check code until {}",
                             p.device_name, p.device_id, p.confirm_by
@@ -302,9 +302,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 Err(e) => {
                     // The device still needs the (authenticated) refusal.
                     if c.json {
-                        println!("{}", json!({"answer": answer, "error": e.code().as_str()}));
+                        out!("{}", json!({"answer": answer, "error": e.code().as_str()}));
                     } else {
-                        println!("{answer}");
+                        out!("{answer}");
                     }
                     return Err(e);
                 }
@@ -376,12 +376,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let (rec, events) = result?;
             record_events(&db, now, &events)?;
             if c.json {
-                println!(
+                out!(
                     "{}",
                     json!({"device": device_json(&rec), "events": events.iter().map(event_json).collect::<Vec<_>>()})
                 );
             } else {
-                println!("linked device {} \"{}\" to {}", rec.device_id, rec.name, rec.account);
+                out!("linked device {} \"{}\" to {}", rec.device_id, rec.name, rec.account);
             }
         }
         PortalCommand::Devices { c, account } => {
@@ -395,19 +395,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 st.query_map([&account], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?;
             let recs: Vec<DeviceRecord> = rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
             if c.json {
-                println!("{}", serde_json::Value::Array(recs.iter().map(device_json).collect()));
+                out!("{}", serde_json::Value::Array(recs.iter().map(device_json).collect()));
             } else {
-                println!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
+                out!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
                 for r in &recs {
                     let last = r.last_used_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-                    println!(
-                        "{:<18} {:<24} {:>12} {:>12} {}",
-                        r.device_id,
-                        r.name,
-                        r.linked_at,
-                        last,
-                        r.status.as_str()
-                    );
+                    out!("{:<18} {:<24} {:>12} {:>12} {}", r.device_id, r.name, r.linked_at, last, r.status.as_str());
                 }
             }
         }
@@ -420,9 +413,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             save_device(&db, &portal, &rec)?;
             record_events(&db, now, &[ev])?;
             if c.json {
-                println!("{}", device_json(&rec));
+                out!("{}", device_json(&rec));
             } else {
-                println!("renamed {} to \"{}\"", rec.device_id, rec.name);
+                out!("renamed {} to \"{}\"", rec.device_id, rec.name);
             }
         }
         PortalCommand::Unlink { c, account, device } => {
@@ -434,12 +427,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             save_device(&db, &portal, &rec)?;
             record_events(&db, now, &[ev])?;
             if c.json {
-                println!("{}", device_json(&rec));
+                out!("{}", device_json(&rec));
             } else {
-                println!(
-                    "unlinked {} \"{}\"; the device wipes the account on its next contact",
-                    rec.device_id, rec.name
-                );
+                out!("unlinked {} \"{}\"; the device wipes the account on its next contact", rec.device_id, rec.name);
             }
         }
         PortalCommand::Status { c, request } => {
@@ -457,9 +447,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let answer = opened.answer(&mut rec, now)?;
             save_device(&db, &portal, &rec)?;
             if c.json {
-                println!("{}", json!({"answer": answer, "status": rec.status.as_str()}));
+                out!("{}", json!({"answer": answer, "status": rec.status.as_str()}));
             } else {
-                println!("{answer}");
+                out!("{answer}");
             }
         }
         PortalCommand::VerifyTotp { c, account, device, code } => {
@@ -471,9 +461,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             save_device(&db, &portal, &rec)?;
             let v = r?;
             if c.json {
-                println!("{}", json!({"accepted": true, "step": v.matched, "drift": v.drift}));
+                out!("{}", json!({"accepted": true, "step": v.matched, "drift": v.drift}));
             } else {
-                println!("accepted (step {}, drift {})", v.matched, v.drift);
+                out!("accepted (step {}, drift {})", v.matched, v.drift);
             }
         }
     }

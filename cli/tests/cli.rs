@@ -402,3 +402,20 @@ fn a_forged_answer_does_not_spend_the_pending_link() {
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // `tessera demo | head -0`: the reader is gone before the demo's later
+    // lines are written (the demo does milliseconds of crypto between them).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["demo", "--now", NOW])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0));
+}
