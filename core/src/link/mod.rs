@@ -65,6 +65,7 @@ pub(crate) mod label {
     pub const USER_FACTOR: &[u8] = b"tessera/v1/user-factor";
     pub const ANSWER_KEY: &[u8] = b"tessera/v1/answer-key";
     pub const PORTAL_STORAGE: &[u8] = b"tessera/v1/portal-storage";
+    pub const PORTAL_KEY: &[u8] = b"tessera/v1/portal-key";
     pub const STATUS_REQUEST: &[u8] = b"tessera/v1/status-request";
     pub const STATUS_ANSWER: &[u8] = b"tessera/v1/status-answer";
 }

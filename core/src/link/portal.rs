@@ -4,8 +4,8 @@
 use super::passcode::PasscodePolicy;
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, generate_secret_key, hkdf, hmac_sha256, open_blob, open_once, random_array,
-    seal_blob, seal_once, secret_key_from_bytes, RandomSource, PUBLIC_KEY_LEN,
+    decode_public, ecdh, encode_public, hkdf, hmac_sha256, open_blob, open_once, random_array, seal_blob, seal_once,
+    RandomSource, PUBLIC_KEY_LEN,
 };
 use crate::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier, Verified};
 use crate::secret::{ct_eq, SecretBytes};
@@ -15,8 +15,11 @@ use alloc::vec::Vec;
 use p256::SecretKey;
 
 /// A portal identity: its P-256 key pair and display name. The host stores
-/// [`Portal::secret`] (32 bytes) in its secret store.
+/// [`Portal::secret`], a 32-byte seed from which the key pair and the
+/// record-sealing key are derived, in its secret store. The private key
+/// itself never leaves this type.
 pub struct Portal {
+    seed: Zeroizing<[u8; 32]>,
     sk: SecretKey,
     pk: [u8; PUBLIC_KEY_LEN],
     name: String,
@@ -265,26 +268,26 @@ const STATUS_SKEW: u64 = 300;
 impl Portal {
     /// A new portal identity.
     pub fn generate(name: &str, rng: &mut dyn RandomSource) -> Result<Portal> {
-        let sk = generate_secret_key(rng)?;
-        Portal::from_key(sk, name)
+        let seed = Zeroizing::new(random_array::<32>(rng));
+        Portal::from_secret(&seed[..], name)
     }
 
-    /// Restore from [`Portal::secret`].
+    /// Restore from [`Portal::secret`] (exactly 32 bytes).
     pub fn from_secret(secret: &[u8], name: &str) -> Result<Portal> {
-        Portal::from_key(secret_key_from_bytes(secret)?, name)
-    }
-
-    fn from_key(sk: SecretKey, name: &str) -> Result<Portal> {
         check_name(name, MAX_PORTAL_NAME_LEN, "the portal name")?;
+        let seed: [u8; 32] = secret
+            .try_into()
+            .map_err(|_| err(ErrorCode::InvalidInput, "the portal secret must be exactly 32 bytes"))?;
+        let seed = Zeroizing::new(seed);
+        let sk = portal_key(&seed)?;
         let pk = encode_public(&sk.public_key());
-        let sk_bytes = Zeroizing::new(sk.to_bytes());
-        let storage_key = hkdf::<32>(label::LINK_SALT, &sk_bytes[..], &[label::PORTAL_STORAGE]);
-        Ok(Portal { sk, pk, name: name.into(), storage_key })
+        let storage_key = hkdf::<32>(label::LINK_SALT, &seed[..], &[label::PORTAL_STORAGE]);
+        Ok(Portal { seed, sk, pk, name: name.into(), storage_key })
     }
 
-    /// The 32-byte secret to store (in an HSM or secret manager).
+    /// The 32-byte seed to store (in an HSM or secret manager).
     pub fn secret(&self) -> SecretBytes {
-        SecretBytes::from_slice(&self.sk.to_bytes())
+        SecretBytes::from_slice(&self.seed[..])
     }
 
     /// Compressed public key.
@@ -460,6 +463,19 @@ impl Portal {
         let inner = wire::strip_header(&plain, Kind::PortalRecord)?;
         wire::decode_body(inner, ErrorCode::StateCorrupt)
     }
+}
+
+/// The portal's P-256 key from its seed: the first of
+/// HKDF(salt = "tessera/v1/link", ikm = seed, info = "tessera/v1/portal-key" || i),
+/// i = 0, 1, …, that is a valid scalar (in practice always i = 0).
+fn portal_key(seed: &[u8; 32]) -> Result<SecretKey> {
+    for i in 0..=u8::MAX {
+        let candidate = hkdf::<32>(label::LINK_SALT, seed, &[label::PORTAL_KEY, &[i]]);
+        if let Ok(sk) = SecretKey::from_slice(&candidate[..]) {
+            return Ok(sk);
+        }
+    }
+    Err(err(ErrorCode::Internal, "no valid portal key could be derived"))
 }
 
 pub(crate) fn fingerprint(pk: &[u8]) -> String {
