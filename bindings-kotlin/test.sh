@@ -30,24 +30,11 @@ need "$KOTLIN_HOME/lib/kotlin-test.jar" "kotlin-test.jar"
 need "$JNA_JAR" "JNA (Debian libjna-java + libjna-jni)"
 [ -x "$KOTLINC" ] || chmod +x "$KOTLIN_HOME"/bin/* 2>/dev/null || die "$KOTLINC is not executable: run scripts/setup.sh"
 
-# 1. Host library (debug; cargo does nothing when it is up to date). The
-#    uniffi-bindgen binary of the same crate is built by the same command.
-log "cargo build -p tessera-ffi"
-cargo build --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi
-TARGET_DIR=$(cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
-LIB_DIR="$TARGET_DIR/debug"
-LIB="$LIB_DIR/libtessera_ffi.so"
-need "$LIB" "host library"
-
-# 2. Kotlin bindings in library mode (reads ffi/uniffi.toml: package dev.tessera).
+# 1. Host library, 2. Kotlin bindings in library mode (package dev.tessera).
+. "$ROOT/scripts/ffi-lib.sh"
+ffi_build_host_library
 GEN="$BUILD/generated"
-rm -rf "$GEN"
-mkdir -p "$GEN"
-log "uniffi-bindgen generate --language kotlin"
-(cd "$ROOT" && "$LIB_DIR/uniffi-bindgen" generate --no-format --metadata-no-deps \
-  --language kotlin --out-dir "$GEN" "$LIB")
+ffi_generate kotlin "$GEN"
 [ -f "$GEN/dev/tessera/tessera.kt" ] || die "bindgen did not write $GEN/dev/tessera/tessera.kt"
 
 # 3. Compile bindings + tests (skipped when neither they nor the compiler changed).

@@ -35,27 +35,13 @@ for t in chroot mount umount mountpoint flock; do
 done
 case "$ROOT/" in "$CHROOT/"*) die "the repository must not live inside the Swift chroot ($CHROOT)";; esac
 
-# 1. Host library (debug; cargo does nothing when it is up to date). The
-#    uniffi-bindgen binary of the same crate is built by the same command.
-log "cargo build -p tessera-ffi"
-cargo build --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi
-TARGET_DIR=$(cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
-TARGET_DIR=$(cd "$TARGET_DIR" && pwd -P)
-LIB_DIR="$TARGET_DIR/debug"
-LIB="$LIB_DIR/libtessera_ffi.so"
-[ -f "$LIB" ] || die "missing $LIB after cargo build"
-
-# 2. Swift bindings in library mode (reads ffi/uniffi.toml: module Tessera,
-#    FFI module TesseraFFI), copied into the package only when they changed so
+# 1. Host library, 2. Swift bindings in library mode (module Tessera, FFI
+#    module TesseraFFI), copied into the package only when they changed so
 #    that SwiftPM's incremental build stays warm.
+. "$ROOT/scripts/ffi-lib.sh"
+ffi_build_host_library
 GEN="$HERE/.build/generated"
-rm -rf "$GEN"
-mkdir -p "$GEN"
-log "uniffi-bindgen generate --language swift"
-(cd "$ROOT" && "$LIB_DIR/uniffi-bindgen" generate --no-format --metadata-no-deps \
-  --language swift --out-dir "$GEN" "$LIB")
+ffi_generate swift "$GEN"
 install_if_changed() {
   [ -f "$1" ] || die "bindgen did not write $1"
   mkdir -p "$(dirname "$2")"

@@ -1,0 +1,26 @@
+# Sourced by bindings-kotlin/test.sh and bindings-swift/test.sh (which define
+# ROOT, log and die): the host build of libtessera_ffi and library-mode
+# binding generation, shared by both languages.
+
+# Build libtessera_ffi (debug; cargo does nothing when it is up to date) and
+# the uniffi-bindgen binary of the same crate. Sets TARGET_DIR, LIB_DIR, LIB.
+ffi_build_host_library() {
+  log "cargo build -p tessera-ffi"
+  cargo build --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi
+  TARGET_DIR=$(cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  [ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
+  TARGET_DIR=$(cd "$TARGET_DIR" && pwd -P)
+  LIB_DIR="$TARGET_DIR/debug"
+  LIB="$LIB_DIR/libtessera_ffi.so"
+  [ -f "$LIB" ] || die "missing $LIB after cargo build"
+}
+
+# ffi_generate LANGUAGE OUT_DIR: fresh bindings from $LIB (settings from ffi/uniffi.toml).
+ffi_generate() {
+  rm -rf "$2"
+  mkdir -p "$2"
+  log "uniffi-bindgen generate --language $1"
+  (cd "$ROOT" && "$LIB_DIR/uniffi-bindgen" generate --no-format --metadata-no-deps \
+    --language "$1" --out-dir "$2" "$LIB")
+}
