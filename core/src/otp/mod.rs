@@ -111,8 +111,7 @@ pub(crate) fn format_code(value: u32, digits: u8) -> String {
 
 /// HOTP value for `counter` as a zero-padded string (RFC 4226 §5.3).
 pub fn hotp(key: &[u8], counter: u64, digits: u8, alg: Algorithm) -> Result<String> {
-    check_digits(digits)?;
-    Ok(format_code(truncate(&hmac(alg, key, &counter.to_be_bytes())), digits))
+    Ok(Hotp::new(key.to_vec(), alg, digits)?.generate(counter))
 }
 
 /// An HMAC keyed once: the key schedule (two compressions) is paid when the
