@@ -13,6 +13,7 @@ pub mod error;
 pub mod link;
 pub mod otp;
 pub mod secret;
+pub mod time;
 pub mod wire;
 
 pub use error::{Error, ErrorCode, Result};
