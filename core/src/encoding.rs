@@ -223,6 +223,33 @@ mod tests {
         assert!(base32_decode("MZ=XW").is_err());
     }
 
+    /// Only 0, 2, 4, 5 or 7 characters mod 8 can end a base32 text (RFC 4648
+    /// §6): 1, 3 and 6 are refused with INVALID_SECRET, whatever the padding,
+    /// spaces or case around them.
+    #[test]
+    fn base32_impossible_lengths_are_refused() {
+        let full = "GEZDGNBVGY3TQOJQGEZDGNBV"; // 24 characters
+        for n in 0..=full.len() {
+            let text = &full[..n];
+            let padded = alloc::format!("{text}{}", "=".repeat((8 - n % 8) % 8));
+            let spaced = alloc::format!(" {} ", text.to_ascii_lowercase());
+            for t in [text, padded.as_str(), spaced.as_str()] {
+                match n % 8 {
+                    1 | 3 | 6 => assert_eq!(base32_decode(t).unwrap_err().code(), ErrorCode::InvalidSecret, "{t:?}"),
+                    _ => assert_eq!(base32_decode(t).unwrap().len(), n * 5 / 8, "{t:?}"),
+                }
+            }
+        }
+        for t in ["A", "A=======", "AAA", "AAA=====", "AAAAAA", "AAAAAA==", "AAAAAAAAA", "a a-a", "MZXW6YQ=A"] {
+            assert_eq!(base32_decode(t).unwrap_err().code(), ErrorCode::InvalidSecret, "{t:?}");
+        }
+        // Every encoder output has a possible length and decodes back.
+        for n in 0..=40u8 {
+            let v: Vec<u8> = (0..n).map(|i| i.wrapping_mul(53)).collect();
+            assert_eq!(base32_decode(&base32_encode(&v)).unwrap(), v);
+        }
+    }
+
     #[test]
     fn base45_rfc9285() {
         assert_eq!(base45_encode(b"AB"), "BB8");
