@@ -152,6 +152,80 @@ pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Length of the synthetic nonce of [`seal_siv`].
+pub const SIV_NONCE_LEN: usize = 12;
+
+fn split_keys(keys: &[u8; 64]) -> (&[u8; 32], &[u8]) {
+    let (ek, nk) = keys.split_at(32);
+    (ek.try_into().unwrap_or_else(|_| unreachable!()), nk)
+}
+
+/// Deterministic, misuse-resistant sealing of a message: `keys` is 64 bytes,
+/// an encryption key and a nonce key. The nonce is
+/// `HMAC(nonce_key, aad || plaintext)[..12]` and travels in front of the
+/// ciphertext, so two different plaintexts never share a (key, nonce) pair
+/// even if a host computes two answers to one request, and the same
+/// plaintext gives the same bytes (idempotent retries).
+pub(crate) fn seal_siv(keys: &[u8; 64], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let (ek, nk) = split_keys(keys);
+    let tag = Zeroizing::new(hmac_sha256(nk, &[&(aad.len() as u64).to_be_bytes(), aad, plaintext]));
+    let mut nonce = [0u8; SIV_NONCE_LEN];
+    nonce.copy_from_slice(&tag[..SIV_NONCE_LEN]);
+    let c = ChaCha20Poly1305::new(ek.into());
+    let ct = c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }).unwrap_or_else(|_| unreachable!());
+    let mut out = Vec::with_capacity(SIV_NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Open a [`seal_siv`] message and check its synthetic nonce;
+/// `MESSAGE_TAMPERED` on any failure.
+pub(crate) fn open_siv(keys: &[u8; 64], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let tampered = || err(ErrorCode::MessageTampered, "the message failed authentication");
+    if sealed.len() < SIV_NONCE_LEN + 16 {
+        return Err(err(ErrorCode::MalformedMessage, "the message is truncated"));
+    }
+    let (ek, nk) = split_keys(keys);
+    let (nonce, ct) = sealed.split_at(SIV_NONCE_LEN);
+    let nonce: [u8; SIV_NONCE_LEN] = nonce.try_into().map_err(|_| tampered())?;
+    let c = ChaCha20Poly1305::new(ek.into());
+    let plain = c.decrypt((&nonce).into(), Payload { msg: ct, aad }).map(Zeroizing::new).map_err(|_| tampered())?;
+    let tag = Zeroizing::new(hmac_sha256(nk, &[&(aad.len() as u64).to_be_bytes(), aad, &plain]));
+    if !crate::secret::ct_eq(&tag[..SIV_NONCE_LEN], &nonce) {
+        return Err(tampered());
+    }
+    Ok(plain)
+}
+
+/// Length of a P-256 ECDSA signature (fixed `r || s`).
+pub const SIGNATURE_LEN: usize = 64;
+
+/// ECDSA P-256 / SHA-256 over the concatenation of `parts` (deterministic
+/// nonces, RFC 6979), fixed 64-byte `r || s`.
+pub(crate) fn sign(sk: &SecretKey, parts: &[&[u8]]) -> [u8; SIGNATURE_LEN] {
+    use p256::ecdsa::signature::Signer;
+    let msg = parts.concat();
+    let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(sk).sign(&msg);
+    let sig = sig.normalize_s();
+    let mut out = [0u8; SIGNATURE_LEN];
+    out.copy_from_slice(&sig.to_bytes());
+    out
+}
+
+/// Verify a [`sign`] signature; `code` on failure (high-s signatures are
+/// refused, so a signature has one valid encoding).
+pub(crate) fn verify(pk: &PublicKey, parts: &[&[u8]], sig: &[u8], code: ErrorCode) -> Result<()> {
+    use p256::ecdsa::signature::Verifier;
+    let sig = p256::ecdsa::Signature::from_slice(sig).map_err(|_| err(code, "the signature is malformed"))?;
+    if sig.normalize_s() != sig {
+        return Err(err(code, "the signature is not in low-s form"));
+    }
+    p256::ecdsa::VerifyingKey::from(pk)
+        .verify(&parts.concat(), &sig)
+        .map_err(|_| err(code, "the signature does not verify"))
+}
+
 /// Encrypt with ChaCha20-Poly1305 under a key used for exactly one message
 /// (so a zero nonce is safe).
 pub(crate) fn seal_once(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {

@@ -99,8 +99,8 @@ codes! {
     DeviceUnknown = "DEVICE_UNKNOWN", "no such device";
     /// The check code typed on the portal does not match.
     CheckCodeMismatch = "CHECK_CODE_MISMATCH", "the check code does not match";
-    /// The message is for another account or portal. Reserved for
-    /// challenge/response (a challenge for another account); not produced yet.
+    /// The message is for another account or portal (a link QR code whose
+    /// key is not the pinned portal key).
     WrongAccount = "WRONG_ACCOUNT", "the message is for another account or portal";
     /// The link is in a state where this step is not allowed.
     InvalidState = "INVALID_STATE", "this step is not allowed in the current state";
@@ -110,6 +110,9 @@ codes! {
     Storage = "STORAGE", "the storage failed";
     /// An internal invariant failed. Please report it.
     Internal = "INTERNAL", "internal error";
+    /// The portal never confirmed this device's link (the check code was
+    /// not typed in time, or too many wrong codes): the device clears it.
+    LinkNotConfirmed = "LINK_NOT_CONFIRMED", "the link was never confirmed on the portal; link the device again";
 }
 
 impl fmt::Display for ErrorCode {

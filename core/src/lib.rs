@@ -10,6 +10,7 @@ extern crate std;
 pub mod crypto;
 pub mod encoding;
 pub mod error;
+pub mod host;
 pub mod link;
 pub mod otp;
 pub mod secret;

@@ -1,11 +1,13 @@
 //! The verifier never accepts a code twice, whatever the order of attempts,
-//! and never accepts anything while locked.
+//! never accepts anything while locked, and a clock outside the years
+//! 2000..3000 changes nothing.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
 use proptest::prelude::*;
 use std::collections::HashSet;
-use tessera_core::otp::{Algorithm, Hotp, HotpVerifier, OtpState, ThrottlePolicy, Totp, TotpVerifier};
+use tessera_core::otp::{Algorithm, Hotp, HotpVerifier, OtpState, Throttle, ThrottlePolicy, Totp, TotpVerifier};
+use tessera_core::time::{MAX_NOW, MIN_NOW};
 use tessera_core::ErrorCode;
 
 const KEY: &[u8] = b"12345678901234567890";
@@ -51,7 +53,7 @@ proptest! {
         let mut seen = HashSet::new();
         for (c, random, r) in attempts {
             let code = if random { format!("{r:06}") } else { h.generate(c) };
-            if let Ok(ok) = v.verify(&mut st, &code, 0) {
+            if let Ok(ok) = v.verify(&mut st, &code, 1_700_000_000) {
                 prop_assert!(seen.insert(ok.matched), "counter {} accepted twice", ok.matched);
                 prop_assert!(st.next_counter == ok.matched + 1);
             }
@@ -69,5 +71,37 @@ proptest! {
             let _ = v.verify(&mut st, bad, t);
         }
         prop_assert_eq!(v.verify(&mut st, &good, t).unwrap_err().code(), ErrorCode::LockedOut);
+    }
+
+    /// Any `now` outside the years 2000..3000 is INVALID_TIME for every
+    /// verifier, whatever the code and the state, and the state is unchanged.
+    #[test]
+    fn bad_clock_changes_nothing(
+        now in prop_oneof![0..MIN_NOW, MAX_NOW..=u64::MAX, (MIN_NOW..MAX_NOW).prop_map(|s| s * 1000)],
+        code in "[0-9]{6}|[0-9a-z]{0,8}",
+        last in proptest::option::of(any::<u64>()),
+        next in any::<u64>(),
+        failures in 0u32..10,
+        locked in any::<bool>(),
+        until in proptest::option::of(any::<u64>()),
+        window in 0u64..20,
+    ) {
+        let before = OtpState {
+            last_accepted: last,
+            next_counter: next,
+            throttle: Throttle { consecutive_failures: failures, locked, locked_until: until },
+        };
+        let policy = ThrottlePolicy { max_failures: 5, lock_seconds: Some(60) };
+        let totp = Totp::new(KEY.to_vec(), Algorithm::Sha1, 6, 30, 0).unwrap();
+        let good = totp.generate(now).unwrap();
+        let t = TotpVerifier::new(totp, window, policy);
+        let h = HotpVerifier::new(Hotp::new(KEY.to_vec(), Algorithm::Sha1, 6).unwrap(), window, policy);
+        for c in [code.as_str(), good.as_str()] {
+            let mut st = before;
+            prop_assert_eq!(t.verify(&mut st, c, now).unwrap_err().code(), ErrorCode::InvalidTime);
+            prop_assert_eq!(h.verify(&mut st, c, now).unwrap_err().code(), ErrorCode::InvalidTime);
+            prop_assert_eq!(h.resync(&mut st, c, c, window, now).unwrap_err().code(), ErrorCode::InvalidTime);
+            prop_assert_eq!(st, before);
+        }
     }
 }

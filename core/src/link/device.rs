@@ -2,13 +2,15 @@
 //! portal's answer, and the sealed device state.
 
 use super::passcode::PasscodePolicy;
+use super::messages::{LinkOffer, StatusAnswer, StatusRequest};
 use super::portal::{device_totp, fingerprint, RequestBody};
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, generate_secret_key, hmac_sha256, open_blob, open_once, random_array,
-    seal_blob, seal_once, secret_key_from_bytes, RandomSource, PUBLIC_KEY_LEN,
+    decode_public, ecdh, encode_public, generate_secret_key, open_blob, open_siv, random_array, seal_blob, seal_once,
+    secret_key_from_bytes, sign, RandomSource, PUBLIC_KEY_LEN,
 };
 use crate::secret::{ct_eq, SecretBytes};
+use crate::time::check_now;
 use crate::wire::{self, Kind};
 use alloc::vec::Vec;
 
@@ -23,8 +25,8 @@ pub struct ScannedOffer {
     pub expires_at: u64,
     /// Passcode policy to enforce while the user chooses a passcode.
     pub policy: PasscodePolicy,
-    secret: [u8; 16],
-    portal_pk: [u8; PUBLIC_KEY_LEN],
+    pub(crate) commitment: [u8; 16],
+    pub(crate) portal_pk: [u8; PUBLIC_KEY_LEN],
 }
 
 impl core::fmt::Debug for ScannedOffer {
@@ -40,42 +42,33 @@ impl core::fmt::Debug for ScannedOffer {
 
 /// Read a scanned QR text. Errors: `MALFORMED_MESSAGE` (not a Tessera QR,
 /// truncated), `WRONG_MESSAGE_KIND` (another Tessera QR), `UNSUPPORTED_VERSION`,
-/// `TOKEN_EXPIRED`.
+/// `TOKEN_EXPIRED`, `INVALID_TIME`.
 pub fn scan_link_qr(text: &str, now: u64) -> Result<ScannedOffer> {
-    let bytes = wire::from_qr_text(text)?;
-    let body = wire::strip_header(&bytes, Kind::LinkOffer)?;
-    const FIXED: usize = 16 + PUBLIC_KEY_LEN + 4 + 2 + 1;
-    if body.len() < FIXED {
-        return Err(err(ErrorCode::MalformedMessage, "the QR code is truncated"));
-    }
-    let secret: [u8; 16] = wire::fixed(&body[..16], ErrorCode::MalformedMessage)?;
-    let portal_pk: [u8; PUBLIC_KEY_LEN] = wire::fixed(&body[16..16 + PUBLIC_KEY_LEN], ErrorCode::MalformedMessage)?;
-    decode_public(&portal_pk, ErrorCode::MalformedMessage)?;
-    let mut at = 16 + PUBLIC_KEY_LEN;
-    let expires_at = u64::from(u32::from_be_bytes(wire::fixed(&body[at..at + 4], ErrorCode::MalformedMessage)?));
-    at += 4;
-    let policy = PasscodePolicy::from_bytes([body[at], body[at + 1]])?;
-    at += 2;
-    let name_len = usize::from(body[at]);
-    at += 1;
-    if body.len() != at + name_len {
-        return Err(err(ErrorCode::MalformedMessage, "the QR code is truncated or has extra bytes"));
-    }
-    let portal_name = core::str::from_utf8(&body[at..])
-        .map_err(|_| err(ErrorCode::MalformedMessage, "the portal name is not UTF-8"))?;
-    check_name(portal_name, MAX_PORTAL_NAME_LEN, "the portal name")
-        .map_err(|_| err(ErrorCode::MalformedMessage, "the portal name in the QR code is invalid"))?;
-    if now >= expires_at {
+    check_now(now)?;
+    let m = LinkOffer::decode(text)?;
+    if now >= u64::from(m.expires_at) {
         return Err(err(ErrorCode::TokenExpired, "this QR code has expired; generate a new one"));
     }
     Ok(ScannedOffer {
-        portal_name: portal_name.into(),
-        portal_fingerprint: fingerprint(&portal_pk),
-        expires_at,
-        policy,
-        secret,
-        portal_pk,
+        portal_fingerprint: fingerprint(&m.portal_pk),
+        expires_at: u64::from(m.expires_at),
+        policy: m.policy,
+        commitment: m.commitment,
+        portal_pk: m.portal_pk,
+        portal_name: m.portal_name,
     })
+}
+
+/// [`scan_link_qr`] for an app that knows its portal: the QR code must carry
+/// exactly `portal_key` (the 33-byte compressed key of
+/// `Portal::public_key`), else `WRONG_ACCOUNT`, so a look-alike QR code
+/// with another key is refused before the user types anything.
+pub fn scan_link_qr_pinned(text: &str, portal_key: &[u8], now: u64) -> Result<ScannedOffer> {
+    let offer = scan_link_qr(text, now)?;
+    if !ct_eq(&offer.portal_pk, portal_key) {
+        return Err(err(ErrorCode::WrongAccount, "this QR code is not from the expected portal"));
+    }
+    Ok(offer)
 }
 
 /// What [`start_link`] produces.
@@ -96,7 +89,8 @@ pub struct LinkStart {
 pub struct PendingDeviceLink {
     portal_pk: Vec<u8>,
     portal_name: String,
-    offer_secret: [u8; 16],
+    commitment: [u8; 16],
+    request: String,
     eph_sk: SecretBytes,
     device_sk: SecretBytes,
     otp_root: SecretBytes,
@@ -128,6 +122,11 @@ impl PendingDeviceLink {
     pub fn portal_name(&self) -> &str {
         &self.portal_name
     }
+    /// The request, to send again byte for byte if the answer was lost:
+    /// the portal answers a repeat with the same answer.
+    pub fn request(&self) -> &str {
+        &self.request
+    }
 }
 
 fn seal_stored<T: Serialize>(kind: Kind, v: &T, key: &[u8; 32], rng: &mut dyn RandomSource) -> Vec<u8> {
@@ -157,6 +156,7 @@ pub fn start_link(
     now: u64,
     rng: &mut dyn RandomSource,
 ) -> Result<LinkStart> {
+    check_now(now)?;
     if already_linked {
         return Err(err(ErrorCode::DeviceAlreadyLinked, "this device already holds an account; unlink it first"));
     }
@@ -168,22 +168,48 @@ pub fn start_link(
     if biometrics && !offer.policy.allow_biometrics {
         return Err(err(ErrorCode::PasscodePolicy, "this portal does not allow biometrics"));
     }
-    let portal_pk = decode_public(&offer.portal_pk, ErrorCode::MalformedMessage)?;
     let eph_sk = generate_secret_key(rng)?;
     let device_sk = generate_secret_key(rng)?;
     let otp_root = Zeroizing::new(random_array::<32>(rng));
+    Ok(build_request(offer, device_name, passcode, biometrics, eph_sk, device_sk, &otp_root))
+}
+
+/// The request of [`start_link`] from given keys (tests use it to play an
+/// attacker that chooses its keys).
+pub(crate) fn build_request(
+    offer: &ScannedOffer,
+    device_name: &str,
+    passcode: &str,
+    biometrics: bool,
+    eph_sk: p256::SecretKey,
+    device_sk: p256::SecretKey,
+    otp_root: &[u8; 32],
+) -> LinkStart {
+    let portal_pk = match decode_public(&offer.portal_pk, ErrorCode::MalformedMessage) {
+        Ok(p) => p,
+        // Decoded when the QR was scanned.
+        Err(_) => unreachable!(),
+    };
     let eph_pk = encode_public(&eph_sk.public_key());
     let device_pk = encode_public(&device_sk.public_key());
     let id = device_id(&device_pk);
-    let factor = user_factor(&otp_root, passcode);
-    let ak = answer_key(&otp_root, &factor, &id);
-
+    let factor = user_factor(otp_root, passcode);
+    let ak = answer_key(otp_root, &factor, &id);
+    let th = transcript(&TranscriptInput {
+        portal_pk: &offer.portal_pk,
+        eph_pk: &eph_pk,
+        device_pk: &device_pk,
+        commitment: &offer.commitment,
+        biometrics,
+        device_name,
+    });
     let body = RequestBody {
-        offer_secret: offer.secret,
+        commitment: offer.commitment,
         device_pk: device_pk.to_vec(),
         device_name: device_name.into(),
         answer_key: *ak,
         biometrics,
+        pop: sign(&device_sk, &[label::LINK_POP, &th]).to_vec(),
     };
     let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
     let shared_e = ecdh(&eph_sk, &portal_pk);
@@ -192,11 +218,13 @@ pub fn start_link(
     let mut out = Vec::from(header);
     out.extend_from_slice(&eph_pk);
     out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
+    let request = wire::to_text(&out);
 
     let pending = PendingDeviceLink {
         portal_pk: offer.portal_pk.to_vec(),
         portal_name: offer.portal_name.clone(),
-        offer_secret: offer.secret,
+        commitment: offer.commitment,
+        request: request.clone(),
         eph_sk: SecretBytes::from_slice(&eph_sk.to_bytes()),
         device_sk: SecretBytes::from_slice(&device_sk.to_bytes()),
         otp_root: SecretBytes::from_slice(&otp_root[..]),
@@ -205,11 +233,7 @@ pub fn start_link(
         policy: offer.policy,
         expires_at: offer.expires_at,
     };
-    Ok(LinkStart {
-        request: wire::to_text(&out),
-        pending,
-        biometric_secret: biometrics.then(|| SecretBytes::from_slice(&factor[..])),
-    })
+    LinkStart { request, pending, biometric_secret: biometrics.then(|| SecretBytes::from_slice(&factor[..])) }
 }
 
 /// Whether a [`finish_link`] error is final. Errors from an authenticated
@@ -229,7 +253,7 @@ pub fn finish_error_is_final(e: &crate::Error) -> bool {
 }
 
 /// What the device shows and stores after [`finish_link`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LinkedDevice {
     /// The sealed device state to store (replaces any pending link).
     pub state: Vec<u8>,
@@ -237,6 +261,12 @@ pub struct LinkedDevice {
     pub check_code: String,
     /// What the app shows.
     pub info: DeviceInfo,
+}
+
+impl core::fmt::Debug for LinkedDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkedDevice").field("info", &self.info).finish_non_exhaustive()
+    }
 }
 
 /// Public facts of a linked device.
@@ -273,34 +303,50 @@ pub fn finish_link(
 ) -> Result<LinkedDevice> {
     let bytes = wire::from_text(answer)?;
     let body = wire::strip_header(&bytes, Kind::LinkAnswer)?;
+    let (&status, sealed) =
+        body.split_first().ok_or(err(ErrorCode::MalformedMessage, "the link answer is truncated"))?;
+    if status != ANSWER_ACCEPTED && status != ANSWER_REFUSED {
+        return Err(err(ErrorCode::MalformedMessage, "the link answer has an unknown status"));
+    }
     let portal_pk = decode_public(&pending.portal_pk, ErrorCode::StateCorrupt)?;
     let eph_sk = secret_key_from_bytes(pending.eph_sk.expose())?;
     let device_sk = secret_key_from_bytes(pending.device_sk.expose())?;
     let eph_pk = encode_public(&eph_sk.public_key());
     let device_pk = encode_public(&device_sk.public_key());
     let shared_e = ecdh(&eph_sk, &portal_pk);
-    let th = transcript(&pending.portal_pk, &eph_pk, &device_pk, &pending.offer_secret);
-    let keys = link_keys(&shared_e, &pending.offer_secret, &th);
-    let plain = open_once(&keys.answer_key, &[&bytes[..2], &th[..]].concat(), body)?;
-    let ab: AnswerBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
-    let (account, id, linked_at, confirm_by) = match ab {
-        AnswerBody::Refused { code } => return Err(refused_error(&code)),
-        AnswerBody::Accepted { account, device_id, linked_at, confirm_by } => {
-            (account, device_id, linked_at, confirm_by)
-        }
-    };
-    if id != device_id(&device_pk) {
+    let th = transcript(&TranscriptInput {
+        portal_pk: &pending.portal_pk,
+        eph_pk: &eph_pk,
+        device_pk: &device_pk,
+        commitment: &pending.commitment,
+        biometrics: pending.biometrics,
+        device_name: &pending.device_name,
+    });
+    let keys = answer_keys(&shared_e, &pending.commitment, &th, status == ANSWER_ACCEPTED);
+    let plain = open_siv(&keys, &[&bytes[..2], &[status], &th[..]].concat(), sealed)?;
+    if status == ANSWER_REFUSED {
+        let r: RefusedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+        return Err(refused_error(&r.code));
+    }
+    let ab: AcceptedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+    if offer_commitment(&ab.portal_nonce) != pending.commitment {
+        return Err(err(ErrorCode::MessageTampered, "the portal's nonce does not match the QR code"));
+    }
+    if ab.device_id != device_id(&device_pk) {
         return Err(err(ErrorCode::MessageTampered, "the answer is for another device"));
     }
+    check_name(&ab.account, MAX_ACCOUNT_LEN, "the account")
+        .map_err(|_| err(ErrorCode::MalformedMessage, "the account name in the answer is invalid"))?;
+    let check_code = check_code(&shared_e, &ab.portal_nonce, &th);
     let channel = channel_key(&ecdh(&device_sk, &portal_pk), &th);
     let info = DeviceInfo {
         portal_name: pending.portal_name.clone(),
         portal_fingerprint: fingerprint(&pending.portal_pk),
-        account,
-        device_id: id,
+        account: ab.account.clone(),
+        device_id: ab.device_id.clone(),
         device_name: pending.device_name.clone(),
-        linked_at,
-        confirm_by,
+        linked_at: ab.linked_at,
+        confirm_by: ab.confirm_by,
         biometrics: pending.biometrics,
         policy: pending.policy,
     };
@@ -311,7 +357,7 @@ pub fn finish_link(
         otp_root: pending.otp_root.clone(),
         channel_key: SecretBytes::from_slice(&channel[..]),
     };
-    Ok(LinkedDevice { state: state.seal(storage_key, rng), check_code: String::clone(&keys.check_code), info })
+    Ok(LinkedDevice { state: state.seal(storage_key, rng), check_code: String::clone(&check_code), info })
 }
 
 /// The one account a device holds; stored sealed under a key from the
@@ -390,41 +436,112 @@ impl DeviceState {
     /// The time-based code of this device at `now` (flow 5). A wrong
     /// passcode gives a wrong code that only the portal detects.
     pub fn totp(&self, factor: UserFactor<'_>, now: u64) -> Result<String> {
+        check_now(now)?;
         device_totp(&self.answer_key(factor)?[..])?.generate(now)
+    }
+
+    fn raw_device_id(&self) -> Result<[u8; 8]> {
+        let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
+        wire::fixed(&id, ErrorCode::StateCorrupt)
     }
 
     /// A status request for the portal (does this link still exist?).
     pub fn status_request(&self, now: u64, rng: &mut dyn RandomSource) -> Result<(String, StatusProbe)> {
-        let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
+        check_now(now)?;
         let nonce = random_array::<16>(rng);
-        let header = wire::header(Kind::StatusRequest);
-        let mac =
-            hmac_sha256(self.channel_key.expose(), &[label::STATUS_REQUEST, &header, &id, &nonce, &now.to_be_bytes()]);
-        let mut out = Vec::from(header);
-        out.extend_from_slice(&id);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&now.to_be_bytes());
-        out.extend_from_slice(&mac);
-        Ok((wire::to_text(&out), StatusProbe { nonce }))
+        Ok((StatusRequest::seal(self.channel_key.expose(), self.raw_device_id()?, nonce, now), StatusProbe { nonce }))
     }
 
-    /// Read the portal's status answer. `Ok(())`: still linked.
-    /// `DEVICE_REVOKED`: the portal unlinked this device — wipe the state.
-    pub fn read_status_answer(&self, probe: &StatusProbe, answer: &str) -> Result<()> {
-        let bytes = wire::from_text(answer)?;
-        let body = wire::strip_header(&bytes, Kind::StatusAnswer)?;
-        if body.len() != 16 + 1 + 32 {
-            return Err(err(ErrorCode::MalformedMessage, "the status answer has the wrong length"));
-        }
-        let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
-        let expected = super::portal::status_answer(self.channel_key.expose(), &id, &probe.nonce, body[16]);
-        let expected = wire::from_text(&expected)?;
-        if !ct_eq(&expected, &bytes) {
-            return Err(err(ErrorCode::MessageTampered, "the status answer failed authentication"));
-        }
-        match body[16] {
-            0 => Ok(()),
-            _ => Err(err(ErrorCode::DeviceRevoked, "the portal unlinked this device; its account must be wiped")),
+    /// Read the portal's status answer. `Ok(Active)`, or
+    /// `Ok(AwaitingConfirmation)` while the check code has not been typed.
+    /// `DEVICE_REVOKED` (the portal unlinked this device) and
+    /// `LINK_NOT_CONFIRMED` (the check code was never typed, or locked out):
+    /// the app wipes the state and may link again.
+    pub fn read_status_answer(&self, probe: &StatusProbe, answer: &str) -> Result<LinkStatus> {
+        let status = StatusAnswer::open(answer, self.channel_key.expose(), &self.raw_device_id()?, &probe.nonce)?;
+        match status {
+            status_byte::ACTIVE => Ok(LinkStatus::Active),
+            status_byte::AWAITING_CONFIRMATION => Ok(LinkStatus::AwaitingConfirmation),
+            status_byte::UNLINKED => {
+                Err(err(ErrorCode::DeviceRevoked, "the portal unlinked this device; its account must be wiped"))
+            }
+            status_byte::NOT_CONFIRMED => Err(err(
+                ErrorCode::LinkNotConfirmed,
+                "the portal never confirmed this link (check code not typed in time); wipe it and link again",
+            )),
+            _ => Err(err(ErrorCode::MalformedMessage, "the status answer has an unknown status")),
         }
     }
+}
+
+/// What the portal said about this device's link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Linked and usable.
+    Active,
+    /// Linked on the device, waiting for the user to type the check code
+    /// on the portal.
+    AwaitingConfirmation,
+}
+
+/// Tests: a request whose body says `device_pk` but is signed by `signer`
+/// (a sender that does not hold the key it asks to link).
+#[cfg(test)]
+pub(crate) fn forge_request_with_device_pk(
+    offer: &ScannedOffer,
+    name: &str,
+    eph_sk: p256::SecretKey,
+    signer: p256::SecretKey,
+    device_pk: &p256::PublicKey,
+    answer_key_seed: &[u8; 32],
+) -> String {
+    craft_request(offer, name, eph_sk, &signer, &encode_public(device_pk), *answer_key_seed)
+}
+
+/// Tests: a request carrying any answer key (a degenerate one).
+#[cfg(test)]
+pub(crate) fn forge_request_with_answer_key(
+    offer: &ScannedOffer,
+    eph_sk: p256::SecretKey,
+    device_sk: p256::SecretKey,
+    answer_key: [u8; 32],
+) -> String {
+    let dpk = encode_public(&device_sk.public_key());
+    craft_request(offer, "P", eph_sk, &device_sk, &dpk, answer_key)
+}
+
+#[cfg(test)]
+fn craft_request(
+    offer: &ScannedOffer,
+    name: &str,
+    eph_sk: p256::SecretKey,
+    signer: &p256::SecretKey,
+    device_pk: &[u8; PUBLIC_KEY_LEN],
+    answer_key: [u8; 32],
+) -> String {
+    let eph_pk = encode_public(&eph_sk.public_key());
+    let th = transcript(&TranscriptInput {
+        portal_pk: &offer.portal_pk,
+        eph_pk: &eph_pk,
+        device_pk,
+        commitment: &offer.commitment,
+        biometrics: false,
+        device_name: name,
+    });
+    let body = RequestBody {
+        commitment: offer.commitment,
+        device_pk: device_pk.to_vec(),
+        device_name: name.into(),
+        answer_key,
+        biometrics: false,
+        pop: sign(signer, &[label::LINK_POP, &th]).to_vec(),
+    };
+    let plain = postcard::to_allocvec(&body).unwrap();
+    let portal_pk = decode_public(&offer.portal_pk, ErrorCode::Internal).unwrap();
+    let key = request_key(&ecdh(&eph_sk, &portal_pk), &offer.portal_pk, &eph_pk);
+    let header = wire::header(Kind::LinkRequest);
+    let mut out = Vec::from(header);
+    out.extend_from_slice(&eph_pk);
+    out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
+    wire::to_text(&out)
 }

@@ -13,20 +13,22 @@
 //! go out; the host stores them. See `docs/PROTOCOL.md` for the bytes.
 
 mod device;
+mod messages;
 mod passcode;
 mod portal;
 mod stored;
 
 pub use device::{
-    finish_error_is_final, finish_link, scan_link_qr, start_link, DeviceInfo, DeviceState, LinkStart, LinkedDevice,
-    PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
+    finish_error_is_final, finish_link, scan_link_qr, scan_link_qr_pinned, start_link, DeviceInfo, DeviceState,
+    LinkStart, LinkStatus, LinkedDevice, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
 };
 pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
 pub use portal::{
-    AcceptOutcome, AcceptedLink, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord, OpenedLinkRequest,
-    OpenedStatusRequest, PendingLinkRecord, Portal, PortalEvent, PortalRecord,
+    Accept, AcceptOutcome, CancelReason, DeviceKeyUse, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord,
+    OfferState, OpenedLinkRequest, OpenedStatusRequest, PendingLinkRecord, PendingState, Portal, PortalEvent,
+    PortalRecord, STATUS_SKEW,
 };
-pub use stored::{StoredDevice, StoredOffer, StoredPendingLink};
+pub use stored::{StoredDevice, StoredOffer, StoredPendingLink, StoredWrite};
 
 use crate::crypto::{hkdf, hmac_sha256, sha256};
 use crate::encoding::hex_encode;
@@ -54,11 +56,14 @@ pub const CHECK_CODE_DIGITS: u32 = 6;
 
 /// Domain-separation labels of the key schedule (docs/PROTOCOL.md).
 pub(crate) mod label {
+    pub const OFFER_COMMIT: &[u8] = b"tessera/v1/offer-commit";
     pub const OFFER_ID: &[u8] = b"tessera/v1/offer-id";
     pub const LINK_SALT: &[u8] = b"tessera/v1/link";
     pub const LINK_REQUEST: &[u8] = b"tessera/v1/link-request";
     pub const TRANSCRIPT: &[u8] = b"tessera/v1/link-transcript";
+    pub const LINK_POP: &[u8] = b"tessera/v1/link-pop";
     pub const LINK_ANSWER: &[u8] = b"tessera/v1/link-answer";
+    pub const LINK_REFUSAL: &[u8] = b"tessera/v1/link-refusal";
     pub const CHECK_CODE: &[u8] = b"tessera/v1/check-code";
     pub const CHANNEL_KEY: &[u8] = b"tessera/v1/channel-key";
     pub const DEVICE_ID: &[u8] = b"tessera/v1/device-id";
@@ -70,11 +75,20 @@ pub(crate) mod label {
     pub const STATUS_ANSWER: &[u8] = b"tessera/v1/status-answer";
 }
 
-/// Lookup id of an offer: `SHA-256(label || offer_secret)[..16]`, hex. The
-/// portal stores only this, so a leaked offer table does not reveal the QR
-/// secret needed to link.
-pub(crate) fn offer_id(secret: &[u8; 16]) -> String {
-    hex_encode(&sha256(&[label::OFFER_ID, secret])[..16])
+/// The offer commitment carried in the QR code:
+/// `SHA-256(label || portal_nonce)[..16]`. The portal reveals the nonce only
+/// inside its answer, after the device's keys are fixed, and the check code
+/// is derived from it: a relay cannot steer the two check codes together.
+pub(crate) fn offer_commitment(portal_nonce: &[u8; 32]) -> [u8; 16] {
+    let h = sha256(&[label::OFFER_COMMIT, portal_nonce]);
+    let mut c = [0u8; 16];
+    c.copy_from_slice(&h[..16]);
+    c
+}
+
+/// Lookup id of an offer: `SHA-256(label || commitment)[..16]`, hex.
+pub(crate) fn offer_id(commitment: &[u8; 16]) -> String {
+    hex_encode(&sha256(&[label::OFFER_ID, commitment])[..16])
 }
 
 /// Device id: `SHA-256(label || device_public_key)[..8]`, hex.
@@ -83,28 +97,50 @@ pub(crate) fn device_id(device_pk: &[u8]) -> String {
 }
 
 /// Key protecting the link request: HKDF(salt = label, ikm = ECDH(eph, portal),
-/// info = label || portal_pk || eph_pk).
+/// info = label || portal_pk || eph_pk). One request per ephemeral key.
 pub(crate) fn request_key(shared_e: &[u8; 32], portal_pk: &[u8], eph_pk: &[u8]) -> Zeroizing<[u8; 32]> {
     hkdf(label::LINK_SALT, shared_e, &[label::LINK_REQUEST, portal_pk, eph_pk])
 }
 
-/// Link transcript hash: binds portal, ephemeral key, device key and offer.
-pub(crate) fn transcript(portal_pk: &[u8], eph_pk: &[u8], device_pk: &[u8], offer_secret: &[u8; 16]) -> [u8; 32] {
-    sha256(&[label::TRANSCRIPT, portal_pk, eph_pk, device_pk, offer_secret])
+/// What both sides hash into the link transcript.
+pub(crate) struct TranscriptInput<'a> {
+    pub portal_pk: &'a [u8],
+    pub eph_pk: &'a [u8],
+    pub device_pk: &'a [u8],
+    pub commitment: &'a [u8; 16],
+    pub biometrics: bool,
+    pub device_name: &'a str,
 }
 
-/// Keys both sides derive once the request is open.
-pub(crate) struct LinkKeys {
-    pub answer_key: Zeroizing<[u8; 32]>,
-    pub check_code: Zeroizing<String>,
+/// Link transcript hash: binds portal, ephemeral key, device key, offer
+/// and everything the device asked for.
+pub(crate) fn transcript(t: &TranscriptInput<'_>) -> [u8; 32] {
+    // Names are at most 64 bytes (checked before), so the length fits a byte.
+    let name_len = [u8::try_from(t.device_name.len()).unwrap_or(u8::MAX)];
+    sha256(&[
+        label::TRANSCRIPT,
+        t.portal_pk,
+        t.eph_pk,
+        t.device_pk,
+        t.commitment,
+        &[u8::from(t.biometrics)],
+        &name_len,
+        t.device_name.as_bytes(),
+    ])
 }
 
-pub(crate) fn link_keys(shared_e: &[u8; 32], offer_secret: &[u8; 16], th: &[u8; 32]) -> LinkKeys {
-    let answer_key = hkdf::<32>(offer_secret, shared_e, &[label::LINK_ANSWER, th]);
-    let cc = hkdf::<8>(offer_secret, shared_e, &[label::CHECK_CODE, th]);
+/// Answer keys (64 bytes: encryption key || synthetic-nonce key) for an
+/// acceptance, and separately for a refusal.
+pub(crate) fn answer_keys(shared_e: &[u8; 32], commitment: &[u8; 16], th: &[u8; 32], accepted: bool) -> Zeroizing<[u8; 64]> {
+    let l = if accepted { label::LINK_ANSWER } else { label::LINK_REFUSAL };
+    hkdf::<64>(commitment, shared_e, &[l, th])
+}
+
+/// The check code: needs the portal nonce, revealed only in the answer.
+pub(crate) fn check_code(shared_e: &[u8; 32], portal_nonce: &[u8; 32], th: &[u8; 32]) -> Zeroizing<String> {
+    let cc = hkdf::<8>(portal_nonce, shared_e, &[label::CHECK_CODE, th]);
     let n = u64::from_be_bytes(*cc) % 10u64.pow(CHECK_CODE_DIGITS);
-    let check_code = Zeroizing::new(alloc::format!("{n:06}"));
-    LinkKeys { answer_key, check_code }
+    Zeroizing::new(alloc::format!("{n:06}"))
 }
 
 /// Long-term channel key between portal and device (for challenge QR codes
@@ -127,23 +163,53 @@ pub(crate) fn answer_key(otp_root: &[u8; 32], factor: &[u8; 32], device_id: &str
     hkdf(otp_root, factor, &[label::ANSWER_KEY, device_id.as_bytes()])
 }
 
-/// A display name: non-empty, at most `max` UTF-8 bytes, no control characters.
+/// Characters a display name may not contain: control characters, and
+/// invisible formatting characters that can make one name look like
+/// another or reorder what a screen shows (bidirectional overrides and
+/// isolates, zero-width characters, soft hyphen, line separators, tags).
+pub(crate) fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+            | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF)
+}
+
+/// A display name (portal, device, account): non-empty, at most `max` UTF-8
+/// bytes, no control or invisible formatting characters, not
+/// white space only.
 pub(crate) fn check_name(name: &str, max: usize, what: &'static str) -> Result<()> {
-    if name.trim().is_empty() || name.len() > max || name.chars().any(char::is_control) {
+    if name.trim().is_empty() || name.len() > max || name.chars().any(is_forbidden_in_name) {
         return Err(crate::Error::with_detail(
             ErrorCode::InvalidInput,
-            alloc::format!("{what} must be 1 to {max} bytes of text without control characters"),
+            alloc::format!(
+                "{what} must be 1 to {max} bytes of text without control or invisible formatting characters"
+            ),
         ));
     }
     Ok(())
 }
 
-/// Body of a link answer (postcard, inside the AEAD).
-#[derive(Serialize, Deserialize)]
-pub(crate) enum AnswerBody {
-    Accepted { account: String, device_id: String, linked_at: u64, confirm_by: u64 },
-    Refused { code: String },
+/// Body of an accepting link answer (postcard, inside the AEAD).
+#[derive(Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub(crate) struct AcceptedBody {
+    pub portal_nonce: [u8; 32],
+    pub account: String,
+    pub device_id: String,
+    pub linked_at: u64,
+    pub confirm_by: u64,
 }
+
+/// Body of a refusing link answer (postcard, inside the AEAD).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RefusedBody {
+    pub code: String,
+}
+
+/// Cleartext byte after the answer header: which key sealed the body.
+pub(crate) const ANSWER_ACCEPTED: u8 = 0;
+pub(crate) const ANSWER_REFUSED: u8 = 1;
 
 pub(crate) fn refused_error(code: &str) -> crate::Error {
     match ErrorCode::from_str_code(code) {
@@ -152,5 +218,15 @@ pub(crate) fn refused_error(code: &str) -> crate::Error {
     }
 }
 
+/// Status byte of a status answer (docs/PROTOCOL.md).
+pub(crate) mod status_byte {
+    pub const ACTIVE: u8 = 0;
+    pub const UNLINKED: u8 = 1;
+    pub const NOT_CONFIRMED: u8 = 2;
+    pub const AWAITING_CONFIRMATION: u8 = 3;
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod relay_tests;

@@ -1,14 +1,23 @@
 //! Portal side of linking: offers, accepting requests, check-code
 //! confirmation, the device registry records and status answers.
+//!
+//! Every operation is a pure function of the records the host read: it
+//! returns the records to write ([`Write`], each a versioned
+//! compare-and-set), the events, and the result. The host applies all
+//! writes of one outcome atomically and acts on the result only after they
+//! committed; on a conflict it reads again and repeats the call (see
+//! `docs/DESIGN.md`, "Host contract").
 
 use super::passcode::PasscodePolicy;
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, hkdf, hmac_sha256, open_blob, open_once, random_array, seal_blob, seal_once,
-    RandomSource, PUBLIC_KEY_LEN,
+    decode_public, ecdh, encode_public, hkdf, open_blob, open_once, random_array, seal_blob, seal_siv,
+    verify, RandomSource, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
+use crate::host::{Outcome, Write};
 use crate::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier, Verified};
 use crate::secret::{ct_eq, SecretBytes};
+use crate::time::check_now;
 use crate::wire::{self, Kind};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -35,18 +44,44 @@ impl core::fmt::Debug for Portal {
     }
 }
 
-/// A new offer: the QR text to show, the record to store, and an event.
-#[derive(Debug, Clone)]
+/// A new offer: the QR text to show and the record to insert.
+#[derive(Clone)]
 pub struct LinkOfferQr {
-    /// Text to put in the QR code (`TS:…`, QR alphanumeric mode).
+    /// Text to put in the QR code (`TS:…`, QR alphanumeric mode). Whoever
+    /// reads it can use the offer: show it, never log it.
     pub qr_text: String,
-    /// Record to store, keyed by `offer_id`.
+    /// Record to insert (version 1), keyed by `offer_id`.
     pub record: LinkOfferRecord,
 }
 
-/// A pending offer as the portal stores it. Holds no secret: the QR secret
-/// is only in the QR code; `offer_id` is its hash.
+impl core::fmt::Debug for LinkOfferQr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkOfferQr").field("record", &self.record).finish_non_exhaustive()
+    }
+}
+
+/// Whether an offer was used, and by which request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OfferState {
+    /// Waiting for a device.
+    Open,
+    /// Used by one request (single use). A repeat of that very request gets
+    /// `answer` again, byte for byte; any other request is refused.
+    Used {
+        /// When.
+        at: u64,
+        /// The device that used it.
+        device_id: String,
+        /// SHA-256 of the request that used it.
+        request_hash: [u8; 32],
+        /// The answer that request got.
+        answer: String,
+    },
+}
+
+/// A link offer as the portal stores it. The QR holds only a commitment to
+/// `portal_nonce`; `offer_id` is a hash of that commitment.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkOfferRecord {
     /// Lookup key (hex).
     pub offer_id: String,
@@ -54,18 +89,66 @@ pub struct LinkOfferRecord {
     pub account: String,
     /// Creation time (unix seconds).
     pub created_at: u64,
-    /// Expiry (unix seconds).
+    /// First second at which the offer is refused.
     pub expires_at: u64,
-    /// Passcode policy announced in the QR code.
+    /// Passcode policy announced in the QR code; the portal enforces the
+    /// part it can see (biometrics).
     pub policy: PasscodePolicy,
-    /// When a device used it (single use).
-    pub used_at: Option<u64>,
+    /// Open or used.
+    pub state: OfferState,
+    /// Record version (1 when created; +1 on every change).
+    pub version: u64,
+    pub(crate) portal_nonce: SecretBytes,
+}
+
+impl core::fmt::Debug for LinkOfferRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LinkOfferRecord")
+            .field("offer_id", &self.offer_id)
+            .field("account", &self.account)
+            .field("expires_at", &self.expires_at)
+            .field("used", &matches!(self.state, OfferState::Used { .. }))
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a pending link ended without a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// Too many wrong check codes.
+    LockedOut,
+    /// The check code was not typed in time.
+    Expired,
+}
+
+/// Where a pending link stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingState {
+    /// Waiting for the check code; `attempts` wrong codes so far.
+    Open {
+        /// Wrong check codes so far.
+        attempts: u32,
+    },
+    /// The check code matched: the device is in the registry.
+    Confirmed {
+        /// When.
+        at: u64,
+    },
+    /// Ended without a device. Keep the record: the device learns from it
+    /// (status `NOT_CONFIRMED`) that it must clear its link.
+    Cancelled {
+        /// When.
+        at: u64,
+        /// Why.
+        reason: CancelReason,
+    },
 }
 
 /// A device that linked and waits for the user to type its check code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingLinkRecord {
-    /// Device id (hex).
+    /// Device id (hex); unique across all accounts.
     pub device_id: String,
     /// Account.
     pub account: String,
@@ -73,36 +156,100 @@ pub struct PendingLinkRecord {
     pub device_name: String,
     /// Offer it came from.
     pub offer_id: String,
-    /// When the device sent its request.
+    /// When the portal accepted the request.
     pub created_at: u64,
-    /// Deadline for the check code.
+    /// First second at which the check code is refused.
     pub confirm_by: u64,
-    /// Wrong check codes so far.
-    pub attempts: u32,
     /// Biometrics enabled on the device.
     pub biometrics: bool,
-    /// Confirmed, cancelled or locked: no longer usable.
-    pub closed: bool,
+    /// Open, confirmed or cancelled.
+    pub state: PendingState,
+    /// Record version (1 when created; +1 on every change).
+    pub version: u64,
     pub(crate) device_pk: SecretBytes,
     pub(crate) answer_key: SecretBytes,
     pub(crate) channel_key: SecretBytes,
     pub(crate) check_code: SecretBytes,
 }
 
-/// A record type the portal stores sealed; `TAG` is authenticated with it.
+impl core::fmt::Debug for PendingLinkRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingLinkRecord")
+            .field("device_id", &self.device_id)
+            .field("account", &self.account)
+            .field("device_name", &self.device_name)
+            .field("confirm_by", &self.confirm_by)
+            .field("state", &self.state)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingLinkRecord {
+    /// Wrong check codes counted so far.
+    pub fn attempts(&self) -> u32 {
+        match self.state {
+            PendingState::Open { attempts } => attempts,
+            PendingState::Confirmed { .. } => 0,
+            PendingState::Cancelled { reason: CancelReason::LockedOut, .. } => MAX_CONFIRM_ATTEMPTS,
+            PendingState::Cancelled { .. } => 0,
+        }
+    }
+    /// Confirmed or cancelled: no check code is accepted any more.
+    pub fn is_closed(&self) -> bool {
+        !matches!(self.state, PendingState::Open { .. })
+    }
+}
+
+/// A record type the portal stores sealed. The seal authenticates the tag,
+/// the record's key, account and version, so a sealed blob cannot be moved
+/// to another row, account or version column.
 pub trait PortalRecord: Serialize + serde::de::DeserializeOwned {
     /// Frozen record-type tag (docs/PROTOCOL.md).
     const TAG: u8;
+    /// The record's key (offer id or device id).
+    fn key(&self) -> &str;
+    /// The account it belongs to.
+    fn account(&self) -> &str;
+    /// Its version.
+    fn version(&self) -> u64;
 }
 
 impl PortalRecord for LinkOfferRecord {
     const TAG: u8 = 1;
+    fn key(&self) -> &str {
+        &self.offer_id
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
 }
 impl PortalRecord for PendingLinkRecord {
     const TAG: u8 = 2;
+    fn key(&self) -> &str {
+        &self.device_id
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
 }
 impl PortalRecord for DeviceRecord {
     const TAG: u8 = 3;
+    fn key(&self) -> &str {
+        &self.device_id
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
 }
 
 /// Registry status of a device.
@@ -110,8 +257,11 @@ impl PortalRecord for DeviceRecord {
 pub enum DeviceStatus {
     /// Linked and usable.
     Active,
-    /// Unlinked by the portal (lost, stolen, or removed by the user).
-    Unlinked,
+    /// Unlinked by the portal (lost, stolen, or removed by the user). Final.
+    Unlinked {
+        /// When.
+        at: u64,
+    },
 }
 
 impl DeviceStatus {
@@ -119,15 +269,15 @@ impl DeviceStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceStatus::Active => "active",
-            DeviceStatus::Unlinked => "unlinked",
+            DeviceStatus::Unlinked { .. } => "unlinked",
         }
     }
 }
 
 /// A linked device in the portal's registry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRecord {
-    /// Device id (hex), unique.
+    /// Device id (hex), unique across all accounts.
     pub device_id: String,
     /// Account.
     pub account: String,
@@ -135,22 +285,36 @@ pub struct DeviceRecord {
     pub name: String,
     /// When the link was confirmed.
     pub linked_at: u64,
-    /// Last successful use.
+    /// Last accepted code.
     pub last_used_at: Option<u64>,
     /// Active or unlinked.
     pub status: DeviceStatus,
-    /// When it was unlinked.
-    pub unlinked_at: Option<u64>,
     /// Biometrics enabled on the device.
     pub biometrics: bool,
     /// OTP verifier state (replay and lockout) of this device's codes.
     pub otp_state: OtpState,
+    /// Record version (1 when created; +1 on every change).
+    pub version: u64,
     pub(crate) device_pk: SecretBytes,
     pub(crate) answer_key: SecretBytes,
     pub(crate) channel_key: SecretBytes,
 }
 
-/// What happened, for the host to act on (e-mail, audit log).
+impl core::fmt::Debug for DeviceRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeviceRecord")
+            .field("device_id", &self.device_id)
+            .field("account", &self.account)
+            .field("name", &self.name)
+            .field("status", &self.status)
+            .field("otp_state", &self.otp_state)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened, for the host to act on (e-mail, audit log) once the
+/// writes of the same outcome committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortalEvent {
     /// A device used an offer and waits for its check code.
@@ -197,11 +361,14 @@ pub enum PortalEvent {
     },
 }
 
-/// A decrypted link request, before the host looked up its offer.
+/// A decrypted, authenticated link request, before the host looked up its
+/// offer. Keep it to call [`OpenedLinkRequest::accept`] again after a
+/// write conflict.
 pub struct OpenedLinkRequest {
     offer_id: String,
-    offer_secret: [u8; 16],
-    eph_pk: [u8; PUBLIC_KEY_LEN],
+    commitment: [u8; 16],
+    request_hash: [u8; 32],
+    th: [u8; 32],
     device_pk: [u8; PUBLIC_KEY_LEN],
     device_id: String,
     device_name: String,
@@ -220,37 +387,47 @@ impl core::fmt::Debug for OpenedLinkRequest {
     }
 }
 
-/// Result of [`OpenedLinkRequest::accept`]: always an answer for the device,
-/// and on success the records to store.
-#[derive(Debug)]
-pub struct AcceptOutcome {
-    /// Text to send back to the device (success or a typed refusal).
-    pub answer: String,
-    /// The records to store, or why the link was refused.
-    pub result: Result<AcceptedLink>,
+/// Whether the device key of a request was seen before (as a pending link
+/// or a device of any account). A device key links to one account, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKeyUse {
+    /// No pending link or device record has this device id.
+    Fresh,
+    /// A pending link or device record already has this device id.
+    Seen,
 }
 
-/// Records produced by a successful accept.
-#[derive(Debug, Clone)]
-pub struct AcceptedLink {
-    /// The offer, now marked used. Store it with a compare-and-set on
-    /// `used_at IS NULL`; if that fails another server won: answer the device
-    /// with [`OpenedLinkRequest::refuse`]`(TOKEN_ALREADY_USED)` instead.
-    pub offer: LinkOfferRecord,
-    /// The pending link, waiting for the check code.
-    pub pending: PendingLinkRecord,
-    /// Events.
-    pub events: Vec<PortalEvent>,
+/// Result of [`OpenedLinkRequest::accept`]: always an answer for the device.
+#[derive(Debug)]
+pub struct AcceptOutcome {
+    /// Text to send back to the device once `outcome.writes` committed.
+    pub answer: String,
+    /// The writes (used offer + new pending link) and the result:
+    /// `Ok(Accepted)`, `Ok(Repeated)` (the same request again: no writes,
+    /// `answer` is the original answer) or the refusal.
+    pub outcome: Outcome<Accept>,
+}
+
+/// How an accepted request was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// First acceptance: apply the writes.
+    Accepted,
+    /// A repeat of the request that already used the offer (a retry by a
+    /// phone that lost the answer): nothing to write, same answer bytes.
+    Repeated,
 }
 
 /// Body of a link request (postcard, inside the AEAD).
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub(crate) struct RequestBody {
-    pub offer_secret: [u8; 16],
+    pub commitment: [u8; 16],
     pub device_pk: Vec<u8>,
     pub device_name: String,
     pub answer_key: [u8; 32],
     pub biometrics: bool,
+    /// ECDSA by the device key over `LINK_POP || transcript`.
+    pub pop: Vec<u8>,
 }
 
 /// A status request whose device the host must look up.
@@ -263,7 +440,7 @@ pub struct OpenedStatusRequest {
 }
 
 /// Clock difference tolerated on status requests.
-const STATUS_SKEW: u64 = 300;
+pub const STATUS_SKEW: u64 = 300;
 
 impl Portal {
     /// A new portal identity.
@@ -290,7 +467,8 @@ impl Portal {
         SecretBytes::from_slice(&self.seed[..])
     }
 
-    /// Compressed public key.
+    /// Compressed public key (apps that know their portal pin it, see
+    /// [`super::scan_link_qr_pinned`]).
     pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
         self.pk
     }
@@ -306,7 +484,7 @@ impl Portal {
     }
 
     /// Create a single-use link offer for `account`, valid `ttl` seconds
-    /// (1..=600; default [`DEFAULT_OFFER_TTL`]).
+    /// (1..=600; default [`DEFAULT_OFFER_TTL`]). Insert the record.
     pub fn create_offer(
         &self,
         account: &str,
@@ -315,6 +493,7 @@ impl Portal {
         now: u64,
         rng: &mut dyn RandomSource,
     ) -> Result<LinkOfferQr> {
+        check_now(now)?;
         check_name(account, MAX_ACCOUNT_LEN, "the account")?;
         policy.validate_policy()?;
         if ttl == 0 || ttl > MAX_OFFER_TTL {
@@ -324,27 +503,30 @@ impl Portal {
             .checked_add(ttl)
             .filter(|t| *t <= u64::from(u32::MAX))
             .ok_or(err(ErrorCode::InvalidTime, "the expiry does not fit the QR format (after 2106)"))?;
-        let secret = random_array::<16>(rng);
-        let mut bytes = Vec::with_capacity(80);
-        bytes.extend_from_slice(&wire::header(Kind::LinkOffer));
-        bytes.extend_from_slice(&secret);
-        bytes.extend_from_slice(&self.pk);
-        bytes.extend_from_slice(&(expires_at as u32).to_be_bytes());
-        bytes.extend_from_slice(&policy.to_bytes());
-        bytes.push(self.name.len() as u8);
-        bytes.extend_from_slice(self.name.as_bytes());
+        let nonce = Zeroizing::new(random_array::<32>(rng));
+        let commitment = offer_commitment(&nonce);
+        let qr = super::messages::LinkOffer {
+            commitment,
+            portal_pk: self.pk,
+            expires_at: expires_at as u32,
+            policy,
+            portal_name: self.name.clone(),
+        };
         let record = LinkOfferRecord {
-            offer_id: offer_id(&secret),
+            offer_id: offer_id(&commitment),
             account: account.into(),
             created_at: now,
             expires_at,
             policy,
-            used_at: None,
+            state: OfferState::Open,
+            version: 1,
+            portal_nonce: SecretBytes::from_slice(&nonce[..]),
         };
-        Ok(LinkOfferQr { qr_text: wire::to_qr_text(&bytes), record })
+        Ok(LinkOfferQr { qr_text: qr.encode(), record })
     }
 
-    /// Decrypt a link request. The host then loads the offer
+    /// Decrypt and authenticate a link request: the device proves it holds
+    /// the key it asks to link. The host then loads the offer
     /// [`OpenedLinkRequest::offer_id`] and calls [`OpenedLinkRequest::accept`].
     pub fn open_link_request(&self, text: &str) -> Result<OpenedLinkRequest> {
         let bytes = wire::from_text(text)?;
@@ -360,51 +542,77 @@ impl Portal {
         let plain = open_once(&key, &aad, ct)?;
         let rb: RequestBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
         let device_pk: [u8; PUBLIC_KEY_LEN] = wire::fixed(&rb.device_pk, ErrorCode::MalformedMessage)?;
-        decode_public(&device_pk, ErrorCode::MalformedMessage)?;
+        let dpk = decode_public(&device_pk, ErrorCode::MalformedMessage)?;
+        if device_pk[..] == eph[..] || device_pk == self.pk {
+            return Err(err(ErrorCode::MalformedMessage, "the device key repeats another key of the exchange"));
+        }
+        if rb.answer_key.iter().all(|b| *b == 0) {
+            return Err(err(ErrorCode::MalformedMessage, "the answer key is degenerate"));
+        }
         check_name(&rb.device_name, MAX_DEVICE_NAME_LEN, "the device name")
             .map_err(|_| err(ErrorCode::MalformedMessage, "the device name in the request is invalid"))?;
+        let th = transcript(&TranscriptInput {
+            portal_pk: &self.pk,
+            eph_pk: eph,
+            device_pk: &device_pk,
+            commitment: &rb.commitment,
+            biometrics: rb.biometrics,
+            device_name: &rb.device_name,
+        });
+        if rb.pop.len() != SIGNATURE_LEN {
+            return Err(err(ErrorCode::MalformedMessage, "the proof of possession has the wrong length"));
+        }
+        verify(&dpk, &[label::LINK_POP, &th], &rb.pop, ErrorCode::MessageTampered)?;
         Ok(OpenedLinkRequest {
-            offer_id: offer_id(&rb.offer_secret),
-            offer_secret: rb.offer_secret,
-            eph_pk: wire::fixed(eph, ErrorCode::MalformedMessage)?,
+            offer_id: offer_id(&rb.commitment),
+            commitment: rb.commitment,
+            request_hash: crate::crypto::sha256(&[&bytes]),
+            th,
             device_id: device_id(&device_pk),
             device_pk,
-            device_name: rb.device_name,
+            device_name: rb.device_name.clone(),
             biometrics: rb.biometrics,
             answer_key: Zeroizing::new(rb.answer_key),
             shared_e,
         })
     }
 
-    /// Check the code the user typed for a pending link. Persist `pending`
-    /// afterwards in every case (attempts are counted). On success, store the
-    /// returned [`DeviceRecord`] and act on the events.
-    ///
-    /// Errors: `CHECK_CODE_MISMATCH`, `LOCKED_OUT` (5th wrong code: the
-    /// pending link is closed), `TOKEN_EXPIRED`, `INVALID_STATE` (closed).
-    pub fn confirm_link(
-        &self,
-        pending: &mut PendingLinkRecord,
-        typed: &str,
-        now: u64,
-    ) -> Result<(DeviceRecord, Vec<PortalEvent>)> {
-        if pending.closed {
-            return Err(err(ErrorCode::InvalidState, "this link was already confirmed or cancelled"));
+    /// Check the code the user typed for a pending link. Writes: the pending
+    /// link (attempt counted, or closed) and, on success, the new device
+    /// record. Errors: `CHECK_CODE_MISMATCH`, `LOCKED_OUT` (the 5th wrong
+    /// code closes the link), `TOKEN_EXPIRED`, `INVALID_STATE` (closed),
+    /// `INVALID_TIME`.
+    pub fn confirm_link(&self, pending: &PendingLinkRecord, typed: &str, now: u64) -> Outcome<()> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
         }
+        let attempts = match pending.state {
+            PendingState::Open { attempts } => attempts,
+            _ => return Outcome::refused(err(ErrorCode::InvalidState, "this link was already confirmed or cancelled")),
+        };
+        let mut next = pending.clone();
+        next.version = pending.version.saturating_add(1);
         if now >= pending.confirm_by {
-            pending.closed = true;
-            return Err(err(ErrorCode::TokenExpired, "the check code has expired; link the device again"));
+            next.state = PendingState::Cancelled { at: now, reason: CancelReason::Expired };
+            return Outcome::new(
+                vec![Write::PendingLink(next)],
+                Err(err(ErrorCode::TokenExpired, "the check code has expired; link the device again")),
+            );
         }
-        let typed = typed.trim();
-        if !ct_eq(typed.as_bytes(), pending.check_code.expose()) {
-            pending.attempts += 1;
-            if pending.attempts >= MAX_CONFIRM_ATTEMPTS {
-                pending.closed = true;
-                return Err(err(ErrorCode::LockedOut, "too many wrong check codes; the link was cancelled"));
-            }
-            return Err(err(ErrorCode::CheckCodeMismatch, "the check code does not match"));
+        // Exactly the 6 digits: a prefix, an empty string or a longer code
+        // never matches (ct_eq compares lengths first).
+        if !ct_eq(typed.trim().as_bytes(), pending.check_code.expose()) {
+            let attempts = attempts.saturating_add(1);
+            let e = if attempts >= MAX_CONFIRM_ATTEMPTS {
+                next.state = PendingState::Cancelled { at: now, reason: CancelReason::LockedOut };
+                err(ErrorCode::LockedOut, "too many wrong check codes; the link was cancelled")
+            } else {
+                next.state = PendingState::Open { attempts };
+                err(ErrorCode::CheckCodeMismatch, "the check code does not match")
+            };
+            return Outcome::new(vec![Write::PendingLink(next)], Err(e));
         }
-        pending.closed = true;
+        next.state = PendingState::Confirmed { at: now };
         let record = DeviceRecord {
             device_id: pending.device_id.clone(),
             account: pending.account.clone(),
@@ -412,9 +620,9 @@ impl Portal {
             linked_at: now,
             last_used_at: None,
             status: DeviceStatus::Active,
-            unlinked_at: None,
             biometrics: pending.biometrics,
             otp_state: OtpState::default(),
+            version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
             channel_key: pending.channel_key.clone(),
@@ -425,44 +633,63 @@ impl Portal {
             device_name: record.name.clone(),
             at: now,
         };
-        Ok((record, vec![ev]))
+        Outcome { writes: vec![Write::PendingLink(next), Write::Device(record)], events: vec![ev], result: Ok(()) }
     }
 
-    /// Parse a status request; the host then loads the device
-    /// [`OpenedStatusRequest::device_id`] and calls [`OpenedStatusRequest::answer`].
+    /// Parse a status request; the host then loads the device (or pending
+    /// link) [`OpenedStatusRequest::device_id`] and calls
+    /// [`OpenedStatusRequest::answer`].
     pub fn open_status_request(&self, text: &str) -> Result<OpenedStatusRequest> {
-        let bytes = wire::from_text(text)?;
-        let body = wire::strip_header(&bytes, Kind::StatusRequest)?;
-        if body.len() != 8 + 16 + 8 + 32 {
-            return Err(err(ErrorCode::MalformedMessage, "the status request has the wrong length"));
-        }
+        let m = super::messages::StatusRequest::decode(text)?;
         Ok(OpenedStatusRequest {
-            device_id: crate::encoding::hex_encode(&body[..8]),
-            nonce: wire::fixed(&body[8..24], ErrorCode::MalformedMessage)?,
-            time: u64::from_be_bytes(wire::fixed(&body[24..32], ErrorCode::MalformedMessage)?),
-            mac: wire::fixed(&body[32..], ErrorCode::MalformedMessage)?,
+            device_id: crate::encoding::hex_encode(&m.device_id),
+            nonce: m.nonce,
+            time: m.time,
+            mac: m.mac,
         })
     }
 
     /// Seal a record for storage (XChaCha20-Poly1305 under a key derived
-    /// from the portal secret; the blob kind and the record type are
-    /// authenticated, so one type of record cannot be passed off as another).
+    /// from the portal secret). The associated data binds the blob kind,
+    /// the record type, its key, account and version: a sealed record
+    /// cannot pass for another type, row, account or version.
     pub fn seal_record<T: PortalRecord>(&self, record: &T, rng: &mut dyn RandomSource) -> Vec<u8> {
         let plain = Zeroizing::new(wire::encode(Kind::PortalRecord, record));
         let header = wire::header(Kind::PortalRecord);
+        let aad = record_aad::<T>(record.key(), record.account(), record.version());
         let mut out = Vec::from(header);
-        out.extend_from_slice(&seal_blob(&self.storage_key, &[header[0], header[1], T::TAG], &plain, rng));
+        out.extend_from_slice(&seal_blob(&self.storage_key, &aad, &plain, rng));
         out
     }
 
-    /// Open a record sealed by [`Portal::seal_record`] (`STATE_CORRUPT` on
-    /// any change, another portal's key, or another record type).
-    pub fn open_record<T: PortalRecord>(&self, sealed: &[u8]) -> Result<T> {
+    /// Open a record sealed by [`Portal::seal_record`], given the key,
+    /// account and version columns of the row it was read from
+    /// (`STATE_CORRUPT` on any change, another portal's key, another record
+    /// type, or a blob moved to another row, account or version).
+    pub fn open_record<T: PortalRecord>(&self, key: &str, account: &str, version: u64, sealed: &[u8]) -> Result<T> {
         let body = wire::strip_header(sealed, Kind::PortalRecord)?;
-        let plain = open_blob(&self.storage_key, &[sealed[0], sealed[1], T::TAG], body)?;
+        let plain = open_blob(&self.storage_key, &record_aad::<T>(key, account, version), body)?;
         let inner = wire::strip_header(&plain, Kind::PortalRecord)?;
-        wire::decode_body(inner, ErrorCode::StateCorrupt)
+        let r: T = wire::decode_body(inner, ErrorCode::StateCorrupt)?;
+        if r.key() != key || r.account() != account || r.version() != version {
+            return Err(err(ErrorCode::StateCorrupt, "the stored record does not match its row"));
+        }
+        Ok(r)
     }
+}
+
+/// Associated data of a sealed portal record:
+/// `13 01 || tag || version (u64) || len || key || len || account`.
+fn record_aad<T: PortalRecord>(key: &str, account: &str, version: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + key.len() + account.len());
+    aad.extend_from_slice(&wire::header(Kind::PortalRecord));
+    aad.push(T::TAG);
+    aad.extend_from_slice(&version.to_be_bytes());
+    for part in [key.as_bytes(), account.as_bytes()] {
+        aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        aad.extend_from_slice(part);
+    }
+    aad
 }
 
 /// The portal's P-256 key from its seed: the first of
@@ -487,7 +714,8 @@ impl OpenedLinkRequest {
     pub fn offer_id(&self) -> &str {
         &self.offer_id
     }
-    /// Id of the device that asks.
+    /// Id of the device that asks (look up whether a pending link or device
+    /// record has it: [`DeviceKeyUse`]).
     pub fn device_id(&self) -> &str {
         &self.device_id
     }
@@ -496,53 +724,104 @@ impl OpenedLinkRequest {
         &self.device_name
     }
 
-    fn transcript(&self, portal: &Portal) -> [u8; 32] {
-        transcript(&portal.pk, &self.eph_pk, &self.device_pk, &self.offer_secret)
+    /// An authenticated refusal the device app can show (`TOKEN_UNKNOWN`,
+    /// `TOKEN_ALREADY_USED`, …). Refusals are sealed under their own key,
+    /// never under the key of an acceptance, and one code always gives the
+    /// same bytes.
+    pub fn refuse(&self, code: ErrorCode) -> String {
+        let body = RefusedBody { code: code.as_str().into() };
+        self.seal_answer(ANSWER_REFUSED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
     }
 
-    fn answer(&self, portal: &Portal, body: &AnswerBody) -> String {
-        let th = self.transcript(portal);
-        let keys = link_keys(&self.shared_e, &self.offer_secret, &th);
+    fn seal_answer(&self, status: u8, plain: &[u8]) -> String {
+        let keys = answer_keys(&self.shared_e, &self.commitment, &self.th, status == ANSWER_ACCEPTED);
         let header = wire::header(Kind::LinkAnswer);
-        let plain = Zeroizing::new(postcard::to_allocvec(body).unwrap_or_else(|_| unreachable!()));
+        let aad = [&header[..], &[status], &self.th[..]].concat();
         let mut out = Vec::from(header);
-        out.extend_from_slice(&seal_once(&keys.answer_key, &[&header[..], &th[..]].concat(), &plain));
+        out.push(status);
+        out.extend_from_slice(&seal_siv(&keys, &aad, plain));
         wire::to_text(&out)
     }
 
-    /// An authenticated refusal the device app can show (e.g.
-    /// `TOKEN_UNKNOWN` when no offer has this id, `TOKEN_ALREADY_USED` when
-    /// the host's compare-and-set lost a race).
-    pub fn refuse(&self, portal: &Portal, code: ErrorCode) -> String {
-        self.answer(portal, &AnswerBody::Refused { code: code.as_str().into() })
+    /// Tests: an acceptance carrying any nonce and account, as a relay or a
+    /// hostile portal would send it.
+    #[cfg(test)]
+    pub(crate) fn forge_accepted(&self, portal_nonce: [u8; 32], account: &str, now: u64) -> String {
+        let body = AcceptedBody {
+            portal_nonce,
+            account: account.into(),
+            device_id: self.device_id.clone(),
+            linked_at: now,
+            confirm_by: now + CONFIRM_TTL,
+        };
+        self.seal_answer(ANSWER_ACCEPTED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
+    }
+
+    /// Tests: the ECDH secret with the ephemeral key and the transcript.
+    #[cfg(test)]
+    pub(crate) fn secrets_for_test(&self) -> ([u8; 32], [u8; 32]) {
+        (*self.shared_e, self.th)
+    }
+
+    fn refused(&self, code: ErrorCode, detail: &'static str) -> AcceptOutcome {
+        AcceptOutcome { answer: self.refuse(code), outcome: Outcome::refused(err(code, detail)) }
     }
 
     /// Accept the request against its stored offer (`None` if the host found
-    /// none). Always returns an answer for the device.
-    pub fn accept(self, portal: &Portal, offer: Option<&LinkOfferRecord>, now: u64) -> AcceptOutcome {
-        let refused = |code: ErrorCode, detail: &'static str| AcceptOutcome {
-            answer: self.refuse(portal, code),
-            result: Err(err(code, detail)),
-        };
+    /// none) and the device key's use. Borrows `self`: after a write
+    /// conflict, read again and call again. Refusals: `TOKEN_UNKNOWN`,
+    /// `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED` (at or after `expires_at`),
+    /// `DEVICE_ALREADY_LINKED` (device key seen before), `PASSCODE_POLICY`
+    /// (biometrics the offer does not allow), `INVALID_TIME`.
+    pub fn accept(
+        &self,
+        portal: &Portal,
+        offer: Option<&LinkOfferRecord>,
+        key_use: DeviceKeyUse,
+        now: u64,
+    ) -> AcceptOutcome {
+        if check_now(now).is_err() {
+            return self.refused(ErrorCode::InvalidTime, "the portal clock is outside the years 2000 to 3000");
+        }
         let offer = match offer {
             Some(o) if ct_eq(o.offer_id.as_bytes(), self.offer_id.as_bytes()) => o,
-            _ => return refused(ErrorCode::TokenUnknown, "no pending offer matches this QR code"),
+            _ => return self.refused(ErrorCode::TokenUnknown, "no pending offer matches this QR code"),
         };
-        if offer.used_at.is_some() {
-            return refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
+        if let OfferState::Used { request_hash, answer, .. } = &offer.state {
+            if ct_eq(request_hash, &self.request_hash) {
+                return AcceptOutcome { answer: answer.clone(), outcome: Outcome::new(vec![], Ok(Accept::Repeated)) };
+            }
+            return self.refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
         }
         if now >= offer.expires_at {
-            return refused(ErrorCode::TokenExpired, "this QR code has expired");
+            return self.refused(ErrorCode::TokenExpired, "this QR code has expired");
         }
-        let th = self.transcript(portal);
-        let keys = link_keys(&self.shared_e, &self.offer_secret, &th);
-        // Decoded when the request was opened, so this cannot fail.
+        if key_use == DeviceKeyUse::Seen {
+            return self.refused(ErrorCode::DeviceAlreadyLinked, "this device key is already linked");
+        }
+        if self.biometrics && !offer.policy.allow_biometrics {
+            return self.refused(ErrorCode::PasscodePolicy, "this offer does not allow biometrics");
+        }
+        let nonce: [u8; 32] = match wire::fixed(offer.portal_nonce.expose(), ErrorCode::StateCorrupt) {
+            Ok(n) if offer_commitment(&n) == self.commitment => n,
+            _ => return self.refused(ErrorCode::Internal, "the stored offer does not match its commitment"),
+        };
         let dpk = match decode_public(&self.device_pk, ErrorCode::Internal) {
             Ok(p) => p,
-            Err(e) => return AcceptOutcome { answer: self.refuse(portal, ErrorCode::Internal), result: Err(e) },
+            Err(_) => return self.refused(ErrorCode::Internal, "the device key could not be decoded"),
         };
-        let channel = channel_key(&ecdh(&portal.sk, &dpk), &th);
+        let code = check_code(&self.shared_e, &nonce, &self.th);
+        let channel = channel_key(&ecdh(&portal.sk, &dpk), &self.th);
         let confirm_by = now.saturating_add(CONFIRM_TTL);
+        let body = AcceptedBody {
+            portal_nonce: nonce,
+            account: offer.account.clone(),
+            device_id: self.device_id.clone(),
+            linked_at: now,
+            confirm_by,
+        };
+        let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
+        let answer = self.seal_answer(ANSWER_ACCEPTED, &plain);
         let pending = PendingLinkRecord {
             device_id: self.device_id.clone(),
             account: offer.account.clone(),
@@ -550,32 +829,36 @@ impl OpenedLinkRequest {
             offer_id: offer.offer_id.clone(),
             created_at: now,
             confirm_by,
-            attempts: 0,
             biometrics: self.biometrics,
-            closed: false,
+            state: PendingState::Open { attempts: 0 },
+            version: 1,
             device_pk: SecretBytes::from_slice(&self.device_pk),
             answer_key: SecretBytes::from_slice(&self.answer_key[..]),
             channel_key: SecretBytes::from_slice(&channel[..]),
-            check_code: SecretBytes::from_slice(keys.check_code.as_bytes()),
+            check_code: SecretBytes::from_slice(code.as_bytes()),
         };
         let mut used = offer.clone();
-        used.used_at = Some(now);
-        let answer = self.answer(
-            portal,
-            &AnswerBody::Accepted {
-                account: offer.account.clone(),
-                device_id: self.device_id.clone(),
-                linked_at: now,
-                confirm_by,
-            },
-        );
+        used.version = offer.version.saturating_add(1);
+        used.state = OfferState::Used {
+            at: now,
+            device_id: self.device_id.clone(),
+            request_hash: self.request_hash,
+            answer: answer.clone(),
+        };
         let events = vec![PortalEvent::LinkRequested {
             account: offer.account.clone(),
             device_id: self.device_id.clone(),
             device_name: self.device_name.clone(),
             at: now,
         }];
-        AcceptOutcome { answer, result: Ok(AcceptedLink { offer: used, pending, events }) }
+        AcceptOutcome {
+            answer,
+            outcome: Outcome {
+                writes: vec![Write::Offer(used), Write::PendingLink(pending)],
+                events,
+                result: Ok(Accept::Accepted),
+            },
+        }
     }
 }
 
@@ -585,44 +868,44 @@ impl OpenedStatusRequest {
         &self.device_id
     }
 
-    /// Authenticate the request against the device's record and answer it
-    /// (active, or unlinked: the device then wipes its account). Updates
-    /// `last_used_at` of an active device: persist `record` afterwards.
-    pub fn answer(&self, record: &mut DeviceRecord, now: u64) -> Result<String> {
-        if record.device_id != self.device_id {
-            return Err(err(ErrorCode::DeviceUnknown, "the record is for another device"));
-        }
+    /// Authenticate the request and answer it from what the portal holds for
+    /// this device id: its registry record (active or unlinked) or, for a
+    /// device whose link was never confirmed, its pending link (awaiting
+    /// confirmation, or not confirmed: the device then clears itself).
+    /// Changes nothing: there is nothing to write.
+    /// Errors: `DEVICE_UNKNOWN` (neither record), `MESSAGE_TAMPERED`,
+    /// `INVALID_TIME` (request more than 300 s from `now`, or `now` invalid).
+    pub fn answer(&self, device: Option<&DeviceRecord>, pending: Option<&PendingLinkRecord>, now: u64) -> Result<String> {
+        check_now(now)?;
+        let (channel, status) = match (device, pending) {
+            (Some(d), _) if d.device_id == self.device_id => (
+                &d.channel_key,
+                match d.status {
+                    DeviceStatus::Active => status_byte::ACTIVE,
+                    DeviceStatus::Unlinked { .. } => status_byte::UNLINKED,
+                },
+            ),
+            (_, Some(p)) if p.device_id == self.device_id => (
+                &p.channel_key,
+                match p.state {
+                    PendingState::Open { .. } if now < p.confirm_by => status_byte::AWAITING_CONFIRMATION,
+                    // Confirmed without a registry record cannot happen under
+                    // the host contract; treat it as never confirmed.
+                    _ => status_byte::NOT_CONFIRMED,
+                },
+            ),
+            _ => return Err(err(ErrorCode::DeviceUnknown, "no device or pending link with this id")),
+        };
         let id = crate::encoding::hex_decode_as(&self.device_id, ErrorCode::Internal)?;
-        let header = wire::header(Kind::StatusRequest);
-        let mac = hmac_sha256(
-            record.channel_key.expose(),
-            &[label::STATUS_REQUEST, &header, &id, &self.nonce, &self.time.to_be_bytes()],
-        );
+        let mac = super::messages::status_request_mac(channel.expose(), &id, &self.nonce, self.time);
         if !ct_eq(&mac, &self.mac) {
             return Err(err(ErrorCode::MessageTampered, "the status request failed authentication"));
         }
         if self.time.abs_diff(now) > STATUS_SKEW {
             return Err(err(ErrorCode::InvalidTime, "the status request is too old or from the future"));
         }
-        let status = match record.status {
-            DeviceStatus::Active => {
-                record.last_used_at = Some(now);
-                0u8
-            }
-            DeviceStatus::Unlinked => 1u8,
-        };
-        Ok(status_answer(record.channel_key.expose(), &id, &self.nonce, status))
+        Ok(super::messages::StatusAnswer::seal(channel.expose(), &id, self.nonce, status))
     }
-}
-
-pub(crate) fn status_answer(channel_key: &[u8], device_id: &[u8], nonce: &[u8; 16], status: u8) -> String {
-    let header = wire::header(Kind::StatusAnswer);
-    let mac = hmac_sha256(channel_key, &[label::STATUS_ANSWER, &header, device_id, nonce, &[status]]);
-    let mut out = Vec::from(header);
-    out.extend_from_slice(nonce);
-    out.push(status);
-    out.extend_from_slice(&mac);
-    wire::to_text(&out)
 }
 
 /// The device's TOTP: TOTP-SHA256 over the answer key, 30 s, 6 digits.
@@ -631,41 +914,68 @@ pub(crate) fn device_totp(answer_key: &[u8]) -> Result<Totp> {
 }
 
 impl DeviceRecord {
-    /// Rename the device (1..=64 bytes of text).
-    pub fn rename(&mut self, name: &str, now: u64) -> Result<PortalEvent> {
-        check_name(name, MAX_DEVICE_NAME_LEN, "the device name")?;
-        self.name = name.into();
-        Ok(PortalEvent::DeviceRenamed {
-            account: self.account.clone(),
-            device_id: self.device_id.clone(),
-            name: self.name.clone(),
-            at: now,
-        })
+    fn next(&self) -> DeviceRecord {
+        let mut n = self.clone();
+        n.version = self.version.saturating_add(1);
+        n
     }
 
-    /// Unlink the device (works without it: lost or stolen phone). Keep the
-    /// record: its keys authenticate the "unlinked" answer the device gets
-    /// on its next contact. Unlinking twice is refused with `INVALID_STATE`.
-    pub fn unlink(&mut self, now: u64) -> Result<PortalEvent> {
-        if self.status == DeviceStatus::Unlinked {
-            return Err(err(ErrorCode::InvalidState, "the device is already unlinked"));
+    /// Rename the device (1..=64 bytes of text). Writes the record.
+    pub fn rename(&self, name: &str, now: u64) -> Outcome<()> {
+        if let Err(e) = check_now(now).and_then(|_| check_name(name, MAX_DEVICE_NAME_LEN, "the device name")) {
+            return Outcome::refused(e);
         }
-        self.status = DeviceStatus::Unlinked;
-        self.unlinked_at = Some(now);
-        Ok(PortalEvent::DeviceUnlinked { account: self.account.clone(), device_id: self.device_id.clone(), at: now })
+        let mut n = self.next();
+        n.name = name.into();
+        let ev = PortalEvent::DeviceRenamed {
+            account: self.account.clone(),
+            device_id: self.device_id.clone(),
+            name: n.name.clone(),
+            at: now,
+        };
+        Outcome { writes: vec![Write::Device(n)], events: vec![ev], result: Ok(()) }
+    }
+
+    /// Unlink the device (works without it: lost or stolen phone). The
+    /// record stays, unlinked for good: its keys authenticate the
+    /// "unlinked" answer the device gets on its next contact. Unlinking
+    /// twice is refused with `INVALID_STATE`.
+    pub fn unlink(&self, now: u64) -> Outcome<()> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        if matches!(self.status, DeviceStatus::Unlinked { .. }) {
+            return Outcome::refused(err(ErrorCode::InvalidState, "the device is already unlinked"));
+        }
+        let mut n = self.next();
+        n.status = DeviceStatus::Unlinked { at: now };
+        let ev = PortalEvent::DeviceUnlinked { account: self.account.clone(), device_id: self.device_id.clone(), at: now };
+        Outcome { writes: vec![Write::Device(n)], events: vec![ev], result: Ok(()) }
     }
 
     /// Verify a time-based code shown by the device (flow 5). A wrong
     /// passcode on the device gives a wrong code, counted here; the lock
-    /// follows [`ThrottlePolicy::default`] (5 failures). Persist the record
-    /// afterwards in every case. An unlinked device gets `DEVICE_REVOKED`.
-    pub fn verify_totp(&mut self, code: &str, now: u64) -> Result<Verified> {
-        if self.status == DeviceStatus::Unlinked {
-            return Err(err(ErrorCode::DeviceRevoked, "this device was unlinked"));
+    /// follows [`ThrottlePolicy::default`] (5 failures). Writes the record
+    /// whenever the verifier state changed, success or failure. An unlinked
+    /// device gets `DEVICE_REVOKED`.
+    pub fn verify_totp(&self, code: &str, now: u64) -> Outcome<Verified> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
         }
-        let v = TotpVerifier::new(device_totp(self.answer_key.expose())?, 1, ThrottlePolicy::default());
-        let r = v.verify(&mut self.otp_state, code, now)?;
-        self.last_used_at = Some(now);
-        Ok(r)
+        if matches!(self.status, DeviceStatus::Unlinked { .. }) {
+            return Outcome::refused(err(ErrorCode::DeviceRevoked, "this device was unlinked"));
+        }
+        let totp = match device_totp(self.answer_key.expose()) {
+            Ok(t) => t,
+            Err(e) => return Outcome::refused(e),
+        };
+        let v = TotpVerifier::new(totp, 1, ThrottlePolicy::default());
+        let mut n = self.next();
+        let r = v.verify(&mut n.otp_state, code, now);
+        if r.is_ok() {
+            n.last_used_at = Some(now);
+        }
+        let writes = if n.otp_state != self.otp_state || n.last_used_at != self.last_used_at { vec![Write::Device(n)] } else { vec![] };
+        Outcome::new(writes, r)
     }
 }

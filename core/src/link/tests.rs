@@ -1,120 +1,248 @@
-//! Two-party simulation of flow 1 with a virtual clock: every outcome.
+//! Two-party simulation of flow 1 with a virtual clock: every outcome, and
+//! the attacks of the linking review (relay, key reuse, missing proof of
+//! possession, orphaned phones, hostile names, clocks, Debug).
 
+use super::device::build_request;
 use super::*;
-use crate::crypto::SeededRandom;
+use crate::crypto::{generate_secret_key, SeededRandom};
+use crate::host::{Outcome, Write};
 use crate::secret::SecretBytes;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use alloc::{format, vec};
 
-const T0: u64 = 1_700_000_000;
+const T0: u64 = 1_767_225_600;
 const KEY: [u8; 32] = [0x42; 32];
 
-struct World {
-    portal: Portal,
-    rng: SeededRandom,
+pub(super) struct World {
+    pub portal: Portal,
+    pub rng: SeededRandom,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let mut rng = SeededRandom::new([1; 32]);
     let portal = Portal::generate("Example Bank", &mut rng).unwrap();
     World { portal, rng }
 }
 
+/// Apply an outcome's writes to in-memory records, checking each
+/// compare-and-set like a host would.
+fn apply<T>(o: &Outcome<T>, pending: &mut Option<PendingLinkRecord>, device: &mut Option<DeviceRecord>) {
+    for w in &o.writes {
+        match w {
+            Write::PendingLink(r) => {
+                assert_eq!(pending.as_ref().map(|p| p.version), w.expected_version());
+                *pending = Some(r.clone());
+            }
+            Write::Device(r) => {
+                assert_eq!(device.as_ref().map(|d| d.version), w.expected_version());
+                *device = Some(r.clone());
+            }
+            Write::Offer(_) => {}
+        }
+    }
+}
+
+fn offer_of(o: &AcceptOutcome) -> LinkOfferRecord {
+    o.outcome
+        .writes
+        .iter()
+        .find_map(|w| if let Write::Offer(r) = w { Some(r.clone()) } else { None })
+        .unwrap()
+}
+
+fn pending_of(o: &AcceptOutcome) -> PendingLinkRecord {
+    o.outcome
+        .writes
+        .iter()
+        .find_map(|w| if let Write::PendingLink(r) = w { Some(r.clone()) } else { None })
+        .unwrap()
+}
+
+fn code<T: core::fmt::Debug>(r: &crate::Result<T>) -> ErrorCode {
+    r.as_ref().unwrap_err().code()
+}
+
 /// Offer → request → accept → finish; returns everything.
-fn link(
-    w: &mut World,
-    account: &str,
-    name: &str,
-    passcode: &str,
-    bio: bool,
-    now: u64,
-) -> (LinkedDevice, PendingLinkRecord, Option<SecretBytes>) {
+fn link(w: &mut World, account: &str, name: &str, passcode: &str, bio: bool, now: u64) -> Linked {
     let offer = w.portal.create_offer(account, PasscodePolicy::default(), DEFAULT_OFFER_TTL, now, &mut w.rng).unwrap();
     let scanned = scan_link_qr(&offer.qr_text, now + 5).unwrap();
     assert_eq!(scanned.portal_name, "Example Bank");
     let start = start_link(&scanned, name, passcode, bio, false, now + 10, &mut w.rng).unwrap();
     let opened = w.portal.open_link_request(&start.request).unwrap();
     assert_eq!(opened.offer_id(), offer.record.offer_id);
-    let out = opened.accept(&w.portal, Some(&offer.record), now + 11);
-    let accepted = out.result.unwrap();
-    assert_eq!(accepted.offer.used_at, Some(now + 11));
+    let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, now + 11);
+    assert_eq!(out.outcome.result, Ok(Accept::Accepted));
+    let used = offer_of(&out);
+    assert!(matches!(used.state, OfferState::Used { at, .. } if at == now + 11));
+    assert_eq!(used.version, 2);
     let linked = finish_link(start.pending, &out.answer, &KEY, &mut w.rng).unwrap();
-    (linked, accepted.pending, start.biometric_secret)
+    Linked { linked, pending: pending_of(&out), bio: start.biometric_secret }
+}
+
+struct Linked {
+    linked: LinkedDevice,
+    pending: PendingLinkRecord,
+    bio: Option<SecretBytes>,
+}
+
+fn confirm(w: &World, p: &mut Option<PendingLinkRecord>, d: &mut Option<DeviceRecord>, typed: &str, now: u64) -> crate::Result<()> {
+    let o = w.portal.confirm_link(p.as_ref().unwrap(), typed, now);
+    apply(&o, p, d);
+    o.result
+}
+
+fn wrong_code(right: &str) -> String {
+    if right == "000000" { "000001".into() } else { "000000".into() }
 }
 
 #[test]
 fn full_flow_with_check_code_and_totp() {
     let mut w = world();
-    let (linked, mut pending, bio) = link(&mut w, "anna@example.org", "Anna's Pixel", "493817", true, T0);
-    assert_eq!(linked.check_code.len(), 6);
-    assert_eq!(linked.info.account, "anna@example.org");
-    assert_eq!(linked.info.device_id, pending.device_id);
-    // Wrong code first, then the right one.
-    let wrong = if linked.check_code == "000000" { "000001" } else { "000000" };
-    assert_eq!(w.portal.confirm_link(&mut pending, wrong, T0 + 20).unwrap_err().code(), ErrorCode::CheckCodeMismatch);
-    let (mut rec, events) = w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 21).unwrap();
-    assert!(matches!(events[0], PortalEvent::DeviceLinked { .. }));
-    assert_eq!(rec.name, "Anna's Pixel");
-    // Confirming again is refused.
-    assert_eq!(
-        w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 22).unwrap_err().code(),
-        ErrorCode::InvalidState
-    );
+    let l = link(&mut w, "anna@example.org", "Anna's Pixel", "493817", true, T0);
+    assert_eq!(l.linked.check_code.len(), 6);
+    assert_eq!(l.linked.info.account, "anna@example.org");
+    assert_eq!(l.linked.info.device_id, l.pending.device_id);
+    let (mut p, mut d) = (Some(l.pending), None);
+    assert_eq!(code(&confirm(&w, &mut p, &mut d, &wrong_code(&l.linked.check_code), T0 + 20)), ErrorCode::CheckCodeMismatch);
+    assert_eq!(p.as_ref().unwrap().attempts(), 1);
+    let o = w.portal.confirm_link(p.as_ref().unwrap(), &l.linked.check_code, T0 + 21);
+    assert!(matches!(o.events[0], PortalEvent::DeviceLinked { .. }));
+    apply(&o, &mut p, &mut d);
+    assert_eq!(d.as_ref().unwrap().name, "Anna's Pixel");
+    assert_eq!(d.as_ref().unwrap().version, 1);
+    assert!(matches!(p.as_ref().unwrap().state, PendingState::Confirmed { .. }));
+    // Confirming again is refused and writes nothing.
+    let again = w.portal.confirm_link(p.as_ref().unwrap(), &l.linked.check_code, T0 + 22);
+    assert_eq!(code(&again.result), ErrorCode::InvalidState);
+    assert!(again.writes.is_empty());
 
     // Flow 5: TOTP from the device, verified once.
-    let state = DeviceState::open(&KEY, &linked.state).unwrap();
-    let code = state.totp(UserFactor::Passcode("493817"), T0 + 100).unwrap();
-    // Biometrics unlock the same answer.
-    let bio = bio.unwrap();
-    assert_eq!(state.totp(UserFactor::Biometric(bio.expose()), T0 + 100).unwrap(), code);
-    assert!(rec.verify_totp(&code, T0 + 100).is_ok());
-    assert_eq!(rec.last_used_at, Some(T0 + 100));
-    assert_eq!(rec.verify_totp(&code, T0 + 100).unwrap_err().code(), ErrorCode::OtpReplayed);
-    // A wrong passcode gives a code the portal refuses; with the replay
-    // above that makes 5 consecutive failures, which lock the device.
+    let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
+    let c = state.totp(UserFactor::Passcode("493817"), T0 + 100).unwrap();
+    assert_eq!(state.totp(UserFactor::Biometric(l.bio.unwrap().expose()), T0 + 100).unwrap(), c);
+    let mut rec = d.unwrap();
+    let o = rec.verify_totp(&c, T0 + 100);
+    assert!(o.result.is_ok());
+    let Write::Device(next) = &o.writes[0] else { panic!() };
+    assert_eq!(next.version, 2);
+    assert_eq!(next.last_used_at, Some(T0 + 100));
+    rec = next.clone();
+    let o = rec.verify_totp(&c, T0 + 100);
+    assert_eq!(code(&o.result), ErrorCode::OtpReplayed);
+    let Write::Device(next) = &o.writes[0] else { panic!() };
+    rec = next.clone();
     for i in 0..4u64 {
         let bad = state.totp(UserFactor::Passcode("000111"), T0 + 200 + 30 * i).unwrap();
-        let e = rec.verify_totp(&bad, T0 + 200 + 30 * i).unwrap_err().code();
-        // The fifth consecutive failure locks and says so.
-        assert_eq!(e, if i < 3 { ErrorCode::OtpMismatch } else { ErrorCode::LockedOut });
+        let o = rec.verify_totp(&bad, T0 + 200 + 30 * i);
+        assert_eq!(code(&o.result), if i < 3 { ErrorCode::OtpMismatch } else { ErrorCode::LockedOut });
+        let Write::Device(next) = &o.writes[0] else { panic!() };
+        rec = next.clone();
     }
     let good = state.totp(UserFactor::Passcode("493817"), T0 + 400).unwrap();
-    assert_eq!(rec.verify_totp(&good, T0 + 400).unwrap_err().code(), ErrorCode::LockedOut);
+    assert_eq!(code(&rec.verify_totp(&good, T0 + 400).result), ErrorCode::LockedOut);
 }
 
 #[test]
-fn second_scan_of_same_qr_is_refused_for_the_device() {
+fn check_code_must_match_exactly() {
+    let mut w = world();
+    let l = link(&mut w, "exact", "Phone", "493817", false, T0);
+    let cc = l.linked.check_code.clone();
+    let mut longer = cc.clone();
+    longer.push('0');
+    for typed in ["", &cc[..1], &cc[..5], &longer, " ", "abcdef"] {
+        let o = w.portal.confirm_link(&l.pending, typed, T0 + 20);
+        assert_eq!(code(&o.result), ErrorCode::CheckCodeMismatch, "{typed:?}");
+    }
+    // White space around the right code is fine.
+    assert!(w.portal.confirm_link(&l.pending, &format!(" {cc} "), T0 + 20).result.is_ok());
+}
+
+#[test]
+fn second_scan_is_refused_and_a_repeat_gets_the_same_bytes() {
     let mut w = world();
     let offer = w.portal.create_offer("bob", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
     let a = start_link(&s, "Phone A", "493817", false, false, T0, &mut w.rng).unwrap();
     let b = start_link(&s, "Phone B", "728194", false, false, T0, &mut w.rng).unwrap();
-    let first = w.portal.open_link_request(&a.request).unwrap().accept(&w.portal, Some(&offer.record), T0 + 1);
-    let used = first.result.unwrap().offer;
-    let second = w.portal.open_link_request(&b.request).unwrap().accept(&w.portal, Some(&used), T0 + 2);
-    assert_eq!(second.result.unwrap_err().code(), ErrorCode::TokenAlreadyUsed);
-    // The device app gets the typed error from the answer.
-    let e = finish_link(b.pending, &second.answer, &KEY, &mut w.rng).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::TokenAlreadyUsed);
-    assert!(finish_link(a.pending, &first.answer, &KEY, &mut w.rng).is_ok());
+    let opened_a = w.portal.open_link_request(&a.request).unwrap();
+    let first = opened_a.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
+    let used = offer_of(&first);
+    let second = w.portal.open_link_request(&b.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 2);
+    assert_eq!(code(&second.outcome.result), ErrorCode::TokenAlreadyUsed);
+    assert!(second.outcome.writes.is_empty());
+    assert_eq!(code(&finish_link(b.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
+    // The phone lost the answer and sends the very same request again.
+    assert_eq!(a.pending.request(), a.request);
+    let repeat =
+        w.portal.open_link_request(a.pending.request()).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Seen, T0 + 30);
+    assert_eq!(repeat.outcome.result, Ok(Accept::Repeated));
+    assert!(repeat.outcome.writes.is_empty());
+    assert_eq!(repeat.answer, first.answer);
+    assert!(finish_link(a.pending, &repeat.answer, &KEY, &mut w.rng).is_ok());
+}
+
+/// Item 2 of the review: every answer to one request — acceptance, a second
+/// acceptance computed by a racing server, refusals — uses a distinct
+/// (key, nonce) pair, and refusals never use the acceptance key.
+#[test]
+fn no_key_and_nonce_pair_seals_two_plaintexts() {
+    let mut w = world();
+    let offer = w.portal.create_offer("kim", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let a = start_link(&s, "Phone", "493817", false, false, T0, &mut w.rng).unwrap();
+    let opened = w.portal.open_link_request(&a.request).unwrap();
+    let answers = vec![
+        opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1).answer,
+        // A second server accepting the same request at another time (it
+        // will lose its compare-and-set, but the bytes exist).
+        opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 2).answer,
+        opened.refuse(ErrorCode::TokenAlreadyUsed),
+        opened.refuse(ErrorCode::TokenUnknown),
+        opened.refuse(ErrorCode::TokenExpired),
+    ];
+    let mut seen: Vec<(u8, Vec<u8>)> = Vec::new();
+    for ans in &answers {
+        let b = crate::wire::from_text(ans).unwrap();
+        let pair = (b[2], b[3..3 + crate::crypto::SIV_NONCE_LEN].to_vec());
+        assert!(!seen.contains(&pair), "a (key, nonce) pair sealed two plaintexts");
+        seen.push(pair);
+    }
+    assert_eq!(answers[0].as_bytes()[..], answers[0].as_bytes()[..]);
+    assert_eq!(opened.refuse(ErrorCode::TokenUnknown), answers[3], "refusals are deterministic");
+    // The ciphertexts of the two acceptances differ where the plaintexts
+    // differ, and XOR of the two leaks nothing: distinct nonces mean distinct
+    // key streams (checked above); both still open on the device.
+    assert_eq!(code(&finish_link(a.pending.clone(), &answers[2], &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
+    assert!(finish_link(a.pending, &answers[1], &KEY, &mut w.rng).is_ok());
 }
 
 #[test]
-fn expiry_is_enforced_on_both_sides() {
+fn expiry_boundaries_on_both_sides() {
     let mut w = world();
     let offer = w.portal.create_offer("carol", PasscodePolicy::default(), 60, T0, &mut w.rng).unwrap();
-    assert_eq!(scan_link_qr(&offer.qr_text, T0 + 60).unwrap_err().code(), ErrorCode::TokenExpired);
+    assert_eq!(code(&scan_link_qr(&offer.qr_text, T0 + 60)), ErrorCode::TokenExpired);
     let s = scan_link_qr(&offer.qr_text, T0 + 59).unwrap();
     let start = start_link(&s, "Phone", "493817", false, false, T0 + 59, &mut w.rng).unwrap();
-    let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, Some(&offer.record), T0 + 61);
-    assert_eq!(out.result.unwrap_err().code(), ErrorCode::TokenExpired);
-    assert_eq!(finish_link(start.pending, &out.answer, &KEY, &mut w.rng).unwrap_err().code(), ErrorCode::TokenExpired);
-    assert_eq!(
-        start_link(&s, "Phone", "493817", false, false, T0 + 60, &mut w.rng).unwrap_err().code(),
-        ErrorCode::TokenExpired
-    );
+    let opened = w.portal.open_link_request(&start.request).unwrap();
+    // At exactly the expiry: refused. One second before: accepted.
+    let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 60);
+    assert_eq!(code(&out.outcome.result), ErrorCode::TokenExpired);
+    assert_eq!(code(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenExpired);
+    let ok = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 59);
+    assert_eq!(ok.outcome.result, Ok(Accept::Accepted));
+    assert_eq!(code(&start_link(&s, "Phone", "493817", false, false, T0 + 60, &mut w.rng)), ErrorCode::TokenExpired);
     assert!(w.portal.create_offer("carol", PasscodePolicy::default(), 601, T0, &mut w.rng).is_err());
     assert!(w.portal.create_offer("carol", PasscodePolicy::default(), 0, T0, &mut w.rng).is_err());
+    // Check code: at confirm_by - 1 accepted, at confirm_by expired.
+    let mut w2 = world();
+    let l = link(&mut w2, "carol", "Phone", "493817", false, T0);
+    let by = l.pending.confirm_by;
+    assert!(w2.portal.confirm_link(&l.pending, &l.linked.check_code, by - 1).result.is_ok());
+    let late = w2.portal.confirm_link(&l.pending, &l.linked.check_code, by);
+    assert_eq!(code(&late.result), ErrorCode::TokenExpired);
+    let Write::PendingLink(p) = &late.writes[0] else { panic!() };
+    assert!(matches!(p.state, PendingState::Cancelled { reason: CancelReason::Expired, .. }));
 }
 
 #[test]
@@ -123,15 +251,22 @@ fn unknown_offer_and_wrong_portal() {
     let offer = w.portal.create_offer("dave", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
     let start = start_link(&s, "Phone", "493817", false, false, T0, &mut w.rng).unwrap();
-    let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, None, T0);
-    assert_eq!(out.result.unwrap_err().code(), ErrorCode::TokenUnknown);
-    assert_eq!(
-        finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng).unwrap_err().code(),
-        ErrorCode::TokenUnknown
-    );
-    // Another portal cannot read the request.
+    let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, None, DeviceKeyUse::Fresh, T0);
+    assert_eq!(code(&out.outcome.result), ErrorCode::TokenUnknown);
+    assert_eq!(code(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenUnknown);
     let other = Portal::generate("Other", &mut w.rng).unwrap();
-    assert_eq!(other.open_link_request(&start.request).unwrap_err().code(), ErrorCode::MessageTampered);
+    assert_eq!(code(&other.open_link_request(&start.request)), ErrorCode::MessageTampered);
+}
+
+#[test]
+fn pinned_scan_refuses_a_look_alike_qr() {
+    let mut w = world();
+    let offer = w.portal.create_offer("pin", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    assert!(scan_link_qr_pinned(&offer.qr_text, &w.portal.public_key(), T0).is_ok());
+    let fake = Portal::generate("Example Bank", &mut w.rng).unwrap();
+    let look_alike = fake.create_offer("pin", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    assert_eq!(code(&scan_link_qr_pinned(&look_alike.qr_text, &w.portal.public_key(), T0)), ErrorCode::WrongAccount);
+    assert_eq!(code(&scan_link_qr_pinned(&offer.qr_text, &[2u8; 5], T0)), ErrorCode::WrongAccount);
 }
 
 #[test]
@@ -139,114 +274,249 @@ fn device_refuses_second_account_and_bad_passcodes() {
     let mut w = world();
     let offer = w.portal.create_offer("erin", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
-    assert_eq!(
-        start_link(&s, "P", "493817", false, true, T0, &mut w.rng).unwrap_err().code(),
-        ErrorCode::DeviceAlreadyLinked
-    );
-    assert_eq!(
-        start_link(&s, "P", "123456", false, false, T0, &mut w.rng).unwrap_err().code(),
-        ErrorCode::WeakPasscode
-    );
-    assert_eq!(
-        start_link(&s, "P", "12345", false, false, T0, &mut w.rng).unwrap_err().code(),
-        ErrorCode::PasscodePolicy
-    );
-    assert_eq!(start_link(&s, "", "493817", false, false, T0, &mut w.rng).unwrap_err().code(), ErrorCode::InvalidInput);
+    assert_eq!(code(&start_link(&s, "P", "493817", false, true, T0, &mut w.rng)), ErrorCode::DeviceAlreadyLinked);
+    assert_eq!(code(&start_link(&s, "P", "123456", false, false, T0, &mut w.rng)), ErrorCode::WeakPasscode);
+    assert_eq!(code(&start_link(&s, "P", "12345", false, false, T0, &mut w.rng)), ErrorCode::PasscodePolicy);
+    assert_eq!(code(&start_link(&s, "", "493817", false, false, T0, &mut w.rng)), ErrorCode::InvalidInput);
     let nobio = PasscodePolicy { allow_biometrics: false, ..PasscodePolicy::default() };
     let o2 = w.portal.create_offer("erin", nobio, 300, T0, &mut w.rng).unwrap();
     let s2 = scan_link_qr(&o2.qr_text, T0).unwrap();
-    assert_eq!(
-        start_link(&s2, "P", "493817", true, false, T0, &mut w.rng).unwrap_err().code(),
-        ErrorCode::PasscodePolicy
-    );
+    assert_eq!(code(&start_link(&s2, "P", "493817", true, false, T0, &mut w.rng)), ErrorCode::PasscodePolicy);
+}
+
+/// Item 3: a request built by hand (an attacker's app) is held to the
+/// offer's policy and must prove it holds its device key.
+#[test]
+fn portal_enforces_policy_possession_and_one_account_per_key() {
+    let mut w = world();
+    let nobio = PasscodePolicy { allow_biometrics: false, ..PasscodePolicy::default() };
+    let offer = w.portal.create_offer("lea", nobio, 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let root = [7u8; 32];
+    let key = |w: &mut World| generate_secret_key(&mut w.rng).unwrap();
+    // Biometrics the offer forbids.
+    let (e, d) = (key(&mut w), key(&mut w));
+    let bio = build_request(&s, "P", "493817", true, e, d, &root);
+    let out = w.portal.open_link_request(&bio.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0);
+    assert_eq!(code(&out.outcome.result), ErrorCode::PasscodePolicy);
+    assert!(out.outcome.writes.is_empty());
+    // A device key the sender does not hold: swap the key in the body after
+    // signing (the attacker re-encrypts with its own ephemeral key).
+    let (e, d, stolen) = (key(&mut w), key(&mut w), key(&mut w));
+    let forged = super::device::forge_request_with_device_pk(&s, "P", e, d, &stolen.public_key(), &root);
+    assert_eq!(code(&w.portal.open_link_request(&forged)), ErrorCode::MessageTampered);
+    // One device key, two accounts: the second accept sees the key in use.
+    let o1 = w.portal.create_offer("lea", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let o2 = w.portal.create_offer("mallory", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let (s1, s2) = (scan_link_qr(&o1.qr_text, T0).unwrap(), scan_link_qr(&o2.qr_text, T0).unwrap());
+    let dk = key(&mut w);
+    let (e1, e2) = (key(&mut w), key(&mut w));
+    let r1 = build_request(&s1, "P", "493817", false, e1, dk.clone(), &root);
+    let r2 = build_request(&s2, "P", "493817", false, e2, dk, &root);
+    let a1 = w.portal.open_link_request(&r1.request).unwrap();
+    let a2 = w.portal.open_link_request(&r2.request).unwrap();
+    assert_eq!(a1.device_id(), a2.device_id());
+    assert_eq!(a1.accept(&w.portal, Some(&o1.record), DeviceKeyUse::Fresh, T0).outcome.result, Ok(Accept::Accepted));
+    let second = a2.accept(&w.portal, Some(&o2.record), DeviceKeyUse::Seen, T0);
+    assert_eq!(code(&second.outcome.result), ErrorCode::DeviceAlreadyLinked);
+    assert_eq!(code(&finish_link(r2.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::DeviceAlreadyLinked);
 }
 
 #[test]
-fn check_code_lockout_and_expiry() {
+fn degenerate_keys_are_refused() {
     let mut w = world();
-    let (linked, mut pending, _) = link(&mut w, "frank", "Phone", "493817", false, T0);
-    let wrong = if linked.check_code == "111112" { "111113" } else { "111112" };
-    for _ in 0..4 {
-        assert_eq!(
-            w.portal.confirm_link(&mut pending, wrong, T0 + 30).unwrap_err().code(),
-            ErrorCode::CheckCodeMismatch
-        );
+    let offer = w.portal.create_offer("zed", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let e = generate_secret_key(&mut w.rng).unwrap();
+    let d = generate_secret_key(&mut w.rng).unwrap();
+    let zero = super::device::forge_request_with_answer_key(&s, e.clone(), d.clone(), [0u8; 32]);
+    assert_eq!(code(&w.portal.open_link_request(&zero)), ErrorCode::MalformedMessage);
+    // The device key equal to the ephemeral key.
+    let same = build_request(&s, "P", "493817", false, e.clone(), e, &[7u8; 32]);
+    assert_eq!(code(&w.portal.open_link_request(&same.request)), ErrorCode::MalformedMessage);
+}
+
+#[test]
+fn check_code_lockout_and_closed_links() {
+    let mut w = world();
+    let l = link(&mut w, "frank", "Phone", "493817", false, T0);
+    let wrong = wrong_code(&l.linked.check_code);
+    let (mut p, mut d) = (Some(l.pending), None);
+    for i in 1..=4 {
+        assert_eq!(code(&confirm(&w, &mut p, &mut d, &wrong, T0 + 30)), ErrorCode::CheckCodeMismatch);
+        assert_eq!(p.as_ref().unwrap().attempts(), i);
     }
-    assert_eq!(w.portal.confirm_link(&mut pending, wrong, T0 + 30).unwrap_err().code(), ErrorCode::LockedOut);
-    assert_eq!(
-        w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 31).unwrap_err().code(),
-        ErrorCode::InvalidState
-    );
-    let (linked2, mut pending2, _) = link(&mut w, "frank", "Phone 2", "493817", false, T0);
-    let late = pending2.confirm_by;
-    assert_eq!(
-        w.portal.confirm_link(&mut pending2, &linked2.check_code, late).unwrap_err().code(),
-        ErrorCode::TokenExpired
-    );
+    assert_eq!(code(&confirm(&w, &mut p, &mut d, &wrong, T0 + 30)), ErrorCode::LockedOut);
+    assert_eq!(code(&confirm(&w, &mut p, &mut d, &l.linked.check_code, T0 + 31)), ErrorCode::InvalidState);
+    assert!(d.is_none());
+    assert_eq!(p.unwrap().version, 6);
+}
+
+/// Item 4: a phone whose check code is never typed learns it, with an
+/// authenticated answer, and clears itself.
+#[test]
+fn orphaned_phone_learns_its_link_was_never_confirmed() {
+    let mut w = world();
+    let l = link(&mut w, "olga", "Phone", "493817", false, T0);
+    let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
+    let ask = |w: &mut World, p: &PendingLinkRecord, now: u64| {
+        let (req, probe) = state.status_request(now, &mut w.rng).unwrap();
+        let ans = w.portal.open_status_request(&req).unwrap().answer(None, Some(p), now).unwrap();
+        state.read_status_answer(&probe, &ans)
+    };
+    assert_eq!(ask(&mut w, &l.pending, T0 + 60), Ok(LinkStatus::AwaitingConfirmation));
+    // Never typed: after the deadline the portal says so, without a write.
+    assert_eq!(code(&ask(&mut w, &l.pending, l.pending.confirm_by)), ErrorCode::LinkNotConfirmed);
+    // Locked out: same.
+    let mut locked = l.pending.clone();
+    locked.state = PendingState::Cancelled { at: T0 + 40, reason: CancelReason::LockedOut };
+    assert_eq!(code(&ask(&mut w, &locked, T0 + 60)), ErrorCode::LinkNotConfirmed);
+    // No record at all: unauthenticated DEVICE_UNKNOWN on the portal.
+    let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
+    assert_eq!(code(&w.portal.open_status_request(&req).unwrap().answer(None, None, T0 + 60)), ErrorCode::DeviceUnknown);
 }
 
 #[test]
-fn unlink_reaches_the_device() {
+fn unlink_reaches_the_device_and_status_writes_nothing() {
     let mut w = world();
-    let (linked, mut pending, _) = link(&mut w, "gina", "Phone", "493817", false, T0);
-    let (mut rec, _) = w.portal.confirm_link(&mut pending, &linked.check_code, T0 + 20).unwrap();
-    let state = DeviceState::open(&KEY, &linked.state).unwrap();
-    // Still linked.
+    let l = link(&mut w, "gina", "Phone", "493817", false, T0);
+    let (mut p, mut d) = (Some(l.pending), None);
+    confirm(&w, &mut p, &mut d, &l.linked.check_code, T0 + 20).unwrap();
+    let rec = d.unwrap();
+    let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
     let (req, probe) = state.status_request(T0 + 50, &mut w.rng).unwrap();
     let opened = w.portal.open_status_request(&req).unwrap();
     assert_eq!(opened.device_id(), rec.device_id);
-    let ans = opened.answer(&mut rec, T0 + 50).unwrap();
-    assert!(state.read_status_answer(&probe, &ans).is_ok());
-    assert_eq!(rec.last_used_at, Some(T0 + 50));
-    // Rename, unlink (device absent), and the device learns it.
-    rec.rename("Lost phone", T0 + 60).unwrap();
-    assert!(matches!(rec.unlink(T0 + 70).unwrap(), PortalEvent::DeviceUnlinked { .. }));
-    assert_eq!(rec.unlink(T0 + 71).unwrap_err().code(), ErrorCode::InvalidState);
+    let ans = opened.answer(Some(&rec), p.as_ref(), T0 + 50).unwrap();
+    assert_eq!(state.read_status_answer(&probe, &ans), Ok(LinkStatus::Active));
+    // The time window: 300 s either way, not 301.
+    for (t, ok) in [(T0 + 50 + 300, true), (T0 + 50 - 300, true), (T0 + 50 + 301, false), (T0 + 50 - 301, false)] {
+        let r = opened.answer(Some(&rec), None, t);
+        assert_eq!(r.is_ok(), ok, "{t}");
+        if !ok {
+            assert_eq!(code(&r), ErrorCode::InvalidTime);
+        }
+    }
+    let renamed = rec.rename("Lost phone", T0 + 60);
+    let Write::Device(rec) = &renamed.writes[0] else { panic!() };
+    let unlinked = rec.unlink(T0 + 70);
+    assert!(matches!(unlinked.events[0], PortalEvent::DeviceUnlinked { .. }));
+    let Write::Device(rec) = &unlinked.writes[0] else { panic!() };
+    assert_eq!(rec.version, 3);
+    assert_eq!(code(&rec.unlink(T0 + 71).result), ErrorCode::InvalidState);
     let (req, probe) = state.status_request(T0 + 80, &mut w.rng).unwrap();
-    let ans = w.portal.open_status_request(&req).unwrap().answer(&mut rec, T0 + 80).unwrap();
-    assert_eq!(state.read_status_answer(&probe, &ans).unwrap_err().code(), ErrorCode::DeviceRevoked);
-    let code = state.totp(UserFactor::Passcode("493817"), T0 + 90).unwrap();
-    assert_eq!(rec.verify_totp(&code, T0 + 90).unwrap_err().code(), ErrorCode::DeviceRevoked);
-    // A forged answer is rejected.
+    let ans = w.portal.open_status_request(&req).unwrap().answer(Some(rec), None, T0 + 80).unwrap();
+    assert_eq!(code(&state.read_status_answer(&probe, &ans)), ErrorCode::DeviceRevoked);
+    let c = state.totp(UserFactor::Passcode("493817"), T0 + 90).unwrap();
+    assert_eq!(code(&rec.verify_totp(&c, T0 + 90).result), ErrorCode::DeviceRevoked);
     let mut forged = crate::wire::from_text(&ans).unwrap();
     forged[18] = 0;
-    let forged = crate::wire::to_text(&forged);
-    assert_eq!(state.read_status_answer(&probe, &forged).unwrap_err().code(), ErrorCode::MessageTampered);
+    assert_eq!(code(&state.read_status_answer(&probe, &crate::wire::to_text(&forged))), ErrorCode::MessageTampered);
+}
+
+/// Item 5: names from a hostile portal, and names the portal is given.
+#[test]
+fn names_refuse_invisible_and_control_characters() {
+    let mut w = world();
+    for bad in ["Bank\u{202E}knaB", "Ba\u{200B}nk", "Bank\u{2066}", "\u{FEFF}Bank", "Bank\x1b[2J", "Bank\u{2028}"] {
+        assert_eq!(code(&Portal::generate(bad, &mut w.rng)), ErrorCode::InvalidInput, "{bad:?}");
+        assert_eq!(
+            code(&w.portal.create_offer(bad, PasscodePolicy::default(), 300, T0, &mut w.rng)),
+            ErrorCode::InvalidInput
+        );
+    }
+    let offer = w.portal.create_offer("ok", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    assert_eq!(code(&start_link(&s, "Pixel\u{202E}", "493817", false, false, T0, &mut w.rng)), ErrorCode::InvalidInput);
+    // A QR code whose portal name hides a bidi override.
+    let mut m = super::messages::LinkOffer::decode(&offer.qr_text).unwrap();
+    m.portal_name = "Bank\u{202E}".into();
+    assert_eq!(code(&scan_link_qr(&m.encode(), T0)), ErrorCode::MalformedMessage);
+    // A hostile portal answers with 4 KB of terminal escapes as the account.
+    let start = start_link(&s, "Phone", "493817", false, false, T0, &mut w.rng).unwrap();
+    let opened = w.portal.open_link_request(&start.request).unwrap();
+    let nonce: [u8; 32] = offer.record.portal_nonce.expose().try_into().unwrap();
+    let evil = "\x1b[31m".repeat(800);
+    let ans = opened.forge_accepted(nonce, &evil, T0);
+    assert_eq!(code(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
+    let ans = opened.forge_accepted(nonce, &"a".repeat(MAX_ACCOUNT_LEN + 1), T0);
+    assert_eq!(code(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
+    assert!(finish_link(start.pending, &opened.forge_accepted(nonce, "ok", T0), &KEY, &mut w.rng).is_ok());
+}
+
+/// Item 6: a clock outside 2000..3000 (milliseconds as seconds) is
+/// INVALID_TIME at every step, and counts nothing.
+#[test]
+fn every_step_refuses_an_impossible_clock() {
+    let mut w = world();
+    let ms = T0 * 1000;
+    assert_eq!(code(&w.portal.create_offer("t", PasscodePolicy::default(), 300, ms, &mut w.rng)), ErrorCode::InvalidTime);
+    let l = link(&mut w, "t", "Phone", "493817", false, T0);
+    let offer = w.portal.create_offer("t", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    assert_eq!(code(&scan_link_qr(&offer.qr_text, ms)), ErrorCode::InvalidTime);
+    assert_eq!(code(&scan_link_qr(&offer.qr_text, 59)), ErrorCode::InvalidTime);
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    assert_eq!(code(&start_link(&s, "P", "493817", false, false, ms, &mut w.rng)), ErrorCode::InvalidTime);
+    let st = start_link(&s, "P", "493817", false, false, T0, &mut w.rng).unwrap();
+    let out = w.portal.open_link_request(&st.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, ms);
+    assert_eq!(code(&out.outcome.result), ErrorCode::InvalidTime);
+    assert!(out.outcome.writes.is_empty());
+    let c = w.portal.confirm_link(&l.pending, &l.linked.check_code, ms);
+    assert_eq!(code(&c.result), ErrorCode::InvalidTime);
+    assert!(c.writes.is_empty(), "a bad clock must not cancel or count");
+    let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
+    assert_eq!(code(&state.totp(UserFactor::Passcode("493817"), ms)), ErrorCode::InvalidTime);
+    assert_eq!(code(&state.status_request(ms, &mut w.rng)), ErrorCode::InvalidTime);
+    let (mut p, mut d) = (Some(l.pending), None);
+    confirm(&w, &mut p, &mut d, &l.linked.check_code, T0 + 20).unwrap();
+    let rec = d.unwrap();
+    for o in [rec.verify_totp("123456", ms), rec.verify_totp("123456", 0)] {
+        assert_eq!(code(&o.result), ErrorCode::InvalidTime);
+        assert!(o.writes.is_empty());
+    }
+    assert_eq!(code(&rec.unlink(ms).result), ErrorCode::InvalidTime);
+    let (req, _) = state.status_request(T0 + 30, &mut w.rng).unwrap();
+    assert_eq!(code(&w.portal.open_status_request(&req).unwrap().answer(Some(&rec), None, ms)), ErrorCode::InvalidTime);
 }
 
 #[test]
 fn several_devices_per_account_have_distinct_ids() {
     let mut w = world();
-    let (a, _, _) = link(&mut w, "hana", "Phone", "493817", false, T0);
-    let (b, _, _) = link(&mut w, "hana", "Tablet", "493817", false, T0);
-    assert_ne!(a.info.device_id, b.info.device_id);
+    let a = link(&mut w, "hana", "Phone", "493817", false, T0);
+    let b = link(&mut w, "hana", "Tablet", "493817", false, T0);
+    assert_ne!(a.linked.info.device_id, b.linked.info.device_id);
 }
 
+/// Item 9: a sealed record is bound to its kind, key, account and version.
 #[test]
-fn stored_blobs_reject_tampering_and_other_keys() {
+fn stored_records_are_bound_to_their_row() {
     let mut w = world();
-    let (linked, pending, _) = link(&mut w, "ivan", "Phone", "493817", false, T0);
-    for i in 0..linked.state.len() {
-        let mut t = linked.state.clone();
+    let l = link(&mut w, "ivan", "Phone", "493817", false, T0);
+    for i in 0..l.linked.state.len() {
+        let mut t = l.linked.state.clone();
         t[i] ^= 0x01;
-        let code = DeviceState::open(&KEY, &t).unwrap_err().code();
-        assert!(
-            matches!(code, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion),
-            "{i}"
-        );
+        let c = code(&DeviceState::open(&KEY, &t));
+        assert!(matches!(c, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion), "{i}");
     }
-    assert_eq!(DeviceState::open(&[0; 32], &linked.state).unwrap_err().code(), ErrorCode::StateCorrupt);
-    assert_eq!(DeviceState::open(&KEY, &linked.state[..10]).unwrap_err().code(), ErrorCode::StateCorrupt);
-    let sealed = w.portal.seal_record(&pending, &mut w.rng);
-    let back: PendingLinkRecord = w.portal.open_record(&sealed).unwrap();
-    assert_eq!(back, pending);
-    let mut t = sealed.clone();
-    let n = t.len() - 1;
-    t[n] ^= 0x80;
-    assert_eq!(w.portal.open_record::<PendingLinkRecord>(&t).unwrap_err().code(), ErrorCode::StateCorrupt);
-    // A pending-link record cannot be opened as another record type.
-    assert_eq!(w.portal.open_record::<DeviceRecord>(&sealed).unwrap_err().code(), ErrorCode::StateCorrupt);
-    assert_eq!(w.portal.open_record::<LinkOfferRecord>(&sealed).unwrap_err().code(), ErrorCode::StateCorrupt);
+    assert_eq!(code(&DeviceState::open(&[0; 32], &l.linked.state)), ErrorCode::StateCorrupt);
+    let row = w.portal.store_pending(&l.pending, &mut w.rng);
+    assert_eq!(w.portal.open_pending(&row).unwrap(), l.pending);
+    let moved = |f: &dyn Fn(&mut crate::link::StoredPendingLink)| {
+        let mut r = row.clone();
+        f(&mut r);
+        w.portal.open_pending(&r).unwrap_err().code()
+    };
+    assert_eq!(moved(&|r| r.device_id = "0011223344556677".into()), ErrorCode::StateCorrupt);
+    assert_eq!(moved(&|r| r.account = "mallory".into()), ErrorCode::StateCorrupt);
+    assert_eq!(moved(&|r| r.version = 7), ErrorCode::StateCorrupt);
+    assert_eq!(moved(&|r| *r.sealed.last_mut().unwrap() ^= 0x80), ErrorCode::StateCorrupt);
+    // Another record type under the same key and account.
+    let sealed = w.portal.seal_record(&l.pending, &mut w.rng);
+    assert_eq!(
+        code(&w.portal.open_record::<DeviceRecord>(&l.pending.device_id, "ivan", 1, &sealed)),
+        ErrorCode::StateCorrupt
+    );
+    assert!(w.portal.open_record::<PendingLinkRecord>(&l.pending.device_id, "ivan", 1, &sealed).is_ok());
 }
 
 #[test]
@@ -258,32 +528,38 @@ fn qr_fits_version_5_m_and_rejects_other_kinds() {
     assert!(offer.qr_text.len() <= 122, "{}", offer.qr_text.len());
     assert!(offer.qr_text.bytes().all(|c| b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:".contains(&c)));
     assert!(Portal::generate("Ministry of Finances!", &mut w.rng).is_err());
-    // A request text scanned as a QR: wrong kind; garbage: malformed; future version: unsupported.
     let bytes = crate::wire::from_qr_text(&offer.qr_text).unwrap();
     let mut other = bytes.clone();
     other[0] = 0x20;
-    assert_eq!(scan_link_qr(&crate::wire::to_qr_text(&other), T0).unwrap_err().code(), ErrorCode::WrongMessageKind);
+    assert_eq!(code(&scan_link_qr(&crate::wire::to_qr_text(&other), T0)), ErrorCode::WrongMessageKind);
     let mut v2 = bytes.clone();
     v2[1] = 2;
-    assert_eq!(scan_link_qr(&crate::wire::to_qr_text(&v2), T0).unwrap_err().code(), ErrorCode::UnsupportedVersion);
-    assert_eq!(scan_link_qr("hello", T0).unwrap_err().code(), ErrorCode::MalformedMessage);
+    assert_eq!(code(&scan_link_qr(&crate::wire::to_qr_text(&v2), T0)), ErrorCode::UnsupportedVersion);
+    assert_eq!(code(&scan_link_qr("hello", T0)), ErrorCode::MalformedMessage);
     let t = offer.qr_text.to_string();
-    assert_eq!(scan_link_qr(&t[..t.len() - 6], T0).unwrap_err().code(), ErrorCode::MalformedMessage);
+    assert_eq!(code(&scan_link_qr(&t[..t.len() - 6], T0)), ErrorCode::MalformedMessage);
 }
 
+/// Item 7: no secret in any Debug output.
 #[test]
 fn debug_never_shows_secrets() {
     let mut w = world();
-    let (linked, pending, bio) = link(&mut w, "jon", "Phone", "493817", true, T0);
-    let state = DeviceState::open(&KEY, &linked.state).unwrap();
-    let dbg: Vec<alloc::string::String> = alloc::vec![
-        alloc::format!("{state:?}"),
-        alloc::format!("{pending:?}"),
-        alloc::format!("{:?}", bio.unwrap()),
-        alloc::format!("{:?}", w.portal),
+    let offer = w.portal.create_offer("jon", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let l = link(&mut w, "jon", "Phone", "493817", true, T0);
+    let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
+    let qr_body = &offer.qr_text[3..20];
+    let dbg: Vec<String> = vec![
+        format!("{state:?}"),
+        format!("{:?}", l.pending),
+        format!("{:?}", l.linked),
+        format!("{offer:?}"),
+        format!("{:?}", offer.record),
+        format!("{:?}", l.bio.unwrap()),
+        format!("{:?}", w.portal),
     ];
     for d in dbg {
-        assert!(!d.contains(&linked.check_code), "{d}");
+        assert!(!d.contains(&l.linked.check_code), "{d}");
         assert!(!d.contains("493817"), "{d}");
+        assert!(!d.contains(qr_body), "{d}");
     }
 }

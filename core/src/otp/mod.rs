@@ -232,10 +232,12 @@ impl Totp {
         self.hotp.generate(step)
     }
 
-    /// Seconds until the current code changes.
+    /// Seconds until the current code changes (at most `period`; computed
+    /// without overflow for any `now`, `t0` and `period`).
     pub fn remaining(&self, now: u64) -> Result<u64> {
-        let step = self.step(now)?;
-        Ok(self.t0 + (step + 1) * self.period - now)
+        let elapsed =
+            now.checked_sub(self.t0).ok_or(err(ErrorCode::InvalidTime, "the time is before the start time T0"))?;
+        Ok(self.period - elapsed % self.period)
     }
 
     /// Period in seconds.
@@ -277,6 +279,40 @@ mod tests {
         let t2 = Totp::new(b"k".to_vec(), Algorithm::Sha1, 6, 30, 100).unwrap();
         assert_eq!(t2.step(99).unwrap_err().code(), ErrorCode::InvalidTime);
         assert!(Totp::new(b"k".to_vec(), Algorithm::Sha1, 6, 0, 0).is_err());
+    }
+
+    /// Generation accepts any time (only verifiers check the clock), and no
+    /// step arithmetic overflows: huge `now`, huge periods, `t0` after `now`.
+    #[test]
+    fn totp_extreme_times_do_not_overflow() {
+        let totp =
+            |period: u64, t0: u64| Totp::new(b"12345678901234567890".to_vec(), Algorithm::Sha1, 8, period, t0).unwrap();
+        let t = totp(1, 0);
+        assert_eq!(t.step(u64::MAX).unwrap(), u64::MAX);
+        assert_eq!(t.generate(u64::MAX).unwrap(), t.generate_step(u64::MAX));
+        assert_eq!(t.remaining(u64::MAX).unwrap(), 1);
+        assert_eq!(t.generate(0).unwrap(), t.generate_step(0));
+        let t = totp(u64::MAX, 0);
+        assert_eq!(t.step(u64::MAX - 1).unwrap(), 0);
+        assert_eq!(t.step(u64::MAX).unwrap(), 1);
+        assert_eq!(t.remaining(0).unwrap(), u64::MAX);
+        assert_eq!(t.remaining(u64::MAX - 1).unwrap(), 1);
+        assert_eq!(t.remaining(u64::MAX).unwrap(), u64::MAX);
+        let t = totp(30, 0);
+        assert_eq!(t.step(u64::MAX).unwrap(), u64::MAX / 30);
+        assert_eq!(t.remaining(u64::MAX).unwrap(), 30 - u64::MAX % 30);
+        assert_eq!(t.remaining(59).unwrap(), 1);
+        assert_eq!(t.remaining(60).unwrap(), 30);
+        // t0 after now, and t0 = u64::MAX.
+        let t = totp(30, u64::MAX);
+        assert_eq!(t.step(u64::MAX).unwrap(), 0);
+        assert_eq!(t.remaining(u64::MAX).unwrap(), 30);
+        for now in [0, 59, u64::MAX - 1] {
+            assert_eq!(t.step(now).unwrap_err().code(), ErrorCode::InvalidTime);
+            assert_eq!(t.generate(now).unwrap_err().code(), ErrorCode::InvalidTime);
+            assert_eq!(t.remaining(now).unwrap_err().code(), ErrorCode::InvalidTime);
+        }
+        assert_eq!(hotp(b"12345678901234567890", u64::MAX, 6, Algorithm::Sha1).unwrap().len(), 6);
     }
 
     #[test]
