@@ -70,7 +70,7 @@ fn fixture() -> &'static Fixture {
         let scanned = link::scan_link_qr(&offer.qr_text, NOW + 10).unwrap();
         let start = link::start_link(&scanned, "Anna's Pixel", "493817", true, false, NOW + 10, &mut rng).unwrap();
         let pending = start.pending.seal(&KEY, &mut rng);
-        let out = portal.open_link_request(&start.request).unwrap().accept(&portal, Some(&offer.record), NOW + 12);
+        let out = portal.open_link_request(&start.request).unwrap().accept(&portal, Some(&offer.record), link::DeviceKeyUse::Fresh, NOW + 12);
         let state = link::finish_link(start.pending, &out.answer, &KEY, &mut rng).unwrap().state;
         Fixture { portal, pending, state }
     })
@@ -100,6 +100,6 @@ pub fn link_messages(data: &[u8]) -> usize {
     accepted += usize::from(state.read_status_answer(&probe, &text).is_ok());
     accepted += usize::from(DeviceState::open(&KEY, data).is_ok());
     accepted += usize::from(PendingDeviceLink::open(&KEY, data).is_ok());
-    accepted += usize::from(f.portal.open_record::<link::DeviceRecord>(data).is_ok());
+    accepted += usize::from(f.portal.open_record::<link::DeviceRecord>(&text, "anna", 1, data).is_ok());
     accepted
 }

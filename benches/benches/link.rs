@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("tessera open_link_request+accept", |b| {
         b.iter(|| {
             let opened = portal.open_link_request(black_box(&start.request)).unwrap();
-            let out = opened.accept(&portal, Some(&offer.record), NOW);
+            let out = opened.accept(&portal, Some(&offer.record), link::DeviceKeyUse::Fresh, NOW);
             black_box(out.answer)
         })
     });

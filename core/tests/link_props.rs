@@ -33,7 +33,12 @@ fn fixture() -> &'static Fixture {
         let scanned = link::scan_link_qr(&offer.qr_text, NOW).unwrap();
         let start = link::start_link(&scanned, "Phone", "493817", false, false, NOW, &mut rng).unwrap();
         let pending_sealed = start.pending.seal(&KEY, &mut rng);
-        let out = portal.open_link_request(&start.request).unwrap().accept(&portal, Some(&offer.record), NOW);
+        let out = portal.open_link_request(&start.request).unwrap().accept(
+            &portal,
+            Some(&offer.record),
+            link::DeviceKeyUse::Fresh,
+            NOW,
+        );
         let linked = link::finish_link(start.pending, &out.answer, &KEY, &mut rng).unwrap();
         let st = DeviceState::open(&KEY, &linked.state).unwrap();
         let (status_request, _) = st.status_request(NOW, &mut rng).unwrap();
@@ -194,10 +199,9 @@ proptest! {
                 // Structurally fine: it must fail authentication against the device record
                 // (or name a device that does not exist).
                 let id = opened.device_id().to_string();
-                let (pd, _) = linked_record(&p);
-                let mut rec = pd;
+                let (rec, _) = linked_record(&p);
                 if rec.device_id == id {
-                    let e = opened.answer(&mut rec, NOW).unwrap_err();
+                    let e = opened.answer(Some(&rec), None, NOW).unwrap_err();
                     prop_assert!(e.code() == ErrorCode::MessageTampered || e.code() == ErrorCode::InvalidTime, "{e:?}");
                 }
             }
@@ -213,7 +217,7 @@ proptest! {
         let _ = p.open_status_request(&s);
         let _ = DeviceState::open(&KEY, &bytes);
         let _ = PendingDeviceLink::open(&KEY, &bytes);
-        let _ = p.open_record::<link::DeviceRecord>(&bytes);
+        let _ = p.open_record::<link::DeviceRecord>(&s, &s, 1, &bytes);
         let pending = PendingDeviceLink::open(&KEY, &fixture().pending_sealed).unwrap();
         let mut rng = SeededRandom::new([5; 32]);
         let _ = link::finish_link(pending, &s, &KEY, &mut rng);
@@ -223,19 +227,30 @@ proptest! {
 fn linked_record(p: &Portal) -> (link::DeviceRecord, ()) {
     // Re-run accept + confirm deterministically from the fixture's request.
     let f = fixture();
-    let out = p.open_link_request(&f.request).unwrap().accept(p, Some(&f.offer), NOW);
-    let mut pending = out.result.unwrap().pending;
+    let out = p.open_link_request(&f.request).unwrap().accept(p, Some(&f.offer), link::DeviceKeyUse::Fresh, NOW);
+    let pending = out
+        .outcome
+        .writes
+        .iter()
+        .find_map(|w| if let tessera_core::host::Write::PendingLink(r) = w { Some(r.clone()) } else { None })
+        .unwrap();
     let mut rng = SeededRandom::new([6; 32]);
     let pl = PendingDeviceLink::open(&KEY, &f.pending_sealed).unwrap();
     let code = link::finish_link(pl, &out.answer, &KEY, &mut rng).unwrap().check_code;
-    (p.confirm_link(&mut pending, &code, NOW).unwrap().0, ())
+    let confirmed = p.confirm_link(&pending, &code, NOW);
+    let device = confirmed
+        .writes
+        .into_iter()
+        .find_map(|w| if let tessera_core::host::Write::Device(d) = w { Some(d) } else { None })
+        .unwrap();
+    (device, ())
 }
 
 #[test]
-fn a_qr_with_a_changed_secret_fails_at_the_portal() {
+fn a_qr_with_a_changed_commitment_fails_at_the_portal() {
     let f = fixture();
     let p = portal();
-    // Byte 2..18 of the QR body is the offer secret.
+    // Byte 2..18 of the QR body is the offer commitment.
     for i in 2..18 {
         let t = tamper_text(&f.qr, i, 0x01, true);
         let o = link::scan_link_qr(&t, NOW).unwrap();
@@ -243,7 +258,7 @@ fn a_qr_with_a_changed_secret_fails_at_the_portal() {
         let s = link::start_link(&o, "P", "493817", false, false, NOW, &mut rng).unwrap();
         let opened = p.open_link_request(&s.request).unwrap();
         assert_ne!(opened.offer_id(), f.offer.offer_id);
-        let out = opened.accept(&p, Some(&f.offer), NOW);
-        assert_eq!(out.result.unwrap_err().code(), ErrorCode::TokenUnknown);
+        let out = opened.accept(&p, Some(&f.offer), link::DeviceKeyUse::Fresh, NOW);
+        assert_eq!(out.outcome.result.unwrap_err().code(), ErrorCode::TokenUnknown);
     }
 }

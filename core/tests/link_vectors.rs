@@ -2,7 +2,8 @@
 //! `vectors/link.json` holds the golden bytes of protocol version 1; the
 //! Kotlin, Swift and JS tests check the same file. The golden file is never
 //! changed for a released version: set TESSERA_WRITE_VECTORS=1 only when
-//! adding a new vector.
+//! adding a new vector (refused when CI is set). `scripts/rederive_vectors.py`
+//! re-derives them from docs/PROTOCOL.md alone.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
@@ -24,8 +25,14 @@ fn generate() -> Value {
     let pending_sealed = start.pending.seal(&STORAGE_KEY, &mut drng);
     let opened = portal.open_link_request(&start.request).unwrap();
     let device_id = opened.device_id().to_string();
-    let out = opened.accept(&portal, Some(&offer.record), NOW + 12);
-    let accepted = out.result.unwrap();
+    let out = opened.accept(&portal, Some(&offer.record), link::DeviceKeyUse::Fresh, NOW + 12);
+    assert_eq!(out.outcome.result, Ok(link::Accept::Accepted));
+    let confirm_by = out
+        .outcome
+        .writes
+        .iter()
+        .find_map(|w| if let tessera_core::host::Write::PendingLink(p) = w { Some(p.confirm_by) } else { None })
+        .unwrap();
     let linked = link::finish_link(start.pending, &out.answer, &STORAGE_KEY, &mut drng).unwrap();
     let state = DeviceState::open(&STORAGE_KEY, &linked.state).unwrap();
     let totp_time = NOW + 100;
@@ -51,7 +58,7 @@ fn generate() -> Value {
         "request": start.request,
         "device_id": device_id,
         "accept_time": NOW + 12,
-        "confirm_by": accepted.pending.confirm_by,
+        "confirm_by": confirm_by,
         "answer": out.answer,
         "check_code": linked.check_code,
         "storage_key_hex": hex_encode(&STORAGE_KEY),
@@ -70,6 +77,8 @@ fn path() -> std::path::PathBuf {
 fn link_vectors_match_golden_file() {
     let got = generate();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
+        // CI checks the golden bytes; it never rewrites them.
+        assert!(std::env::var_os("CI").is_none(), "TESSERA_WRITE_VECTORS is set in CI: refusing to rewrite vectors");
         std::fs::write(path(), serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: Value = serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors/link.json")).unwrap();

@@ -16,7 +16,7 @@ use super::tests::world;
 use super::*;
 use crate::crypto::{encode_public, generate_secret_key, SeededRandom};
 use crate::host::Write;
-use p256::elliptic_curve::point::AffineCoordinates;
+use p256::elliptic_curve::point::{AffineCoordinates, BatchNormalize};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::elliptic_curve::Group;
 use alloc::vec::Vec;
@@ -79,22 +79,36 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let mut shared = portal_point * *e2.to_nonzero_scalar();
     let d2_pk = encode_public(&PublicKey::from_sec1_bytes(&pending.device_pk.expose()[..]).unwrap());
     let (n, mut hits) = (grind_count(), Vec::new());
-    for k in 1..=n {
-        eph += ProjectivePoint::generator();
-        shared += portal_point;
-        let eph_bytes = eph.to_affine().to_sec1_point(true);
-        let x: [u8; 32] = shared.to_affine().x().into();
-        let th = transcript(&TranscriptInput {
-            portal_pk: &w.portal.public_key(),
-            eph_pk: eph_bytes.as_bytes(),
-            device_pk: &d2_pk,
-            commitment: &real.commitment,
-            biometrics: false,
-            device_name: "Anna's Pixel",
-        });
-        if *check_code(&x, &nonce, &th) == phone_linked.check_code {
-            hits.push(k);
+    // In chunks, with one field inversion per chunk (batch normalisation),
+    // as a real attacker would.
+    const CHUNK: usize = 256;
+    let mut k0 = 0u64;
+    while k0 < n {
+        let m = (CHUNK as u64).min(n - k0) as usize;
+        let mut points = [ProjectivePoint::IDENTITY; 2 * CHUNK];
+        for i in 0..m {
+            eph += ProjectivePoint::generator();
+            shared += portal_point;
+            points[2 * i] = eph;
+            points[2 * i + 1] = shared;
         }
+        let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint; 2 * CHUNK]>>::batch_normalize(&points);
+        for (i, pair) in affine.chunks(2).take(m).enumerate() {
+            let eph_bytes = pair[0].to_sec1_point(true);
+            let x: [u8; 32] = pair[1].x().into();
+            let th = transcript(&TranscriptInput {
+                portal_pk: &w.portal.public_key(),
+                eph_pk: eph_bytes.as_bytes(),
+                device_pk: &d2_pk,
+                commitment: &real.commitment,
+                biometrics: false,
+                device_name: "Anna's Pixel",
+            });
+            if *check_code(&x, &nonce, &th) == phone_linked.check_code {
+                hits.push(k0 + i as u64 + 1);
+            }
+        }
+        k0 += m as u64;
     }
     std::eprintln!("relay ground {n} keys after the nonce was revealed: {} would match the phone's code", hits.len());
 
