@@ -30,6 +30,7 @@ suite "rust doc tests" cargo test --workspace --doc
 suite "clippy" cargo clippy --workspace --all-targets -- -D warnings
 suite "core no_std (thumbv7em-none-eabihf)" cargo build -p tessera-core --target thumbv7em-none-eabihf
 suite "core wasm32" cargo build -p tessera-core --target wasm32-unknown-unknown
+suite "protocol re-derivation (python)" python3 scripts/rederive_vectors.py
 suite "kotlin" bash bindings-kotlin/test.sh
 suite "swift" bash bindings-swift/test.sh
 suite "js + browser" bash bindings-wasm/test.sh

@@ -1,0 +1,792 @@
+#!/usr/bin/env python3
+"""Re-derive every value of vectors/link.json from docs/PROTOCOL.md alone.
+
+An independent implementation of Tessera protocol v1 (link flow), written
+from docs/PROTOCOL.md and the RFCs it names, without looking at the Rust
+sources. It uses only the Python standard library: P-256, RFC 6979 ECDSA,
+ChaCha20-Poly1305, XChaCha20-Poly1305, HKDF, Base45 and postcard are written
+out below (slow but small; the whole run takes well under a second).
+
+It also checks vectors/otp.json (HOTP, TOTP and OCRA rows) with hmac/hashlib.
+
+Usage: rederive_vectors.py [path/to/link.json [path/to/otp.json]]
+Prints one line per checked value (ok / MISMATCH), then `N passed, M failed`;
+exits 1 on any mismatch.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# --------------------------------------------------------------------------
+# Inputs, exactly as docs/PROTOCOL.md "Test vectors" states them.
+# --------------------------------------------------------------------------
+PORTAL_RNG_SEED = b"\x01" * 32
+DEVICE_RNG_SEED = b"\x02" * 32
+NOW = 1767225600
+TTL = 300
+POLICY = bytes([0x06, 0xC6])          # exactly 6 digits, biometrics allowed
+PORTAL_NAME = "Example Bank"
+SCAN_TIME = NOW + 10
+DEVICE_NAME = "Anna's Pixel"
+PASSCODE = "493817"
+BIOMETRICS = True
+ACCEPT_TIME = NOW + 12
+ACCOUNT = "anna@example.org"
+STORAGE_KEY = b"\x5a" * 32
+TOTP_TIME = NOW + 100
+CONFIRM_WINDOW = 600                  # "gives up at confirm_by (10 minutes)"
+
+# --------------------------------------------------------------------------
+# Hashes, HMAC, HKDF (RFC 5869)
+# --------------------------------------------------------------------------
+
+
+def H(data):
+    return hashlib.sha256(data).digest()
+
+
+def HMAC(key, data):
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def HKDF(salt, ikm, info, length=32):
+    prk = HMAC(salt, ikm)
+    out, block, i = b"", b"", 1
+    while len(out) < length:
+        block = HMAC(prk, block + info + bytes([i]))
+        out += block
+        i += 1
+    return out[:length]
+
+
+def u8(x):
+    return bytes([x])
+
+
+def u32(x):
+    return struct.pack(">I", x)
+
+
+def u64(x):
+    return struct.pack(">Q", x)
+
+
+# --------------------------------------------------------------------------
+# P-256 (affine arithmetic, enough for a handful of operations)
+# --------------------------------------------------------------------------
+P_FIELD = 2**256 - 2**224 + 2**192 + 2**96 - 1
+P_A = P_FIELD - 3
+P_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+P_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P_G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+       0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+
+
+def ec_add(p1, p2):
+    if p1 is None:
+        return p2
+    if p2 is None:
+        return p1
+    (x1, y1), (x2, y2) = p1, p2
+    if x1 == x2:
+        if (y1 + y2) % P_FIELD == 0:
+            return None
+        lam = (3 * x1 * x1 + P_A) * pow(2 * y1, -1, P_FIELD) % P_FIELD
+    else:
+        lam = (y2 - y1) * pow(x2 - x1, -1, P_FIELD) % P_FIELD
+    x3 = (lam * lam - x1 - x2) % P_FIELD
+    return x3, (lam * (x1 - x3) - y1) % P_FIELD
+
+
+def ec_mul(k, point=P_G):
+    result = None
+    for bit in bin(k)[2:]:
+        result = ec_add(result, result)
+        if bit == "1":
+            result = ec_add(result, point)
+    return result
+
+
+def on_curve(pt):
+    x, y = pt
+    return (y * y - (x * x * x + P_A * x + P_B)) % P_FIELD == 0
+
+
+def sec1_compress(pt):
+    x, y = pt
+    return bytes([2 + (y & 1)]) + x.to_bytes(32, "big")
+
+
+def sec1_decompress(data):
+    if len(data) != 33 or data[0] not in (2, 3):
+        raise ValueError("not a compressed SEC1 point")
+    x = int.from_bytes(data[1:], "big")
+    y = pow((x * x * x + P_A * x + P_B) % P_FIELD, (P_FIELD + 1) // 4, P_FIELD)
+    if (y * y - (x * x * x + P_A * x + P_B)) % P_FIELD:
+        raise ValueError("x not on the curve")
+    if (y & 1) != (data[0] & 1):
+        y = P_FIELD - y
+    return x, y
+
+
+def ecdh(scalar, point_bytes):
+    """ECDH output: the 32-byte x-coordinate (PROTOCOL.md, Conventions)."""
+    return ec_mul(scalar, sec1_decompress(point_bytes))[0].to_bytes(32, "big")
+
+
+def rfc6979_k(x, h1):
+    """RFC 6979 section 3.2 with HMAC-SHA256; qlen = hlen = 256."""
+    xo = x.to_bytes(32, "big")
+    ho = (int.from_bytes(h1, "big") % P_N).to_bytes(32, "big")
+    v, k = b"\x01" * 32, b"\x00" * 32
+    k = hmac.new(k, v + b"\x00" + xo + ho, hashlib.sha256).digest()
+    v = hmac.new(k, v, hashlib.sha256).digest()
+    k = hmac.new(k, v + b"\x01" + xo + ho, hashlib.sha256).digest()
+    v = hmac.new(k, v, hashlib.sha256).digest()
+    while True:
+        v = hmac.new(k, v, hashlib.sha256).digest()
+        cand = int.from_bytes(v, "big")
+        if 0 < cand < P_N:
+            yield cand
+        k = hmac.new(k, v + b"\x00", hashlib.sha256).digest()
+        v = hmac.new(k, v, hashlib.sha256).digest()
+
+
+def ecdsa_sign(x, msg, low_s=True):
+    """ECDSA-P256-SHA256, RFC 6979 nonce, low-s; returns r || s (64 bytes)."""
+    h1 = H(msg)
+    e = int.from_bytes(h1, "big")
+    for k in rfc6979_k(x, h1):
+        r = ec_mul(k)[0] % P_N
+        if r == 0:
+            continue
+        s = pow(k, -1, P_N) * (e + r * x) % P_N
+        if s == 0:
+            continue
+        if low_s and s > P_N // 2:
+            s = P_N - s
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def ecdsa_verify(pub_bytes, msg, sig):
+    if len(sig) != 64:
+        return False
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    if not (0 < r < P_N and 0 < s < P_N):
+        return False
+    e = int.from_bytes(H(msg), "big")
+    w = pow(s, -1, P_N)
+    pt = ec_add(ec_mul(e * w % P_N), ec_mul(r * w % P_N, sec1_decompress(pub_bytes)))
+    return pt is not None and pt[0] % P_N == r
+
+
+# --------------------------------------------------------------------------
+# ChaCha20-Poly1305 (RFC 8439) and XChaCha20-Poly1305 (HChaCha20)
+# --------------------------------------------------------------------------
+M32 = 0xFFFFFFFF
+
+
+def _rotl(v, c):
+    return ((v << c) & M32) | (v >> (32 - c))
+
+
+def _chacha_rounds(s):
+    def qr(a, b, c, d):
+        s[a] = (s[a] + s[b]) & M32; s[d] = _rotl(s[d] ^ s[a], 16)
+        s[c] = (s[c] + s[d]) & M32; s[b] = _rotl(s[b] ^ s[c], 12)
+        s[a] = (s[a] + s[b]) & M32; s[d] = _rotl(s[d] ^ s[a], 8)
+        s[c] = (s[c] + s[d]) & M32; s[b] = _rotl(s[b] ^ s[c], 7)
+    for _ in range(10):
+        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
+        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+
+
+_SIGMA = list(struct.unpack("<4I", b"expand 32-byte k"))
+
+
+def chacha20_block(key, counter, nonce):
+    init = _SIGMA + list(struct.unpack("<8I", key)) + [counter] + list(struct.unpack("<3I", nonce))
+    s = init[:]
+    _chacha_rounds(s)
+    return struct.pack("<16I", *[(a + b) & M32 for a, b in zip(s, init)])
+
+
+def chacha20_xor(key, counter, nonce, data):
+    out = bytearray()
+    for i in range(0, len(data), 64):
+        ks = chacha20_block(key, counter + i // 64, nonce)
+        out += bytes(a ^ b for a, b in zip(data[i:i + 64], ks))
+    return bytes(out)
+
+
+def poly1305(key, msg):
+    r = int.from_bytes(key[:16], "little") & 0x0FFFFFFC0FFFFFFC0FFFFFFC0FFFFFFF
+    s = int.from_bytes(key[16:], "little")
+    p, acc = (1 << 130) - 5, 0
+    for i in range(0, len(msg), 16):
+        block = msg[i:i + 16] + b"\x01"
+        acc = (acc + int.from_bytes(block, "little")) * r % p
+    return ((acc + s) & ((1 << 128) - 1)).to_bytes(16, "little")
+
+
+def _pad16(b):
+    return b"\x00" * (-len(b) % 16)
+
+
+def _aead_tag(key, nonce, aad, ct):
+    otk = chacha20_block(key, 0, nonce)[:32]
+    mac_data = aad + _pad16(aad) + ct + _pad16(ct) + struct.pack("<QQ", len(aad), len(ct))
+    return poly1305(otk, mac_data)
+
+
+def aead_seal(key, nonce, aad, pt):
+    ct = chacha20_xor(key, 1, nonce, pt)
+    return ct + _aead_tag(key, nonce, aad, ct)
+
+
+def aead_open(key, nonce, aad, sealed):
+    if len(sealed) < 16:
+        raise ValueError("too short")
+    ct, tag = sealed[:-16], sealed[-16:]
+    if not hmac.compare_digest(_aead_tag(key, nonce, aad, ct), tag):
+        raise ValueError("authentication failed")
+    return chacha20_xor(key, 1, nonce, ct)
+
+
+def hchacha20(key, nonce16):
+    s = _SIGMA + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+    _chacha_rounds(s)
+    return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+
+def xaead_seal(key, nonce24, aad, pt):
+    return aead_seal(hchacha20(key, nonce24[:16]), b"\x00" * 4 + nonce24[16:], aad, pt)
+
+
+def xaead_open(key, nonce24, aad, sealed):
+    return aead_open(hchacha20(key, nonce24[:16]), b"\x00" * 4 + nonce24[16:], aad, sealed)
+
+
+# --------------------------------------------------------------------------
+# Text encodings: Base45 (RFC 9285), base64url without padding
+# --------------------------------------------------------------------------
+B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+def base45_encode(data):
+    out = []
+    for i in range(0, len(data) - 1, 2):
+        n = data[i] * 256 + data[i + 1]
+        out += [B45[n % 45], B45[n // 45 % 45], B45[n // 2025]]
+    if len(data) % 2:
+        out += [B45[data[-1] % 45], B45[data[-1] // 45]]
+    return "".join(out)
+
+
+def base45_decode(text):
+    vals = [B45.index(ch) for ch in text]
+    if len(vals) % 3 == 1:
+        raise ValueError("bad base45 length")
+    out = bytearray()
+    for i in range(0, len(vals), 3):
+        chunk = vals[i:i + 3]
+        n = sum(v * 45**j for j, v in enumerate(chunk))
+        if len(chunk) == 3:
+            if n > 0xFFFF:
+                raise ValueError("base45 overflow")
+            out += n.to_bytes(2, "big")
+        else:
+            if n > 0xFF:
+                raise ValueError("base45 overflow")
+            out.append(n)
+    return bytes(out)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --------------------------------------------------------------------------
+# postcard (PROTOCOL.md, "Stored blobs"): [u8;N] raw, bytes/string =
+# varint length + bytes, u64 varint, u8 one byte, bool one byte.
+# --------------------------------------------------------------------------
+
+
+def pc_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pc_bytes(b):
+    return pc_varint(len(b)) + b
+
+
+def pc_str(s):
+    return pc_bytes(s.encode())
+
+
+def pc_bool(v):
+    return b"\x01" if v else b"\x00"
+
+
+class PcReader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def raw(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self):
+        n = shift = 0
+        while True:
+            b = self.raw(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def bytes(self):
+        return self.raw(self.varint())
+
+    def str(self):
+        return self.bytes().decode()
+
+    def bool(self):
+        b = self.raw(1)[0]
+        if b > 1:
+            raise ValueError("bad bool")
+        return b == 1
+
+    def u8(self):
+        return self.raw(1)[0]
+
+    def end(self):
+        if self.pos != len(self.data):
+            raise ValueError("trailing bytes")
+
+
+# --------------------------------------------------------------------------
+# Test randomness (PROTOCOL.md, "Test vectors")
+# --------------------------------------------------------------------------
+class SeededRandom:
+    """block i = HMAC-SHA256(key=seed, "tessera/test-rng" || u64 i); a byte stream."""
+
+    def __init__(self, seed):
+        self.seed, self.i, self.buf = seed, 0, b""
+
+    def bytes(self, n):
+        while len(self.buf) < n:
+            self.buf += HMAC(self.seed, b"tessera/test-rng" + u64(self.i))
+            self.i += 1
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def scalar(self):
+        """32 bytes big-endian, retried until 0 < k < q."""
+        while True:
+            k = int.from_bytes(self.bytes(32), "big")
+            if 0 < k < P_N:
+                return k
+
+
+# --------------------------------------------------------------------------
+# The protocol
+# --------------------------------------------------------------------------
+L = "tessera/v1/"
+
+
+def lbl(name):
+    return (L + name).encode()
+
+
+def portal_scalar(seed):
+    for i in range(256):
+        k = int.from_bytes(HKDF(lbl("link"), seed, lbl("portal-key") + u8(i)), "big")
+        if 0 < k < P_N:
+            return k
+    raise ValueError("no valid portal scalar")
+
+
+def totp(key, t, digest=hashlib.sha256, period=30, digits=6, t0=0):
+    return hotp(key, (t - t0) // period, digest, digits)
+
+
+def hotp(key, counter, digest=hashlib.sha1, digits=6):
+    mac = hmac.new(key, u64(counter), digest).digest()
+    off = mac[-1] & 0x0F
+    code = (int.from_bytes(mac[off:off + 4], "big") & 0x7FFFFFFF) % 10**digits
+    return str(code).zfill(digits)
+
+
+def siv_seal(keys, aad, m):
+    nonce = HMAC(keys[32:64], u64(len(aad)) + aad + m)[:12]
+    return nonce + aead_seal(keys[:32], nonce, aad, m)
+
+
+def siv_open(keys, aad, sealed):
+    nonce, body = sealed[:12], sealed[12:]
+    m = aead_open(keys[:32], nonce, aad, body)
+    if HMAC(keys[32:64], u64(len(aad)) + aad + m)[:12] != nonce:
+        raise ValueError("synthetic nonce does not match the plaintext")
+    return m
+
+
+def derive():
+    """Runs the whole link flow of the test vectors; returns (values, internals)."""
+    v, x = {}, {}
+    prng, drng = SeededRandom(PORTAL_RNG_SEED), SeededRandom(DEVICE_RNG_SEED)
+
+    # Portal identity.
+    seed = prng.bytes(32)
+    p = portal_scalar(seed)
+    P = sec1_compress(ec_mul(p))
+    k_p = HKDF(lbl("link"), seed, lbl("portal-storage"))
+    v["portal_secret_hex"] = seed.hex()
+    v["portal_public_key_hex"] = P.hex()
+    v["portal_fingerprint"] = H(lbl("fingerprint") + P)[:8].hex()
+
+    # Offer (QR).
+    n = prng.bytes(32)
+    c = H(lbl("offer-commit") + n)[:16]
+    expires_at = NOW + TTL
+    name = PORTAL_NAME.encode()
+    offer = b"\x01\x01" + c + P + u32(expires_at) + POLICY + u8(len(name)) + name
+    v["offer_id"] = H(lbl("offer-id") + c)[:16].hex()
+    v["expires_at"] = expires_at
+    v["qr_text"] = "TS:" + base45_encode(offer)
+
+    # Device: request.
+    e = drng.scalar()
+    E = sec1_compress(ec_mul(e))
+    d = drng.scalar()
+    D = sec1_compress(ec_mul(d))
+    otp_root = drng.bytes(32)
+    device_id = H(lbl("device-id") + D)[:8].hex()
+    dn = DEVICE_NAME.encode()
+    th = H(lbl("link-transcript") + P + E + D + c + u8(int(BIOMETRICS)) + u8(len(dn)) + dn)
+    pop = ecdsa_sign(d, lbl("link-pop") + th)
+    shared_e = ecdh(e, P)
+    k_req = HKDF(lbl("link"), shared_e, lbl("link-request") + P + E)
+    user_factor = HMAC(otp_root, lbl("user-factor") + PASSCODE.encode())
+    answer_key = HKDF(otp_root, user_factor, lbl("answer-key") + device_id.encode())
+    body = (c + pc_bytes(D) + pc_str(DEVICE_NAME) + answer_key + pc_bool(BIOMETRICS)
+            + pc_bytes(pop))
+    request = b"\x02\x01" + E + aead_seal(k_req, b"\x00" * 12, b"\x02\x01" + E + P, body)
+    v["device_id"] = device_id
+    v["request"] = b64url(request)
+    v["biometric_secret_hex"] = user_factor.hex()
+
+    # Device: sealed pending link.
+    pending = (pc_bytes(P) + pc_str(PORTAL_NAME) + c + pc_str(v["request"])
+               + pc_bytes(e.to_bytes(32, "big")) + pc_bytes(d.to_bytes(32, "big"))
+               + pc_bytes(otp_root) + pc_str(DEVICE_NAME) + pc_bool(BIOMETRICS)
+               + bytes([POLICY[0], POLICY[1] & 0x3F]) + pc_bool(POLICY[1] & 0x40)
+               + pc_bool(POLICY[1] & 0x80) + pc_varint(expires_at))
+    pnonce = drng.bytes(24)
+    sealed = b"\x11\x01" + pnonce + xaead_seal(STORAGE_KEY, pnonce, b"\x11\x01", pending)
+    v["pending_sealed_hex"] = sealed.hex()
+
+    # Portal: answer (status 0, accepted).
+    confirm_by = ACCEPT_TIME + CONFIRM_WINDOW
+    accepted = (n + pc_str(ACCOUNT) + pc_str(device_id) + pc_varint(ACCEPT_TIME)
+                + pc_varint(confirm_by))
+    keys = HKDF(c, ecdh(p, E), lbl("link-answer") + th, 64)
+    aad = b"\x03\x01\x00" + th
+    v["answer"] = b64url(b"\x03\x01\x00" + siv_seal(keys, aad, accepted))
+    v["confirm_by"] = confirm_by
+    code = int.from_bytes(HKDF(n, shared_e, lbl("check-code") + th)[:8], "big") % 10**6
+    v["check_code"] = str(code).zfill(6)
+
+    # Device TOTP.
+    v["totp"] = totp(answer_key, TOTP_TIME)
+
+    x.update(seed=seed, p=p, P=P, k_p=k_p, n=n, c=c, offer=offer, e=e, E=E, d=d, D=D,
+             otp_root=otp_root, th=th, pop=pop, shared_e=shared_e, k_req=k_req,
+             user_factor=user_factor, answer_key=answer_key, keys=keys,
+             refusal_keys=HKDF(c, shared_e, lbl("link-refusal") + th, 64),
+             channel_key=HKDF(th, ecdh(d, P), lbl("channel-key")))
+    return v, x
+
+
+# --------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------
+class Report:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"ok       {name}")
+        else:
+            self.failed += 1
+            print(f"MISMATCH {name}" + (f": {detail}" if detail else ""))
+
+    def equal(self, name, got, want):
+        self.check(name, got == want, f"derived {got!r}, file has {want!r}")
+
+    def attempt(self, name, fn):
+        """Runs a consistency check; an exception is a failure, not a crash."""
+        try:
+            ok = fn()
+        except Exception as exc:  # noqa: BLE001 - any failure is a mismatch
+            self.check(name, False, f"{type(exc).__name__}: {exc}")
+            return
+        self.check(name, ok is not False)
+
+
+def self_tests(rep):
+    """Known-answer tests of the primitives, from their RFCs."""
+    # RFC 9285 section 4.
+    rep.check("selftest base45 (RFC 9285)",
+              base45_encode(b"AB") == "BB8" and base45_encode(b"Hello!!") == "%69 VD92EX0"
+              and base45_encode(b"base-45") == "UJCLQE7W581"
+              and base45_decode("QED8WEX0") == b"ietf!")
+    # RFC 8439 section 2.8.2.
+    key = bytes(range(0x80, 0xA0))
+    nonce = bytes.fromhex("070000004041424344454647")
+    aad = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+    pt = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip "
+          b"for the future, sunscreen would be it.")
+    sealed = aead_seal(key, nonce, aad, pt)
+    rep.check("selftest chacha20-poly1305 (RFC 8439 2.8.2)",
+              sealed[:16].hex() == "d31a8d34648e60db7b86afbc53ef7ec2"
+              and sealed[-16:].hex() == "1ae10b594f09e26a7e902ecbd0600691"
+              and aead_open(key, nonce, aad, sealed) == pt)
+    # draft-irtf-cfrg-xchacha-03 section 2.2.1.
+    rep.check("selftest hchacha20 (draft-irtf-cfrg-xchacha 2.2.1)",
+              hchacha20(bytes(range(32)), bytes.fromhex("000000090000004a0000000031415927")).hex()
+              == "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc")
+    # RFC 6979 A.2.5, P-256, SHA-256, message "sample".
+    x = 0xC9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721
+    sig = ecdsa_sign(x, b"sample", low_s=False)
+    pub = sec1_compress(ec_mul(x))
+    rep.check("selftest ecdsa p-256 (RFC 6979 A.2.5)",
+              sig.hex() == "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+                           "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8"
+              and ecdsa_verify(pub, b"sample", sig)
+              and ecdsa_verify(pub, b"sample", ecdsa_sign(x, b"sample"))
+              and not ecdsa_verify(pub, b"samplf", sig))
+    # RFC 5869 A.1.
+    rep.check("selftest hkdf-sha256 (RFC 5869 A.1)",
+              HKDF(bytes(range(13)), b"\x0b" * 22, bytes(range(0xF0, 0xFA)), 42).hex()
+              == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                 "34007208d5b887185865")
+
+
+def consistency(rep, v, x, got):
+    """Opens what the file holds with the keys derived here."""
+    def offer_parses():
+        raw = base45_decode(got["qr_text"][3:]) if got["qr_text"].startswith("TS:") else None
+        r = PcReader(raw)
+        assert r.raw(2) == b"\x01\x01"
+        assert r.raw(16) == x["c"] and r.raw(33) == x["P"]
+        assert int.from_bytes(r.raw(4), "big") == got["expires_at"]
+        assert r.raw(2) == POLICY
+        assert r.str() == got["portal_name"]
+        r.end()
+        assert len(got["qr_text"]) <= 122 and len(raw) <= 79
+    rep.attempt("check: qr_text decodes to the offer (commitment, key, expiry, policy, name)",
+                offer_parses)
+
+    rep.attempt("check: portal public key is on P-256 and equals HKDF scalar * G",
+                lambda: on_curve(sec1_decompress(bytes.fromhex(got["portal_public_key_hex"])))
+                and sec1_compress(ec_mul(portal_scalar(bytes.fromhex(got["portal_secret_hex"]))))
+                == bytes.fromhex(got["portal_public_key_hex"]))
+
+    rep.attempt("check: ECDH(e, P) == ECDH(p, E)",
+                lambda: ecdh(x["e"], x["P"]) == ecdh(x["p"], x["E"]))
+
+    def request_opens():
+        req = b64url_decode(got["request"])
+        assert req[:2] == b"\x02\x01"
+        E = req[2:35]
+        # Portal side: its own scalar and the request's ephemeral key.
+        k_req = HKDF(lbl("link"), ecdh(x["p"], E), lbl("link-request") + x["P"] + E)
+        r = PcReader(aead_open(k_req, b"\x00" * 12, b"\x02\x01" + E + x["P"], req[35:]))
+        c, D, name, ak, bio, pop = r.raw(16), r.bytes(), r.str(), r.raw(32), r.bool(), r.bytes()
+        r.end()
+        assert c == x["c"] and D == x["D"] and name == got["device_name"]
+        assert ak == x["answer_key"] and bio == got["biometrics"] and len(pop) == 64
+        assert D not in (E, x["P"]) and ak != b"\x00" * 32
+        dn = name.encode()
+        th = H(lbl("link-transcript") + x["P"] + E + D + c + u8(int(bio)) + u8(len(dn)) + dn)
+        assert ecdsa_verify(D, lbl("link-pop") + th, pop), "pop does not verify under D"
+        assert int.from_bytes(pop[32:], "big") <= P_N // 2, "pop s is not low"
+        assert H(lbl("device-id") + D)[:8].hex() == got["device_id"]
+    rep.attempt("check: request opens with the portal's k_req; body, pop (verifies, low-s), "
+                "device id", request_opens)
+
+    def answer_opens():
+        ans = b64url_decode(got["answer"])
+        assert ans[:3] == b"\x03\x01\x00"
+        r = PcReader(siv_open(x["keys"], ans[:3] + x["th"], ans[3:]))
+        n, account, device_id = r.raw(32), r.str(), r.str()
+        linked_at, confirm_by = r.varint(), r.varint()
+        r.end()
+        assert H(lbl("offer-commit") + n)[:16] == x["c"], "portal nonce does not hash to c"
+        assert account == got["account"] and device_id == got["device_id"], "account/device id"
+        assert linked_at == got["accept_time"] and confirm_by == got["confirm_by"], "times"
+        code = int.from_bytes(HKDF(n, x["shared_e"], lbl("check-code") + x["th"])[:8], "big")
+        assert str(code % 10**6).zfill(6) == got["check_code"], "check code differs"
+    rep.attempt("check: answer opens with the device's answer keys (SIV nonce matches), "
+                "nonce hashes to c, check code", answer_opens)
+
+    def refusal_keys_differ():
+        ans = b64url_decode(got["answer"])
+        try:
+            siv_open(x["refusal_keys"], ans[:3] + x["th"], ans[3:])
+        except ValueError:
+            return True
+        return False
+    rep.attempt("check: answer does not open with the refusal keys", refusal_keys_differ)
+
+    def pending_opens():
+        blob = bytes.fromhex(got["pending_sealed_hex"])
+        assert blob[:2] == b"\x11\x01"
+        r = PcReader(xaead_open(bytes.fromhex(got["storage_key_hex"]), blob[2:26], b"\x11\x01",
+                                blob[26:]))
+        assert r.bytes() == x["P"] and r.str() == got["portal_name"] and r.raw(16) == x["c"]
+        assert r.str() == got["request"]
+        assert r.bytes() == x["e"].to_bytes(32, "big") and r.bytes() == x["d"].to_bytes(32, "big")
+        assert r.bytes() == x["otp_root"] and r.str() == got["device_name"]
+        assert r.bool() == got["biometrics"]
+        assert (r.u8(), r.u8(), r.bool(), r.bool()) == (6, 6, True, True)
+        assert r.varint() == got["expires_at"]
+        r.end()
+    rep.attempt("check: pending link opens with the storage key and holds the request and keys",
+                pending_opens)
+
+    def biometric_equals_passcode():
+        ak = HKDF(x["otp_root"], bytes.fromhex(got["biometric_secret_hex"]),
+                  lbl("answer-key") + got["device_id"].encode())
+        return ak == x["answer_key"] and totp(ak, got["totp_time"]) == got["totp"]
+    rep.attempt("check: biometric secret yields the same answer key and TOTP as the passcode",
+                biometric_equals_passcode)
+
+    def wrong_passcode_differs():
+        uf = HMAC(x["otp_root"], lbl("user-factor") + b"493818")
+        ak = HKDF(x["otp_root"], uf, lbl("answer-key") + got["device_id"].encode())
+        return ak != x["answer_key"]
+    rep.attempt("check: another passcode gives another answer key", wrong_passcode_differs)
+
+    def status_roundtrip():
+        dev = bytes.fromhex(got["device_id"])
+        nonce, t = b"\x33" * 16, got["accept_time"]
+        head = b"\x04\x01" + dev + nonce + u64(t)
+        req = head + HMAC(x["channel_key"], lbl("status-request") + head)
+        assert len(req) == 2 + 8 + 16 + 8 + 32
+        ans = b"\x05\x01" + nonce + b"\x03"
+        ans += HMAC(x["channel_key"], lbl("status-answer") + b"\x05\x01" + dev + nonce + b"\x03")
+        return len(ans) == 2 + 16 + 1 + 32
+    rep.attempt("check: status request/answer layouts build from channel_key", status_roundtrip)
+
+
+def check_otp(rep, path):
+    data = json.load(open(path))
+    digests = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+    bad = [r for r in data["hotp"]
+           if hotp(bytes.fromhex(r["secret_hex"]), r["counter"], digests[r["algorithm"]],
+                   r["digits"]) != r["code"]]
+    rep.check(f"otp.json hotp ({len(data['hotp'])} rows, RFC 4226)", not bad, f"{bad}")
+    bad = [r for r in data["totp"]
+           if totp(bytes.fromhex(r["secret_hex"]), r["time"], digests[r["algorithm"]],
+                   r["period"], r["digits"]) != r["code"]]
+    rep.check(f"otp.json totp ({len(data['totp'])} rows, RFC 6238)", not bad, f"{bad}")
+    bad = []
+    for r in data["ocra"]:
+        try:
+            ok = ocra(r["suite"], bytes.fromhex(r["key_hex"]), r["question"], r.get("counter"),
+                      r.get("password"), r.get("time")) == r["code"]
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            r = dict(r, error=str(exc))
+        if not ok:
+            bad.append(r)
+    rep.check(f"otp.json ocra ({len(data['ocra'])} rows, RFC 6287)", not bad, f"{bad}")
+
+
+def ocra(suite, key, question, counter=None, password=None, t=None):
+    """RFC 6287 for the suites of App. C (C, Q[AN]nn, P<hash>, T<n><S|M|H>)."""
+    _, crypto, data_input = suite.split(":")
+    _, alg, digits = crypto.split("-")
+    digest = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}[alg]
+    msg = suite.encode() + b"\x00"
+    for part in data_input.split("-"):
+        if part == "C":
+            msg += u64(counter)
+        elif part[0] == "Q":
+            if part[1] == "N":
+                q = format(int(question), "x")
+            elif part[1] == "A":
+                q = question.encode().hex()
+            else:
+                q = question
+            msg += bytes.fromhex(q.ljust(256, "0"))
+        elif part[0] == "P":
+            msg += getattr(hashlib, part[1:].lower())(password.encode()).digest()
+        elif part[0] == "T":
+            step = int(part[1:-1]) * {"S": 1, "M": 60, "H": 3600}[part[-1]]
+            msg += u64(t // step)
+        else:
+            raise ValueError(f"unsupported OCRA data input {part}")
+    mac = hmac.new(key, msg, digest).digest()
+    off = mac[-1] & 0x0F
+    code = (int.from_bytes(mac[off:off + 4], "big") & 0x7FFFFFFF) % 10**int(digits)
+    return str(code).zfill(int(digits))
+
+
+def main(argv):
+    link_path = argv[1] if len(argv) > 1 else os.path.join(ROOT, "vectors", "link.json")
+    otp_path = argv[2] if len(argv) > 2 else os.path.join(ROOT, "vectors", "otp.json")
+    rep = Report()
+    self_tests(rep)
+
+    got = json.load(open(link_path))
+    v, x = derive()
+    inputs = {"now": NOW, "ttl": TTL, "scan_time": SCAN_TIME, "accept_time": ACCEPT_TIME,
+              "totp_time": TOTP_TIME, "portal_name": PORTAL_NAME, "device_name": DEVICE_NAME,
+              "passcode": PASSCODE, "biometrics": BIOMETRICS, "account": ACCOUNT,
+              "storage_key_hex": STORAGE_KEY.hex()}
+    expected = dict(inputs, **v)
+    for key in sorted(set(got) | set(expected)):
+        if key == "description":
+            continue
+        if key not in expected:
+            rep.check(key, False, "in the file but not re-derived by this script")
+        elif key not in got:
+            rep.check(key, False, "missing from the file")
+        else:
+            rep.equal(key, expected[key], got[key])
+    # Consistency checks read the file's values (with the inputs as fallback).
+    consistency(rep, v, x, dict(expected, **got))
+    check_otp(rep, otp_path)
+
+    print(f"{rep.passed} passed, {rep.failed} failed")
+    return 1 if rep.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
