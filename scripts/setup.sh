@@ -10,7 +10,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 # 1. Debian packages: browser + driver for the browser test, JNA for Kotlin,
 #    debootstrap for the Swift chroot, oathtool as an OTP interop peer.
-APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool)
+APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool python3)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
