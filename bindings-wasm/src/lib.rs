@@ -131,7 +131,7 @@ export interface OtpVerifierState {
 /** Outcome of a verification. Persist `state` in every case. */
 export interface OtpCheck {
   accepted: boolean;
-  /** Why the code was refused: "OTP_MISMATCH", "OTP_REPLAYED", "LOCKED_OUT", "INVALID_INPUT" (wrong shape). */
+  /** Why the code was refused: "OTP_MISMATCH", "OTP_REPLAYED", "LOCKED_OUT", "INVALID_INPUT" (wrong shape), "INVALID_TIME" (time not in unix seconds of the years 2000..3000; nothing counted). */
   errorCode?: TesseraErrorCode;
   /** Matched time step (TOTP) or counter (HOTP). */
   matched?: number;

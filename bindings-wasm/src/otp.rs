@@ -291,7 +291,9 @@ fn check_to_js(res: tessera_core::Result<otp::Verified>, st: &otp::OtpState) -> 
 /// Verify a TOTP code at unix `time` with a ±`window` step look-around
 /// (default 1), replay refusal and lock-out. Refusals are reported in the
 /// result (`accepted: false`, `errorCode`), not thrown; persist `state` in
-/// every case.
+/// every case. `time` is in seconds (`Date.now() / 1000 | 0`): a time
+/// outside the years 2000..3000, such as milliseconds, is refused with
+/// `INVALID_TIME` and counts no failure.
 /// @throws {TesseraError} only for an invalid configuration or argument.
 #[wasm_bindgen(js_name = totpVerify, unchecked_return_type = "OtpCheck")]
 pub fn totp_verify(
@@ -311,8 +313,11 @@ pub fn totp_verify(
 }
 
 /// Verify a HOTP code with a look-ahead of `window` counters (default 10)
-/// from `state.nextCounter`; `time` is only used for timed locks. Refusals
-/// are reported in the result, not thrown; persist `state` in every case.
+/// from `state.nextCounter`; `time` is only used for timed locks, but must be
+/// unix seconds in the years 2000..3000 (else `INVALID_TIME`, nothing
+/// counted). Counters end at 2^53-1: once it is accepted the credential is
+/// spent (a replay is `OTP_REPLAYED`). Refusals are reported in the result,
+/// not thrown; persist `state` in every case.
 /// @throws {TesseraError} only for an invalid configuration or argument.
 #[wasm_bindgen(js_name = hotpVerify, unchecked_return_type = "OtpCheck")]
 pub fn hotp_verify(
@@ -326,7 +331,7 @@ pub fn hotp_verify(
     let time = to_u64(time, "time")?;
     let mut st = state_from_js(state)?;
     let h = otp::Hotp::new(c.secret.expose().to_vec(), c.algorithm, c.digits).map_err(thrown)?;
-    let v = otp::HotpVerifier::new(h, c.window, c.policy);
+    let v = otp::HotpVerifier::new(h, c.window, c.policy).with_last_counter(MAX_SAFE_INTEGER);
     let res = v.verify(&mut st, &code, time);
     check_to_js(res, &st)
 }
@@ -351,7 +356,7 @@ pub fn hotp_resync(
     let time = to_u64(time, "time")?;
     let mut st = state_from_js(state)?;
     let h = otp::Hotp::new(c.secret.expose().to_vec(), c.algorithm, c.digits).map_err(thrown)?;
-    let v = otp::HotpVerifier::new(h, c.window, c.policy);
+    let v = otp::HotpVerifier::new(h, c.window, c.policy).with_last_counter(MAX_SAFE_INTEGER);
     let res = v.resync(&mut st, &code1, &code2, search_window, time);
     check_to_js(res, &st)
 }

@@ -33,6 +33,13 @@ test("bad base32 → INVALID_SECRET", () => {
   throwsCode(() => base32Decode("MZXW6YQ1"), "INVALID_SECRET");
   throwsCode(() => base32Decode("A"), "INVALID_SECRET");
   throwsCode(() => base32Decode("MZ=XW"), "INVALID_SECRET");
+  // Impossible lengths: 1, 3 or 6 characters mod 8, padded or not.
+  for (const s of ["A", "AAA", "AAAAAA", "A=======", "AAA=====", "AAAAAA==", "AAAAAAAAA", "GEZDGNBVG", "gezd gnbv gy3"]) {
+    throwsCode(() => base32Decode(s), "INVALID_SECRET", `base32 ${s}`);
+  }
+  for (const s of ["", "AA", "AAAA", "AAAAA", "AAAAAAA", "AAAAAAAA", "MY======"]) {
+    assert.equal(base32Decode(s).length, Math.floor(s.replaceAll("=", "").length * 5 / 8), `base32 ${s}`);
+  }
   throwsCode(() => base32Decode(12), "INVALID_INPUT");
   throwsCode(() => base32Encode("foo"), "INVALID_INPUT");
   throwsCode(() => base32Encode([1, 2]), "INVALID_INPUT");

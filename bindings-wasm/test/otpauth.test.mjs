@@ -63,6 +63,8 @@ test("format applies defaults and checks what it writes", () => {
 test("bad URIs carry their codes", () => {
   throwsCode(() => parseOtpauthUri("https://example.com"), "INVALID_URI");
   throwsCode(() => parseOtpauthUri("otpauth://totp/a?secret=1!"), "INVALID_SECRET");
+  // A base32 secret of an impossible length (33 characters: 1 mod 8).
+  throwsCode(() => parseOtpauthUri(LONG.replace("HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ", "HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZA")), "INVALID_SECRET");
   throwsCode(() => parseOtpauthUri(LONG.replace("SHA1", "MD5")), "INVALID_ALGORITHM");
   throwsCode(() => parseOtpauthUri(LONG.replace("digits=6", "digits=5")), "INVALID_DIGITS");
   throwsCode(() => parseOtpauthUri(42), "INVALID_INPUT");

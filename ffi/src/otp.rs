@@ -268,7 +268,8 @@ pub struct OtpVerifierConfig {
 pub struct OtpCheck {
     /// True when the code was accepted.
     pub accepted: bool,
-    /// Stable error code when refused (`OTP_MISMATCH`, `OTP_REPLAYED`, `LOCKED_OUT`, `INVALID_INPUT`).
+    /// Stable error code when refused (`OTP_MISMATCH`, `OTP_REPLAYED`, `LOCKED_OUT`, `INVALID_INPUT`,
+    /// `INVALID_TIME` for a time outside the years 2000..3000, e.g. milliseconds: nothing counted).
     pub error_code: Option<String>,
     /// Matched step or counter.
     pub matched: Option<u64>,

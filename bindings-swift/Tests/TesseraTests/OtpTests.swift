@@ -47,10 +47,16 @@ final class OtpauthTests: XCTestCase {
         XCTAssertEqual(try otpauthCode(uri: uri, unixTime: 59), "94287082")
     }
 
-    func testMalformedUriIsTyped() {
+    func testMalformedUriIsInvalidUri() {
         let e = failure { try parseOtpauthUri(uri: "https://example.com/") }
-        XCTAssertNotNil(e)
+        XCTAssertEqual(e?.code, "INVALID_URI")
         if let e { XCTAssertTrue(errorCodes().contains(e.code), e.code) }
+        XCTAssertEqual(failure { try otpauthCode(uri: "otpauth://totp/?secret=\(rfcSecretBase32)", unixTime: 59) }?.code, "INVALID_URI")
+    }
+
+    func testSecretOfImpossibleBase32LengthIsInvalidSecret() {
+        let uri = "otpauth://totp/ACME:bob?secret=\(rfcSecretBase32)A&issuer=ACME"
+        XCTAssertEqual(failure { try parseOtpauthUri(uri: uri) }?.code, "INVALID_SECRET")
     }
 }
 
@@ -93,6 +99,15 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(failure { try base32Decode(text: "!!") }?.code, "INVALID_SECRET")
     }
 
+    func testBase32ImpossibleLengthsAreInvalidSecret() throws {
+        for s in ["A", "AAA", "AAAAAA", "A=======", "AAAAAA==", "AAAAAAAAA", "gezd gnbv gy3"] {
+            XCTAssertEqual(failure { try base32Decode(text: s) }?.code, "INVALID_SECRET", s)
+        }
+        for s in ["AA", "AAAA", "AAAAA", "AAAAAAA", "AAAAAAAA"] {
+            XCTAssertEqual(try base32Decode(text: s).count, s.count * 5 / 8, s)
+        }
+    }
+
     func testOcraInvalidSuite() {
         XCTAssertEqual(failure { try ocra(suite: "OCRA-2:HOTP-SHA1-6:QN08", key: Data(count: 20), params: OcraParams(question: "00000000")) }?.code,
                        "INVALID_OCRA_SUITE")
@@ -104,7 +119,7 @@ final class ErrorTests: XCTestCase {
             XCTFail("period 0 must be refused")
         } catch let e as TesseraError {
             switch e {
-            case let .Failure(code, _): XCTAssertTrue(errorCodes().contains(code), code)
+            case let .Failure(code, _): XCTAssertEqual(code, "INVALID_TIME")
             }
         } catch {
             XCTFail("unexpected \(error)")
@@ -114,7 +129,8 @@ final class ErrorTests: XCTestCase {
     func testErrorCodesTable() {
         let codes = errorCodes()
         XCTAssertEqual(codes.count, Set(codes).count)
-        for c in ["INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT"] {
+        for c in ["INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT",
+                  "INVALID_TIME", "INVALID_URI"] {
             XCTAssertTrue(codes.contains(c), "\(c) missing from errorCodes()")
         }
     }
@@ -195,26 +211,107 @@ final class VerifierTests: XCTestCase {
     }
 
     func testHotpLookAhead() throws {
-        XCTAssertFalse(try hotpVerify(config: config, code: "359152", unixTime: 0, state: OtpVerifierState()).accepted)
+        let refused = try hotpVerify(config: config, code: "359152", unixTime: now, state: OtpVerifierState())
+        XCTAssertFalse(refused.accepted)
+        XCTAssertEqual(refused.errorCode, "OTP_MISMATCH")
         var cfg = config
         cfg.window = 10
-        let ok = try hotpVerify(config: cfg, code: "359152", unixTime: 0, state: OtpVerifierState())
+        let ok = try hotpVerify(config: cfg, code: "359152", unixTime: now, state: OtpVerifierState())
         XCTAssertTrue(ok.accepted)
         XCTAssertEqual(ok.matched, 2)
         XCTAssertEqual(ok.drift, 2)
         XCTAssertEqual(ok.state.nextCounter, 3)
-        XCTAssertFalse(try hotpVerify(config: cfg, code: "359152", unixTime: 0, state: ok.state).accepted)
-        XCTAssertTrue(try hotpVerify(config: cfg, code: "969429", unixTime: 0, state: ok.state).accepted)
+        // A used counter.
+        XCTAssertEqual(try hotpVerify(config: cfg, code: "359152", unixTime: now, state: ok.state).errorCode, "OTP_MISMATCH")
+        XCTAssertTrue(try hotpVerify(config: cfg, code: "969429", unixTime: now, state: ok.state).accepted)
+    }
+
+    func testHotpLookAheadBoundary() throws {
+        // Look-ahead w accepts counter + w and refuses counter + w + 1.
+        for w: UInt64 in [0, 1, 10, 100] {
+            var cfg = config
+            cfg.window = w
+            let st = OtpVerifierState(nextCounter: 500)
+            let beyond = try hotpVerify(config: cfg, code: try hotp(secret: rfcSecret, counter: 500 + w + 1, digits: 6, algorithm: .sha1),
+                                        unixTime: now, state: st)
+            XCTAssertEqual(beyond.errorCode, "OTP_MISMATCH", "window \(w)")
+            let edge = try hotpVerify(config: cfg, code: try hotp(secret: rfcSecret, counter: 500 + w, digits: 6, algorithm: .sha1),
+                                      unixTime: now, state: beyond.state)
+            XCTAssertTrue(edge.accepted, "window \(w): \(edge.errorCode ?? "")")
+            XCTAssertEqual(edge.matched, 500 + w)
+            XCTAssertEqual(edge.drift, Int64(w))
+        }
     }
 
     func testHotpResync() throws {
         // Counters 8 and 9 are beyond the look-ahead of 1 from 0.
-        let res = try hotpResync(config: config, code1: "399871", code2: "520489", searchWindow: 100, unixTime: 0, state: OtpVerifierState())
+        let res = try hotpResync(config: config, code1: "399871", code2: "520489", searchWindow: 100, unixTime: now, state: OtpVerifierState())
         XCTAssertTrue(res.accepted)
         XCTAssertEqual(res.matched, 9)
         XCTAssertEqual(res.state.nextCounter, 10)
-        XCTAssertEqual(try hotpResync(config: config, code1: "399871", code2: "755224", searchWindow: 100, unixTime: 0,
+        XCTAssertEqual(try hotpResync(config: config, code1: "399871", code2: "755224", searchWindow: 100, unixTime: now,
                                       state: OtpVerifierState()).errorCode, "OTP_MISMATCH")
+    }
+
+    func testMillisecondsAreInvalidTimeAndCountNothing() throws {
+        let ms: UInt64 = 1_767_225_600_000 // 2026-01-01 in milliseconds
+        var st = OtpVerifierState()
+        for i in 0..<5 {
+            // Right and wrong codes alike: the time is refused before the code is looked at.
+            let code = try (i % 2 == 0 ? totp(secret: rfcSecret, unixTime: ms, period: 30, digits: 6, algorithm: .sha1) : "000000")
+            let c = try totpVerify(config: config, code: code, unixTime: ms, state: st)
+            XCTAssertFalse(c.accepted)
+            XCTAssertEqual(c.errorCode, "INVALID_TIME")
+            XCTAssertEqual(c.state, OtpVerifierState())
+            st = c.state
+        }
+        let ok = try totpVerify(config: config, code: "921300", unixTime: now, state: st)
+        XCTAssertTrue(ok.accepted, ok.errorCode ?? "")
+        XCTAssertEqual(ok.matched, 56_666_666)
+        // Every verifier, every time outside 2000..3000; a timed lock is not ended by it.
+        let locked = OtpVerifierState(consecutiveFailures: 5, locked: true, lockedUntil: now + 100)
+        for t: UInt64 in [0, 59, 946_684_799, 32_503_680_000, ms, UInt64.max] {
+            for s in [OtpVerifierState(), locked] {
+                for c in [
+                    try totpVerify(config: config, code: "000000", unixTime: t, state: s),
+                    try hotpVerify(config: config, code: "755224", unixTime: t, state: s),
+                    try hotpResync(config: config, code1: "755224", code2: "287082", searchWindow: 10, unixTime: t, state: s),
+                ] {
+                    XCTAssertEqual(c.errorCode, "INVALID_TIME", "time \(t)")
+                    XCTAssertEqual(c.state, s, "time \(t)")
+                }
+            }
+        }
+        XCTAssertEqual(try totpVerify(config: config, code: "921300", unixTime: now + 99, state: locked).errorCode, "LOCKED_OUT")
+    }
+
+    func testHotpAtTheLastCounterRefusesReplay() throws {
+        let last = UInt64.max
+        var cfg = config
+        cfg.window = 10
+        let code = try hotp(secret: rfcSecret, counter: last, digits: 6, algorithm: .sha1)
+        let ok = try hotpVerify(config: cfg, code: code, unixTime: now, state: OtpVerifierState(nextCounter: last - 2))
+        XCTAssertTrue(ok.accepted, ok.errorCode ?? "")
+        XCTAssertEqual(ok.matched, last)
+        XCTAssertEqual(ok.drift, 2)
+        XCTAssertEqual(ok.state, OtpVerifierState(lastAccepted: last, nextCounter: last))
+        var st = ok.state
+        for i in 1...5 {
+            let replay = try hotpVerify(config: cfg, code: code, unixTime: now, state: st)
+            XCTAssertFalse(replay.accepted)
+            // Counted: the fifth failure locks.
+            XCTAssertEqual(replay.errorCode, i < 5 ? "OTP_REPLAYED" : "LOCKED_OUT")
+            XCTAssertEqual(replay.state.consecutiveFailures, UInt32(i))
+            st = replay.state
+        }
+        // Nothing else is accepted either (no wrap to counter 0), and resync cannot revive it.
+        let previous = try hotp(secret: rfcSecret, counter: last - 1, digits: 6, algorithm: .sha1)
+        XCTAssertEqual(try hotpVerify(config: cfg, code: previous, unixTime: now, state: ok.state).errorCode, "OTP_MISMATCH")
+        XCTAssertEqual(try hotpVerify(config: cfg, code: "755224", unixTime: now, state: ok.state).errorCode, "OTP_MISMATCH") // counter 0
+        XCTAssertEqual(try hotpResync(config: cfg, code1: code, code2: "755224", searchWindow: 1000, unixTime: now, state: ok.state).errorCode,
+                       "OTP_MISMATCH")
+        XCTAssertEqual(try hotpResync(config: cfg, code1: "755224", code2: "287082", searchWindow: 1000, unixTime: now, state: ok.state).errorCode,
+                       "OTP_MISMATCH")
     }
 
     func testInvalidConfigurationThrows() {

@@ -141,10 +141,15 @@ fun otpauthTests(r: Runner) {
         val uri = "otpauth://totp/ACME:bob?secret=$RFC_SECRET_B32&issuer=ACME&digits=8"
         assertEquals("94287082", otpauthCode(uri, 59uL))
     }
-    r.test("otpauth: malformed URI fails with a typed error") {
+    r.test("otpauth: malformed URI fails with INVALID_URI") {
         val e = failure { parseOtpauthUri("https://example.com/") }
-        assertTrue(e.code.isNotEmpty())
+        assertEquals("INVALID_URI", e.code)
         assertTrue(e.code in errorCodes(), "code ${e.code} not in errorCodes()")
+        assertEquals("INVALID_URI", failure { otpauthCode("otpauth://totp/?secret=$RFC_SECRET_B32", 59uL) }.code)
+    }
+    r.test("otpauth: a secret of an impossible base32 length -> INVALID_SECRET") {
+        val uri = "otpauth://totp/ACME:bob?secret=${RFC_SECRET_B32}A&issuer=ACME"
+        assertEquals("INVALID_SECRET", failure { parseOtpauthUri(uri) }.code)
     }
 }
 
@@ -176,6 +181,14 @@ fun errorTests(r: Runner) {
     r.test("error: base32Decode(\"!!\") -> INVALID_SECRET") {
         assertEquals("INVALID_SECRET", failure { base32Decode("!!") }.code)
     }
+    r.test("error: base32 of an impossible length (1, 3, 6 mod 8) -> INVALID_SECRET") {
+        for (s in listOf("A", "AAA", "AAAAAA", "A=======", "AAAAAA==", "AAAAAAAAA", "gezd gnbv gy3")) {
+            assertEquals("INVALID_SECRET", failure { base32Decode(s) }.code, s)
+        }
+        for (s in listOf("AA", "AAAA", "AAAAA", "AAAAAAA", "AAAAAAAA")) {
+            assertEquals(s.length * 5 / 8, base32Decode(s).size, s)
+        }
+    }
     r.test("error: ocra with an unknown suite -> INVALID_OCRA_SUITE") {
         val e = failure { ocra("OCRA-2:HOTP-SHA1-6:QN08", ByteArray(20), OcraParams(question = "00000000")) }
         assertEquals("INVALID_OCRA_SUITE", e.code)
@@ -186,14 +199,14 @@ fun errorTests(r: Runner) {
             fail("period 0 must be refused")
         } catch (e: TesseraException) {
             when (e) {
-                is TesseraException.Failure -> assertTrue(e.code in errorCodes(), e.code)
+                is TesseraException.Failure -> assertEquals("INVALID_TIME", e.code)
             }
         }
     }
     r.test("errorCodes: stable table, unique, contains the codes used here") {
         val codes = errorCodes()
         assertEquals(codes.size, codes.toSet().size)
-        for (c in listOf("INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT")) {
+        for (c in listOf("INVALID_DIGITS", "INVALID_SECRET", "INVALID_OCRA_SUITE", "SECRET_TOO_SHORT", "OTP_REPLAYED", "OTP_MISMATCH", "LOCKED_OUT", "INVALID_TIME", "INVALID_URI")) {
             assertTrue(c in codes, "$c missing from errorCodes()")
         }
     }
@@ -262,24 +275,92 @@ fun verifierTests(r: Runner) {
         assertEquals("INVALID_INPUT", totpVerify(config, "12ab56", now, OtpVerifierState()).errorCode)
     }
     r.test("verifier: HOTP look-ahead moves nextCounter past the match") {
-        val c = hotpVerify(config, "359152", 0uL, OtpVerifierState()) // counter 2, window 1 from 0 -> refused
+        val c = hotpVerify(config, "359152", now, OtpVerifierState()) // counter 2, window 1 from 0 -> refused
         assertFalse(c.accepted)
+        assertEquals("OTP_MISMATCH", c.errorCode)
         val cfg = config.copy(window = 10uL)
-        val ok = hotpVerify(cfg, "359152", 0uL, OtpVerifierState())
+        val ok = hotpVerify(cfg, "359152", now, OtpVerifierState())
         assertTrue(ok.accepted)
         assertEquals(2uL, ok.matched)
         assertEquals(2L, ok.drift)
         assertEquals(3uL, ok.state.nextCounter)
-        assertFalse(hotpVerify(cfg, "359152", 0uL, ok.state).accepted) // used counter
-        assertTrue(hotpVerify(cfg, "969429", 0uL, ok.state).accepted) // counter 3
+        assertEquals("OTP_MISMATCH", hotpVerify(cfg, "359152", now, ok.state).errorCode) // used counter
+        assertTrue(hotpVerify(cfg, "969429", now, ok.state).accepted) // counter 3
+    }
+    r.test("verifier: HOTP look-ahead boundary: counter + window accepted, counter + window + 1 refused") {
+        for (w in listOf(0uL, 1uL, 10uL, 100uL)) {
+            val cfg = config.copy(window = w)
+            val st = OtpVerifierState(nextCounter = 500uL)
+            val beyond = hotpVerify(cfg, hotp(secret, 500uL + w + 1uL, 6u, OtpAlgorithm.SHA1), now, st)
+            assertEquals("OTP_MISMATCH", beyond.errorCode, "window $w")
+            val edge = hotpVerify(cfg, hotp(secret, 500uL + w, 6u, OtpAlgorithm.SHA1), now, beyond.state)
+            assertTrue(edge.accepted, "window $w: ${edge.errorCode}")
+            assertEquals(500uL + w, edge.matched)
+            assertEquals(w.toLong(), edge.drift)
+        }
     }
     r.test("verifier: HOTP resync with two consecutive codes (RFC 4226 7.4)") {
         // Counters 8 and 9 are beyond the look-ahead of 1 from 0.
-        val res = hotpResync(config, "399871", "520489", 100uL, 0uL, OtpVerifierState())
+        val res = hotpResync(config, "399871", "520489", 100uL, now, OtpVerifierState())
         assertTrue(res.accepted)
         assertEquals(9uL, res.matched)
         assertEquals(10uL, res.state.nextCounter)
-        assertEquals("OTP_MISMATCH", hotpResync(config, "399871", "755224", 100uL, 0uL, OtpVerifierState()).errorCode)
+        assertEquals("OTP_MISMATCH", hotpResync(config, "399871", "755224", 100uL, now, OtpVerifierState()).errorCode)
+    }
+    r.test("verifier: a time in milliseconds -> INVALID_TIME, no failure counted") {
+        val ms = 1_767_225_600_000uL // 2026-01-01 in milliseconds
+        var st = OtpVerifierState()
+        repeat(5) { i ->
+            // Right and wrong codes alike: the time is refused before the code is looked at.
+            val code = if (i % 2 == 0) totp(secret, ms, 30uL, 6u, OtpAlgorithm.SHA1) else "000000"
+            val c = totpVerify(config, code, ms, st)
+            assertFalse(c.accepted)
+            assertEquals("INVALID_TIME", c.errorCode)
+            assertEquals(OtpVerifierState(), c.state)
+            st = c.state
+        }
+        val ok = totpVerify(config, "921300", now, st)
+        assertTrue(ok.accepted, "refused: ${ok.errorCode}")
+        assertEquals(56_666_666uL, ok.matched)
+        // Every verifier, every time outside 2000..3000; a timed lock is not ended by it.
+        val locked = OtpVerifierState(consecutiveFailures = 5u, locked = true, lockedUntil = now + 100uL)
+        for (t in listOf(0uL, 59uL, 946_684_799uL, 32_503_680_000uL, ms, ULong.MAX_VALUE)) {
+            for (s in listOf(OtpVerifierState(), locked)) {
+                for (c in listOf(
+                    totpVerify(config, "000000", t, s),
+                    hotpVerify(config, "755224", t, s),
+                    hotpResync(config, "755224", "287082", 10uL, t, s),
+                )) {
+                    assertEquals("INVALID_TIME", c.errorCode, "time $t")
+                    assertEquals(s, c.state, "time $t")
+                }
+            }
+        }
+        assertEquals("LOCKED_OUT", totpVerify(config, "921300", now + 99uL, locked).errorCode)
+    }
+    r.test("verifier: HOTP at counter ULong.MAX_VALUE: accepted once, then a replay -> OTP_REPLAYED") {
+        val last = ULong.MAX_VALUE
+        val cfg = config.copy(window = 10uL)
+        val code = hotp(secret, last, 6u, OtpAlgorithm.SHA1)
+        val ok = hotpVerify(cfg, code, now, OtpVerifierState(nextCounter = last - 2uL))
+        assertTrue(ok.accepted, "refused: ${ok.errorCode}")
+        assertEquals(last, ok.matched)
+        assertEquals(2L, ok.drift)
+        assertEquals(OtpVerifierState(lastAccepted = last, nextCounter = last), ok.state)
+        var st = ok.state
+        for (i in 1..5) {
+            val replay = hotpVerify(cfg, code, now, st)
+            assertFalse(replay.accepted)
+            // Counted: the fifth failure locks.
+            assertEquals(if (i < 5) "OTP_REPLAYED" else "LOCKED_OUT", replay.errorCode)
+            assertEquals(i.toUInt(), replay.state.consecutiveFailures)
+            st = replay.state
+        }
+        // Nothing else is accepted either (no wrap to counter 0), and resync cannot revive it.
+        assertEquals("OTP_MISMATCH", hotpVerify(cfg, hotp(secret, last - 1uL, 6u, OtpAlgorithm.SHA1), now, ok.state).errorCode)
+        assertEquals("OTP_MISMATCH", hotpVerify(cfg, "755224", now, ok.state).errorCode) // counter 0
+        assertEquals("OTP_MISMATCH", hotpResync(cfg, code, "755224", 1000uL, now, ok.state).errorCode)
+        assertEquals("OTP_MISMATCH", hotpResync(cfg, "755224", "287082", 1000uL, now, ok.state).errorCode)
     }
     r.test("verifier: invalid configuration throws (digits 3)") {
         assertEquals("INVALID_DIGITS", failure { totpVerify(config.copy(digits = 3u), "123", now, OtpVerifierState()) }.code)
