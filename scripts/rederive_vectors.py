@@ -484,22 +484,25 @@ def derive():
     otp_root = drng.bytes(32)
     device_id = H(lbl("device-id") + D)[:8].hex()
     dn = DEVICE_NAME.encode()
-    th = H(lbl("link-transcript") + P + E + D + c + u8(int(BIOMETRICS)) + u8(len(dn)) + dn)
+    th = H(lbl("link-transcript") + P + E + D + c + u8(int(BIOMETRICS)) + POLICY + u8(len(dn)) + dn)
     pop = ecdsa_sign(d, lbl("link-pop") + th)
     shared_e = ecdh(e, P)
     k_req = HKDF(lbl("link"), shared_e, lbl("link-request") + P + E)
     user_factor = HMAC(otp_root, lbl("user-factor") + PASSCODE.encode())
     answer_key = HKDF(otp_root, user_factor, lbl("answer-key") + device_id.encode())
     body = (c + pc_bytes(D) + pc_str(DEVICE_NAME) + answer_key + pc_bool(BIOMETRICS)
-            + pc_bytes(pop))
+            + POLICY + pc_bytes(pop))
     request = b"\x02\x01" + E + aead_seal(k_req, b"\x00" * 12, b"\x02\x01" + E + P, body)
     v["device_id"] = device_id
     v["request"] = b64url(request)
     v["biometric_secret_hex"] = user_factor.hex()
 
     # Device: sealed pending link.
-    pending = (pc_bytes(P) + pc_str(PORTAL_NAME) + c + pc_str(v["request"])
-               + pc_bytes(e.to_bytes(32, "big")) + pc_bytes(d.to_bytes(32, "big"))
+    code_key = HKDF(c, shared_e, lbl("check-code-key") + th)
+    answer_keys = (HKDF(c, shared_e, lbl("link-answer") + th, 64)
+                   + HKDF(c, shared_e, lbl("link-refusal") + th, 64))
+    pending = (pc_bytes(P) + pc_str(PORTAL_NAME) + c + pc_str(v["request"]) + th
+               + pc_bytes(answer_keys) + pc_bytes(code_key) + pc_bytes(d.to_bytes(32, "big"))
                + pc_bytes(otp_root) + pc_str(DEVICE_NAME) + pc_bool(BIOMETRICS)
                + bytes([POLICY[0], POLICY[1] & 0x3F]) + pc_bool(POLICY[1] & 0x40)
                + pc_bool(POLICY[1] & 0x80) + pc_varint(expires_at))
@@ -515,7 +518,7 @@ def derive():
     aad = b"\x03\x01\x00" + th
     v["answer"] = b64url(b"\x03\x01\x00" + siv_seal(keys, aad, accepted))
     v["confirm_by"] = confirm_by
-    code = int.from_bytes(HKDF(n, shared_e, lbl("check-code") + th)[:8], "big") % 10**6
+    code = int.from_bytes(HKDF(n, code_key, lbl("check-code") + th)[:8], "big") % 10**6
     v["check_code"] = str(code).zfill(6)
 
     # Device TOTP.
@@ -626,13 +629,15 @@ def consistency(rep, v, x, got):
         # Portal side: its own scalar and the request's ephemeral key.
         k_req = HKDF(lbl("link"), ecdh(x["p"], E), lbl("link-request") + x["P"] + E)
         r = PcReader(aead_open(k_req, b"\x00" * 12, b"\x02\x01" + E + x["P"], req[35:]))
-        c, D, name, ak, bio, pop = r.raw(16), r.bytes(), r.str(), r.raw(32), r.bool(), r.bytes()
+        c, D, name, ak, bio = r.raw(16), r.bytes(), r.str(), r.raw(32), r.bool()
+        policy, pop = r.raw(2), r.bytes()
         r.end()
         assert c == x["c"] and D == x["D"] and name == got["device_name"]
         assert ak == x["answer_key"] and bio == got["biometrics"] and len(pop) == 64
         assert D not in (E, x["P"]) and ak != b"\x00" * 32
         dn = name.encode()
-        th = H(lbl("link-transcript") + x["P"] + E + D + c + u8(int(bio)) + u8(len(dn)) + dn)
+        th = H(lbl("link-transcript") + x["P"] + E + D + c + u8(int(bio)) + policy + u8(len(dn)) + dn)
+        assert policy == POLICY
         assert ecdsa_verify(D, lbl("link-pop") + th, pop), "pop does not verify under D"
         assert int.from_bytes(pop[32:], "big") <= P_N // 2, "pop s is not low"
         assert H(lbl("device-id") + D)[:8].hex() == got["device_id"]
@@ -649,7 +654,8 @@ def consistency(rep, v, x, got):
         assert H(lbl("offer-commit") + n)[:16] == x["c"], "portal nonce does not hash to c"
         assert account == got["account"] and device_id == got["device_id"], "account/device id"
         assert linked_at == got["accept_time"] and confirm_by == got["confirm_by"], "times"
-        code = int.from_bytes(HKDF(n, x["shared_e"], lbl("check-code") + x["th"])[:8], "big")
+        code_key = HKDF(x["c"], x["shared_e"], lbl("check-code-key") + x["th"])
+        code = int.from_bytes(HKDF(n, code_key, lbl("check-code") + x["th"])[:8], "big")
         assert str(code % 10**6).zfill(6) == got["check_code"], "check code differs"
     rep.attempt("check: answer opens with the device's answer keys (SIV nonce matches), "
                 "nonce hashes to c, check code", answer_opens)
@@ -669,8 +675,10 @@ def consistency(rep, v, x, got):
         r = PcReader(xaead_open(bytes.fromhex(got["storage_key_hex"]), blob[2:26], b"\x11\x01",
                                 blob[26:]))
         assert r.bytes() == x["P"] and r.str() == got["portal_name"] and r.raw(16) == x["c"]
-        assert r.str() == got["request"]
-        assert r.bytes() == x["e"].to_bytes(32, "big") and r.bytes() == x["d"].to_bytes(32, "big")
+        assert r.str() == got["request"] and r.raw(32) == x["th"]
+        assert r.bytes() == x["keys"] + x["refusal_keys"], "answer keys"
+        assert r.bytes() == HKDF(x["c"], x["shared_e"], lbl("check-code-key") + x["th"])
+        assert r.bytes() == x["d"].to_bytes(32, "big"), "device key"
         assert r.bytes() == x["otp_root"] and r.str() == got["device_name"]
         assert r.bool() == got["biometrics"]
         assert (r.u8(), r.u8(), r.bool(), r.bool()) == (6, 6, True, True)

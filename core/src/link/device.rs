@@ -91,7 +91,12 @@ pub struct PendingDeviceLink {
     portal_name: String,
     commitment: [u8; 16],
     request: String,
-    eph_sk: SecretBytes,
+    th: [u8; 32],
+    /// Answer keys (acceptance || refusal, 2 × 64 bytes) and the check-code
+    /// key: what finishing needs. Not the ephemeral key: with it, the stored
+    /// link would decrypt its own request, whose answer key tests passcodes.
+    answer_keys: SecretBytes,
+    code_key: SecretBytes,
     device_sk: SecretBytes,
     otp_root: SecretBytes,
     device_name: String,
@@ -201,6 +206,7 @@ pub(crate) fn build_request(
         device_pk: &device_pk,
         commitment: &offer.commitment,
         biometrics,
+        policy: offer.policy,
         device_name,
     });
     let body = RequestBody {
@@ -209,6 +215,7 @@ pub(crate) fn build_request(
         device_name: device_name.into(),
         answer_key: *ak,
         biometrics,
+        policy: offer.policy.to_bytes(),
         pop: sign(&device_sk, &[label::LINK_POP, &th]).to_vec(),
     };
     let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
@@ -220,12 +227,17 @@ pub(crate) fn build_request(
     out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
     let request = wire::to_text(&out);
 
+    let mut keys = Zeroizing::new([0u8; 128]);
+    keys[..64].copy_from_slice(&answer_keys(&shared_e, &offer.commitment, &th, true)[..]);
+    keys[64..].copy_from_slice(&answer_keys(&shared_e, &offer.commitment, &th, false)[..]);
     let pending = PendingDeviceLink {
         portal_pk: offer.portal_pk.to_vec(),
         portal_name: offer.portal_name.clone(),
         commitment: offer.commitment,
         request: request.clone(),
-        eph_sk: SecretBytes::from_slice(&eph_sk.to_bytes()),
+        th,
+        answer_keys: SecretBytes::from_slice(&keys[..]),
+        code_key: SecretBytes::from_slice(&check_code_key(&shared_e, &offer.commitment, &th)[..]),
         device_sk: SecretBytes::from_slice(&device_sk.to_bytes()),
         otp_root: SecretBytes::from_slice(&otp_root[..]),
         device_name: device_name.into(),
@@ -242,6 +254,8 @@ pub(crate) fn build_request(
 /// (`MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`,
 /// `MESSAGE_TAMPERED`) does not: keep the pending link and wait for the
 /// genuine answer, so that an attacker cannot cancel a link by sending junk.
+/// Nor do the portal's own faults (`INVALID_TIME`, `INTERNAL`): the offer
+/// was not touched, and the same request may be sent again.
 pub fn finish_error_is_final(e: &crate::Error) -> bool {
     !matches!(
         e.code(),
@@ -249,6 +263,8 @@ pub fn finish_error_is_final(e: &crate::Error) -> bool {
             | ErrorCode::WrongMessageKind
             | ErrorCode::UnsupportedVersion
             | ErrorCode::MessageTampered
+            | ErrorCode::InvalidTime
+            | ErrorCode::Internal
     )
 }
 
@@ -309,20 +325,13 @@ pub fn finish_link(
         return Err(err(ErrorCode::MalformedMessage, "the link answer has an unknown status"));
     }
     let portal_pk = decode_public(&pending.portal_pk, ErrorCode::StateCorrupt)?;
-    let eph_sk = secret_key_from_bytes(pending.eph_sk.expose())?;
     let device_sk = secret_key_from_bytes(pending.device_sk.expose())?;
-    let eph_pk = encode_public(&eph_sk.public_key());
     let device_pk = encode_public(&device_sk.public_key());
-    let shared_e = ecdh(&eph_sk, &portal_pk);
-    let th = transcript(&TranscriptInput {
-        portal_pk: &pending.portal_pk,
-        eph_pk: &eph_pk,
-        device_pk: &device_pk,
-        commitment: &pending.commitment,
-        biometrics: pending.biometrics,
-        device_name: &pending.device_name,
-    });
-    let keys = answer_keys(&shared_e, &pending.commitment, &th, status == ANSWER_ACCEPTED);
+    let th = pending.th;
+    let all: [u8; 128] = wire::fixed(pending.answer_keys.expose(), ErrorCode::StateCorrupt)?;
+    let mut keys = Zeroizing::new([0u8; 64]);
+    keys.copy_from_slice(if status == ANSWER_ACCEPTED { &all[..64] } else { &all[64..] });
+    let code_key: Zeroizing<[u8; 32]> = Zeroizing::new(wire::fixed(pending.code_key.expose(), ErrorCode::StateCorrupt)?);
     let plain = open_siv(&keys, &[&bytes[..2], &[status], &th[..]].concat(), sealed)?;
     if status == ANSWER_REFUSED {
         let r: RefusedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
@@ -337,7 +346,10 @@ pub fn finish_link(
     }
     check_name(&ab.account, MAX_ACCOUNT_LEN, "the account")
         .map_err(|_| err(ErrorCode::MalformedMessage, "the account name in the answer is invalid"))?;
-    let check_code = check_code(&shared_e, &ab.portal_nonce, &th);
+    if check_now(ab.linked_at).is_err() || ab.confirm_by <= ab.linked_at || ab.confirm_by > ab.linked_at + CONFIRM_TTL {
+        return Err(err(ErrorCode::MalformedMessage, "the link times in the answer are not plausible"));
+    }
+    let check_code = check_code(&code_key, &ab.portal_nonce, &th);
     let channel = channel_key(&ecdh(&device_sk, &portal_pk), &th);
     let info = DeviceInfo {
         portal_name: pending.portal_name.clone(),
@@ -526,6 +538,7 @@ fn craft_request(
         device_pk,
         commitment: &offer.commitment,
         biometrics: false,
+        policy: offer.policy,
         device_name: name,
     });
     let body = RequestBody {
@@ -534,6 +547,7 @@ fn craft_request(
         device_name: name.into(),
         answer_key,
         biometrics: false,
+        policy: offer.policy.to_bytes(),
         pop: sign(signer, &[label::LINK_POP, &th]).to_vec(),
     };
     let plain = postcard::to_allocvec(&body).unwrap();

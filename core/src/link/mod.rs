@@ -26,7 +26,7 @@ pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
 pub use portal::{
     Accept, AcceptOutcome, CancelReason, DeviceKeyUse, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord,
     OfferState, OpenedLinkRequest, OpenedStatusRequest, PendingLinkRecord, PendingState, Portal, PortalEvent,
-    PortalRecord, STATUS_SKEW,
+    PortalRecord, MAX_REQUEST_TEXT, STATUS_SKEW,
 };
 pub use stored::{StoredDevice, StoredOffer, StoredPendingLink, StoredWrite};
 
@@ -64,6 +64,7 @@ pub(crate) mod label {
     pub const LINK_POP: &[u8] = b"tessera/v1/link-pop";
     pub const LINK_ANSWER: &[u8] = b"tessera/v1/link-answer";
     pub const LINK_REFUSAL: &[u8] = b"tessera/v1/link-refusal";
+    pub const CHECK_CODE_KEY: &[u8] = b"tessera/v1/check-code-key";
     pub const CHECK_CODE: &[u8] = b"tessera/v1/check-code";
     pub const CHANNEL_KEY: &[u8] = b"tessera/v1/channel-key";
     pub const DEVICE_ID: &[u8] = b"tessera/v1/device-id";
@@ -109,6 +110,7 @@ pub(crate) struct TranscriptInput<'a> {
     pub device_pk: &'a [u8],
     pub commitment: &'a [u8; 16],
     pub biometrics: bool,
+    pub policy: PasscodePolicy,
     pub device_name: &'a str,
 }
 
@@ -124,6 +126,7 @@ pub(crate) fn transcript(t: &TranscriptInput<'_>) -> [u8; 32] {
         t.device_pk,
         t.commitment,
         &[u8::from(t.biometrics)],
+        &t.policy.to_bytes(),
         &name_len,
         t.device_name.as_bytes(),
     ])
@@ -136,9 +139,16 @@ pub(crate) fn answer_keys(shared_e: &[u8; 32], commitment: &[u8; 16], th: &[u8; 
     hkdf::<64>(commitment, shared_e, &[l, th])
 }
 
+/// Key of the check code: `HKDF(salt = c, ikm = shared_e, info = label || th)`.
+/// The device stores this (not `shared_e`, which would decrypt its own
+/// request and with it the passcode-derived answer key) until the answer.
+pub(crate) fn check_code_key(shared_e: &[u8; 32], commitment: &[u8; 16], th: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    hkdf(commitment, shared_e, &[label::CHECK_CODE_KEY, th])
+}
+
 /// The check code: needs the portal nonce, revealed only in the answer.
-pub(crate) fn check_code(shared_e: &[u8; 32], portal_nonce: &[u8; 32], th: &[u8; 32]) -> Zeroizing<String> {
-    let cc = hkdf::<8>(portal_nonce, shared_e, &[label::CHECK_CODE, th]);
+pub(crate) fn check_code(code_key: &[u8; 32], portal_nonce: &[u8; 32], th: &[u8; 32]) -> Zeroizing<String> {
+    let cc = hkdf::<8>(portal_nonce, code_key, &[label::CHECK_CODE, th]);
     let n = u64::from_be_bytes(*cc) % 10u64.pow(CHECK_CODE_DIGITS);
     Zeroizing::new(alloc::format!("{n:06}"))
 }
@@ -211,10 +221,26 @@ pub(crate) struct RefusedBody {
 pub(crate) const ANSWER_ACCEPTED: u8 = 0;
 pub(crate) const ANSWER_REFUSED: u8 = 1;
 
+/// Codes a portal may refuse a link request with, as the device reports
+/// them. Anything else in a refusal (a hostile portal saying
+/// `MESSAGE_TAMPERED` to keep the phone waiting, or `DEVICE_REVOKED`) is
+/// reported as `INVALID_STATE` ("the portal refused the link"), final.
+pub(crate) const REFUSAL_CODES: &[ErrorCode] = &[
+    ErrorCode::TokenUnknown,
+    ErrorCode::TokenAlreadyUsed,
+    ErrorCode::TokenExpired,
+    ErrorCode::DeviceAlreadyLinked,
+    ErrorCode::PasscodePolicy,
+    // Not final on the device: the portal's clock or state was at fault,
+    // the offer is untouched, and the same request may be sent again.
+    ErrorCode::InvalidTime,
+    ErrorCode::Internal,
+];
+
 pub(crate) fn refused_error(code: &str) -> crate::Error {
     match ErrorCode::from_str_code(code) {
-        Some(c) => crate::Error::new(c, c.summary()),
-        None => err(ErrorCode::InvalidState, "the portal refused the link"),
+        Some(c) if REFUSAL_CODES.contains(&c) => crate::Error::new(c, c.summary()),
+        _ => err(ErrorCode::InvalidState, "the portal refused the link"),
     }
 }
 

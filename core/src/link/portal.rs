@@ -373,6 +373,7 @@ pub struct OpenedLinkRequest {
     device_id: String,
     device_name: String,
     biometrics: bool,
+    policy: [u8; 2],
     answer_key: Zeroizing<[u8; 32]>,
     shared_e: Zeroizing<[u8; 32]>,
 }
@@ -426,6 +427,8 @@ pub(crate) struct RequestBody {
     pub device_name: String,
     pub answer_key: [u8; 32],
     pub biometrics: bool,
+    /// The passcode policy the device saw in the QR code (2 bytes).
+    pub policy: [u8; 2],
     /// ECDSA by the device key over `LINK_POP || transcript`.
     pub pop: Vec<u8>,
 }
@@ -441,6 +444,10 @@ pub struct OpenedStatusRequest {
 
 /// Clock difference tolerated on status requests.
 pub const STATUS_SKEW: u64 = 300;
+
+/// Longest link request text accepted before any decoding or public-key
+/// work (a genuine one is about 330 characters).
+pub const MAX_REQUEST_TEXT: usize = 1024;
 
 impl Portal {
     /// A new portal identity.
@@ -529,6 +536,9 @@ impl Portal {
     /// the key it asks to link. The host then loads the offer
     /// [`OpenedLinkRequest::offer_id`] and calls [`OpenedLinkRequest::accept`].
     pub fn open_link_request(&self, text: &str) -> Result<OpenedLinkRequest> {
+        if text.len() > MAX_REQUEST_TEXT {
+            return Err(err(ErrorCode::MalformedMessage, "the link request is too long"));
+        }
         let bytes = wire::from_text(text)?;
         let body = wire::strip_header(&bytes, Kind::LinkRequest)?;
         if body.len() < PUBLIC_KEY_LEN + 16 {
@@ -551,12 +561,14 @@ impl Portal {
         }
         check_name(&rb.device_name, MAX_DEVICE_NAME_LEN, "the device name")
             .map_err(|_| err(ErrorCode::MalformedMessage, "the device name in the request is invalid"))?;
+        let policy = PasscodePolicy::from_bytes(rb.policy)?;
         let th = transcript(&TranscriptInput {
             portal_pk: &self.pk,
             eph_pk: eph,
             device_pk: &device_pk,
             commitment: &rb.commitment,
             biometrics: rb.biometrics,
+            policy,
             device_name: &rb.device_name,
         });
         if rb.pop.len() != SIGNATURE_LEN {
@@ -572,6 +584,7 @@ impl Portal {
             device_pk,
             device_name: rb.device_name.clone(),
             biometrics: rb.biometrics,
+            policy: rb.policy,
             answer_key: Zeroizing::new(rb.answer_key),
             shared_e,
         })
@@ -757,7 +770,8 @@ impl OpenedLinkRequest {
         self.seal_answer(ANSWER_ACCEPTED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
     }
 
-    /// Tests: the ECDH secret with the ephemeral key and the transcript.
+    /// Tests: the ECDH secret with the ephemeral key, the transcript and
+    /// the check-code key.
     #[cfg(test)]
     pub(crate) fn secrets_for_test(&self) -> ([u8; 32], [u8; 32]) {
         (*self.shared_e, self.th)
@@ -799,6 +813,9 @@ impl OpenedLinkRequest {
         if key_use == DeviceKeyUse::Seen {
             return self.refused(ErrorCode::DeviceAlreadyLinked, "this device key is already linked");
         }
+        if self.policy != offer.policy.to_bytes() {
+            return self.refused(ErrorCode::PasscodePolicy, "the device saw another passcode policy than the offer's");
+        }
         if self.biometrics && !offer.policy.allow_biometrics {
             return self.refused(ErrorCode::PasscodePolicy, "this offer does not allow biometrics");
         }
@@ -810,7 +827,7 @@ impl OpenedLinkRequest {
             Ok(p) => p,
             Err(_) => return self.refused(ErrorCode::Internal, "the device key could not be decoded"),
         };
-        let code = check_code(&self.shared_e, &nonce, &self.th);
+        let code = check_code(&check_code_key(&self.shared_e, &self.commitment, &self.th), &nonce, &self.th);
         let channel = channel_key(&ecdh(&portal.sk, &dpk), &self.th);
         let confirm_by = now.saturating_add(CONFIRM_TTL);
         let body = AcceptedBody {
@@ -888,10 +905,18 @@ impl OpenedStatusRequest {
             (_, Some(p)) if p.device_id == self.device_id => (
                 &p.channel_key,
                 match p.state {
-                    PendingState::Open { .. } if now < p.confirm_by => status_byte::AWAITING_CONFIRMATION,
-                    // Confirmed without a registry record cannot happen under
-                    // the host contract; treat it as never confirmed.
-                    _ => status_byte::NOT_CONFIRMED,
+                    // Until the deadline plus the clock skew servers may
+                    // have, a confirmation may still be committing
+                    // elsewhere: never tell the phone to wipe itself early.
+                    PendingState::Open { .. } if now < p.confirm_by.saturating_add(STATUS_SKEW) => {
+                        status_byte::AWAITING_CONFIRMATION
+                    }
+                    PendingState::Open { .. } | PendingState::Cancelled { .. } => status_byte::NOT_CONFIRMED,
+                    // Confirmed, but the host found no device record: a
+                    // read that was not one snapshot. Nothing destructive.
+                    PendingState::Confirmed { .. } => {
+                        return Err(err(ErrorCode::DeviceUnknown, "the link is confirmed but its device record is missing"))
+                    }
                 },
             ),
             _ => return Err(err(ErrorCode::DeviceUnknown, "no device or pending link with this id")),
@@ -920,10 +945,14 @@ impl DeviceRecord {
         n
     }
 
-    /// Rename the device (1..=64 bytes of text). Writes the record.
+    /// Rename an active device (1..=64 bytes of text). Writes the record.
+    /// An unlinked device is not renamed (`INVALID_STATE`).
     pub fn rename(&self, name: &str, now: u64) -> Outcome<()> {
         if let Err(e) = check_now(now).and_then(|_| check_name(name, MAX_DEVICE_NAME_LEN, "the device name")) {
             return Outcome::refused(e);
+        }
+        if matches!(self.status, DeviceStatus::Unlinked { .. }) {
+            return Outcome::refused(err(ErrorCode::InvalidState, "the device is unlinked"));
         }
         let mut n = self.next();
         n.name = name.into();

@@ -64,7 +64,7 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let body: AcceptedBody =
         crate::wire::decode_body(&crate::crypto::open_siv(&keys, &aad, sealed).unwrap(), ErrorCode::Internal).unwrap();
     let nonce = body.portal_nonce;
-    let portal_code = check_code(&shared2, &nonce, &th2);
+    let portal_code = check_code(&check_code_key(&shared2, &real.commitment, &th2), &nonce, &th2);
 
     // 3. The relay answers the phone with the real nonce; the phone checks
     //    the nonce against the QR commitment and shows its check code.
@@ -77,7 +77,7 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let portal_point = ProjectivePoint::from(*PublicKey::from_sec1_bytes(&w.portal.public_key()).unwrap().as_affine());
     let mut eph = ProjectivePoint::from(*e2.public_key().as_affine());
     let mut shared = portal_point * *e2.to_nonzero_scalar();
-    let d2_pk = encode_public(&PublicKey::from_sec1_bytes(&pending.device_pk.expose()[..]).unwrap());
+    let d2_pk = encode_public(&PublicKey::from_sec1_bytes(pending.device_pk.expose()).unwrap());
     let (n, mut hits) = (grind_count(), Vec::new());
     // In chunks, with one field inversion per chunk (batch normalisation),
     // as a real attacker would.
@@ -102,9 +102,10 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
                 device_pk: &d2_pk,
                 commitment: &real.commitment,
                 biometrics: false,
+                policy: PasscodePolicy::default(),
                 device_name: "Anna's Pixel",
             });
-            if *check_code(&x, &nonce, &th) == phone_linked.check_code {
+            if *check_code(&check_code_key(&x, &real.commitment, &th), &nonce, &th) == phone_linked.check_code {
                 hits.push(k0 + i as u64 + 1);
             }
         }

@@ -365,8 +365,19 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
         state.read_status_answer(&probe, &ans)
     };
     assert_eq!(ask(&mut w, &l.pending, T0 + 60), Ok(LinkStatus::AwaitingConfirmation));
-    // Never typed: after the deadline the portal says so, without a write.
-    assert_eq!(code(&ask(&mut w, &l.pending, l.pending.confirm_by)), ErrorCode::LinkNotConfirmed);
+    // Never typed: once the deadline and the servers' clock skew have
+    // passed, the portal says so, without a write. Not one second earlier
+    // (a confirmation may still be committing on another server).
+    let by = l.pending.confirm_by;
+    assert_eq!(ask(&mut w, &l.pending, by + STATUS_SKEW - 1), Ok(LinkStatus::AwaitingConfirmation));
+    assert_eq!(code(&ask(&mut w, &l.pending, by + STATUS_SKEW)), ErrorCode::LinkNotConfirmed);
+    // Confirmed, but the host read no device record (not one snapshot):
+    // nothing that would make the phone wipe itself.
+    let mut confirmed = l.pending.clone();
+    confirmed.state = PendingState::Confirmed { at: T0 + 30 };
+    let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
+    let r = w.portal.open_status_request(&req).unwrap().answer(None, Some(&confirmed), T0 + 60);
+    assert_eq!(code(&r), ErrorCode::DeviceUnknown);
     // Locked out: same.
     let mut locked = l.pending.clone();
     locked.state = PendingState::Cancelled { at: T0 + 40, reason: CancelReason::LockedOut };
@@ -562,4 +573,118 @@ fn debug_never_shows_secrets() {
         assert!(!d.contains("493817"), "{d}");
         assert!(!d.contains(qr_body), "{d}");
     }
+}
+
+/// Review R3: a thief of the phone's storage who opens a pending link finds
+/// nothing that decrypts its request (whose answer key would test
+/// passcodes offline).
+#[test]
+fn a_stolen_pending_link_cannot_decrypt_its_request() {
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Stolen {
+        portal_pk: Vec<u8>,
+        portal_name: String,
+        commitment: [u8; 16],
+        request: String,
+        th: [u8; 32],
+        answer_keys: Vec<u8>,
+        code_key: Vec<u8>,
+        device_sk: Vec<u8>,
+        otp_root: Vec<u8>,
+        device_name: String,
+        biometrics: bool,
+        policy: PasscodePolicy,
+        expires_at: u64,
+    }
+    let mut w = world();
+    let offer = w.portal.create_offer("anna", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
+    let blob = phone.pending.seal(&KEY, &mut w.rng);
+    let plain = crate::crypto::open_blob(&KEY, &blob[..2], &blob[2..]).unwrap();
+    let st: Stolen = crate::wire::decode_body(&plain, ErrorCode::StateCorrupt).unwrap();
+    let req = crate::wire::from_text(&st.request).unwrap();
+    let (eph_pk, ct) = req[2..].split_at(33);
+    let aad = [&req[..2], eph_pk, &st.portal_pk[..]].concat();
+    let mut candidates: Vec<[u8; 32]> = Vec::new();
+    for field in [&st.code_key[..], &st.device_sk[..], &st.otp_root[..], &st.th[..]] {
+        candidates.push(field.try_into().unwrap());
+    }
+    for chunk in st.answer_keys.chunks(32) {
+        candidates.push(chunk.try_into().unwrap());
+    }
+    let ppk = crate::crypto::decode_public(&st.portal_pk, ErrorCode::Internal).unwrap();
+    for c in &candidates {
+        // As a request key, and as an ECDH secret (a scalar) to derive one.
+        assert!(crate::crypto::open_once(c, &aad, ct).is_err());
+        assert!(crate::crypto::open_once(&request_key(c, &st.portal_pk, eph_pk), &aad, ct).is_err());
+        if let Ok(sk) = crate::crypto::secret_key_from_bytes(c) {
+            let k = request_key(&crate::crypto::ecdh(&sk, &ppk), &st.portal_pk, eph_pk);
+            assert!(crate::crypto::open_once(&k, &aad, ct).is_err());
+        }
+    }
+}
+
+/// Review R4: the passcode policy in the QR code is bound to the request:
+/// a rewritten QR (6 digits instead of 12 to 16 characters) is refused.
+#[test]
+fn a_downgraded_passcode_policy_is_refused_by_the_portal() {
+    let mut w = world();
+    let strict = PasscodePolicy { min_len: 12, max_len: 16, digits_only: false, allow_biometrics: false };
+    let offer = w.portal.create_offer("anna", strict, 300, T0, &mut w.rng).unwrap();
+    let mut m = super::messages::LinkOffer::decode(&offer.qr_text).unwrap();
+    m.policy = PasscodePolicy { min_len: 6, max_len: 6, digits_only: true, allow_biometrics: false };
+    let s = scan_link_qr(&m.encode(), T0).unwrap();
+    let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
+    let out = w.portal.open_link_request(&phone.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
+    assert_eq!(code(&out.outcome.result), ErrorCode::PasscodePolicy);
+    assert!(out.outcome.writes.is_empty());
+    assert_eq!(code(&finish_link(phone.pending, &out.answer, &KEY, &mut w.rng)), ErrorCode::PasscodePolicy);
+}
+
+/// Review R5: a portal can only refuse with the link refusal codes; its own
+/// faults do not spend the phone's link; implausible times are refused.
+#[test]
+fn refusals_are_restricted_and_portal_faults_are_not_final() {
+    let mut w = world();
+    let offer = w.portal.create_offer("anna", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
+    let opened = w.portal.open_link_request(&phone.request).unwrap();
+    for hostile in [ErrorCode::MessageTampered, ErrorCode::DeviceRevoked, ErrorCode::LockedOut, ErrorCode::StateCorrupt] {
+        let e = finish_link(phone.pending.clone(), &opened.refuse(hostile), &KEY, &mut w.rng).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidState, "{hostile:?}");
+        assert!(finish_error_is_final(&e));
+    }
+    let bad_clock = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 * 1000);
+    let e = finish_link(phone.pending.clone(), &bad_clock.answer, &KEY, &mut w.rng).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidTime);
+    assert!(!finish_error_is_final(&e), "the portal's clock is not the phone's problem");
+    let nonce: [u8; 32] = offer.record.portal_nonce.expose().try_into().unwrap();
+    assert_eq!(
+        code(&finish_link(phone.pending.clone(), &opened.forge_accepted(nonce, "anna", 0), &KEY, &mut w.rng)),
+        ErrorCode::MalformedMessage
+    );
+    assert!(finish_link(phone.pending, &opened.forge_accepted(nonce, "anna", T0), &KEY, &mut w.rng).is_ok());
+}
+
+/// Review R6: an unlinked device stays as it was.
+#[test]
+fn an_unlinked_device_cannot_be_renamed() {
+    let mut w = world();
+    let l = link(&mut w, "ulla", "Phone", "493817", false, T0);
+    let (mut p, mut d) = (Some(l.pending), None);
+    confirm(&w, &mut p, &mut d, &l.linked.check_code, T0 + 20).unwrap();
+    let u = d.unwrap().unlink(T0 + 30);
+    let Write::Device(gone) = &u.writes[0] else { panic!() };
+    let r = gone.rename("Renamed after unlink", T0 + 40);
+    assert_eq!(code(&r.result), ErrorCode::InvalidState);
+    assert!(r.writes.is_empty() && r.events.is_empty());
+}
+
+#[test]
+fn an_oversized_request_is_refused_before_any_work() {
+    let w = world();
+    assert_eq!(code(&w.portal.open_link_request(&"A".repeat(MAX_REQUEST_TEXT + 1))), ErrorCode::MalformedMessage);
 }
