@@ -1,14 +1,21 @@
-//! `tessera device …`: a simulated phone app. The directory's database
-//! stands in for the app's storage; its `storage_key` row stands in for the
-//! platform keystore.
+//! `tessera device …`: a simulated phone app.
+//!
+//! The directory stands in for the phone: `device.db` is the app's storage
+//! (sealed state, pending link, status probe: nothing that opens them);
+//! `device.key` (or `TESSERA_DEVICE_KEY`) is the storage key a real app keeps
+//! in the platform keystore; `biometric.key` is the keystore entry a real app
+//! keeps behind biometrics.
 
 use crate::cli_err;
+use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
 use crate::util::Common;
 use crate::util::{now_or, random, CliRandom};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::link::{self, DeviceState, PendingDeviceLink, StatusProbe, UserFactor};
+use std::path::{Path, PathBuf};
+use tessera_core::encoding::{hex_decode, hex_encode};
+use tessera_core::link::{self, DeviceState, LinkStatus, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor};
 use tessera_core::{Error, ErrorCode};
 use zeroize::Zeroizing;
 
@@ -21,6 +28,10 @@ pub enum DeviceCommand {
         /// The scanned QR text.
         #[arg(long)]
         qr: String,
+        /// Only accept QR codes of this portal (its public key in hex, from
+        /// `tessera portal init --json`): a look-alike QR code is WRONG_ACCOUNT.
+        #[arg(long)]
+        portal_key: Option<String>,
     },
     /// Scan a link QR code and send a link request (prints it).
     Link {
@@ -38,6 +49,9 @@ pub enum DeviceCommand {
         /// Also unlock with biometrics.
         #[arg(long)]
         biometric: bool,
+        /// Only accept QR codes of this portal (its public key in hex).
+        #[arg(long)]
+        portal_key: Option<String>,
     },
     /// Finish linking with the portal's answer (prints the check code).
     LinkFinish {
@@ -57,7 +71,8 @@ pub enum DeviceCommand {
         #[command(flatten)]
         c: Common,
     },
-    /// Read the portal's status answer; wipes the account if it was unlinked.
+    /// Read the portal's status answer; wipes the account if the portal
+    /// unlinked it or never confirmed the link.
     StatusFinish {
         #[command(flatten)]
         c: Common,
@@ -83,24 +98,52 @@ pub enum DeviceCommand {
     },
 }
 
-const K_KEY: &str = "storage_key";
 const K_STATE: &str = "state";
 const K_PENDING: &str = "pending_link";
-const K_BIO: &str = "biometric_secret";
 const K_PROBE: &str = "status_probe";
 
-fn storage_key(db: &DeviceDb) -> Result<Zeroizing<[u8; 32]>, Error> {
-    let k = match db.get(K_KEY)? {
-        Some(k) => k,
-        None => {
-            let k = random::<32>()?.to_vec();
-            db.put(K_KEY, &k)?;
-            k
-        }
-    };
-    let arr: [u8; 32] =
-        k.as_slice().try_into().map_err(|_| cli_err(ErrorCode::StateCorrupt, "the storage key is corrupt"))?;
-    Ok(Zeroizing::new(arr))
+fn key_path(dir: &Path) -> PathBuf {
+    dir.join("device.key")
+}
+
+/// The biometric secret lives in its own owner-only file, never in
+/// `device.db` or `device.key`. It is the passcode-derived factor
+/// (HMAC(otp_root, passcode)): whoever holds it and the storage key (which
+/// opens the sealed state and its `otp_root`) can test passcodes offline.
+/// So it must not sit next to the storage key; a real app keeps it in a
+/// separate keystore entry that only a fingerprint or face releases.
+/// Sealing it under the storage key inside `device.db` would not model that
+/// (whoever holds the storage key would open it too); a separate file
+/// does, and with `TESSERA_DEVICE_KEY` the storage key is not on disk at all.
+fn bio_path(dir: &Path) -> PathBuf {
+    dir.join("biometric.key")
+}
+
+/// The storage key: `TESSERA_DEVICE_KEY`, else `DIR/device.key`. A new key
+/// file is made only while the database holds nothing sealed; a missing
+/// key next to sealed data is an error, not a silent new key.
+fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> {
+    if let Some(k) = secrets::key_from_env(DEVICE_KEY_ENV)? {
+        return Ok(k);
+    }
+    let path = key_path(dir);
+    if let Some(k) = secrets::key_from_file(&path)? {
+        return Ok(k);
+    }
+    if db.get(K_STATE)?.is_some() || db.get(K_PENDING)?.is_some() {
+        return Err(cli_err(
+            ErrorCode::Storage,
+            format!("no device key: {} is missing and {DEVICE_KEY_ENV} is not set", path.display()),
+        ));
+    }
+    let k = Zeroizing::new(random::<32>()?);
+    match secrets::write_key_file(&path, &k[..]) {
+        Ok(()) => Ok(k),
+        // Another process made it first: use that one.
+        Err(_) if path.exists() => secrets::key_from_file(&path)?
+            .ok_or_else(|| cli_err(ErrorCode::Storage, format!("{} vanished", path.display()))),
+        Err(e) => Err(e),
+    }
 }
 
 fn load_state(db: &DeviceDb, key: &[u8; 32]) -> Result<DeviceState, Error> {
@@ -110,11 +153,32 @@ fn load_state(db: &DeviceDb, key: &[u8; 32]) -> Result<DeviceState, Error> {
     DeviceState::open(key, &blob)
 }
 
-fn wipe(db: &DeviceDb) -> Result<(), Error> {
-    for k in [K_STATE, K_PENDING, K_BIO, K_PROBE] {
+fn remove_bio(dir: &Path) -> Result<(), Error> {
+    let p = bio_path(dir);
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(cli_err(ErrorCode::Storage, format!("{}: {e}", p.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn wipe(db: &DeviceDb, dir: &Path) -> Result<(), Error> {
+    for k in [K_STATE, K_PENDING, K_PROBE] {
         db.delete(k)?;
     }
-    Ok(())
+    remove_bio(dir)
+}
+
+fn scan(qr: &str, portal_key: Option<&str>, now: u64) -> Result<ScannedOffer, Error> {
+    match portal_key {
+        None => link::scan_link_qr(qr, now),
+        Some(hex) => {
+            let pk = hex_decode(hex.trim())
+                .map_err(|_| cli_err(ErrorCode::InvalidInput, "--portal-key must be the portal's public key in hex"))?;
+            link::scan_link_qr_pinned(qr, &pk, now)
+        }
+    }
 }
 
 fn info_json(i: &link::DeviceInfo) -> serde_json::Value {
@@ -124,8 +188,8 @@ fn info_json(i: &link::DeviceInfo) -> serde_json::Value {
 
 pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
     match cmd {
-        DeviceCommand::Scan { c, qr } => {
-            let o = link::scan_link_qr(&qr, now_or(c.now)?)?;
+        DeviceCommand::Scan { c, qr, portal_key } => {
+            let o = scan(&qr, portal_key.as_deref(), now_or(c.now)?)?;
             if c.json {
                 out!(
                     "{}",
@@ -142,19 +206,23 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 );
             }
         }
-        DeviceCommand::Link { c, qr, name, passcode, biometric } => {
+        DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let now = now_or(c.now)?;
             let passcode = Zeroizing::new(passcode);
-            let offer = link::scan_link_qr(&qr, now)?;
+            let offer = scan(&qr, portal_key.as_deref(), now)?;
             let linked = db.get(K_STATE)?.is_some();
             let start = link::start_link(&offer, &name, &passcode, biometric, linked, now, &mut CliRandom)?;
-            db.put(K_PENDING, &start.pending.seal(&key, &mut CliRandom))?;
             match &start.biometric_secret {
-                Some(b) => db.put(K_BIO, b.expose())?,
-                None => db.delete(K_BIO)?,
+                Some(b) => {
+                    let mut text = Zeroizing::new(hex_encode(b.expose()));
+                    text.push('\n');
+                    secrets::write_private(&bio_path(&c.dir), text.as_bytes())?;
+                }
+                None => remove_bio(&c.dir)?,
             }
+            db.put(K_PENDING, &start.pending.seal(&key, &mut CliRandom))?;
             if c.json {
                 out!("{}", json!({"request": start.request, "portal": offer.portal_name}));
             } else {
@@ -163,7 +231,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::LinkFinish { c, response } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let sealed = db.get(K_PENDING)?.ok_or_else(|| {
                 cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first")
             })?;
@@ -175,7 +243,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 Err(e) => {
                     if link::finish_error_is_final(&e) {
                         db.delete(K_PENDING)?;
-                        db.delete(K_BIO)?;
+                        remove_bio(&c.dir)?;
                     }
                     return Err(e);
                 }
@@ -197,9 +265,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Status { c } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
             match db.get(K_STATE)? {
                 Some(blob) => {
+                    let key = storage_key(&db, &c.dir)?;
                     let st = DeviceState::open(&key, &blob)?;
                     let i = st.info();
                     if c.json {
@@ -229,7 +297,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::StatusRequest { c } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let st = load_state(&db, &key)?;
             let (req, probe) = st.status_request(now_or(c.now)?, &mut CliRandom)?;
             db.put(
@@ -244,24 +312,35 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::StatusFinish { c, response } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let st = load_state(&db, &key)?;
             let probe =
                 db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
             let probe: StatusProbe =
                 serde_json::from_slice(&probe).map_err(|_| cli_err(ErrorCode::StateCorrupt, "bad probe"))?;
             match st.read_status_answer(&probe, &response) {
-                Ok(()) => {
+                Ok(status) => {
                     db.delete(K_PROBE)?;
+                    let confirmed = status == LinkStatus::Active;
                     if c.json {
-                        out!("{}", json!({"linked": true}));
-                    } else {
+                        out!("{}", json!({"linked": true, "confirmed": confirmed}));
+                    } else if confirmed {
                         out!("still linked");
+                    } else {
+                        out!("linked; waiting for the check code to be typed on the portal");
                     }
                 }
                 Err(e) if e.code() == ErrorCode::DeviceRevoked => {
-                    wipe(&db)?;
+                    wipe(&db, &c.dir)?;
                     eprintln!("the portal unlinked this device: account wiped");
+                    return Err(e);
+                }
+                Err(e) if e.code() == ErrorCode::LinkNotConfirmed => {
+                    wipe(&db, &c.dir)?;
+                    eprintln!(
+                        "the portal never confirmed this link (check code not typed in time, or too many wrong \
+                         codes): link wiped; link this device again"
+                    );
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -269,14 +348,13 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Totp { c, passcode, biometric } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let st = load_state(&db, &key)?;
             let now = now_or(c.now)?;
             let code = if biometric {
-                let b = db
-                    .get(K_BIO)?
+                let b = secrets::key_from_file(&bio_path(&c.dir))?
                     .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
-                st.totp(UserFactor::Biometric(&b), now)?
+                st.totp(UserFactor::Biometric(&b[..]), now)?
             } else {
                 let p = Zeroizing::new(passcode.unwrap_or_default());
                 st.totp(UserFactor::Passcode(&p), now)?
@@ -285,9 +363,9 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Unlink { c } => {
             let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db)?;
+            let key = storage_key(&db, &c.dir)?;
             let st = load_state(&db, &key)?;
-            wipe(&db)?;
+            wipe(&db, &c.dir)?;
             if c.json {
                 out!("{}", json!({"unlinked": st.info().device_id}));
             } else {

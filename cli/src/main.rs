@@ -22,6 +22,7 @@ mod demo;
 mod device_cmd;
 mod otp_cmd;
 mod portal_cmd;
+mod secrets;
 mod store;
 mod util;
 
@@ -48,6 +49,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything is created: every file and directory (SQLite's
+    // journals included) is readable by its owner only.
+    secrets::private_umask();
     let cli = Cli::parse();
     let result: Result<(), Error> = match cli.command {
         Command::Otp(c) => otp_cmd::run(c),

@@ -1,16 +1,25 @@
 //! `tessera portal …`: the reference portal (offers, accept, confirm, registry).
+//!
+//! Every state change goes through [`PortalDb::run`], the host contract
+//! (read, let the core decide, compare-and-set all writes in one
+//! transaction, retry on a conflict); output is printed only after the
+//! writes committed. The portal seed is in `DIR/portal.key` or
+//! `TESSERA_PORTAL_SECRET`, never in `portal.db`.
 
 use crate::cli_err;
-use crate::store::{db_err, PortalDb};
+use crate::secrets::{self, PORTAL_SECRET_ENV};
+use crate::store::{decided, read, Applied, Decision, PortalDb};
 use crate::util::Common;
 use crate::util::{now_or, render_qr, CliRandom};
 use clap::Subcommand;
 use qrcode::EcLevel;
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
-use tessera_core::encoding::{hex_decode, hex_encode};
+use std::path::{Path, PathBuf};
+use tessera_core::encoding::hex_encode;
+use tessera_core::host::{Outcome, Write};
 use tessera_core::link::{
-    DeviceRecord, LinkOfferRecord, PasscodePolicy, PendingLinkRecord, Portal, PortalEvent, DEFAULT_OFFER_TTL,
+    Accept, DeviceKeyUse, DeviceRecord, PasscodePolicy, PendingLinkRecord, PendingState, Portal, PortalEvent,
+    DEFAULT_OFFER_TTL, STATUS_SKEW,
 };
 use tessera_core::{Error, ErrorCode};
 
@@ -126,77 +135,133 @@ pub enum PortalCommand {
     },
 }
 
-fn load_portal(db: &PortalDb) -> Result<Portal, Error> {
-    let (name, secret) = db
+fn key_path(dir: &Path) -> PathBuf {
+    dir.join("portal.key")
+}
+
+/// The portal identity: name and fingerprint from the database, the seed
+/// from `TESSERA_PORTAL_SECRET` or else `DIR/portal.key`. A seed that is not
+/// this portal's (another key file, a wrong variable) is refused up front
+/// rather than failing on every sealed record.
+fn load_portal(db: &PortalDb, dir: &Path) -> Result<Portal, Error> {
+    let (name, fingerprint) = db
         .identity()?
         .ok_or_else(|| cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`"))?;
-    Portal::from_secret(&hex_decode(&secret)?, &name)
+    let path = key_path(dir);
+    let seed = match secrets::key_from_env(PORTAL_SECRET_ENV)? {
+        Some(k) => k,
+        None => secrets::key_from_file(&path)?.ok_or_else(|| {
+            cli_err(
+                ErrorCode::Storage,
+                format!("no portal key: {} is missing and {PORTAL_SECRET_ENV} is not set", path.display()),
+            )
+        })?,
+    };
+    let portal = Portal::from_secret(&seed[..], &name)?;
+    if portal.fingerprint() != fingerprint {
+        return Err(cli_err(
+            ErrorCode::StateCorrupt,
+            format!(
+                "the portal key (fingerprint {}) is not this portal's (fingerprint {fingerprint})",
+                portal.fingerprint()
+            ),
+        ));
+    }
+    Ok(portal)
 }
 
 fn event_json(e: &PortalEvent) -> serde_json::Value {
     serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
 }
 
-fn record_events(db: &PortalDb, now: u64, events: &[PortalEvent]) -> Result<(), Error> {
+/// Act on events once their writes committed (they are already in the
+/// `events` table, written in the same transaction).
+fn notify(events: &[PortalEvent]) {
     for e in events {
-        db.log_event(now, &event_json(e).to_string())?;
         if let PortalEvent::DeviceLinked { account, device_name, .. } = e {
             eprintln!("notification: e-mail to {account}: \"{device_name}\" was linked to your account");
         }
     }
-    Ok(())
-}
-
-fn load_device(db: &PortalDb, portal: &Portal, account: &str, device: &str) -> Result<DeviceRecord, Error> {
-    let sealed: Option<Vec<u8>> = db
-        .conn
-        .query_row("SELECT sealed FROM devices WHERE device_id = ?1 AND account = ?2", params![device, account], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(db_err)?;
-    let rec: DeviceRecord = portal
-        .open_record(&sealed.ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device for this account"))?)?;
-    if rec.device_id != device || rec.account != account {
-        return Err(cli_err(ErrorCode::StateCorrupt, "the stored record does not match its row"));
-    }
-    Ok(rec)
-}
-
-fn save_device(db: &PortalDb, portal: &Portal, rec: &DeviceRecord) -> Result<(), Error> {
-    let sealed = portal.seal_record(rec, &mut CliRandom);
-    db.conn
-        .execute(
-            "INSERT INTO devices (device_id, account, name, linked_at, last_used_at, status, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(device_id) DO UPDATE SET name = excluded.name, last_used_at = excluded.last_used_at, status = excluded.status, sealed = excluded.sealed",
-            params![rec.device_id, rec.account, rec.name, rec.linked_at as i64, rec.last_used_at.map(|t| t as i64), rec.status.as_str(), sealed],
-        )
-        .map_err(db_err)?;
-    Ok(())
 }
 
 fn device_json(r: &DeviceRecord) -> serde_json::Value {
     json!({"id": r.device_id, "name": r.name, "linked_at": r.linked_at, "last_used_at": r.last_used_at, "status": r.status.as_str()})
 }
 
+fn written_device(writes: &[Write]) -> Option<DeviceRecord> {
+    writes.iter().rev().find_map(|w| match w {
+        Write::Device(r) => Some(r.clone()),
+        _ => None,
+    })
+}
+
+fn written_pending(writes: &[Write]) -> Option<PendingLinkRecord> {
+    writes.iter().find_map(|w| match w {
+        Write::PendingLink(r) => Some(r.clone()),
+        _ => None,
+    })
+}
+
+/// The core's result, the device record as it now stands, and the events.
+type DeviceOpDone<T> = (Result<T, Error>, DeviceRecord, Vec<PortalEvent>);
+
+/// A registry operation on one device of `account`, under the host contract.
+fn device_op<T>(
+    db: &mut PortalDb,
+    portal: &Portal,
+    now: u64,
+    account: &str,
+    device: &str,
+    op: impl Fn(&DeviceRecord) -> Outcome<T>,
+) -> Result<DeviceOpDone<T>, Error> {
+    let d = db.run(portal, now, |c| {
+        let row = read::device(c, device)?
+            .filter(|r| r.account == account)
+            .ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device for this account"))?;
+        let rec = portal.open_device(&row)?;
+        let o = op(&rec);
+        let after = written_device(&o.writes).unwrap_or(rec);
+        Ok(decided(o, after))
+    })?;
+    let (result, rec) = d.value;
+    Ok((result, rec, d.events))
+}
+
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
     match cmd {
         PortalCommand::Init { c, name } => {
-            let db = PortalDb::open(&c.dir, true)?;
+            let mut db = PortalDb::open(&c.dir, true)?;
             if db.identity()?.is_some() {
                 return Err(cli_err(ErrorCode::InvalidState, "this directory already holds a portal"));
             }
-            let p = Portal::generate(&name, &mut CliRandom)?;
-            db.conn
-                .execute(
-                    "INSERT INTO portal (id, name, secret_hex) VALUES (1, ?1, ?2)",
-                    params![name, hex_encode(p.secret().expose())],
-                )
-                .map_err(db_err)?;
+            let path = key_path(&c.dir);
+            let from_env = secrets::key_from_env(PORTAL_SECRET_ENV)?;
+            let p = match &from_env {
+                Some(seed) => Portal::from_secret(&seed[..], &name)?,
+                None => Portal::generate(&name, &mut CliRandom)?,
+            };
+            if from_env.is_none() && path.exists() {
+                return Err(cli_err(
+                    ErrorCode::InvalidState,
+                    format!("{} already exists; it may be another portal's key", path.display()),
+                ));
+            }
+            db.create_identity(&name, &p.fingerprint(), || match from_env {
+                Some(_) => Ok(()),
+                None => secrets::write_key_file(&path, p.secret().expose()),
+            })?;
             if c.json {
-                out!("{}", json!({"name": name, "fingerprint": p.fingerprint()}));
+                out!(
+                    "{}",
+                    json!({"name": name, "fingerprint": p.fingerprint(), "public_key": hex_encode(&p.public_key())})
+                );
             } else {
                 out!("portal \"{name}\" created (key fingerprint {})", p.fingerprint());
+            }
+            if from_env.is_some() {
+                eprintln!("the portal seed comes from {PORTAL_SECRET_ENV}; no key file written");
+            } else {
+                eprintln!("the portal seed is in {} (owner only): keep it secret, back it up", path.display());
             }
         }
         PortalCommand::LinkOffer {
@@ -209,8 +274,8 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             alphanumeric,
             no_biometrics,
         } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
             let policy = PasscodePolicy {
                 min_len: passcode_min,
@@ -220,12 +285,11 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             };
             let offer = portal.create_offer(&account, policy, ttl, now, &mut CliRandom)?;
             let r = &offer.record;
-            db.conn
-                .execute(
-                    "INSERT INTO offers (offer_id, account, expires_at, used_at, sealed) VALUES (?1, ?2, ?3, NULL, ?4)",
-                    params![r.offer_id, r.account, r.expires_at as i64, portal.seal_record(r, &mut CliRandom)],
-                )
-                .map_err(db_err)?;
+            let row = portal.store_write(&Write::Offer(r.clone()), &mut CliRandom);
+            if let Applied::Conflict(what) = db.apply(&[row], now, &[])? {
+                // A fresh random offer id already taken: not a race, a fault.
+                return Err(cli_err(ErrorCode::Internal, format!("new offer: {what}")));
+            }
             if c.json {
                 out!("{}", json!({"qr_text": offer.qr_text, "offer_id": r.offer_id, "expires_at": r.expires_at}));
             } else {
@@ -237,66 +301,55 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         }
         PortalCommand::LinkAccept { c, request } => {
             let mut db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
             let opened = portal.open_link_request(&request)?;
-            let tx = db.immediate()?;
-            let sealed: Option<Vec<u8>> = tx
-                .query_row("SELECT sealed FROM offers WHERE offer_id = ?1", [opened.offer_id()], |r| r.get(0))
-                .optional()
-                .map_err(db_err)?;
-            let offer: Option<LinkOfferRecord> = sealed.map(|s| portal.open_record(&s)).transpose()?;
-            let out = opened.accept(&portal, offer.as_ref(), now);
-            let (answer, result) = match out.result {
-                Ok(acc) => {
-                    // Compare-and-set: only one request may use the offer.
-                    let n = tx
-                        .execute(
-                            "UPDATE offers SET used_at = ?1, sealed = ?2 WHERE offer_id = ?3 AND used_at IS NULL",
-                            params![now as i64, portal.seal_record(&acc.offer, &mut CliRandom), acc.offer.offer_id],
-                        )
-                        .map_err(db_err)?;
-                    if n == 1 {
-                        tx.execute(
-                            "INSERT INTO pending_links (device_id, account, closed, sealed) VALUES (?1, ?2, 0, ?3)
-                             ON CONFLICT(device_id) DO UPDATE SET account = excluded.account, closed = 0, sealed = excluded.sealed",
-                            params![acc.pending.device_id, acc.pending.account, portal.seal_record(&acc.pending, &mut CliRandom)],
-                        )
-                        .map_err(db_err)?;
-                        for e in &acc.events {
-                            tx.execute(
-                                "INSERT INTO events (at, json) VALUES (?1, ?2)",
-                                params![now as i64, event_json(e).to_string()],
-                            )
-                            .map_err(db_err)?;
-                        }
-                        (out.answer, Ok(acc.pending))
-                    } else {
-                        // Lost the race: refuse with an answer the device can show. (Not
-                        // reached with SQLite's immediate transactions; kept for other stores.)
-                        let again = portal.open_link_request(&request)?;
-                        (
-                            again.refuse(&portal, ErrorCode::TokenAlreadyUsed),
-                            Err(Error::new(ErrorCode::TokenAlreadyUsed, "this QR code was already used")),
-                        )
+            let d = db.run(&portal, now, |c| {
+                let offer = read::offer(c, opened.offer_id())?.map(|row| portal.open_offer(&row)).transpose()?;
+                // One device id across all accounts, pending or registered.
+                let key_use =
+                    if read::device_id_seen(c, opened.device_id())? { DeviceKeyUse::Seen } else { DeviceKeyUse::Fresh };
+                let out = opened.accept(&portal, offer.as_ref(), key_use, now);
+                let pending = match out.outcome.result {
+                    Ok(Accept::Accepted) => written_pending(&out.outcome.writes),
+                    Ok(Accept::Repeated) => {
+                        read::pending(c, opened.device_id())?.map(|row| portal.open_pending(&row)).transpose()?
                     }
-                }
-                Err(e) => (out.answer, Err(e)),
-            };
-            tx.commit().map_err(db_err)?;
+                    Err(_) => None,
+                };
+                Ok(Decision {
+                    writes: out.outcome.writes,
+                    events: out.outcome.events,
+                    value: (out.answer, out.outcome.result, pending),
+                })
+            })?;
+            let (answer, result, pending) = d.value;
             match result {
-                Ok(p) => {
+                Ok(how) => {
+                    let repeated = how == Accept::Repeated;
+                    let confirm_by = pending.as_ref().map(|p| p.confirm_by);
                     if c.json {
                         out!(
                             "{}",
-                            json!({"answer": answer, "device_id": p.device_id, "device_name": p.device_name, "confirm_by": p.confirm_by})
+                            json!({"answer": answer, "device_id": opened.device_id(), "device_name": opened.device_name(),
+                                   "confirm_by": confirm_by, "repeated": repeated})
                         );
                     } else {
                         out!("{answer}");
-                        eprintln!(
-                            "device \"{}\" ({}) waits for its check code until {}",
-                            p.device_name, p.device_id, p.confirm_by
-                        );
+                        if repeated {
+                            eprintln!(
+                                "device \"{}\" ({}) sent its accepted request again: same answer, nothing changed",
+                                opened.device_name(),
+                                opened.device_id()
+                            );
+                        } else {
+                            eprintln!(
+                                "device \"{}\" ({}) waits for its check code until {}",
+                                opened.device_name(),
+                                opened.device_id(),
+                                confirm_by.unwrap_or_default()
+                            );
+                        }
                     }
                 }
                 Err(e) => {
@@ -312,88 +365,59 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         }
         PortalCommand::LinkConfirm { c, account, code } => {
             let mut db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
-            let tx = db.immediate()?;
-            let rows: Vec<Vec<u8>> = {
-                let mut st =
-                    tx.prepare("SELECT sealed FROM pending_links WHERE account = ?1 AND closed = 0").map_err(db_err)?;
-                let it = st.query_map([&account], |r| r.get(0)).map_err(db_err)?;
-                it.collect::<Result<_, _>>().map_err(db_err)?
-            };
-            if rows.is_empty() {
-                return Err(cli_err(ErrorCode::TokenUnknown, "no device of this account is waiting for a check code"));
-            }
-            let pendings: Vec<PendingLinkRecord> =
-                rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
-            // Find the pending link whose check code matches; the others are untouched.
-            let mut linked: Option<(PendingLinkRecord, (DeviceRecord, Vec<PortalEvent>))> = None;
-            for p in &pendings {
-                let mut trial = p.clone();
-                if let Ok(done) = portal.confirm_link(&mut trial, &code, now) {
-                    linked = Some((trial, done));
-                    break;
+            let d = db.run(&portal, now, |c| {
+                let rows = read::open_pendings(c, &account)?;
+                if rows.is_empty() {
+                    return Ok(Decision::read_only(Err(cli_err(
+                        ErrorCode::TokenUnknown,
+                        "no device of this account is waiting for a check code",
+                    ))));
                 }
-            }
-            // No match: the wrong code counts against every waiting link.
-            let mut first_err: Option<Error> = None;
-            let updated: Vec<PendingLinkRecord> = match &linked {
-                Some((closed, _)) => vec![closed.clone()],
-                None => pendings
-                    .into_iter()
-                    .map(|mut p| {
-                        if let Err(e) = portal.confirm_link(&mut p, &code, now) {
-                            first_err.get_or_insert(e);
-                        }
-                        p
-                    })
-                    .collect(),
-            };
-            let linked = linked.map(|(_, done)| done);
-            for p in &updated {
-                tx.execute(
-                    "UPDATE pending_links SET closed = ?1, sealed = ?2 WHERE device_id = ?3",
-                    params![p.closed as i64, portal.seal_record(p, &mut CliRandom), p.device_id],
-                )
-                .map_err(db_err)?;
-            }
-            let result = match linked {
-                Some((rec, events)) => {
-                    let sealed = portal.seal_record(&rec, &mut CliRandom);
-                    tx.execute(
-                        "INSERT INTO devices (device_id, account, name, linked_at, last_used_at, status, sealed) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)
-                         ON CONFLICT(device_id) DO UPDATE SET account = excluded.account, name = excluded.name, linked_at = excluded.linked_at,
-                         last_used_at = NULL, status = excluded.status, sealed = excluded.sealed",
-                        params![rec.device_id, rec.account, rec.name, rec.linked_at as i64, rec.status.as_str(), sealed],
-                    )
-                    .map_err(db_err)?;
-                    Ok((rec, events))
+                let pendings: Vec<PendingLinkRecord> =
+                    rows.iter().map(|r| portal.open_pending(r)).collect::<Result<_, _>>()?;
+                let mut outcomes: Vec<Outcome<()>> =
+                    pendings.iter().map(|p| portal.confirm_link(p, &code, now)).collect();
+                // The pending link whose check code matches is confirmed; the
+                // others are untouched.
+                if let Some(i) = outcomes.iter().position(|o| o.result.is_ok()) {
+                    let o = outcomes.swap_remove(i);
+                    let rec = written_device(&o.writes)
+                        .ok_or_else(|| cli_err(ErrorCode::Internal, "a confirmed link without a device"))?;
+                    return Ok(Decision { writes: o.writes, events: o.events, value: Ok(rec) });
                 }
-                None => Err(first_err
-                    .unwrap_or_else(|| Error::new(ErrorCode::CheckCodeMismatch, "the check code does not match"))),
-            };
-            tx.commit().map_err(db_err)?;
-            let (rec, events) = result?;
-            record_events(&db, now, &events)?;
+                // No match: the wrong code counts against every waiting link,
+                // all in one transaction.
+                let (mut writes, mut events, mut first_err) = (Vec::new(), Vec::new(), None);
+                for o in outcomes {
+                    writes.extend(o.writes);
+                    events.extend(o.events);
+                    if let Err(e) = o.result {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                let e = first_err
+                    .unwrap_or_else(|| Error::new(ErrorCode::CheckCodeMismatch, "the check code does not match"));
+                Ok(Decision { writes, events, value: Err(e) })
+            })?;
+            let rec = d.value?;
+            notify(&d.events);
             if c.json {
                 out!(
                     "{}",
-                    json!({"device": device_json(&rec), "events": events.iter().map(event_json).collect::<Vec<_>>()})
+                    json!({"device": device_json(&rec), "events": d.events.iter().map(event_json).collect::<Vec<_>>()})
                 );
             } else {
                 out!("linked device {} \"{}\" to {}", rec.device_id, rec.name, rec.account);
             }
         }
         PortalCommand::Devices { c, account } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
-            let mut st = db
-                .conn
-                .prepare("SELECT sealed FROM devices WHERE account = ?1 ORDER BY linked_at, device_id")
-                .map_err(db_err)?;
-            let rows: Vec<Vec<u8>> =
-                st.query_map([&account], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?;
-            let recs: Vec<DeviceRecord> = rows.iter().map(|s| portal.open_record(s)).collect::<Result<_, _>>()?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let recs: Vec<DeviceRecord> = db.read(|c| {
+                read::devices_of(c, &account)?.iter().map(|r| portal.open_device(r)).collect::<Result<_, _>>()
+            })?;
             if c.json {
                 out!("{}", serde_json::Value::Array(recs.iter().map(device_json).collect()));
             } else {
@@ -405,13 +429,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::Rename { c, account, device, name } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
-            let mut rec = load_device(&db, &portal, &account, &device)?;
-            let ev = rec.rename(&name, now)?;
-            save_device(&db, &portal, &rec)?;
-            record_events(&db, now, &[ev])?;
+            let (result, rec, events) = device_op(&mut db, &portal, now, &account, &device, |r| r.rename(&name, now))?;
+            result?;
+            notify(&events);
             if c.json {
                 out!("{}", device_json(&rec));
             } else {
@@ -419,13 +442,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::Unlink { c, account, device } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
-            let mut rec = load_device(&db, &portal, &account, &device)?;
-            let ev = rec.unlink(now)?;
-            save_device(&db, &portal, &rec)?;
-            record_events(&db, now, &[ev])?;
+            let (result, rec, events) = device_op(&mut db, &portal, now, &account, &device, |r| r.unlink(now))?;
+            result?;
+            notify(&events);
             if c.json {
                 out!("{}", device_json(&rec));
             } else {
@@ -433,33 +455,42 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::Status { c, request } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
             let opened = portal.open_status_request(&request)?;
-            let account: Option<String> = db
-                .conn
-                .query_row("SELECT account FROM devices WHERE device_id = ?1", [opened.device_id()], |r| r.get(0))
-                .optional()
-                .map_err(db_err)?;
-            let account = account.ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device"))?;
-            let mut rec = load_device(&db, &portal, &account, opened.device_id())?;
-            let answer = opened.answer(&mut rec, now)?;
-            save_device(&db, &portal, &rec)?;
+            // Read-only: a status answer writes nothing, so it can never
+            // overwrite an unlink (or anything else).
+            let (device, pending) = db.read(|c| {
+                let device = read::device(c, opened.device_id())?.map(|r| portal.open_device(&r)).transpose()?;
+                let pending = read::pending(c, opened.device_id())?.map(|r| portal.open_pending(&r)).transpose()?;
+                Ok((device, pending))
+            })?;
+            let answer = opened.answer(device.as_ref(), pending.as_ref(), now)?;
+            // What the answer says (as the core decides it): the phone
+            // wipes itself only once no confirmation can still be committing.
+            let status = match (&device, &pending) {
+                (Some(d), _) => d.status.as_str(),
+                (None, Some(p))
+                    if matches!(p.state, PendingState::Open { .. })
+                        && now < p.confirm_by.saturating_add(STATUS_SKEW) =>
+                {
+                    "awaiting_confirmation"
+                }
+                _ => "not_confirmed",
+            };
             if c.json {
-                out!("{}", json!({"answer": answer, "status": rec.status.as_str()}));
+                out!("{}", json!({"answer": answer, "status": status}));
             } else {
                 out!("{answer}");
             }
         }
         PortalCommand::VerifyTotp { c, account, device, code } => {
-            let db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db)?;
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now)?;
-            let mut rec = load_device(&db, &portal, &account, &device)?;
-            let r = rec.verify_totp(&code, now);
-            save_device(&db, &portal, &rec)?;
-            let v = r?;
+            let (result, _, _) = device_op(&mut db, &portal, now, &account, &device, |r| r.verify_totp(&code, now))?;
+            let v = result?;
             if c.json {
                 out!("{}", json!({"accepted": true, "step": v.matched, "drift": v.drift}));
             } else {

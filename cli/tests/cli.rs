@@ -1,14 +1,35 @@
 //! The `tessera` binary as a user runs it: exact command forms, outputs,
 //! exit codes and `error[CODE]` messages, and the portal/device simulators
-//! across separate processes sharing SQLite state.
+//! across separate processes sharing SQLite state, including concurrent
+//! processes racing on one portal (the host contract, docs/DESIGN.md).
+//!
+//! The test process clears its umask, so every `tessera` it starts inherits
+//! umask 0: owner-only files must come from the CLI itself.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+fn clear_umask() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(unix)]
+    ONCE.call_once(|| {
+        rustix::process::umask(rustix::fs::Mode::empty());
+    });
+}
+
+fn tessera_cmd() -> Command {
+    clear_umask();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for v in ["TESSERA_PORTAL_SECRET", "TESSERA_DEVICE_KEY"] {
+        c.env_remove(v);
+    }
+    c
+}
+
 fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("run tessera")
+    tessera_cmd().args(args).output().expect("run tessera")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -244,7 +265,7 @@ fn link_flow_registry_and_unlink_across_processes() {
             .map(String::from)
             .to_vec()
     };
-    ok(&strs(&verify(&code, "1800000300")));
+    assert!(ok(&strs(&verify(&code, "1800000300"))).starts_with("accepted (step "));
     fails(&strs(&verify(&code, "1800000300")), "OTP_REPLAYED");
     let wrong = ok(&["device", "totp", "--dir", d1s, "--passcode", "111222", "--now", "1800000330"]);
     fails(&strs(&verify(&wrong, "1800000330")), "OTP_MISMATCH");
@@ -252,12 +273,31 @@ fn link_flow_registry_and_unlink_across_processes() {
     let sreq = ok(&["device", "status-request", "--dir", d1s, "--now", "1800000400"]);
     let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000400"]);
     assert_eq!(ok(&["device", "status-finish", "--dir", d1s, "--response", &sans]), "still linked");
+    // A status answer writes nothing (it cannot overwrite an unlink): the
+    // same request again gets an answer, and last use stays the TOTP's.
+    let again: serde_json::Value = serde_json::from_str(&ok(&[
+        "portal",
+        "status",
+        "--dir",
+        p,
+        "--request",
+        &sreq,
+        "--now",
+        "1800000400",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(again["status"], "active");
     ok(&["portal", "unlink", "--dir", p, "--account", "anna", "--device", &id1, "--now", "1800000500"]);
     let list: serde_json::Value =
         serde_json::from_str(&ok(&["portal", "devices", "--dir", p, "--account", "anna", "--json"])).unwrap();
     assert_eq!(list[0]["status"], "unlinked");
     assert_eq!(list[0]["name"], "Old Pixel");
-    assert_eq!(list[0]["last_used_at"], 1_800_000_400u64);
+    assert_eq!(list[0]["last_used_at"], 1_800_000_300u64);
+    fails(
+        &["portal", "unlink", "--dir", p, "--account", "anna", "--device", &id1, "--now", "1800000501"],
+        "INVALID_STATE",
+    );
     let sreq = ok(&["device", "status-request", "--dir", d1s, "--now", "1800000600"]);
     let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000600"]);
     fails(&["device", "status-finish", "--dir", d1s, "--response", &sans], "DEVICE_REVOKED");
@@ -291,6 +331,13 @@ fn check_code_attempts_are_limited() {
     }
     fails(&["portal", "link-confirm", "--dir", p, "--account", "eve", "--code", wrong, "--now", NOW], "LOCKED_OUT");
     fails(&["portal", "link-confirm", "--dir", p, "--account", "eve", "--code", &code, "--now", NOW], "TOKEN_UNKNOWN");
+    assert_eq!(pending_row(&pd, "eve"), (5, true, 6));
+    // The phone learns that its link was cancelled, and wipes it.
+    let sreq = ok(&["device", "status-request", "--dir", d, "--now", NOW]);
+    let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", NOW]);
+    let o = fails(&["device", "status-finish", "--dir", d, "--response", &sans], "LINK_NOT_CONFIRMED");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("link wiped"));
+    assert_eq!(ok(&["device", "status", "--dir", d]), "not linked");
     for d in [pd, dd] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -323,18 +370,9 @@ fn two_processes_accepting_the_same_offer_exactly_one_wins() {
                 ])
             })
             .collect();
-        let children: Vec<_> = reqs
-            .iter()
-            .map(|r| {
-                Command::new(env!("CARGO_BIN_EXE_tessera"))
-                    .args(["portal", "link-accept", "--dir", p, "--request", r, "--now", NOW])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let cmds: Vec<Vec<String>> =
+            reqs.iter().map(|r| args(&["portal", "link-accept", "--dir", p, "--request", r, "--now", NOW])).collect();
+        let outs = race(&cmds, &pd).outs;
         let wins = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(wins, 1, "round {round}: exactly one accept must win");
         let loser = outs.iter().find(|o| !o.status.success()).unwrap();
@@ -350,6 +388,7 @@ fn two_processes_accepting_the_same_offer_exactly_one_wins() {
 fn demo_runs() {
     let out = ok(&["demo", "--no-qr", "--now", NOW]);
     assert!(out.contains("TOKEN_ALREADY_USED"));
+    assert!(out.contains("the same answer again, nothing changes"));
     assert!(out.contains("DEVICE_REVOKED"));
     assert!(out.contains("demo finished"));
 }
@@ -407,7 +446,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 fn a_closed_stdout_pipe_ends_quietly() {
     // `tessera demo | head -0`: the reader is gone before the demo's later
     // lines are written (the demo does milliseconds of crypto between them).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let mut child = tessera_cmd()
         .args(["demo", "--now", NOW])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -418,4 +457,738 @@ fn a_closed_stdout_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the key-file and race tests.
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `OK`, or the `CODE` of `error[CODE]` on stderr.
+fn code_of(o: &Output) -> String {
+    if o.status.success() {
+        return "OK".into();
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    let start = err.find("error[").unwrap_or_else(|| panic!("no error code in: {err}")) + 6;
+    err[start..start + err[start..].find(']').unwrap()].to_string()
+}
+
+fn tally(outs: &[Output]) -> std::collections::BTreeMap<String, usize> {
+    let mut t = std::collections::BTreeMap::new();
+    for o in outs {
+        *t.entry(code_of(o)).or_insert(0) += 1;
+    }
+    t
+}
+
+/// What [`race`] saw.
+struct Race {
+    outs: Vec<Output>,
+    /// Every file seen in the watched directory while the processes ran,
+    /// with its permission bits (SQLite's -wal and -shm come and go).
+    seen: Vec<(String, u32)>,
+}
+
+/// Start every command at once, each a separate `tessera` process, and wait
+/// for all of them, watching the files in `watch` meanwhile.
+fn race(cmds: &[Vec<String>], watch: &Path) -> Race {
+    let mut children: Vec<_> = cmds
+        .iter()
+        .map(|a| {
+            tessera_cmd()
+                .args(a)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut seen: Vec<(String, u32)> = Vec::new();
+    loop {
+        for (name, mode) in modes_in(watch) {
+            if !seen.contains(&(name.clone(), mode)) {
+                seen.push((name, mode));
+            }
+        }
+        if children.iter_mut().all(|c| c.try_wait().unwrap().is_some()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(300));
+    }
+    let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for (name, mode) in &seen {
+        assert_eq!(mode & 0o777, 0o600, "{name} was created with mode {mode:o} while the race ran");
+    }
+    Race { outs, seen }
+}
+
+/// Names and permission bits of the entries of `dir` (entries that vanish
+/// while being read are skipped).
+fn modes_in(dir: &Path) -> Vec<(String, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
+        rd.filter_map(|e| {
+            let e = e.ok()?;
+            let m = std::fs::symlink_metadata(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), m.permissions().mode() & 0o777))
+        })
+        .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        vec![]
+    }
+}
+
+fn new_portal(name: &str) -> PathBuf {
+    let pd = tmp(name);
+    ok(&["portal", "init", "--dir", pd.to_str().unwrap(), "--name", "Example Bank"]);
+    pd
+}
+
+fn portal_db(pd: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(pd.join("portal.db")).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c
+}
+
+/// (attempts, closed, version) of the account's one pending link.
+fn pending_row(pd: &Path, account: &str) -> (i64, bool, i64) {
+    portal_db(pd)
+        .query_row("SELECT attempts, closed, version FROM pending_links WHERE account = ?1", [account], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+}
+
+fn device_version(pd: &Path, device_id: &str) -> i64 {
+    portal_db(pd).query_row("SELECT version FROM devices WHERE device_id = ?1", [device_id], |r| r.get(0)).unwrap()
+}
+
+/// Offer, link and accept, up to the check code (not typed). Returns it.
+fn pending_link(p: &str, d: &str, account: &str, now: u64) -> String {
+    let n = now.to_string();
+    let qr = ok(&["portal", "link-offer", "--dir", p, "--account", account, "--now", &n]);
+    let req = ok(&[
+        "device",
+        "link",
+        "--dir",
+        d,
+        "--qr",
+        &qr,
+        "--name",
+        "Phone",
+        "--passcode",
+        "493817",
+        "--biometric",
+        "--now",
+        &n,
+    ]);
+    let ans = ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", &n]);
+    ok(&["device", "link-finish", "--dir", d, "--response", &ans])
+}
+
+/// A confirmed device; returns its id.
+fn linked_device(p: &str, d: &str, account: &str, now: u64) -> String {
+    link_once(p, d, account, "Phone", now);
+    json(&ok(&["device", "status", "--dir", d, "--json"]))["device_id"].as_str().unwrap().to_string()
+}
+
+fn devices_json(p: &str, account: &str) -> serde_json::Value {
+    json(&ok(&["portal", "devices", "--dir", p, "--account", account, "--json"]))
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_phone_whose_link_is_never_confirmed_learns_it_and_wipes() {
+    let (pd, dd) = (new_portal("orphan-p"), tmp("orphan-d"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    let code = pending_link(p, d, "olga", 1_800_000_000);
+    assert!(dd.join("biometric.key").exists());
+    // Before the deadline the phone is told to wait.
+    let sreq = ok(&["device", "status-request", "--dir", d, "--now", "1800000060"]);
+    let sans = json(&ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000060", "--json"]));
+    assert_eq!(sans["status"], "awaiting_confirmation");
+    assert_eq!(
+        ok(&["device", "status-finish", "--dir", d, "--response", sans["answer"].as_str().unwrap()]),
+        "linked; waiting for the check code to be typed on the portal"
+    );
+    // Still waiting at the deadline and for the clock skew servers may
+    // have after it (a confirmation may be committing elsewhere) ...
+    let status_at = |t: &str| {
+        let sreq = ok(&["device", "status-request", "--dir", d, "--now", t]);
+        json(&ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", t, "--json"]))
+    };
+    assert_eq!(status_at("1800000600")["status"], "awaiting_confirmation");
+    assert_eq!(status_at("1800000899")["status"], "awaiting_confirmation");
+    // ... then the portal says the link was never confirmed (writing
+    // nothing), and the phone wipes its link.
+    let sans = status_at("1800000900");
+    assert_eq!(sans["status"], "not_confirmed");
+    assert_eq!(pending_row(&pd, "olga"), (0, false, 1));
+    let o = fails(
+        &["device", "status-finish", "--dir", d, "--response", sans["answer"].as_str().unwrap()],
+        "LINK_NOT_CONFIRMED",
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("never confirmed this link"));
+    assert_eq!(ok(&["device", "status", "--dir", d]), "not linked");
+    assert!(!dd.join("biometric.key").exists(), "the wipe removes the biometric secret");
+    // Typed too late, the code cancels the link; then nothing waits.
+    fails(
+        &["portal", "link-confirm", "--dir", p, "--account", "olga", "--code", &code, "--now", "1800000900"],
+        "TOKEN_EXPIRED",
+    );
+    assert_eq!(pending_row(&pd, "olga"), (0, true, 2));
+    fails(
+        &["portal", "link-confirm", "--dir", p, "--account", "olga", "--code", &code, "--now", "1800000901"],
+        "TOKEN_UNKNOWN",
+    );
+    // The wiped phone links again.
+    link_once(p, d, "olga", "Phone again", 1_800_001_000);
+    assert_eq!(devices_json(p, "olga").as_array().unwrap().len(), 1);
+    for d in [pd, dd] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_pinned_device_refuses_another_portals_qr() {
+    let (pa, pb, dd) = (tmp("pin-a"), tmp("pin-b"), tmp("pin-d"));
+    let (a, b, d) = (pa.to_str().unwrap(), pb.to_str().unwrap(), dd.to_str().unwrap());
+    let init = json(&ok(&["portal", "init", "--dir", a, "--name", "Example Bank", "--json"]));
+    let key = init["public_key"].as_str().unwrap();
+    assert_eq!(key.len(), 66);
+    ok(&["portal", "init", "--dir", b, "--name", "Example Bank"]); // a look-alike
+    let qa = ok(&["portal", "link-offer", "--dir", a, "--account", "pia", "--now", NOW]);
+    let qb = ok(&["portal", "link-offer", "--dir", b, "--account", "pia", "--now", NOW]);
+    ok(&["device", "scan", "--dir", d, "--qr", &qa, "--portal-key", key, "--now", NOW]);
+    fails(&["device", "scan", "--dir", d, "--qr", &qb, "--portal-key", key, "--now", NOW], "WRONG_ACCOUNT");
+    let link = |qr: &str| {
+        args(&[
+            "device",
+            "link",
+            "--dir",
+            d,
+            "--qr",
+            qr,
+            "--name",
+            "P",
+            "--passcode",
+            "493817",
+            "--portal-key",
+            key,
+            "--now",
+            NOW,
+        ])
+    };
+    fails(&strs(&link(&qb)), "WRONG_ACCOUNT");
+    fails(&["device", "scan", "--dir", d, "--qr", &qa, "--portal-key", "zz", "--now", NOW], "INVALID_INPUT");
+    ok(&strs(&link(&qa)));
+    for d in [pa, pb, dd] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn keys_live_in_owner_only_files_outside_the_databases() {
+    let root = tmp("keys");
+    let (pd, dd) = (root.join("nested/portal"), root.join("nested/device"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    ok(&["portal", "init", "--dir", p, "--name", "Example Bank"]);
+    let code = pending_link(p, d, "kim", 1_800_000_000);
+    ok(&["portal", "link-confirm", "--dir", p, "--account", "kim", "--code", &code, "--now", NOW]);
+
+    // Owner only, though this process gave the CLI umask 0. SQLite's -wal
+    // and -shm exist only while a connection is open: watch them while
+    // several processes write.
+    let mut wal_seen = 0;
+    for _ in 0..5 {
+        let cmds: Vec<Vec<String>> =
+            (0..8).map(|_| args(&["portal", "link-offer", "--dir", p, "--account", "kim", "--now", NOW])).collect();
+        let r = race(&cmds, &pd);
+        assert!(r.outs.iter().all(|o| o.status.success()));
+        wal_seen += r.seen.iter().filter(|(n, _)| n.ends_with("-wal") || n.ends_with("-shm")).count();
+        if wal_seen > 0 {
+            break;
+        }
+    }
+    assert!(wal_seen > 0, "never saw portal.db-wal or -shm while 8 processes wrote");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut n = 0;
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "{}", dir.display());
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                let m = std::fs::symlink_metadata(&path).unwrap();
+                if m.is_dir() {
+                    stack.push(path);
+                } else {
+                    assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", path.display());
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 5, "portal.db, portal.key, device.db, device.key, biometric.key");
+    }
+
+    // The secrets are in their own files, not in the databases.
+    let hex_of = |path: &Path| std::fs::read_to_string(path).unwrap().trim().to_string();
+    let unhex =
+        |h: &str| (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let seed = hex_of(&pd.join("portal.key"));
+    let storage_key = hex_of(&dd.join("device.key"));
+    let bio = hex_of(&dd.join("biometric.key"));
+    assert_eq!(seed.len(), 64);
+    assert_eq!(storage_key.len(), 64);
+    assert_eq!(bio.len(), 64);
+    assert_ne!(storage_key, bio);
+    let portal_db_bytes = std::fs::read(pd.join("portal.db")).unwrap();
+    let device_db_bytes = std::fs::read(dd.join("device.db")).unwrap();
+    for secret in [&seed, &storage_key, &bio] {
+        for db in [&portal_db_bytes, &device_db_bytes] {
+            assert!(!contains(db, secret.as_bytes()));
+            assert!(!contains(db, &unhex(secret)));
+        }
+    }
+    assert!(!contains(&std::fs::read(dd.join("device.key")).unwrap(), bio.as_bytes()));
+
+    // The key file (or the variable) is the only way in.
+    let devices = ["portal", "devices", "--dir", p, "--account", "kim"];
+    std::fs::rename(pd.join("portal.key"), pd.join("saved.key")).unwrap();
+    let o = fails(&devices, "STORAGE");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TESSERA_PORTAL_SECRET"));
+    let with_env = |var: &str, val: &str, a: &[&str]| tessera_cmd().args(a).env(var, val).output().unwrap();
+    assert!(with_env("TESSERA_PORTAL_SECRET", &seed, &devices).status.success());
+    let other = "11".repeat(32);
+    assert_eq!(code_of(&with_env("TESSERA_PORTAL_SECRET", &other, &devices)), "STATE_CORRUPT");
+    assert_eq!(code_of(&with_env("TESSERA_PORTAL_SECRET", "12ab", &devices)), "INVALID_INPUT");
+    std::fs::rename(pd.join("saved.key"), pd.join("portal.key")).unwrap();
+    ok(&devices);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = pd.join("portal.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = fails(&devices, "STORAGE");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("readable by other users"));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // The device: without its key file its state cannot be opened, and no
+    // new key is made next to sealed data.
+    let totp = ["device", "totp", "--dir", d, "--passcode", "493817", "--now", NOW];
+    let c1 = ok(&totp);
+    std::fs::rename(dd.join("device.key"), dd.join("saved.key")).unwrap();
+    let o = fails(&totp, "STORAGE");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TESSERA_DEVICE_KEY"));
+    assert!(!dd.join("device.key").exists());
+    let o = with_env("TESSERA_DEVICE_KEY", &storage_key, &totp);
+    assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), c1);
+    std::fs::rename(dd.join("saved.key"), dd.join("device.key")).unwrap();
+    assert_eq!(ok(&["device", "totp", "--dir", d, "--biometric", "--now", NOW]), c1);
+
+    // Keys from the environment only: no key file is written at all.
+    let (pe, de) = (root.join("env-portal"), root.join("env-device"));
+    let (pes, des) = (pe.to_str().unwrap(), de.to_str().unwrap());
+    let seed2 = "5a".repeat(32);
+    let init =
+        with_env("TESSERA_PORTAL_SECRET", &seed2, &["portal", "init", "--dir", pes, "--name", "Env Bank", "--json"]);
+    assert!(init.status.success());
+    assert!(!pe.join("portal.key").exists());
+    fails(&["portal", "link-offer", "--dir", pes, "--account", "env", "--now", NOW], "STORAGE");
+    let qr = with_env(
+        "TESSERA_PORTAL_SECRET",
+        &seed2,
+        &["portal", "link-offer", "--dir", pes, "--account", "env", "--now", NOW],
+    );
+    let qr = String::from_utf8(qr.stdout).unwrap().trim().to_string();
+    let dkey = "6b".repeat(32);
+    let link = ["device", "link", "--dir", des, "--qr", &qr, "--name", "P", "--passcode", "493817", "--now", NOW];
+    assert!(with_env("TESSERA_DEVICE_KEY", &dkey, &link).status.success());
+    assert!(!de.join("device.key").exists());
+    assert_eq!(ok(&["device", "status", "--dir", des]), "not linked (a link is in progress)");
+    // Same seed, same portal: the fingerprint is the seed's.
+    let again = tmp("keys-env-again");
+    let init2 = with_env(
+        "TESSERA_PORTAL_SECRET",
+        &seed2,
+        &["portal", "init", "--dir", again.to_str().unwrap(), "--name", "Env Bank", "--json"],
+    );
+    assert_eq!(
+        json(&String::from_utf8(init.stdout).unwrap())["fingerprint"],
+        json(&String::from_utf8(init2.stdout).unwrap())["fingerprint"]
+    );
+
+    // A directory made by an older tessera (seed inside portal.db) is refused.
+    let old = root.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    rusqlite::Connection::open(old.join("portal.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE portal (id INTEGER PRIMARY KEY, name TEXT NOT NULL, secret_hex TEXT NOT NULL);")
+        .unwrap();
+    let o = fails(&["portal", "devices", "--dir", old.to_str().unwrap(), "--account", "x"], "STORAGE");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("older tessera"));
+    for d in [root, again] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Process races (issue 6, item 8): real `tessera` processes, started at
+// once against one portal directory. Each prints what it committed only
+// after its compare-and-set writes went through.
+
+/// (a) One link request sent to several `portal link-accept` processes at
+/// once (each with its own clock, so a recomputed answer would differ),
+/// plus another phone's request for the same QR code: exactly one pending
+/// link; every process with the winning request prints the very same
+/// answer; the other request gets TOKEN_ALREADY_USED.
+#[test]
+fn race_one_link_request_accepted_by_many_processes_links_once() {
+    let pd = new_portal("race-accept");
+    let p = pd.to_str().unwrap();
+    let mut b_won = 0;
+    const SAME: usize = 6;
+    let trials = 4;
+    for trial in 0..trials {
+        let account = format!("acc{trial}");
+        let qr = ok(&["portal", "link-offer", "--dir", p, "--account", &account, "--now", NOW]);
+        let (da, db) = (tmp(&format!("race-accept-{trial}-a")), tmp(&format!("race-accept-{trial}-b")));
+        let request = |d: &Path, name: &str| {
+            ok(&[
+                "device",
+                "link",
+                "--dir",
+                d.to_str().unwrap(),
+                "--qr",
+                &qr,
+                "--name",
+                name,
+                "--passcode",
+                "493817",
+                "--now",
+                NOW,
+            ])
+        };
+        let (ra, rb) = (request(&da, "Phone A"), request(&db, "Phone B"));
+        let accept = |r: &str, now: u64| {
+            args(&["portal", "link-accept", "--dir", p, "--request", r, "--now", &now.to_string(), "--json"])
+        };
+        let mut cmds: Vec<Vec<String>> = (0..SAME).map(|i| accept(&ra, 1_800_000_000 + i as u64)).collect();
+        cmds.insert(SAME / 2, accept(&rb, 1_800_000_000));
+        let r = race(&cmds, &pd);
+        let mut outs = r.outs;
+        let b = outs.remove(SAME / 2);
+        let a = outs;
+        let answers: Vec<serde_json::Value> = a.iter().map(|o| json(&String::from_utf8_lossy(&o.stdout))).collect();
+        let b_json = json(&String::from_utf8_lossy(&b.stdout));
+        let count: i64 = portal_db(&pd)
+            .query_row("SELECT count(*) FROM pending_links WHERE account = ?1", [&account], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1, "trial {trial}: exactly one pending link");
+        let (used_version, used): (i64, Option<i64>) = portal_db(&pd)
+            .query_row("SELECT version, used_at FROM offers WHERE account = ?1", [&account], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(used_version, 2, "trial {trial}: the offer was written once");
+        assert!(used.is_some());
+        let (win_req, win_dir, win_answer, lose_req, lose_dir, lose_answer);
+        if b.status.success() {
+            // The other phone won: every copy of A's request is refused.
+            b_won += 1;
+            assert_eq!(b_json["repeated"], false);
+            assert_eq!(tally(&a).get("TOKEN_ALREADY_USED"), Some(&SAME), "trial {trial}");
+            (win_req, win_dir, win_answer) = (&rb, &db, b_json["answer"].as_str().unwrap().to_string());
+            (lose_req, lose_dir, lose_answer) = (&ra, &da, answers[0]["answer"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(code_of(&b), "TOKEN_ALREADY_USED", "trial {trial}");
+            assert_eq!(tally(&a).get("OK"), Some(&SAME), "trial {trial}: {:?}", tally(&a));
+            let first = answers.iter().filter(|j| j["repeated"] == false).count();
+            assert_eq!(first, 1, "trial {trial}: exactly one process accepted, the others repeated");
+            for j in &answers {
+                assert_eq!(j["answer"], answers[0]["answer"], "trial {trial}: a repeat gets the same bytes");
+                assert_eq!(j["confirm_by"], answers[0]["confirm_by"]);
+            }
+            (win_req, win_dir, win_answer) = (&ra, &da, answers[0]["answer"].as_str().unwrap().to_string());
+            (lose_req, lose_dir, lose_answer) = (&rb, &db, b_json["answer"].as_str().unwrap().to_string());
+        }
+        // Afterwards, one at a time: the same bytes again, and the refusal again.
+        let again = json(&ok(&strs(&accept(win_req, 1_800_000_100))));
+        assert_eq!(
+            (again["answer"].as_str().unwrap(), &again["repeated"]),
+            (win_answer.as_str(), &serde_json::json!(true))
+        );
+        fails(&strs(&accept(lose_req, 1_800_000_100)), "TOKEN_ALREADY_USED");
+        // Both phones understand what they got.
+        let code = ok(&["device", "link-finish", "--dir", win_dir.to_str().unwrap(), "--response", &win_answer]);
+        assert_eq!(code.len(), 6);
+        fails(
+            &["device", "link-finish", "--dir", lose_dir.to_str().unwrap(), "--response", &lose_answer],
+            "TOKEN_ALREADY_USED",
+        );
+        ok(&["portal", "link-confirm", "--dir", p, "--account", &account, "--code", &code, "--now", NOW]);
+        for d in [da, db] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    println!("race (a): {trials} trials of {SAME} copies + 1 other request: one link each; other request won {b_won}");
+    let _ = std::fs::remove_dir_all(pd);
+}
+
+/// (b) 40 wrong check codes typed at once: exactly 5 are counted (4
+/// mismatches, then the lock), the rest find nothing waiting, and the right
+/// code afterwards links nothing.
+#[test]
+fn race_forty_wrong_check_codes_count_exactly_five() {
+    let pd = new_portal("race-confirm");
+    let p = pd.to_str().unwrap();
+    let trials = 3;
+    for trial in 0..trials {
+        let account = format!("cc{trial}");
+        let dd = tmp(&format!("race-confirm-{trial}"));
+        let code = pending_link(p, dd.to_str().unwrap(), &account, 1_800_000_000);
+        let right: u32 = code.parse().unwrap();
+        let cmds: Vec<Vec<String>> = (1..=40)
+            .map(|i| {
+                let wrong = format!("{:06}", (right + i) % 1_000_000);
+                args(&["portal", "link-confirm", "--dir", p, "--account", &account, "--code", &wrong, "--now", NOW])
+            })
+            .collect();
+        let r = race(&cmds, &pd);
+        let t = tally(&r.outs);
+        assert_eq!(t.get("CHECK_CODE_MISMATCH"), Some(&4), "trial {trial}: {t:?}");
+        assert_eq!(t.get("LOCKED_OUT"), Some(&1), "trial {trial}: {t:?}");
+        assert_eq!(t.get("TOKEN_UNKNOWN"), Some(&35), "trial {trial}: {t:?}");
+        assert_eq!(pending_row(&pd, &account), (5, true, 6), "trial {trial}: five counted writes, then closed");
+        fails(
+            &["portal", "link-confirm", "--dir", p, "--account", &account, "--code", &code, "--now", NOW],
+            "TOKEN_UNKNOWN",
+        );
+        assert_eq!(devices_json(p, &account).as_array().unwrap().len(), 0);
+        let _ = std::fs::remove_dir_all(dd);
+    }
+    println!("race (b) check codes: {trials} trials of 40 wrong codes: 4 CHECK_CODE_MISMATCH + 1 LOCKED_OUT + 35 TOKEN_UNKNOWN each");
+    let _ = std::fs::remove_dir_all(pd);
+}
+
+/// The device's TOTP codes valid at `t` (window ±1 step).
+fn valid_totps(d: &str, t: u64) -> Vec<String> {
+    [t - 30, t, t + 30]
+        .iter()
+        .map(|s| ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", &s.to_string()]))
+        .collect()
+}
+
+/// (b) 40 wrong TOTP codes at once: exactly 5 failures are counted (the
+/// fifth locks), every other attempt is LOCKED_OUT, and so is the right
+/// code afterwards.
+#[test]
+fn race_forty_wrong_totp_codes_count_exactly_five() {
+    let pd = new_portal("race-totp-lock");
+    let p = pd.to_str().unwrap();
+    let trials = 2;
+    for trial in 0..trials {
+        let account = format!("tl{trial}");
+        let dd = tmp(&format!("race-totp-lock-{trial}"));
+        let d = dd.to_str().unwrap();
+        let id = linked_device(p, d, &account, 1_800_000_000);
+        let t = 1_800_000_300u64;
+        let valid = valid_totps(d, t);
+        let wrong: Vec<String> =
+            (0..).map(|i| format!("{:06}", 100_000 + i * 7919)).filter(|c| !valid.contains(c)).take(40).collect();
+        let now = t.to_string();
+        let cmds: Vec<Vec<String>> = wrong
+            .iter()
+            .map(|c| {
+                args(&[
+                    "portal",
+                    "verify-totp",
+                    "--dir",
+                    p,
+                    "--account",
+                    &account,
+                    "--device",
+                    &id,
+                    "--code",
+                    c,
+                    "--now",
+                    &now,
+                ])
+            })
+            .collect();
+        let r = race(&cmds, &pd);
+        let t2 = tally(&r.outs);
+        assert_eq!(t2.get("OTP_MISMATCH"), Some(&4), "trial {trial}: {t2:?}");
+        assert_eq!(t2.get("LOCKED_OUT"), Some(&36), "trial {trial}: {t2:?}");
+        assert_eq!(device_version(&pd, &id), 6, "trial {trial}: exactly five counted writes");
+        fails(
+            &[
+                "portal",
+                "verify-totp",
+                "--dir",
+                p,
+                "--account",
+                &account,
+                "--device",
+                &id,
+                "--code",
+                &valid[1],
+                "--now",
+                &now,
+            ],
+            "LOCKED_OUT",
+        );
+        let _ = std::fs::remove_dir_all(dd);
+    }
+    println!("race (b) TOTP: {trials} trials of 40 wrong codes: 4 OTP_MISMATCH + 36 LOCKED_OUT each, device version 6");
+    let _ = std::fs::remove_dir_all(pd);
+}
+
+/// (c) One valid TOTP code sent 6 times at once: accepted exactly once; the
+/// five replays are counted as failures (the fifth locks).
+#[test]
+fn race_one_totp_code_sent_six_times_is_accepted_once() {
+    let pd = new_portal("race-totp-once");
+    let p = pd.to_str().unwrap();
+    let trials = 5;
+    for trial in 0..trials {
+        let account = format!("to{trial}");
+        let dd = tmp(&format!("race-totp-once-{trial}"));
+        let d = dd.to_str().unwrap();
+        let id = linked_device(p, d, &account, 1_800_000_000);
+        let t = 1_800_000_300u64;
+        let code = ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", &t.to_string()]);
+        let cmd = args(&[
+            "portal",
+            "verify-totp",
+            "--dir",
+            p,
+            "--account",
+            &account,
+            "--device",
+            &id,
+            "--code",
+            &code,
+            "--now",
+            &t.to_string(),
+        ]);
+        let r = race(&vec![cmd; 6], &pd);
+        let tl = tally(&r.outs);
+        assert_eq!(tl.get("OK"), Some(&1), "trial {trial}: {tl:?}");
+        assert_eq!(tl.get("OTP_REPLAYED"), Some(&4), "trial {trial}: {tl:?}");
+        assert_eq!(tl.get("LOCKED_OUT"), Some(&1), "trial {trial}: {tl:?}");
+        assert_eq!(device_version(&pd, &id), 7, "trial {trial}: one acceptance and five counted replays");
+        assert_eq!(devices_json(p, &account)[0]["last_used_at"], t);
+        let _ = std::fs::remove_dir_all(dd);
+    }
+    println!("race (c): {trials} trials of one code sent 6 times: 1 accepted + 4 OTP_REPLAYED + 1 LOCKED_OUT each");
+    let _ = std::fs::remove_dir_all(pd);
+}
+
+/// (d) Status requests (fresh and replayed), a rename and a TOTP check
+/// racing `portal unlink`: the unlink is never undone.
+#[test]
+fn race_status_requests_never_undo_an_unlink() {
+    let pd = new_portal("race-unlink");
+    let p = pd.to_str().unwrap();
+    let (trials, mut verify_won, mut rename_won) = (8, 0, 0);
+    for trial in 0..trials {
+        let account = format!("ul{trial}");
+        let dd = tmp(&format!("race-unlink-{trial}"));
+        let d = dd.to_str().unwrap();
+        let id = linked_device(p, d, &account, 1_800_000_000);
+        let t = "1800000300";
+        let s1 = ok(&["device", "status-request", "--dir", d, "--now", t]);
+        let s2 = ok(&["device", "status-request", "--dir", d, "--now", t]);
+        let code = ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", t]);
+        let status = |s: &str| args(&["portal", "status", "--dir", p, "--request", s, "--now", t, "--json"]);
+        let name = format!("Renamed {trial}");
+        let mut cmds = [
+            ("status", status(&s1)),
+            ("status", status(&s2)),
+            ("unlink", args(&["portal", "unlink", "--dir", p, "--account", &account, "--device", &id, "--now", t])),
+            ("status", status(&s1)),
+            (
+                "rename",
+                args(&[
+                    "portal",
+                    "rename",
+                    "--dir",
+                    p,
+                    "--account",
+                    &account,
+                    "--device",
+                    &id,
+                    "--name",
+                    &name,
+                    "--now",
+                    t,
+                ]),
+            ),
+            ("status", status(&s2)),
+            (
+                "verify",
+                args(&[
+                    "portal",
+                    "verify-totp",
+                    "--dir",
+                    p,
+                    "--account",
+                    &account,
+                    "--device",
+                    &id,
+                    "--code",
+                    &code,
+                    "--now",
+                    t,
+                ]),
+            ),
+        ];
+        // The unlink starts at another place in each trial.
+        cmds.rotate_left(trial % 7);
+        let r = race(&cmds.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), &pd);
+        let of = |kind: &str| -> Vec<&Output> {
+            cmds.iter().zip(&r.outs).filter(|((k, _), _)| *k == kind).map(|(_, o)| o).collect()
+        };
+        for o in of("status") {
+            assert_eq!(code_of(o), "OK", "trial {trial}");
+            let s = json(&String::from_utf8_lossy(&o.stdout))["status"].as_str().unwrap().to_string();
+            assert!(s == "active" || s == "unlinked", "{s}");
+        }
+        assert_eq!(code_of(of("unlink")[0]), "OK", "trial {trial}: unlink");
+        // A rename or a code check after the unlink is refused.
+        let n = code_of(of("rename")[0]);
+        assert!(n == "OK" || n == "INVALID_STATE", "trial {trial}: rename {n}");
+        let v = code_of(of("verify")[0]);
+        assert!(v == "OK" || v == "DEVICE_REVOKED", "trial {trial}: verify-totp {v}");
+        verify_won += usize::from(v == "OK");
+        rename_won += usize::from(n == "OK");
+        let list = devices_json(p, &account);
+        assert_eq!(list[0]["status"], "unlinked", "trial {trial}: the unlink stands");
+        assert_eq!(list[0]["name"], if n == "OK" { name.as_str() } else { "Phone" });
+        assert_eq!(device_version(&pd, &id), 2 + i64::from(n == "OK") + i64::from(v == "OK"));
+        // The phone learns it on its next contact and wipes itself.
+        let sreq = ok(&["device", "status-request", "--dir", d, "--now", "1800000400"]);
+        let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000400"]);
+        fails(&["device", "status-finish", "--dir", d, "--response", &sans], "DEVICE_REVOKED");
+        assert_eq!(ok(&["device", "status", "--dir", d]), "not linked");
+        let _ = std::fs::remove_dir_all(dd);
+    }
+    println!("race (d): {trials} trials of 4 status + rename + verify-totp racing unlink: unlinked every time (rename before the unlink in {rename_won}, verify-totp in {verify_won})");
+    let _ = std::fs::remove_dir_all(pd);
 }

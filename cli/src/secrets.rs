@@ -1,0 +1,128 @@
+//! Where the simulators keep their secrets, and owner-only files.
+//!
+//! The databases hold data, never the keys that protect it: the portal seed
+//! lives in `P/portal.key` (or `TESSERA_PORTAL_SECRET`), the device's storage
+//! key in `D/device.key` (or `TESSERA_DEVICE_KEY`), each as 64 hex digits.
+//! A copied `portal.db` or `device.db` alone opens nothing. Every file and
+//! directory the CLI creates is readable by its owner only: `main` sets the
+//! umask to 077, and the files below are also created with explicit modes
+//! (0600 files, 0700 directories) so nothing depends on the umask alone.
+
+use crate::cli_err;
+use std::io::Write as _;
+use std::path::Path;
+use tessera_core::encoding::{hex_decode, hex_encode};
+use tessera_core::{Error, ErrorCode};
+use zeroize::Zeroizing;
+
+/// Environment variable holding the portal seed (64 hex digits).
+pub const PORTAL_SECRET_ENV: &str = "TESSERA_PORTAL_SECRET";
+/// Environment variable holding the device storage key (64 hex digits).
+pub const DEVICE_KEY_ENV: &str = "TESSERA_DEVICE_KEY";
+
+/// Owner-only from here on: files 0600, directories 0700 (SQLite's `-wal`
+/// and `-shm` files included).
+pub fn private_umask() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+fn io_err(what: &Path, e: std::io::Error) -> Error {
+    cli_err(ErrorCode::Storage, format!("{}: {e}", what.display()))
+}
+
+/// Create `dir` (and its missing parents) owner-only. An existing directory
+/// is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| io_err(dir, e))
+}
+
+fn private_options() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
+/// Create an empty owner-only file if there is none (a database about to be
+/// opened: SQLite gives its `-wal` and `-shm` files the database's mode).
+pub fn touch_private(path: &Path) -> Result<(), Error> {
+    private_options().create(true).open(path).map(drop).map_err(|e| io_err(path, e))
+}
+
+/// Write a new owner-only file; fails if it exists.
+pub fn write_new_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let mut f = private_options().create_new(true).open(path).map_err(|e| io_err(path, e))?;
+    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(path, e))
+}
+
+/// Write (or replace) an owner-only file.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let mut f = private_options().create(true).truncate(true).open(path).map_err(|e| io_err(path, e))?;
+    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(path, e))
+}
+
+/// Read an owner-only file (`None` if missing). A file others can read is
+/// refused, as ssh refuses a readable private key: the secret may already
+/// have leaked, and silently using it would hide that.
+pub fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).map_err(|e| io_err(path, e))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(cli_err(
+                ErrorCode::Storage,
+                format!("{} is readable by other users (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777),
+            ));
+        }
+    }
+    Ok(Some(bytes))
+}
+
+fn parse_key(text: &[u8], what: &str) -> Result<Zeroizing<[u8; 32]>, Error> {
+    let bad = || cli_err(ErrorCode::InvalidInput, format!("{what} must be 64 hex digits"));
+    let text = std::str::from_utf8(text).map_err(|_| bad())?;
+    let raw = Zeroizing::new(hex_decode(text.trim()).map_err(|_| bad())?);
+    let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad())?;
+    Ok(Zeroizing::new(key))
+}
+
+/// A 32-byte key from the environment variable `var`, if it is set.
+pub fn key_from_env(var: &str) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+    match std::env::var(var) {
+        Ok(v) => {
+            let v = Zeroizing::new(v);
+            parse_key(v.as_bytes(), var).map(Some)
+        }
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(cli_err(ErrorCode::InvalidInput, format!("{var} must be 64 hex digits")))
+        }
+    }
+}
+
+/// A 32-byte key from a key file, if it exists.
+pub fn key_from_file(path: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+    match read_private(path)? {
+        Some(text) => parse_key(&text, &path.display().to_string()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Write a new key file (64 hex digits and a newline, mode 0600).
+pub fn write_key_file(path: &Path, key: &[u8]) -> Result<(), Error> {
+    let mut text = Zeroizing::new(hex_encode(key));
+    text.push('\n');
+    write_new_private(path, text.as_bytes())
+}
