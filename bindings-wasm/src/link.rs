@@ -2,14 +2,17 @@
 //! (`TesseraDevice`, `PendingLink`; mirrors `ffi/src/link.rs`) and the portal
 //! (`TesseraPortal`, `LinkRequest`), plus `linkQrSvg` to draw the QR code.
 //!
-//! Glue only: every rule is in `tessera_core::link`. Portal records cross
-//! as plain JSON-able objects (`Stored*`): the query columns next to
-//! `sealed`, the whole record sealed under the portal's storage key,
-//! base64url. Only `sealed` is read back (the sealed copy is the truth).
+//! Glue only: every rule is in `tessera_core::link` and `tessera_core::host`.
+//! Portal records cross as plain JSON-able rows (`Stored*`): the query
+//! columns, `version`, and `sealed` (the whole record sealed under the
+//! portal's storage key, base64url). A row is read back from its key,
+//! `account`, `version` and `sealed`, which the seal binds together. State
+//! changes come back as `writes`, versioned compare-and-sets the host
+//! applies in one transaction (`docs/DESIGN.md`, "Host contract").
 
-use crate::MAX_SAFE_INTEGER;
 use crate::{
-    given, invalid, js_error, new_object, set, thrown, to_bool, to_bytes, to_string, to_u64, JsObject, JsResult,
+    from_u64, given, invalid, js_error, new_object, set, thrown, to_bool, to_bytes, to_string, to_u64, JsObject,
+    JsResult, MAX_SAFE_INTEGER,
 };
 use js_sys::{Array, Uint8Array};
 use qrcode::render::svg;
@@ -17,11 +20,13 @@ use qrcode::{EcLevel, QrCode};
 use std::rc::Rc;
 use tessera_core::crypto::RandomSource;
 use tessera_core::encoding::{base64url_decode_as, base64url_encode};
+use tessera_core::host::Outcome;
 use tessera_core::link::{
-    self, DeviceRecord, DeviceState, LinkOfferRecord, PasscodePolicy, PendingDeviceLink, PendingLinkRecord, Portal,
-    PortalEvent, StoredDevice, StoredOffer, StoredPendingLink, UserFactor,
+    self, Accept, DeviceKeyUse, DeviceRecord, DeviceState, LinkOfferRecord, LinkStatus, PasscodePolicy,
+    PendingDeviceLink, PendingLinkRecord, Portal, PortalEvent, PortalRecord, ScannedOffer, StoredDevice, StoredOffer,
+    StoredPendingLink, StoredWrite, UserFactor,
 };
-use tessera_core::ErrorCode;
+use tessera_core::{ErrorCode, SecretBytes};
 use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
@@ -44,12 +49,21 @@ export interface PasscodeRules {
 export interface LinkOfferInfo {
   /** Portal name ("Link this phone to …?"). */
   portalName: string;
-  /** Portal key fingerprint (16 hex characters; apps may pin it). */
+  /** Portal key fingerprint (16 hex characters). */
   portalFingerprint: string;
   /** Expiry, unix seconds. */
   expiresAt: number;
   /** Rules to enforce while the user chooses a passcode. */
   passcodeRules: PasscodeRules;
+}
+
+/** Options of `TesseraDevice.scanLinkQr`. */
+export interface ScanOptions {
+  /**
+   * For apps that know their portal: its 33-byte `TesseraPortal.publicKey()`.
+   * A QR code carrying another key (a look-alike) throws `WRONG_ACCOUNT`.
+   */
+  pinnedPortalKey?: Uint8Array | null;
 }
 
 /** Public facts of the account a device holds. */
@@ -79,13 +93,15 @@ export interface LinkStartParams {
   biometrics?: boolean;
   /** The stored device state, if any: a device holds one account. */
   currentState?: Uint8Array | null;
+  /** As in `scanLinkQr`: the portal key the QR code must carry (`WRONG_ACCOUNT`). */
+  pinnedPortalKey?: Uint8Array | null;
   /** Unix seconds. */
   now: number;
 }
 
 /** Result of `TesseraDevice.startLink`. */
 export interface LinkStart {
-  /** Text to send to the portal. */
+  /** Text to send to the portal (`pending.request()` gives it again). */
   request: string;
   /** The link in progress (save `pending.sealed()` if the app may stop). */
   pending: PendingLink;
@@ -113,6 +129,12 @@ export interface StatusCheck {
   probe: StatusProbe;
 }
 
+/**
+ * What the portal said about this device's link (`readStatusAnswer`):
+ * linked, or linked on the device and waiting for the check code to be typed.
+ */
+export type LinkStatus = "active" | "awaiting_confirmation";
+
 /** Input of `TesseraPortal.createOffer`. */
 export interface LinkOfferParams {
   /** Account the QR code links to (1..=128 bytes). */
@@ -129,14 +151,17 @@ export interface LinkOfferParams {
 export interface LinkOffer {
   /** Text of the QR code to show (`linkQrSvg(qrText)` draws it). */
   qrText: string;
-  /** Record to store, keyed by `offerId`. */
+  /** Row to INSERT, keyed by `offerId` (version 1). */
   offer: StoredOffer;
 }
 
 /**
- * A stored link offer. Stored records are plain JSON: the columns to query
- * next to `sealed` (base64url), the whole record sealed under the portal's
- * key. Only `sealed` is read back; any change to it is `STATE_CORRUPT`.
+ * A stored link offer. Stored rows are plain JSON: the columns to query,
+ * `version` (1 when created, +1 on every change) and `sealed` (base64url),
+ * the whole record sealed under the portal's key. The SDK reads a row from
+ * its key (`offerId` / `deviceId`), `account`, `version` and `sealed`: the
+ * seal binds them, so a changed `sealed`, or a row moved to another key,
+ * account or version, is `STATE_CORRUPT`. Other columns are for queries only.
  */
 export interface StoredOffer {
   offerId: string;
@@ -144,10 +169,11 @@ export interface StoredOffer {
   expiresAt: number;
   /** When a device used it (single use), else null. */
   usedAt: number | null;
+  version: number;
   sealed: string;
 }
 
-/** A stored pending link: a device waiting for its check code. */
+/** A stored pending link (keyed by `deviceId`): a device waiting for its check code. */
 export interface StoredPendingLink {
   deviceId: string;
   account: string;
@@ -158,13 +184,14 @@ export interface StoredPendingLink {
   attempts: number;
   /** Confirmed, cancelled or locked: no longer usable. */
   closed: boolean;
+  version: number;
   sealed: string;
 }
 
 /** Registry status of a device. */
 export type DeviceStatus = "active" | "unlinked";
 
-/** A stored registry entry (one linked device). */
+/** A stored registry entry (one linked device, keyed by `deviceId`). */
 export interface StoredDevice {
   deviceId: string;
   account: string;
@@ -172,61 +199,73 @@ export interface StoredDevice {
   linkedAt: number;
   lastUsedAt: number | null;
   status: DeviceStatus;
+  version: number;
   sealed: string;
 }
 
-/** What happened, for the host to act on (notification e-mail, audit log). */
+/**
+ * One compare-and-set on (`key`, version) in the table of `kind`:
+ * `expectedVersion === null`: INSERT `row` (fails if a row with `key` exists);
+ * otherwise UPDATE to `row` WHERE key = `key` AND version = `expectedVersion`
+ * (fails if no row matched). Apply all writes of one result in one
+ * transaction, before sending its answer or acting on it; if any write
+ * fails, roll back, read the rows again and repeat the call.
+ */
+export type StoredWrite =
+  | { kind: "offer"; key: string; version: number; expectedVersion: number | null; row: StoredOffer }
+  | { kind: "pendingLink"; key: string; version: number; expectedVersion: number | null; row: StoredPendingLink }
+  | { kind: "device"; key: string; version: number; expectedVersion: number | null; row: StoredDevice };
+
+/** What happened, for the host to act on (notification e-mail, audit log) once the writes committed. */
 export type PortalEvent =
   | { type: "linkRequested"; account: string; deviceId: string; deviceName: string; at: number }
   | { type: "deviceLinked"; account: string; deviceId: string; deviceName: string; at: number }
   | { type: "deviceRenamed"; account: string; deviceId: string; name: string; at: number }
   | { type: "deviceUnlinked"; account: string; deviceId: string; at: number };
 
-/** Result of `LinkRequest.accept`: always an answer for the device. */
-export interface LinkAcceptResult {
-  /** Text to send back to the device (success or an authenticated refusal). */
-  answer: string;
-  accepted: boolean;
-  /** Why not: "TOKEN_UNKNOWN", "TOKEN_ALREADY_USED", "TOKEN_EXPIRED". */
-  errorCode?: TesseraErrorCode;
-  /** The offer, now used: store it with a compare-and-set on `usedAt === null`. */
-  offer?: StoredOffer;
-  /** The pending link to store, waiting for the check code. */
-  pending?: StoredPendingLink;
+/** What a state-changing portal call decided: writes to apply atomically, then events. */
+export interface PortalOutcome {
+  /** Compare-and-set writes, all or nothing (may be empty). */
+  writes: StoredWrite[];
   events: PortalEvent[];
 }
 
-/** Result of `TesseraPortal.confirmLink`. Store `pending` in every case. */
-export interface LinkConfirmResult {
+/**
+ * Whether the requesting device's id is already in use: "seen" if a
+ * pending link or a device row (of any account) has `LinkRequest.deviceId`,
+ * else "fresh". One device key links to one account.
+ */
+export type DeviceKeyUse = "fresh" | "seen";
+
+/** Result of `LinkRequest.accept`: always an answer for the device, sent once the writes committed. */
+export interface LinkAcceptResult extends PortalOutcome {
+  /** Text to send back to the device (acceptance or an authenticated refusal). */
+  answer: string;
+  accepted: boolean;
+  /** The same request again (a retry): `answer` is the original answer byte for byte, no writes. */
+  repeated: boolean;
+  /** Why not: "TOKEN_UNKNOWN", "TOKEN_ALREADY_USED", "TOKEN_EXPIRED", "DEVICE_ALREADY_LINKED", "PASSCODE_POLICY", "INVALID_TIME". */
+  errorCode?: TesseraErrorCode;
+}
+
+/** Result of `TesseraPortal.confirmLink`. Apply `writes` in every case (wrong codes are counted). */
+export interface LinkConfirmResult extends PortalOutcome {
   linked: boolean;
-  /** "CHECK_CODE_MISMATCH", "LOCKED_OUT" (5th wrong code), "TOKEN_EXPIRED", "INVALID_STATE" (closed). */
+  /** "CHECK_CODE_MISMATCH", "LOCKED_OUT" (5th wrong code), "TOKEN_EXPIRED", "INVALID_STATE" (closed), "INVALID_TIME". */
   errorCode?: TesseraErrorCode;
-  pending: StoredPendingLink;
-  /** The new registry entry to store. */
-  device?: StoredDevice;
-  events: PortalEvent[];
 }
 
-/** Result of `renameDevice` / `unlinkDevice`. */
-export interface DeviceUpdate {
-  device: StoredDevice;
-  event: PortalEvent;
-}
-
-/** Result of `TesseraPortal.answerStatus`. */
-export interface StatusAnswer {
-  /** Text to send back to the device. */
-  answer: string;
-  /** The record to store (`lastUsedAt` moves for an active device). */
-  device: StoredDevice;
-}
-
-/** Result of `TesseraPortal.verifyDeviceTotp`. Store `device` in every case. */
-export interface DeviceTotpCheck {
+/** Result of `TesseraPortal.verifyDeviceTotp`. Apply `writes` in every case (failures are counted). */
+export interface DeviceTotpCheck extends PortalOutcome {
   accepted: boolean;
-  /** "OTP_MISMATCH", "OTP_REPLAYED", "LOCKED_OUT", "DEVICE_REVOKED", "INVALID_INPUT". */
+  /** "OTP_MISMATCH", "OTP_REPLAYED", "LOCKED_OUT", "DEVICE_REVOKED", "INVALID_INPUT", "INVALID_TIME". */
   errorCode?: TesseraErrorCode;
-  device: StoredDevice;
+}
+
+/** The rows `TesseraPortal.answerStatus` answers from: the device row with the request's `deviceId`, else its pending link. */
+export interface StatusRecords {
+  device?: StoredDevice | null;
+  pending?: StoredPendingLink | null;
 }
 "#;
 
@@ -275,6 +314,15 @@ fn key32(v: &JsValue) -> JsResult<Zeroizing<[u8; 32]>> {
 
 fn consumed(what: &str) -> JsValue {
     js_error(ErrorCode::AlreadyConsumed, &format!("this {what} was already used; start again"))
+}
+
+/// Read a link QR code, pinned to a portal key when one is given.
+fn scan(qr_text: &str, pinned: Option<SecretBytes>, now: u64) -> JsResult<ScannedOffer> {
+    match pinned {
+        Some(key) => link::scan_link_qr_pinned(qr_text, key.expose(), now),
+        None => link::scan_link_qr(qr_text, now),
+    }
+    .map_err(thrown)
 }
 
 // ----------------------------------------------------------------- device
@@ -346,17 +394,23 @@ impl TesseraDevice {
     }
 
     /// Read a scanned QR text at unix time `now`, to show the portal name
-    /// and the passcode rules before linking.
-    /// @throws {TesseraError} `MALFORMED_MESSAGE` (not a Tessera QR code), `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`, `TOKEN_EXPIRED`.
+    /// and the passcode rules before linking. With `pinnedPortalKey` (an app
+    /// that knows its portal) a QR code carrying another key is refused.
+    /// @throws {TesseraError} `MALFORMED_MESSAGE` (not a Tessera QR code), `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`, `TOKEN_EXPIRED`, `WRONG_ACCOUNT` (not the pinned portal), `INVALID_TIME` (`now` not in unix seconds of the years 2000..3000).
     #[wasm_bindgen(js_name = scanLinkQr, unchecked_return_type = "LinkOfferInfo")]
     pub fn scan_link_qr(
         &self,
         #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ScanOptions")] options: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let qr_text = to_string(qr_text, "qrText")?;
         let now = to_u64(now, "now")?;
-        let o = link::scan_link_qr(&qr_text, now).map_err(thrown)?;
+        let pinned = match given(options) {
+            Some(v) => JsObject::new(&v, "options")?.get_bytes("pinnedPortalKey")?,
+            None => None,
+        };
+        let o = scan(&qr_text, pinned, now)?;
         let out = new_object();
         set(&out, "portalName", o.portal_name.as_str());
         set(&out, "portalFingerprint", o.portal_fingerprint.as_str());
@@ -368,7 +422,7 @@ impl TesseraDevice {
     /// Start linking with a scanned QR text: checks the device holds no
     /// account (`currentState`), the passcode against the portal's rules,
     /// and encrypts the request to the portal.
-    /// @throws {TesseraError} `DEVICE_ALREADY_LINKED`, `WEAK_PASSCODE`, `PASSCODE_POLICY`, `TOKEN_EXPIRED`, `INVALID_INPUT` (device name), and the errors of `scanLinkQr`.
+    /// @throws {TesseraError} `DEVICE_ALREADY_LINKED`, `WEAK_PASSCODE`, `PASSCODE_POLICY`, `TOKEN_EXPIRED`, `INVALID_INPUT` (device name), and the errors of `scanLinkQr` (`WRONG_ACCOUNT` with `pinnedPortalKey`).
     #[wasm_bindgen(js_name = startLink, unchecked_return_type = "LinkStart")]
     pub fn start_link(
         &self,
@@ -380,8 +434,9 @@ impl TesseraDevice {
         let passcode = Zeroizing::new(to_string(&p.require("passcode")?, &p.path("passcode"))?);
         let biometrics = to_bool(p.get("biometrics")?, &p.path("biometrics"), false)?;
         let already_linked = p.get_bytes("currentState")?.is_some();
+        let pinned = p.get_bytes("pinnedPortalKey")?;
         let now = to_u64(&p.require("now")?, &p.path("now"))?;
-        let offer = link::scan_link_qr(&qr_text, now).map_err(thrown)?;
+        let offer = scan(&qr_text, pinned, now)?;
         let s =
             with_rng(|rng| link::start_link(&offer, &device_name, &passcode, biometrics, already_linked, now, rng))?
                 .map_err(thrown)?;
@@ -415,7 +470,7 @@ impl TesseraDevice {
 
     /// The device's time-based code at unix `now` (flow 5). A wrong
     /// passcode gives a wrong code that only the portal can detect.
-    /// @throws {TesseraError} `STATE_CORRUPT`, `INVALID_INPUT` (unlock not exactly one of passcode / 32-byte biometricSecret).
+    /// @throws {TesseraError} `STATE_CORRUPT`, `INVALID_INPUT` (unlock not exactly one of passcode / 32-byte biometricSecret), `INVALID_TIME`.
     #[wasm_bindgen]
     pub fn totp(
         &self,
@@ -438,7 +493,7 @@ impl TesseraDevice {
 
     /// A status request (does the portal still list this device?). Send
     /// `request`, keep `probe` to read the answer.
-    /// @throws {TesseraError} `STATE_CORRUPT`.
+    /// @throws {TesseraError} `STATE_CORRUPT`, `INVALID_TIME`.
     #[wasm_bindgen(js_name = statusRequest, unchecked_return_type = "StatusCheck")]
     pub fn status_request(
         &self,
@@ -455,21 +510,28 @@ impl TesseraDevice {
     }
 
     /// Read the portal's status answer with the probe of the request
-    /// (single use). Returns while linked; throws `DEVICE_REVOKED` when the
-    /// portal unlinked this device: delete the state (and biometric secret).
-    /// @throws {TesseraError} `DEVICE_REVOKED`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `STATE_CORRUPT`, `ALREADY_CONSUMED` (probe used).
-    #[wasm_bindgen(js_name = readStatusAnswer)]
+    /// (single use): `"active"`, or `"awaiting_confirmation"` while the
+    /// check code has not been typed on the portal. Throws `DEVICE_REVOKED`
+    /// (the portal unlinked this device) or `LINK_NOT_CONFIRMED` (the check
+    /// code was never typed in time, or too many wrong ones): delete the
+    /// state (and biometric secret); the user may link again.
+    /// @throws {TesseraError} `DEVICE_REVOKED`, `LINK_NOT_CONFIRMED`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `STATE_CORRUPT`, `ALREADY_CONSUMED` (probe used).
+    #[wasm_bindgen(js_name = readStatusAnswer, unchecked_return_type = "LinkStatus")]
     pub fn read_status_answer(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "StatusProbe")] probe: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] answer: &JsValue,
-    ) -> JsResult<()> {
+    ) -> JsResult<String> {
         let answer = to_string(answer, "answer")?;
         let st = self.state(state)?;
         // Last: taking the probe out of its JS object consumes it.
         let probe = take_probe(probe)?;
-        st.read_status_answer(&probe.0, &answer).map_err(thrown)
+        Ok(match st.read_status_answer(&probe.0, &answer).map_err(thrown)? {
+            LinkStatus::Active => "active",
+            LinkStatus::AwaitingConfirmation => "awaiting_confirmation",
+        }
+        .to_owned())
     }
 
     /// Unlink locally: checks `state` is this device's and returns its
@@ -519,11 +581,21 @@ impl PendingLink {
         Ok(Uint8Array::from(&sealed[..]))
     }
 
+    /// The request of `startLink`, byte for byte: send it again when the
+    /// portal's answer was lost (the portal answers a repeat with the same
+    /// answer).
+    /// @throws {TesseraError} `ALREADY_CONSUMED` after `finish`.
+    pub fn request(&self) -> JsResult<String> {
+        Ok(self.inner.as_ref().ok_or_else(|| consumed("pending link"))?.request().to_owned())
+    }
+
     /// Finish with the portal's answer (once; `ALREADY_CONSUMED` after).
     /// Throws the portal's refusal (`TOKEN_ALREADY_USED`, …), which spends
     /// the link. A damaged or forged answer (`MESSAGE_TAMPERED`,
-    /// `MALFORMED_MESSAGE`, …) does not: finish again with the genuine one.
-    /// @throws {TesseraError} `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `ALREADY_CONSUMED`.
+    /// `MALFORMED_MESSAGE`, …) does not: finish again with the genuine one;
+    /// nor does the portal's own fault (`INVALID_TIME`, `INTERNAL`): send
+    /// `request()` again later.
+    /// @throws {TesseraError} `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`, `DEVICE_ALREADY_LINKED`, `PASSCODE_POLICY`, `INVALID_STATE` (another refusal), `INVALID_TIME`, `INTERNAL`, `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `ALREADY_CONSUMED`.
     #[wasm_bindgen(unchecked_return_type = "LinkFinish")]
     pub fn finish(&mut self, #[wasm_bindgen(unchecked_param_type = "string")] answer: &JsValue) -> JsResult<JsValue> {
         let answer = to_string(answer, "answer")?;
@@ -588,43 +660,49 @@ fn take_probe(v: &JsValue) -> JsResult<StatusProbe> {
 
 // ----------------------------------------------------------------- portal
 
-fn event_to_js(e: &PortalEvent) -> JsValue {
-    let (kind, account, device_id, at) = match e {
-        PortalEvent::LinkRequested { account, device_id, at, .. } => ("linkRequested", account, device_id, at),
-        PortalEvent::DeviceLinked { account, device_id, at, .. } => ("deviceLinked", account, device_id, at),
-        PortalEvent::DeviceRenamed { account, device_id, at, .. } => ("deviceRenamed", account, device_id, at),
-        PortalEvent::DeviceUnlinked { account, device_id, at } => ("deviceUnlinked", account, device_id, at),
-    };
-    let o = new_object();
-    set(&o, "type", kind);
-    set(&o, "account", account.as_str());
-    set(&o, "deviceId", device_id.as_str());
-    match e {
-        PortalEvent::LinkRequested { device_name, .. } | PortalEvent::DeviceLinked { device_name, .. } => {
-            set(&o, "deviceName", device_name.as_str());
-        }
-        PortalEvent::DeviceRenamed { name, .. } => set(&o, "name", name.as_str()),
-        PortalEvent::DeviceUnlinked { .. } => {}
-    }
-    set(&o, "at", time_out(*at));
-    o
+fn events_to_js(events: &[PortalEvent]) -> Array {
+    events
+        .iter()
+        .map(|e| {
+            let (kind, account, device_id, at) = match e {
+                PortalEvent::LinkRequested { account, device_id, at, .. } => ("linkRequested", account, device_id, at),
+                PortalEvent::DeviceLinked { account, device_id, at, .. } => ("deviceLinked", account, device_id, at),
+                PortalEvent::DeviceRenamed { account, device_id, at, .. } => ("deviceRenamed", account, device_id, at),
+                PortalEvent::DeviceUnlinked { account, device_id, at } => ("deviceUnlinked", account, device_id, at),
+            };
+            let o = new_object();
+            set(&o, "type", kind);
+            set(&o, "account", account.as_str());
+            set(&o, "deviceId", device_id.as_str());
+            match e {
+                PortalEvent::LinkRequested { device_name, .. } | PortalEvent::DeviceLinked { device_name, .. } => {
+                    set(&o, "deviceName", device_name.as_str());
+                }
+                PortalEvent::DeviceRenamed { name, .. } => set(&o, "name", name.as_str()),
+                PortalEvent::DeviceUnlinked { .. } => {}
+            }
+            set(&o, "at", time_out(*at));
+            o
+        })
+        .collect()
 }
 
-fn events_to_js(events: &[PortalEvent]) -> JsValue {
-    events.iter().map(event_to_js).collect::<Array>().into()
+fn version_out(v: u64) -> JsResult<f64> {
+    from_u64(v, "the record version")
 }
 
-fn offer_to_js(s: &StoredOffer) -> JsValue {
+fn offer_to_js(s: &StoredOffer) -> JsResult<JsValue> {
     let o = new_object();
     set(&o, "offerId", s.offer_id.as_str());
     set(&o, "account", s.account.as_str());
     set(&o, "expiresAt", time_out(s.expires_at));
     set(&o, "usedAt", opt_time(s.used_at));
+    set(&o, "version", version_out(s.version)?);
     set(&o, "sealed", base64url_encode(&s.sealed));
-    o
+    Ok(o)
 }
 
-fn pending_to_js(s: &StoredPendingLink) -> JsValue {
+fn pending_to_js(s: &StoredPendingLink) -> JsResult<JsValue> {
     let o = new_object();
     set(&o, "deviceId", s.device_id.as_str());
     set(&o, "account", s.account.as_str());
@@ -632,11 +710,12 @@ fn pending_to_js(s: &StoredPendingLink) -> JsValue {
     set(&o, "confirmBy", time_out(s.confirm_by));
     set(&o, "attempts", s.attempts);
     set(&o, "closed", s.closed);
+    set(&o, "version", version_out(s.version)?);
     set(&o, "sealed", base64url_encode(&s.sealed));
-    o
+    Ok(o)
 }
 
-fn device_to_js(s: &StoredDevice) -> JsValue {
+fn device_to_js(s: &StoredDevice) -> JsResult<JsValue> {
     let o = new_object();
     set(&o, "deviceId", s.device_id.as_str());
     set(&o, "account", s.account.as_str());
@@ -644,16 +723,43 @@ fn device_to_js(s: &StoredDevice) -> JsValue {
     set(&o, "linkedAt", time_out(s.linked_at));
     set(&o, "lastUsedAt", opt_time(s.last_used_at));
     set(&o, "status", s.status.as_str());
+    set(&o, "version", version_out(s.version)?);
     set(&o, "sealed", base64url_encode(&s.sealed));
-    o
+    Ok(o)
 }
 
-/// The bytes of a stored object's `sealed` (the other fields are ignored:
-/// the sealed copy is the truth). Open them with `Portal::open_record`.
-fn sealed_of(v: &JsValue, what: &'static str) -> JsResult<Vec<u8>> {
+/// `{ kind, key, version, expectedVersion, row }` of one sealed write.
+fn write_to_js(w: &StoredWrite) -> JsResult<JsValue> {
+    let (kind, key, version, row) = match w {
+        StoredWrite::Offer(r) => ("offer", &r.offer_id, r.version, offer_to_js(r)?),
+        StoredWrite::PendingLink(r) => ("pendingLink", &r.device_id, r.version, pending_to_js(r)?),
+        StoredWrite::Device(r) => ("device", &r.device_id, r.version, device_to_js(r)?),
+    };
+    let o = new_object();
+    set(&o, "kind", kind);
+    set(&o, "key", key.as_str());
+    set(&o, "version", version_out(version)?);
+    let expected = match w.expected_version() {
+        Some(v) => JsValue::from_f64(version_out(v)?),
+        None => JsValue::NULL,
+    };
+    set(&o, "expectedVersion", expected);
+    set(&o, "row", row);
+    Ok(o)
+}
+
+/// The record a stored row holds, read from the row's key column
+/// (`key_field`), `account`, `version` and `sealed`: the core refuses a blob
+/// that is not exactly this row's (`STATE_CORRUPT`). Other columns are
+/// ignored.
+fn open_row<T: PortalRecord>(portal: &Portal, v: &JsValue, what: &'static str, key_field: &str) -> JsResult<T> {
     let o = JsObject::new(v, what)?;
+    let key = to_string(&o.require(key_field)?, &o.path(key_field))?;
+    let account = to_string(&o.require("account")?, &o.path("account"))?;
+    let version = to_u64(&o.require("version")?, &o.path("version"))?;
     let text = to_string(&o.require("sealed")?, &o.path("sealed"))?;
-    base64url_decode_as(&text, ErrorCode::StateCorrupt).map_err(thrown)
+    let sealed = base64url_decode_as(&text, ErrorCode::StateCorrupt).map_err(thrown)?;
+    portal.open_record::<T>(&key, &account, version, &sealed).map_err(thrown)
 }
 
 fn policy_from_js(v: Option<JsValue>) -> JsResult<PasscodePolicy> {
@@ -674,10 +780,26 @@ fn policy_from_js(v: Option<JsValue>) -> JsResult<PasscodePolicy> {
     })
 }
 
+/// A plain object with the outcome's `writes` (sealed) and `events`, and
+/// with `ok_field`: whether the result is `Ok`, and `errorCode` if not.
+fn outcome_to_js<T>(portal: &Portal, o: &Outcome<T>, ok_field: Option<&str>) -> JsResult<JsValue> {
+    let sealed = with_rng(|rng| o.writes.iter().map(|w| portal.store_write(w, rng)).collect::<Vec<_>>())?;
+    let out = new_object();
+    if let Some(field) = ok_field {
+        set(&out, field, o.result.is_ok());
+        if let Err(e) = &o.result {
+            set(&out, "errorCode", e.code().as_str());
+        }
+    }
+    set(&out, "writes", sealed.iter().map(write_to_js).collect::<JsResult<Array>>()?);
+    set(&out, "events", events_to_js(&o.events));
+    Ok(out)
+}
+
 /// A portal identity (P-256 key pair and display name) and its side of
 /// linking. Store `secret()` in a secret manager and restore the portal
-/// with `TesseraPortal.fromSecret`; store the `Stored*` records it returns
-/// in your database.
+/// with `TesseraPortal.fromSecret`; apply the `writes` it returns to your
+/// database (versioned compare-and-sets, see `StoredWrite`).
 #[wasm_bindgen]
 pub struct TesseraPortal {
     portal: Rc<Portal>,
@@ -690,12 +812,17 @@ impl core::fmt::Debug for TesseraPortal {
 }
 
 impl TesseraPortal {
-    fn device(&self, v: &JsValue) -> JsResult<DeviceRecord> {
-        self.portal.open_record::<DeviceRecord>(&sealed_of(v, "device")?).map_err(thrown)
+    fn device(&self, v: &JsValue, what: &'static str) -> JsResult<DeviceRecord> {
+        open_row(&self.portal, v, what, "deviceId")
     }
 
-    fn store_device(&self, r: &DeviceRecord) -> JsResult<JsValue> {
-        Ok(device_to_js(&with_rng(|rng| self.portal.store_device(r, rng))?))
+    /// Rename and unlink: `{ writes, events }`, or the refusal thrown (both
+    /// refuse before deciding anything: no writes come with an error).
+    fn changed(&self, o: &Outcome<()>) -> JsResult<JsValue> {
+        if let Err(e) = &o.result {
+            return Err(js_error(e.code(), e.detail()));
+        }
+        outcome_to_js(&self.portal, o, None)
     }
 }
 
@@ -726,7 +853,6 @@ impl TesseraPortal {
         #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
     ) -> JsResult<TesseraPortal> {
         let secret = to_bytes(secret, "secret")?;
-        // The core's P-256 parser would left-pad 24..=31 bytes into another key.
         if secret.len() != 32 {
             return Err(invalid("secret must be the 32 bytes of TesseraPortal.secret()"));
         }
@@ -738,6 +864,13 @@ impl TesseraPortal {
     /// The 32-byte secret to keep in a secret manager.
     pub fn secret(&self) -> Uint8Array {
         Uint8Array::from(self.portal.secret().expose())
+    }
+
+    /// The portal's public key (33 bytes, compressed P-256): apps that know
+    /// their portal pin it (`scanLinkQr(qrText, now, { pinnedPortalKey })`).
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> Uint8Array {
+        Uint8Array::from(&self.portal.public_key()[..])
     }
 
     /// Short fingerprint of the portal's public key (16 hex characters),
@@ -754,7 +887,7 @@ impl TesseraPortal {
     }
 
     /// A single-use link offer for `account`: show `qrText` as a QR code
-    /// (`linkQrSvg`) and store `offer` keyed by `offerId`.
+    /// (`linkQrSvg`) and INSERT `offer` keyed by `offerId`.
     /// @throws {TesseraError} `INVALID_INPUT` (account, ttl outside 1..=600, passcode rules), `INVALID_TIME`.
     #[wasm_bindgen(js_name = createOffer, unchecked_return_type = "LinkOffer")]
     pub fn create_offer(
@@ -774,34 +907,28 @@ impl TesseraPortal {
         .map_err(thrown)?;
         let out = new_object();
         set(&out, "qrText", qr.qr_text.as_str());
-        set(&out, "offer", offer_to_js(&stored));
+        set(&out, "offer", offer_to_js(&stored)?);
         Ok(out)
     }
 
-    /// Decrypt a device's link request; then load the offer
-    /// `request.offerId` and call `request.accept(offer, now)`.
-    /// @throws {TesseraError} `MESSAGE_TAMPERED` (changed, or for another portal), `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`.
+    /// Decrypt a device's link request (the device proves it holds its
+    /// key); then read the offer `request.offerId`, whether `deviceId` is in
+    /// use, and call `request.accept(offer, keyUse, now)`.
+    /// @throws {TesseraError} `MESSAGE_TAMPERED` (changed, for another portal, or no proof of possession), `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`.
     #[wasm_bindgen(js_name = openLinkRequest)]
     pub fn open_link_request(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] request: &JsValue,
     ) -> JsResult<LinkRequest> {
         let text = to_string(request, "request")?;
-        let opened = self.portal.open_link_request(&text).map_err(thrown)?;
-        Ok(LinkRequest {
-            portal: Rc::clone(&self.portal),
-            offer_id: opened.offer_id().to_owned(),
-            device_id: opened.device_id().to_owned(),
-            device_name: opened.device_name().to_owned(),
-            text,
-            inner: Some(opened),
-        })
+        let inner = self.portal.open_link_request(&text).map_err(thrown)?;
+        Ok(LinkRequest { portal: Rc::clone(&self.portal), inner })
     }
 
-    /// Check the code the user typed for a pending link. A wrong code is a
-    /// result, not an exception: store the returned `pending` in every case
-    /// (attempts are counted; the 5th wrong code cancels the link), and on
-    /// success the new `device`.
+    /// Check the code the user typed for a pending link (exactly the 6
+    /// digits). A wrong code is a result, not an exception: apply `writes`
+    /// in every case (attempts are counted; the 5th wrong code cancels the
+    /// link); on success they insert the new device row.
     /// @throws {TesseraError} only `STATE_CORRUPT` or `INVALID_INPUT` for bad arguments.
     #[wasm_bindgen(js_name = confirmLink, unchecked_return_type = "LinkConfirmResult")]
     pub fn confirm_link(
@@ -810,70 +937,44 @@ impl TesseraPortal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
     ) -> JsResult<JsValue> {
-        let mut rec = self.portal.open_record::<PendingLinkRecord>(&sealed_of(pending, "pending")?).map_err(thrown)?;
+        let rec: PendingLinkRecord = open_row(&self.portal, pending, "pending", "deviceId")?;
         let code = Zeroizing::new(to_string(code, "code")?);
         let now = to_u64(now, "now")?;
-        let res = self.portal.confirm_link(&mut rec, &code, now);
-        let (stored_pending, stored_device) = with_rng(|rng| {
-            let p = self.portal.store_pending(&rec, rng);
-            let d = res.as_ref().ok().map(|(dev, _)| self.portal.store_device(dev, rng));
-            (p, d)
-        })?;
-        let out = new_object();
-        set(&out, "linked", res.is_ok());
-        match &res {
-            Ok((_, events)) => set(&out, "events", events_to_js(events)),
-            Err(e) => {
-                set(&out, "errorCode", e.code().as_str());
-                set(&out, "events", Array::new());
-            }
-        }
-        set(&out, "pending", pending_to_js(&stored_pending));
-        if let Some(d) = &stored_device {
-            set(&out, "device", device_to_js(d));
-        }
-        Ok(out)
+        outcome_to_js(&self.portal, &self.portal.confirm_link(&rec, &code, now), Some("linked"))
     }
 
     /// Rename a linked device (1..=64 bytes of text).
-    /// @throws {TesseraError} `INVALID_INPUT` (name), `STATE_CORRUPT`.
-    #[wasm_bindgen(js_name = renameDevice, unchecked_return_type = "DeviceUpdate")]
+    /// @throws {TesseraError} `INVALID_INPUT` (name), `INVALID_TIME`, `STATE_CORRUPT`.
+    #[wasm_bindgen(js_name = renameDevice, unchecked_return_type = "PortalOutcome")]
     pub fn rename_device(
         &self,
         #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
     ) -> JsResult<JsValue> {
-        let mut rec = self.device(device)?;
+        let rec = self.device(device, "device")?;
         let name = to_string(name, "name")?;
         let now = to_u64(now, "now")?;
-        let ev = rec.rename(&name, now).map_err(thrown)?;
-        let out = new_object();
-        set(&out, "device", self.store_device(&rec)?);
-        set(&out, "event", event_to_js(&ev));
-        Ok(out)
+        self.changed(&rec.rename(&name, now))
     }
 
-    /// Unlink a device, without it (lost or stolen phone). Keep the record:
-    /// the device learns it on its next status request and wipes its account.
-    /// @throws {TesseraError} `INVALID_STATE` (already unlinked), `STATE_CORRUPT`.
-    #[wasm_bindgen(js_name = unlinkDevice, unchecked_return_type = "DeviceUpdate")]
+    /// Unlink a device, without it (lost or stolen phone). The row stays,
+    /// unlinked for good: the device learns it on its next status request
+    /// and wipes its account.
+    /// @throws {TesseraError} `INVALID_STATE` (already unlinked), `INVALID_TIME`, `STATE_CORRUPT`.
+    #[wasm_bindgen(js_name = unlinkDevice, unchecked_return_type = "PortalOutcome")]
     pub fn unlink_device(
         &self,
         #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
     ) -> JsResult<JsValue> {
-        let mut rec = self.device(device)?;
+        let rec = self.device(device, "device")?;
         let now = to_u64(now, "now")?;
-        let ev = rec.unlink(now).map_err(thrown)?;
-        let out = new_object();
-        set(&out, "device", self.store_device(&rec)?);
-        set(&out, "event", event_to_js(&ev));
-        Ok(out)
+        self.changed(&rec.unlink(now))
     }
 
-    /// Read which device a status request claims to come from; then load
-    /// that device and call `answerStatus`.
+    /// Read which device a status request claims to come from; then read
+    /// that device's row (else its pending link) and call `answerStatus`.
     /// @throws {TesseraError} `MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`.
     #[wasm_bindgen(js_name = openStatusRequest, unchecked_return_type = "{ deviceId: string }")]
     pub fn open_status_request(
@@ -887,30 +988,34 @@ impl TesseraPortal {
         Ok(out)
     }
 
-    /// Authenticate a status request against the device's record and answer
-    /// it (active, or unlinked). Store the returned `device`.
-    /// @throws {TesseraError} `MESSAGE_TAMPERED`, `INVALID_TIME` (clock skew over 5 minutes), `DEVICE_UNKNOWN` (record of another device), `STATE_CORRUPT`, and the errors of `openStatusRequest`.
-    #[wasm_bindgen(js_name = answerStatus, unchecked_return_type = "StatusAnswer")]
+    /// Authenticate a status request and return the answer to send: from
+    /// the device's row (active or unlinked) or, for a device whose link was
+    /// never confirmed, its pending link (awaiting confirmation, or not
+    /// confirmed: the device then clears itself). Read-only: nothing to store.
+    /// @throws {TesseraError} `DEVICE_UNKNOWN` (no row for this device), `MESSAGE_TAMPERED`, `INVALID_TIME` (clock skew over 5 minutes, or `now` invalid), `STATE_CORRUPT`, and the errors of `openStatusRequest`.
+    #[wasm_bindgen(js_name = answerStatus)]
     pub fn answer_status(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] request: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StatusRecords")] records: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
-    ) -> JsResult<JsValue> {
+    ) -> JsResult<String> {
         let text = to_string(request, "request")?;
-        let mut rec = self.device(device)?;
+        let r = JsObject::new(records, "records")?;
+        if r.get("sealed")?.is_some() {
+            return Err(invalid("records must be { device?, pending? }, not a row"));
+        }
+        let device = r.get("device")?.map(|v| self.device(&v, "records.device")).transpose()?;
+        let pending: Option<PendingLinkRecord> =
+            r.get("pending")?.map(|v| open_row(&self.portal, &v, "records.pending", "deviceId")).transpose()?;
         let now = to_u64(now, "now")?;
         let opened = self.portal.open_status_request(&text).map_err(thrown)?;
-        let answer = opened.answer(&mut rec, now).map_err(thrown)?;
-        let out = new_object();
-        set(&out, "answer", answer);
-        set(&out, "device", self.store_device(&rec)?);
-        Ok(out)
+        opened.answer(device.as_ref(), pending.as_ref(), now).map_err(thrown)
     }
 
     /// Verify a time-based code shown by a linked device (once per step;
     /// locks after 5 consecutive failures). A refusal is a result, not an
-    /// exception: store the returned `device` in every case.
+    /// exception: apply `writes` in every case.
     /// @throws {TesseraError} only `STATE_CORRUPT` or `INVALID_INPUT` for bad arguments.
     #[wasm_bindgen(js_name = verifyDeviceTotp, unchecked_return_type = "DeviceTotpCheck")]
     pub fn verify_device_totp(
@@ -919,40 +1024,25 @@ impl TesseraPortal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
     ) -> JsResult<JsValue> {
-        let mut rec = self.device(device)?;
+        let rec = self.device(device, "device")?;
         let code = to_string(code, "code")?;
         let now = to_u64(now, "now")?;
-        let res = rec.verify_totp(&code, now);
-        let out = new_object();
-        set(&out, "accepted", res.is_ok());
-        if let Err(e) = &res {
-            set(&out, "errorCode", e.code().as_str());
-        }
-        set(&out, "device", self.store_device(&rec)?);
-        Ok(out)
+        outcome_to_js(&self.portal, &rec.verify_totp(&code, now), Some("accepted"))
     }
 }
 
-/// A decrypted link request (from `TesseraPortal.openLinkRequest`).
-/// `accept` is single use; `refuse` works before or after it (for example
-/// when storing the used offer lost a compare-and-set).
+/// A decrypted, authenticated link request (from
+/// `TesseraPortal.openLinkRequest`). `accept` may be called again, with the
+/// rows read again, after the host's compare-and-set lost a race.
 #[wasm_bindgen]
 pub struct LinkRequest {
     portal: Rc<Portal>,
-    text: String,
-    offer_id: String,
-    device_id: String,
-    device_name: String,
-    inner: Option<link::OpenedLinkRequest>,
+    inner: link::OpenedLinkRequest,
 }
 
 impl core::fmt::Debug for LinkRequest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("LinkRequest")
-            .field("offer_id", &self.offer_id)
-            .field("device_id", &self.device_id)
-            .field("device_name", &self.device_name)
-            .finish_non_exhaustive()
+        self.inner.fmt(f)
     }
 }
 
@@ -967,68 +1057,57 @@ impl LinkRequest {
         ))
     }
 
-    /// Lookup key of the offer this request claims (load that `StoredOffer`).
+    /// Lookup key of the offer this request claims (read that `StoredOffer`).
     #[wasm_bindgen(getter, js_name = offerId)]
     pub fn offer_id(&self) -> String {
-        self.offer_id.clone()
+        self.inner.offer_id().to_owned()
     }
 
-    /// Id of the device that asks.
+    /// Id of the device that asks (is a pending link or device row using it?).
     #[wasm_bindgen(getter, js_name = deviceId)]
     pub fn device_id(&self) -> String {
-        self.device_id.clone()
+        self.inner.device_id().to_owned()
     }
 
     /// Name the user gave the device.
     #[wasm_bindgen(getter, js_name = deviceName)]
     pub fn device_name(&self) -> String {
-        self.device_name.clone()
+        self.inner.device_name().to_owned()
     }
 
-    /// Accept the request against its stored offer (`null` if none has
-    /// `offerId`). Always returns an `answer` for the device; a refusal
-    /// (`TOKEN_UNKNOWN`, `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`) is a result.
-    /// On success store `offer` (compare-and-set on `usedAt === null`; if
-    /// that fails send `refuse("TOKEN_ALREADY_USED")` instead) and `pending`.
-    /// @throws {TesseraError} `ALREADY_CONSUMED` (second call), `STATE_CORRUPT`, `INVALID_INPUT`.
+    /// Accept the request against its stored offer (`null` if no row has
+    /// `offerId`) and `keyUse` ("seen" if a pending link or device row has
+    /// `deviceId`). Always returns an `answer`; a refusal is a result. Apply
+    /// `writes` (used offer + new pending link) in one transaction, then
+    /// send `answer`; if a write fails, read the rows again and call
+    /// `accept` again. The same request again gets the same answer bytes
+    /// (`repeated: true`, no writes).
+    /// @throws {TesseraError} `STATE_CORRUPT`, `INVALID_INPUT`.
     #[wasm_bindgen(unchecked_return_type = "LinkAcceptResult")]
     pub fn accept(
-        &mut self,
+        &self,
         #[wasm_bindgen(unchecked_param_type = "StoredOffer | null")] offer: &JsValue,
+        #[wasm_bindgen(js_name = keyUse, unchecked_param_type = "DeviceKeyUse")] key_use: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: &JsValue,
     ) -> JsResult<JsValue> {
-        let offer: Option<LinkOfferRecord> = match given(Some(offer.clone())) {
-            Some(v) => Some(self.portal.open_record::<LinkOfferRecord>(&sealed_of(&v, "offer")?).map_err(thrown)?),
-            None => None,
+        let offer: Option<LinkOfferRecord> =
+            given(Some(offer.clone())).map(|v| open_row(&self.portal, &v, "offer", "offerId")).transpose()?;
+        let key_use = match key_use.as_string().as_deref() {
+            Some("fresh") => DeviceKeyUse::Fresh,
+            Some("seen") => DeviceKeyUse::Seen,
+            _ => return Err(invalid(r#"keyUse must be "fresh" or "seen""#)),
         };
         let now = to_u64(now, "now")?;
-        let opened = self.inner.take().ok_or_else(|| consumed("link request"))?;
-        let out = opened.accept(&self.portal, offer.as_ref(), now);
-        let stored = match &out.result {
-            Ok(acc) => Some(with_rng(|rng| {
-                (self.portal.store_offer(&acc.offer, rng), self.portal.store_pending(&acc.pending, rng))
-            })?),
-            Err(_) => None,
-        };
-        let o = new_object();
+        let out = self.inner.accept(&self.portal, offer.as_ref(), key_use, now);
+        let o = outcome_to_js(&self.portal, &out.outcome, Some("accepted"))?;
         set(&o, "answer", out.answer.as_str());
-        set(&o, "accepted", out.result.is_ok());
-        match &out.result {
-            Ok(acc) => set(&o, "events", events_to_js(&acc.events)),
-            Err(e) => {
-                set(&o, "errorCode", e.code().as_str());
-                set(&o, "events", Array::new());
-            }
-        }
-        if let Some((offer, pending)) = &stored {
-            set(&o, "offer", offer_to_js(offer));
-            set(&o, "pending", pending_to_js(pending));
-        }
+        set(&o, "repeated", out.outcome.result == Ok(Accept::Repeated));
         Ok(o)
     }
 
-    /// An authenticated refusal the device shows: e.g. `"TOKEN_ALREADY_USED"`
-    /// when your compare-and-set on the offer lost a race.
+    /// An authenticated refusal the device shows (e.g. when the host
+    /// declines the request for its own reasons). One code always gives the
+    /// same bytes, sealed under a key of its own.
     /// @throws {TesseraError} `INVALID_INPUT` (not an error code).
     pub fn refuse(
         &self,
@@ -1036,11 +1115,7 @@ impl LinkRequest {
     ) -> JsResult<String> {
         let code = to_string(code, "code")?;
         let code = ErrorCode::from_str_code(&code).ok_or_else(|| invalid("code must be a TesseraErrorCode"))?;
-        match &self.inner {
-            Some(opened) => Ok(opened.refuse(&self.portal, code)),
-            // After `accept`: open the same request again.
-            None => Ok(self.portal.open_link_request(&self.text).map_err(thrown)?.refuse(&self.portal, code)),
-        }
+        Ok(self.inner.refuse(code))
     }
 }
 

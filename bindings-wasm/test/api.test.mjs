@@ -59,31 +59,33 @@ test("TypeScript declarations are typed, not any", () => {
     "export function linkQrSvg(qrText: string): string;",
     // Linking: device side.
     "constructor(storageKey: Uint8Array);",
-    "scanLinkQr(qrText: string, now: number): LinkOfferInfo;",
+    "scanLinkQr(qrText: string, now: number, options?: ScanOptions): LinkOfferInfo;",
     "startLink(params: LinkStartParams): LinkStart;",
     "openPendingLink(sealed: Uint8Array): PendingLink;",
     "account(state: Uint8Array): LinkedAccount;",
     "totp(state: Uint8Array, unlock: Unlock, now: number): string;",
     "statusRequest(state: Uint8Array, now: number): StatusCheck;",
-    "readStatusAnswer(state: Uint8Array, probe: StatusProbe, answer: string): void;",
+    "readStatusAnswer(state: Uint8Array, probe: StatusProbe, answer: string): LinkStatus;",
     "unlinkLocally(state: Uint8Array): LinkedAccount;",
     "sealed(): Uint8Array;",
     "finish(answer: string): LinkFinish;",
+    "request(): string;",
     // Linking: portal side.
     "static generate(name: string): TesseraPortal;",
     "static fromSecret(secret: Uint8Array, name: string): TesseraPortal;",
     "secret(): Uint8Array;",
+    "publicKey(): Uint8Array;",
     "readonly fingerprint: string;",
     "readonly name: string;",
     "createOffer(params: LinkOfferParams): LinkOffer;",
     "openLinkRequest(request: string): LinkRequest;",
     "confirmLink(pending: StoredPendingLink, code: string, now: number): LinkConfirmResult;",
-    "renameDevice(device: StoredDevice, name: string, now: number): DeviceUpdate;",
-    "unlinkDevice(device: StoredDevice, now: number): DeviceUpdate;",
+    "renameDevice(device: StoredDevice, name: string, now: number): PortalOutcome;",
+    "unlinkDevice(device: StoredDevice, now: number): PortalOutcome;",
     "openStatusRequest(request: string): { deviceId: string };",
-    "answerStatus(request: string, device: StoredDevice, now: number): StatusAnswer;",
+    "answerStatus(request: string, records: StatusRecords, now: number): string;",
     "verifyDeviceTotp(device: StoredDevice, code: string, now: number): DeviceTotpCheck;",
-    "accept(offer: StoredOffer | null, now: number): LinkAcceptResult;",
+    "accept(offer: StoredOffer | null, keyUse: DeviceKeyUse, now: number): LinkAcceptResult;",
     "refuse(code: TesseraErrorCode): string;",
     "readonly offerId: string;",
     "readonly deviceId: string;",
@@ -95,12 +97,24 @@ test("TypeScript declarations are typed, not any", () => {
     assert.doesNotMatch(line, /\bany\b/, line);
   }
   for (const t of ["OcraParams", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck", "TesseraError",
-    "PasscodeRules", "LinkOfferInfo", "LinkedAccount", "LinkStartParams", "LinkStart", "LinkFinish", "StatusCheck",
-    "LinkOfferParams", "LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "LinkAcceptResult",
-    "LinkConfirmResult", "DeviceUpdate", "StatusAnswer", "DeviceTotpCheck"]) {
+    "PasscodeRules", "LinkOfferInfo", "ScanOptions", "LinkedAccount", "LinkStartParams", "LinkStart", "LinkFinish",
+    "StatusCheck", "LinkOfferParams", "LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "PortalOutcome",
+    "LinkAcceptResult", "LinkConfirmResult", "DeviceTotpCheck", "StatusRecords"]) {
     assert.match(dts, new RegExp(`export interface ${t} `), t);
   }
-  for (const t of ["Unlock", "PortalEvent", "DeviceStatus"]) assert.match(dts, new RegExp(`export type ${t} =`), t);
+  for (const t of ["Unlock", "PortalEvent", "DeviceStatus", "LinkStatus", "StoredWrite", "DeviceKeyUse"]) {
+    assert.match(dts, new RegExp(`export type ${t} =`), t);
+  }
+  // Every stored row carries its version; a write says which version it replaces.
+  for (const t of ["StoredOffer", "StoredPendingLink", "StoredDevice"]) {
+    assert.match(dts, new RegExp(`export interface ${t} \\{[^}]*\\n\\s+version: number;`), `${t}.version`);
+  }
+  for (const [kind, row] of [["offer", "StoredOffer"], ["pendingLink", "StoredPendingLink"], ["device", "StoredDevice"]]) {
+    const member = `{ kind: "${kind}"; key: string; version: number; expectedVersion: number | null; row: ${row} }`;
+    assert.ok(dts.includes(member), member);
+  }
+  assert.match(dts, /export type LinkStatus = "active" \| "awaiting_confirmation";/);
+  assert.match(dts, /export type DeviceKeyUse = "fresh" \| "seen";/);
   for (const c of ["TesseraDevice", "PendingLink", "StatusProbe", "TesseraPortal", "LinkRequest"]) {
     assert.match(dts, new RegExp(`export class ${c} \\{`), c);
   }

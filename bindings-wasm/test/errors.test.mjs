@@ -121,9 +121,11 @@ test("no JS input makes the linking classes panic", () => {
   const device = new TesseraDevice(newStorageKey());
   const params = { qrText, deviceName: "P", passcode: "493817", now: T0 };
   const start = device.startLink(params);
-  const accepted = portal.openLinkRequest(start.request).accept(offer, T0);
+  const accepted = portal.openLinkRequest(start.request).accept(offer, "fresh", T0);
+  const row = (out, kind) => out.writes.find((w) => w.kind === kind).row;
   const fin = start.pending.finish(accepted.answer);
-  const conf = portal.confirmLink(accepted.pending, fin.checkCode, T0);
+  const pending = row(accepted, "pendingLink");
+  const conf = portal.confirmLink(pending, fin.checkCode, T0);
   const status = device.statusRequest(fin.state, T0);
   const throwingProxy = new Proxy({}, { get() { throw new Error("trap"); } });
   const opaqueProxy = new Proxy({}, { getPrototypeOf() { throw new Error("trap"); } });
@@ -131,7 +133,9 @@ test("no JS input makes the linking classes panic", () => {
     "TS:", "TS:" + "Z".repeat(200), "AwE", "493817", "TOKEN_ALREADY_USED", 10n, Symbol("s"), {}, [], () => {},
     new Uint8Array(0), new Uint8Array(32), new Uint8Array(300).fill(255), throwingProxy,
     qrText, start.request, accepted.answer, status.request, fin.state, device.startLink(params).pending.sealed(),
-    offer, accepted.pending, conf.device, { sealed: "!!" }, { sealed: conf.device.sealed.slice(0, 40) },
+    offer, pending, row(conf, "device"), row(accepted, "offer"), accepted.writes, { sealed: "!!" },
+    { ...row(conf, "device"), sealed: row(conf, "device").sealed.slice(0, 40) }, { ...pending, version: 2 ** 53 },
+    { device: row(conf, "device") }, { pending }, { pinnedPortalKey: portal.publicKey() }, "fresh", "seen",
     { ...params }, { ...params, currentState: fin.state }, { ...params, biometrics: "yes" }, { passcode: "493817" },
     { biometricSecret: new Uint8Array(32) }, { account: "a", now: T0, ttl: 600, passcode: { minLen: 16, maxLen: 16 } },
     { account: "a", now: Number.MAX_SAFE_INTEGER }, status.probe, { get sealed() { throw new Error("getter"); } }];
@@ -175,7 +179,8 @@ test("no JS input makes the linking classes panic", () => {
   assert.ok(calls > 20_000, `${calls}`);
   // Still healthy afterwards.
   const again = device.startLink(params);
-  assert.equal(portal.openLinkRequest(again.request).accept(accepted.offer, T0).errorCode, "TOKEN_ALREADY_USED");
+  assert.equal(portal.openLinkRequest(again.request).accept(row(accepted, "offer"), "fresh", T0).errorCode,
+    "TOKEN_ALREADY_USED");
 });
 
 test("classes made only by the SDK cannot be constructed from JS: TesseraError INVALID_STATE", () => {

@@ -5,11 +5,14 @@
 //   1. test/browser/index.html: the TOTP the page computed and the `.code` of
 //      an error thrown in the browser;
 //   2. test/browser/link.html: the page is a portal showing a link QR code
-//      (linkQrSvg). The QR element is screenshotted, decoded in Node (PNG via
-//      node:zlib, then jsQR) and compared with the text the page shows; a
-//      simulated device (the Node build: TesseraDevice) links with the decoded
-//      text through the page's portal, and a second device using the same
-//      picture is refused with TOKEN_ALREADY_USED on both sides.
+//      (linkQrSvg), over a Map of rows written only by the SDK's versioned
+//      compare-and-sets. The QR element is screenshotted, decoded in Node (PNG
+//      via node:zlib, then jsQR) and compared with the text the page shows; a
+//      simulated device (the Node build: TesseraDevice, pinned to the key the
+//      page shows) links with the decoded text through the page's portal, a
+//      resent request gets the same answer bytes, and a second device using
+//      the same picture is refused with TOKEN_ALREADY_USED on both sides: by
+//      the SDK alone (the page has no single-use check of its own).
 //
 //   node bindings-wasm/test/browser/run.mjs      (after bindings-wasm/build.sh)
 //
@@ -149,6 +152,12 @@ async function checkOtpPage(page, base, served) {
  */
 async function checkLinkPage(page, base, jsQR) {
   const { TesseraDevice, newStorageKey } = await import("@tessera/sdk"); // the Node build
+  // The page must leave single use to the SDK: a check of its own would hide
+  // a broken one in the core (it did once).
+  const source = readFileSync(join(ROOT, "test/browser/link.html"), "utf8");
+  for (const own of ["usedAt", "TOKEN_ALREADY_USED", ".refuse("]) {
+    if (source.includes(own)) throw new Error(`link.html decides single use itself (${own}); leave it to the SDK`);
+  }
   const problems = watch(page);
   await page.goto(`${base}/test/browser/link.html`, { timeout: STEP_TIMEOUT_MS });
   await page.waitForSelector('#status:is([data-state="ready"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
@@ -167,28 +176,39 @@ async function checkLinkPage(page, base, jsQR) {
 
   const now = () => Math.floor(Date.now() / 1000);
   const accept = (request) => page.evaluate(([r, t]) => window.tesseraPortal.accept(r, t), [request, now()]);
-  const finishCode = (pending, answer) => {
+  const errorCode = (fn) => {
     try {
-      pending.finish(answer);
+      fn();
       return "no error";
     } catch (e) {
       return e.name === "TesseraError" ? e.code : String(e);
     }
   };
+  const finishCode = (pending, answer) => errorCode(() => pending.finish(answer));
 
-  // Device 1 links with the decoded text.
+  // Device 1 links with the decoded text, pinned to the portal key the page shows.
   const phone = new TesseraDevice(newStorageKey());
-  const info = phone.scanLinkQr(qr.data, now());
+  const pinnedPortalKey = Uint8Array.from(Buffer.from(await page.textContent("#portal-key"), "hex"));
+  const info = phone.scanLinkQr(qr.data, now(), { pinnedPortalKey });
   const portalName = await page.textContent("#portal-name");
   const fingerprint = await page.textContent("#fingerprint");
   if (info.portalName !== portalName || info.portalFingerprint !== fingerprint) {
     throw new Error(`the device read ${JSON.stringify(info)}, the page shows ${portalName} / ${fingerprint}`);
   }
+  const wrongPin = Uint8Array.from(pinnedPortalKey);
+  wrongPin[32] ^= 1;
+  const pinCode = errorCode(() => phone.scanLinkQr(qr.data, now(), { pinnedPortalKey: wrongPin }));
+  if (pinCode !== "WRONG_ACCOUNT") throw new Error(`a scan pinned to another key gave ${pinCode}`);
   const start = phone.startLink({ qrText: qr.data, deviceName: "Anna's Pixel", passcode: "493817", biometrics: true,
-    now: now() });
+    pinnedPortalKey, now: now() });
   const acc = await accept(start.request);
-  if (!acc.accepted) throw new Error(`the portal refused the first device: ${acc.errorCode}`);
-  const fin = start.pending.finish(acc.answer);
+  if (!acc.accepted || acc.repeated) throw new Error(`the portal refused the first device: ${JSON.stringify(acc)}`);
+  // The answer was "lost": the phone sends the same request again and gets the same bytes.
+  const resent = await accept(start.pending.request());
+  if (!(resent.accepted && resent.repeated && resent.answer === acc.answer)) {
+    throw new Error(`a resent request was not answered with the same bytes: ${JSON.stringify(resent)}`);
+  }
+  const fin = start.pending.finish(resent.answer);
   const id = fin.account.deviceId;
   if (acc.deviceId !== id || fin.account.account !== "anna@example.org") {
     throw new Error(`device and portal disagree: ${JSON.stringify({ acc, account: fin.account })}`);
@@ -201,8 +221,13 @@ async function checkLinkPage(page, base, jsQR) {
   const listed = await page.textContent(`#devices li[data-device-id="${id}"]`, { timeout: STEP_TIMEOUT_MS });
   const events = (await page.evaluate(() => window.tesseraPortal.events())).map((e) => e.type);
   if (events.join() !== "linkRequested,deviceLinked") throw new Error(`unexpected portal events: ${events}`);
-  console.log(`PASS browser link: device "Anna's Pixel" (${id}) linked through the page with the decoded text; ` +
-    `check code ${fin.checkCode} confirmed; the page lists "${listed}"`);
+  const st = phone.statusRequest(fin.state, now());
+  const statusAnswer = await page.evaluate(([r, t]) => window.tesseraPortal.status(r, t), [st.request, now()]);
+  const linkStatus = phone.readStatusAnswer(fin.state, st.probe, statusAnswer);
+  if (linkStatus !== "active") throw new Error(`the device's status is ${linkStatus}`);
+  console.log(`PASS browser link: device "Anna's Pixel" (${id}) linked through the page with the decoded text ` +
+    `(pinned scan; a resent request got the same answer bytes); check code ${fin.checkCode} confirmed; ` +
+    `status "${linkStatus}"; the page lists "${listed}"`);
 
   // Device 2 uses the same picture.
   const second = new TesseraDevice(newStorageKey());
@@ -215,9 +240,15 @@ async function checkLinkPage(page, base, jsQR) {
   if (code2 !== "TOKEN_ALREADY_USED") throw new Error(`the second device's finish() gave ${code2}`);
   const devices = await page.evaluate(() => window.tesseraPortal.devices());
   if (devices.length !== 1) throw new Error(`the portal lists ${devices.length} devices`);
+  // The offer row was written once: used by device 1 (version 2), untouched by the refusal.
+  if (acc2.offerId !== acc.offerId) throw new Error("the two devices claimed different offers");
+  const offerRow = await page.evaluate((offerId) => window.tesseraPortal.offer(offerId), acc.offerId);
+  if (!offerRow || offerRow.version !== 2 || offerRow.usedAt === null) {
+    throw new Error(`unexpected offer row: ${JSON.stringify(offerRow)}`);
+  }
   if (problems.length) throw new Error(problems.join("\n"));
-  console.log("PASS browser link: a second device using the same picture is refused: TOKEN_ALREADY_USED " +
-    "from the portal's accept and from the device's finish(); still 1 device listed");
+  console.log("PASS browser link: a second device using the same picture is refused by the SDK alone: " +
+    "TOKEN_ALREADY_USED from the portal's accept and from the device's finish(); still 1 device listed");
 }
 
 /** Page errors and console errors/warnings, collected. */
