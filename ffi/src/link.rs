@@ -143,6 +143,15 @@ impl std::fmt::Debug for StatusCheck {
     }
 }
 
+/// What the portal said about this device's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum LinkStatus {
+    /// Linked and usable.
+    Active,
+    /// Linked on the device; the user has not typed the check code on the portal yet.
+    AwaitingConfirmation,
+}
+
 /// Opaque status probe.
 #[derive(Debug, uniffi::Object)]
 pub struct StatusProbe(link::StatusProbe);
@@ -180,6 +189,13 @@ impl std::fmt::Debug for TesseraDevice {
     }
 }
 
+fn scan(qr_text: &str, now: u64, portal_key: Option<Vec<u8>>) -> tessera_core::Result<link::ScannedOffer> {
+    match portal_key {
+        Some(k) => link::scan_link_qr_pinned(qr_text, &k, now),
+        None => link::scan_link_qr(qr_text, now),
+    }
+}
+
 fn key32(key: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     let k: [u8; 32] = key
         .try_into()
@@ -201,9 +217,12 @@ impl TesseraDevice {
         Ok(Arc::new(TesseraDevice { key: key32(&storage_key)? }))
     }
 
-    /// Read a scanned QR text.
-    pub fn scan_link_qr(&self, qr_text: String, now: u64) -> Result<LinkOfferInfo> {
-        let o = link::scan_link_qr(&qr_text, now)?;
+    /// Read a scanned QR text. An app that knows its portal passes its
+    /// `portal_key` (`TesseraPortal.publicKey()`): a QR code with another
+    /// key (a look-alike) is refused with `WRONG_ACCOUNT`.
+    #[uniffi::method(default(portal_key = None))]
+    pub fn scan_link_qr(&self, qr_text: String, now: u64, portal_key: Option<Vec<u8>>) -> Result<LinkOfferInfo> {
+        let o = scan(&qr_text, now, portal_key)?;
         Ok(LinkOfferInfo {
             portal_name: o.portal_name,
             portal_fingerprint: o.portal_fingerprint,
@@ -212,9 +231,12 @@ impl TesseraDevice {
         })
     }
 
-    /// Start linking with a scanned QR text. `current_state` is the stored
+    /// Start linking with a scanned QR text (and the pinned `portal_key`,
+    /// as for [`TesseraDevice::scan_link_qr`]). `current_state` is the stored
     /// device state, if any: a device holds one account
     /// (`DEVICE_ALREADY_LINKED`).
+    #[allow(clippy::too_many_arguments)]
+    #[uniffi::method(default(portal_key = None))]
     pub fn start_link(
         &self,
         qr_text: String,
@@ -223,9 +245,10 @@ impl TesseraDevice {
         biometrics: bool,
         current_state: Option<Vec<u8>>,
         now: u64,
+        portal_key: Option<Vec<u8>>,
     ) -> Result<LinkStartResult> {
         let passcode = Zeroizing::new(passcode);
-        let offer = link::scan_link_qr(&qr_text, now)?;
+        let offer = scan(&qr_text, now, portal_key)?;
         let s =
             link::start_link(&offer, &device_name, &passcode, biometrics, current_state.is_some(), now, &mut OsRandom)?;
         Ok(LinkStartResult {
@@ -264,12 +287,17 @@ impl TesseraDevice {
         Ok(StatusCheck { request, probe: Arc::new(StatusProbe(probe)) })
     }
 
-    /// Read the portal's status answer: returns normally while linked;
-    /// throws `DEVICE_REVOKED` when the portal unlinked this device (wipe
-    /// the state then).
-    pub fn read_status_answer(&self, state: Vec<u8>, probe: Arc<StatusProbe>, answer: String) -> Result<()> {
+    /// Read the portal's status answer: `ACTIVE`, or `AWAITING_CONFIRMATION`
+    /// while the check code has not been typed on the portal. Throws
+    /// `DEVICE_REVOKED` (the portal unlinked this device) and
+    /// `LINK_NOT_CONFIRMED` (the check code was never typed in time, or was
+    /// locked out): wipe the state then; the device may link again.
+    pub fn read_status_answer(&self, state: Vec<u8>, probe: Arc<StatusProbe>, answer: String) -> Result<LinkStatus> {
         let st = DeviceState::open(&self.key, &state)?;
-        Ok(st.read_status_answer(&probe.0, &answer)?)
+        Ok(match st.read_status_answer(&probe.0, &answer)? {
+            link::LinkStatus::Active => LinkStatus::Active,
+            link::LinkStatus::AwaitingConfirmation => LinkStatus::AwaitingConfirmation,
+        })
     }
 
     /// Unlink locally: checks the state is this device's and returns its
@@ -297,13 +325,23 @@ fn consumed() -> TesseraError {
     TesseraError::from_code(ErrorCode::AlreadyConsumed, "this pending link was already finished; start again")
 }
 
+impl PendingLink {
+    fn with<T>(&self, f: impl FnOnce(&PendingDeviceLink) -> T) -> Result<T> {
+        Ok(f(self.inner.lock().map_err(|_| consumed())?.as_ref().ok_or_else(consumed)?))
+    }
+}
+
 #[uniffi::export]
 impl PendingLink {
     /// Seal for storage while waiting for the portal's answer.
     pub fn sealed(&self) -> Result<Vec<u8>> {
-        let g = self.inner.lock().map_err(|_| consumed())?;
-        let p = g.as_ref().ok_or_else(consumed)?;
-        Ok(p.seal(&self.key, &mut OsRandom))
+        self.with(|p| p.seal(&self.key, &mut OsRandom))
+    }
+
+    /// The request, to send again byte for byte when the answer was lost:
+    /// the portal answers a repeat with the very same answer.
+    pub fn request(&self) -> Result<String> {
+        self.with(|p| p.request().to_owned())
     }
 
     /// Finish with the portal's answer (once; `ALREADY_CONSUMED` after).
@@ -312,19 +350,12 @@ impl PendingLink {
     /// `MALFORMED_MESSAGE`, …) does not: finish again with the genuine one.
     pub fn finish(&self, answer: String) -> Result<LinkFinishResult> {
         let mut guard = self.inner.lock().map_err(|_| consumed())?;
-        let p = guard.as_ref().ok_or_else(consumed)?.clone();
-        match link::finish_link(p, &answer, &self.key, &mut OsRandom) {
-            Ok(l) => {
-                *guard = None;
-                Ok(LinkFinishResult { state: l.state, check_code: l.check_code, account: (&l.info).into() })
-            }
-            Err(e) => {
-                if link::finish_error_is_final(&e) {
-                    *guard = None;
-                }
-                Err(e.into())
-            }
+        let r = link::finish_link(guard.as_ref().ok_or_else(consumed)?.clone(), &answer, &self.key, &mut OsRandom);
+        if r.as_ref().map_or_else(link::finish_error_is_final, |_| true) {
+            *guard = None;
         }
+        let l = r?;
+        Ok(LinkFinishResult { state: l.state, check_code: l.check_code, account: (&l.info).into() })
     }
 }
 
