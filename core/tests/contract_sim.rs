@@ -54,12 +54,10 @@
 //!   confirmation, a verified code or an unlink only after its write
 //!   committed; a refusal names a fact that holds).
 //!
-//! Counted, not failures (`TESSERA_SIM_STRICT=1` fails on them): a
-//! `TOKEN_EXPIRED` refusal of a request whose acceptance committed, computed
-//! from a snapshot older than that commit at a `now` past the offer's expiry
-//! (an answer without writes needs no compare-and-set, so it can be stale;
-//! any other refusal of an accepted request fails), and a confirmation that
-//! commits after the phone was told `LINK_NOT_CONFIRMED`.
+//! Any refusal of a request whose acceptance committed fails (an expiry
+//! refusal writes the offer, so a stale one loses its compare-and-set).
+//! Counted, not a failure (`TESSERA_SIM_STRICT=1` fails on it): a
+//! confirmation that commits after the phone was told `LINK_NOT_CONFIRMED`.
 //!
 //! # Cost
 //!
@@ -1405,6 +1403,9 @@ impl Sim {
             ensure!(second.is_none(), QrLinksOnce, "offer {offer_id} has two pending links");
             match &o.state {
                 OfferState::Open => ensure!(link.is_none(), QrLinksOnce, "open offer {offer_id} has a pending link"),
+                OfferState::Expired { .. } => {
+                    ensure!(link.is_none(), QrLinksOnce, "expired offer {offer_id} has a pending link")
+                }
                 OfferState::Used { device_id, answer, .. } => {
                     let agree = link.is_some_and(|p| p.device_id == *device_id && p.account == o.account);
                     ensure!(agree, QrLinksOnce, "offer {offer_id}, used by {device_id}, has not its pending link");
@@ -1477,17 +1478,11 @@ impl Sim {
         if let Err(e) = result {
             if offer.is_some_and(|o| used_by(o, id)) {
                 // A refusal (final on the phone) of a request whose acceptance
-                // committed. One snapshot per call rules it out, except for a
-                // snapshot taken before the acceptance committed and a `now`
-                // past the offer's expiry: counted, failed only when strict.
-                let expired = e.code() == ErrorCode::TokenExpired && !self.cfg.strict;
-                ensure!(
-                    expired,
-                    AnswersMatchState,
-                    "phone {slot} refused {:?} after its acceptance committed",
-                    e.code()
-                );
-                self.stats.stale_refusals += 1;
+                // committed. One snapshot per call rules it out; an expiry
+                // refusal closes the offer with a write, so one computed from
+                // a snapshot older than the acceptance loses its
+                // compare-and-set and is computed again.
+                fail!(AnswersMatchState, "phone {slot} refused {:?} after its acceptance committed", e.code());
             }
         }
         match result {

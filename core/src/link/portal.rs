@@ -77,6 +77,13 @@ pub enum OfferState {
         /// The answer that request got.
         answer: String,
     },
+    /// A request came after the expiry: closed for good. Written (not just
+    /// answered), so that a server refusing from a snapshot taken before
+    /// another server's acceptance loses its compare-and-set and reads again.
+    Expired {
+        /// When the first late request came.
+        at: u64,
+    },
 }
 
 /// A link offer as the portal stores it. The QR holds only a commitment to
@@ -107,7 +114,11 @@ impl core::fmt::Debug for LinkOfferRecord {
             .field("offer_id", &self.offer_id)
             .field("account", &self.account)
             .field("expires_at", &self.expires_at)
-            .field("used", &matches!(self.state, OfferState::Used { .. }))
+            .field("state", &match self.state {
+                OfferState::Open => "open",
+                OfferState::Used { .. } => "used",
+                OfferState::Expired { .. } => "expired",
+            })
             .field("version", &self.version)
             .finish_non_exhaustive()
     }
@@ -807,8 +818,20 @@ impl OpenedLinkRequest {
             }
             return self.refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
         }
-        if now >= offer.expires_at {
+        if matches!(offer.state, OfferState::Expired { .. }) {
             return self.refused(ErrorCode::TokenExpired, "this QR code has expired");
+        }
+        if now >= offer.expires_at {
+            let mut expired = offer.clone();
+            expired.version = offer.version.saturating_add(1);
+            expired.state = OfferState::Expired { at: now };
+            return AcceptOutcome {
+                answer: self.refuse(ErrorCode::TokenExpired),
+                outcome: Outcome::new(
+                    vec![Write::Offer(expired)],
+                    Err(err(ErrorCode::TokenExpired, "this QR code has expired")),
+                ),
+            };
         }
         if key_use == DeviceKeyUse::Seen {
             return self.refused(ErrorCode::DeviceAlreadyLinked, "this device key is already linked");

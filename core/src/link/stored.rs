@@ -105,7 +105,7 @@ impl Portal {
             account: r.account.clone(),
             expires_at: r.expires_at,
             used_at: match r.state {
-                OfferState::Open => None,
+                OfferState::Open | OfferState::Expired { .. } => None,
                 OfferState::Used { at, .. } => Some(at),
             },
             version: r.version,

@@ -228,6 +228,15 @@ fn expiry_boundaries_on_both_sides() {
     // At exactly the expiry: refused. One second before: accepted.
     let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 60);
     assert_eq!(code(&out.outcome.result), ErrorCode::TokenExpired);
+    // The refusal closes the offer with a write: a server that refused from
+    // a snapshot older than another server's acceptance loses its
+    // compare-and-set (same expected version) and reads again.
+    let expired = offer_of(&out);
+    assert!(matches!(expired.state, OfferState::Expired { at } if at == T0 + 60));
+    assert_eq!(out.outcome.writes[0].expected_version(), Some(1));
+    let late = opened.accept(&w.portal, Some(&expired), DeviceKeyUse::Fresh, T0 + 61);
+    assert_eq!(code(&late.outcome.result), ErrorCode::TokenExpired);
+    assert!(late.outcome.writes.is_empty());
     assert_eq!(code(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenExpired);
     let ok = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 59);
     assert_eq!(ok.outcome.result, Ok(Accept::Accepted));
