@@ -322,13 +322,16 @@ fn check_code_attempts_are_limited() {
     let req = ok(&["device", "link", "--dir", d, "--qr", &qr, "--name", "P", "--passcode", "493817", "--now", NOW]);
     let ans = ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", NOW]);
     let code = ok(&["device", "link-finish", "--dir", d, "--response", &ans]);
-    let wrong = if code == "999999" { "999998" } else { "999999" };
-    for _ in 0..4 {
+    // Exactly the code: empty, one digit, a 5-digit prefix and the code with
+    // a seventh digit never match (and each counts).
+    let seven = format!("{code}0");
+    for wrong in ["", &code[..1], &code[..5], &seven] {
         fails(
             &["portal", "link-confirm", "--dir", p, "--account", "eve", "--code", wrong, "--now", NOW],
             "CHECK_CODE_MISMATCH",
         );
     }
+    let wrong = if code == "999999" { "999998" } else { "999999" };
     fails(&["portal", "link-confirm", "--dir", p, "--account", "eve", "--code", wrong, "--now", NOW], "LOCKED_OUT");
     fails(&["portal", "link-confirm", "--dir", p, "--account", "eve", "--code", &code, "--now", NOW], "TOKEN_UNKNOWN");
     assert_eq!(pending_row(&pd, "eve"), (5, true, 6));
