@@ -1,6 +1,7 @@
 //! Portal-side link-accept throughput, next to the raw P-256 operations it
+//! needs (two ECDH with point decompression, and the ECDSA verification of
+//! the device's proof of possession), in the same run.
 #![allow(clippy::unwrap_used)] // benchmark set-up: a failure should abort the run
-//! needs (two ECDH with point decompression), in the same run.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use p256::{PublicKey, SecretKey};
 use std::hint::black_box;
@@ -38,6 +39,20 @@ fn bench(c: &mut Criterion) {
             let s1 = sk.diffie_hellman(&e);
             let s2 = sk.diffie_hellman(&d);
             black_box((s1.raw_secret_bytes()[0], s2.raw_secret_bytes()[0]))
+        })
+    });
+    // The whole floor since the proof of possession: + one ECDSA verify.
+    use p256::ecdsa::signature::{Signer, Verifier};
+    let signer = p256::ecdsa::SigningKey::from(&SecretKey::from_slice(&[9u8; 32]).unwrap());
+    let sig: p256::ecdsa::Signature = signer.sign(b"tessera/v1/link-pop transcript");
+    g.bench_function("p256 2x(decompress+ECDH)+ECDSA verify", |b| {
+        b.iter(|| {
+            let e = PublicKey::from_sec1_bytes(black_box(&eph_bytes)).unwrap();
+            let d = PublicKey::from_sec1_bytes(black_box(&dev_bytes)).unwrap();
+            let s1 = sk.diffie_hellman(&e);
+            let s2 = sk.diffie_hellman(&d);
+            let v = p256::ecdsa::VerifyingKey::from(&d).verify(b"tessera/v1/link-pop transcript", black_box(&sig));
+            black_box((s1.raw_secret_bytes()[0], s2.raw_secret_bytes()[0], v.is_err()))
         })
     });
     g.finish();

@@ -1,8 +1,8 @@
 //! Device side of linking: scan the QR, build the request, finish with the
 //! portal's answer, and the sealed device state.
 
-use super::passcode::PasscodePolicy;
 use super::messages::{LinkOffer, StatusAnswer, StatusRequest};
+use super::passcode::PasscodePolicy;
 use super::portal::{device_totp, fingerprint, RequestBody};
 use super::*;
 use crate::crypto::{
@@ -331,7 +331,8 @@ pub fn finish_link(
     let all: [u8; 128] = wire::fixed(pending.answer_keys.expose(), ErrorCode::StateCorrupt)?;
     let mut keys = Zeroizing::new([0u8; 64]);
     keys.copy_from_slice(if status == ANSWER_ACCEPTED { &all[..64] } else { &all[64..] });
-    let code_key: Zeroizing<[u8; 32]> = Zeroizing::new(wire::fixed(pending.code_key.expose(), ErrorCode::StateCorrupt)?);
+    let code_key: Zeroizing<[u8; 32]> =
+        Zeroizing::new(wire::fixed(pending.code_key.expose(), ErrorCode::StateCorrupt)?);
     let plain = open_siv(&keys, &[&bytes[..2], &[status], &th[..]].concat(), sealed)?;
     if status == ANSWER_REFUSED {
         let r: RefusedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;

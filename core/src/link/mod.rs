@@ -134,7 +134,12 @@ pub(crate) fn transcript(t: &TranscriptInput<'_>) -> [u8; 32] {
 
 /// Answer keys (64 bytes: encryption key || synthetic-nonce key) for an
 /// acceptance, and separately for a refusal.
-pub(crate) fn answer_keys(shared_e: &[u8; 32], commitment: &[u8; 16], th: &[u8; 32], accepted: bool) -> Zeroizing<[u8; 64]> {
+pub(crate) fn answer_keys(
+    shared_e: &[u8; 32],
+    commitment: &[u8; 16],
+    th: &[u8; 32],
+    accepted: bool,
+) -> Zeroizing<[u8; 64]> {
     let l = if accepted { label::LINK_ANSWER } else { label::LINK_REFUSAL };
     hkdf::<64>(commitment, shared_e, &[l, th])
 }
@@ -253,6 +258,6 @@ pub(crate) mod status_byte {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod relay_tests;
+#[cfg(test)]
+mod tests;

@@ -11,8 +11,8 @@
 use super::passcode::PasscodePolicy;
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, hkdf, open_blob, open_once, random_array, seal_blob, seal_siv,
-    verify, RandomSource, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    decode_public, ecdh, encode_public, hkdf, open_blob, open_once, random_array, seal_blob, seal_siv, verify,
+    RandomSource, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
 use crate::host::{Outcome, Write};
 use crate::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier, Verified};
@@ -114,11 +114,14 @@ impl core::fmt::Debug for LinkOfferRecord {
             .field("offer_id", &self.offer_id)
             .field("account", &self.account)
             .field("expires_at", &self.expires_at)
-            .field("state", &match self.state {
-                OfferState::Open => "open",
-                OfferState::Used { .. } => "used",
-                OfferState::Expired { .. } => "expired",
-            })
+            .field(
+                "state",
+                &match self.state {
+                    OfferState::Open => "open",
+                    OfferState::Used { .. } => "used",
+                    OfferState::Expired { .. } => "expired",
+                },
+            )
             .field("version", &self.version)
             .finish_non_exhaustive()
     }
@@ -915,7 +918,12 @@ impl OpenedStatusRequest {
     /// Changes nothing: there is nothing to write.
     /// Errors: `DEVICE_UNKNOWN` (neither record), `MESSAGE_TAMPERED`,
     /// `INVALID_TIME` (request more than 300 s from `now`, or `now` invalid).
-    pub fn answer(&self, device: Option<&DeviceRecord>, pending: Option<&PendingLinkRecord>, now: u64) -> Result<String> {
+    pub fn answer(
+        &self,
+        device: Option<&DeviceRecord>,
+        pending: Option<&PendingLinkRecord>,
+        now: u64,
+    ) -> Result<String> {
         check_now(now)?;
         let (channel, status) = match (device, pending) {
             (Some(d), _) if d.device_id == self.device_id => (
@@ -938,7 +946,10 @@ impl OpenedStatusRequest {
                     // Confirmed, but the host found no device record: a
                     // read that was not one snapshot. Nothing destructive.
                     PendingState::Confirmed { .. } => {
-                        return Err(err(ErrorCode::DeviceUnknown, "the link is confirmed but its device record is missing"))
+                        return Err(err(
+                            ErrorCode::DeviceUnknown,
+                            "the link is confirmed but its device record is missing",
+                        ))
                     }
                 },
             ),
@@ -1001,7 +1012,8 @@ impl DeviceRecord {
         }
         let mut n = self.next();
         n.status = DeviceStatus::Unlinked { at: now };
-        let ev = PortalEvent::DeviceUnlinked { account: self.account.clone(), device_id: self.device_id.clone(), at: now };
+        let ev =
+            PortalEvent::DeviceUnlinked { account: self.account.clone(), device_id: self.device_id.clone(), at: now };
         Outcome { writes: vec![Write::Device(n)], events: vec![ev], result: Ok(()) }
     }
 
@@ -1027,7 +1039,11 @@ impl DeviceRecord {
         if r.is_ok() {
             n.last_used_at = Some(now);
         }
-        let writes = if n.otp_state != self.otp_state || n.last_used_at != self.last_used_at { vec![Write::Device(n)] } else { vec![] };
+        let writes = if n.otp_state != self.otp_state || n.last_used_at != self.last_used_at {
+            vec![Write::Device(n)]
+        } else {
+            vec![]
+        };
         Outcome::new(writes, r)
     }
 }

@@ -16,10 +16,10 @@ use super::tests::world;
 use super::*;
 use crate::crypto::{encode_public, generate_secret_key, SeededRandom};
 use crate::host::Write;
+use alloc::vec::Vec;
 use p256::elliptic_curve::point::{AffineCoordinates, BatchNormalize};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::elliptic_curve::Group;
-use alloc::vec::Vec;
 use p256::{ProjectivePoint, PublicKey};
 
 const T0: u64 = 1_767_225_600;
@@ -55,8 +55,14 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let opened = w.portal.open_link_request(&relayed.request).unwrap();
     let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 2);
     assert_eq!(out.outcome.result, Ok(Accept::Accepted));
-    let used = out.outcome.writes.iter().find_map(|w| if let Write::Offer(o) = w { Some(o.clone()) } else { None }).unwrap();
-    let mut pending = out.outcome.writes.iter().find_map(|w| if let Write::PendingLink(p) = w { Some(p.clone()) } else { None }).unwrap();
+    let used =
+        out.outcome.writes.iter().find_map(|w| if let Write::Offer(o) = w { Some(o.clone()) } else { None }).unwrap();
+    let mut pending = out
+        .outcome
+        .writes
+        .iter()
+        .find_map(|w| if let Write::PendingLink(p) = w { Some(p.clone()) } else { None })
+        .unwrap();
     let (shared2, th2) = opened.secrets_for_test();
     let keys = answer_keys(&shared2, &real.commitment, &th2, true);
     let sealed = &crate::wire::from_text(&out.answer).unwrap()[3..];
@@ -119,7 +125,12 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
         let sk = p256::SecretKey::from_bytes(&scalar.to_bytes()).unwrap();
         let d = generate_secret_key(&mut relay_rng).unwrap();
         let again = build_request(&real, "Anna's Pixel", "000000", false, sk, d, &[9u8; 32]);
-        let o = w.portal.open_link_request(&again.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 30);
+        let o = w.portal.open_link_request(&again.request).unwrap().accept(
+            &w.portal,
+            Some(&used),
+            DeviceKeyUse::Fresh,
+            T0 + 30,
+        );
         assert_eq!(o.outcome.result.unwrap_err().code(), ErrorCode::TokenAlreadyUsed);
         assert!(o.outcome.writes.is_empty());
     }

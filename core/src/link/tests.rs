@@ -44,19 +44,11 @@ fn apply<T>(o: &Outcome<T>, pending: &mut Option<PendingLinkRecord>, device: &mu
 }
 
 fn offer_of(o: &AcceptOutcome) -> LinkOfferRecord {
-    o.outcome
-        .writes
-        .iter()
-        .find_map(|w| if let Write::Offer(r) = w { Some(r.clone()) } else { None })
-        .unwrap()
+    o.outcome.writes.iter().find_map(|w| if let Write::Offer(r) = w { Some(r.clone()) } else { None }).unwrap()
 }
 
 fn pending_of(o: &AcceptOutcome) -> PendingLinkRecord {
-    o.outcome
-        .writes
-        .iter()
-        .find_map(|w| if let Write::PendingLink(r) = w { Some(r.clone()) } else { None })
-        .unwrap()
+    o.outcome.writes.iter().find_map(|w| if let Write::PendingLink(r) = w { Some(r.clone()) } else { None }).unwrap()
 }
 
 fn code<T: core::fmt::Debug>(r: &crate::Result<T>) -> ErrorCode {
@@ -86,14 +78,24 @@ struct Linked {
     bio: Option<SecretBytes>,
 }
 
-fn confirm(w: &World, p: &mut Option<PendingLinkRecord>, d: &mut Option<DeviceRecord>, typed: &str, now: u64) -> crate::Result<()> {
+fn confirm(
+    w: &World,
+    p: &mut Option<PendingLinkRecord>,
+    d: &mut Option<DeviceRecord>,
+    typed: &str,
+    now: u64,
+) -> crate::Result<()> {
     let o = w.portal.confirm_link(p.as_ref().unwrap(), typed, now);
     apply(&o, p, d);
     o.result
 }
 
 fn wrong_code(right: &str) -> String {
-    if right == "000000" { "000001".into() } else { "000000".into() }
+    if right == "000000" {
+        "000001".into()
+    } else {
+        "000000".into()
+    }
 }
 
 #[test]
@@ -104,7 +106,10 @@ fn full_flow_with_check_code_and_totp() {
     assert_eq!(l.linked.info.account, "anna@example.org");
     assert_eq!(l.linked.info.device_id, l.pending.device_id);
     let (mut p, mut d) = (Some(l.pending), None);
-    assert_eq!(code(&confirm(&w, &mut p, &mut d, &wrong_code(&l.linked.check_code), T0 + 20)), ErrorCode::CheckCodeMismatch);
+    assert_eq!(
+        code(&confirm(&w, &mut p, &mut d, &wrong_code(&l.linked.check_code), T0 + 20)),
+        ErrorCode::CheckCodeMismatch
+    );
     assert_eq!(p.as_ref().unwrap().attempts(), 1);
     let o = w.portal.confirm_link(p.as_ref().unwrap(), &l.linked.check_code, T0 + 21);
     assert!(matches!(o.events[0], PortalEvent::DeviceLinked { .. }));
@@ -168,14 +173,19 @@ fn second_scan_is_refused_and_a_repeat_gets_the_same_bytes() {
     let opened_a = w.portal.open_link_request(&a.request).unwrap();
     let first = opened_a.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
     let used = offer_of(&first);
-    let second = w.portal.open_link_request(&b.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 2);
+    let second =
+        w.portal.open_link_request(&b.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 2);
     assert_eq!(code(&second.outcome.result), ErrorCode::TokenAlreadyUsed);
     assert!(second.outcome.writes.is_empty());
     assert_eq!(code(&finish_link(b.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
     // The phone lost the answer and sends the very same request again.
     assert_eq!(a.pending.request(), a.request);
-    let repeat =
-        w.portal.open_link_request(a.pending.request()).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Seen, T0 + 30);
+    let repeat = w.portal.open_link_request(a.pending.request()).unwrap().accept(
+        &w.portal,
+        Some(&used),
+        DeviceKeyUse::Seen,
+        T0 + 30,
+    );
     assert_eq!(repeat.outcome.result, Ok(Accept::Repeated));
     assert!(repeat.outcome.writes.is_empty());
     assert_eq!(repeat.answer, first.answer);
@@ -306,7 +316,12 @@ fn portal_enforces_policy_possession_and_one_account_per_key() {
     // Biometrics the offer forbids.
     let (e, d) = (key(&mut w), key(&mut w));
     let bio = build_request(&s, "P", "493817", true, e, d, &root);
-    let out = w.portal.open_link_request(&bio.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0);
+    let out = w.portal.open_link_request(&bio.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        T0,
+    );
     assert_eq!(code(&out.outcome.result), ErrorCode::PasscodePolicy);
     assert!(out.outcome.writes.is_empty());
     // A device key the sender does not hold: swap the key in the body after
@@ -393,7 +408,10 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
     assert_eq!(code(&ask(&mut w, &locked, T0 + 60)), ErrorCode::LinkNotConfirmed);
     // No record at all: unauthenticated DEVICE_UNKNOWN on the portal.
     let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
-    assert_eq!(code(&w.portal.open_status_request(&req).unwrap().answer(None, None, T0 + 60)), ErrorCode::DeviceUnknown);
+    assert_eq!(
+        code(&w.portal.open_status_request(&req).unwrap().answer(None, None, T0 + 60)),
+        ErrorCode::DeviceUnknown
+    );
 }
 
 #[test]
@@ -470,7 +488,10 @@ fn names_refuse_invisible_and_control_characters() {
 fn every_step_refuses_an_impossible_clock() {
     let mut w = world();
     let ms = T0 * 1000;
-    assert_eq!(code(&w.portal.create_offer("t", PasscodePolicy::default(), 300, ms, &mut w.rng)), ErrorCode::InvalidTime);
+    assert_eq!(
+        code(&w.portal.create_offer("t", PasscodePolicy::default(), 300, ms, &mut w.rng)),
+        ErrorCode::InvalidTime
+    );
     let l = link(&mut w, "t", "Phone", "493817", false, T0);
     let offer = w.portal.create_offer("t", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
     assert_eq!(code(&scan_link_qr(&offer.qr_text, ms)), ErrorCode::InvalidTime);
@@ -478,7 +499,12 @@ fn every_step_refuses_an_impossible_clock() {
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
     assert_eq!(code(&start_link(&s, "P", "493817", false, false, ms, &mut w.rng)), ErrorCode::InvalidTime);
     let st = start_link(&s, "P", "493817", false, false, T0, &mut w.rng).unwrap();
-    let out = w.portal.open_link_request(&st.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, ms);
+    let out = w.portal.open_link_request(&st.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        ms,
+    );
     assert_eq!(code(&out.outcome.result), ErrorCode::InvalidTime);
     assert!(out.outcome.writes.is_empty());
     let c = w.portal.confirm_link(&l.pending, &l.linked.check_code, ms);
@@ -516,7 +542,10 @@ fn stored_records_are_bound_to_their_row() {
         let mut t = l.linked.state.clone();
         t[i] ^= 0x01;
         let c = code(&DeviceState::open(&KEY, &t));
-        assert!(matches!(c, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion), "{i}");
+        assert!(
+            matches!(c, ErrorCode::StateCorrupt | ErrorCode::WrongMessageKind | ErrorCode::UnsupportedVersion),
+            "{i}"
+        );
     }
     assert_eq!(code(&DeviceState::open(&[0; 32], &l.linked.state)), ErrorCode::StateCorrupt);
     let row = w.portal.store_pending(&l.pending, &mut w.rng);
@@ -646,7 +675,12 @@ fn a_downgraded_passcode_policy_is_refused_by_the_portal() {
     m.policy = PasscodePolicy { min_len: 6, max_len: 6, digits_only: true, allow_biometrics: false };
     let s = scan_link_qr(&m.encode(), T0).unwrap();
     let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
-    let out = w.portal.open_link_request(&phone.request).unwrap().accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
+    let out = w.portal.open_link_request(&phone.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        T0 + 1,
+    );
     assert_eq!(code(&out.outcome.result), ErrorCode::PasscodePolicy);
     assert!(out.outcome.writes.is_empty());
     assert_eq!(code(&finish_link(phone.pending, &out.answer, &KEY, &mut w.rng)), ErrorCode::PasscodePolicy);
@@ -661,7 +695,8 @@ fn refusals_are_restricted_and_portal_faults_are_not_final() {
     let s = scan_link_qr(&offer.qr_text, T0).unwrap();
     let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
     let opened = w.portal.open_link_request(&phone.request).unwrap();
-    for hostile in [ErrorCode::MessageTampered, ErrorCode::DeviceRevoked, ErrorCode::LockedOut, ErrorCode::StateCorrupt] {
+    for hostile in [ErrorCode::MessageTampered, ErrorCode::DeviceRevoked, ErrorCode::LockedOut, ErrorCode::StateCorrupt]
+    {
         let e = finish_link(phone.pending.clone(), &opened.refuse(hostile), &KEY, &mut w.rng).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidState, "{hostile:?}");
         assert!(finish_error_is_final(&e));
