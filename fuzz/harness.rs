@@ -70,7 +70,12 @@ fn fixture() -> &'static Fixture {
         let scanned = link::scan_link_qr(&offer.qr_text, NOW + 10).unwrap();
         let start = link::start_link(&scanned, "Anna's Pixel", "493817", true, false, NOW + 10, &mut rng).unwrap();
         let pending = start.pending.seal(&KEY, &mut rng);
-        let out = portal.open_link_request(&start.request).unwrap().accept(&portal, Some(&offer.record), link::DeviceKeyUse::Fresh, NOW + 12);
+        let out = portal.open_link_request(&start.request).unwrap().accept(
+            &portal,
+            Some(&offer.record),
+            link::DeviceKeyUse::Fresh,
+            NOW + 12,
+        );
         let state = link::finish_link(start.pending, &out.answer, &KEY, &mut rng).unwrap().state;
         Fixture { portal, pending, state }
     })
