@@ -172,9 +172,14 @@ pub(crate) fn seal_siv(keys: &[u8; 64], aad: &[u8], plaintext: &[u8]) -> Vec<u8>
     let mut nonce = [0u8; SIV_NONCE_LEN];
     nonce.copy_from_slice(&tag[..SIV_NONCE_LEN]);
     let c = ChaCha20Poly1305::new(ek.into());
-    let ct = c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }).unwrap_or_else(|_| unreachable!());
-    let mut out = Vec::with_capacity(SIV_NONCE_LEN + ct.len());
-    out.extend_from_slice(&nonce);
+    nonce_then(&nonce, c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }))
+}
+
+/// `nonce || ciphertext`; encrypting our own buffers cannot fail.
+fn nonce_then(nonce: &[u8], ct: core::result::Result<Vec<u8>, chacha20poly1305::Error>) -> Vec<u8> {
+    let ct = ct.unwrap_or_else(|_| unreachable!());
+    let mut out = Vec::with_capacity(nonce.len() + ct.len());
+    out.extend_from_slice(nonce);
     out.extend_from_slice(&ct);
     out
 }
@@ -249,11 +254,7 @@ pub const BLOB_NONCE_LEN: usize = 24;
 pub(crate) fn seal_blob(key: &[u8; 32], aad: &[u8], plaintext: &[u8], rng: &mut dyn RandomSource) -> Vec<u8> {
     let nonce = random_array::<BLOB_NONCE_LEN>(rng);
     let c = XChaCha20Poly1305::new(key.into());
-    let ct = c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }).unwrap_or_else(|_| unreachable!());
-    let mut out = Vec::with_capacity(BLOB_NONCE_LEN + ct.len());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
-    out
+    nonce_then(&nonce, c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }))
 }
 
 /// Open a [`seal_blob`] blob; `STATE_CORRUPT` on any failure.
