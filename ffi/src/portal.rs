@@ -423,9 +423,11 @@ impl LinkRequest {
         })
     }
 
-    /// An authenticated refusal the device shows: e.g. `TOKEN_ALREADY_USED`
-    /// when the host gives up after a conflict (`INVALID_INPUT` for a code
-    /// that is not in the table).
+    /// An authenticated refusal the device shows (`INVALID_INPUT` for a code
+    /// that is not in the table). A host that gives up after repeated write
+    /// conflicts sends `INTERNAL`, which the phone does not treat as final
+    /// (the conflict may be this very request's acceptance on another
+    /// server; the phone sends the request again and gets the stored answer).
     pub fn refuse(&self, code: String) -> Result<String> {
         let c = ErrorCode::from_str_code(&code)
             .ok_or_else(|| TesseraError::from_code(ErrorCode::InvalidInput, "unknown error code"))?;

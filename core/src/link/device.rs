@@ -127,6 +127,13 @@ impl PendingDeviceLink {
     pub fn portal_name(&self) -> &str {
         &self.portal_name
     }
+    /// When to stop waiting for an answer (the offer's expiry plus the
+    /// check-code window plus the servers' clock skew): after it, no portal
+    /// can still accept or confirm this link, so the app discards it
+    /// whatever the last error was.
+    pub fn give_up_at(&self) -> u64 {
+        self.expires_at.saturating_add(CONFIRM_TTL).saturating_add(super::portal::STATUS_SKEW)
+    }
     /// The request, to send again byte for byte if the answer was lost:
     /// the portal answers a repeat with the same answer.
     pub fn request(&self) -> &str {

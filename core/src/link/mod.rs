@@ -228,8 +228,10 @@ pub(crate) const ANSWER_REFUSED: u8 = 1;
 
 /// Codes a portal may refuse a link request with, as the device reports
 /// them. Anything else in a refusal (a hostile portal saying
-/// `MESSAGE_TAMPERED` to keep the phone waiting, or `DEVICE_REVOKED`) is
-/// reported as `INVALID_STATE` ("the portal refused the link"), final.
+/// `MESSAGE_TAMPERED`, or `DEVICE_REVOKED`) is reported as `INVALID_STATE`
+/// ("the portal refused the link"), final. A hostile portal can still keep
+/// a phone retrying with `INTERNAL`, as it could by never answering: the
+/// app stops at [`PendingDeviceLink::give_up_at`].
 pub(crate) const REFUSAL_CODES: &[ErrorCode] = &[
     ErrorCode::TokenUnknown,
     ErrorCode::TokenAlreadyUsed,

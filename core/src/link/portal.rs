@@ -784,8 +784,7 @@ impl OpenedLinkRequest {
         self.seal_answer(ANSWER_ACCEPTED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
     }
 
-    /// Tests: the ECDH secret with the ephemeral key, the transcript and
-    /// the check-code key.
+    /// Tests: the ECDH secret with the ephemeral key, and the transcript.
     #[cfg(test)]
     pub(crate) fn secrets_for_test(&self) -> ([u8; 32], [u8; 32]) {
         (*self.shared_e, self.th)
@@ -944,13 +943,9 @@ impl OpenedStatusRequest {
                     }
                     PendingState::Open { .. } | PendingState::Cancelled { .. } => status_byte::NOT_CONFIRMED,
                     // Confirmed, but the host found no device record: a
-                    // read that was not one snapshot. Nothing destructive.
-                    PendingState::Confirmed { .. } => {
-                        return Err(err(
-                            ErrorCode::DeviceUnknown,
-                            "the link is confirmed but its device record is missing",
-                        ))
-                    }
+                    // read that was not one snapshot. Authenticated first
+                    // (below), then refused: nothing destructive.
+                    PendingState::Confirmed { .. } => CONFIRMED_WITHOUT_DEVICE,
                 },
             ),
             _ => return Err(err(ErrorCode::DeviceUnknown, "no device or pending link with this id")),
@@ -963,9 +958,16 @@ impl OpenedStatusRequest {
         if self.time.abs_diff(now) > STATUS_SKEW {
             return Err(err(ErrorCode::InvalidTime, "the status request is too old or from the future"));
         }
+        if status == CONFIRMED_WITHOUT_DEVICE {
+            return Err(err(ErrorCode::DeviceUnknown, "the link is confirmed but its device record is missing"));
+        }
         Ok(super::messages::StatusAnswer::seal(channel.expose(), &id, self.nonce, status))
     }
 }
+
+/// Internal marker (never sent): a confirmed pending link whose device
+/// record the host did not find.
+const CONFIRMED_WITHOUT_DEVICE: u8 = 0xff;
 
 /// The device's TOTP: TOTP-SHA256 over the answer key, 30 s, 6 digits.
 pub(crate) fn device_totp(answer_key: &[u8]) -> Result<Totp> {

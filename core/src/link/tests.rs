@@ -402,6 +402,12 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
     let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
     let r = w.portal.open_status_request(&req).unwrap().answer(None, Some(&confirmed), T0 + 60);
     assert_eq!(code(&r), ErrorCode::DeviceUnknown);
+    // ... and only for an authenticated request (no oracle for forgers).
+    let mut forged = crate::wire::from_text(&req).unwrap();
+    let n = forged.len() - 1;
+    forged[n] ^= 1;
+    let forged = w.portal.open_status_request(&crate::wire::to_text(&forged)).unwrap();
+    assert_eq!(code(&forged.answer(None, Some(&confirmed), T0 + 60)), ErrorCode::MessageTampered);
     // Locked out: same.
     let mut locked = l.pending.clone();
     locked.state = PendingState::Cancelled { at: T0 + 40, reason: CancelReason::LockedOut };
@@ -701,6 +707,9 @@ fn refusals_are_restricted_and_portal_faults_are_not_final() {
         assert_eq!(e.code(), ErrorCode::InvalidState, "{hostile:?}");
         assert!(finish_error_is_final(&e));
     }
+    // A portal that keeps answering INTERNAL keeps the phone retrying only
+    // until give_up_at: after it no portal can accept or confirm the link.
+    assert_eq!(phone.pending.give_up_at(), T0 + 300 + CONFIRM_TTL + STATUS_SKEW);
     let bad_clock = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 * 1000);
     let e = finish_link(phone.pending.clone(), &bad_clock.answer, &KEY, &mut w.rng).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidTime);
