@@ -384,6 +384,8 @@ pub struct OpenedLinkRequest {
     request_hash: [u8; 32],
     th: [u8; 32],
     device_pk: [u8; PUBLIC_KEY_LEN],
+    /// `device_pk` decoded once, when the request was opened.
+    device_key: p256::PublicKey,
     device_id: String,
     device_name: String,
     biometrics: bool,
@@ -451,6 +453,7 @@ pub(crate) struct RequestBody {
 #[derive(Debug, Clone)]
 pub struct OpenedStatusRequest {
     device_id: String,
+    raw_id: [u8; 8],
     nonce: [u8; 16],
     time: u64,
     mac: [u8; 32],
@@ -596,6 +599,7 @@ impl Portal {
             th,
             device_id: device_id(&device_pk),
             device_pk,
+            device_key: dpk,
             device_name: rb.device_name.clone(),
             biometrics: rb.biometrics,
             policy: rb.policy,
@@ -670,6 +674,7 @@ impl Portal {
         let m = super::messages::StatusRequest::decode(text)?;
         Ok(OpenedStatusRequest {
             device_id: crate::encoding::hex_encode(&m.device_id),
+            raw_id: m.device_id,
             nonce: m.nonce,
             time: m.time,
             mac: m.mac,
@@ -848,12 +853,8 @@ impl OpenedLinkRequest {
             Ok(n) if offer_commitment(&n) == self.commitment => n,
             _ => return self.refused(ErrorCode::Internal, "the stored offer does not match its commitment"),
         };
-        let dpk = match decode_public(&self.device_pk, ErrorCode::Internal) {
-            Ok(p) => p,
-            Err(_) => return self.refused(ErrorCode::Internal, "the device key could not be decoded"),
-        };
         let code = check_code(&check_code_key(&self.shared_e, &self.commitment, &self.th), &nonce, &self.th);
-        let channel = channel_key(&ecdh(&portal.sk, &dpk), &self.th);
+        let channel = channel_key(&ecdh(&portal.sk, &self.device_key), &self.th);
         let confirm_by = now.saturating_add(CONFIRM_TTL);
         let body = AcceptedBody {
             portal_nonce: nonce,
@@ -950,8 +951,8 @@ impl OpenedStatusRequest {
             ),
             _ => return Err(err(ErrorCode::DeviceUnknown, "no device or pending link with this id")),
         };
-        let id = crate::encoding::hex_decode_as(&self.device_id, ErrorCode::Internal)?;
-        let mac = super::messages::status_request_mac(channel.expose(), &id, &self.nonce, self.time);
+        let id = &self.raw_id;
+        let mac = super::messages::status_request_mac(channel.expose(), id, &self.nonce, self.time);
         if !ct_eq(&mac, &self.mac) {
             return Err(err(ErrorCode::MessageTampered, "the status request failed authentication"));
         }
@@ -961,7 +962,7 @@ impl OpenedStatusRequest {
         if status == CONFIRMED_WITHOUT_DEVICE {
             return Err(err(ErrorCode::DeviceUnknown, "the link is confirmed but its device record is missing"));
         }
-        Ok(super::messages::StatusAnswer::seal(channel.expose(), &id, self.nonce, status))
+        Ok(super::messages::StatusAnswer::seal(channel.expose(), id, self.nonce, status))
     }
 }
 

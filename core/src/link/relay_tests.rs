@@ -12,7 +12,7 @@
 //! the nonce, finds keys whose code would match, and still never links.
 
 use super::device::build_request;
-use super::tests::world;
+use super::tests::{offer_of, pending_of, world};
 use super::*;
 use crate::crypto::{encode_public, generate_secret_key, SeededRandom};
 use crate::host::Write;
@@ -55,14 +55,8 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let opened = w.portal.open_link_request(&relayed.request).unwrap();
     let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 2);
     assert_eq!(out.outcome.result, Ok(Accept::Accepted));
-    let used =
-        out.outcome.writes.iter().find_map(|w| if let Write::Offer(o) = w { Some(o.clone()) } else { None }).unwrap();
-    let mut pending = out
-        .outcome
-        .writes
-        .iter()
-        .find_map(|w| if let Write::PendingLink(p) = w { Some(p.clone()) } else { None })
-        .unwrap();
+    let used = offer_of(&out);
+    let mut pending = pending_of(&out);
     let (shared2, th2) = opened.secrets_for_test();
     let keys = answer_keys(&shared2, &real.commitment, &th2, true);
     let sealed = &crate::wire::from_text(&out.answer).unwrap()[3..];

@@ -43,11 +43,11 @@ fn apply<T>(o: &Outcome<T>, pending: &mut Option<PendingLinkRecord>, device: &mu
     }
 }
 
-fn offer_of(o: &AcceptOutcome) -> LinkOfferRecord {
+pub(super) fn offer_of(o: &AcceptOutcome) -> LinkOfferRecord {
     o.outcome.writes.iter().find_map(|w| if let Write::Offer(r) = w { Some(r.clone()) } else { None }).unwrap()
 }
 
-fn pending_of(o: &AcceptOutcome) -> PendingLinkRecord {
+pub(super) fn pending_of(o: &AcceptOutcome) -> PendingLinkRecord {
     o.outcome.writes.iter().find_map(|w| if let Write::PendingLink(r) = w { Some(r.clone()) } else { None }).unwrap()
 }
 
