@@ -24,7 +24,6 @@ use alloc::vec::Vec;
 
 /// One compare-and-set for the host to apply (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Write {
     /// A link offer, keyed by `offer_id`.
     Offer(LinkOfferRecord),

@@ -173,6 +173,8 @@ proptest! {
         let mut rng = SeededRandom::new([4; 32]);
         let e = link::finish_link(pending, &t, &KEY, &mut rng).unwrap_err();
         prop_assert!(REFUSALS.contains(&e.code()), "{e:?}");
+        // Junk never ends the link: the pending link comes back.
+        prop_assert!(e.retry.is_some(), "{e:?}");
     }
 
     #[test]

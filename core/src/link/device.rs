@@ -255,24 +255,70 @@ pub(crate) fn build_request(
     LinkStart { request, pending, biometric_secret: biometrics.then(|| SecretBytes::from_slice(&factor[..])) }
 }
 
-/// Whether a [`finish_link`] error is final. Errors from an authenticated
-/// answer (the portal's refusal: `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, …)
-/// spend the pending link. A damaged, forged or foreign message
-/// (`MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`,
-/// `MESSAGE_TAMPERED`) does not: keep the pending link and wait for the
-/// genuine answer, so that an attacker cannot cancel a link by sending junk.
-/// Nor do the portal's own faults (`INVALID_TIME`, `INTERNAL`): the offer
-/// was not touched, and the same request may be sent again.
-pub fn finish_error_is_final(e: &crate::Error) -> bool {
-    !matches!(
-        e.code(),
-        ErrorCode::MalformedMessage
-            | ErrorCode::WrongMessageKind
-            | ErrorCode::UnsupportedVersion
-            | ErrorCode::MessageTampered
-            | ErrorCode::InvalidTime
-            | ErrorCode::Internal
-    )
+/// A [`finish_link`] error, with the pending link back when the error is
+/// not final.
+///
+/// Errors from an authenticated answer (the portal's refusal:
+/// `TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`, …) spend the pending link:
+/// `retry` is `None`, the app discards it. A damaged, forged or foreign
+/// message (`MALFORMED_MESSAGE`, `WRONG_MESSAGE_KIND`, `UNSUPPORTED_VERSION`,
+/// `MESSAGE_TAMPERED`) does not: `retry` holds the pending link, unchanged,
+/// to keep and finish with the genuine answer, so that an attacker cannot
+/// cancel a link by sending junk. Nor do the portal's own faults
+/// (`INVALID_TIME`, `INTERNAL`): the offer was not touched, and the same
+/// request ([`PendingDeviceLink::request`]) may be sent again, until
+/// [`PendingDeviceLink::give_up_at`].
+pub struct FinishError {
+    /// What went wrong.
+    pub error: crate::Error,
+    /// The pending link to keep (seal it again) and finish later, exactly
+    /// when the error is not final; `None`: discard the link.
+    pub retry: Option<PendingDeviceLink>,
+}
+
+impl FinishError {
+    /// The error's code.
+    pub fn code(&self) -> ErrorCode {
+        self.error.code()
+    }
+
+    /// The one rule of which finish errors keep the pending link.
+    fn new(error: crate::Error, pending: PendingDeviceLink) -> FinishError {
+        let keep = matches!(
+            error.code(),
+            ErrorCode::MalformedMessage
+                | ErrorCode::WrongMessageKind
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::MessageTampered
+                | ErrorCode::InvalidTime
+                | ErrorCode::Internal
+        );
+        FinishError { error, retry: keep.then_some(pending) }
+    }
+}
+
+impl core::fmt::Debug for FinishError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FinishError")
+            .field("error", &self.error)
+            .field("retry", &self.retry.as_ref().map(|_| "<pending link>"))
+            .finish()
+    }
+}
+
+impl core::fmt::Display for FinishError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl core::error::Error for FinishError {}
+
+impl From<FinishError> for crate::Error {
+    /// The error alone (the pending link, if any, is dropped).
+    fn from(e: FinishError) -> crate::Error {
+        e.error
+    }
 }
 
 /// What the device shows and stores after [`finish_link`].
@@ -315,11 +361,25 @@ pub struct DeviceInfo {
     pub policy: PasscodePolicy,
 }
 
-/// Finish linking with the portal's answer. Consumes the pending link.
+/// Finish linking with the portal's answer. Consumes the pending link; an
+/// error that is not final gives it back in [`FinishError::retry`].
 /// Errors: the portal's refusal (`TOKEN_ALREADY_USED`, `TOKEN_EXPIRED`,
-/// `TOKEN_UNKNOWN`), `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`.
+/// `TOKEN_UNKNOWN`, …; final), `MESSAGE_TAMPERED`, `MALFORMED_MESSAGE`
+/// (not final).
+// The error hands the pending link itself back (`retry`), moved once per
+// failed finish: not worth a box.
+#[allow(clippy::result_large_err)]
 pub fn finish_link(
     pending: PendingDeviceLink,
+    answer: &str,
+    storage_key: &[u8; 32],
+    rng: &mut dyn RandomSource,
+) -> core::result::Result<LinkedDevice, FinishError> {
+    finish(&pending, answer, storage_key, rng).map_err(|e| FinishError::new(e, pending))
+}
+
+fn finish(
+    pending: &PendingDeviceLink,
     answer: &str,
     storage_key: &[u8; 32],
     rng: &mut dyn RandomSource,

@@ -19,8 +19,8 @@ mod portal;
 mod stored;
 
 pub use device::{
-    finish_error_is_final, finish_link, scan_link_qr, scan_link_qr_pinned, start_link, DeviceInfo, DeviceState,
-    LinkStart, LinkStatus, LinkedDevice, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
+    finish_link, scan_link_qr, scan_link_qr_pinned, start_link, DeviceInfo, DeviceState, FinishError, LinkStart,
+    LinkStatus, LinkedDevice, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
 };
 pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
 pub use portal::{

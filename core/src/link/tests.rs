@@ -55,6 +55,15 @@ fn code<T: core::fmt::Debug>(r: &crate::Result<T>) -> ErrorCode {
     r.as_ref().unwrap_err().code()
 }
 
+fn fcode<T: core::fmt::Debug>(r: &core::result::Result<T, FinishError>) -> ErrorCode {
+    r.as_ref().unwrap_err().code()
+}
+
+/// The bytes of a pending link (to compare a retry with the original).
+fn pending_bytes(p: &PendingDeviceLink) -> Vec<u8> {
+    postcard::to_allocvec(p).unwrap()
+}
+
 /// Offer → request → accept → finish; returns everything.
 fn link(w: &mut World, account: &str, name: &str, passcode: &str, bio: bool, now: u64) -> Linked {
     let offer = w.portal.create_offer(account, PasscodePolicy::default(), DEFAULT_OFFER_TTL, now, &mut w.rng).unwrap();
@@ -177,7 +186,7 @@ fn second_scan_is_refused_and_a_repeat_gets_the_same_bytes() {
         w.portal.open_link_request(&b.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 2);
     assert_eq!(code(&second.outcome.result), ErrorCode::TokenAlreadyUsed);
     assert!(second.outcome.writes.is_empty());
-    assert_eq!(code(&finish_link(b.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
+    assert_eq!(fcode(&finish_link(b.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
     // The phone lost the answer and sends the very same request again.
     assert_eq!(a.pending.request(), a.request);
     let repeat = w.portal.open_link_request(a.pending.request()).unwrap().accept(
@@ -223,7 +232,7 @@ fn no_key_and_nonce_pair_seals_two_plaintexts() {
     // The ciphertexts of the two acceptances differ where the plaintexts
     // differ, and XOR of the two leaks nothing: distinct nonces mean distinct
     // key streams (checked above); both still open on the device.
-    assert_eq!(code(&finish_link(a.pending.clone(), &answers[2], &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
+    assert_eq!(fcode(&finish_link(a.pending.clone(), &answers[2], &KEY, &mut w.rng)), ErrorCode::TokenAlreadyUsed);
     assert!(finish_link(a.pending, &answers[1], &KEY, &mut w.rng).is_ok());
 }
 
@@ -247,7 +256,7 @@ fn expiry_boundaries_on_both_sides() {
     let late = opened.accept(&w.portal, Some(&expired), DeviceKeyUse::Fresh, T0 + 61);
     assert_eq!(code(&late.outcome.result), ErrorCode::TokenExpired);
     assert!(late.outcome.writes.is_empty());
-    assert_eq!(code(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenExpired);
+    assert_eq!(fcode(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenExpired);
     let ok = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 59);
     assert_eq!(ok.outcome.result, Ok(Accept::Accepted));
     assert_eq!(code(&start_link(&s, "Phone", "493817", false, false, T0 + 60, &mut w.rng)), ErrorCode::TokenExpired);
@@ -272,7 +281,7 @@ fn unknown_offer_and_wrong_portal() {
     let start = start_link(&s, "Phone", "493817", false, false, T0, &mut w.rng).unwrap();
     let out = w.portal.open_link_request(&start.request).unwrap().accept(&w.portal, None, DeviceKeyUse::Fresh, T0);
     assert_eq!(code(&out.outcome.result), ErrorCode::TokenUnknown);
-    assert_eq!(code(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenUnknown);
+    assert_eq!(fcode(&finish_link(start.pending.clone(), &out.answer, &KEY, &mut w.rng)), ErrorCode::TokenUnknown);
     let other = Portal::generate("Other", &mut w.rng).unwrap();
     assert_eq!(code(&other.open_link_request(&start.request)), ErrorCode::MessageTampered);
 }
@@ -343,7 +352,7 @@ fn portal_enforces_policy_possession_and_one_account_per_key() {
     assert_eq!(a1.accept(&w.portal, Some(&o1.record), DeviceKeyUse::Fresh, T0).outcome.result, Ok(Accept::Accepted));
     let second = a2.accept(&w.portal, Some(&o2.record), DeviceKeyUse::Seen, T0);
     assert_eq!(code(&second.outcome.result), ErrorCode::DeviceAlreadyLinked);
-    assert_eq!(code(&finish_link(r2.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::DeviceAlreadyLinked);
+    assert_eq!(fcode(&finish_link(r2.pending, &second.answer, &KEY, &mut w.rng)), ErrorCode::DeviceAlreadyLinked);
 }
 
 #[test]
@@ -482,9 +491,9 @@ fn names_refuse_invisible_and_control_characters() {
     let nonce: [u8; 32] = offer.record.portal_nonce.expose().try_into().unwrap();
     let evil = "\x1b[31m".repeat(800);
     let ans = opened.forge_accepted(nonce, &evil, T0);
-    assert_eq!(code(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
+    assert_eq!(fcode(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
     let ans = opened.forge_accepted(nonce, &"a".repeat(MAX_ACCOUNT_LEN + 1), T0);
-    assert_eq!(code(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
+    assert_eq!(fcode(&finish_link(start.pending.clone(), &ans, &KEY, &mut w.rng)), ErrorCode::MalformedMessage);
     assert!(finish_link(start.pending, &opened.forge_accepted(nonce, "ok", T0), &KEY, &mut w.rng).is_ok());
 }
 
@@ -689,7 +698,7 @@ fn a_downgraded_passcode_policy_is_refused_by_the_portal() {
     );
     assert_eq!(code(&out.outcome.result), ErrorCode::PasscodePolicy);
     assert!(out.outcome.writes.is_empty());
-    assert_eq!(code(&finish_link(phone.pending, &out.answer, &KEY, &mut w.rng)), ErrorCode::PasscodePolicy);
+    assert_eq!(fcode(&finish_link(phone.pending, &out.answer, &KEY, &mut w.rng)), ErrorCode::PasscodePolicy);
 }
 
 /// Review R5: a portal can only refuse with the link refusal codes; its own
@@ -705,7 +714,7 @@ fn refusals_are_restricted_and_portal_faults_are_not_final() {
     {
         let e = finish_link(phone.pending.clone(), &opened.refuse(hostile), &KEY, &mut w.rng).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidState, "{hostile:?}");
-        assert!(finish_error_is_final(&e));
+        assert!(e.retry.is_none(), "a refusal is final");
     }
     // A portal that keeps answering INTERNAL keeps the phone retrying only
     // until give_up_at: after it no portal can accept or confirm the link.
@@ -713,10 +722,11 @@ fn refusals_are_restricted_and_portal_faults_are_not_final() {
     let bad_clock = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 * 1000);
     let e = finish_link(phone.pending.clone(), &bad_clock.answer, &KEY, &mut w.rng).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidTime);
-    assert!(!finish_error_is_final(&e), "the portal's clock is not the phone's problem");
+    let retry = e.retry.expect("the portal's clock is not the phone's problem");
+    assert_eq!(pending_bytes(&retry), pending_bytes(&phone.pending));
     let nonce: [u8; 32] = offer.record.portal_nonce.expose().try_into().unwrap();
     assert_eq!(
-        code(&finish_link(phone.pending.clone(), &opened.forge_accepted(nonce, "anna", 0), &KEY, &mut w.rng)),
+        fcode(&finish_link(phone.pending.clone(), &opened.forge_accepted(nonce, "anna", 0), &KEY, &mut w.rng)),
         ErrorCode::MalformedMessage
     );
     assert!(finish_link(phone.pending, &opened.forge_accepted(nonce, "anna", T0), &KEY, &mut w.rng).is_ok());
@@ -740,4 +750,46 @@ fn an_unlinked_device_cannot_be_renamed() {
 fn an_oversized_request_is_refused_before_any_work() {
     let w = world();
     assert_eq!(code(&w.portal.open_link_request(&"A".repeat(MAX_REQUEST_TEXT + 1))), ErrorCode::MalformedMessage);
+}
+
+/// A forged or damaged answer gives the pending link back, unchanged, and
+/// the genuine answer then finishes with it; an authenticated refusal is
+/// final.
+#[test]
+fn a_tampered_answer_keeps_the_pending_link_and_a_refusal_ends_it() {
+    let mut w = world();
+    let offer = w.portal.create_offer("anna", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
+    let original = pending_bytes(&phone.pending);
+    let opened = w.portal.open_link_request(&phone.request).unwrap();
+    let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
+    assert_eq!(out.outcome.result, Ok(Accept::Accepted));
+    // One character of the genuine answer changed.
+    let mut tampered: Vec<char> = out.answer.chars().collect();
+    let i = tampered.len() - 5;
+    tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    let e = finish_link(phone.pending, &tampered, &KEY, &mut w.rng).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageTampered);
+    assert!(!format!("{e:?}").contains("Pixel"), "Debug shows no pending link: {e:?}");
+    let retry = e.retry.expect("junk does not end the link");
+    assert_eq!(pending_bytes(&retry), original, "the retry is the pending link, unchanged");
+    // Junk of other kinds, each handing the link back.
+    let mut retry = retry;
+    for junk in ["", "TS:AAAA", "hello", &offer.qr_text] {
+        let e = finish_link(retry, junk, &KEY, &mut w.rng).unwrap_err();
+        assert!(matches!(e.code(), ErrorCode::MalformedMessage | ErrorCode::WrongMessageKind), "{junk:?}: {e:?}");
+        retry = e.retry.unwrap();
+    }
+    let linked = finish_link(retry, &out.answer, &KEY, &mut w.rng).unwrap();
+    assert_eq!(linked.info.account, "anna");
+
+    // An authenticated refusal ends the link.
+    let phone = start_link(&s, "Pixel 2", "493817", false, false, T0, &mut w.rng).unwrap();
+    let opened = w.portal.open_link_request(&phone.request).unwrap();
+    let refused = opened.accept(&w.portal, Some(&offer_of(&out)), DeviceKeyUse::Fresh, T0 + 2);
+    let e = finish_link(phone.pending, &refused.answer, &KEY, &mut w.rng).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TokenAlreadyUsed);
+    assert!(e.retry.is_none());
 }
