@@ -419,6 +419,13 @@ pub enum DeviceKeyUse {
 pub struct AcceptOutcome {
     /// Text to send back to the device once `outcome.writes` committed.
     pub answer: String,
+    /// Text to send back instead when the writes could not be committed
+    /// (the host gave up after repeated compare-and-set conflicts, or its
+    /// store failed): the authenticated refusal with code `INTERNAL`, which
+    /// is not final for the phone ([`super::FinishError::retry`]): it keeps
+    /// its pending link and may send the same request again. Hosts never
+    /// build refusals themselves.
+    pub if_not_stored: String,
     /// The writes (used offer + new pending link) and the result:
     /// `Ok(Accepted)`, `Ok(Repeated)` (the same request again: no writes,
     /// `answer` is the original answer) or the refusal.
@@ -759,8 +766,9 @@ impl OpenedLinkRequest {
     /// An authenticated refusal the device app can show (`TOKEN_UNKNOWN`,
     /// `TOKEN_ALREADY_USED`, …). Refusals are sealed under their own key,
     /// never under the key of an acceptance, and one code always gives the
-    /// same bytes.
-    pub fn refuse(&self, code: ErrorCode) -> String {
+    /// same bytes. Hosts get them from [`OpenedLinkRequest::accept`]
+    /// (`answer`, `if_not_stored`), never by hand.
+    pub(crate) fn refuse(&self, code: ErrorCode) -> String {
         let body = RefusedBody { code: code.as_str().into() };
         self.seal_answer(ANSWER_REFUSED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
     }
@@ -796,7 +804,13 @@ impl OpenedLinkRequest {
     }
 
     fn refused(&self, code: ErrorCode, detail: &'static str) -> AcceptOutcome {
-        AcceptOutcome { answer: self.refuse(code), outcome: Outcome::refused(err(code, detail)) }
+        self.answered(self.refuse(code), Outcome::refused(err(code, detail)))
+    }
+
+    /// An outcome with its answer, and the late refusal for when its writes
+    /// could not be stored.
+    fn answered(&self, answer: String, outcome: Outcome<Accept>) -> AcceptOutcome {
+        AcceptOutcome { answer, if_not_stored: self.refuse(ErrorCode::Internal), outcome }
     }
 
     /// Accept the request against its stored offer (`None` if the host found
@@ -821,7 +835,7 @@ impl OpenedLinkRequest {
         };
         if let OfferState::Used { request_hash, answer, .. } = &offer.state {
             if ct_eq(request_hash, &self.request_hash) {
-                return AcceptOutcome { answer: answer.clone(), outcome: Outcome::new(vec![], Ok(Accept::Repeated)) };
+                return self.answered(answer.clone(), Outcome::new(vec![], Ok(Accept::Repeated)));
             }
             return self.refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
         }
@@ -832,13 +846,13 @@ impl OpenedLinkRequest {
             let mut expired = offer.clone();
             expired.version = offer.version.saturating_add(1);
             expired.state = OfferState::Expired { at: now };
-            return AcceptOutcome {
-                answer: self.refuse(ErrorCode::TokenExpired),
-                outcome: Outcome::new(
+            return self.answered(
+                self.refuse(ErrorCode::TokenExpired),
+                Outcome::new(
                     vec![Write::Offer(expired)],
                     Err(err(ErrorCode::TokenExpired, "this QR code has expired")),
                 ),
-            };
+            );
         }
         if key_use == DeviceKeyUse::Seen {
             return self.refused(ErrorCode::DeviceAlreadyLinked, "this device key is already linked");
@@ -894,14 +908,14 @@ impl OpenedLinkRequest {
             device_name: self.device_name.clone(),
             at: now,
         }];
-        AcceptOutcome {
+        self.answered(
             answer,
-            outcome: Outcome {
+            Outcome {
                 writes: vec![Write::Offer(used), Write::PendingLink(pending)],
                 events,
                 result: Ok(Accept::Accepted),
             },
-        }
+        )
     }
 }
 

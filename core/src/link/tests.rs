@@ -793,3 +793,42 @@ fn a_tampered_answer_keeps_the_pending_link_and_a_refusal_ends_it() {
     assert_eq!(e.code(), ErrorCode::TokenAlreadyUsed);
     assert!(e.retry.is_none());
 }
+
+/// A host that could not store an acceptance sends `if_not_stored`: the
+/// phone keeps its pending link, sends the same request again, and the
+/// genuine answer then finishes it. Every outcome carries that refusal.
+#[test]
+fn an_acceptance_that_was_not_stored_is_refused_without_ending_the_link() {
+    let mut w = world();
+    let offer = w.portal.create_offer("anna", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
+    let s = scan_link_qr(&offer.qr_text, T0).unwrap();
+    let phone = start_link(&s, "Pixel", "493817", false, false, T0, &mut w.rng).unwrap();
+    let opened = w.portal.open_link_request(&phone.request).unwrap();
+    let out = opened.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 1);
+    assert_eq!(out.outcome.result, Ok(Accept::Accepted));
+    assert_ne!(out.if_not_stored, out.answer);
+    // The writes never committed: the phone gets the late refusal.
+    let e = finish_link(phone.pending, &out.if_not_stored, &KEY, &mut w.rng).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal);
+    let retry = e.retry.expect("INTERNAL is not final for the phone");
+    // It sends the same request again; the offer is still open.
+    let again = w.portal.open_link_request(retry.request()).unwrap();
+    let out2 = again.accept(&w.portal, Some(&offer.record), DeviceKeyUse::Fresh, T0 + 5);
+    assert_eq!(out2.outcome.result, Ok(Accept::Accepted));
+    assert_eq!(out2.if_not_stored, out.if_not_stored, "one code, one refusal");
+    let linked = finish_link(retry, &out2.answer, &KEY, &mut w.rng).unwrap();
+    assert_eq!(linked.info.linked_at, T0 + 5);
+
+    // Refusals and repeats carry it too.
+    let used = offer_of(&out2);
+    let repeat = again.accept(&w.portal, Some(&used), DeviceKeyUse::Seen, T0 + 6);
+    assert_eq!(repeat.outcome.result, Ok(Accept::Repeated));
+    let other = start_link(&s, "Pixel 2", "493817", false, false, T0, &mut w.rng).unwrap();
+    let refused =
+        w.portal.open_link_request(&other.request).unwrap().accept(&w.portal, Some(&used), DeviceKeyUse::Fresh, T0 + 7);
+    assert_eq!(code(&refused.outcome.result), ErrorCode::TokenAlreadyUsed);
+    let e = finish_link(other.pending, &refused.if_not_stored, &KEY, &mut w.rng).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal);
+    assert!(e.retry.is_some());
+    assert_eq!(repeat.if_not_stored, out.if_not_stored);
+}
