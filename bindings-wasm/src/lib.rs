@@ -1,309 +1,519 @@
 #![doc = include_str!("../README.md")]
 
-//! ## Boundary rules (for maintainers)
+//! ## For maintainers
 //!
-//! This crate is glue only: every rule lives in `tessera-core`.
-//!
-//! * Every argument arrives as a [`JsValue`] and is checked here, so a wrong
-//!   type, a missing object field, `NaN`, a fraction or a number above
-//!   2^53 - 1 becomes a thrown `TesseraError` with code `INVALID_INPUT`, never
-//!   a panic, a silent coercion or an engine `TypeError`.
-//! * Every `u64` crosses as a JS `number` (no `BigInt`): inputs must be
-//!   integers in `0..=Number.MAX_SAFE_INTEGER`.
-//! * Every failure is a real JS `Error` with `name = "TesseraError"`,
-//!   `message` = the English detail and `code` = the frozen code string of
-//!   `docs/ERRORS.md`.
+//! Shells only: every type, default and rule is in `tessera-host` (its
+//! records derive their TypeScript declarations there). Each export
+//! decodes its arguments with serde (a wrong type, a missing field, `NaN`,
+//! a fraction or an integer above 2^53 − 1 becomes a thrown `TesseraError`
+//! with code `INVALID_INPUT`), calls the host layer and encodes the result.
 
-use js_sys::{Object, Reflect, Uint8Array};
-use tessera_core::otp::Algorithm;
-use tessera_core::{ErrorCode, SecretBytes};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
+use tessera_host::{self as host, ErrorCode, TesseraError, Timestamp};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-mod link;
-mod otp;
-pub use link::*;
-pub use otp::*;
-
-// TypeScript declarations of the object types, appended to the generated
-// `.d.ts` (the exports below name them in their signatures). The error code
-// union is checked against `errorCodes()` by test/api.test.mjs.
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** HMAC hash of an OTP. Inputs are case-insensitive ("SHA-256" works); outputs are always lower-case. */
-export type OtpAlgorithm = "sha1" | "sha256" | "sha512";
+const TS_ERRORS: &'static str = r#"
+/** Every stable error code (docs/ERRORS.md), generated from the core's table. */
+export type TesseraErrorCode = ErrorCode;
 
-/** Every stable error code (docs/ERRORS.md); also returned by `errorCodes()`. */
-export type TesseraErrorCode =
-  | "INVALID_INPUT" | "INVALID_SECRET" | "SECRET_TOO_SHORT" | "INVALID_DIGITS"
-  | "INVALID_ALGORITHM" | "INVALID_TIME" | "INVALID_URI" | "INVALID_OCRA_SUITE"
-  | "INVALID_OCRA_INPUT" | "OTP_MISMATCH" | "OTP_REPLAYED" | "LOCKED_OUT"
-  | "MALFORMED_MESSAGE" | "WRONG_MESSAGE_KIND" | "UNSUPPORTED_VERSION"
-  | "MESSAGE_TAMPERED" | "STATE_CORRUPT" | "TOKEN_EXPIRED" | "TOKEN_ALREADY_USED"
-  | "TOKEN_UNKNOWN" | "PASSCODE_POLICY" | "WEAK_PASSCODE" | "DEVICE_ALREADY_LINKED"
-  | "DEVICE_NOT_LINKED" | "DEVICE_REVOKED" | "DEVICE_UNKNOWN" | "CHECK_CODE_MISMATCH"
-  | "WRONG_ACCOUNT" | "INVALID_STATE" | "ALREADY_CONSUMED" | "STORAGE" | "INTERNAL"
-  | "LINK_NOT_CONFIRMED";
-
-/**
- * What every Tessera function throws: a plain `Error` with a stable `code`.
- * `message` is an English detail without secrets.
- *
- * ```ts
- * try { hotp(secret, 0, 3) } catch (e) { if ((e as TesseraError).code === "INVALID_DIGITS") ... }
- * ```
- */
+/** What every Tessera call throws: an `Error` with a stable `code` and an English `message` without secrets. */
 export interface TesseraError extends Error {
   name: "TesseraError";
   code: TesseraErrorCode;
 }
-
-/** Inputs of an OCRA computation (RFC 6287); set what the suite declares. */
-export interface OcraParams {
-  /** Counter (suites with `C`). */
-  counter?: number;
-  /** Question: decimal digits (QN), hex (QH) or text (QA). */
-  question?: string;
-  /** PIN in clear (suites with `P`); hashed as the suite says. */
-  password?: string;
-  /** Session information (suites with `S`). */
-  session?: Uint8Array;
-  /** Unix seconds (suites with `T`). */
-  time?: number;
-}
-
-/** A parsed `otpauth://` Key URI. */
-export interface OtpAuthUri {
-  type: "hotp" | "totp";
-  /** HOTP only: the next counter (required for HOTP). */
-  counter?: number;
-  /** TOTP only: seconds per step (default 30). */
-  period?: number;
-  /** Provider or service, if known. */
-  issuer?: string;
-  /** Account name. */
-  account: string;
-  /** Shared secret (raw bytes). */
-  secret: Uint8Array;
-  algorithm: OtpAlgorithm;
-  /** 6..=10. */
-  digits: number;
-}
-
-/** Input of `formatOtpauthUri`: algorithm ("sha1"), digits (6) and a TOTP period (30) may be left out. */
-export type OtpAuthUriInit = Omit<OtpAuthUri, "algorithm" | "digits"> & { algorithm?: OtpAlgorithm; digits?: number };
-
-/** Portal verifier settings. */
-export interface OtpVerifierConfig {
-  /** Shared secret. */
-  secret: Uint8Array;
-  /** Default "sha1". */
-  algorithm?: OtpAlgorithm;
-  /** Default 6. */
-  digits?: number;
-  /** TOTP period in seconds, default 30 (ignored by HOTP). */
-  period?: number;
-  /** TOTP: ± steps accepted (default 1, at most 10). HOTP: look-ahead counters (default 10, at most 100). */
-  window?: number;
-  /** Consecutive failures before the verifier locks (default 5). */
-  maxFailures?: number;
-  /** Lock duration in seconds; absent or null = locked until an administrator resets the state. */
-  lockSeconds?: number | null;
-}
-
-/**
- * Persisted verifier state of one credential. Plain JSON: store it after
- * **every** verification, accepted or not (with a compare-and-set when
- * several servers verify codes of the same credential).
- */
-export interface OtpVerifierState {
-  /** Last accepted step (TOTP) or counter (HOTP). */
-  lastAccepted?: number | null;
-  /** HOTP: next expected counter (0 for TOTP). */
-  nextCounter: number;
-  /** Consecutive failures since the last success. */
-  consecutiveFailures: number;
-  /** Locked (until `lockedUntil`, or for good). */
-  locked: boolean;
-  /** End of a timed lock (unix seconds). */
-  lockedUntil?: number | null;
-}
-
-/** Outcome of a verification. Persist `state` in every case. */
-export interface OtpCheck {
-  accepted: boolean;
-  /** Why the code was refused: "OTP_MISMATCH", "OTP_REPLAYED", "LOCKED_OUT", "INVALID_INPUT" (wrong shape), "INVALID_TIME" (time not in unix seconds of the years 2000..3000; nothing counted). */
-  errorCode?: TesseraErrorCode;
-  /** Matched time step (TOTP) or counter (HOTP). */
-  matched?: number;
-  /** Signed distance of the match from the expected step/counter (0 when refused). */
-  drift: number;
-  /** The new state to persist. */
-  state: OtpVerifierState;
-}
 "#;
 
-/// Result of every export: the error is the thrown JS value.
-pub(crate) type JsResult<T> = Result<T, JsValue>;
+type JsResult<T> = Result<T, JsValue>;
 
-/// `Number.MAX_SAFE_INTEGER`.
-pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// The thrown value: a real `Error` named `TesseraError` with a `code`.
-pub(crate) fn js_error(code: ErrorCode, detail: &str) -> JsValue {
-    let e = js_sys::Error::new(detail);
-    e.set_name("TesseraError");
-    set(&e, "code", code.as_str());
-    e.into()
+fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
+    TesseraError::new(ErrorCode::InvalidInput, format!("{what}: {e}")).into()
 }
 
-/// `map_err` adapter for core results.
-pub(crate) fn thrown(e: tessera_core::Error) -> JsValue {
-    js_error(e.code(), e.detail())
+/// A required argument of type `T`.
+fn arg<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(what, e))
 }
 
-/// An `INVALID_INPUT` error.
-pub(crate) fn invalid(detail: &str) -> JsValue {
-    js_error(ErrorCode::InvalidInput, detail)
-}
-
-/// Set a property on a fresh object (cannot fail on plain objects).
-pub(crate) fn set(obj: &JsValue, key: &str, value: impl Into<JsValue>) {
-    // Only ever called on objects created here; nothing to report.
-    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
-}
-
-/// A new plain object.
-pub(crate) fn new_object() -> JsValue {
-    Object::new().into()
-}
-
-/// `undefined` and `null` both mean "not given".
-pub(crate) fn given(v: Option<JsValue>) -> Option<JsValue> {
-    v.filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-/// A JS object argument (`params`, `config`, `state`, ...), named in errors.
-pub(crate) struct JsObject<'a> {
-    value: &'a JsValue,
-    name: &'static str,
-}
-
-impl<'a> JsObject<'a> {
-    /// Check that `value` is an object.
-    pub(crate) fn new(value: &'a JsValue, name: &'static str) -> JsResult<Self> {
-        if value.is_object() {
-            Ok(JsObject { value, name })
-        } else {
-            Err(invalid(&format!("{name} must be an object")))
-        }
-    }
-
-    /// `name.key`, for error details.
-    pub(crate) fn path(&self, key: &str) -> String {
-        format!("{}.{key}", self.name)
-    }
-
-    /// An optional field (`undefined`/`null` → `None`). A throwing getter or
-    /// proxy becomes `INVALID_INPUT`.
-    pub(crate) fn get(&self, key: &str) -> JsResult<Option<JsValue>> {
-        let v = Reflect::get(self.value, &JsValue::from_str(key))
-            .map_err(|_| invalid(&format!("{} could not be read", self.path(key))))?;
-        Ok(given(Some(v)))
-    }
-
-    /// A required field.
-    pub(crate) fn require(&self, key: &str) -> JsResult<JsValue> {
-        self.get(key)?.ok_or_else(|| invalid(&format!("{} is missing", self.path(key))))
-    }
-
-    /// An optional integer field.
-    pub(crate) fn get_u64(&self, key: &str) -> JsResult<Option<u64>> {
-        self.get(key)?.map(|v| to_u64(&v, &self.path(key))).transpose()
-    }
-
-    /// An optional string field.
-    pub(crate) fn get_string(&self, key: &str) -> JsResult<Option<String>> {
-        self.get(key)?.map(|v| to_string(&v, &self.path(key))).transpose()
-    }
-
-    /// An optional `Uint8Array` field.
-    pub(crate) fn get_bytes(&self, key: &str) -> JsResult<Option<SecretBytes>> {
-        self.get(key)?.map(|v| to_bytes(&v, &self.path(key))).transpose()
-    }
-}
-
-/// A JS number that must be an integer in `0..=2^53-1`.
-pub(crate) fn to_u64(v: &JsValue, what: &str) -> JsResult<u64> {
-    match v.as_f64() {
-        Some(f) if f.is_finite() && f.trunc() == f && (0.0..=MAX_SAFE_INTEGER as f64).contains(&f) => Ok(f as u64),
-        Some(_) => Err(invalid(&format!("{what} must be an integer between 0 and 2^53-1"))),
-        None => Err(invalid(&format!("{what} must be a number"))),
-    }
-}
-
-/// A JS number that must be an integer in `0..=2^32-1`.
-pub(crate) fn to_u32(v: &JsValue, what: &str) -> JsResult<u32> {
-    u32::try_from(to_u64(v, what)?).map_err(|_| invalid(&format!("{what} must be at most 4294967295")))
-}
-
-/// A digit count: a valid number, but any out-of-range value is left for the
-/// core to refuse with `INVALID_DIGITS`.
-pub(crate) fn to_digits(v: Option<JsValue>, default: u8) -> JsResult<u8> {
-    match given(v) {
-        None => Ok(default),
-        Some(v) => Ok(u8::try_from(to_u64(&v, "digits")?).unwrap_or(u8::MAX)),
-    }
-}
-
-/// A `u64` going out as a JS number; refuses what a double cannot hold exactly.
-pub(crate) fn from_u64(n: u64, what: &str) -> JsResult<f64> {
-    if n <= MAX_SAFE_INTEGER {
-        Ok(n as f64)
+/// An optional argument (`undefined` or `null`: the default).
+fn opt<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> JsResult<T> {
+    if v.is_undefined() || v.is_null() {
+        Ok(T::default())
     } else {
-        Err(invalid(&format!("{what} is above 2^53-1 and cannot be represented in JavaScript")))
+        arg(v, what)
     }
 }
 
-/// A JS string.
-pub(crate) fn to_string(v: &JsValue, what: &str) -> JsResult<String> {
-    v.as_string().ok_or_else(|| invalid(&format!("{what} must be a string")))
+/// A time: epoch milliseconds (`Date.now()`) or a `Date`.
+fn time(v: JsValue) -> JsResult<Timestamp> {
+    let ms = match v.dyn_ref::<js_sys::Date>() {
+        Some(d) => d.get_time(),
+        None => v.as_f64().ok_or_else(|| invalid("now", "a time must be a number (Date.now()) or a Date"))?,
+    };
+    Timestamp::from_millis_f64(ms).ok_or_else(|| invalid("now", "a time must be a finite number"))
 }
 
-/// An optional JS boolean (`undefined`/`null` → `default`).
-pub(crate) fn to_bool(v: Option<JsValue>, what: &str, default: bool) -> JsResult<bool> {
-    match given(v) {
-        None => Ok(default),
-        Some(v) => v.as_bool().ok_or_else(|| invalid(&format!("{what} must be a boolean"))),
-    }
+/// A result for JavaScript.
+fn out<T: Serialize>(v: &T) -> JsResult<JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| invalid("result", e))
 }
 
-/// A `Uint8Array` (a Node `Buffer` is one), copied into a zeroizing buffer.
-pub(crate) fn to_bytes(v: &JsValue, what: &str) -> JsResult<SecretBytes> {
-    v.dyn_ref::<Uint8Array>()
-        .map(|a| SecretBytes::new(a.to_vec()))
-        .ok_or_else(|| invalid(&format!("{what} must be a Uint8Array")))
-}
-
-/// An optional algorithm name (default SHA-1), case-insensitive.
-pub(crate) fn to_algorithm(v: Option<JsValue>) -> JsResult<Algorithm> {
-    match given(v) {
-        None => Ok(Algorithm::Sha1),
-        Some(v) => Algorithm::parse(&to_string(&v, "algorithm")?).map_err(thrown),
-    }
-}
-
-/// The lower-case JS name of an algorithm.
-pub(crate) fn algorithm_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Sha1 => "sha1",
-        Algorithm::Sha256 => "sha256",
-        Algorithm::Sha512 => "sha512",
-    }
-}
-
-/// Every stable error code, in table order (docs/ERRORS.md).
+/// Every stable error code, in table order.
 #[wasm_bindgen(js_name = errorCodes, unchecked_return_type = "TesseraErrorCode[]")]
-pub fn error_codes() -> Vec<String> {
-    ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect()
+pub fn error_codes() -> JsResult<JsValue> {
+    out(&host::error_codes())
+}
+
+/// Whether `e` is an error thrown by Tessera (a type guard).
+#[wasm_bindgen(js_name = isTesseraError, unchecked_return_type = "e is TesseraError")]
+pub fn is_tessera_error(e: JsValue) -> bool {
+    e.is_instance_of::<js_sys::Error>()
+        && js_sys::Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("TesseraError")
+        && js_sys::Reflect::get(&e, &"code".into()).ok().and_then(|c| c.as_string()).is_some_and(|c| ErrorCode::parse(&c).is_some())
+}
+
+/// An SVG drawing of a QR text.
+#[wasm_bindgen(js_name = qrSvg)]
+pub fn qr_svg(#[wasm_bindgen(unchecked_param_type = "string")] text: JsValue) -> JsResult<String> {
+    Ok(host::qr_svg(arg(text, "text")?)?)
+}
+
+/// A fresh 32-byte storage key.
+#[wasm_bindgen(js_name = newStorageKey)]
+pub fn new_storage_key() -> JsResult<Vec<u8>> {
+    Ok(host::new_storage_key()?)
+}
+
+/// The device side, bound to the app's 32-byte storage key.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Device(host::Device);
+
+#[wasm_bindgen]
+impl Device {
+    /// A device bound to a 32-byte storage key.
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")] key: JsValue) -> JsResult<Device> {
+        Ok(Device(host::Device::new(arg::<serde_bytes::ByteBuf>(key, "storageKey")?.into_vec())?))
+    }
+
+    /// Read a scanned link QR text (with the pinned portal key, if the app knows its portal).
+    #[wasm_bindgen(js_name = scanLinkQr, unchecked_return_type = "LinkOfferInfo")]
+    pub fn scan_link_qr(
+        &self,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.scan_link_qr(arg(qr_text, "qrText")?, time(now)?, bytes_opt(pinned, "pinnedPortalKey")?)?)
+    }
+
+    /// Start linking; `currentState` is the stored device state, if any.
+    #[wasm_bindgen(js_name = startLink)]
+    pub fn start_link(
+        &self,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LinkChoices")] choices: JsValue,
+        #[wasm_bindgen(js_name = currentState, unchecked_param_type = "Uint8Array | null | undefined")] current: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
+    ) -> JsResult<PendingLink> {
+        let p = self.0.start_link(
+            arg(qr_text, "qrText")?,
+            arg(choices, "choices")?,
+            bytes_opt(current, "currentState")?,
+            time(now)?,
+            bytes_opt(pinned, "pinnedPortalKey")?,
+        )?;
+        Ok(PendingLink(p))
+    }
+
+    /// Restore a pending link saved with `PendingLink.sealed()`.
+    #[wasm_bindgen(js_name = openPendingLink)]
+    pub fn open_pending_link(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] sealed: JsValue) -> JsResult<PendingLink> {
+        Ok(PendingLink(self.0.open_pending_link(bytes(sealed, "sealed")?)?))
+    }
+
+    /// Facts of the linked account in `state`.
+    #[wasm_bindgen(unchecked_return_type = "LinkedAccount")]
+    pub fn account(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue) -> JsResult<JsValue> {
+        out(&self.0.account(bytes(state, "state")?)?)
+    }
+
+    /// The device's time-based code.
+    pub fn code(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Unlock")] unlock: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<String> {
+        Ok(self.0.code(bytes(state, "state")?, arg(unlock, "unlock")?, time(now)?)?)
+    }
+
+    /// Ask the portal whether this link still exists.
+    #[wasm_bindgen(js_name = statusRequest)]
+    pub fn status_request(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<StatusProbe> {
+        Ok(StatusProbe(self.0.status_request(bytes(state, "state")?, time(now)?)?))
+    }
+
+    /// Read the portal's status answer (once per probe).
+    #[wasm_bindgen(js_name = readStatus, unchecked_return_type = "LinkStatus")]
+    pub fn read_status(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        probe: &StatusProbe,
+        #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.read_status(bytes(state, "state")?, probe.0.clone(), arg(answer, "answer")?)?)
+    }
+
+    /// Unlink locally (then delete the state and the biometric secret).
+    #[wasm_bindgen(js_name = unlinkLocally, unchecked_return_type = "LinkedAccount")]
+    pub fn unlink_locally(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue) -> JsResult<JsValue> {
+        out(&self.0.unlink_locally(bytes(state, "state")?)?)
+    }
+}
+
+fn bytes(v: JsValue, what: &str) -> JsResult<Vec<u8>> {
+    Ok(arg::<serde_bytes::ByteBuf>(v, what)?.into_vec())
+}
+
+fn bytes_opt(v: JsValue, what: &str) -> JsResult<Option<Vec<u8>>> {
+    Ok(opt::<Option<serde_bytes::ByteBuf>>(v, what)?.map(serde_bytes::ByteBuf::into_vec))
+}
+
+/// A link in progress, finished once.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct PendingLink(Arc<host::PendingLink>);
+
+#[wasm_bindgen]
+impl PendingLink {
+    /// The request to send (again, byte for byte, when the answer was lost).
+    pub fn request(&self) -> JsResult<String> {
+        Ok(self.0.request()?)
+    }
+
+    /// With biometrics, right after `startLink`: the secret to keep behind a biometric prompt.
+    #[wasm_bindgen(js_name = biometricSecret)]
+    pub fn biometric_secret(&self) -> Option<Vec<u8>> {
+        self.0.biometric_secret()
+    }
+
+    /// Seal for storage while waiting for the answer.
+    pub fn sealed(&self) -> JsResult<Vec<u8>> {
+        Ok(self.0.sealed()?)
+    }
+
+    /// When to stop sending the request again (epoch milliseconds).
+    #[wasm_bindgen(js_name = giveUpAt)]
+    pub fn give_up_at(&self) -> JsResult<f64> {
+        Ok(self.0.give_up_at()?.millis_f64())
+    }
+
+    /// Finish with the portal's answer.
+    #[wasm_bindgen(unchecked_return_type = "LinkFinish")]
+    pub fn finish(&self, #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue) -> JsResult<JsValue> {
+        out(&self.0.finish(arg(answer, "answer")?)?)
+    }
+}
+
+/// A status request in flight.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct StatusProbe(Arc<host::StatusProbe>);
+
+#[wasm_bindgen]
+impl StatusProbe {
+    /// Text to send to the portal.
+    #[wasm_bindgen(getter)]
+    pub fn request(&self) -> String {
+        self.0.request()
+    }
+}
+
+/// A portal identity and its operations.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Portal(Arc<host::Portal>);
+
+#[wasm_bindgen]
+impl Portal {
+    /// A new portal identity.
+    pub fn generate(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> JsResult<Portal> {
+        Ok(Portal(Arc::new(host::Portal::generate(arg(name, "name")?)?)))
+    }
+
+    /// Restore from the 32-byte secret.
+    #[wasm_bindgen(js_name = fromSecret)]
+    pub fn from_secret(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] secret: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> JsResult<Portal> {
+        Ok(Portal(Arc::new(host::Portal::from_secret(bytes(secret, "secret")?, arg(name, "name")?)?)))
+    }
+
+    /// The 32-byte secret.
+    pub fn secret(&self) -> Vec<u8> {
+        self.0.secret()
+    }
+
+    /// The 33-byte public key.
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> Vec<u8> {
+        self.0.public_key()
+    }
+
+    /// Public key fingerprint.
+    #[wasm_bindgen(getter)]
+    pub fn fingerprint(&self) -> String {
+        self.0.fingerprint()
+    }
+
+    /// Display name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+
+    /// A single-use link QR code for `account`.
+    #[wasm_bindgen(js_name = createOffer, unchecked_return_type = "LinkOffer")]
+    pub fn create_offer(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] account: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "OfferSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.create_offer(arg(account, "account")?, opt(settings, "settings")?, time(now)?)?)
+    }
+
+    /// Decrypt a device's link request.
+    #[wasm_bindgen(js_name = openLinkRequest)]
+    pub fn open_link_request(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<LinkRequest> {
+        Ok(LinkRequest(self.0.open_link_request(arg(request, "request")?)?))
+    }
+
+    /// Check a typed code against the links of one account waiting for it.
+    #[wasm_bindgen(js_name = confirmLink, unchecked_return_type = "LinkConfirmation")]
+    pub fn confirm_link(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredPendingLink[]")] pendings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.confirm_link(arg(pendings, "pendings")?, arg(code, "code")?, time(now)?)?)
+    }
+
+    /// Rename a device.
+    #[wasm_bindgen(js_name = renameDevice, unchecked_return_type = "PortalChange")]
+    pub fn rename_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.rename_device(arg(device, "device")?, arg(name, "name")?, time(now)?)?)
+    }
+
+    /// Unlink a device.
+    #[wasm_bindgen(js_name = unlinkDevice, unchecked_return_type = "PortalChange")]
+    pub fn unlink_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.unlink_device(arg(device, "device")?, time(now)?)?)
+    }
+
+    /// The device id a status request claims.
+    #[wasm_bindgen(js_name = statusRequestDevice)]
+    pub fn status_request_device(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<String> {
+        Ok(self.0.status_request_device(arg(request, "request")?)?)
+    }
+
+    /// Answer a device's status request.
+    #[wasm_bindgen(js_name = answerStatus)]
+    pub fn answer_status(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StatusLookup")] lookup: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<String> {
+        Ok(self.0.answer_status(arg(request, "request")?, opt(lookup, "lookup")?, time(now)?)?)
+    }
+
+    /// Verify a time-based code shown by a linked device.
+    #[wasm_bindgen(js_name = verifyDeviceCode, unchecked_return_type = "CodeCheck")]
+    pub fn verify_device_code(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.verify_device_code(arg(device, "device")?, arg(code, "code")?, time(now)?)?)
+    }
+}
+
+/// An opened link request (keep it to accept again after a write conflict).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct LinkRequest(Arc<host::LinkRequest>);
+
+#[wasm_bindgen]
+impl LinkRequest {
+    /// The offer it claims.
+    #[wasm_bindgen(getter, js_name = offerId)]
+    pub fn offer_id(&self) -> String {
+        self.0.offer_id()
+    }
+
+    /// The requesting device.
+    #[wasm_bindgen(getter, js_name = deviceId)]
+    pub fn device_id(&self) -> String {
+        self.0.device_id()
+    }
+
+    /// The name the user gave the device.
+    #[wasm_bindgen(getter, js_name = deviceName)]
+    pub fn device_name(&self) -> String {
+        self.0.device_name()
+    }
+
+    /// Decide from the rows read in one snapshot.
+    #[wasm_bindgen(unchecked_return_type = "LinkAnswer")]
+    pub fn accept(
+        &self,
+        portal: &Portal,
+        #[wasm_bindgen(unchecked_param_type = "LinkLookup")] lookup: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.accept(portal.0.clone(), opt(lookup, "lookup")?, time(now)?)?)
+    }
+}
+
+/// HOTP (RFC 4226) code.
+#[wasm_bindgen]
+pub fn hotp(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array")] secret: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] counter: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number | undefined")] digits: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OtpAlgorithm | undefined")] algorithm: JsValue,
+) -> JsResult<String> {
+    let digits = opt::<Option<i32>>(digits, "digits")?.unwrap_or(6);
+    Ok(host::hotp(bytes(secret, "secret")?, arg(counter, "counter")?, digits, opt(algorithm, "algorithm")?)?)
+}
+
+/// TOTP (RFC 6238) code.
+#[wasm_bindgen]
+pub fn totp(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array")] secret: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    #[wasm_bindgen(js_name = periodSeconds, unchecked_param_type = "number | undefined")] period: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number | undefined")] digits: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OtpAlgorithm | undefined")] algorithm: JsValue,
+) -> JsResult<String> {
+    let period = opt::<Option<i64>>(period, "periodSeconds")?.unwrap_or(30);
+    let digits = opt::<Option<i32>>(digits, "digits")?.unwrap_or(6);
+    Ok(host::totp(bytes(secret, "secret")?, time(now)?, period, digits, opt(algorithm, "algorithm")?)?)
+}
+
+/// OCRA (RFC 6287) response.
+#[wasm_bindgen]
+pub fn ocra(
+    #[wasm_bindgen(unchecked_param_type = "string")] suite: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array")] key: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OcraParams")] params: JsValue,
+) -> JsResult<String> {
+    Ok(host::ocra(arg(suite, "suite")?, bytes(key, "key")?, opt(params, "params")?)?)
+}
+
+/// RFC 4648 base32 without padding.
+#[wasm_bindgen(js_name = base32Encode)]
+pub fn base32_encode(#[wasm_bindgen(unchecked_param_type = "Uint8Array")] data: JsValue) -> JsResult<String> {
+    Ok(host::base32_encode(bytes(data, "data")?))
+}
+
+/// Lenient base32 decoding.
+#[wasm_bindgen(js_name = base32Decode)]
+pub fn base32_decode(#[wasm_bindgen(unchecked_param_type = "string")] text: JsValue) -> JsResult<Vec<u8>> {
+    Ok(host::base32_decode(arg(text, "text")?)?)
+}
+
+/// A fresh 160-bit OTP secret.
+#[wasm_bindgen(js_name = newOtpSecret)]
+pub fn new_otp_secret() -> JsResult<Vec<u8>> {
+    Ok(host::new_otp_secret()?)
+}
+
+/// Parse an `otpauth://` URI.
+#[wasm_bindgen(js_name = parseOtpauthUri, unchecked_return_type = "OtpAuthUri")]
+pub fn parse_otpauth_uri(
+    #[wasm_bindgen(unchecked_param_type = "string")] uri: JsValue,
+    #[wasm_bindgen(js_name = allowShortSecret, unchecked_param_type = "boolean | undefined")] allow_short: JsValue,
+) -> JsResult<JsValue> {
+    out(&host::parse_otpauth_uri(arg(uri, "uri")?, opt(allow_short, "allowShortSecret")?)?)
+}
+
+/// Format a Key URI in canonical form.
+#[wasm_bindgen(js_name = formatOtpauthUri)]
+pub fn format_otpauth_uri(#[wasm_bindgen(unchecked_param_type = "OtpAuthUri")] uri: JsValue) -> JsResult<String> {
+    Ok(host::format_otpauth_uri(arg(uri, "uri")?)?)
+}
+
+/// The current code of an `otpauth://` URI.
+#[wasm_bindgen(js_name = otpauthCode)]
+pub fn otpauth_code(
+    #[wasm_bindgen(unchecked_param_type = "string")] uri: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    #[wasm_bindgen(js_name = allowShortSecret, unchecked_param_type = "boolean | undefined")] allow_short: JsValue,
+) -> JsResult<String> {
+    Ok(host::otpauth_code(arg(uri, "uri")?, time(now)?, opt(allow_short, "allowShortSecret")?)?)
+}
+
+/// Verify a TOTP code; store `state` in every case.
+#[wasm_bindgen(js_name = verifyTotp, unchecked_return_type = "OtpCheck")]
+pub fn verify_totp(
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierConfig")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierState | undefined")] state: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+) -> JsResult<JsValue> {
+    out(&host::verify_totp(arg(config, "config")?, opt(state, "state")?, arg(code, "code")?, time(now)?)?)
+}
+
+/// Verify a HOTP code; store `state` in every case.
+#[wasm_bindgen(js_name = verifyHotp, unchecked_return_type = "OtpCheck")]
+pub fn verify_hotp(
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierConfig")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierState | undefined")] state: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+) -> JsResult<JsValue> {
+    out(&host::verify_hotp(arg(config, "config")?, opt(state, "state")?, arg(code, "code")?, time(now)?)?)
+}
+
+/// Resynchronise a HOTP credential with two consecutive codes.
+#[wasm_bindgen(js_name = resyncHotp, unchecked_return_type = "OtpCheck")]
+pub fn resync_hotp(
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierConfig")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "OtpVerifierState | undefined")] state: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code1: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] code2: JsValue,
+    #[wasm_bindgen(js_name = searchWindow, unchecked_param_type = "number")] window: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+) -> JsResult<JsValue> {
+    let (c1, c2) = (arg(code1, "code1")?, arg(code2, "code2")?);
+    out(&host::resync_hotp(arg(config, "config")?, opt(state, "state")?, c1, c2, arg(window, "searchWindow")?, time(now)?)?)
+}
+
+/// Unlock a locked credential: the state to store.
+#[wasm_bindgen(js_name = unlockVerifier, unchecked_return_type = "OtpVerifierState")]
+pub fn unlock_verifier(#[wasm_bindgen(unchecked_param_type = "OtpVerifierState")] state: JsValue) -> JsResult<JsValue> {
+    out(&host::unlock_verifier(arg(state, "state")?)?)
 }
