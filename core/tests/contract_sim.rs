@@ -1227,7 +1227,11 @@ impl Sim {
                 None => (vec![], 0, Reply::NoRecord),
                 Some(p) => {
                     let o = server.confirm_link(p, typed, now);
-                    (o.writes, o.events.len(), Reply::Confirm(o.result))
+                    // The result is the device record the outcome writes.
+                    if let Ok(d) = &o.result {
+                        assert!(o.writes.iter().any(|w| matches!(w, Write::Device(r) if r == d)));
+                    }
+                    (o.writes, o.events.len(), Reply::Confirm(o.result.map(|_| ())))
                 }
             },
             Kind::Totp { code, .. } => match &device {

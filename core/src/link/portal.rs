@@ -617,10 +617,11 @@ impl Portal {
 
     /// Check the code the user typed for a pending link. Writes: the pending
     /// link (attempt counted, or closed) and, on success, the new device
-    /// record. Errors: `CHECK_CODE_MISMATCH`, `LOCKED_OUT` (the 5th wrong
-    /// code closes the link), `TOKEN_EXPIRED`, `INVALID_STATE` (closed),
-    /// `INVALID_TIME`.
-    pub fn confirm_link(&self, pending: &PendingLinkRecord, typed: &str, now: u64) -> Outcome<()> {
+    /// record, which is also the result. Errors: `CHECK_CODE_MISMATCH`,
+    /// `LOCKED_OUT` (the 5th wrong code closes the link), `TOKEN_EXPIRED`,
+    /// `INVALID_STATE` (closed), `INVALID_TIME`. A portal that does not
+    /// know which device the user means calls [`Portal::confirm_any`].
+    pub fn confirm_link(&self, pending: &PendingLinkRecord, typed: &str, now: u64) -> Outcome<DeviceRecord> {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
         }
@@ -671,7 +672,63 @@ impl Portal {
             device_name: record.name.clone(),
             at: now,
         };
-        Outcome { writes: vec![Write::PendingLink(next), Write::Device(record)], events: vec![ev], result: Ok(()) }
+        Outcome {
+            writes: vec![Write::PendingLink(next), Write::Device(record.clone())],
+            events: vec![ev],
+            result: Ok(record),
+        }
+    }
+
+    /// Check a typed code against every pending link of one account (the
+    /// portal asks the user for the code, not for the device). The links
+    /// still waiting for their code are tried; the one whose code matches
+    /// is confirmed, and the outcome holds only its writes and events, the
+    /// others are untouched. If none matches, the wrong code counts against
+    /// every waiting link, all in this one outcome, and the error is the
+    /// first link's (`CHECK_CODE_MISMATCH`, `LOCKED_OUT`, `TOKEN_EXPIRED`).
+    ///
+    /// Errors without writes: `TOKEN_UNKNOWN` (no link is waiting),
+    /// `INVALID_INPUT` (links of several accounts, or one link twice),
+    /// `INVALID_TIME`.
+    pub fn confirm_any(&self, pendings: &[PendingLinkRecord], typed: &str, now: u64) -> Outcome<DeviceRecord> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        let Some(first) = pendings.first() else {
+            return Outcome::refused(err(
+                ErrorCode::TokenUnknown,
+                "no device of this account is waiting for a check code",
+            ));
+        };
+        if pendings.iter().any(|p| p.account != first.account) {
+            return Outcome::refused(err(ErrorCode::InvalidInput, "the pending links are of several accounts"));
+        }
+        if pendings.iter().enumerate().any(|(i, p)| pendings[..i].iter().any(|q| q.device_id == p.device_id)) {
+            return Outcome::refused(err(ErrorCode::InvalidInput, "a pending link is listed twice"));
+        }
+        let mut outcomes: Vec<Outcome<DeviceRecord>> =
+            pendings.iter().filter(|p| !p.is_closed()).map(|p| self.confirm_link(p, typed, now)).collect();
+        if outcomes.is_empty() {
+            return Outcome::refused(err(
+                ErrorCode::TokenUnknown,
+                "no device of this account is waiting for a check code",
+            ));
+        }
+        // A match confirms that link alone (should two links draw the same
+        // code, the first listed); the others are not touched.
+        if let Some(i) = outcomes.iter().position(|o| o.result.is_ok()) {
+            return outcomes.swap_remove(i);
+        }
+        let (mut writes, mut events, mut first_err) = (Vec::new(), Vec::new(), None);
+        for o in outcomes {
+            writes.extend(o.writes);
+            events.extend(o.events);
+            if let Err(e) = o.result {
+                first_err.get_or_insert(e);
+            }
+        }
+        let e = first_err.unwrap_or(err(ErrorCode::CheckCodeMismatch, "the check code does not match"));
+        Outcome { writes, events, result: Err(e) }
     }
 
     /// Parse a status request; the host then loads the device (or pending

@@ -96,7 +96,7 @@ fn confirm(
 ) -> crate::Result<()> {
     let o = w.portal.confirm_link(p.as_ref().unwrap(), typed, now);
     apply(&o, p, d);
-    o.result
+    o.result.map(|rec| assert_eq!(Some(&rec), d.as_ref(), "the result is the record written"))
 }
 
 fn wrong_code(right: &str) -> String {
@@ -831,4 +831,121 @@ fn an_acceptance_that_was_not_stored_is_refused_without_ending_the_link() {
     assert_eq!(e.code(), ErrorCode::Internal);
     assert!(e.retry.is_some());
     assert_eq!(repeat.if_not_stored, out.if_not_stored);
+}
+
+fn pendings_written<T>(o: &Outcome<T>) -> Vec<PendingLinkRecord> {
+    o.writes.iter().filter_map(|w| if let Write::PendingLink(r) = w { Some(r.clone()) } else { None }).collect()
+}
+
+/// `confirm_any`: no waiting link, links of several accounts, one link
+/// twice, a bad clock: refused, nothing written.
+#[test]
+fn confirm_any_refuses_without_writing() {
+    let mut w = world();
+    let a = link(&mut w, "anna", "Phone A", "493817", false, T0);
+    let b = link(&mut w, "anna", "Phone B", "493817", false, T0);
+    let other = link(&mut w, "otto", "Phone O", "493817", false, T0);
+    let cc = a.linked.check_code.clone();
+    let none = w.portal.confirm_any(&[], &cc, T0 + 20);
+    assert_eq!(code(&none.result), ErrorCode::TokenUnknown);
+    assert_eq!(none.result.unwrap_err().detail(), "no device of this account is waiting for a check code");
+    assert!(none.writes.is_empty() && none.events.is_empty());
+    for (list, want) in [
+        (vec![a.pending.clone(), other.pending.clone()], ErrorCode::InvalidInput),
+        (vec![other.pending.clone(), a.pending.clone()], ErrorCode::InvalidInput),
+        (vec![a.pending.clone(), b.pending.clone(), a.pending.clone()], ErrorCode::InvalidInput),
+    ] {
+        let o = w.portal.confirm_any(&list, &cc, T0 + 20);
+        assert_eq!(code(&o.result), want);
+        assert!(o.writes.is_empty() && o.events.is_empty());
+    }
+    let o = w.portal.confirm_any(core::slice::from_ref(&a.pending), &cc, (T0 + 20) * 1000);
+    assert_eq!(code(&o.result), ErrorCode::InvalidTime);
+    assert!(o.writes.is_empty());
+    // Only closed links: nothing is waiting.
+    let confirmed = pendings_written(&w.portal.confirm_link(&a.pending, &cc, T0 + 20))[0].clone();
+    let o = w.portal.confirm_any(core::slice::from_ref(&confirmed), &cc, T0 + 21);
+    assert_eq!(code(&o.result), ErrorCode::TokenUnknown);
+    assert!(o.writes.is_empty());
+    // A closed link next to an open one is skipped.
+    let o = w.portal.confirm_any(&[confirmed, b.pending.clone()], &b.linked.check_code, T0 + 21);
+    assert_eq!(o.result.unwrap().device_id, b.pending.device_id);
+}
+
+/// Two phones wait: the code of the second confirms the second alone; the
+/// first is not touched.
+#[test]
+fn confirm_any_confirms_only_the_link_whose_code_matches() {
+    let mut w = world();
+    let a = link(&mut w, "anna", "Phone A", "493817", false, T0);
+    let b = link(&mut w, "anna", "Phone B", "493817", false, T0);
+    assert_ne!(a.linked.check_code, b.linked.check_code);
+    let pendings = [a.pending.clone(), b.pending.clone()];
+    let o = w.portal.confirm_any(&pendings, &b.linked.check_code, T0 + 20);
+    let rec = o.result.as_ref().unwrap().clone();
+    assert_eq!((rec.device_id.as_str(), rec.name.as_str()), (b.pending.device_id.as_str(), "Phone B"));
+    assert_eq!(o.writes.len(), 2);
+    let written = pendings_written(&o);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].device_id, b.pending.device_id);
+    assert!(matches!(written[0].state, PendingState::Confirmed { at } if at == T0 + 20));
+    assert!(o.writes.iter().any(|w| matches!(w, Write::Device(d) if *d == rec)));
+    assert_eq!(o.events.len(), 1);
+    assert!(matches!(&o.events[0], PortalEvent::DeviceLinked { device_id, .. } if *device_id == b.pending.device_id));
+    // The same as confirming the second link alone.
+    let alone = w.portal.confirm_link(&b.pending, &b.linked.check_code, T0 + 20);
+    assert_eq!((alone.writes, alone.events, alone.result), (o.writes, o.events, o.result));
+    // The first link's code then confirms the first, next to the closed second.
+    let o = w.portal.confirm_any(&[a.pending.clone(), written[0].clone()], &a.linked.check_code, T0 + 21);
+    assert_eq!(o.result.unwrap().device_id, a.pending.device_id);
+}
+
+/// A wrong code counts against every waiting link, in one outcome; the
+/// fifth locks them all out; an expired link reports `TOKEN_EXPIRED`.
+#[test]
+fn confirm_any_counts_a_wrong_code_against_every_waiting_link() {
+    let mut w = world();
+    let a = link(&mut w, "anna", "Phone A", "493817", false, T0);
+    let b = link(&mut w, "anna", "Phone B", "493817", false, T0);
+    let mut wrong = String::from("000000");
+    while wrong == a.linked.check_code || wrong == b.linked.check_code {
+        wrong = format!("{:06}", wrong.parse::<u32>().unwrap() + 1);
+    }
+    let mut pendings = vec![a.pending.clone(), b.pending.clone()];
+    for i in 1..=MAX_CONFIRM_ATTEMPTS {
+        let o = w.portal.confirm_any(&pendings, &wrong, T0 + 20 + u64::from(i));
+        let want = if i < MAX_CONFIRM_ATTEMPTS { ErrorCode::CheckCodeMismatch } else { ErrorCode::LockedOut };
+        assert_eq!(code(&o.result), want, "attempt {i}");
+        assert!(o.events.is_empty());
+        let written = pendings_written(&o);
+        assert_eq!(o.writes.len(), 2);
+        assert_eq!(
+            written.iter().map(|p| p.device_id.clone()).collect::<Vec<_>>(),
+            [a.pending.device_id.clone(), b.pending.device_id.clone()]
+        );
+        for (before, after) in pendings.iter().zip(&written) {
+            assert_eq!(after.version, before.version + 1);
+            assert_eq!(after.attempts(), i);
+        }
+        pendings = written;
+    }
+    assert!(pendings
+        .iter()
+        .all(|p| matches!(p.state, PendingState::Cancelled { reason: CancelReason::LockedOut, .. })));
+    // Locked out: the right code finds nothing waiting any more.
+    let o = w.portal.confirm_any(&pendings, &a.linked.check_code, T0 + 30);
+    assert_eq!(code(&o.result), ErrorCode::TokenUnknown);
+
+    // Past the deadline: every waiting link is closed as expired.
+    let a = link(&mut w, "bert", "Phone A", "493817", false, T0);
+    let b = link(&mut w, "bert", "Phone B", "493817", false, T0 + 100);
+    let o = w.portal.confirm_any(&[a.pending.clone(), b.pending.clone()], &wrong, a.pending.confirm_by);
+    // The first link expired, the second counts a wrong code: the first error.
+    assert_eq!(code(&o.result), ErrorCode::TokenExpired);
+    let written = pendings_written(&o);
+    assert!(matches!(written[0].state, PendingState::Cancelled { reason: CancelReason::Expired, .. }));
+    assert_eq!(written[1].state, PendingState::Open { attempts: 1 });
+    // The right code of the expired link does not confirm it either.
+    let o = w.portal.confirm_any(core::slice::from_ref(&a.pending), &a.linked.check_code, a.pending.confirm_by);
+    assert_eq!(code(&o.result), ErrorCode::TokenExpired);
 }
