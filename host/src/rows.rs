@@ -299,8 +299,7 @@ impl Verdict {
 
 impl Portal {
     fn seal_write(&self, w: &Write) -> RecordWrite {
-        let p = &self.core;
-        let sealed = |r: &dyn Fn(&mut crate::OsRandom) -> Vec<u8>| r(&mut crate::OsRandom);
+        let (p, rng) = (&self.core, &mut crate::OsRandom);
         let expected_version = w.expected_version().map(count);
         match w {
             Write::Offer(r) => RecordWrite::Offer {
@@ -313,7 +312,7 @@ impl Portal {
                         _ => None,
                     },
                     version: count(r.version),
-                    sealed: sealed(&|rng| p.seal_record(r, rng)),
+                    sealed: p.seal_record(r, rng),
                 },
                 expected_version,
             },
@@ -330,7 +329,7 @@ impl Portal {
                         link::PendingState::Cancelled { .. } => PendingStatus::Cancelled,
                     },
                     version: count(r.version),
-                    sealed: sealed(&|rng| p.seal_record(r, rng)),
+                    sealed: p.seal_record(r, rng),
                 },
                 expected_version,
             },
@@ -346,7 +345,7 @@ impl Portal {
                         link::DeviceStatus::Unlinked { .. } => DeviceStatus::Unlinked,
                     },
                     version: count(r.version),
-                    sealed: sealed(&|rng| p.seal_record(r, rng)),
+                    sealed: p.seal_record(r, rng),
                 },
                 expected_version,
             },
