@@ -393,7 +393,7 @@ impl LinkRequest {
         #[wasm_bindgen(unchecked_param_type = "LinkLookup")] lookup: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.accept(portal.0.clone(), opt(lookup, "lookup")?, time(now)?)?)
+        out(&self.0.accept(portal.0.clone(), arg(lookup, "lookup")?, time(now)?)?)
     }
 }
 

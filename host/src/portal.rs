@@ -101,7 +101,7 @@ pub struct LinkOffer {
 /// What the host read for a link request, from one snapshot.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkLookup {
     /// The offer row with [`LinkRequest::offer_id`], if any.
@@ -110,8 +110,8 @@ pub struct LinkLookup {
     pub offer: Option<StoredOffer>,
     /// Whether any pending-link or device row (of any account, tombstones
     /// included) has [`LinkRequest::device_id`]: a device key links once.
-    #[serde(default)]
-    #[cfg_attr(feature = "wasm", tsify(optional))]
+    /// Required in every language (no default), so that a host cannot
+    /// forget the lookup.
     pub device_key_seen: bool,
 }
 
