@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod error;
 pub mod host;
+pub mod limits;
 pub mod link;
 pub mod otp;
 pub mod secret;

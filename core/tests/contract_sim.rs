@@ -1426,6 +1426,7 @@ impl Sim {
             let counted = g.check_code_failures_committed;
             match p.state {
                 PendingState::Open { attempts } => {
+                    let attempts = attempts.failures();
                     ensure!(attempts == counted, CheckCodeFailures, "{id} holds {attempts} wrong codes of {counted}")
                 }
                 PendingState::Cancelled { reason: CancelReason::LockedOut, .. } => {
@@ -1446,7 +1447,8 @@ impl Sim {
                 .is_some_and(|p| p.account == d.account && matches!(p.state, PendingState::Confirmed { .. }));
             ensure!(confirmed, OneDevicePerId, "device {id} has no confirmed link of its account");
             ensure!(g.unlinked_at.is_none() || is_unlinked(d), UnlinkFinal, "device {id} is active again");
-            let (failures, counted) = (d.otp_state.throttle.consecutive_failures, g.totp_failures_since_success);
+            let (failures, counted) =
+                (d.otp_state.throttle.consecutive_failures.failures(), g.totp_failures_since_success);
             ensure!(failures == counted, TotpLockout, "device {id} holds {failures} failures of {counted}");
             let (last, accepted) = (d.otp_state.last_accepted, g.last_step_accepted);
             ensure!(last == accepted, TotpOnce, "device {id} holds last step {last:?}, the last accepted {accepted:?}");

@@ -9,6 +9,7 @@ use crate::crypto::{
     decode_public, ecdh, encode_public, generate_secret_key, open_blob, open_siv, random_array, seal_blob, seal_once,
     secret_key_from_bytes, sign, RandomSource, PUBLIC_KEY_LEN,
 };
+use crate::limits::Expiry;
 use crate::secret::{ct_eq, SecretBytes};
 use crate::time::check_now;
 use crate::wire::{self, Kind};
@@ -46,7 +47,7 @@ impl core::fmt::Debug for ScannedOffer {
 pub fn scan_link_qr(text: &str, now: u64) -> Result<ScannedOffer> {
     check_now(now)?;
     let m = LinkOffer::decode(text)?;
-    if now >= u64::from(m.expires_at) {
+    if (Expiry { expires_at: u64::from(m.expires_at) }).is_past(now) {
         return Err(err(ErrorCode::TokenExpired, "this QR code has expired; generate a new one"));
     }
     Ok(ScannedOffer {
@@ -172,7 +173,7 @@ pub fn start_link(
     if already_linked {
         return Err(err(ErrorCode::DeviceAlreadyLinked, "this device already holds an account; unlink it first"));
     }
-    if now >= offer.expires_at {
+    if (Expiry { expires_at: offer.expires_at }).is_past(now) {
         return Err(err(ErrorCode::TokenExpired, "this QR code has expired; generate a new one"));
     }
     check_name(device_name, MAX_DEVICE_NAME_LEN, "the device name")?;

@@ -45,6 +45,10 @@ pub const MAX_OFFER_TTL: u64 = 600;
 pub const CONFIRM_TTL: u64 = 600;
 /// Wrong check codes before a pending link is cancelled.
 pub const MAX_CONFIRM_ATTEMPTS: u32 = 5;
+/// The check-code limit: the [`MAX_CONFIRM_ATTEMPTS`]th wrong code cancels
+/// the pending link for good.
+pub const CONFIRM_ATTEMPTS: crate::limits::AttemptPolicy =
+    crate::limits::AttemptPolicy { max_failures: MAX_CONFIRM_ATTEMPTS, lock_seconds: None };
 /// Longest portal display name in the QR code, in UTF-8 bytes.
 pub const MAX_PORTAL_NAME_LEN: usize = 20;
 /// Longest device name, in UTF-8 bytes.

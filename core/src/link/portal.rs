@@ -15,6 +15,7 @@ use crate::crypto::{
     RandomSource, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
 use crate::host::{Outcome, Write};
+use crate::limits::{Attempts, Expiry, SingleUse, Usage, UseDecision};
 use crate::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier, Verified};
 use crate::secret::{ct_eq, SecretBytes};
 use crate::time::check_now;
@@ -139,10 +140,11 @@ pub enum CancelReason {
 /// Where a pending link stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PendingState {
-    /// Waiting for the check code; `attempts` wrong codes so far.
+    /// Waiting for the check code; `attempts` wrong codes so far (fewer
+    /// than [`MAX_CONFIRM_ATTEMPTS`]: the last one cancels the link).
     Open {
         /// Wrong check codes so far.
-        attempts: u32,
+        attempts: Attempts,
     },
     /// The check code matched: the device is in the registry.
     Confirmed {
@@ -203,7 +205,7 @@ impl PendingLinkRecord {
     /// Wrong check codes counted so far.
     pub fn attempts(&self) -> u32 {
         match self.state {
-            PendingState::Open { attempts } => attempts,
+            PendingState::Open { attempts } => attempts.failures(),
             PendingState::Confirmed { .. } => 0,
             PendingState::Cancelled { reason: CancelReason::LockedOut, .. } => MAX_CONFIRM_ATTEMPTS,
             PendingState::Cancelled { .. } => 0,
@@ -631,7 +633,7 @@ impl Portal {
         };
         let mut next = pending.clone();
         next.version = pending.version.saturating_add(1);
-        if now >= pending.confirm_by {
+        if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
             next.state = PendingState::Cancelled { at: now, reason: CancelReason::Expired };
             return Outcome::new(
                 vec![Write::PendingLink(next)],
@@ -641,8 +643,8 @@ impl Portal {
         // Exactly the 6 digits: a prefix, an empty string or a longer code
         // never matches (ct_eq compares lengths first).
         if !ct_eq(typed.trim().as_bytes(), pending.check_code.expose()) {
-            let attempts = attempts.saturating_add(1);
-            let e = if attempts >= MAX_CONFIRM_ATTEMPTS {
+            let mut attempts = attempts;
+            let e = if attempts.record_failure(&CONFIRM_ATTEMPTS) {
                 next.state = PendingState::Cancelled { at: now, reason: CancelReason::LockedOut };
                 err(ErrorCode::LockedOut, "too many wrong check codes; the link was cancelled")
             } else {
@@ -890,26 +892,35 @@ impl OpenedLinkRequest {
             Some(o) if ct_eq(o.offer_id.as_bytes(), self.offer_id.as_bytes()) => o,
             _ => return self.refused(ErrorCode::TokenUnknown, "no pending offer matches this QR code"),
         };
-        if let OfferState::Used { request_hash, answer, .. } = &offer.state {
-            if ct_eq(request_hash, &self.request_hash) {
+        let usage = match &offer.state {
+            OfferState::Open => Usage::Unused,
+            OfferState::Used { request_hash, answer, .. } if ct_eq(request_hash, &self.request_hash) => {
+                Usage::UsedByThis(answer)
+            }
+            OfferState::Used { .. } => Usage::UsedByOther,
+            OfferState::Expired { .. } => Usage::Expired,
+        };
+        match SingleUse::until(offer.expires_at).decide(usage, now) {
+            UseDecision::Use => {}
+            UseDecision::Repeat(answer) => {
                 return self.answered(answer.clone(), Outcome::new(vec![], Ok(Accept::Repeated)));
             }
-            return self.refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
-        }
-        if matches!(offer.state, OfferState::Expired { .. }) {
-            return self.refused(ErrorCode::TokenExpired, "this QR code has expired");
-        }
-        if now >= offer.expires_at {
-            let mut expired = offer.clone();
-            expired.version = offer.version.saturating_add(1);
-            expired.state = OfferState::Expired { at: now };
-            return self.answered(
-                self.refuse(ErrorCode::TokenExpired),
-                Outcome::new(
-                    vec![Write::Offer(expired)],
-                    Err(err(ErrorCode::TokenExpired, "this QR code has expired")),
-                ),
-            );
+            UseDecision::Refuse(ErrorCode::TokenAlreadyUsed) => {
+                return self.refused(ErrorCode::TokenAlreadyUsed, "this QR code was already used");
+            }
+            UseDecision::Refuse(code) => return self.refused(code, "this QR code has expired"),
+            UseDecision::Expire => {
+                let mut expired = offer.clone();
+                expired.version = offer.version.saturating_add(1);
+                expired.state = OfferState::Expired { at: now };
+                return self.answered(
+                    self.refuse(ErrorCode::TokenExpired),
+                    Outcome::new(
+                        vec![Write::Offer(expired)],
+                        Err(err(ErrorCode::TokenExpired, "this QR code has expired")),
+                    ),
+                );
+            }
         }
         if key_use == DeviceKeyUse::Seen {
             return self.refused(ErrorCode::DeviceAlreadyLinked, "this device key is already linked");
@@ -944,7 +955,7 @@ impl OpenedLinkRequest {
             created_at: now,
             confirm_by,
             biometrics: self.biometrics,
-            state: PendingState::Open { attempts: 0 },
+            state: PendingState::Open { attempts: Attempts::NONE },
             version: 1,
             device_pk: SecretBytes::from_slice(&self.device_pk),
             answer_key: SecretBytes::from_slice(&self.answer_key[..]),

@@ -944,7 +944,7 @@ fn confirm_any_counts_a_wrong_code_against_every_waiting_link() {
     assert_eq!(code(&o.result), ErrorCode::TokenExpired);
     let written = pendings_written(&o);
     assert!(matches!(written[0].state, PendingState::Cancelled { reason: CancelReason::Expired, .. }));
-    assert_eq!(written[1].state, PendingState::Open { attempts: 1 });
+    assert_eq!(written[1].state, PendingState::Open { attempts: crate::limits::Attempts::from_failures(1) });
     // The right code of the expired link does not confirm it either.
     let o = w.portal.confirm_any(core::slice::from_ref(&a.pending), &a.linked.check_code, a.pending.confirm_by);
     assert_eq!(code(&o.result), ErrorCode::TokenExpired);

@@ -19,81 +19,11 @@ use crate::time::check_now;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-/// Throttling policy (PSD2 RTS art. 4(3)(b): at most 5 consecutive failures).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ThrottlePolicy {
-    /// Consecutive failures that lock the verifier (default 5).
-    pub max_failures: u32,
-    /// How long a lock lasts in seconds; `None` locks until [`OtpState::unlock`].
-    pub lock_seconds: Option<u64>,
-}
-
-impl Default for ThrottlePolicy {
-    fn default() -> Self {
-        ThrottlePolicy { max_failures: 5, lock_seconds: None }
-    }
-}
-
-/// Failure counter and lock; part of [`OtpState`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Throttle {
-    /// Consecutive failures since the last success.
-    pub consecutive_failures: u32,
-    /// Locked (until `locked_until`, or for good when that is `None`).
-    pub locked: bool,
-    /// End of a timed lock (unix seconds).
-    pub locked_until: Option<u64>,
-}
-
-impl Throttle {
-    /// Is the verifier locked at `now`?
-    pub fn is_locked(&self, now: u64) -> bool {
-        self.locked && self.locked_until.is_none_or(|t| now < t)
-    }
-
-    /// Refuse when locked (call before checking a code). A `now` outside the
-    /// years 2000..3000 is refused with `INVALID_TIME` first and changes
-    /// nothing (it must not end a timed lock).
-    pub fn check(&mut self, now: u64) -> Result<()> {
-        check_now(now)?;
-        if self.is_locked(now) {
-            return Err(err(ErrorCode::LockedOut, "too many failed attempts; the verifier is locked"));
-        }
-        if self.locked {
-            // A timed lock has expired.
-            *self = Throttle::default();
-        }
-        Ok(())
-    }
-
-    /// Record a failure; locks when the policy's limit is reached. Returns
-    /// true when this failure locked the verifier.
-    pub fn record_failure(&mut self, now: u64, policy: &ThrottlePolicy) -> bool {
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        if self.consecutive_failures >= policy.max_failures.max(1) && !self.locked {
-            self.locked = true;
-            self.locked_until = policy.lock_seconds.map(|s| now.saturating_add(s));
-            return true;
-        }
-        false
-    }
-
-    /// Count a refused attempt and return the error to report: `e`, or
-    /// `LOCKED_OUT` when this attempt reached the limit (so the user learns
-    /// of the lock on the attempt that caused it, as with check codes).
-    pub fn refuse(&mut self, now: u64, policy: &ThrottlePolicy, e: crate::Error) -> crate::Error {
-        if self.record_failure(now, policy) {
-            err(ErrorCode::LockedOut, "too many failed attempts; the verifier is now locked")
-        } else {
-            e
-        }
-    }
-
-    /// Record a success: failures reset.
-    pub fn record_success(&mut self) {
-        *self = Throttle::default();
-    }
-}
+/// Throttling policy of the verifiers: the shared [`crate::limits::AttemptPolicy`]
+/// (PSD2 RTS art. 4(3)(b): at most 5 consecutive failures by default).
+pub use crate::limits::AttemptPolicy as ThrottlePolicy;
+/// Failure counter and lock; part of [`OtpState`] (see [`crate::limits`]).
+pub use crate::limits::Throttle;
 
 /// The persisted state of one OTP credential at the portal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +46,7 @@ impl OtpState {
     }
     /// Administrative unlock (after the user re-identified).
     pub fn unlock(&mut self) {
-        self.throttle = Throttle::default();
+        self.throttle.unlock();
     }
 }
 
@@ -341,6 +271,7 @@ impl HotpVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Attempts;
     use crate::otp::Algorithm;
     use crate::time::{MAX_NOW, MIN_NOW};
     use alloc::vec::Vec;
@@ -406,7 +337,7 @@ mod tests {
                         assert_eq!(r.unwrap(), Verified { matched: step, drift: d }, "window {window}, d {d}");
                     } else {
                         assert_eq!(code_of(r), ErrorCode::OtpMismatch, "window {window}, d {d}");
-                        assert_eq!(st.throttle.consecutive_failures, 1);
+                        assert_eq!(st.throttle.consecutive_failures.failures(), 1);
                     }
                 }
             }
@@ -423,7 +354,7 @@ mod tests {
             assert_eq!(code_of(v.verify(&mut st, bad, T)), ErrorCode::OtpMismatch);
         }
         assert!(v.verify(&mut st, &good, T).is_ok());
-        assert_eq!(st.throttle.consecutive_failures, 0);
+        assert_eq!(st.throttle.consecutive_failures.failures(), 0);
         for _ in 0..4 {
             assert_eq!(code_of(v.verify(&mut st, bad, T)), ErrorCode::OtpMismatch);
         }
@@ -454,7 +385,7 @@ mod tests {
         let mut st = OtpState::default();
         assert_eq!(code_of(v.verify(&mut st, "1234", T)), ErrorCode::InvalidInput);
         assert_eq!(code_of(v.verify(&mut st, "9428708a", T)), ErrorCode::InvalidInput);
-        assert_eq!(st.throttle.consecutive_failures, 2);
+        assert_eq!(st.throttle.consecutive_failures.failures(), 2);
     }
 
     #[test]
@@ -517,7 +448,7 @@ mod tests {
             for i in 1..=5u32 {
                 let r = v.verify(&mut st, &code(last), T + u64::from(i));
                 assert_eq!(code_of(r), if i < 5 { ErrorCode::OtpReplayed } else { ErrorCode::LockedOut });
-                assert_eq!(st.throttle.consecutive_failures, i);
+                assert_eq!(st.throttle.consecutive_failures.failures(), i);
             }
             // Unlocked, still nothing: earlier counters, later or wrapped
             // ones, a resync.
@@ -530,7 +461,7 @@ mod tests {
                 assert_eq!(code_of(v.resync(&mut st, &code(c1), &code(c2), 1000, T)), ErrorCode::OtpMismatch);
             }
             assert_eq!(st.last_accepted, Some(last));
-            assert_eq!(st.throttle.consecutive_failures, 3);
+            assert_eq!(st.throttle.consecutive_failures.failures(), 3);
 
             // Counters last - 1 then last accepted one by one, then the replay.
             let mut st = OtpState::hotp_at(last - 1);
@@ -577,15 +508,23 @@ mod tests {
             OtpState {
                 last_accepted: Some(S),
                 next_counter: 7,
-                throttle: Throttle { consecutive_failures: 4, ..Default::default() },
+                throttle: Throttle { consecutive_failures: Attempts::from_failures(4), ..Default::default() },
             },
             // Locked for good, and a timed lock that a large `now` would end.
             OtpState {
-                throttle: Throttle { consecutive_failures: 5, locked: true, locked_until: None },
+                throttle: Throttle {
+                    consecutive_failures: Attempts::from_failures(5),
+                    locked: true,
+                    locked_until: None,
+                },
                 ..Default::default()
             },
             OtpState {
-                throttle: Throttle { consecutive_failures: 5, locked: true, locked_until: Some(T) },
+                throttle: Throttle {
+                    consecutive_failures: Attempts::from_failures(5),
+                    locked: true,
+                    locked_until: Some(T),
+                },
                 ..Default::default()
             },
         ];
