@@ -6,10 +6,11 @@
 # target dir, if outside it) is bind-mounted into the chroot at the same
 # absolute path, so it works from any clone location and any cwd.
 #
-#   bindings-swift/test.sh [extra `swift test` arguments, e.g. --filter VerifierTests]
+#   bindings-swift/test.sh [extra `swift test` arguments, e.g. --filter ScenarioTests]
 #
 # Env: TESSERA_CACHE (tools from scripts/setup.sh; default ~/.cache/tessera),
-#      CARGO_TARGET_DIR (honoured through `cargo metadata`).
+#      CARGO_TARGET_DIR (honoured through `cargo metadata`),
+#      TESSERA_SCENARIOS (scenario folder; default vectors/scenarios).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -96,6 +97,11 @@ case "$TARGET_DIR/" in
   *) bind_same_path "$TARGET_DIR" ;;
 esac
 
+# Scenario files (vectors/scenarios; TESSERA_SCENARIOS: another folder, which
+# must be inside the repository or the target dir to be visible in the chroot).
+SCENARIOS=$(cd "${TESSERA_SCENARIOS:-$ROOT/vectors/scenarios}" && pwd -P) ||
+  die "no scenario folder ${TESSERA_SCENARIOS:-$ROOT/vectors/scenarios}"
+
 # 4. swift test inside the chroot, as the calling user; build products in
 #    bindings-swift/.build (gitignored). XCTest only, so swift-testing is off
 #    (its "0 tests passed" line would only confuse log readers).
@@ -111,7 +117,7 @@ set +e
 $SUDO chroot "${USERSPEC[@]}" "$CHROOT" /usr/bin/env -i \
   PATH=/usr/local/bin:/usr/bin:/bin HOME="$SWIFT_HOME" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
   LD_LIBRARY_PATH="$SWIFT_LIBS:$LIB_DIR" TESSERA_VECTORS="$ROOT/vectors/otp.json" \
-  TESSERA_LINK_VECTORS="$ROOT/vectors/link.json" \
+  TESSERA_LINK_VECTORS="$ROOT/vectors/link.json" TESSERA_SCENARIOS="$SCENARIOS" \
   swift test --disable-swift-testing --package-path "$HERE" --scratch-path "$HERE/.build" \
   -Xlinker -L"$LIB_DIR" "$@"
 rc=$?

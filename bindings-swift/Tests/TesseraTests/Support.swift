@@ -2,104 +2,94 @@ import Foundation
 import Tessera
 import XCTest
 
-/// Bytes of a hex string.
-func hex(_ s: String) -> Data {
-    precondition(s.count % 2 == 0, "odd hex length")
+/// The repository root (Tests/TesseraTests/Support.swift -> ../../..): the
+/// repository is bind-mounted at the same path inside the Swift chroot.
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// A file or folder under `vectors/`, or the path in the environment variable `env`.
+func vectorsURL(_ relative: String, env: String) -> URL {
+    if let p = ProcessInfo.processInfo.environment[env], !p.isEmpty {
+        return URL(fileURLWithPath: p)
+    }
+    return repositoryRoot.appendingPathComponent("vectors").appendingPathComponent(relative)
+}
+
+/// Bytes of a hex string (nil when it is not hex).
+func hexBytes(_ s: String) -> Data? {
+    guard s.count % 2 == 0 else { return nil }
     var out = Data(capacity: s.count / 2)
     var i = s.startIndex
     while i < s.endIndex {
         let j = s.index(i, offsetBy: 2)
-        out.append(UInt8(s[i..<j], radix: 16)!)
+        guard let b = UInt8(s[i..<j], radix: 16) else { return nil }
+        out.append(b)
         i = j
     }
     return out
 }
 
-func algorithm(_ name: String) -> OtpAlgorithm {
-    switch name.lowercased() {
-    case "sha1": return .sha1
-    case "sha256": return .sha256
-    case "sha512": return .sha512
-    default: fatalError("unknown algorithm \(name)")
-    }
+/// Bytes of a hex literal of a test.
+func hex(_ s: String) -> Data {
+    guard let d = hexBytes(s) else { fatalError("not hex: \(s)") }
+    return d
 }
 
-typealias Row = [String: Any]
+/// A point in time from Unix seconds.
+func date(_ secs: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(secs)) }
 
-/// The shared vectors (vectors/otp.json at the repository root; override with
-/// TESSERA_VECTORS).
-enum Vectors {
-    static var url: URL {
-        if let p = ProcessInfo.processInfo.environment["TESSERA_VECTORS"], !p.isEmpty {
-            return URL(fileURLWithPath: p)
-        }
-        // Tests/TesseraTests/Support.swift -> repository root
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("vectors/otp.json")
-    }
+/// Unix seconds of a point in time (the API returns whole seconds).
+func secs(_ d: Date) -> Int64 { Int64(d.timeIntervalSince1970.rounded(.down)) }
 
-    /// vectors/link.json: one flat object (override with TESSERA_LINK_VECTORS;
-    /// default: next to otp.json).
-    static var linkURL: URL {
-        if let p = ProcessInfo.processInfo.environment["TESSERA_LINK_VECTORS"], !p.isEmpty {
-            return URL(fileURLWithPath: p)
-        }
-        return url.deletingLastPathComponent().appendingPathComponent("link.json")
-    }
-
-    /// The link vector object, read with JSONSerialization.
-    static func link() throws -> Row {
-        guard let v = try JSONSerialization.jsonObject(with: Data(contentsOf: linkURL)) as? Row else {
-            throw NSError(domain: "vectors", code: 2, userInfo: [NSLocalizedDescriptionKey: "\(linkURL.path) is not a JSON object"])
-        }
-        return v
-    }
-
-    /// The rows of one array ("hotp", "totp", "ocra"), read with Foundation's
-    /// JSONSerialization (re-read per call: `[String: Any]` is not Sendable).
-    static func rows(_ key: String) throws -> [Row] {
-        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
-        guard let rows = document?[key] as? [Row] else {
-            throw NSError(domain: "vectors", code: 1, userInfo: [NSLocalizedDescriptionKey: "no '\(key)' array in \(url.path)"])
-        }
-        return rows
-    }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    func string(_ k: String) -> String {
-        guard let v = self[k] as? String else { fatalError("vector field '\(k)' missing") }
-        return v
-    }
-
-    func uint64(_ k: String) -> UInt64? {
-        switch self[k] {
-        case nil, is NSNull: return nil
-        case let n as NSNumber: return n.uint64Value
-        case let i as Int: return UInt64(i)
-        default: fatalError("vector field '\(k)' is not a number")
-        }
-    }
-
-    func bool(_ k: String) -> Bool {
-        switch self[k] {
-        case let b as Bool: return b
-        case let n as NSNumber: return n.boolValue
-        default: fatalError("vector field '\(k)' is not a boolean")
-        }
-    }
-
-    func number(_ k: String) -> UInt64 {
-        guard let v = uint64(k) else { fatalError("vector field '\(k)' missing") }
-        return v
+/// The stable code string of an error code (`"TOKEN_EXPIRED"`, docs/ERRORS.md).
+///
+/// The generated Swift API has no way to get it (the Rust `ErrorCode::as_str`
+/// is not exported): an app that logs or sends the code string writes this
+/// switch. No `default:` on purpose: a code added in Rust is a compile error
+/// here until it is handled.
+func codeString(_ c: ErrorCode) -> String {
+    switch c {
+    case .invalidInput: return "INVALID_INPUT"
+    case .invalidSecret: return "INVALID_SECRET"
+    case .secretTooShort: return "SECRET_TOO_SHORT"
+    case .invalidDigits: return "INVALID_DIGITS"
+    case .invalidAlgorithm: return "INVALID_ALGORITHM"
+    case .invalidTime: return "INVALID_TIME"
+    case .invalidUri: return "INVALID_URI"
+    case .invalidOcraSuite: return "INVALID_OCRA_SUITE"
+    case .invalidOcraInput: return "INVALID_OCRA_INPUT"
+    case .otpMismatch: return "OTP_MISMATCH"
+    case .otpReplayed: return "OTP_REPLAYED"
+    case .lockedOut: return "LOCKED_OUT"
+    case .malformedMessage: return "MALFORMED_MESSAGE"
+    case .wrongMessageKind: return "WRONG_MESSAGE_KIND"
+    case .unsupportedVersion: return "UNSUPPORTED_VERSION"
+    case .messageTampered: return "MESSAGE_TAMPERED"
+    case .stateCorrupt: return "STATE_CORRUPT"
+    case .tokenExpired: return "TOKEN_EXPIRED"
+    case .tokenAlreadyUsed: return "TOKEN_ALREADY_USED"
+    case .tokenUnknown: return "TOKEN_UNKNOWN"
+    case .passcodePolicy: return "PASSCODE_POLICY"
+    case .weakPasscode: return "WEAK_PASSCODE"
+    case .deviceAlreadyLinked: return "DEVICE_ALREADY_LINKED"
+    case .deviceNotLinked: return "DEVICE_NOT_LINKED"
+    case .deviceRevoked: return "DEVICE_REVOKED"
+    case .deviceUnknown: return "DEVICE_UNKNOWN"
+    case .checkCodeMismatch: return "CHECK_CODE_MISMATCH"
+    case .wrongAccount: return "WRONG_ACCOUNT"
+    case .invalidState: return "INVALID_STATE"
+    case .alreadyConsumed: return "ALREADY_CONSUMED"
+    case .storage: return "STORAGE"
+    case .internal: return "INTERNAL"
+    case .linkNotConfirmed: return "LINK_NOT_CONFIRMED"
     }
 }
 
 /// Runs `body`, which must throw `TesseraError.Failure`, and returns its code
 /// and detail (nil after recording an XCTest failure).
-func failure<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> (code: String, detail: String)? {
+@discardableResult
+func failure<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> (code: ErrorCode, detail: String)? {
     do {
         _ = try body()
         XCTFail("expected a TesseraError", file: file, line: line)

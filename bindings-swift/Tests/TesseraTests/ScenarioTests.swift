@@ -1,0 +1,781 @@
+import Foundation
+import Tessera
+import XCTest
+
+// The scenario runner of the Swift binding: every vectors/scenarios/*.json
+// (format: vectors/scenarios/README.md) through the generated Swift API, with
+// the same world and semantics as the Rust runner (host/tests/scenarios.rs):
+// one portal over an in-memory store that applies each change as
+// compare-and-sets, phones by name, saved QR texts, OTP verifiers by name.
+// A file fails on an unknown op or key; a failure names the file and step.
+
+/// A scenario file that does not hold, or a step that does not meet its expectation.
+struct ScenarioFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+typealias JSONObject = [String: Any]
+
+/// The scenario folder: vectors/scenarios, or TESSERA_SCENARIOS.
+var scenariosURL: URL { vectorsURL("scenarios", env: "TESSERA_SCENARIOS") }
+
+/// A compact rendering of a JSON value for failure messages.
+func render(_ v: Any?) -> String {
+    guard let v else { return "absent" }
+    if let s = v as? String { return "\"\(s)\"" }
+    if JSONSerialization.isValidJSONObject(v),
+       let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]),
+       let s = String(data: d, encoding: .utf8) {
+        return s
+    }
+    return "\(v)"
+}
+
+/// Whether a JSON value equals an observed value (String, Int64, arrays and objects of them).
+func sameJSON(_ expected: Any, _ actual: Any) -> Bool {
+    switch (expected, actual) {
+    case let (e as String, a as String): return e == a
+    case let (e as [Any], a as [Any]):
+        return e.count == a.count && zip(e, a).allSatisfy { sameJSON($0, $1) }
+    case let (e as JSONObject, a as JSONObject):
+        return Set(e.keys) == Set(a.keys) && e.allSatisfy { k, v in sameJSON(v, a[k]!) }
+    case let (e as NSNumber, a as Int64): return e.doubleValue == Double(a) && e.int64Value == a
+    default: return false
+    }
+}
+
+/// The inputs each op takes (besides `do`, `at`, `expect`, `events`, `skip`)
+/// and the keys its `expect` object may name; nil: an unknown op.
+func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
+    switch op {
+    case "portal": return (["name"], [])
+    case "offer": return (["account", "ttl", "rules", "save"], [])
+    case "scan": return (["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"])
+    case "startLink": return (["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], [])
+    case "accept": return (["phone", "edit"], [])
+    case "finish": return (["phone", "edit", "answer"], [])
+    case "confirm": return (["account", "code"], [])
+    case "devices": return (["account"], ["devices"])
+    case "rename": return (["phone", "name"], [])
+    case "unlink": return (["phone"], [])
+    case "status": return (["phone", "edit"], ["status"])
+    case "deviceCode": return (["phone", "passcode", "biometric", "replay"], [])
+    case "wipe": return (["phone"], [])
+    case "hotp": return (["secret", "counter", "digits", "algorithm"], ["code"])
+    case "totp": return (["secret", "period", "digits", "algorithm"], ["code"])
+    case "verifyHotp", "verifyTotp": return (["verifier", "config", "state", "code"], ["matched", "drift"])
+    case "unlock": return (["verifier"], [])
+    default: return nil
+    }
+}
+
+let commonKeys: Set<String> = ["do", "at", "expect", "events", "skip"]
+
+/// One step: its op, its keys (checked against the op's), typed accessors.
+struct Step {
+    let raw: JSONObject
+    let op: String
+    let expectKeys: Set<String>
+
+    init(_ raw: JSONObject) throws {
+        self.raw = raw
+        guard let op = raw["do"] as? String else { throw ScenarioFailure("a step needs \"do\" (a string)") }
+        self.op = op
+        guard let keys = opKeys(op) else { throw ScenarioFailure("unknown op \"\(op)\"") }
+        expectKeys = keys.expect
+        let unknown = Set(raw.keys).subtracting(commonKeys).subtracting(keys.inputs)
+        if !unknown.isEmpty { throw ScenarioFailure("unknown key(s) \(unknown.sorted())") }
+    }
+
+    func string(_ k: String) throws -> String {
+        guard let v = try optString(k) else { throw ScenarioFailure("missing input \"\(k)\"") }
+        return v
+    }
+
+    func optString(_ k: String) throws -> String? {
+        guard let v = raw[k] else { return nil }
+        guard let s = v as? String else { throw ScenarioFailure("\"\(k)\" must be a string, not \(render(v))") }
+        return s
+    }
+
+    func int(_ k: String) throws -> Int64 {
+        guard let v = try optInt(k) else { throw ScenarioFailure("missing input \"\(k)\"") }
+        return v
+    }
+
+    func optInt(_ k: String) throws -> Int64? { try jsonInt(raw[k], k) }
+
+    func bool(_ k: String) throws -> Bool {
+        guard let v = raw[k] else { return false }
+        return try jsonBool(v, k)
+    }
+
+    func object(_ k: String) throws -> JSONObject? {
+        guard let v = raw[k] else { return nil }
+        guard let o = v as? JSONObject else { throw ScenarioFailure("\"\(k)\" must be an object, not \(render(v))") }
+        return o
+    }
+
+    /// The step's clock, `at` (Unix seconds), as a `Date`.
+    func at() throws -> Date {
+        guard let t = try jsonInt(raw["at"], "at") else { throw ScenarioFailure("missing \"at\"") }
+        guard t >= 0 else { throw ScenarioFailure("\"at\" must be Unix seconds, not \(t)") }
+        return date(t)
+    }
+}
+
+func jsonInt(_ v: Any?, _ k: String) throws -> Int64? {
+    guard let v else { return nil }
+    guard let n = v as? NSNumber, n.doubleValue == Double(n.int64Value) else {
+        throw ScenarioFailure("\"\(k)\" must be an integer, not \(render(v))")
+    }
+    return n.int64Value
+}
+
+func jsonBool(_ v: Any, _ k: String) throws -> Bool {
+    guard let b = v as? Bool else { throw ScenarioFailure("\"\(k)\" must be true or false, not \(render(v))") }
+    return b
+}
+
+/// What a step expects (`expect`, absent: `"ok"`).
+enum Expectation {
+    case ok
+    case accepted
+    case repeated
+    case refused(String)
+    case error(String)
+    /// Op-specific values (`{"code": …}`, `{"status": …}`, …).
+    case values(JSONObject)
+
+    init(_ v: Any?) throws {
+        switch v {
+        case nil: self = .ok
+        case let s as String:
+            switch s {
+            case "ok": self = .ok
+            case "accepted": self = .accepted
+            case "repeated": self = .repeated
+            default: throw ScenarioFailure("unknown expectation \"\(s)\"")
+            }
+        case let o as JSONObject:
+            if o.count == 1, let c = o["refused"] {
+                guard let c = c as? String else { throw ScenarioFailure("\"refused\" must be a code string") }
+                self = .refused(c)
+            } else if o.count == 1, let c = o["error"] {
+                guard let c = c as? String else { throw ScenarioFailure("\"error\" must be a code string") }
+                self = .error(c)
+            } else if o["refused"] != nil || o["error"] != nil {
+                throw ScenarioFailure("\"refused\"/\"error\" stand alone in an expectation: \(render(o))")
+            } else {
+                self = .values(o)
+            }
+        default: throw ScenarioFailure("unknown expectation \(render(v))")
+        }
+    }
+}
+
+extension Expectation: CustomStringConvertible {
+    var description: String {
+        switch self {
+        case .ok: return "ok"
+        case .accepted: return "accepted"
+        case .repeated: return "repeated"
+        case let .refused(c): return "refused \(c)"
+        case let .error(c): return "error \(c)"
+        case let .values(v): return render(v)
+        }
+    }
+}
+
+/// What an op observed: the verdict (ops that judge an input) and the values
+/// an op-specific expectation may name.
+struct Observed {
+    var verdict: Verdict?
+    var values: [String: Any] = [:]
+}
+
+/// The portal's store: rows by key, changed only by compare-and-set writes.
+final class ScenarioStore {
+    var offers: [String: StoredOffer] = [:]
+    var pending: [String: StoredPendingLink] = [:]
+    var devices: [String: StoredDevice] = [:]
+
+    /// Applies every write of a change, all or nothing: an insert needs a new
+    /// key, an update the stored version it expects.
+    func apply(_ change: PortalChange) throws {
+        var offers = self.offers, pending = self.pending, devices = self.devices
+        func cas(_ what: String, _ key: String, _ stored: Int64?, _ expected: Int64?) throws {
+            switch (stored, expected) {
+            case (nil, nil): return
+            case let (s?, nil): throw ScenarioFailure("insert of \(what) \(key) conflicts: the row exists (version \(s))")
+            case let (nil, e?): throw ScenarioFailure("update of \(what) \(key) expects version \(e): no such row")
+            case let (s?, e?) where s != e: throw ScenarioFailure("update of \(what) \(key) expects version \(e), stored \(s)")
+            default: return
+            }
+        }
+        for w in change.writes {
+            switch w {
+            case let .offer(row, expected):
+                try cas("offer", row.offerId, offers[row.offerId]?.version, expected)
+                offers[row.offerId] = row
+            case let .pendingLink(row, expected):
+                try cas("pending link", row.deviceId, pending[row.deviceId]?.version, expected)
+                pending[row.deviceId] = row
+            case let .device(row, expected):
+                try cas("device", row.deviceId, devices[row.deviceId]?.version, expected)
+                devices[row.deviceId] = row
+            }
+        }
+        self.offers = offers
+        self.pending = pending
+        self.devices = devices
+    }
+}
+
+/// A phone: its own storage key, and what it keeps between steps.
+final class Phone {
+    let device: Device
+    var pending: PendingLink?
+    var request: String?
+    var answer: String?
+    var ifNotStored: String?
+    var state: Data?
+    var deviceId: String?
+    var checkCode: String?
+    var biometricSecret: Data?
+    var lastCode: String?
+
+    init() throws { device = try Device(storageKey: try newStorageKey()) }
+}
+
+func eventKind(_ e: PortalEvent) -> String {
+    switch e {
+    case .linkRequested: return "linkRequested"
+    case .deviceLinked: return "deviceLinked"
+    case .deviceRenamed: return "deviceRenamed"
+    case .deviceUnlinked: return "deviceUnlinked"
+    }
+}
+
+func verdictText(_ v: Verdict) -> String {
+    switch v {
+    case .accepted: return "accepted"
+    case .repeated: return "repeated"
+    case let .refused(code, detail): return "refused \(codeString(code)) (\(detail))"
+    }
+}
+
+/// `edit` on a text a step sends: "tamper" (the middle character) or "truncate" (the last 10).
+func edited(_ text: String, _ edit: String?) throws -> String {
+    switch edit {
+    case nil: return text
+    case "tamper":
+        var chars = Array(text)
+        guard !chars.isEmpty else { throw ScenarioFailure("nothing to tamper with") }
+        let i = chars.count / 2
+        chars[i] = chars[i] == "A" ? "B" : "A"
+        return String(chars)
+    case "truncate":
+        return String(text.dropLast(10))
+    case let e?: throw ScenarioFailure("unknown edit \"\(e)\"")
+    }
+}
+
+func algorithm(_ v: Any, _ k: String) throws -> OtpAlgorithm {
+    switch v as? String {
+    case "sha1": return .sha1
+    case "sha256": return .sha256
+    case "sha512": return .sha512
+    default: throw ScenarioFailure("\"\(k)\" must be sha1, sha256 or sha512, not \(render(v))")
+    }
+}
+
+func hexField(_ v: Any?, _ k: String) throws -> Data {
+    guard let s = v as? String, let d = hexBytes(s) else { throw ScenarioFailure("\"\(k)\" must be a hex string, not \(render(v))") }
+    return d
+}
+
+func int32(_ v: Int64?, _ k: String) throws -> Int32? {
+    guard let v else { return nil }
+    guard let i = Int32(exactly: v) else { throw ScenarioFailure("\"\(k)\" is out of range") }
+    return i
+}
+
+func checkKeys(_ o: JSONObject, _ allowed: Set<String>, _ what: String) throws {
+    let unknown = Set(o.keys).subtracting(allowed)
+    if !unknown.isEmpty { throw ScenarioFailure("unknown key(s) \(unknown.sorted()) in \(what)") }
+}
+
+/// An OTP verifier configuration in the API's shape (`secret` in hex).
+func verifierConfig(_ o: JSONObject) throws -> OtpVerifierConfig {
+    try checkKeys(o, ["secret", "algorithm", "digits", "periodSeconds", "window", "maxFailures", "lockSeconds"], "config")
+    return OtpVerifierConfig(
+        secret: try hexField(o["secret"], "secret"),
+        algorithm: try o["algorithm"].map { try algorithm($0, "algorithm") },
+        digits: try int32(try jsonInt(o["digits"], "digits"), "digits"),
+        periodSeconds: try jsonInt(o["periodSeconds"], "periodSeconds"),
+        window: try jsonInt(o["window"], "window"),
+        maxFailures: try int32(try jsonInt(o["maxFailures"], "maxFailures"), "maxFailures"),
+        lockSeconds: try jsonInt(o["lockSeconds"], "lockSeconds"))
+}
+
+/// An OTP verifier state in the API's shape (`lockedUntil` in Unix seconds).
+func verifierState(_ o: JSONObject) throws -> OtpVerifierState {
+    try checkKeys(o, ["lastAccepted", "nextCounter", "consecutiveFailures", "locked", "lockedUntil"], "state")
+    return OtpVerifierState(
+        lastAccepted: try jsonInt(o["lastAccepted"], "lastAccepted"),
+        nextCounter: try jsonInt(o["nextCounter"], "nextCounter") ?? 0,
+        consecutiveFailures: try int32(try jsonInt(o["consecutiveFailures"], "consecutiveFailures"), "consecutiveFailures") ?? 0,
+        locked: try o["locked"].map { try jsonBool($0, "locked") } ?? false,
+        lockedUntil: try jsonInt(o["lockedUntil"], "lockedUntil").map(date))
+}
+
+/// The world of one scenario file.
+final class ScenarioWorld {
+    var portal: Portal?
+    var otherPortalKey: Data?
+    let store = ScenarioStore()
+    /// By name, in creation order (`"wrong"` uses the first phone with a check code).
+    var phones: [(name: String, phone: Phone)] = []
+    var vars: [String: String] = [:]
+    var verifiers: [String: OtpVerifierState] = [:]
+    /// Events of the current step's change.
+    var stepEvents: [PortalEvent] = []
+
+    func thePortal() throws -> Portal {
+        guard let p = portal else { throw ScenarioFailure("no portal: a \"portal\" step comes first") }
+        return p
+    }
+
+    func phone(named name: String) throws -> Phone {
+        if let p = phones.first(where: { $0.name == name }) { return p.phone }
+        let p = try Phone()
+        phones.append((name, p))
+        return p
+    }
+
+    func phone(_ s: Step) throws -> Phone { try phone(named: try s.string("phone")) }
+
+    /// The saved QR text `qr`, edited as the step says.
+    func qr(_ s: Step) throws -> String {
+        let name = try s.string("qr")
+        guard let v = vars[name] else { throw ScenarioFailure("no var \"\(name)\"") }
+        return try edited(v, try s.optString("edit"))
+    }
+
+    /// `pinned`: absent/false: none; true: the portal's key; "other": another portal's key.
+    func pinnedKey(_ s: Step) throws -> Data? {
+        switch s.raw["pinned"] {
+        case nil: return nil
+        case let v as String where v == "other":
+            if otherPortalKey == nil { otherPortalKey = try Portal.generate(name: "Other Portal").publicKey() }
+            return otherPortalKey
+        case let v?:
+            return try jsonBool(v, "pinned") ? try thePortal().publicKey() : nil
+        }
+    }
+
+    func store(_ change: PortalChange) throws {
+        try store.apply(change)
+        stepEvents += change.events
+    }
+
+    func deviceRow(_ p: Phone) throws -> StoredDevice {
+        guard let id = p.deviceId else { throw ScenarioFailure("the phone was never linked") }
+        guard let row = store.devices[id] else { throw ScenarioFailure("no device row for the phone") }
+        return row
+    }
+
+    func state(_ p: Phone) throws -> Data {
+        guard let st = p.state else { throw ScenarioFailure("the phone holds no state") }
+        return st
+    }
+
+    /// Runs one op. A Tessera error propagates to the step's expectation; a
+    /// `ScenarioFailure` (broken file, failed compare-and-set) fails the file.
+    func perform(_ s: Step) throws -> Observed {
+        var out = Observed()
+        switch s.op {
+        case "portal":
+            guard portal == nil else { throw ScenarioFailure("a scenario has one portal") }
+            portal = try Portal.generate(name: try s.string("name"))
+
+        case "offer":
+            let portal = try thePortal()
+            var rules: PasscodeRules?
+            if let r = try s.object("rules") {
+                try checkKeys(r, ["minLen", "maxLen", "digitsOnly", "biometricsAllowed"], "rules")
+                var p = PasscodeRules()
+                if let v = try int32(try jsonInt(r["minLen"], "minLen"), "minLen") { p.minLen = v }
+                if let v = try int32(try jsonInt(r["maxLen"], "maxLen"), "maxLen") { p.maxLen = v }
+                if let v = r["digitsOnly"] { p.digitsOnly = try jsonBool(v, "digitsOnly") }
+                if let v = r["biometricsAllowed"] { p.biometricsAllowed = try jsonBool(v, "biometricsAllowed") }
+                rules = p
+            }
+            let settings = OfferSettings(ttlSeconds: try s.optInt("ttl"), rules: rules)
+            let save = try s.string("save")
+            let offer = try portal.createOffer(account: try s.string("account"), settings: settings, now: try s.at())
+            try store(offer.change)
+            vars[save] = offer.qrText
+
+        case "scan":
+            let p = try phone(s)
+            let info = try p.device.scanLinkQr(qrText: try qr(s), now: try s.at(), pinnedPortalKey: try pinnedKey(s))
+            out.values = ["portalName": info.portalName, "expiresAt": secs(info.expiresAt)]
+
+        case "startLink":
+            let p = try phone(s)
+            let choices = LinkChoices(deviceName: try s.string("name"), passcode: try s.string("passcode"),
+                                      biometrics: try s.bool("biometrics"))
+            let pending = try p.device.startLink(qrText: try qr(s), choices: choices, currentState: p.state, now: try s.at(),
+                                                 pinnedPortalKey: try pinnedKey(s))
+            p.request = try pending.request()
+            p.biometricSecret = pending.biometricSecret()
+            p.answer = nil
+            p.ifNotStored = nil
+            p.pending = pending
+
+        case "accept":
+            let portal = try thePortal()
+            let p = try phone(s)
+            guard let sent = p.request else { throw ScenarioFailure("the phone has sent no request") }
+            let request = try portal.openLinkRequest(request: try edited(sent, try s.optString("edit")))
+            let id = request.deviceId()
+            let lookup = LinkLookup(offer: store.offers[request.offerId()],
+                                    deviceKeySeen: store.pending[id] != nil || store.devices[id] != nil)
+            let answer = try request.accept(portal: portal, lookup: lookup, now: try s.at())
+            try store(answer.change)
+            p.answer = answer.answer
+            p.ifNotStored = answer.ifNotStored
+            out.verdict = answer.verdict
+
+        case "finish":
+            let p = try phone(s)
+            guard let pending = p.pending else { throw ScenarioFailure("the phone has no pending link") }
+            guard let answer = p.answer, let ifNotStored = p.ifNotStored else { throw ScenarioFailure("the phone has no answer") }
+            let text: String
+            switch try s.optString("answer") {
+            case nil: text = answer
+            case "ifNotStored": text = ifNotStored
+            case let a?: throw ScenarioFailure("unknown answer \"\(a)\"")
+            }
+            let fin = try pending.finish(answer: try edited(text, try s.optString("edit")))
+            p.state = fin.state
+            p.checkCode = fin.checkCode
+            p.deviceId = fin.account.deviceId
+
+        case "confirm":
+            let portal = try thePortal()
+            let account = try s.string("account")
+            let code = try checkCode(try s.string("code"))
+            let open = store.pending.values.filter { $0.account == account && $0.status == .open }.sorted { $0.deviceId < $1.deviceId }
+            let c = try portal.confirmLink(pendings: open, code: code, now: try s.at())
+            try store(c.change)
+            out.verdict = c.verdict
+
+        case "devices":
+            let account = try s.string("account")
+            let rows = store.devices.values.filter { $0.account == account }.sorted { $0.name < $1.name }
+            out.values = ["devices": rows.map { r -> JSONObject in
+                ["name": r.name, "status": { switch r.status { case .active: "active"; case .unlinked: "unlinked" } }()]
+            }]
+
+        case "rename", "unlink":
+            let portal = try thePortal()
+            let p = try phone(s)
+            let row = try deviceRow(p)
+            try store(s.op == "rename"
+                ? try portal.renameDevice(device: row, name: try s.string("name"), now: try s.at())
+                : try portal.unlinkDevice(device: row, now: try s.at()))
+
+        case "status":
+            let portal = try thePortal()
+            let p = try phone(s)
+            let state = try state(p)
+            let now = try s.at()
+            let probe = try p.device.statusRequest(state: state, now: now)
+            let id = try portal.statusRequestDevice(request: probe.request())
+            let device = store.devices[id]
+            let lookup = StatusLookup(device: device, pending: device == nil ? store.pending[id] : nil)
+            let answer = try edited(try portal.answerStatus(request: probe.request(), lookup: lookup, now: now), try s.optString("edit"))
+            let status = try p.device.readStatus(state: state, probe: probe, answer: answer)
+            out.values = ["status": { switch status { case .active: "active"; case .awaitingConfirmation: "awaitingConfirmation" } }()]
+
+        case "deviceCode":
+            let portal = try thePortal()
+            let p = try phone(s)
+            let now = try s.at()
+            let passcode = try s.optString("passcode")
+            let biometric = try s.bool("biometric")
+            let replay = try s.bool("replay")
+            guard [passcode != nil, biometric, replay].filter({ $0 }).count == 1 else {
+                throw ScenarioFailure("deviceCode takes exactly one of passcode, biometric: true, replay: true")
+            }
+            let code: String
+            if replay {
+                guard let last = p.lastCode else { throw ScenarioFailure("no previous code to replay") }
+                code = last
+            } else {
+                let unlock: Unlock
+                if let passcode {
+                    unlock = .passcode(passcode: passcode)
+                } else {
+                    guard let secret = p.biometricSecret else { throw ScenarioFailure("the phone has no biometric secret") }
+                    unlock = .biometric(secret: secret)
+                }
+                code = try p.device.code(state: try state(p), unlock: unlock, now: now)
+                p.lastCode = code
+            }
+            let check = try portal.verifyDeviceCode(device: try deviceRow(p), code: code, now: now)
+            try store(check.change)
+            out.verdict = check.verdict
+
+        case "wipe":
+            let p = try phone(s)
+            _ = try p.device.unlinkLocally(state: try state(p))
+            p.state = nil
+            p.biometricSecret = nil
+            p.checkCode = nil
+            p.lastCode = nil
+
+        case "hotp":
+            out.values["code"] = try hotp(
+                secret: try hexField(s.raw["secret"], "secret"), counter: try s.int("counter"),
+                digits: try int32(try s.optInt("digits"), "digits") ?? 6,
+                algorithm: try s.raw["algorithm"].map { try algorithm($0, "algorithm") } ?? .sha1)
+
+        case "totp":
+            out.values["code"] = try totp(
+                secret: try hexField(s.raw["secret"], "secret"), time: try s.at(), periodSeconds: try s.optInt("period") ?? 30,
+                digits: try int32(try s.optInt("digits"), "digits") ?? 6,
+                algorithm: try s.raw["algorithm"].map { try algorithm($0, "algorithm") } ?? .sha1)
+
+        case "verifyHotp", "verifyTotp":
+            let name = try s.string("verifier")
+            guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
+            let config = try verifierConfig(c)
+            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? OtpVerifierState()
+            let code = try s.string("code")
+            let now = try s.at()
+            let check = s.op == "verifyHotp"
+                ? try verifyHotp(config: config, state: state, code: code, time: now)
+                : try verifyTotp(config: config, state: state, code: code, time: now)
+            verifiers[name] = check.state
+            out.verdict = check.verdict
+            out.values = ["drift": check.drift]
+            if let m = check.matched { out.values["matched"] = m }
+
+        case "unlock":
+            let name = try s.string("verifier")
+            verifiers[name] = try unlockVerifier(state: verifiers[name] ?? OtpVerifierState())
+
+        default:
+            throw ScenarioFailure("unknown op \"\(s.op)\"")
+        }
+        return out
+    }
+
+    /// `confirm`'s code: a phone's check code, or "wrong" / "wrong:<phone>"
+    /// (that code with every digit +1 mod 10).
+    func checkCode(_ spec: String) throws -> String {
+        func code(of name: String) throws -> String {
+            guard let p = phones.first(where: { $0.name == name }) else { throw ScenarioFailure("no phone \"\(name)\"") }
+            guard let c = p.phone.checkCode else { throw ScenarioFailure("phone \(name) has no check code") }
+            return c
+        }
+        guard spec.hasPrefix("wrong") else { return try code(of: spec) }
+        let rest = spec.dropFirst("wrong".count)
+        let right: String
+        if rest.isEmpty {
+            guard let c = phones.lazy.compactMap({ $0.phone.checkCode }).first else {
+                throw ScenarioFailure("no check code for \"wrong\"")
+            }
+            right = c
+        } else if rest.hasPrefix(":") {
+            right = try code(of: String(rest.dropFirst()))
+        } else {
+            throw ScenarioFailure("bad code \"\(spec)\"")
+        }
+        return String(right.map { ch in ch.wholeNumberValue.map { Character(String(($0 + 1) % 10)) } ?? ch })
+    }
+
+    /// Runs one step against its expectation.
+    func run(_ s: Step) throws {
+        let expect = try Expectation(s.raw["expect"])
+        var wantEvents: [String]?
+        if let e = s.raw["events"] {
+            guard let kinds = e as? [String] else { throw ScenarioFailure("\"events\" must be a list of event kinds") }
+            wantEvents = kinds
+        }
+        stepEvents = []
+        let observed: Observed
+        do {
+            observed = try perform(s)
+        } catch let TesseraError.Failure(code, detail) {
+            let got = "threw \(codeString(code)) (\(detail))"
+            guard case let .error(want) = expect else { throw ScenarioFailure("expected \(expect), got \(got)") }
+            if codeString(code) != want { throw ScenarioFailure("expected error \(want), got \(got)") }
+            if let wantEvents, !wantEvents.isEmpty { throw ScenarioFailure("expected events \(wantEvents), got []") }
+            return
+        }
+        let got = observed.verdict.map(verdictText) ?? "ok"
+        /// Returned without a verdict, or accepted.
+        let succeeded: Bool
+        switch observed.verdict {
+        case nil, .accepted?: succeeded = true
+        default: succeeded = false
+        }
+        switch expect {
+        case let .error(want):
+            throw ScenarioFailure("expected error \(want), got \(got)")
+        case .ok:
+            if !succeeded { throw ScenarioFailure("expected ok, got \(got)") }
+        case .accepted:
+            guard case .accepted? = observed.verdict else { throw ScenarioFailure("expected accepted, got \(got)") }
+        case .repeated:
+            guard case .repeated? = observed.verdict else { throw ScenarioFailure("expected repeated, got \(got)") }
+        case let .refused(want):
+            guard case let .refused(code, _)? = observed.verdict, codeString(code) == want else {
+                throw ScenarioFailure("expected refused \(want), got \(got)")
+            }
+        case let .values(wanted):
+            if let k = wanted.keys.sorted().first(where: { !s.expectKeys.contains($0) }) {
+                throw ScenarioFailure("unknown expectation key \"\(k)\" for this op")
+            }
+            if !succeeded { throw ScenarioFailure("expected \(render(wanted)), got \(got)") }
+            for k in wanted.keys.sorted() {
+                let have = observed.values[k]
+                if !(have.map { sameJSON(wanted[k]!, $0) } ?? (wanted[k] is NSNull)) {
+                    throw ScenarioFailure("expected \(k) = \(render(wanted[k])), got \(have.map(render) ?? "null")")
+                }
+            }
+        }
+        if let wantEvents {
+            let have = stepEvents.map(eventKind)
+            if have != wantEvents { throw ScenarioFailure("expected events \(wantEvents), got \(have)") }
+        }
+    }
+}
+
+/// Runs one scenario file; returns the steps run and skipped, or throws a
+/// failure naming the file and the step (`<file>: step <index> (<op>): …`,
+/// index from 0 as in the Rust runner).
+func runScenario(_ file: String, _ doc: Any) throws -> (steps: Int, skipped: [String]) {
+    guard let top = doc as? JSONObject else { throw ScenarioFailure("\(file): not a JSON object") }
+    if let k = top.keys.sorted().first(where: { !["name", "about", "steps"].contains($0) }) {
+        throw ScenarioFailure("\(file): unknown key \"\(k)\"")
+    }
+    for k in ["name", "about"] where !(top[k] is String) { throw ScenarioFailure("\(file): \"\(k)\" must be a string") }
+    guard let steps = top["steps"] as? [Any] else { throw ScenarioFailure("\(file): no \"steps\" array") }
+    guard !steps.isEmpty else { throw ScenarioFailure("\(file): no steps") }
+    let world = ScenarioWorld()
+    var ran = 0
+    var skipped: [String] = []
+    for (i, raw) in steps.enumerated() {
+        let op = ((raw as? JSONObject)?["do"] as? String) ?? "?"
+        do {
+            guard let m = raw as? JSONObject else { throw ScenarioFailure("a step is an object") }
+            let step = try Step(m)
+            if let reason = m["skip"] {
+                guard let reason = reason as? String else { throw ScenarioFailure("\"skip\" is the reason, a string") }
+                skipped.append("\(file): step \(i) (\(op)): \(reason)")
+                continue
+            }
+            try world.run(step)
+            ran += 1
+        } catch {
+            throw ScenarioFailure("\(file): step \(i) (\(op)): \(error)")
+        }
+    }
+    return (ran, skipped)
+}
+
+/// Every vectors/scenarios/*.json in name order, parsed with JSONSerialization.
+func scenarioFiles() throws -> [(name: String, doc: Any)] {
+    let dir = scenariosURL
+    return try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
+        .filter { $0.pathExtension == "json" }
+        .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        .map { url in
+            do {
+                return (url.lastPathComponent, try JSONSerialization.jsonObject(with: Data(contentsOf: url)))
+            } catch {
+                throw ScenarioFailure("\(url.lastPathComponent): not JSON: \(error)")
+            }
+        }
+}
+
+final class ScenarioTests: XCTestCase {
+    /// Every file passes; a failure names the file and the step.
+    func testEveryScenarioFile() throws {
+        let files = try scenarioFiles()
+        guard !files.isEmpty else { return XCTFail("no scenario files in \(scenariosURL.path)") }
+        var passed = 0, steps = 0
+        var skipped: [String] = []
+        for (name, doc) in files {
+            do {
+                let r = try runScenario(name, doc)
+                passed += 1
+                steps += r.steps
+                skipped += r.skipped
+            } catch {
+                XCTFail("\(error)")
+            }
+        }
+        print("[scenarios] \(passed) of \(files.count) files passed, \(steps) steps ran, \(skipped.count) skipped (\(scenariosURL.path))")
+        for s in skipped { print("[scenarios]   skipped: \(s)") }
+    }
+
+    /// Negative controls: a changed step of a genuine file fails, naming the
+    /// file and the step, so the runner cannot pass vacuously.
+    func testTheRunnerRejectsWrongExpectationsAndUnknownKeys() throws {
+        let files = try scenarioFiles()
+        var mutated = 0
+        for (name, doc) in files {
+            guard let top = doc as? JSONObject, let steps = top["steps"] as? [JSONObject],
+                  (try? runScenario(name, doc)) != nil else { continue }
+            func mustFail(_ i: Int, _ what: String, _ change: (inout JSONObject) -> Void) {
+                var s = steps
+                change(&s[i])
+                var d = top
+                d["steps"] = s
+                do {
+                    _ = try runScenario(name, d)
+                    XCTFail("\(name) step \(i) with \(what) passed")
+                } catch {
+                    XCTAssertTrue("\(error)".hasPrefix("\(name): step \(i) "), "\(error)")
+                }
+                mutated += 1
+            }
+            // A few targeted changes per file (each reruns the file up to the changed step).
+            let live = steps.indices.filter { steps[$0]["skip"] == nil }
+            func first(_ p: (JSONObject) -> Bool) -> Int? { live.first { p(steps[$0]) } }
+            if let i = live.last {
+                mustFail(i, "an unknown key") { $0["bogus"] = 1 }
+                mustFail(i, "an unknown op") { $0["do"] = "bogus" }
+            }
+            if let i = first({ ($0["expect"] as? JSONObject)?["refused"] != nil }) {
+                mustFail(i, "another refusal") { $0["expect"] = ["refused": "INTERNAL"] }
+                mustFail(i, "no expectation") { $0["expect"] = nil }
+            }
+            if let i = first({ ($0["expect"] as? JSONObject)?["error"] != nil }) {
+                mustFail(i, "another error") { $0["expect"] = ["error": "INTERNAL"] }
+                mustFail(i, "no expectation") { $0["expect"] = nil }
+            }
+            if let i = first({ $0["expect"] == nil || $0["expect"] is String }) {
+                mustFail(i, "an error") { $0["expect"] = ["error": "INTERNAL"] }
+            }
+            if let i = first({ ($0["expect"] as? JSONObject).map { $0["refused"] == nil && $0["error"] == nil } ?? false }) {
+                mustFail(i, "an unknown expectation key") { $0["expect"] = ["bogus": 1] }
+            }
+            if let i = first({ $0["events"] != nil }), let e = steps[i]["events"] as? [String] {
+                mustFail(i, "other events") { $0["events"] = e + ["deviceUnlinked"] }
+            }
+            var d = top
+            d["extra"] = 1
+            XCTAssertThrowsError(try runScenario(name, d))
+        }
+        if !files.isEmpty { XCTAssertGreaterThan(mutated, 0, "no scenario file passes, nothing to mutate") }
+    }
+}
