@@ -96,7 +96,7 @@ impl Device {
     /// A device bound to a 32-byte storage key.
     #[wasm_bindgen(constructor)]
     pub fn new(#[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")] key: JsValue) -> JsResult<Device> {
-        Ok(Device(host::Device::new(arg::<serde_bytes::ByteBuf>(key, "storageKey")?.into_vec())?))
+        Ok(Device(host::Device::new(bytes(key, "storageKey")?)?))
     }
 
     /// Read a scanned link QR text (with the pinned portal key, if the app knows its portal).
@@ -180,12 +180,22 @@ impl Device {
     }
 }
 
+/// A byte argument: a `Uint8Array` (a Node `Buffer` is one), nothing else
+/// (serde alone would also take a plain array, an `ArrayBuffer` or a string).
 fn bytes(v: JsValue, what: &str) -> JsResult<Vec<u8>> {
-    Ok(arg::<serde_bytes::ByteBuf>(v, what)?.into_vec())
+    match v.dyn_ref::<js_sys::Uint8Array>() {
+        Some(a) => Ok(a.to_vec()),
+        None => Err(invalid(what, "must be a Uint8Array")),
+    }
 }
 
+/// An optional byte argument (`undefined` or `null`: none).
 fn bytes_opt(v: JsValue, what: &str) -> JsResult<Option<Vec<u8>>> {
-    Ok(opt::<Option<serde_bytes::ByteBuf>>(v, what)?.map(serde_bytes::ByteBuf::into_vec))
+    if v.is_undefined() || v.is_null() {
+        Ok(None)
+    } else {
+        bytes(v, what).map(Some)
+    }
 }
 
 /// A link in progress, finished once.

@@ -1,0 +1,659 @@
+// The JavaScript runner of the language-neutral scenario files
+// (vectors/scenarios/*.json, format in vectors/scenarios/README.md), with
+// the semantics of the Rust runner (host/tests/scenarios.rs): one portal and
+// its in-memory store applying every change as compare-and-sets, phones by
+// name, QR texts in vars, OTP verifiers by name. An unknown op or key, a
+// failed compare-and-set or a wrong outcome fails the file, naming the file
+// and the step.
+//
+// One module, two hosts:
+//   * Node: `node --test bindings-wasm/test/` runs this file; it reads every
+//     vectors/scenarios/*.json and runs each as a node:test test through the
+//     package (`@tessera/sdk`, the Node build). Zero files fail.
+//   * The browser: test/browser/scenarios.html imports `runFiles` and runs
+//     the files the test server lists, with the web build (pkg/web), then
+//     reports its counts to the Playwright driver (test/browser/run.mjs).
+//
+// Times: `at` is Unix seconds in the files; the API takes epoch milliseconds.
+
+/** The scenario itself is broken, or its outcome is not the expected one. */
+export class ScenarioError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ScenarioError";
+  }
+}
+
+const fail = (message) => {
+  throw new ScenarioError(message);
+};
+
+/** Common keys of every step (`skip`: the reason a step is not run). */
+const COMMON = ["do", "at", "expect", "events", "skip"];
+
+/** Inputs of each op (besides COMMON) and the op-specific keys of its `expect` object. */
+export const OPS = {
+  portal: [["name"], []],
+  offer: [["account", "ttl", "rules", "save"], []],
+  scan: [["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"]],
+  startLink: [["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], []],
+  accept: [["phone", "edit"], []],
+  finish: [["phone", "edit", "answer"], []],
+  confirm: [["account", "code"], []],
+  devices: [["account"], ["devices"]],
+  rename: [["phone", "name"], []],
+  unlink: [["phone"], []],
+  status: [["phone", "edit"], ["status"]],
+  deviceCode: [["phone", "passcode", "biometric", "replay"], []],
+  wipe: [["phone"], []],
+  hotp: [["secret", "counter", "digits", "algorithm"], ["code"]],
+  totp: [["secret", "period", "digits", "algorithm"], ["code"]],
+  verifyHotp: [["verifier", "config", "state", "code"], ["matched", "drift"]],
+  verifyTotp: [["verifier", "config", "state", "code"], ["matched", "drift"]],
+  unlock: [["verifier"], []],
+};
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const show = (v) => JSON.stringify(v);
+
+function onlyKeys(m, keys, where) {
+  for (const k of Object.keys(m)) if (!keys.includes(k)) fail(`unknown key \`${k}\` in ${where}`);
+}
+
+/** Typed access to a step's (or a nested object's) inputs. */
+class Args {
+  constructor(m) {
+    this.m = m;
+  }
+  has(k) {
+    return Object.hasOwn(this.m, k);
+  }
+  get(k) {
+    return this.has(k) ? this.m[k] : undefined;
+  }
+  optStr(k) {
+    const v = this.get(k);
+    if (v !== undefined && typeof v !== "string") fail(`\`${k}\` must be a string, not ${show(v)}`);
+    return v;
+  }
+  str(k) {
+    return this.optStr(k) ?? fail(`missing input \`${k}\``);
+  }
+  optBool(k) {
+    const v = this.get(k);
+    if (v !== undefined && typeof v !== "boolean") fail(`\`${k}\` must be a boolean, not ${show(v)}`);
+    return v;
+  }
+  optInt(k) {
+    const v = this.get(k);
+    if (v !== undefined && !Number.isSafeInteger(v)) fail(`\`${k}\` must be an integer, not ${show(v)}`);
+    return v;
+  }
+  int(k) {
+    return this.optInt(k) ?? fail(`missing input \`${k}\``);
+  }
+  /** The step's clock: Unix seconds in the file, epoch milliseconds for the API. */
+  at() {
+    if (!this.has("at")) fail("missing `at`");
+    const s = this.m.at;
+    if (!Number.isSafeInteger(s) || s < 0) fail(`\`at\` must be Unix seconds, not ${show(s)}`);
+    return s * 1000;
+  }
+}
+
+export function hex(s) {
+  if (typeof s !== "string" || s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) fail(`bad hex ${show(s)}`);
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** `"tamper"` replaces the middle character (`A`, or `B` if it was `A`); `"truncate"` drops the last 10. */
+export function edit(text, how) {
+  const chars = [...text];
+  switch (how) {
+    case undefined:
+      return text;
+    case "tamper": {
+      const mid = Math.floor(chars.length / 2);
+      chars[mid] = chars[mid] === "A" ? "B" : "A";
+      return chars.join("");
+    }
+    case "truncate":
+      return chars.slice(0, Math.max(0, chars.length - 10)).join("");
+    default:
+      return fail(`unknown edit ${show(how)}`);
+  }
+}
+
+const ALGORITHMS = ["sha1", "sha256", "sha512"];
+function algorithm(v) {
+  if (v === undefined) return "sha1";
+  if (!ALGORITHMS.includes(v)) fail(`unknown algorithm ${show(v)}`);
+  return v;
+}
+
+const wrongCode = (code) => code.replace(/[0-9]/g, (d) => String((Number(d) + 1) % 10));
+
+/** `config` of a verify step, keys as the API (`secret` in hex). */
+function verifierConfig(v) {
+  if (!isObject(v)) fail("`config` must be an object");
+  onlyKeys(v, ["secret", "algorithm", "digits", "periodSeconds", "window", "maxFailures", "lockSeconds"], "config");
+  const a = new Args(v);
+  const config = { secret: hex(a.str("secret")) };
+  if (a.has("algorithm")) config.algorithm = algorithm(v.algorithm);
+  for (const k of ["digits", "periodSeconds", "window", "maxFailures", "lockSeconds"]) {
+    if (a.has(k)) config[k] = a.optInt(k);
+  }
+  return config;
+}
+
+/** `state` of a verify step, keys as the API; `lockedUntil` in Unix seconds. */
+function verifierState(v) {
+  if (!isObject(v)) fail("`state` must be an object");
+  onlyKeys(v, ["lastAccepted", "nextCounter", "consecutiveFailures", "locked", "lockedUntil"], "state");
+  const a = new Args(v);
+  const state = {
+    nextCounter: a.optInt("nextCounter") ?? 0,
+    consecutiveFailures: a.optInt("consecutiveFailures") ?? 0,
+    locked: a.optBool("locked") ?? false,
+  };
+  if (a.has("lastAccepted")) state.lastAccepted = a.optInt("lastAccepted");
+  if (a.has("lockedUntil")) state.lockedUntil = a.optInt("lockedUntil") * 1000;
+  return state;
+}
+
+/** A stored row as a database gives it back (no aliasing with what the SDK returned). */
+const copy = (row) => (row === undefined ? undefined : structuredClone(row));
+
+/** Outcome of a step: it threw, or it returned (maybe with a verdict) and some op-specific facts. */
+const done = (facts = {}, events = [], verdict = undefined) => ({ threw: null, verdict, facts, events });
+
+class World {
+  constructor(sdk) {
+    this.sdk = sdk;
+    this.portal = null;
+    this.otherPortalKey = null;
+    this.offers = new Map();
+    this.pendings = new Map();
+    this.devices = new Map();
+    this.events = [];
+    this.phones = []; // in creation order ("wrong" uses the first phone with a check code)
+    this.vars = new Map();
+    this.verifiers = new Map();
+  }
+
+  thePortal() {
+    return this.portal ?? fail("no portal: a `portal` step comes first");
+  }
+
+  phone(a) {
+    const name = a.str("phone");
+    let p = this.phones.find((x) => x.name === name);
+    if (!p) {
+      p = { name, device: new this.sdk.Device(this.sdk.newStorageKey()), pending: null, request: null, answer: null,
+        checkCode: null, state: null, deviceId: null, biometric: null, lastCode: null };
+      this.phones.push(p);
+    }
+    return p;
+  }
+
+  stateOf(p) {
+    return p.state ?? fail(`phone ${p.name} holds no state`);
+  }
+
+  deviceRow(p) {
+    if (p.deviceId === null) fail(`phone ${p.name} was never linked`);
+    return copy(this.devices.get(p.deviceId)) ?? fail(`no device row for phone ${p.name}`);
+  }
+
+  qr(a) {
+    const name = a.str("qr");
+    if (!this.vars.has(name)) fail(`no var \`${name}\``);
+    return edit(this.vars.get(name), a.optStr("edit"));
+  }
+
+  /** `pinned`: absent/false: none; true: the portal's key; "other": another portal's key. */
+  pinned(a) {
+    const v = a.get("pinned");
+    if (v === undefined || v === false) return undefined;
+    if (v === true) return this.thePortal().publicKey();
+    if (v === "other") {
+      this.otherPortalKey ??= this.sdk.Portal.generate("Other Portal").publicKey();
+      return this.otherPortalKey;
+    }
+    return fail(`\`pinned\` must be true, false or "other", not ${show(v)}`);
+  }
+
+  /** Apply a change as one transaction of compare-and-sets; the kinds of its events. */
+  store(change) {
+    const tables = { offer: this.offers, pendingLink: this.pendings, device: this.devices };
+    const keyOf = (w) => (w.kind === "offer" ? w.row.offerId : w.row.deviceId);
+    for (const w of change.writes) {
+      const rows = tables[w.kind] ?? fail(`unknown write kind ${show(w.kind)}`);
+      const key = keyOf(w);
+      const stored = rows.get(key);
+      const expected = w.expectedVersion ?? null;
+      if (stored === undefined && expected !== null) fail(`update of a missing row ${key} (expected version ${expected})`);
+      if (stored !== undefined && expected === null) fail(`insert of an existing row ${key}`);
+      if (stored !== undefined && stored.version !== expected) {
+        fail(`row ${key} has version ${stored.version}, the write expected ${expected}`);
+      }
+    }
+    for (const w of change.writes) tables[w.kind].set(keyOf(w), copy(w.row));
+    this.events.push(...change.events);
+    return change.events.map((e) => e.kind);
+  }
+
+  /** Run one op; throws what the SDK throws (the step's outcome) or a ScenarioError. */
+  run(op, a) {
+    const sdk = this.sdk;
+    switch (op) {
+      case "portal": {
+        if (this.portal) fail("a scenario has one portal");
+        this.portal = sdk.Portal.generate(a.str("name"));
+        return done();
+      }
+      case "offer": {
+        const portal = this.thePortal();
+        const settings = {};
+        if (a.has("ttl")) settings.ttlSeconds = a.optInt("ttl");
+        if (a.has("rules")) {
+          const r = a.get("rules");
+          if (!isObject(r)) fail("`rules` must be an object");
+          onlyKeys(r, ["minLen", "maxLen", "digitsOnly", "biometricsAllowed"], "rules");
+          const ra = new Args(r);
+          settings.rules = {
+            minLen: ra.optInt("minLen") ?? 6,
+            maxLen: ra.optInt("maxLen") ?? 6,
+            digitsOnly: ra.optBool("digitsOnly") ?? true,
+            biometricsAllowed: ra.optBool("biometricsAllowed") ?? true,
+          };
+        }
+        const save = a.str("save");
+        const o = portal.createOffer(a.str("account"), settings, a.at());
+        const events = this.store(o.change);
+        this.vars.set(save, o.qrText);
+        return done({}, events);
+      }
+      case "scan": {
+        const p = this.phone(a);
+        const info = p.device.scanLinkQr(this.qr(a), a.at(), this.pinned(a));
+        return done({ portalName: info.portalName, expiresAt: info.expiresAt / 1000 });
+      }
+      case "startLink": {
+        const p = this.phone(a);
+        const qr = this.qr(a);
+        const pinned = this.pinned(a);
+        const choices = { deviceName: a.str("name"), passcode: a.str("passcode"), biometrics: a.optBool("biometrics") ?? false };
+        const pending = p.device.startLink(qr, choices, p.state, a.at(), pinned);
+        p.request = pending.request();
+        p.biometric = pending.biometricSecret() ?? null;
+        p.answer = null;
+        p.pending = pending;
+        return done();
+      }
+      case "accept": {
+        const portal = this.thePortal();
+        const p = this.phone(a);
+        const request = edit(p.request ?? fail("the phone has sent no request"), a.optStr("edit"));
+        const opened = portal.openLinkRequest(request);
+        const deviceId = opened.deviceId;
+        const lookup = {
+          offer: copy(this.offers.get(opened.offerId)),
+          deviceKeySeen: this.pendings.has(deviceId) || this.devices.has(deviceId),
+        };
+        const answer = opened.accept(portal, lookup, a.at());
+        const events = this.store(answer.change);
+        p.answer = answer;
+        return done({}, events, answer.verdict);
+      }
+      case "finish": {
+        const p = this.phone(a);
+        const pending = p.pending ?? fail("the phone has no pending link");
+        const answer = p.answer ?? fail("the phone has no answer");
+        const which = a.optStr("answer");
+        let text;
+        if (which === undefined) text = answer.answer;
+        else if (which === "ifNotStored") text = answer.ifNotStored;
+        else fail(`unknown answer ${show(which)}`);
+        const f = pending.finish(edit(text, a.optStr("edit")));
+        p.state = f.state;
+        p.checkCode = f.checkCode;
+        p.deviceId = f.account.deviceId;
+        return done();
+      }
+      case "confirm": {
+        const portal = this.thePortal();
+        const account = a.str("account");
+        const who = a.str("code");
+        let code;
+        if (who.startsWith("wrong")) {
+          const rest = who.slice("wrong".length);
+          let p;
+          if (rest === "") p = this.phones.find((x) => x.checkCode !== null);
+          else if (rest.startsWith(":")) p = this.phones.find((x) => x.name === rest.slice(1));
+          else fail(`bad code ${show(who)}`);
+          code = wrongCode(p?.checkCode ?? fail(`no check code for ${show(who)}`));
+        } else {
+          const p = this.phones.find((x) => x.name === who) ?? fail(`no phone ${show(who)}`);
+          code = p.checkCode ?? fail(`phone ${who} has no check code`);
+        }
+        const open = [...this.pendings.values()]
+          .filter((r) => r.account === account && r.status === "open")
+          .sort((x, y) => (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0))
+          .map(copy);
+        const c = portal.confirmLink(open, code, a.at());
+        const events = this.store(c.change);
+        return done({}, events, c.verdict);
+      }
+      case "devices": {
+        const account = a.str("account");
+        const list = [...this.devices.values()]
+          .filter((d) => d.account === account)
+          .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+          .map((d) => ({ name: d.name, status: d.status }));
+        return done({ devices: list });
+      }
+      case "rename":
+      case "unlink": {
+        const portal = this.thePortal();
+        const p = this.phone(a);
+        const row = this.deviceRow(p);
+        const change = op === "rename" ? portal.renameDevice(row, a.str("name"), a.at()) : portal.unlinkDevice(row, a.at());
+        return done({}, this.store(change));
+      }
+      case "status": {
+        const portal = this.thePortal();
+        const p = this.phone(a);
+        const state = this.stateOf(p);
+        const at = a.at();
+        const probe = p.device.statusRequest(state, at);
+        const request = probe.request;
+        const id = portal.statusRequestDevice(request);
+        const device = copy(this.devices.get(id));
+        const pending = device === undefined ? copy(this.pendings.get(id)) : undefined;
+        const answer = edit(portal.answerStatus(request, { device, pending }, at), a.optStr("edit"));
+        return done({ status: p.device.readStatus(state, probe, answer) });
+      }
+      case "deviceCode": {
+        const portal = this.thePortal();
+        const p = this.phone(a);
+        const at = a.at();
+        const passcode = a.optStr("passcode");
+        const bio = a.optBool("biometric") ?? false;
+        const replay = a.optBool("replay") ?? false;
+        if ((passcode !== undefined) + bio + replay !== 1) {
+          fail("deviceCode takes exactly one of passcode, biometric: true, replay: true");
+        }
+        let code;
+        if (replay) {
+          code = p.lastCode ?? fail("no previous code to replay");
+        } else {
+          const unlock = passcode !== undefined
+            ? { kind: "passcode", passcode }
+            : { kind: "biometric", secret: p.biometric ?? fail("the phone has no biometric secret") };
+          code = p.device.code(this.stateOf(p), unlock, at);
+          p.lastCode = code;
+        }
+        const check = portal.verifyDeviceCode(this.deviceRow(p), code, at);
+        return done({}, this.store(check.change), check.verdict);
+      }
+      case "wipe": {
+        const p = this.phone(a);
+        p.device.unlinkLocally(this.stateOf(p));
+        p.state = null;
+        p.biometric = null;
+        p.checkCode = null;
+        p.lastCode = null;
+        return done();
+      }
+      case "hotp": {
+        const code = sdk.hotp(hex(a.str("secret")), a.int("counter"), a.optInt("digits") ?? 6, algorithm(a.get("algorithm")));
+        return done({ code });
+      }
+      case "totp": {
+        const code = sdk.totp(hex(a.str("secret")), a.at(), a.optInt("period") ?? 30, a.optInt("digits") ?? 6,
+          algorithm(a.get("algorithm")));
+        return done({ code });
+      }
+      case "verifyHotp":
+      case "verifyTotp": {
+        const name = a.str("verifier");
+        const config = verifierConfig(a.get("config") ?? fail("missing input `config`"));
+        const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name);
+        const code = a.str("code");
+        const at = a.at();
+        const check = (op === "verifyHotp" ? sdk.verifyHotp : sdk.verifyTotp)(config, state, code, at);
+        this.verifiers.set(name, check.state);
+        const facts = { drift: check.drift };
+        if (check.matched !== undefined && check.matched !== null) facts.matched = check.matched;
+        return done(facts, [], check.verdict);
+      }
+      case "unlock": {
+        const name = a.str("verifier");
+        this.verifiers.set(name, sdk.unlockVerifier(this.verifiers.get(name) ?? {}));
+        return done();
+      }
+      default:
+        return fail(`unknown op ${show(op)}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Expectations
+// ---------------------------------------------------------------------------
+
+function describe(got) {
+  if (got.threw) return `threw ${got.threw.code} (${got.threw.message})`;
+  const v = got.verdict;
+  if (v?.kind === "refused") return `refused ${v.code} (${v.detail})`;
+  return `${v ? v.kind : "ok"} ${show(got.facts)}`;
+}
+
+function codeOf(sdk, v) {
+  if (typeof v !== "string") fail(`an error code must be a string, not ${show(v)}`);
+  if (!sdk.errorCodes().includes(v)) fail(`unknown error code ${show(v)}`);
+  return v;
+}
+
+/** Deep equality of JSON values. */
+function same(a, b) {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
+  }
+  if (isObject(a) && isObject(b)) {
+    const ka = Object.keys(a).filter((k) => a[k] !== undefined);
+    const kb = Object.keys(b).filter((k) => b[k] !== undefined);
+    return ka.length === kb.length && ka.every((k) => same(a[k], b[k]));
+  }
+  return a === b;
+}
+
+function check(sdk, expect, events, expectKeys, got) {
+  const wrong = (want) => fail(`expected ${want}, got ${describe(got)}`);
+  const kind = got.threw ? "threw" : got.verdict?.kind ?? "none";
+  const succeeded = kind === "none" || kind === "accepted";
+  if (expect === undefined || expect === "ok") {
+    if (!succeeded) wrong("ok");
+  } else if (expect === "accepted" || expect === "repeated") {
+    if (kind !== expect) wrong(expect);
+  } else if (typeof expect === "string") {
+    fail(`unknown expectation ${show(expect)}`);
+  } else if (isObject(expect) && (Object.hasOwn(expect, "refused") || Object.hasOwn(expect, "error"))) {
+    if (Object.keys(expect).length !== 1) fail(`\`refused\`/\`error\` stands alone in an expectation: ${show(expect)}`);
+    if (Object.hasOwn(expect, "refused")) {
+      const want = codeOf(sdk, expect.refused);
+      if (!(kind === "refused" && got.verdict.code === want)) wrong(`refused ${want}`);
+    } else {
+      const want = codeOf(sdk, expect.error);
+      if (!(got.threw && got.threw.code === want)) wrong(`error ${want}`);
+    }
+  } else if (isObject(expect)) {
+    for (const k of Object.keys(expect)) if (!expectKeys.includes(k)) fail(`unknown expectation key \`${k}\` for this op`);
+    if (!succeeded) wrong(show(expect));
+    for (const [k, want] of Object.entries(expect)) {
+      const have = got.facts[k] ?? null;
+      if (!same(have, want)) fail(`expected ${k} = ${show(want)}, got ${show(have)}`);
+    }
+  } else {
+    fail(`unknown expectation ${show(expect)}`);
+  }
+  if (events !== undefined) {
+    const have = got.threw ? [] : got.events;
+    if (!same(have, events)) fail(`expected events ${show(events)}, got ${show(have)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------
+
+/**
+ * Run one scenario with the SDK module `sdk`; returns `{ steps, skipped }`.
+ * Throws a ScenarioError naming the file and the failing step.
+ */
+export function runScenario(sdk, file, doc) {
+  if (!isObject(doc)) fail(`${file}: not a JSON object`);
+  for (const k of Object.keys(doc)) if (!["name", "about", "steps"].includes(k)) fail(`${file}: unknown key \`${k}\``);
+  for (const k of ["name", "about"]) if (typeof doc[k] !== "string") fail(`${file}: \`${k}\` must be a string`);
+  if (!Array.isArray(doc.steps)) fail(`${file}: no \`steps\` array`);
+  if (doc.steps.length === 0) fail(`${file}: no steps`);
+  const world = new World(sdk);
+  const report = { steps: 0, skipped: [] };
+  doc.steps.forEach((step, i) => {
+    const op = isObject(step) && typeof step.do === "string" ? step.do : "?";
+    const where = `${file}: step ${i} (${op})`;
+    try {
+      if (!isObject(step)) fail("a step is an object");
+      const spec = Object.hasOwn(OPS, op) ? OPS[op] : fail(`unknown op ${show(op)}`);
+      for (const k of Object.keys(step)) {
+        if (!COMMON.includes(k) && !spec[0].includes(k)) fail(`unknown key \`${k}\``);
+      }
+      if (Object.hasOwn(step, "skip")) {
+        if (typeof step.skip !== "string") fail("`skip` is the reason, a string");
+        report.skipped.push(`${where}: ${step.skip}`);
+        return;
+      }
+      let got;
+      try {
+        got = world.run(op, new Args(step));
+      } catch (e) {
+        if (e instanceof ScenarioError) throw e;
+        // Anything else thrown must be a Tessera error: never a TypeError or a wasm trap.
+        if (!sdk.isTesseraError(e)) fail(`threw a non-Tessera error: ${e && e.stack ? e.stack : e}`);
+        got = { threw: e, verdict: undefined, facts: {}, events: [] };
+      }
+      check(sdk, step.expect, step.events, spec[1], got);
+      report.steps++;
+    } catch (e) {
+      throw new ScenarioError(`${where}: ${e instanceof ScenarioError ? e.message : e && e.stack ? e.stack : e}`);
+    }
+  });
+  return report;
+}
+
+/**
+ * Run every file (`[{ name, text }]`, text as read) and never throw:
+ * `{ files, passed, failed, steps, skipped, failures }`. Zero files is a failure.
+ */
+export function runFiles(sdk, files) {
+  const result = { files: files.length, passed: 0, failed: 0, steps: 0, skipped: [], failures: [] };
+  if (files.length === 0) result.failures.push("no scenario files");
+  for (const { name, text } of files) {
+    try {
+      let doc;
+      try {
+        doc = JSON.parse(text);
+      } catch (e) {
+        fail(`${name}: not JSON: ${e.message}`);
+      }
+      const r = runScenario(sdk, name, doc);
+      result.steps += r.steps;
+      result.skipped.push(...r.skipped);
+      result.passed++;
+    } catch (e) {
+      result.failed++;
+      result.failures.push(e.message);
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Node: one node:test test per file, plus negative controls
+// ---------------------------------------------------------------------------
+
+const inNode = typeof process !== "undefined" && Boolean(process.versions?.node) && typeof window === "undefined";
+if (inNode) await nodeTests();
+
+async function nodeTests() {
+  const { test } = await import("node:test");
+  const assert = (await import("node:assert/strict")).default;
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const sdk = await import("@tessera/sdk");
+  const dir = new URL("../../vectors/scenarios/", import.meta.url);
+  const names = readdirSync(dir).filter((n) => n.endsWith(".json")).sort();
+  const load = (n) => ({ name: n, text: readFileSync(new URL(n, dir), "utf8") });
+
+  test("vectors/scenarios holds scenario files", () => {
+    assert.ok(names.length > 0, `no *.json scenario files in ${dir.pathname}`);
+  });
+
+  let steps = 0;
+  for (const name of names) {
+    test(`scenario ${name}`, (t) => {
+      const r = runScenario(sdk, name, JSON.parse(load(name).text));
+      steps += r.steps;
+      t.diagnostic(`${r.steps} steps${r.skipped.length ? `; skipped: ${r.skipped.join("; ")}` : ""}`);
+    });
+  }
+  test("scenario totals", (t) => {
+    t.diagnostic(`${names.length} scenario files, ${steps} steps run in Node`);
+  });
+
+  // The runner cannot pass vacuously: changed files fail at the changed step.
+  const mustFail = (doc, i, change, pattern) => {
+    const d = structuredClone(doc);
+    change(d.steps[i]);
+    assert.throws(() => runScenario(sdk, "x.json", d), (e) => {
+      assert.ok(e instanceof ScenarioError, String(e));
+      assert.ok(e.message.startsWith(`x.json: step ${i} `), e.message);
+      if (pattern) assert.match(e.message, pattern);
+      return true;
+    });
+  };
+  const base = {
+    name: "control", about: "negative controls of the runner",
+    steps: [
+      { do: "hotp", secret: "3132333435363738393031323334353637383930", counter: 0, expect: { code: "755224" } },
+      { do: "portal", name: "Example Bank" },
+      { do: "offer", account: "anna", save: "qr", at: 1767225600, events: [] },
+      { do: "startLink", phone: "p1", qr: "qr", name: "Pixel", passcode: "493817", at: 1767225600 },
+      { do: "accept", phone: "p1", at: 1767225601, expect: "accepted", events: ["linkRequested"] },
+      { do: "finish", phone: "p1" },
+      { do: "confirm", account: "anna", code: "wrong", at: 1767225602, expect: { refused: "CHECK_CODE_MISMATCH" } },
+      { do: "confirm", account: "anna", code: "p1", at: 1767225603, expect: "accepted", events: ["deviceLinked"] },
+      { do: "status", phone: "p1", at: 1767225604, expect: { status: "active" } },
+    ],
+  };
+  test("runner negative controls: flipped expectations, unknown ops and keys", () => {
+    assert.equal(runScenario(sdk, "x.json", base).steps, base.steps.length);
+    mustFail(base, 0, (s) => { s.expect = { code: "755225" }; }, /expected code/);
+    mustFail(base, 0, (s) => { s.do = "hotpp"; }, /unknown op/);
+    mustFail(base, 0, (s) => { s.countr = 1; }, /unknown key/);
+    mustFail(base, 0, (s) => { s.expect = { cod: "755224" }; }, /unknown expectation key/);
+    mustFail(base, 4, (s) => { s.expect = "repeated"; }, /expected repeated, got accepted/);
+    mustFail(base, 4, (s) => { s.events = ["deviceUnlinked"]; }, /expected events/);
+    mustFail(base, 6, (s) => { s.expect = { refused: "LOCKED_OUT" }; }, /CHECK_CODE_MISMATCH/);
+    mustFail(base, 6, (s) => { delete s.expect; }, /expected ok, got refused/);
+    mustFail(base, 7, (s) => { s.expect = { error: "TOKEN_UNKNOWN" }; }, /expected error TOKEN_UNKNOWN, got accepted/);
+    mustFail(base, 8, (s) => { s.expect = { status: "awaitingConfirmation" }; }, /status/);
+    mustFail(base, 5, (s) => { s.edit = "tamper"; }, /expected ok, got threw/);
+    mustFail(base, 3, (s) => { delete s.at; }, /missing `at`/);
+    assert.throws(() => runScenario(sdk, "x.json", { ...base, extra: 1 }), /unknown key `extra`/);
+    const r = runFiles(sdk, []);
+    assert.equal(r.failures.length, 1, "zero files is a failure");
+  });
+}
