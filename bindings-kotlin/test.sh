@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Kotlin/JVM binding tests: build libtessera_ffi for the host, generate the
-# Kotlin bindings from it (UniFFI library mode), compile them with the tests
-# and run the tests on the JVM, loading the library through JNA exactly as an
-# app does. Works from any cwd and any clone location.
+# Kotlin bindings from it (UniFFI library mode, settings from host/uniffi.toml),
+# compile them with the tests and run the tests on the JVM, loading the
+# library through JNA exactly as an app does: every vectors/scenarios/*.json,
+# the golden vectors, the Kotlin-only API tests, then a Java class calling the
+# API (proof that no public signature needs Kotlin's unsigned types). Works
+# from any cwd and any clone location.
 #
 #   bindings-kotlin/test.sh
 #
@@ -35,7 +38,15 @@ need "$JNA_JAR" "JNA (Debian libjna-java + libjna-jni)"
 ffi_build_host_library
 GEN="$BUILD/generated"
 ffi_generate kotlin "$GEN"
-[ -f "$GEN/dev/tessera/tessera.kt" ] || die "bindgen did not write $GEN/dev/tessera/tessera.kt"
+KT="$GEN/dev/tessera/tessera.kt"
+[ -f "$KT" ] || die "bindgen did not write $KT (is host/uniffi.toml's package_name still dev.tessera?)"
+grep -q '^package dev\.tessera$' "$KT" || die "$KT is not in package dev.tessera"
+grep -q 'return "tessera_ffi"' "$KT" || die "$KT does not load libtessera_ffi (cdylib_name in host/uniffi.toml)"
+# Public signatures spell unsigned types kotlin.ULong etc. (the runtime's own
+# helpers use bare ULong); Java cannot call those.
+if grep -nE 'kotlin\.U(Long|Int|Short|Byte)\b' "$KT"; then
+  die "unsigned types in the public Kotlin API (above): Java cannot call them"
+fi
 
 # 3. Compile bindings + tests (skipped when neither they nor the compiler changed).
 CP="$JNA_JAR:$KOTLIN_HOME/lib/kotlin-test.jar"
@@ -51,8 +62,16 @@ else
   echo "$STAMP" > "$BUILD/tessera-tests.stamp"
 fi
 
-# 4. Run on the JVM; JNA finds libtessera_ffi.so through jna.library.path.
+# 4. Java against the same classes (compiles only without unsigned types).
+command -v javac >/dev/null || die "javac not found: install a JDK (e.g. openjdk-17-jdk-headless)"
+RUN_CP="$JAR:$JNA_JAR:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$KOTLIN_HOME/lib/kotlin-test.jar"
+log "javac src/test/java"
+rm -rf "$BUILD/java"
+javac -nowarn -cp "$RUN_CP" -d "$BUILD/java" "$HERE"/src/test/java/*.java
+
+# 5. Run on the JVM; JNA finds libtessera_ffi.so through jna.library.path.
 log "java dev.tessera.tests.MainKt"
-exec java -Djna.library.path="$LIB_DIR" \
-  -cp "$JAR:$JNA_JAR:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$KOTLIN_HOME/lib/kotlin-test.jar" \
-  dev.tessera.tests.MainKt "$ROOT/vectors/otp.json" "$ROOT/vectors/link.json"
+java -Djna.library.path="$LIB_DIR" -cp "$RUN_CP" dev.tessera.tests.MainKt \
+  "$ROOT/vectors/scenarios" "$ROOT/vectors/otp.json" "$ROOT/vectors/link.json"
+log "java JavaCaller"
+java -Djna.library.path="$LIB_DIR" -cp "$BUILD/java:$RUN_CP" JavaCaller

@@ -16,7 +16,9 @@ ffi_build_host_library() {
   [ -f "$LIB" ] || die "missing $LIB after cargo build"
 }
 
-# ffi_generate LANGUAGE OUT_DIR: fresh bindings from $LIB (settings from ffi/uniffi.toml).
+# ffi_generate LANGUAGE OUT_DIR: fresh bindings from $LIB. Library mode reads
+# the uniffi.toml of the crate that defines the types: host/uniffi.toml
+# (tessera-host, a workspace member, so --metadata-no-deps still finds it).
 ffi_generate() {
   rm -rf "$2"
   mkdir -p "$2"

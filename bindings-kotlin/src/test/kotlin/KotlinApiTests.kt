@@ -1,0 +1,210 @@
+// What only the Kotlin surface has: the enum class of error codes, the typed
+// exception, java.time.Instant times, Kotlin defaults, toString of secrets,
+// object lifetimes. Behaviour is in the scenario files (Scenarios.kt); that
+// Java can call the API (no unsigned types) is JavaCaller.java.
+package dev.tessera.tests
+
+import dev.tessera.*
+import java.time.Instant
+import kotlin.test.assertContentEquals
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertIs
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+import kotlin.test.fail
+
+/** Runs `body`, which must throw TesseraException.Failure, and returns it. */
+fun assertFailure(body: () -> Unit): TesseraException.Failure {
+    val e = assertFailsWith<TesseraException> { body() }
+    return assertIs<TesseraException.Failure>(e)
+}
+
+/**
+ * The frozen code string of every code (docs/ERRORS.md). A `when`
+ * expression without `else`: the compiler proves it covers every entry, so
+ * a code added to the core fails this build until it is handled here.
+ */
+fun frozenCode(c: ErrorCode): String = when (c) {
+    ErrorCode.INVALID_INPUT -> "INVALID_INPUT"
+    ErrorCode.INVALID_SECRET -> "INVALID_SECRET"
+    ErrorCode.SECRET_TOO_SHORT -> "SECRET_TOO_SHORT"
+    ErrorCode.INVALID_DIGITS -> "INVALID_DIGITS"
+    ErrorCode.INVALID_ALGORITHM -> "INVALID_ALGORITHM"
+    ErrorCode.INVALID_TIME -> "INVALID_TIME"
+    ErrorCode.INVALID_URI -> "INVALID_URI"
+    ErrorCode.INVALID_OCRA_SUITE -> "INVALID_OCRA_SUITE"
+    ErrorCode.INVALID_OCRA_INPUT -> "INVALID_OCRA_INPUT"
+    ErrorCode.OTP_MISMATCH -> "OTP_MISMATCH"
+    ErrorCode.OTP_REPLAYED -> "OTP_REPLAYED"
+    ErrorCode.LOCKED_OUT -> "LOCKED_OUT"
+    ErrorCode.MALFORMED_MESSAGE -> "MALFORMED_MESSAGE"
+    ErrorCode.WRONG_MESSAGE_KIND -> "WRONG_MESSAGE_KIND"
+    ErrorCode.UNSUPPORTED_VERSION -> "UNSUPPORTED_VERSION"
+    ErrorCode.MESSAGE_TAMPERED -> "MESSAGE_TAMPERED"
+    ErrorCode.STATE_CORRUPT -> "STATE_CORRUPT"
+    ErrorCode.TOKEN_EXPIRED -> "TOKEN_EXPIRED"
+    ErrorCode.TOKEN_ALREADY_USED -> "TOKEN_ALREADY_USED"
+    ErrorCode.TOKEN_UNKNOWN -> "TOKEN_UNKNOWN"
+    ErrorCode.PASSCODE_POLICY -> "PASSCODE_POLICY"
+    ErrorCode.WEAK_PASSCODE -> "WEAK_PASSCODE"
+    ErrorCode.DEVICE_ALREADY_LINKED -> "DEVICE_ALREADY_LINKED"
+    ErrorCode.DEVICE_NOT_LINKED -> "DEVICE_NOT_LINKED"
+    ErrorCode.DEVICE_REVOKED -> "DEVICE_REVOKED"
+    ErrorCode.DEVICE_UNKNOWN -> "DEVICE_UNKNOWN"
+    ErrorCode.CHECK_CODE_MISMATCH -> "CHECK_CODE_MISMATCH"
+    ErrorCode.WRONG_ACCOUNT -> "WRONG_ACCOUNT"
+    ErrorCode.INVALID_STATE -> "INVALID_STATE"
+    ErrorCode.ALREADY_CONSUMED -> "ALREADY_CONSUMED"
+    ErrorCode.STORAGE -> "STORAGE"
+    ErrorCode.INTERNAL -> "INTERNAL"
+    ErrorCode.LINK_NOT_CONFIRMED -> "LINK_NOT_CONFIRMED"
+}
+
+const val GOOGLE_EXAMPLE = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
+val RFC_SECRET = "12345678901234567890".toByteArray()
+
+fun kotlinApiTests(r: Runner) {
+    r.test("ErrorCode: an enum class; entry names are the frozen code strings; errorCodes() is the table") {
+        assertTrue(ErrorCode::class.java.isEnum)
+        for (c in ErrorCode.entries) assertEquals(frozenCode(c), c.name)
+        assertEquals(ErrorCode.entries.toList(), errorCodes())
+        assertEquals(ErrorCode.CHECK_CODE_MISMATCH, ErrorCode.valueOf("CHECK_CODE_MISMATCH"))
+    }
+
+    r.test("TesseraException.Failure: typed code and detail, caught through the sealed class") {
+        val e = assertFailure { hotp(RFC_SECRET, 0L, 3, OtpAlgorithm.SHA1) }
+        assertEquals(ErrorCode.INVALID_DIGITS, e.code)
+        assertTrue(e.detail.isNotBlank())
+        assertIs<Exception>(e)
+        assertTrue(e.message!!.contains("INVALID_DIGITS"), "message: ${e.message}")
+        try {
+            base32Decode("!!")
+            fail("!! is not base32")
+        } catch (t: TesseraException) {
+            // Exhaustive over the sealed class: no else branch.
+            val code: ErrorCode = when (t) {
+                is TesseraException.Failure -> t.code
+            }
+            assertEquals(ErrorCode.INVALID_SECRET, code)
+        }
+    }
+
+    r.test("Verdict: a sealed class; refusals carry an ErrorCode") {
+        val config = OtpVerifierConfig(secret = RFC_SECRET)
+        val at = Instant.ofEpochSecond(1_700_000_000)
+        val c = verifyHotp(config, OtpVerifierState(), "000000", at)
+        val text = when (val v = c.verdict) {
+            is Verdict.Accepted -> "accepted"
+            is Verdict.Repeated -> "repeated"
+            is Verdict.Refused -> v.code.name
+        }
+        assertEquals("OTP_MISMATCH", text)
+        assertEquals(1, c.state.consecutiveFailures)
+        assertEquals(Verdict.Accepted, verifyHotp(config, OtpVerifierState(), "755224", at).verdict)
+    }
+
+    r.test("times are java.time.Instant: Instant.now() for createOffer and scanLinkQr; seconds precision") {
+        val now = Instant.now()
+        Portal.generate("Example Bank").use { p ->
+            val o = p.createOffer("anna@example.org", OfferSettings(), now)
+            assertEquals(Instant.ofEpochSecond(now.epochSecond + 300), o.expiresAt)
+            val row = o.change.writes.filterIsInstance<RecordWrite.Offer>().single()
+            assertEquals(o.expiresAt, row.row.expiresAt)
+            assertNull(row.expectedVersion)
+            assertEquals(1L, row.row.version)
+            val info = Device(newStorageKey()).use { it.scanLinkQr(o.qrText, Instant.now(), null) }
+            assertEquals(o.expiresAt, info.expiresAt)
+            assertEquals("Example Bank", info.portalName)
+            // Before 1970 (and before 2000): refused, not wrapped around.
+            assertEquals(ErrorCode.INVALID_TIME, assertFailure { p.createOffer("anna", OfferSettings(), Instant.EPOCH.minusSeconds(1)) }.code)
+            assertEquals(ErrorCode.INVALID_TIME, assertFailure { p.createOffer("anna", OfferSettings(), Instant.EPOCH) }.code)
+        }
+    }
+
+    r.test("Kotlin defaults of records and functions") {
+        assertEquals(PasscodeRules(6, 6, true, true), PasscodeRules())
+        assertEquals(OfferSettings(null, null), OfferSettings())
+        assertEquals(OtpVerifierState(null, 0L, 0, false, null), OtpVerifierState())
+        assertEquals(false, LinkChoices(deviceName = "Pixel", passcode = "493817").biometrics)
+        val cfg = OtpVerifierConfig(secret = RFC_SECRET)
+        assertNull(cfg.algorithm)
+        assertNull(cfg.digits)
+        // parseOtpauthUri(uri) = parseOtpauthUri(uri, allowShortSecret = false)
+        assertEquals(ErrorCode.SECRET_TOO_SHORT, assertFailure { parseOtpauthUri(GOOGLE_EXAMPLE) }.code)
+        val u = parseOtpauthUri(GOOGLE_EXAMPLE, allowShortSecret = true)
+        assertEquals(OtpKind.Totp(periodSeconds = 30L), u.kind)
+        assertEquals(6, u.digits)
+        assertEquals(OtpAlgorithm.SHA1, u.algorithm)
+        assertEquals("324550", otpauthCode(GOOGLE_EXAMPLE, Instant.ofEpochSecond(1_700_000_000), allowShortSecret = true))
+    }
+
+    r.test("every top-level function is callable (otpauth, base32, QR, keys, resync, unlock)") {
+        val u = parseOtpauthUri(GOOGLE_EXAMPLE, allowShortSecret = true)
+        val back = parseOtpauthUri(formatOtpauthUri(u), allowShortSecret = true)
+        assertEquals(u.kind, back.kind)
+        assertEquals(u.account, back.account)
+        assertContentEquals(u.secret, back.secret)
+        assertEquals("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", base32Encode(RFC_SECRET))
+        assertContentEquals(RFC_SECRET, base32Decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq"))
+        assertTrue(qrSvg("otpauth://totp/x?secret=AAAA").startsWith("<svg"))
+        assertEquals(20, newOtpSecret().size)
+        assertEquals(32, newStorageKey().size)
+        val at = Instant.ofEpochSecond(1_700_000_000)
+        val config = OtpVerifierConfig(secret = RFC_SECRET)
+        val res = resyncHotp(config, OtpVerifierState(), "399871", "520489", 100L, at) // counters 8, 9
+        assertEquals(Verdict.Accepted, res.verdict)
+        assertEquals(9L, res.matched)
+        assertEquals(10L, res.state.nextCounter)
+        val locked = OtpVerifierState(consecutiveFailures = 5, locked = true)
+        assertEquals(OtpVerifierState(), unlockVerifier(locked))
+        assertEquals("94287082", totp(RFC_SECRET, Instant.ofEpochSecond(59), 30L, 8, OtpAlgorithm.SHA1))
+    }
+
+    r.test("toString: objects show no key material; records' known limitation is reported") {
+        val key = newStorageKey()
+        val keyHex = key.joinToString("") { "%02x".format(it) }
+        Device(key).use { d ->
+            val s = d.toString()
+            assertTrue(keyHex !in s && key.contentToString() !in s, s)
+        }
+        Portal.generate("P").use { p ->
+            val secret = p.secret()
+            assertTrue(secret.contentToString() !in p.toString() && secret.joinToString("") { "%02x".format(it) } !in p.toString())
+        }
+        // UniFFI records are Kotlin data classes: their generated toString
+        // prints every field (README, "Known limitations"). Report, not fail.
+        val passcode = "493817"
+        val biometric = ByteArray(32) { (it + 1).toByte() }
+        val leaks = listOf(
+            "LinkChoices" to LinkChoices("Pixel", passcode, false).toString(),
+            "Unlock.Passcode" to Unlock.Passcode(passcode).toString(),
+            "Unlock.Biometric" to Unlock.Biometric(biometric).toString(),
+            "OtpVerifierConfig" to OtpVerifierConfig(secret = biometric).toString(),
+            "OtpAuthUri" to OtpAuthUri(OtpKind.Totp(30L), null, "anna", biometric, OtpAlgorithm.SHA1, 6).toString(),
+            "OcraParams" to OcraParams(password = passcode).toString(),
+        ).filter { (_, s) -> passcode in s || biometric.contentToString().removeSurrounding("[", "]") in s }
+        for ((what, s) in leaks) println("     note: $what.toString() shows its secret: $s")
+    }
+
+    r.test("lifetimes: use {} / close(); a closed object throws IllegalStateException; PendingLink outlives its Device") {
+        val at = Instant.ofEpochSecond(1_800_000_000)
+        val key = newStorageKey()
+        val d = Device(key)
+        d.use { assertEquals(ErrorCode.MALFORMED_MESSAGE, assertFailure { it.scanLinkQr("hello", at, null) }.code) }
+        assertTrue(d.uniffiIsDestroyed)
+        assertFailsWith<IllegalStateException> { d.scanLinkQr("hello", at, null) }
+        d.close() // a second close is a no-op
+        Portal.generate("Example Bank").use { portal ->
+            val offer = portal.createOffer("anna", OfferSettings(), at)
+            val pending = Device(key).use { it.startLink(offer.qrText, LinkChoices("Pixel", "493817"), null, at, null) }
+            val answer = portal.openLinkRequest(pending.request()).use { req ->
+                req.accept(portal, LinkLookup(offer = offer.change.writes.filterIsInstance<RecordWrite.Offer>().single().row, deviceKeySeen = false), at)
+            }
+            assertEquals(Verdict.Accepted, answer.verdict)
+            val finished = pending.use { it.finish(answer.answer) }
+            assertEquals(6, finished.checkCode.length)
+            assertFailsWith<IllegalStateException> { pending.request() }
+        }
+    }
+}

@@ -1,0 +1,589 @@
+// The scenario runner of the Kotlin binding: every vectors/scenarios/*.json
+// (format: vectors/scenarios/README.md) played through the generated
+// `dev.tessera` API, with an in-memory store that applies each change as
+// compare-and-set writes, phones, vars and OTP verifiers. Mirrors the Rust
+// runner (host/tests/scenarios.rs): an unknown op, key or expectation fails
+// the file, and a failure names the file and the step.
+package dev.tessera.tests
+
+import dev.tessera.*
+import java.io.File
+import java.time.Instant
+
+/** A scenario file is wrong, or a step did not do what it expected. */
+class ScenarioError(message: String) : Exception(message)
+
+private fun bad(message: String): Nothing = throw ScenarioError(message)
+
+/** A phone: its own storage key and what the app keeps between steps. */
+class Phone(val name: String) {
+    val device = Device(newStorageKey())
+    var pending: PendingLink? = null
+    var request: String? = null
+    var answer: String? = null
+    var ifNotStored: String? = null
+    var checkCode: String? = null
+    var state: ByteArray? = null
+    var biometricSecret: ByteArray? = null
+    var lastCode: String? = null
+    var deviceId: String? = null
+}
+
+/** What one step produced: a thrown Tessera error, or a verdict/change/facts. */
+class Outcome(
+    val error: TesseraException.Failure? = null,
+    val verdict: Verdict? = null,
+    val change: PortalChange? = null,
+    val facts: Map<String, Any?> = emptyMap(),
+)
+
+/** One step's JSON object, read with type checks. */
+class Step(val m: Map<String, Any?>) {
+    fun has(k: String) = m.containsKey(k)
+    fun str(k: String): String = m[k] as? String ?: bad("'$k' must be a string")
+    fun strOrNull(k: String): String? = if (has(k)) str(k) else null
+    fun long(k: String): Long = m[k] as? Long ?: bad("'$k' must be an integer")
+    fun longOrNull(k: String): Long? = if (has(k)) long(k) else null
+    fun bool(k: String): Boolean = if (has(k)) (m[k] as? Boolean ?: bad("'$k' must be true or false")) else false
+
+    /** The step's clock, Unix seconds. */
+    fun at(): Instant {
+        val at = m["at"] ?: bad("missing 'at'")
+        return Instant.ofEpochSecond((at as? Long)?.takeIf { it >= 0 } ?: bad("'at' must be Unix seconds, not $at"))
+    }
+
+    @Suppress("UNCHECKED_CAST")
+    fun obj(k: String): Map<String, Any?> = m[k] as? Map<String, Any?> ?: bad("'$k' must be an object")
+}
+
+/** Keys every step may have, then the inputs of each op (README "Ops"). */
+private val COMMON_KEYS = setOf("do", "at", "expect", "events", "skip")
+private val OP_KEYS: Map<String, Set<String>> = mapOf(
+    "portal" to setOf("name"),
+    "offer" to setOf("account", "ttl", "rules", "save"),
+    "scan" to setOf("phone", "qr", "pinned", "edit"),
+    "startLink" to setOf("phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"),
+    "accept" to setOf("phone", "edit"),
+    "finish" to setOf("phone", "edit", "answer"),
+    "confirm" to setOf("account", "code"),
+    "devices" to setOf("account"),
+    "rename" to setOf("phone", "name"),
+    "unlink" to setOf("phone"),
+    "status" to setOf("phone", "edit"),
+    "deviceCode" to setOf("phone", "passcode", "biometric", "replay"),
+    "wipe" to setOf("phone"),
+    "hotp" to setOf("secret", "counter", "digits", "algorithm"),
+    "totp" to setOf("secret", "period", "digits", "algorithm"),
+    "verifyHotp" to setOf("verifier", "config", "state", "code"),
+    "verifyTotp" to setOf("verifier", "config", "state", "code"),
+    "unlock" to setOf("verifier"),
+)
+
+/** The op-specific keys an `expect` object may hold (compared with the step's facts). */
+private val EXPECT_KEYS: Map<String, Set<String>> = mapOf(
+    "scan" to setOf("portalName", "expiresAt"),
+    "devices" to setOf("devices"),
+    "status" to setOf("status"),
+    "hotp" to setOf("code"),
+    "totp" to setOf("code"),
+    "verifyHotp" to setOf("matched", "drift"),
+    "verifyTotp" to setOf("matched", "drift"),
+)
+
+/** Ops whose call returns a verdict (`"ok"` then means accepted). */
+private val VERDICT_OPS = setOf("accept", "confirm", "deviceCode", "verifyHotp", "verifyTotp")
+
+fun eventKind(e: PortalEvent): String = when (e) {
+    is PortalEvent.LinkRequested -> "linkRequested"
+    is PortalEvent.DeviceLinked -> "deviceLinked"
+    is PortalEvent.DeviceRenamed -> "deviceRenamed"
+    is PortalEvent.DeviceUnlinked -> "deviceUnlinked"
+}
+
+fun verdictText(v: Verdict?): String = when (v) {
+    null -> "no verdict"
+    is Verdict.Accepted -> "accepted"
+    is Verdict.Repeated -> "repeated"
+    is Verdict.Refused -> "refused ${v.code} (${v.detail})"
+}
+
+fun errorCode(name: String): ErrorCode =
+    ErrorCode.entries.firstOrNull { it.name == name } ?: bad("unknown error code '$name'")
+
+fun otpAlgorithm(name: String): OtpAlgorithm = when (name) {
+    "sha1" -> OtpAlgorithm.SHA1
+    "sha256" -> OtpAlgorithm.SHA256
+    "sha512" -> OtpAlgorithm.SHA512
+    else -> bad("unknown algorithm '$name'")
+}
+
+/** README "Edits": tamper the middle character, or truncate the last 10. */
+fun editText(text: String, edit: String?): String = when (edit) {
+    null -> text
+    "tamper" -> {
+        val i = text.length / 2
+        text.substring(0, i) + (if (text[i] == 'A') 'B' else 'A') + text.substring(i + 1)
+    }
+    "truncate" -> text.dropLast(10)
+    else -> bad("unknown edit '$edit'")
+}
+
+/** A check code with every digit +1 mod 10. */
+fun wrongCode(code: String): String = code.map { if (it.isDigit()) '0' + (it - '0' + 1) % 10 else it }.joinToString("")
+
+/** The world of one scenario file. */
+class World {
+    var portal: Portal? = null
+    private var otherPortalKey: ByteArray? = null
+    val offers = HashMap<String, StoredOffer>()
+    val pendings = HashMap<String, StoredPendingLink>()
+    val devices = HashMap<String, StoredDevice>()
+    val events = ArrayList<PortalEvent>()
+    val phones = LinkedHashMap<String, Phone>()
+    val vars = HashMap<String, String>()
+    val verifiers = HashMap<String, OtpVerifierState>()
+
+    fun portal(): Portal = portal ?: bad("no portal: a 'portal' step comes first")
+    fun phone(s: Step): Phone = s.str("phone").let { name -> phones.getOrPut(name) { Phone(name) } }
+
+    /** `pinned`: absent/false: none; true: the portal's key; "other": another portal's key. */
+    fun pinned(s: Step): ByteArray? = when (val v = s.m["pinned"]) {
+        null, false -> null
+        true -> portal().publicKey()
+        "other" -> otherPortalKey ?: Portal.generate("Other Portal").use { it.publicKey() }.also { otherPortalKey = it }
+        else -> bad("'pinned' must be true, false or \"other\", not $v")
+    }
+
+    /**
+     * Applies a change as the host contract says: every write a
+     * compare-and-set (insert when `expectedVersion` is null), all checked
+     * before any is applied; a conflict fails the scenario.
+     */
+    fun store(change: PortalChange) {
+        for (w in change.writes) {
+            val (what, key, stored) = when (w) {
+                is RecordWrite.Offer -> Triple("offer", w.row.offerId, offers[w.row.offerId]?.version)
+                is RecordWrite.PendingLink -> Triple("pending link", w.row.deviceId, pendings[w.row.deviceId]?.version)
+                is RecordWrite.Device -> Triple("device", w.row.deviceId, devices[w.row.deviceId]?.version)
+            }
+            val expected = when (w) {
+                is RecordWrite.Offer -> w.expectedVersion
+                is RecordWrite.PendingLink -> w.expectedVersion
+                is RecordWrite.Device -> w.expectedVersion
+            }
+            when {
+                stored == expected -> {}
+                expected == null -> bad("insert of an existing $what row $key")
+                stored == null -> bad("update of a missing $what row $key (expected version $expected)")
+                else -> bad("$what row $key has version $stored, the write expected $expected")
+            }
+        }
+        for (w in change.writes) when (w) {
+            is RecordWrite.Offer -> offers[w.row.offerId] = w.row
+            is RecordWrite.PendingLink -> pendings[w.row.deviceId] = w.row
+            is RecordWrite.Device -> devices[w.row.deviceId] = w.row
+        }
+        events.addAll(change.events)
+    }
+
+    fun deviceRow(p: Phone): StoredDevice {
+        val id = p.deviceId ?: bad("phone ${p.name} was never linked")
+        return devices[id] ?: bad("no device row for phone ${p.name}")
+    }
+
+    fun stateOf(p: Phone): ByteArray = p.state ?: bad("phone ${p.name} holds no state")
+
+    fun qr(s: Step): String = editText(vars[s.str("qr")] ?: bad("no var '${s.str("qr")}'"), s.strOrNull("edit"))
+
+}
+
+private fun rules(m: Map<String, Any?>): PasscodeRules {
+    for (k in m.keys) if (k !in setOf("minLen", "maxLen", "digitsOnly", "biometricsAllowed")) bad("unknown key 'rules.$k'")
+    val d = PasscodeRules()
+    val r = Step(m)
+    return PasscodeRules(
+        minLen = r.longOrNull("minLen")?.toInt() ?: d.minLen,
+        maxLen = r.longOrNull("maxLen")?.toInt() ?: d.maxLen,
+        digitsOnly = if (r.has("digitsOnly")) r.bool("digitsOnly") else d.digitsOnly,
+        biometricsAllowed = if (r.has("biometricsAllowed")) r.bool("biometricsAllowed") else d.biometricsAllowed,
+    )
+}
+
+private fun verifierConfig(m: Map<String, Any?>): OtpVerifierConfig {
+    val known = setOf("secret", "algorithm", "digits", "periodSeconds", "window", "maxFailures", "lockSeconds")
+    for (k in m.keys) if (k !in known) bad("unknown key 'config.$k'")
+    val c = Step(m)
+    return OtpVerifierConfig(
+        secret = hex(c.str("secret")),
+        algorithm = c.strOrNull("algorithm")?.let(::otpAlgorithm),
+        digits = c.longOrNull("digits")?.toInt(),
+        periodSeconds = c.longOrNull("periodSeconds"),
+        window = c.longOrNull("window"),
+        maxFailures = c.longOrNull("maxFailures")?.toInt(),
+        lockSeconds = c.longOrNull("lockSeconds"),
+    )
+}
+
+/** A verifier state in the API's shape (times, like every time in a scenario, in Unix seconds). */
+private fun verifierState(m: Map<String, Any?>): OtpVerifierState {
+    val known = setOf("lastAccepted", "nextCounter", "consecutiveFailures", "locked", "lockedUntil")
+    for (k in m.keys) if (k !in known) bad("unknown key 'state.$k'")
+    val s = Step(m)
+    return OtpVerifierState(
+        lastAccepted = s.longOrNull("lastAccepted"),
+        nextCounter = s.longOrNull("nextCounter") ?: 0L,
+        consecutiveFailures = s.longOrNull("consecutiveFailures")?.toInt() ?: 0,
+        locked = s.bool("locked"),
+        lockedUntil = s.longOrNull("lockedUntil")?.let(Instant::ofEpochSecond),
+    )
+}
+
+/** Runs one op; a Tessera error thrown by the API propagates to the caller. */
+private fun runOp(w: World, op: String, s: Step): Outcome {
+    when (op) {
+        "portal" -> {
+            if (w.portal != null) bad("a scenario has one portal")
+            w.portal = Portal.generate(s.str("name"))
+            return Outcome()
+        }
+        "offer" -> {
+            val portal = w.portal()
+            val settings = OfferSettings(ttlSeconds = s.longOrNull("ttl"), rules = if (s.has("rules")) rules(s.obj("rules")) else null)
+            val save = s.str("save")
+            val o = portal.createOffer(s.str("account"), settings, s.at())
+            w.store(o.change)
+            w.vars[save] = o.qrText
+            return Outcome(change = o.change)
+        }
+        "scan" -> {
+            val p = w.phone(s)
+            val qr = w.qr(s)
+            val info = p.device.scanLinkQr(qr, s.at(), w.pinned(s))
+            return Outcome(facts = mapOf("portalName" to info.portalName, "expiresAt" to info.expiresAt.epochSecond))
+        }
+        "startLink" -> {
+            val p = w.phone(s)
+            val qr = w.qr(s)
+            val pinned = w.pinned(s)
+            val choices = LinkChoices(deviceName = s.str("name"), passcode = s.str("passcode"), biometrics = s.bool("biometrics"))
+            val pending = p.device.startLink(qr, choices, p.state, s.at(), pinned)
+            p.request = pending.request()
+            p.biometricSecret = pending.biometricSecret()
+            p.answer = null
+            p.ifNotStored = null
+            p.pending = pending
+            return Outcome()
+        }
+        "accept" -> {
+            val portal = w.portal()
+            val p = w.phone(s)
+            val request = editText(p.request ?: bad("the phone has sent no request"), s.strOrNull("edit"))
+            val opened = portal.openLinkRequest(request)
+            val id = opened.deviceId()
+            val lookup = LinkLookup(offer = w.offers[opened.offerId()], deviceKeySeen = id in w.pendings || id in w.devices)
+            val a = opened.accept(portal, lookup, s.at())
+            w.store(a.change)
+            p.answer = a.answer
+            p.ifNotStored = a.ifNotStored
+            return Outcome(verdict = a.verdict, change = a.change)
+        }
+        "finish" -> {
+            val p = w.phone(s)
+            val pending = p.pending ?: bad("the phone has no pending link")
+            val answer = p.answer ?: bad("the phone has no answer")
+            val genuine = when (val which = s.strOrNull("answer")) {
+                null -> answer
+                "ifNotStored" -> p.ifNotStored ?: bad("the phone has no answer")
+                else -> bad("unknown answer '$which'")
+            }
+            val f = pending.finish(editText(genuine, s.strOrNull("edit")))
+            p.state = f.state
+            p.checkCode = f.checkCode
+            p.deviceId = f.account.deviceId
+            return Outcome()
+        }
+        "confirm" -> {
+            val who = s.str("code")
+            val portal = w.portal()
+            val account = s.str("account")
+            val code = when {
+                who == "wrong" -> wrongCode(w.phones.values.firstNotNullOfOrNull { it.checkCode } ?: bad("no check code for \"$who\""))
+                who.startsWith("wrong:") -> wrongCode(w.phones[who.removePrefix("wrong:")]?.checkCode ?: bad("no check code for \"$who\""))
+                who.startsWith("wrong") -> bad("bad code \"$who\"")
+                else -> (w.phones[who] ?: bad("no phone \"$who\"")).checkCode ?: bad("phone $who has no check code")
+            }
+            val open = w.pendings.values.filter { it.account == account && it.status == PendingStatus.OPEN }.sortedBy { it.deviceId }
+            val c = portal.confirmLink(open, code, s.at())
+            if ((c.verdict is Verdict.Accepted) != (c.device != null)) bad("confirm: verdict ${verdictText(c.verdict)} with device ${c.device}")
+            w.store(c.change)
+            return Outcome(verdict = c.verdict, change = c.change)
+        }
+        "devices" -> {
+            val account = s.str("account")
+            val list = w.devices.values.filter { it.account == account }.sortedBy { it.name }.map {
+                mapOf(
+                    "name" to it.name,
+                    "status" to when (it.status) {
+                        DeviceStatus.ACTIVE -> "active"
+                        DeviceStatus.UNLINKED -> "unlinked"
+                    },
+                )
+            }
+            return Outcome(facts = mapOf("devices" to list))
+        }
+        "rename", "unlink" -> {
+            val portal = w.portal()
+            val row = w.deviceRow(w.phone(s))
+            val change = if (op == "rename") portal.renameDevice(row, s.str("name"), s.at()) else portal.unlinkDevice(row, s.at())
+            w.store(change)
+            return Outcome(change = change)
+        }
+        "status" -> {
+            val portal = w.portal()
+            val p = w.phone(s)
+            val state = w.stateOf(p)
+            val at = s.at()
+            val probe = p.device.statusRequest(state, at)
+            val id = portal.statusRequestDevice(probe.request())
+            val device = w.devices[id]
+            val lookup = StatusLookup(device = device, pending = if (device == null) w.pendings[id] else null)
+            val answer = portal.answerStatus(probe.request(), lookup, at)
+            val status = p.device.readStatus(state, probe, editText(answer, s.strOrNull("edit")))
+            return Outcome(
+                facts = mapOf(
+                    "status" to when (status) {
+                        LinkStatus.ACTIVE -> "active"
+                        LinkStatus.AWAITING_CONFIRMATION -> "awaitingConfirmation"
+                    },
+                ),
+            )
+        }
+        "deviceCode" -> {
+            val portal = w.portal()
+            val p = w.phone(s)
+            val at = s.at()
+            val passcode = s.strOrNull("passcode")
+            val biometric = s.bool("biometric")
+            val replay = s.bool("replay")
+            if (listOf(passcode != null, biometric, replay).count { it } != 1) {
+                bad("deviceCode takes exactly one of passcode, biometric: true, replay: true")
+            }
+            val code = if (replay) {
+                p.lastCode ?: bad("no previous code to replay")
+            } else {
+                val unlock = if (passcode != null) {
+                    Unlock.Passcode(passcode)
+                } else {
+                    Unlock.Biometric(p.biometricSecret ?: bad("the phone has no biometric secret"))
+                }
+                p.device.code(w.stateOf(p), unlock, at).also { p.lastCode = it }
+            }
+            val c = portal.verifyDeviceCode(w.deviceRow(p), code, at)
+            w.store(c.change)
+            return Outcome(verdict = c.verdict, change = c.change)
+        }
+        "wipe" -> {
+            val p = w.phone(s)
+            p.device.unlinkLocally(w.stateOf(p))
+            p.state = null
+            p.biometricSecret = null
+            p.checkCode = null
+            p.lastCode = null
+            return Outcome()
+        }
+        "hotp" -> {
+            val code = hotp(
+                hex(s.str("secret")), s.long("counter"), s.longOrNull("digits")?.toInt() ?: 6,
+                s.strOrNull("algorithm")?.let(::otpAlgorithm) ?: OtpAlgorithm.SHA1,
+            )
+            return Outcome(facts = mapOf("code" to code))
+        }
+        "totp" -> {
+            val code = totp(
+                hex(s.str("secret")), s.at(), s.longOrNull("period") ?: 30L, s.longOrNull("digits")?.toInt() ?: 6,
+                s.strOrNull("algorithm")?.let(::otpAlgorithm) ?: OtpAlgorithm.SHA1,
+            )
+            return Outcome(facts = mapOf("code" to code))
+        }
+        "verifyHotp", "verifyTotp" -> {
+            val name = s.str("verifier")
+            val config = verifierConfig(s.obj("config"))
+            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: OtpVerifierState()
+            val code = s.str("code")
+            val at = s.at()
+            val c = if (op == "verifyHotp") verifyHotp(config, state, code, at) else verifyTotp(config, state, code, at)
+            w.verifiers[name] = c.state
+            return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
+        }
+        "unlock" -> {
+            val name = s.str("verifier")
+            w.verifiers[name] = unlockVerifier(w.verifiers[name] ?: OtpVerifierState())
+            return Outcome()
+        }
+        else -> bad("unknown op '$op'")
+    }
+}
+
+/** Checks a step's outcome against its `expect` and `events`. */
+private fun check(op: String, s: Step, o: Outcome) {
+    val got = o.error?.let { "error ${it.code} (${it.detail})" } ?: verdictText(o.verdict)
+    fun mustNotThrow() { if (o.error != null) bad("expected success, got $got") }
+    fun mustAccept() {
+        mustNotThrow()
+        if (op in VERDICT_OPS && o.verdict !is Verdict.Accepted) bad("expected accepted, got $got")
+    }
+    when (val e = s.m["expect"]) {
+        null, "ok" -> mustAccept()
+        "accepted" -> {
+            if (op !in VERDICT_OPS) bad("op '$op' has no verdict to be 'accepted'")
+            mustAccept()
+        }
+        "repeated" -> {
+            if (op !in VERDICT_OPS) bad("op '$op' has no verdict to be 'repeated'")
+            if (o.verdict !is Verdict.Repeated) bad("expected repeated, got $got")
+        }
+        is Map<*, *> -> when {
+            e.containsKey("error") -> {
+                if (e.size != 1) bad("'expect' with 'error' has other keys: ${e.keys}")
+                val want = errorCode(e["error"] as? String ?: bad("'expect.error' must be a code string"))
+                if (o.error?.code != want) bad("expected error $want, got $got")
+            }
+            e.containsKey("refused") -> {
+                if (e.size != 1) bad("'expect' with 'refused' has other keys: ${e.keys}")
+                if (op !in VERDICT_OPS) bad("op '$op' has no verdict to be refused")
+                val want = errorCode(e["refused"] as? String ?: bad("'expect.refused' must be a code string"))
+                val v = o.verdict
+                if (o.error != null || v !is Verdict.Refused || v.code != want) bad("expected refused $want, got $got")
+            }
+            else -> {
+                val allowed = EXPECT_KEYS[op] ?: emptySet()
+                for (k in e.keys) if (k !in allowed) bad("unknown expect key '$k' for op '$op'")
+                mustAccept()
+                for ((k, want) in e) {
+                    val have = o.facts[k as String]
+                    if (have != want) bad("expected $k = $want, got $have")
+                }
+            }
+        }
+        else -> bad("unknown expect $e")
+    }
+    if (s.has("events")) {
+        @Suppress("UNCHECKED_CAST")
+        val want = s.m["events"] as? List<String> ?: bad("'events' must be a list of strings")
+        val have = o.change?.events?.map(::eventKind) ?: emptyList()
+        if (have != want) bad("expected events $want, got $have")
+    }
+}
+
+/** What one file ran. */
+class ScenarioReport(val steps: Int, val skipped: List<String>)
+
+/**
+ * Plays one file. Throws ScenarioError("step N (op): …"), steps counted
+ * from 0 as the Rust runner does; a step with `skip` (its reason) is not run.
+ */
+fun runScenario(text: String): ScenarioReport {
+    @Suppress("UNCHECKED_CAST")
+    val doc = JsonReader.parse(text) as? Map<String, Any?> ?: bad("not a JSON object")
+    for (k in doc.keys) if (k !in setOf("name", "about", "steps")) bad("unknown key '$k'")
+    for (k in listOf("name", "about")) doc[k] as? String ?: bad("'$k' must be a string")
+    val steps = doc["steps"] as? List<*> ?: bad("no 'steps' array")
+    if (steps.isEmpty()) bad("no steps")
+    val w = World()
+    var ran = 0
+    val skipped = ArrayList<String>()
+    steps.forEachIndexed { i, raw ->
+        val op = (raw as? Map<*, *>)?.get("do") as? String ?: "?"
+        try {
+            @Suppress("UNCHECKED_CAST")
+            val s = Step(raw as? Map<String, Any?> ?: bad("a step is an object"))
+            val keys = OP_KEYS[op] ?: bad("unknown op \"$op\"")
+            for (k in s.m.keys) if (k !in COMMON_KEYS && k !in keys) bad("unknown key '$k'")
+            if (s.has("skip")) {
+                skipped.add("step $i ($op): ${s.str("skip")}")
+                return@forEachIndexed
+            }
+            val outcome = try {
+                runOp(w, op, s)
+            } catch (e: TesseraException.Failure) {
+                Outcome(error = e)
+            }
+            check(op, s, outcome)
+            ran++
+        } catch (e: ScenarioError) {
+            throw ScenarioError("step $i ($op): ${e.message}")
+        }
+    }
+    return ScenarioReport(ran, skipped)
+}
+
+/** Runs every *.json of `dir`, one test each; fails when there is none. */
+fun scenarioTests(r: Runner, dir: File) {
+    val files = dir.listFiles { f -> f.isFile && f.name.endsWith(".json") }?.sortedBy { it.name } ?: emptyList()
+    r.test("scenarios: ${dir.path} holds scenario files") {
+        if (files.isEmpty()) throw AssertionError("no *.json in $dir")
+    }
+    for (f in files) {
+        r.test("scenario ${f.name}") {
+            val report = try {
+                runScenario(f.readText())
+            } catch (e: ScenarioError) {
+                throw AssertionError("${f.name}: ${e.message}")
+            }
+            r.scenarioFiles++
+            r.scenarioSteps += report.steps
+            r.scenarioSkipped += report.skipped.map { "${f.name}: $it" }
+        }
+    }
+}
+
+/** A scenario of the runner's own (independent of the files) that passes. */
+private val SELF_TEST = """
+{ "name": "runner-self-test", "about": "the Kotlin runner cannot pass vacuously", "steps": [
+  { "do": "portal", "name": "Example Bank" },
+  { "do": "offer", "account": "anna", "save": "qr", "at": 1800000000, "events": [] },
+  { "do": "scan", "phone": "p1", "qr": "qr", "pinned": true, "at": 1800000005, "expect": { "portalName": "Example Bank", "expiresAt": 1800000300 } },
+  { "do": "startLink", "phone": "p1", "qr": "qr", "name": "Pixel", "passcode": "493817", "at": 1800000010 },
+  { "do": "accept", "phone": "p1", "at": 1800000011, "expect": "accepted" },
+  { "do": "finish", "phone": "p1" },
+  { "do": "confirm", "account": "anna", "code": "wrong", "at": 1800000020, "expect": { "refused": "CHECK_CODE_MISMATCH" } },
+  { "do": "confirm", "account": "anna", "code": "p1", "at": 1800000021, "expect": "accepted", "events": ["deviceLinked"] },
+  { "do": "devices", "account": "anna", "expect": { "devices": [{ "name": "Pixel", "status": "active" }] } },
+  { "do": "hotp", "secret": "3132333435363738393031323334353637383930", "counter": 0, "expect": { "code": "755224" } },
+  { "do": "scan", "phone": "p2", "qr": "qr", "edit": "truncate", "at": 1800000005, "expect": { "error": "MALFORMED_MESSAGE" } },
+  { "do": "unlock", "verifier": "v", "skip": "a skipped step is not run" }
+] }
+"""
+
+/** Runs SELF_TEST, then changed copies of it that must fail at the changed step. */
+fun scenarioRunnerSelfTests(r: Runner) {
+    r.test("scenario runner: its own scenario passes; changed copies fail naming the step") {
+        val report = runScenario(SELF_TEST)
+        assert(report.steps == 11 && report.skipped.size == 1) { "ran ${report.steps}, skipped ${report.skipped}" }
+        val changes = listOf(
+            Triple("\"expect\": { \"code\": \"755224\" }", "\"expect\": { \"code\": \"755225\" }", "step 9 (hotp)"),
+            Triple("\"expect\": { \"code\": \"755224\" }", "\"expect\": { \"cod\": \"755224\" }", "step 9 (hotp): unknown expect key"),
+            Triple("\"counter\": 0", "\"countr\": 0", "step 9 (hotp): unknown key"),
+            Triple("\"do\": \"hotp\"", "\"do\": \"hotpp\"", "step 9 (hotpp): unknown op"),
+            Triple("{ \"refused\": \"CHECK_CODE_MISMATCH\" }", "{ \"refused\": \"LOCKED_OUT\" }", "step 6 (confirm)"),
+            Triple(", \"expect\": { \"refused\": \"CHECK_CODE_MISMATCH\" }", "", "step 6 (confirm): expected accepted"),
+            Triple("\"expect\": \"accepted\", \"events\": [\"deviceLinked\"]", "\"expect\": \"accepted\", \"events\": [\"deviceUnlinked\"]", "step 7 (confirm): expected events"),
+            Triple("\"expect\": \"accepted\" }", "\"expect\": \"repeated\" }", "step 4 (accept)"),
+            Triple("\"expiresAt\": 1800000300", "\"expiresAt\": 1800000301", "step 2 (scan)"),
+            Triple("\"status\": \"active\"", "\"status\": \"unlinked\"", "step 8 (devices)"),
+            Triple("{ \"error\": \"MALFORMED_MESSAGE\" }", "{ \"error\": \"MESSAGE_TAMPERED\" }", "step 10 (scan)"),
+            Triple("\"at\": 1800000011, ", "", "step 4 (accept): missing 'at'"),
+            Triple("\"about\": \"the Kotlin runner cannot pass vacuously\", ", "", "'about' must be a string"),
+        )
+        for ((from, to, want) in changes) {
+            if (from !in SELF_TEST) throw AssertionError("self test: no '$from'")
+            val e = try {
+                runScenario(SELF_TEST.replaceFirst(from, to))
+                throw AssertionError("'$from' -> '$to' still passes")
+            } catch (e: ScenarioError) {
+                e.message ?: ""
+            }
+            if (!e.startsWith(want) && !e.contains(want)) throw AssertionError("'$from' -> '$to': failure '$e' does not name '$want'")
+        }
+    }
+}
