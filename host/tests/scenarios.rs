@@ -1,0 +1,903 @@
+//! The Rust runner of the language-neutral scenario files
+//! (`vectors/scenarios/*.json`, format in `vectors/scenarios/README.md`).
+//!
+//! Every file runs against the tessera-host API exactly as the README says:
+//! one portal and its in-memory store (compare-and-set writes), phones by
+//! name, QR texts in vars, OTP verifiers by name. An unknown op or key, a
+//! failed compare-and-set or a wrong outcome fails the file, naming the file
+//! and the step.
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tessera_host::{
+    ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig,
+    OtpVerifierState, PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite,
+    StatusLookup, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
+};
+
+/// Fewer files than this means the directory was not found or emptied.
+const MIN_FILES: usize = 10;
+
+// ---------------------------------------------------------------------------
+// The world of one scenario
+// ---------------------------------------------------------------------------
+
+struct Phone {
+    name: String,
+    device: tessera_host::Device,
+    pending: Option<Arc<PendingLink>>,
+    request: Option<String>,
+    answer: Option<LinkAnswer>,
+    check_code: Option<String>,
+    state: Option<Vec<u8>>,
+    device_id: Option<String>,
+    biometric: Option<Vec<u8>>,
+    last_code: Option<String>,
+}
+
+#[derive(Default)]
+struct World {
+    portal: Option<Arc<Portal>>,
+    other_portal_key: Option<Vec<u8>>,
+    offers: HashMap<String, StoredOffer>,
+    pendings: HashMap<String, StoredPendingLink>,
+    devices: HashMap<String, StoredDevice>,
+    events: Vec<Value>,
+    /// In creation order (`"wrong"` uses the first phone with a check code).
+    phones: Vec<Phone>,
+    vars: HashMap<String, String>,
+    verifiers: HashMap<String, OtpVerifierState>,
+}
+
+/// What a step did: it threw, or it returned (maybe with a verdict) and
+/// some op-specific facts.
+#[derive(Debug)]
+enum Got {
+    Threw(TesseraError),
+    Done { verdict: Option<Verdict>, facts: Map<String, Value>, events: Vec<String> },
+}
+
+impl Got {
+    fn done() -> Self {
+        Got::Done { verdict: None, facts: Map::new(), events: Vec::new() }
+    }
+    fn verdict(v: Verdict, events: Vec<String>) -> Self {
+        Got::Done { verdict: Some(v), facts: Map::new(), events }
+    }
+    fn fact(mut self, k: &str, v: Value) -> Self {
+        if let Got::Done { facts, .. } = &mut self {
+            facts.insert(k.to_owned(), v);
+        }
+        self
+    }
+}
+
+/// `Err(String)`: the scenario itself is broken (unknown key, missing
+/// input, failed compare-and-set): the file fails whatever it expects.
+type Step<T> = Result<T, String>;
+
+/// An API call: a thrown error becomes the step's outcome.
+macro_rules! call {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Got::Threw(e)),
+        }
+    };
+}
+
+/// Common keys of every step.
+const COMMON: &[&str] = &["do", "at", "expect", "events", "skip"];
+
+/// The inputs each op takes (besides [`COMMON`]) and the op-specific keys
+/// of its `expect` object.
+fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match op {
+        "portal" => (&["name"], &[]),
+        "offer" => (&["account", "ttl", "rules", "save"], &[]),
+        "scan" => (&["phone", "qr", "pinned", "edit"], &["portalName", "expiresAt"]),
+        "startLink" => (&["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], &[]),
+        "accept" => (&["phone", "edit"], &[]),
+        "finish" => (&["phone", "edit", "answer"], &[]),
+        "confirm" => (&["account", "code"], &[]),
+        "devices" => (&["account"], &["devices"]),
+        "rename" => (&["phone", "name"], &[]),
+        "unlink" => (&["phone"], &[]),
+        "status" => (&["phone", "edit"], &["status"]),
+        "deviceCode" => (&["phone", "passcode", "biometric", "replay"], &[]),
+        "wipe" => (&["phone"], &[]),
+        "hotp" => (&["secret", "counter", "digits", "algorithm"], &["code"]),
+        "totp" => (&["secret", "period", "digits", "algorithm"], &["code"]),
+        "verifyHotp" | "verifyTotp" => (&["verifier", "config", "state", "code"], &["matched", "drift"]),
+        "unlock" => (&["verifier"], &[]),
+        _ => return None,
+    })
+}
+
+/// Typed access to a step's inputs.
+struct Args<'a>(&'a Map<String, Value>);
+
+impl Args<'_> {
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.0.get(k)
+    }
+    fn str(&self, k: &str) -> Step<String> {
+        self.opt_str(k)?.ok_or_else(|| format!("missing input `{k}`"))
+    }
+    fn opt_str(&self, k: &str) -> Step<Option<String>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(format!("`{k}` must be a string, not {v}")),
+        }
+    }
+    fn opt_bool(&self, k: &str) -> Step<Option<bool>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(format!("`{k}` must be a boolean, not {v}")),
+        }
+    }
+    fn opt_i64(&self, k: &str) -> Step<Option<i64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| format!("`{k}` must be an integer, not {v}")),
+        }
+    }
+    fn i64(&self, k: &str) -> Step<i64> {
+        self.opt_i64(k)?.ok_or_else(|| format!("missing input `{k}`"))
+    }
+    /// The step's clock (Unix seconds).
+    fn at(&self) -> Step<Timestamp> {
+        match self.get("at") {
+            Some(v) => v.as_u64().map(Timestamp::from_secs).ok_or_else(|| format!("`at` must be Unix seconds, not {v}")),
+            None => Err("missing `at`".into()),
+        }
+    }
+}
+
+fn hex(s: &str) -> Step<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return Err(format!("odd-length hex {s:?}"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("bad hex {s:?}")))
+        .collect()
+}
+
+/// `"edit"`: `"tamper"` replaces the middle character (`A`, or `B` if it
+/// was `A`), `"truncate"` drops the last 10 characters.
+fn edit(text: String, edit: Option<String>) -> Step<String> {
+    match edit.as_deref() {
+        None => Ok(text),
+        Some("tamper") => {
+            let mut chars: Vec<char> = text.chars().collect();
+            let mid = chars.len() / 2;
+            chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+            Ok(chars.into_iter().collect())
+        }
+        Some("truncate") => {
+            let chars: Vec<char> = text.chars().collect();
+            Ok(chars[..chars.len().saturating_sub(10)].iter().collect())
+        }
+        Some(other) => Err(format!("unknown edit {other:?}")),
+    }
+}
+
+fn algorithm(v: Option<&Value>) -> Step<OtpAlgorithm> {
+    match v {
+        None => Ok(OtpAlgorithm::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| format!("unknown algorithm {v}")),
+    }
+}
+
+fn digits_of(a: &Args<'_>) -> Step<i32> {
+    Ok(i32::try_from(a.opt_i64("digits")?.unwrap_or(6)).map_err(|_| "digits out of range")?)
+}
+
+/// `config` of a verify step, keys as the API (`secret` in hex).
+fn verifier_config(v: &Value) -> Step<OtpVerifierConfig> {
+    let m = v.as_object().ok_or("`config` must be an object")?;
+    const KEYS: &[&str] = &["secret", "algorithm", "digits", "periodSeconds", "window", "maxFailures", "lockSeconds"];
+    if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown key `{k}` in config"));
+    }
+    let a = Args(m);
+    let i32_of = |k: &str| -> Step<Option<i32>> {
+        a.opt_i64(k)?.map(|v| i32::try_from(v).map_err(|_| format!("`{k}` out of range"))).transpose()
+    };
+    Ok(OtpVerifierConfig {
+        secret: hex(&a.str("secret")?)?,
+        algorithm: m.get("algorithm").map(|v| algorithm(Some(v))).transpose()?,
+        digits: i32_of("digits")?,
+        period_seconds: a.opt_i64("periodSeconds")?,
+        window: a.opt_i64("window")?,
+        max_failures: i32_of("maxFailures")?,
+        lock_seconds: a.opt_i64("lockSeconds")?,
+    })
+}
+
+/// `state` of a verify step, keys as the API; `lockedUntil` in Unix seconds.
+fn verifier_state(v: &Value) -> Step<OtpVerifierState> {
+    let m = v.as_object().ok_or("`state` must be an object")?;
+    const KEYS: &[&str] = &["lastAccepted", "nextCounter", "consecutiveFailures", "locked", "lockedUntil"];
+    if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown key `{k}` in state"));
+    }
+    let a = Args(m);
+    Ok(OtpVerifierState {
+        last_accepted: a.opt_i64("lastAccepted")?,
+        next_counter: a.opt_i64("nextCounter")?.unwrap_or(0),
+        consecutive_failures: i32::try_from(a.opt_i64("consecutiveFailures")?.unwrap_or(0))
+            .map_err(|_| "consecutiveFailures out of range")?,
+        locked: a.opt_bool("locked")?.unwrap_or(false),
+        locked_until: a
+            .opt_i64("lockedUntil")?
+            .map(|s| u64::try_from(s).map(Timestamp::from_secs).map_err(|_| "lockedUntil is negative"))
+            .transpose()?,
+    })
+}
+
+fn wrong_code(code: &str) -> String {
+    code.chars()
+        .map(|c| c.to_digit(10).map_or(c, |d| char::from_digit((d + 1) % 10, 10).unwrap_or(c)))
+        .collect()
+}
+
+fn event_kinds(change: &PortalChange) -> Vec<String> {
+    change
+        .events
+        .iter()
+        .map(|e| serde_json::to_value(e).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default())
+        .collect()
+}
+
+impl World {
+    fn portal(&self) -> Step<Arc<Portal>> {
+        self.portal.clone().ok_or_else(|| "no portal: a `portal` step comes first".to_owned())
+    }
+
+    fn phone_index(&mut self, name: &str) -> Step<usize> {
+        if let Some(i) = self.phones.iter().position(|p| p.name == name) {
+            return Ok(i);
+        }
+        let key = tessera_host::new_storage_key().map_err(|e| e.to_string())?;
+        let device = tessera_host::Device::new(key).map_err(|e| e.to_string())?;
+        self.phones.push(Phone {
+            name: name.to_owned(),
+            device,
+            pending: None,
+            request: None,
+            answer: None,
+            check_code: None,
+            state: None,
+            device_id: None,
+            biometric: None,
+            last_code: None,
+        });
+        Ok(self.phones.len() - 1)
+    }
+
+    fn phone(&mut self, a: &Args<'_>) -> Step<usize> {
+        let name = a.str("phone")?;
+        self.phone_index(&name)
+    }
+
+    fn state_of(&self, p: usize) -> Step<Vec<u8>> {
+        self.phones[p].state.clone().ok_or_else(|| format!("phone {} holds no state", self.phones[p].name))
+    }
+
+    fn device_row(&self, p: usize) -> Step<StoredDevice> {
+        let id = self.phones[p].device_id.as_ref().ok_or_else(|| format!("phone {} was never linked", self.phones[p].name))?;
+        self.devices.get(id).cloned().ok_or_else(|| format!("no device row for phone {}", self.phones[p].name))
+    }
+
+    fn qr(&self, a: &Args<'_>) -> Step<String> {
+        let var = a.str("qr")?;
+        let text = self.vars.get(&var).cloned().ok_or_else(|| format!("no var `{var}`"))?;
+        edit(text, a.opt_str("edit")?)
+    }
+
+    /// `pinned`: absent/false: none; true: the portal's key; `"other"`:
+    /// another portal's key.
+    fn pinned(&mut self, a: &Args<'_>) -> Step<Option<Vec<u8>>> {
+        match a.get("pinned") {
+            None | Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => Ok(Some(self.portal()?.public_key())),
+            Some(Value::String(s)) if s == "other" => {
+                if self.other_portal_key.is_none() {
+                    let other = Portal::generate("Other Portal".into()).map_err(|e| e.to_string())?;
+                    self.other_portal_key = Some(other.public_key());
+                }
+                Ok(self.other_portal_key.clone())
+            }
+            Some(v) => Err(format!("`pinned` must be true, false or \"other\", not {v}")),
+        }
+    }
+
+    /// Apply a change as one transaction of compare-and-sets.
+    fn store(&mut self, change: &PortalChange) -> Step<Vec<String>> {
+        fn cas<R>(rows: &HashMap<String, R>, key: &str, expected: Option<i64>, version: impl Fn(&R) -> i64) -> Step<()> {
+            match (rows.get(key), expected) {
+                (None, None) => Ok(()),
+                (Some(_), None) => Err(format!("insert of an existing row {key}")),
+                (None, Some(v)) => Err(format!("update of a missing row {key} (expected version {v})")),
+                (Some(r), Some(v)) if version(r) == v => Ok(()),
+                (Some(r), Some(v)) => Err(format!("row {key} has version {}, the write expected {v}", version(r))),
+            }
+        }
+        for w in &change.writes {
+            match w {
+                RecordWrite::Offer { row, expected_version } => {
+                    cas(&self.offers, &row.offer_id, *expected_version, |r| r.version)?
+                }
+                RecordWrite::PendingLink { row, expected_version } => {
+                    cas(&self.pendings, &row.device_id, *expected_version, |r| r.version)?
+                }
+                RecordWrite::Device { row, expected_version } => {
+                    cas(&self.devices, &row.device_id, *expected_version, |r| r.version)?
+                }
+            }
+        }
+        for w in &change.writes {
+            match w.clone() {
+                RecordWrite::Offer { row, .. } => {
+                    self.offers.insert(row.offer_id.clone(), row);
+                }
+                RecordWrite::PendingLink { row, .. } => {
+                    self.pendings.insert(row.device_id.clone(), row);
+                }
+                RecordWrite::Device { row, .. } => {
+                    self.devices.insert(row.device_id.clone(), row);
+                }
+            }
+        }
+        for e in &change.events {
+            self.events.push(serde_json::to_value(e).map_err(|e| e.to_string())?);
+        }
+        Ok(event_kinds(change))
+    }
+
+    fn run(&mut self, op: &str, a: &Args<'_>) -> Step<Got> {
+        match op {
+            "portal" => {
+                if self.portal.is_some() {
+                    return Err("a scenario has one portal".into());
+                }
+                self.portal = Some(Arc::new(call!(Portal::generate(a.str("name")?))));
+                Ok(Got::done())
+            }
+            "offer" => {
+                let portal = self.portal()?;
+                let rules = match a.get("rules") {
+                    None => None,
+                    Some(v) => {
+                        let m = v.as_object().ok_or("`rules` must be an object")?;
+                        const KEYS: &[&str] = &["minLen", "maxLen", "digitsOnly", "biometricsAllowed"];
+                        if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+                            return Err(format!("unknown key `{k}` in rules"));
+                        }
+                        let r = Args(m);
+                        let d = PasscodeRules::default();
+                        let len = |k: &str, d: i32| -> Step<i32> {
+                            r.opt_i64(k)?.map_or(Ok(d), |v| i32::try_from(v).map_err(|_| format!("`{k}` out of range")))
+                        };
+                        Some(PasscodeRules {
+                            min_len: len("minLen", d.min_len)?,
+                            max_len: len("maxLen", d.max_len)?,
+                            digits_only: r.opt_bool("digitsOnly")?.unwrap_or(d.digits_only),
+                            biometrics_allowed: r.opt_bool("biometricsAllowed")?.unwrap_or(d.biometrics_allowed),
+                        })
+                    }
+                };
+                let settings = OfferSettings { ttl_seconds: a.opt_i64("ttl")?, rules };
+                let save = a.str("save")?;
+                let o = call!(portal.create_offer(a.str("account")?, settings, a.at()?));
+                let events = self.store(&o.change)?;
+                self.vars.insert(save, o.qr_text);
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "scan" => {
+                let p = self.phone(a)?;
+                let qr = self.qr(a)?;
+                let pinned = self.pinned(a)?;
+                let info = call!(self.phones[p].device.scan_link_qr(qr, a.at()?, pinned));
+                Ok(Got::done().fact("portalName", json!(info.portal_name)).fact("expiresAt", json!(info.expires_at.secs())))
+            }
+            "startLink" => {
+                let p = self.phone(a)?;
+                let qr = self.qr(a)?;
+                let pinned = self.pinned(a)?;
+                let choices = LinkChoices {
+                    device_name: a.str("name")?,
+                    passcode: a.str("passcode")?,
+                    biometrics: a.opt_bool("biometrics")?.unwrap_or(false),
+                };
+                let ph = &mut self.phones[p];
+                let pending = call!(ph.device.start_link(qr, choices, ph.state.clone(), a.at()?, pinned));
+                ph.request = Some(call!(pending.request()));
+                ph.biometric = pending.biometric_secret();
+                ph.answer = None;
+                ph.pending = Some(pending);
+                Ok(Got::done())
+            }
+            "accept" => {
+                let portal = self.portal()?;
+                let p = self.phone(a)?;
+                let request = self.phones[p].request.clone().ok_or("the phone has sent no request")?;
+                let request = edit(request, a.opt_str("edit")?)?;
+                let opened = call!(portal.open_link_request(request));
+                let device_id = opened.device_id();
+                let lookup = LinkLookup {
+                    offer: self.offers.get(&opened.offer_id()).cloned(),
+                    device_key_seen: self.pendings.contains_key(&device_id) || self.devices.contains_key(&device_id),
+                };
+                let answer = call!(opened.accept(portal, lookup, a.at()?));
+                let events = self.store(&answer.change)?;
+                let verdict = answer.verdict.clone();
+                self.phones[p].answer = Some(answer);
+                Ok(Got::verdict(verdict, events))
+            }
+            "finish" => {
+                let p = self.phone(a)?;
+                let ph = &self.phones[p];
+                let pending = ph.pending.clone().ok_or("the phone has no pending link")?;
+                let answer = ph.answer.as_ref().ok_or("the phone has no answer")?;
+                let text = match a.opt_str("answer")?.as_deref() {
+                    None => answer.answer.clone(),
+                    Some("ifNotStored") => answer.if_not_stored.clone(),
+                    Some(other) => return Err(format!("unknown answer {other:?}")),
+                };
+                let text = edit(text, a.opt_str("edit")?)?;
+                let f = call!(pending.finish(text));
+                let ph = &mut self.phones[p];
+                ph.state = Some(f.state);
+                ph.check_code = Some(f.check_code);
+                ph.device_id = Some(f.account.device_id);
+                Ok(Got::done())
+            }
+            "confirm" => {
+                let portal = self.portal()?;
+                let account = a.str("account")?;
+                let who = a.str("code")?;
+                let code = if let Some(rest) = who.strip_prefix("wrong") {
+                    let ph = match rest.strip_prefix(':') {
+                        Some(name) => self.phones.iter().find(|p| p.name == name),
+                        None if rest.is_empty() => self.phones.iter().find(|p| p.check_code.is_some()),
+                        None => return Err(format!("bad code {who:?}")),
+                    };
+                    wrong_code(ph.and_then(|p| p.check_code.as_deref()).ok_or_else(|| format!("no check code for {who:?}"))?)
+                } else {
+                    let ph = self.phones.iter().find(|p| p.name == who).ok_or_else(|| format!("no phone {who:?}"))?;
+                    ph.check_code.clone().ok_or_else(|| format!("phone {who} has no check code"))?
+                };
+                let mut open: Vec<StoredPendingLink> = self
+                    .pendings
+                    .values()
+                    .filter(|r| r.account == account && r.status == PendingStatus::Open)
+                    .cloned()
+                    .collect();
+                open.sort_by(|x, y| x.device_id.cmp(&y.device_id));
+                let c = call!(portal.confirm_link(open, code, a.at()?));
+                let events = self.store(&c.change)?;
+                Ok(Got::verdict(c.verdict, events))
+            }
+            "devices" => {
+                let account = a.str("account")?;
+                let mut list: Vec<(String, Value)> = self
+                    .devices
+                    .values()
+                    .filter(|d| d.account == account)
+                    .map(|d| (d.name.clone(), json!({"name": d.name, "status": d.status})))
+                    .collect();
+                list.sort_by(|x, y| x.0.cmp(&y.0));
+                Ok(Got::done().fact("devices", Value::Array(list.into_iter().map(|x| x.1).collect())))
+            }
+            "rename" | "unlink" => {
+                let portal = self.portal()?;
+                let p = self.phone(a)?;
+                let row = self.device_row(p)?;
+                let change = if op == "rename" {
+                    call!(portal.rename_device(row, a.str("name")?, a.at()?))
+                } else {
+                    call!(portal.unlink_device(row, a.at()?))
+                };
+                let events = self.store(&change)?;
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "status" => {
+                let portal = self.portal()?;
+                let p = self.phone(a)?;
+                let state = self.state_of(p)?;
+                let at = a.at()?;
+                let probe = call!(self.phones[p].device.status_request(state.clone(), at));
+                let request = probe.request();
+                let id = call!(portal.status_request_device(request.clone()));
+                let device = self.devices.get(&id).cloned();
+                let pending = if device.is_none() { self.pendings.get(&id).cloned() } else { None };
+                let answer = call!(portal.answer_status(request, StatusLookup { device, pending }, at));
+                let answer = edit(answer, a.opt_str("edit")?)?;
+                let status = call!(self.phones[p].device.read_status(state, probe, answer));
+                Ok(Got::done().fact("status", serde_json::to_value(status).map_err(|e| e.to_string())?))
+            }
+            "deviceCode" => {
+                let portal = self.portal()?;
+                let p = self.phone(a)?;
+                let at = a.at()?;
+                let passcode = a.opt_str("passcode")?;
+                let bio = a.opt_bool("biometric")?.unwrap_or(false);
+                let replay = a.opt_bool("replay")?.unwrap_or(false);
+                if usize::from(passcode.is_some()) + usize::from(bio) + usize::from(replay) != 1 {
+                    return Err("deviceCode takes exactly one of passcode, biometric: true, replay: true".into());
+                }
+                let code = if replay {
+                    self.phones[p].last_code.clone().ok_or("no previous code to replay")?
+                } else {
+                    let unlock = match passcode {
+                        Some(passcode) => Unlock::Passcode { passcode },
+                        None => Unlock::Biometric {
+                            secret: self.phones[p].biometric.clone().ok_or("the phone has no biometric secret")?,
+                        },
+                    };
+                    let state = self.state_of(p)?;
+                    let code = call!(self.phones[p].device.code(state, unlock, at));
+                    self.phones[p].last_code = Some(code.clone());
+                    code
+                };
+                let row = self.device_row(p)?;
+                let check = call!(portal.verify_device_code(row, code, at));
+                let events = self.store(&check.change)?;
+                Ok(Got::verdict(check.verdict, events))
+            }
+            "wipe" => {
+                let p = self.phone(a)?;
+                let state = self.state_of(p)?;
+                call!(self.phones[p].device.unlink_locally(state));
+                let ph = &mut self.phones[p];
+                ph.state = None;
+                ph.biometric = None;
+                ph.check_code = None;
+                ph.last_code = None;
+                Ok(Got::done())
+            }
+            "hotp" => {
+                let code = call!(tessera_host::hotp(
+                    hex(&a.str("secret")?)?,
+                    a.i64("counter")?,
+                    digits_of(a)?,
+                    algorithm(a.get("algorithm"))?
+                ));
+                Ok(Got::done().fact("code", json!(code)))
+            }
+            "totp" => {
+                let code = call!(tessera_host::totp(
+                    hex(&a.str("secret")?)?,
+                    a.at()?,
+                    a.opt_i64("period")?.unwrap_or(30),
+                    digits_of(a)?,
+                    algorithm(a.get("algorithm"))?
+                ));
+                Ok(Got::done().fact("code", json!(code)))
+            }
+            "verifyHotp" | "verifyTotp" => {
+                let name = a.str("verifier")?;
+                let config = verifier_config(a.get("config").ok_or("missing input `config`")?)?;
+                let state = match a.get("state") {
+                    Some(s) => verifier_state(s)?,
+                    None => self.verifiers.get(&name).copied().unwrap_or_default(),
+                };
+                let code = a.str("code")?;
+                let at = a.at()?;
+                let check = if op == "verifyHotp" {
+                    call!(tessera_host::verify_hotp(config, state, code, at))
+                } else {
+                    call!(tessera_host::verify_totp(config, state, code, at))
+                };
+                self.verifiers.insert(name, check.state);
+                let got = Got::verdict(check.verdict, Vec::new()).fact("drift", json!(check.drift));
+                Ok(match check.matched {
+                    Some(m) => got.fact("matched", json!(m)),
+                    None => got,
+                })
+            }
+            "unlock" => {
+                let name = a.str("verifier")?;
+                let state = self.verifiers.get(&name).copied().unwrap_or_default();
+                let state = call!(tessera_host::unlock_verifier(state));
+                self.verifiers.insert(name, state);
+                Ok(Got::done())
+            }
+            _ => Err(format!("unknown op {op:?}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Expectations
+// ---------------------------------------------------------------------------
+
+fn code_of(v: &Value) -> Step<ErrorCode> {
+    let s = v.as_str().ok_or_else(|| format!("an error code must be a string, not {v}"))?;
+    ErrorCode::parse(s).ok_or_else(|| format!("unknown error code {s:?}"))
+}
+
+fn describe(got: &Got) -> String {
+    match got {
+        Got::Threw(e) => format!("threw {} ({})", e.code(), e.detail()),
+        Got::Done { verdict: Some(Verdict::Refused { code, detail }), .. } => format!("refused {code} ({detail})"),
+        Got::Done { verdict, facts, .. } => format!("{} {}", verdict.as_ref().map_or("ok", |v| match v {
+            Verdict::Accepted => "accepted",
+            Verdict::Repeated => "repeated",
+            Verdict::Refused { .. } => "refused",
+        }), Value::Object(facts.clone())),
+    }
+}
+
+fn check(expect: Option<&Value>, events: Option<&Value>, expect_keys: &[&str], got: &Got) -> Step<()> {
+    let fail = |want: &str| Err(format!("expected {want}, got {}", describe(got)));
+    let succeeded = |allow_repeated: bool| match got {
+        Got::Done { verdict: None | Some(Verdict::Accepted), .. } => true,
+        Got::Done { verdict: Some(Verdict::Repeated), .. } => allow_repeated,
+        _ => false,
+    };
+    match expect {
+        None => {
+            if !succeeded(false) {
+                return fail("ok");
+            }
+        }
+        Some(Value::String(s)) => match s.as_str() {
+            "ok" => {
+                if !succeeded(false) {
+                    return fail("ok");
+                }
+            }
+            "accepted" => {
+                if !matches!(got, Got::Done { verdict: Some(Verdict::Accepted), .. }) {
+                    return fail("accepted");
+                }
+            }
+            "repeated" => {
+                if !matches!(got, Got::Done { verdict: Some(Verdict::Repeated), .. }) {
+                    return fail("repeated");
+                }
+            }
+            other => return Err(format!("unknown expectation {other:?}")),
+        },
+        Some(Value::Object(m)) if m.contains_key("refused") || m.contains_key("error") => {
+            if m.len() != 1 {
+                return Err(format!("`refused`/`error` stands alone in an expectation: {}", Value::Object(m.clone())));
+            }
+            if let Some(c) = m.get("refused") {
+                let want = code_of(c)?;
+                if !matches!(got, Got::Done { verdict: Some(Verdict::Refused { code, .. }), .. } if *code == want) {
+                    return fail(&format!("refused {want}"));
+                }
+            } else {
+                let want = code_of(&m["error"])?;
+                if !matches!(got, Got::Threw(e) if e.code() == want) {
+                    return fail(&format!("error {want}"));
+                }
+            }
+        }
+        Some(Value::Object(m)) => {
+            if let Some(k) = m.keys().find(|k| !expect_keys.contains(&k.as_str())) {
+                return Err(format!("unknown expectation key `{k}` for this op"));
+            }
+            if !succeeded(false) {
+                return fail(&Value::Object(m.clone()).to_string());
+            }
+            let Got::Done { facts, .. } = got else { unreachable!() };
+            for (k, want) in m {
+                let have = facts.get(k).unwrap_or(&Value::Null);
+                if have != want {
+                    return Err(format!("expected {k} = {want}, got {have}"));
+                }
+            }
+        }
+        Some(v) => return Err(format!("unknown expectation {v}")),
+    }
+    if let Some(want) = events {
+        let have = match got {
+            Got::Done { events, .. } => json!(events),
+            Got::Threw(_) => json!([]),
+        };
+        if &have != want {
+            return Err(format!("expected events {want}, got {have}"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Report {
+    files: usize,
+    steps: usize,
+    skipped: Vec<String>,
+}
+
+/// Run one scenario; `Err` names the file and the failing step.
+fn run_scenario(file: &str, doc: &Value, report: &mut Report) -> Result<(), String> {
+    let top = doc.as_object().ok_or_else(|| format!("{file}: not a JSON object"))?;
+    if let Some(k) = top.keys().find(|k| !["name", "about", "steps"].contains(&k.as_str())) {
+        return Err(format!("{file}: unknown key `{k}`"));
+    }
+    for k in ["name", "about"] {
+        if !top.get(k).is_some_and(Value::is_string) {
+            return Err(format!("{file}: `{k}` must be a string"));
+        }
+    }
+    let steps = top.get("steps").and_then(Value::as_array).ok_or_else(|| format!("{file}: no `steps` array"))?;
+    if steps.is_empty() {
+        return Err(format!("{file}: no steps"));
+    }
+    let mut world = World::default();
+    for (i, step) in steps.iter().enumerate() {
+        let op = step.get("do").and_then(Value::as_str).unwrap_or("?");
+        let at = |e: String| format!("{file}: step {i} ({op}): {e}");
+        let m = step.as_object().ok_or_else(|| at("a step is an object".into()))?;
+        let (inputs, expect_keys) = op_keys(op).ok_or_else(|| at(format!("unknown op {op:?}")))?;
+        if let Some(k) = m.keys().find(|k| !COMMON.contains(&k.as_str()) && !inputs.contains(&k.as_str())) {
+            return Err(at(format!("unknown key `{k}`")));
+        }
+        if let Some(reason) = m.get("skip") {
+            let reason = reason.as_str().ok_or_else(|| at("`skip` is the reason, a string".into()))?;
+            report.skipped.push(format!("{file}: step {i} ({op}): {reason}"));
+            continue;
+        }
+        let got = world.run(op, &Args(m)).map_err(at)?;
+        check(m.get("expect"), m.get("events"), expect_keys, &got).map_err(at)?;
+        report.steps += 1;
+    }
+    report.files += 1;
+    Ok(())
+}
+
+fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/scenarios")
+}
+
+fn load_all() -> Vec<(String, Value)> {
+    let dir = scenario_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, doc)
+        })
+        .collect()
+}
+
+fn load(name: &str) -> Value {
+    load_all().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no scenario {name}")).1
+}
+
+#[test]
+fn every_scenario_file_passes() {
+    let files = load_all();
+    assert!(
+        files.len() >= MIN_FILES,
+        "only {} scenario files in {} (at least {MIN_FILES} expected)",
+        files.len(),
+        scenario_dir().display()
+    );
+    let mut report = Report::default();
+    let failures: Vec<String> =
+        files.iter().filter_map(|(name, doc)| run_scenario(name, doc, &mut report).err()).collect();
+    println!(
+        "scenarios: {} of {} files passed, {} steps ran, {} skipped",
+        report.files,
+        files.len(),
+        report.steps,
+        report.skipped.len()
+    );
+    for s in &report.skipped {
+        println!("  skipped: {s}");
+    }
+    assert!(failures.is_empty(), "{} scenario file(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `SCENARIO=link-success cargo test -p tessera-host --test scenarios one`:
+/// run the files whose name contains the text, with their step counts
+/// (does nothing without `SCENARIO`; the full run is the test above).
+#[test]
+fn one_scenario() {
+    let Ok(filter) = std::env::var("SCENARIO") else { return };
+    for (name, doc) in load_all().iter().filter(|(n, _)| n.contains(&filter)) {
+        let mut report = Report::default();
+        run_scenario(name, doc, &mut report).unwrap_or_else(|e| panic!("{e}"));
+        println!("{name}: {} steps ran, {} skipped", report.steps, report.skipped.len());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Negative controls: the runner cannot pass vacuously
+// ---------------------------------------------------------------------------
+
+/// Run `file` with one step changed by `f`; the runner must report that step.
+fn must_fail(file: &str, step: usize, f: impl FnOnce(&mut Map<String, Value>)) -> String {
+    let mut doc = load(file);
+    let s = doc["steps"][step].as_object_mut().unwrap_or_else(|| panic!("{file} has no step {step}"));
+    f(s);
+    let err = run_scenario(file, &doc, &mut Report::default()).expect_err("the changed scenario must fail");
+    assert!(err.starts_with(&format!("{file}: step {step} ")), "the failure names the file and step: {err}");
+    err
+}
+
+/// The index of the first step of `file` matching `p`.
+fn find_step(file: &str, p: impl Fn(&Map<String, Value>) -> bool) -> usize {
+    let doc = load(file);
+    doc["steps"]
+        .as_array()
+        .and_then(|s| s.iter().position(|s| s.as_object().is_some_and(&p)))
+        .unwrap_or_else(|| panic!("{file}: no such step"))
+}
+
+#[test]
+fn a_flipped_expectation_fails() {
+    // The genuine files pass.
+    for f in ["link-check-code.json", "otp-hotp-rfc4226.json"] {
+        run_scenario(f, &load(f), &mut Report::default()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Another refusal code.
+    let i = find_step("link-check-code.json", |s| s.get("expect") == Some(&json!({"refused": "LOCKED_OUT"})));
+    let e = must_fail("link-check-code.json", i, |s| {
+        s.insert("expect".into(), json!({"refused": "CHECK_CODE_MISMATCH"}));
+    });
+    assert!(e.contains("LOCKED_OUT"), "{e}");
+    // Accepted where it was refused, and the other way round.
+    must_fail("link-check-code.json", i, |s| {
+        s.insert("expect".into(), json!("accepted"));
+    });
+    let i = find_step("link-check-code.json", |s| s.get("expect") == Some(&json!("accepted")));
+    must_fail("link-check-code.json", i, |s| {
+        s.insert("expect".into(), json!({"refused": "CHECK_CODE_MISMATCH"}));
+    });
+    // A wrong code value; an absent expectation means ok.
+    must_fail("otp-hotp-rfc4226.json", 0, |s| {
+        s.insert("expect".into(), json!({"code": "755225"}));
+    });
+    let i = find_step("link-check-code.json", |s| s.get("expect").is_some_and(|e| e.get("refused").is_some()));
+    must_fail("link-check-code.json", i, |s| {
+        s.remove("expect");
+    });
+    // Wrong events.
+    let i = find_step("link-success.json", |s| s.contains_key("events"));
+    must_fail("link-success.json", i, |s| {
+        s.insert("events".into(), json!(["deviceUnlinked"]));
+    });
+}
+
+#[test]
+fn unknown_ops_and_keys_fail() {
+    let e = must_fail("otp-hotp-rfc4226.json", 0, |s| {
+        s.insert("do".into(), json!("hotpp"));
+    });
+    assert!(e.contains("unknown op"), "{e}");
+    let e = must_fail("otp-hotp-rfc4226.json", 0, |s| {
+        s.insert("countr".into(), json!(1));
+    });
+    assert!(e.contains("unknown key"), "{e}");
+    let e = must_fail("otp-hotp-rfc4226.json", 0, |s| {
+        s.insert("expect".into(), json!({"cod": "755224"}));
+    });
+    assert!(e.contains("unknown expectation key"), "{e}");
+    let mut doc = load("otp-hotp-rfc4226.json");
+    doc.as_object_mut().map(|m| m.insert("extra".into(), json!(1)));
+    assert!(run_scenario("x.json", &doc, &mut Report::default()).is_err());
+}
