@@ -9,14 +9,12 @@
 use crate::cli_err;
 use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
-use crate::util::Common;
-use crate::util::{now_or, random, CliRandom};
+use crate::util::{now_or, secs, CliRandom, Common};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tessera_core::encoding::{hex_decode, hex_encode};
-use tessera_core::link::{self, DeviceState, LinkStatus, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor};
-use tessera_core::{Error, ErrorCode};
+use tessera_host::{Device, ErrorCode, LinkChoices, LinkedAccount, TesseraError as Error, Unlock};
 use zeroize::Zeroizing;
 
 #[derive(Subcommand, Debug)]
@@ -100,6 +98,10 @@ pub enum DeviceCommand {
 
 const K_STATE: &str = "state";
 const K_PENDING: &str = "pending_link";
+/// The error tessera-host gave for a pending link it no longer holds (it
+/// was finished, or the portal refused it): a later `link-finish` gets it
+/// again, as the same `PendingLink` object would.
+const K_SPENT: &str = "pending_link_spent";
 const K_PROBE: &str = "status_probe";
 
 fn key_path(dir: &Path) -> PathBuf {
@@ -136,9 +138,10 @@ fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> 
             format!("no device key: {} is missing and {DEVICE_KEY_ENV} is not set", path.display()),
         ));
     }
-    let k = Zeroizing::new(random::<32>()?);
+    let k = Zeroizing::new(tessera_host::new_storage_key()?);
     match secrets::write_key_file(&path, &k[..]) {
-        Ok(()) => Ok(k),
+        Ok(()) => secrets::key_from_file(&path)?
+            .ok_or_else(|| cli_err(ErrorCode::Storage, format!("{} vanished", path.display()))),
         // Another process made it first: use that one.
         Err(_) if path.exists() => secrets::key_from_file(&path)?
             .ok_or_else(|| cli_err(ErrorCode::Storage, format!("{} vanished", path.display()))),
@@ -146,11 +149,28 @@ fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> 
     }
 }
 
-fn load_state(db: &DeviceDb, key: &[u8; 32]) -> Result<DeviceState, Error> {
-    let blob = db
-        .get(K_STATE)?
-        .ok_or_else(|| cli_err(ErrorCode::DeviceNotLinked, "this device is not linked to an account"))?;
-    DeviceState::open(key, &blob)
+/// The phone app: its storage (`device.db`) and tessera-host's `Device`
+/// bound to its storage key.
+struct Phone {
+    db: DeviceDb,
+    key: Zeroizing<[u8; 32]>,
+    device: Device,
+}
+
+fn phone(dir: &Path) -> Result<Phone, Error> {
+    let db = DeviceDb::open(dir)?;
+    let key = storage_key(&db, dir)?;
+    let device = Device::new(key.to_vec())?;
+    Ok(Phone { db, key, device })
+}
+
+impl Phone {
+    /// The sealed device state (`DEVICE_NOT_LINKED` when there is none).
+    fn state(&self) -> Result<Vec<u8>, Error> {
+        self.db
+            .get(K_STATE)?
+            .ok_or_else(|| cli_err(ErrorCode::DeviceNotLinked, "this device is not linked to an account"))
+    }
 }
 
 fn remove_bio(dir: &Path) -> Result<(), Error> {
@@ -164,114 +184,132 @@ fn remove_bio(dir: &Path) -> Result<(), Error> {
 }
 
 fn wipe(db: &DeviceDb, dir: &Path) -> Result<(), Error> {
-    for k in [K_STATE, K_PENDING, K_PROBE] {
+    for k in [K_STATE, K_PENDING, K_SPENT, K_PROBE] {
         db.delete(k)?;
     }
     remove_bio(dir)
 }
 
-fn scan(qr: &str, portal_key: Option<&str>, now: u64) -> Result<ScannedOffer, Error> {
-    match portal_key {
-        None => link::scan_link_qr(qr, now),
-        Some(hex) => {
-            let pk = hex_decode(hex.trim())
-                .map_err(|_| cli_err(ErrorCode::InvalidInput, "--portal-key must be the portal's public key in hex"))?;
-            link::scan_link_qr_pinned(qr, &pk, now)
-        }
-    }
+fn pinned(portal_key: Option<&str>) -> Result<Option<Vec<u8>>, Error> {
+    portal_key
+        .map(|hex| {
+            hex_decode(hex.trim())
+                .map_err(|_| cli_err(ErrorCode::InvalidInput, "--portal-key must be the portal's public key in hex"))
+        })
+        .transpose()
 }
 
-fn info_json(i: &link::DeviceInfo) -> serde_json::Value {
+fn info_json(i: &LinkedAccount) -> serde_json::Value {
     json!({"linked": true, "portal": i.portal_name, "portal_fingerprint": i.portal_fingerprint, "account": i.account,
-           "device_id": i.device_id, "device_name": i.device_name, "linked_at": i.linked_at, "biometrics": i.biometrics})
+           "device_id": i.device_id, "device_name": i.device_name, "linked_at": secs(i.linked_at), "biometrics": i.biometrics})
+}
+
+fn spent_json(e: &Error) -> Vec<u8> {
+    json!({"code": e.code().as_str(), "detail": e.detail()}).to_string().into_bytes()
+}
+
+fn spent_error(blob: &[u8]) -> Error {
+    let j: serde_json::Value = serde_json::from_slice(blob).unwrap_or_default();
+    match j["code"].as_str().and_then(ErrorCode::parse) {
+        Some(code) => Error::new(code, j["detail"].as_str().unwrap_or_default()),
+        None => cli_err(ErrorCode::StateCorrupt, "the record of a finished link is damaged"),
+    }
 }
 
 pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
     match cmd {
         DeviceCommand::Scan { c, qr, portal_key } => {
-            let o = scan(&qr, portal_key.as_deref(), now_or(c.now)?)?;
+            // Scanning needs no storage: any key will do.
+            let device = Device::new(tessera_host::new_storage_key()?)?;
+            let o = device.scan_link_qr(qr, now_or(c.now), pinned(portal_key.as_deref())?)?;
+            let r = &o.passcode_rules;
             if c.json {
                 out!(
                     "{}",
-                    json!({"portal": o.portal_name, "portal_fingerprint": o.portal_fingerprint, "expires_at": o.expires_at,
-                    "passcode_min": o.policy.min_len, "passcode_max": o.policy.max_len, "digits_only": o.policy.digits_only,
-                    "biometrics_allowed": o.policy.allow_biometrics})
+                    json!({"portal": o.portal_name, "portal_fingerprint": o.portal_fingerprint, "expires_at": secs(o.expires_at),
+                    "passcode_min": r.min_len, "passcode_max": r.max_len, "digits_only": r.digits_only,
+                    "biometrics_allowed": r.biometrics_allowed})
                 );
             } else {
                 out!(
                     "Link this device to \"{}\" (key {})? Valid until {}.",
                     o.portal_name,
                     o.portal_fingerprint,
-                    o.expires_at
+                    secs(o.expires_at)
                 );
             }
         }
         DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let passcode = Zeroizing::new(passcode);
-            let offer = scan(&qr, portal_key.as_deref(), now)?;
-            let linked = db.get(K_STATE)?.is_some();
-            let start = link::start_link(&offer, &name, &passcode, biometric, linked, now, &mut CliRandom)?;
-            match &start.biometric_secret {
+            let ph = phone(&c.dir)?;
+            let now = now_or(c.now);
+            let pin = pinned(portal_key.as_deref())?;
+            let portal = ph.device.scan_link_qr(qr.clone(), now, pin.clone())?.portal_name;
+            let choices = LinkChoices { device_name: name, passcode, biometrics: biometric };
+            let pending = ph.device.start_link(qr, choices, ph.db.get(K_STATE)?, now, pin)?;
+            match pending.biometric_secret().map(Zeroizing::new) {
                 Some(b) => {
-                    let mut text = Zeroizing::new(hex_encode(b.expose()));
+                    let mut text = Zeroizing::new(hex_encode(&b));
                     text.push('\n');
                     secrets::write_private(&bio_path(&c.dir), text.as_bytes())?;
                 }
                 None => remove_bio(&c.dir)?,
             }
-            db.put(K_PENDING, &start.pending.seal(&key, &mut CliRandom))?;
+            ph.db.put(K_PENDING, &pending.sealed()?)?;
+            ph.db.delete(K_SPENT)?;
+            let request = pending.request()?;
             if c.json {
-                out!("{}", json!({"request": start.request, "portal": offer.portal_name}));
+                out!("{}", json!({"request": request, "portal": portal}));
             } else {
-                out!("{}", start.request);
+                out!("{request}");
             }
         }
         DeviceCommand::LinkFinish { c, response } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let sealed = db.get(K_PENDING)?.ok_or_else(|| {
-                cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first")
-            })?;
-            let pending = PendingDeviceLink::open(&key, &sealed)?;
-            // Single use: an authenticated answer (success or refusal) spends the
-            // pending link; a damaged or forged one leaves it for the genuine answer.
-            let done = match link::finish_link(pending, &response, &key, &mut CliRandom) {
-                Ok(d) => d,
-                Err(e) => {
-                    if link::finish_error_is_final(&e) {
-                        db.delete(K_PENDING)?;
+            let ph = phone(&c.dir)?;
+            let Some(sealed) = ph.db.get(K_PENDING)? else {
+                return Err(match ph.db.get(K_SPENT)? {
+                    Some(spent) => spent_error(&spent),
+                    None => cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first"),
+                });
+            };
+            let pending = ph.device.open_pending_link(sealed)?;
+            let result = pending.finish(response);
+            if let Ok(done) = &result {
+                ph.db.put(K_STATE, &done.state)?;
+            }
+            // What tessera-host keeps of the link after this answer: the
+            // link to finish again with the genuine answer (a damaged or
+            // forged one), or nothing (it is spent).
+            match pending.sealed() {
+                Ok(retry) => ph.db.put(K_PENDING, &retry)?,
+                Err(spent) => {
+                    ph.db.put(K_SPENT, &spent_json(&spent))?;
+                    ph.db.delete(K_PENDING)?;
+                    if result.is_err() {
                         remove_bio(&c.dir)?;
                     }
-                    return Err(e);
                 }
-            };
-            db.delete(K_PENDING)?;
-            db.put(K_STATE, &done.state)?;
+            }
+            let done = result?;
+            let a = &done.account;
             if c.json {
                 out!(
                     "{}",
-                    json!({"check_code": done.check_code, "account": done.info.account, "device_id": done.info.device_id, "portal": done.info.portal_name})
+                    json!({"check_code": done.check_code, "account": a.account, "device_id": a.device_id, "portal": a.portal_name})
                 );
             } else {
                 out!("{}", done.check_code);
-                eprintln!(
-                    "linked to {} at \"{}\": type this check code on the portal",
-                    done.info.account, done.info.portal_name
-                );
+                eprintln!("linked to {} at \"{}\": type this check code on the portal", a.account, a.portal_name);
             }
         }
         DeviceCommand::Status { c } => {
             let db = DeviceDb::open(&c.dir)?;
             match db.get(K_STATE)? {
-                Some(blob) => {
-                    let key = storage_key(&db, &c.dir)?;
-                    let st = DeviceState::open(&key, &blob)?;
-                    let i = st.info();
+                Some(state) => {
+                    drop(db);
+                    let ph = phone(&c.dir)?;
+                    let i = ph.device.account(state)?;
                     if c.json {
-                        out!("{}", info_json(i));
+                        out!("{}", info_json(&i));
                     } else {
                         out!(
                             "linked: {} at \"{}\" as device {} \"{}\" (biometrics {})",
@@ -295,12 +333,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 }
             }
         }
+        // tessera-host's `StatusProbe` lives in one process only; the probe
+        // between `status-request` and `status-finish` (two processes) is
+        // the core's serialisable one.
         DeviceCommand::StatusRequest { c } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let st = load_state(&db, &key)?;
-            let (req, probe) = st.status_request(now_or(c.now)?, &mut CliRandom)?;
-            db.put(
+            let ph = phone(&c.dir)?;
+            let st = tessera_core::link::DeviceState::open(&ph.key, &ph.state()?)?;
+            let (req, probe) = st.status_request(now_or(c.now).secs(), &mut CliRandom)?;
+            ph.db.put(
                 K_PROBE,
                 serde_json::to_string(&probe).map_err(|_| cli_err(ErrorCode::Internal, "probe"))?.as_bytes(),
             )?;
@@ -311,17 +351,16 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             }
         }
         DeviceCommand::StatusFinish { c, response } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let st = load_state(&db, &key)?;
+            let ph = phone(&c.dir)?;
+            let st = tessera_core::link::DeviceState::open(&ph.key, &ph.state()?)?;
             let probe =
-                db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
-            let probe: StatusProbe =
+                ph.db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
+            let probe: tessera_core::link::StatusProbe =
                 serde_json::from_slice(&probe).map_err(|_| cli_err(ErrorCode::StateCorrupt, "bad probe"))?;
-            match st.read_status_answer(&probe, &response) {
+            match st.read_status_answer(&probe, &response).map_err(Error::from) {
                 Ok(status) => {
-                    db.delete(K_PROBE)?;
-                    let confirmed = status == LinkStatus::Active;
+                    ph.db.delete(K_PROBE)?;
+                    let confirmed = status == tessera_core::link::LinkStatus::Active;
                     if c.json {
                         out!("{}", json!({"linked": true, "confirmed": confirmed}));
                     } else if confirmed {
@@ -330,13 +369,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                         out!("linked; waiting for the check code to be typed on the portal");
                     }
                 }
+                // tessera-host: "wipe the state then".
                 Err(e) if e.code() == ErrorCode::DeviceRevoked => {
-                    wipe(&db, &c.dir)?;
+                    wipe(&ph.db, &c.dir)?;
                     eprintln!("the portal unlinked this device: account wiped");
                     return Err(e);
                 }
                 Err(e) if e.code() == ErrorCode::LinkNotConfirmed => {
-                    wipe(&db, &c.dir)?;
+                    wipe(&ph.db, &c.dir)?;
                     eprintln!(
                         "the portal never confirmed this link (check code not typed in time, or too many wrong \
                          codes): link wiped; link this device again"
@@ -347,29 +387,25 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             }
         }
         DeviceCommand::Totp { c, passcode, biometric } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let st = load_state(&db, &key)?;
-            let now = now_or(c.now)?;
-            let code = if biometric {
+            let ph = phone(&c.dir)?;
+            let state = ph.state()?;
+            let unlock = if biometric {
                 let b = secrets::key_from_file(&bio_path(&c.dir))?
                     .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
-                st.totp(UserFactor::Biometric(&b[..]), now)?
+                Unlock::Biometric { secret: b.to_vec() }
             } else {
-                let p = Zeroizing::new(passcode.unwrap_or_default());
-                st.totp(UserFactor::Passcode(&p), now)?
+                Unlock::Passcode { passcode: passcode.unwrap_or_default() }
             };
-            out!("{code}");
+            out!("{}", ph.device.code(state, unlock, now_or(c.now))?);
         }
         DeviceCommand::Unlink { c } => {
-            let db = DeviceDb::open(&c.dir)?;
-            let key = storage_key(&db, &c.dir)?;
-            let st = load_state(&db, &key)?;
-            wipe(&db, &c.dir)?;
+            let ph = phone(&c.dir)?;
+            let i = ph.device.unlink_locally(ph.state()?)?;
+            wipe(&ph.db, &c.dir)?;
             if c.json {
-                out!("{}", json!({"unlinked": st.info().device_id}));
+                out!("{}", json!({"unlinked": i.device_id}));
             } else {
-                out!("unlinked locally from {} at \"{}\"", st.info().account, st.info().portal_name);
+                out!("unlinked locally from {} at \"{}\"", i.account, i.portal_name);
             }
         }
     }

@@ -16,7 +16,7 @@ macro_rules! out {
     }};
 }
 use std::process::ExitCode;
-use tessera_core::{Error, ErrorCode};
+use tessera_host::{ErrorCode, TesseraError};
 
 mod demo;
 mod device_cmd;
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     // journals included) is readable by its owner only.
     secrets::private_umask();
     let cli = Cli::parse();
-    let result: Result<(), Error> = match cli.command {
+    let result: Result<(), TesseraError> = match cli.command {
         Command::Otp(c) => otp_cmd::run(c),
         Command::Portal(c) => portal_cmd::run(c),
         Command::Device(c) => device_cmd::run(c),
@@ -68,7 +68,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Convenience for CLI-level errors.
-pub(crate) fn cli_err(code: ErrorCode, detail: impl Into<String>) -> Error {
-    Error::with_detail(code, detail.into())
+/// Errors of the CLI's own (arguments, files, storage); every protocol
+/// error comes from tessera-host.
+pub(crate) fn cli_err(code: ErrorCode, detail: impl Into<String>) -> TesseraError {
+    TesseraError::new(code, detail)
 }

@@ -1,12 +1,18 @@
-//! `tessera otp …`: an `oathtool`-like front end to the OTP engine.
+//! `tessera otp …`: an `oathtool`-like front end to tessera-host's OTP
+//! functions, and its verifiers (replay protection and lockout) with their
+//! state kept in a file.
 
 use crate::cli_err;
-use crate::util::{now_or, random, render_qr};
+use crate::util::{now_or, render_qr};
 use clap::{Args, Subcommand};
 use qrcode::EcLevel;
-use tessera_core::encoding::{base32_decode, base32_encode, hex_decode, hex_decode_as};
-use tessera_core::otp::{hotp, Algorithm, KeyUri, OcraInput, OcraSuite, OtpKind, SecretPolicy, Totp};
-use tessera_core::{Error, ErrorCode, SecretBytes};
+use std::path::{Path, PathBuf};
+use tessera_core::encoding::{hex_decode, hex_decode_as};
+use tessera_core::otp::Algorithm;
+use tessera_host::{
+    defaults, ErrorCode, OcraParams, OtpAlgorithm, OtpAuthUri, OtpKind, OtpVerifierConfig, OtpVerifierState,
+    TesseraError as Error, Timestamp,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum OtpCommand {
@@ -18,11 +24,11 @@ pub enum OtpCommand {
         #[arg(long)]
         counter: u64,
         /// Digits (6–10).
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = defaults::DIGITS)]
         digits: u8,
-        /// sha1, sha256 or sha512.
-        #[arg(long, default_value = "sha1")]
-        algorithm: String,
+        /// sha1, sha256 or sha512 (default sha1).
+        #[arg(long)]
+        algorithm: Option<String>,
     },
     /// TOTP (RFC 6238) code at a time.
     Totp {
@@ -32,14 +38,14 @@ pub enum OtpCommand {
         #[arg(long)]
         time: Option<u64>,
         /// Period in seconds.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = defaults::PERIOD_SECONDS)]
         period: u64,
         /// Digits (6–10).
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = defaults::DIGITS)]
         digits: u8,
-        /// sha1, sha256 or sha512.
-        #[arg(long, default_value = "sha1")]
-        algorithm: String,
+        /// sha1, sha256 or sha512 (default sha1).
+        #[arg(long)]
+        algorithm: Option<String>,
     },
     /// OCRA (RFC 6287) response.
     Ocra {
@@ -84,18 +90,29 @@ pub enum OtpCommand {
         /// Account name.
         #[arg(long)]
         account: String,
-        /// sha1, sha256 or sha512.
-        #[arg(long, default_value = "sha1")]
-        algorithm: String,
+        /// sha1, sha256 or sha512 (default sha1).
+        #[arg(long)]
+        algorithm: Option<String>,
         /// Digits (6–10).
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = defaults::DIGITS)]
         digits: u8,
         /// Period in seconds.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = defaults::PERIOD_SECONDS)]
         period: u64,
         /// Do not draw the QR code.
         #[arg(long)]
         no_qr: bool,
+    },
+    /// Verify a TOTP code (a server's check: window, replay, lockout); the
+    /// verifier state is read from and written back to --state.
+    VerifyTotp(VerifyArgs),
+    /// Verify a HOTP code (look-ahead window, replay, lockout).
+    VerifyHotp(VerifyArgs),
+    /// Unlock a verifier locked by failed codes (an administrator's decision).
+    Unlock {
+        /// Verifier state file (JSON).
+        #[arg(long)]
+        state: PathBuf,
     },
 }
 
@@ -111,66 +128,149 @@ pub struct SecretArgs {
 }
 
 impl SecretArgs {
-    fn decode(&self) -> Result<SecretBytes, Error> {
-        let bytes = match (&self.secret, &self.secret_hex) {
-            (Some(b32), _) => base32_decode(b32)?,
-            (None, Some(h)) => hex_decode(h)?,
-            (None, None) => return Err(cli_err(ErrorCode::InvalidSecret, "give --secret or --secret-hex")),
-        };
-        if bytes.is_empty() {
-            return Err(cli_err(ErrorCode::InvalidSecret, "the secret is empty"));
+    fn decode(&self) -> Result<Vec<u8>, Error> {
+        match (&self.secret, &self.secret_hex) {
+            (Some(b32), _) => tessera_host::base32_decode(b32.clone()),
+            (None, Some(h)) => Ok(hex_decode(h)?),
+            (None, None) => Err(cli_err(ErrorCode::InvalidSecret, "give --secret or --secret-hex")),
         }
-        Ok(SecretBytes::new(bytes))
     }
+}
+
+/// A verifier's settings; whatever is left out takes tessera-host's default.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// The code to check.
+    #[arg(long)]
+    code: String,
+    /// Unix seconds (default: now).
+    #[arg(long)]
+    time: Option<u64>,
+    /// Verifier state file (JSON, tessera-host's `OtpVerifierState`); a
+    /// missing file is a new credential.
+    #[arg(long)]
+    state: PathBuf,
+    /// sha1, sha256 or sha512.
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// Digits.
+    #[arg(long)]
+    digits: Option<i32>,
+    /// TOTP seconds per step.
+    #[arg(long)]
+    period: Option<i64>,
+    /// TOTP: ± steps accepted; HOTP: look-ahead counters.
+    #[arg(long)]
+    window: Option<i64>,
+    /// Consecutive failures before the verifier locks.
+    #[arg(long)]
+    max_failures: Option<i32>,
+    /// Lock duration in seconds (default: until unlocked).
+    #[arg(long)]
+    lock_seconds: Option<i64>,
+}
+
+fn algorithm(a: Option<&str>) -> Result<OtpAlgorithm, Error> {
+    Ok(a.map(Algorithm::parse).transpose()?.map(OtpAlgorithm::from).unwrap_or_default())
+}
+
+fn count(v: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| cli_err(ErrorCode::InvalidInput, format!("{what} is too large")))
+}
+
+fn read_state(path: &Path) -> Result<OtpVerifierState, Error> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| cli_err(ErrorCode::StateCorrupt, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OtpVerifierState::default()),
+        Err(e) => Err(cli_err(ErrorCode::Storage, format!("{}: {e}", path.display()))),
+    }
+}
+
+fn write_state(path: &Path, s: &OtpVerifierState) -> Result<(), Error> {
+    let text = serde_json::to_vec(s).map_err(|_| cli_err(ErrorCode::Internal, "verifier state encoding"))?;
+    crate::secrets::write_private(path, &text)
+}
+
+fn verify(a: VerifyArgs, hotp: bool) -> Result<(), Error> {
+    let config = OtpVerifierConfig {
+        secret: a.secret.decode()?,
+        algorithm: a.algorithm.as_deref().map(|s| algorithm(Some(s))).transpose()?,
+        digits: a.digits,
+        period_seconds: a.period,
+        window: a.window,
+        max_failures: a.max_failures,
+        lock_seconds: a.lock_seconds,
+    };
+    let state = read_state(&a.state)?;
+    let check_code = if hotp { tessera_host::verify_hotp } else { tessera_host::verify_totp };
+    let check = check_code(config, state, a.code, now_or(a.time))?;
+    // Stored whichever way the verdict goes: failures and replays count.
+    write_state(&a.state, &check.state)?;
+    check.verdict.check()?;
+    out!("accepted ({} {}, drift {})", if hotp { "counter" } else { "step" }, check.matched.unwrap_or_default(), check.drift);
+    Ok(())
 }
 
 pub fn run(cmd: OtpCommand) -> Result<(), Error> {
     match cmd {
-        OtpCommand::Hotp { secret, counter, digits, algorithm } => {
-            let key = secret.decode()?;
-            out!("{}", hotp(key.expose(), counter, digits, Algorithm::parse(&algorithm)?)?);
+        OtpCommand::Hotp { secret, counter, digits, algorithm: alg } => {
+            out!(
+                "{}",
+                tessera_host::hotp(secret.decode()?, count(counter, "the counter")?, digits.into(), algorithm(alg.as_deref())?)?
+            );
         }
-        OtpCommand::Totp { secret, time, period, digits, algorithm } => {
-            let key = secret.decode()?;
-            let t = Totp::new(key.expose().to_vec(), Algorithm::parse(&algorithm)?, digits, period, 0)?;
-            out!("{}", t.generate(now_or(time)?)?);
+        OtpCommand::Totp { secret, time, period, digits, algorithm: alg } => {
+            out!(
+                "{}",
+                tessera_host::totp(
+                    secret.decode()?,
+                    now_or(time),
+                    count(period, "the period")?,
+                    digits.into(),
+                    algorithm(alg.as_deref())?
+                )?
+            );
         }
         OtpCommand::Ocra { suite, key, counter, question, password, session, time } => {
-            let suite = OcraSuite::parse(&suite)?;
-            let key = SecretBytes::new(hex_decode(&key)?);
-            let session = session.map(|s| hex_decode_as(&s, ErrorCode::InvalidOcraInput)).transpose()?;
-            let input = OcraInput {
-                counter,
-                question: question.as_deref(),
-                password: password.as_deref(),
-                password_hash: None,
-                session: session.as_deref(),
-                time,
+            let params = OcraParams {
+                counter: counter.map(|c| count(c, "the counter")).transpose()?,
+                question,
+                password,
+                session: session.map(|s| hex_decode_as(&s, tessera_core::ErrorCode::InvalidOcraInput)).transpose()?,
+                time: time.map(Timestamp::from_secs),
             };
-            out!("{}", suite.compute(key.expose(), &input)?);
+            out!("{}", tessera_host::ocra(suite, hex_decode(&key)?, params)?);
         }
         OtpCommand::Uri { uri, time, allow_short_secret } => {
-            let policy = if allow_short_secret { SecretPolicy::AllowShort } else { SecretPolicy::Strict };
-            let k = KeyUri::parse(&uri, policy)?;
-            out!("{}", k.generate(now_or(time)?)?);
+            out!("{}", tessera_host::otpauth_code(uri, now_or(time), allow_short_secret)?);
         }
-        OtpCommand::New { issuer, account, algorithm, digits, period, no_qr } => {
-            let secret = random::<20>()?;
-            let k = KeyUri {
-                kind: OtpKind::Totp { period },
+        OtpCommand::New { issuer, account, algorithm: alg, digits, period, no_qr } => {
+            let secret = tessera_host::new_otp_secret()?;
+            let uri = tessera_host::format_otpauth_uri(OtpAuthUri {
+                kind: OtpKind::Totp { period_seconds: count(period, "the period")? },
                 issuer: Some(issuer),
                 account,
-                secret: SecretBytes::from_slice(&secret),
-                algorithm: Algorithm::parse(&algorithm)?,
-                digits,
-            };
-            k.totp()?; // validates digits and period
-            let uri = k.to_uri();
+                secret: secret.clone(),
+                algorithm: algorithm(alg.as_deref())?,
+                digits: digits.into(),
+            })?;
+            // Read back as an app would: refuses what no app could use.
+            tessera_host::parse_otpauth_uri(uri.clone(), false)?;
             out!("{uri}");
             if !no_qr {
-                eprintln!("secret (base32): {}", base32_encode(&secret));
+                eprintln!("secret (base32): {}", tessera_host::base32_encode(secret));
                 out!("{}", render_qr(&uri, EcLevel::M)?);
             }
+        }
+        OtpCommand::VerifyTotp(a) => verify(a, false)?,
+        OtpCommand::VerifyHotp(a) => verify(a, true)?,
+        OtpCommand::Unlock { state } => {
+            let s = tessera_host::unlock_verifier(read_state(&state)?)?;
+            write_state(&state, &s)?;
+            out!("unlocked");
         }
     }
     Ok(())

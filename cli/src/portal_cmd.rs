@@ -1,27 +1,28 @@
 //! `tessera portal …`: the reference portal (offers, accept, confirm, registry).
 //!
-//! Every state change goes through [`PortalDb::run`], the host contract
-//! (read, let the core decide, compare-and-set all writes in one
-//! transaction, retry on a conflict); output is printed only after the
-//! writes committed. The portal seed is in `DIR/portal.key` or
+//! Every decision is tessera-host's: each state change goes through
+//! [`PortalDb::run`], the host contract (read the rows, call
+//! `tessera_host::Portal`, compare-and-set the writes of its `PortalChange`
+//! in one transaction, retry on a conflict); output is printed only after
+//! the writes committed, and a refusal (`Verdict::Refused`) is the same
+//! `error[CODE]` exit as every other failure. The portal seed is in `DIR/portal.key` or
 //! `TESSERA_PORTAL_SECRET`, never in `portal.db`.
 
 use crate::cli_err;
 use crate::secrets::{self, PORTAL_SECRET_ENV};
-use crate::store::{decided, read, Applied, Decision, PortalDb};
-use crate::util::Common;
-use crate::util::{now_or, render_qr, CliRandom};
+use crate::store::{name_of, read, Applied, PortalDb, Ran};
+use crate::util::{now_or, render_qr, secs, Common};
 use clap::Subcommand;
 use qrcode::EcLevel;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tessera_core::encoding::hex_encode;
-use tessera_core::host::{Outcome, Write};
-use tessera_core::link::{
-    Accept, DeviceKeyUse, DeviceRecord, PasscodePolicy, PendingLinkRecord, PendingState, Portal, PortalEvent,
-    DEFAULT_OFFER_TTL, STATUS_SKEW,
+use tessera_host::{
+    ErrorCode, LinkLookup, OfferSettings, PasscodeRules, Portal, PortalChange, PortalEvent, RecordWrite, StatusLookup,
+    StoredDevice, TesseraError as Error, Timestamp, Verdict,
 };
-use tessera_core::{Error, ErrorCode};
+use zeroize::Zeroizing;
 
 #[derive(Subcommand, Debug)]
 pub enum PortalCommand {
@@ -41,17 +42,17 @@ pub enum PortalCommand {
         #[arg(long)]
         account: String,
         /// Lifetime in seconds (default 300, at most 600).
-        #[arg(long, default_value_t = DEFAULT_OFFER_TTL)]
-        ttl: u64,
+        #[arg(long)]
+        ttl: Option<i64>,
         /// Draw the QR code in the terminal.
         #[arg(long)]
         render: bool,
-        /// Passcode minimum length (6–16).
-        #[arg(long, default_value_t = 6)]
-        passcode_min: u8,
-        /// Passcode maximum length (6–16).
-        #[arg(long, default_value_t = 6)]
-        passcode_max: u8,
+        /// Passcode minimum length (6–16; default 6).
+        #[arg(long)]
+        passcode_min: Option<i32>,
+        /// Passcode maximum length (6–16; default 6).
+        #[arg(long)]
+        passcode_max: Option<i32>,
         /// Allow letters and symbols in passcodes.
         #[arg(long)]
         alphanumeric: bool,
@@ -142,8 +143,8 @@ fn key_path(dir: &Path) -> PathBuf {
 /// The portal identity: name and fingerprint from the database, the seed
 /// from `TESSERA_PORTAL_SECRET` or else `DIR/portal.key`. A seed that is not
 /// this portal's (another key file, a wrong variable) is refused up front
-/// rather than failing on every sealed record.
-fn load_portal(db: &PortalDb, dir: &Path) -> Result<Portal, Error> {
+/// rather than failing on every sealed row.
+fn load_portal(db: &PortalDb, dir: &Path) -> Result<Arc<Portal>, Error> {
     let (name, fingerprint) = db
         .identity()?
         .ok_or_else(|| cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`"))?;
@@ -157,7 +158,7 @@ fn load_portal(db: &PortalDb, dir: &Path) -> Result<Portal, Error> {
             )
         })?,
     };
-    let portal = Portal::from_secret(&seed[..], &name)?;
+    let portal = Portal::from_secret(seed.to_vec(), name)?;
     if portal.fingerprint() != fingerprint {
         return Err(cli_err(
             ErrorCode::StateCorrupt,
@@ -167,64 +168,74 @@ fn load_portal(db: &PortalDb, dir: &Path) -> Result<Portal, Error> {
             ),
         ));
     }
-    Ok(portal)
+    Ok(Arc::new(portal))
 }
 
-fn event_json(e: &PortalEvent) -> serde_json::Value {
-    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
+/// The events of a change, in tessera-host's one JSON shape
+/// (`{"kind": "deviceLinked", …}`).
+fn events_json(change: &PortalChange) -> serde_json::Value {
+    serde_json::to_value(&change.events).unwrap_or(serde_json::Value::Null)
 }
 
 /// Act on events once their writes committed (they are already in the
 /// `events` table, written in the same transaction).
-fn notify(events: &[PortalEvent]) {
-    for e in events {
+fn notify(change: &PortalChange) {
+    for e in &change.events {
         if let PortalEvent::DeviceLinked { account, device_name, .. } = e {
             eprintln!("notification: e-mail to {account}: \"{device_name}\" was linked to your account");
         }
     }
 }
 
-fn device_json(r: &DeviceRecord) -> serde_json::Value {
-    json!({"id": r.device_id, "name": r.name, "linked_at": r.linked_at, "last_used_at": r.last_used_at, "status": r.status.as_str()})
+fn device_json(d: &StoredDevice) -> serde_json::Value {
+    json!({"id": d.device_id, "name": d.name, "linked_at": secs(d.linked_at),
+           "last_used_at": d.last_used_at.map(secs), "status": name_of(&d.status)})
 }
 
-fn written_device(writes: &[Write]) -> Option<DeviceRecord> {
-    writes.iter().rev().find_map(|w| match w {
-        Write::Device(r) => Some(r.clone()),
+/// The device row a change writes.
+fn written_device(change: &PortalChange) -> Option<&StoredDevice> {
+    change.writes.iter().rev().find_map(|w| match w {
+        RecordWrite::Device { row, .. } => Some(row),
         _ => None,
     })
 }
 
-fn written_pending(writes: &[Write]) -> Option<PendingLinkRecord> {
-    writes.iter().find_map(|w| match w {
-        Write::PendingLink(r) => Some(r.clone()),
+/// The deadline of the pending link a change writes.
+fn written_confirm_by(change: &PortalChange) -> Option<Timestamp> {
+    change.writes.iter().find_map(|w| match w {
+        RecordWrite::PendingLink { row, .. } => Some(row.confirm_by),
         _ => None,
     })
 }
 
-/// The core's result, the device record as it now stands, and the events.
-type DeviceOpDone<T> = (Result<T, Error>, DeviceRecord, Vec<PortalEvent>);
+fn no_such_device() -> Error {
+    cli_err(ErrorCode::DeviceUnknown, "no such device for this account")
+}
 
-/// A registry operation on one device of `account`, under the host contract.
+/// A registry operation on one device row of `account`, under the host
+/// contract. Returns the committed change and what `op` returned with it.
 fn device_op<T>(
     db: &mut PortalDb,
-    portal: &Portal,
-    now: u64,
+    now: Timestamp,
     account: &str,
     device: &str,
-    op: impl Fn(&DeviceRecord) -> Outcome<T>,
-) -> Result<DeviceOpDone<T>, Error> {
-    let d = db.run(portal, now, |c| {
-        let row = read::device(c, device)?
-            .filter(|r| r.account == account)
-            .ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device for this account"))?;
-        let rec = portal.open_device(&row)?;
-        let o = op(&rec);
-        let after = written_device(&o.writes).unwrap_or(rec);
-        Ok(decided(o, after))
-    })?;
-    let (result, rec) = d.value;
-    Ok((result, rec, d.events))
+    op: impl Fn(StoredDevice) -> Result<(PortalChange, T), Error>,
+) -> Result<(PortalChange, T), Error> {
+    db.run(now, |c| op(read::device_of(c, account, device)?.ok_or_else(no_such_device)?))?.stored()
+}
+
+/// Print a device row after a rename or an unlink.
+fn print_device(c: &Common, change: &PortalChange, text: impl Fn(&StoredDevice) -> String) -> Result<(), Error> {
+    let row = written_device(change).ok_or_else(|| cli_err(ErrorCode::Internal, "the change wrote no device row"))?;
+    notify(change);
+    if c.json {
+        let mut j = device_json(row);
+        j["events"] = events_json(change);
+        out!("{j}");
+    } else {
+        out!("{}", text(row));
+    }
+    Ok(())
 }
 
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
@@ -237,8 +248,8 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let path = key_path(&c.dir);
             let from_env = secrets::key_from_env(PORTAL_SECRET_ENV)?;
             let p = match &from_env {
-                Some(seed) => Portal::from_secret(&seed[..], &name)?,
-                None => Portal::generate(&name, &mut CliRandom)?,
+                Some(seed) => Portal::from_secret(seed.to_vec(), name.clone())?,
+                None => Portal::generate(name.clone())?,
             };
             if from_env.is_none() && path.exists() {
                 return Err(cli_err(
@@ -248,7 +259,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
             db.create_identity(&name, &p.fingerprint(), || match from_env {
                 Some(_) => Ok(()),
-                None => secrets::write_key_file(&path, p.secret().expose()),
+                None => secrets::write_key_file(&path, &Zeroizing::new(p.secret())),
             })?;
             if c.json {
                 out!(
@@ -276,22 +287,24 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let policy = PasscodePolicy {
-                min_len: passcode_min,
-                max_len: passcode_max,
-                digits_only: !alphanumeric,
-                allow_biometrics: !no_biometrics,
+            let now = now_or(c.now);
+            let d = PasscodeRules::default();
+            let rules = PasscodeRules {
+                min_len: passcode_min.unwrap_or(d.min_len),
+                max_len: passcode_max.unwrap_or(d.max_len),
+                digits_only: d.digits_only && !alphanumeric,
+                biometrics_allowed: d.biometrics_allowed && !no_biometrics,
             };
-            let offer = portal.create_offer(&account, policy, ttl, now, &mut CliRandom)?;
-            let r = &offer.record;
-            let row = portal.store_write(&Write::Offer(r.clone()), &mut CliRandom);
-            if let Applied::Conflict(what) = db.apply(&[row], now, &[])? {
+            let offer = portal.create_offer(account, OfferSettings { ttl_seconds: ttl, rules: Some(rules) }, now)?;
+            if let Applied::Conflict(what) = db.apply(&offer.change, now)? {
                 // A fresh random offer id already taken: not a race, a fault.
                 return Err(cli_err(ErrorCode::Internal, format!("new offer: {what}")));
             }
             if c.json {
-                out!("{}", json!({"qr_text": offer.qr_text, "offer_id": r.offer_id, "expires_at": r.expires_at}));
+                out!(
+                    "{}",
+                    json!({"qr_text": offer.qr_text, "offer_id": offer.offer_id, "expires_at": secs(offer.expires_at)})
+                );
             } else {
                 out!("{}", offer.qr_text);
             }
@@ -302,185 +315,151 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         PortalCommand::LinkAccept { c, request } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let opened = portal.open_link_request(&request)?;
-            let d = db.run(&portal, now, |c| {
-                let offer = read::offer(c, opened.offer_id())?.map(|row| portal.open_offer(&row)).transpose()?;
-                // One device id across all accounts, pending or registered.
-                let key_use =
-                    if read::device_id_seen(c, opened.device_id())? { DeviceKeyUse::Seen } else { DeviceKeyUse::Fresh };
-                let out = opened.accept(&portal, offer.as_ref(), key_use, now);
-                let pending = match out.outcome.result {
-                    Ok(Accept::Accepted) => written_pending(&out.outcome.writes),
-                    Ok(Accept::Repeated) => {
-                        read::pending(c, opened.device_id())?.map(|row| portal.open_pending(&row)).transpose()?
-                    }
-                    Err(_) => None,
+            let now = now_or(c.now);
+            let req = portal.open_link_request(request)?;
+            let (device_id, device_name) = (req.device_id(), req.device_name());
+            let ran = db.run(now, |c| {
+                let lookup = LinkLookup {
+                    offer: read::offer(c, &req.offer_id())?,
+                    // One device id across all accounts, pending or registered.
+                    device_key_seen: read::device_id_seen(c, &device_id)?,
                 };
-                Ok(Decision {
-                    writes: out.outcome.writes,
-                    events: out.outcome.events,
-                    value: (out.answer, out.outcome.result, pending),
-                })
+                let a = req.accept(portal.clone(), lookup, now)?;
+                // A repeat writes nothing: its deadline is the stored row's.
+                let confirm_by = match written_confirm_by(&a.change) {
+                    Some(t) => Some(t),
+                    None => read::pending(c, &device_id)?.map(|p| p.confirm_by),
+                };
+                Ok((a.change.clone(), (a, confirm_by)))
             })?;
-            let (answer, result, pending) = d.value;
-            match result {
-                Ok(how) => {
-                    let repeated = how == Accept::Repeated;
-                    let confirm_by = pending.as_ref().map(|p| p.confirm_by);
+            let (change, (a, confirm_by)) = match ran {
+                Ran::Stored(change, v) => (change, v),
+                Ran::GaveUp((a, _)) => {
+                    // Nothing stored: the device keeps its request and sends it again.
                     if c.json {
-                        out!(
-                            "{}",
-                            json!({"answer": answer, "device_id": opened.device_id(), "device_name": opened.device_name(),
-                                   "confirm_by": confirm_by, "repeated": repeated})
-                        );
+                        out!("{}", json!({"answer": a.if_not_stored, "error": ErrorCode::Storage.as_str()}));
                     } else {
-                        out!("{answer}");
-                        if repeated {
-                            eprintln!(
-                                "device \"{}\" ({}) sent its accepted request again: same answer, nothing changed",
-                                opened.device_name(),
-                                opened.device_id()
-                            );
-                        } else {
-                            eprintln!(
-                                "device \"{}\" ({}) waits for its check code until {}",
-                                opened.device_name(),
-                                opened.device_id(),
-                                confirm_by.unwrap_or_default()
-                            );
-                        }
+                        out!("{}", a.if_not_stored);
                     }
+                    return Err(crate::store::gave_up());
                 }
-                Err(e) => {
-                    // The device still needs the (authenticated) refusal.
-                    if c.json {
-                        out!("{}", json!({"answer": answer, "error": e.code().as_str()}));
-                    } else {
-                        out!("{answer}");
-                    }
-                    return Err(e);
+            };
+            let repeated = a.verdict == Verdict::Repeated;
+            if let Err(e) = a.verdict.check() {
+                // The device still needs the (authenticated) refusal.
+                if c.json {
+                    out!("{}", json!({"answer": a.answer, "error": e.code().as_str(), "events": events_json(&change)}));
+                } else {
+                    out!("{}", a.answer);
+                }
+                return Err(e);
+            }
+            notify(&change);
+            if c.json {
+                out!(
+                    "{}",
+                    json!({"answer": a.answer, "device_id": device_id, "device_name": device_name,
+                           "confirm_by": confirm_by.map(secs), "repeated": repeated, "events": events_json(&change)})
+                );
+            } else {
+                out!("{}", a.answer);
+                if repeated {
+                    eprintln!(
+                        "device \"{device_name}\" ({device_id}) sent its accepted request again: same answer, nothing changed"
+                    );
+                } else {
+                    eprintln!(
+                        "device \"{device_name}\" ({device_id}) waits for its check code until {}",
+                        confirm_by.map(secs).unwrap_or_default()
+                    );
                 }
             }
         }
         PortalCommand::LinkConfirm { c, account, code } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let d = db.run(&portal, now, |c| {
-                let rows = read::open_pendings(c, &account)?;
-                if rows.is_empty() {
-                    return Ok(Decision::read_only(Err(cli_err(
-                        ErrorCode::TokenUnknown,
-                        "no device of this account is waiting for a check code",
-                    ))));
-                }
-                let pendings: Vec<PendingLinkRecord> =
-                    rows.iter().map(|r| portal.open_pending(r)).collect::<Result<_, _>>()?;
-                let mut outcomes: Vec<Outcome<()>> =
-                    pendings.iter().map(|p| portal.confirm_link(p, &code, now)).collect();
-                // The pending link whose check code matches is confirmed; the
-                // others are untouched.
-                if let Some(i) = outcomes.iter().position(|o| o.result.is_ok()) {
-                    let o = outcomes.swap_remove(i);
-                    let rec = written_device(&o.writes)
-                        .ok_or_else(|| cli_err(ErrorCode::Internal, "a confirmed link without a device"))?;
-                    return Ok(Decision { writes: o.writes, events: o.events, value: Ok(rec) });
-                }
-                // No match: the wrong code counts against every waiting link,
-                // all in one transaction.
-                let (mut writes, mut events, mut first_err) = (Vec::new(), Vec::new(), None);
-                for o in outcomes {
-                    writes.extend(o.writes);
-                    events.extend(o.events);
-                    if let Err(e) = o.result {
-                        first_err.get_or_insert(e);
-                    }
-                }
-                let e = first_err
-                    .unwrap_or_else(|| Error::new(ErrorCode::CheckCodeMismatch, "the check code does not match"));
-                Ok(Decision { writes, events, value: Err(e) })
-            })?;
-            let rec = d.value?;
-            notify(&d.events);
+            let now = now_or(c.now);
+            // Every open pending link of the account, in one call: the
+            // matching one is confirmed, a wrong code counts against each.
+            let (change, confirmation) = db
+                .run(now, |c| {
+                    let l = portal.confirm_link(read::open_pendings(c, &account)?, code.clone(), now)?;
+                    Ok((l.change.clone(), l))
+                })?
+                .stored()?;
+            confirmation.verdict.check()?;
+            let row = confirmation
+                .device
+                .as_ref()
+                .ok_or_else(|| cli_err(ErrorCode::Internal, "an accepted check code without a device row"))?;
+            notify(&change);
             if c.json {
-                out!(
-                    "{}",
-                    json!({"device": device_json(&rec), "events": d.events.iter().map(event_json).collect::<Vec<_>>()})
-                );
+                out!("{}", json!({"device": device_json(row), "events": events_json(&change)}));
             } else {
-                out!("linked device {} \"{}\" to {}", rec.device_id, rec.name, rec.account);
+                out!("linked device {} \"{}\" to {}", row.device_id, row.name, row.account);
             }
         }
         PortalCommand::Devices { c, account } => {
             let mut db = PortalDb::open(&c.dir, false)?;
-            let portal = load_portal(&db, &c.dir)?;
-            let recs: Vec<DeviceRecord> = db.read(|c| {
-                read::devices_of(c, &account)?.iter().map(|r| portal.open_device(r)).collect::<Result<_, _>>()
-            })?;
+            load_portal(&db, &c.dir)?;
+            let rows = db.read(|c| read::devices_of(c, &account))?;
             if c.json {
-                out!("{}", serde_json::Value::Array(recs.iter().map(device_json).collect()));
+                out!("{}", serde_json::Value::Array(rows.iter().map(device_json).collect()));
             } else {
                 out!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
-                for r in &recs {
-                    let last = r.last_used_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-                    out!("{:<18} {:<24} {:>12} {:>12} {}", r.device_id, r.name, r.linked_at, last, r.status.as_str());
+                for r in &rows {
+                    let last = r.last_used_at.map(|t| t.secs().to_string()).unwrap_or_else(|| "-".into());
+                    out!(
+                        "{:<18} {:<24} {:>12} {:>12} {}",
+                        r.device_id,
+                        r.name,
+                        r.linked_at.secs(),
+                        last,
+                        name_of(&r.status)
+                    );
                 }
             }
         }
         PortalCommand::Rename { c, account, device, name } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let (result, rec, events) = device_op(&mut db, &portal, now, &account, &device, |r| r.rename(&name, now))?;
-            result?;
-            notify(&events);
-            if c.json {
-                out!("{}", device_json(&rec));
-            } else {
-                out!("renamed {} to \"{}\"", rec.device_id, rec.name);
-            }
+            let now = now_or(c.now);
+            let (change, ()) =
+                device_op(&mut db, now, &account, &device, |row| Ok((portal.rename_device(row, name.clone(), now)?, ())))?;
+            print_device(&c, &change, |r| format!("renamed {} to \"{}\"", r.device_id, r.name))?;
         }
         PortalCommand::Unlink { c, account, device } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let (result, rec, events) = device_op(&mut db, &portal, now, &account, &device, |r| r.unlink(now))?;
-            result?;
-            notify(&events);
-            if c.json {
-                out!("{}", device_json(&rec));
-            } else {
-                out!("unlinked {} \"{}\"; the device wipes the account on its next contact", rec.device_id, rec.name);
-            }
+            let now = now_or(c.now);
+            let (change, ()) =
+                device_op(&mut db, now, &account, &device, |row| Ok((portal.unlink_device(row, now)?, ())))?;
+            print_device(&c, &change, |r| {
+                format!("unlinked {} \"{}\"; the device wipes the account on its next contact", r.device_id, r.name)
+            })?;
         }
         PortalCommand::Status { c, request } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let opened = portal.open_status_request(&request)?;
+            let now = now_or(c.now);
+            let device_id = portal.status_request_device(request.clone())?;
             // Read-only: a status answer writes nothing, so it can never
             // overwrite an unlink (or anything else).
-            let (device, pending) = db.read(|c| {
-                let device = read::device(c, opened.device_id())?.map(|r| portal.open_device(&r)).transpose()?;
-                let pending = read::pending(c, opened.device_id())?.map(|r| portal.open_pending(&r)).transpose()?;
-                Ok((device, pending))
+            let lookup = db.read(|c| {
+                let device = read::device(c, &device_id)?;
+                let pending = if device.is_none() { read::pending(c, &device_id)? } else { None };
+                Ok(StatusLookup { device, pending })
             })?;
-            let answer = opened.answer(device.as_ref(), pending.as_ref(), now)?;
-            // What the answer says (as the core decides it): the phone
-            // wipes itself only once no confirmation can still be committing.
-            let status = match (&device, &pending) {
-                (Some(d), _) => d.status.as_str(),
-                (None, Some(p))
-                    if matches!(p.state, PendingState::Open { .. })
-                        && now < p.confirm_by.saturating_add(STATUS_SKEW) =>
-                {
-                    "awaiting_confirmation"
-                }
-                _ => "not_confirmed",
+            // Which row the answer was made from, as stored (what the answer
+            // tells the device is tessera-host's decision, sealed for it).
+            let (status, pending) = match (&lookup.device, &lookup.pending) {
+                (Some(d), _) => (Some(name_of(&d.status)), None),
+                (None, Some(p)) => (Some("pending".to_owned()), Some(name_of(&p.status))),
+                (None, None) => (None, None),
             };
+            let answer = portal.answer_status(request, lookup, now)?;
             if c.json {
-                out!("{}", json!({"answer": answer, "status": status}));
+                out!("{}", json!({"answer": answer, "status": status, "pending": pending}));
             } else {
                 out!("{answer}");
             }
@@ -488,13 +467,16 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         PortalCommand::VerifyTotp { c, account, device, code } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
-            let now = now_or(c.now)?;
-            let (result, _, _) = device_op(&mut db, &portal, now, &account, &device, |r| r.verify_totp(&code, now))?;
-            let v = result?;
+            let now = now_or(c.now);
+            let (change, verdict) = device_op(&mut db, now, &account, &device, |row| {
+                let check = portal.verify_device_code(row, code.clone(), now)?;
+                Ok((check.change, check.verdict))
+            })?;
+            verdict.check()?;
             if c.json {
-                out!("{}", json!({"accepted": true, "step": v.matched, "drift": v.drift}));
+                out!("{}", json!({"accepted": true, "events": events_json(&change)}));
             } else {
-                out!("accepted (step {}, drift {})", v.matched, v.drift);
+                out!("accepted");
             }
         }
     }

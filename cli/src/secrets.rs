@@ -12,7 +12,7 @@ use crate::cli_err;
 use std::io::Write as _;
 use std::path::Path;
 use tessera_core::encoding::{hex_decode, hex_encode};
-use tessera_core::{Error, ErrorCode};
+use tessera_host::{ErrorCode, TesseraError as Error};
 use zeroize::Zeroizing;
 
 /// Environment variable holding the portal seed (64 hex digits).

@@ -1,16 +1,18 @@
 //! Reference storage for the simulators: one SQLite database per side.
 //!
-//! The portal side implements the host contract (`docs/DESIGN.md`, "Host
-//! contract"); every `tessera` process plays one portal server:
+//! The portal side stores the rows of `tessera-host` (`StoredOffer`,
+//! `StoredPendingLink`, `StoredDevice`) and implements the host contract
+//! (`docs/DESIGN.md`, "Host contract"); every `tessera` process plays one
+//! portal server:
 //!
-//! 1. `BEGIN IMMEDIATE`, read the records (one consistent snapshot);
-//! 2. call the core, which returns versioned compare-and-set writes;
-//! 3. apply all writes of that outcome in the same transaction: a version-1
-//!    record is an `INSERT` (the key must be new), any other an
-//!    `UPDATE … WHERE key = ? AND version = expected`;
+//! 1. `BEGIN IMMEDIATE`, read the rows (one consistent snapshot);
+//! 2. call tessera-host, which returns a [`PortalChange`];
+//! 3. apply its writes in the same transaction as compare-and-sets: a write
+//!    without `expected_version` is an `INSERT` (the key must be new), any
+//!    other an `UPDATE … WHERE key = ? AND version = expected`;
 //! 4. if an update changed no row or an insert hit an existing key, the
-//!    decision was made on a stale record: roll back, read again and call
-//!    the core again (at most [`MAX_ROUNDS`] times, then `STORAGE`);
+//!    decision was made on a stale row: roll back, read again and call
+//!    again (at most [`MAX_ROUNDS`] times, then `STORAGE`);
 //! 5. only after the commit does the command print the answer or result,
 //!    refusals included.
 //!
@@ -21,39 +23,38 @@
 //! without taking the write lock.
 //!
 //! Events go to the `events` table inside the same transaction (an outbox:
-//! they exist exactly when the change they describe committed); the
-//! notifications they stand for are printed after the commit.
+//! they exist exactly when the change they describe committed), as the JSON
+//! of `tessera_host::PortalEvent`; the notifications they stand for are
+//! printed after the commit.
 
 use crate::cli_err;
 use crate::secrets;
-use crate::util::CliRandom;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
-use tessera_core::host::{Outcome, Write};
-use tessera_core::link::{
-    DeviceStatus, Portal, PortalEvent, StoredDevice, StoredOffer, StoredPendingLink, StoredWrite,
+use tessera_host::{
+    ErrorCode, PortalChange, RecordWrite, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp,
 };
-use tessera_core::{Error, ErrorCode};
+
+type Result<T> = std::result::Result<T, TesseraError>;
 
 /// Rounds of read → decide → write before giving up with `STORAGE`.
 pub const MAX_ROUNDS: u32 = 50;
-/// `PRAGMA user_version` of the current layout (2: versioned records, keys
-/// outside the databases).
-const SCHEMA_VERSION: i64 = 2;
+/// `PRAGMA user_version` of the current layout (3: the rows of tessera-host).
+const SCHEMA_VERSION: i64 = 3;
 
-pub fn db_err(e: rusqlite::Error) -> Error {
+pub fn db_err(e: rusqlite::Error) -> TesseraError {
     cli_err(ErrorCode::Storage, format!("database: {e}"))
 }
 
 /// Open (creating if needed, owner-only) a database with `schema`.
-fn open(path: &Path, schema: &str) -> Result<Connection, Error> {
+fn open(path: &Path, schema: &str) -> Result<Connection> {
     secrets::touch_private(path)?;
     let mut c = Connection::open(path).map_err(db_err)?;
     c.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
     c.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-    let version = |c: &Connection| -> Result<i64, Error> {
-        c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)
-    };
+    let version =
+        |c: &Connection| -> Result<i64> { c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err) };
     if version(&c)? != SCHEMA_VERSION {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         match version(&tx)? {
@@ -86,20 +87,21 @@ fn open(path: &Path, schema: &str) -> Result<Connection, Error> {
     Ok(c)
 }
 
-/// The portal's tables. Device ids are keys across all accounts: a device
-/// id is in `pending_links` at most once, and the trigger keeps a pending
-/// link from reusing the id of a registered device (even if hosts purge old
-/// pending links), so one device key links to one account.
+/// The portal's tables: the columns of the tessera-host rows. Device ids are
+/// keys across all accounts: a device id is in `pending_links` at most once,
+/// and the trigger keeps a pending link from reusing the id of a registered
+/// device (even if hosts purge old pending links). Statuses are the rows'
+/// own JSON names (`open`, `cancelled`, `active`, …); times are Unix seconds.
 const PORTAL_SCHEMA: &str = "
 CREATE TABLE portal (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, fingerprint TEXT NOT NULL);
 CREATE TABLE offers (offer_id TEXT PRIMARY KEY, account TEXT NOT NULL, expires_at INTEGER NOT NULL,
     used_at INTEGER, version INTEGER NOT NULL, sealed BLOB NOT NULL);
 CREATE TABLE pending_links (device_id TEXT PRIMARY KEY, account TEXT NOT NULL, device_name TEXT NOT NULL,
-    confirm_by INTEGER NOT NULL, attempts INTEGER NOT NULL, closed INTEGER NOT NULL,
+    confirm_by INTEGER NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL,
     version INTEGER NOT NULL, sealed BLOB NOT NULL);
-CREATE INDEX pending_links_by_account ON pending_links (account, closed);
+CREATE INDEX pending_links_by_account ON pending_links (account, status);
 CREATE TABLE devices (device_id TEXT PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL,
-    linked_at INTEGER NOT NULL, last_used_at INTEGER, status TEXT NOT NULL, unlinked_at INTEGER,
+    linked_at INTEGER NOT NULL, last_used_at INTEGER, status TEXT NOT NULL,
     version INTEGER NOT NULL, sealed BLOB NOT NULL);
 CREATE INDEX devices_by_account ON devices (account);
 CREATE TRIGGER pending_links_need_a_new_device_id BEFORE INSERT ON pending_links
@@ -120,7 +122,7 @@ pub struct DeviceDb {
     pub conn: Connection,
 }
 
-fn db_path(dir: &Path, file: &str, create: bool) -> Result<PathBuf, Error> {
+fn db_path(dir: &Path, file: &str, create: bool) -> Result<PathBuf> {
     if create {
         secrets::create_private_dir(dir)?;
     } else if !dir.join(file).exists() {
@@ -129,113 +131,138 @@ fn db_path(dir: &Path, file: &str, create: bool) -> Result<PathBuf, Error> {
     Ok(dir.join(file))
 }
 
-// SQLite integers are i64. Times are checked (years 2000..3000) and
-// versions count writes, so neither comes near i64::MAX.
-fn sql(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+// SQLite integers are i64; times are Unix seconds (checked by the core to
+// be in the years 2000..3000, so far from i64::MAX).
+fn secs(t: Timestamp) -> i64 {
+    i64::try_from(t.secs()).unwrap_or(i64::MAX)
 }
 
-fn get_u64(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
     let v: i64 = r.get(i)?;
-    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
+    u64::try_from(v).map(Timestamp::from_secs).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
 }
 
-fn get_opt_u64(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<u64>> {
+fn opt_time(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
     let v: Option<i64> = r.get(i)?;
-    v.map(|v| u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))).transpose()
+    v.map(|v| u64::try_from(v).map(Timestamp::from_secs).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v)))
+        .transpose()
+}
+
+/// The JSON name of a row's status enum (`"open"`, `"unlinked"`, …): the
+/// names are tessera-host's, not the CLI's.
+pub fn name_of<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn status_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_value(serde_json::Value::String(s))
+        .map_err(|_| rusqlite::Error::InvalidColumnType(i, "status".into(), rusqlite::types::Type::Text))
 }
 
 const OFFER_COLS: &str = "offer_id, account, expires_at, used_at, version, sealed";
-const PENDING_COLS: &str = "device_id, account, device_name, confirm_by, attempts, closed, version, sealed";
-const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, unlinked_at, version, sealed";
+const PENDING_COLS: &str = "device_id, account, device_name, confirm_by, attempts, status, version, sealed";
+const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, version, sealed";
 
 fn offer_row(r: &Row<'_>) -> rusqlite::Result<StoredOffer> {
     Ok(StoredOffer {
         offer_id: r.get(0)?,
         account: r.get(1)?,
-        expires_at: get_u64(r, 2)?,
-        used_at: get_opt_u64(r, 3)?,
-        version: get_u64(r, 4)?,
+        expires_at: time(r, 2)?,
+        used_at: opt_time(r, 3)?,
+        version: r.get(4)?,
         sealed: r.get(5)?,
     })
 }
 
 fn pending_row(r: &Row<'_>) -> rusqlite::Result<StoredPendingLink> {
-    let attempts: i64 = r.get(4)?;
     Ok(StoredPendingLink {
         device_id: r.get(0)?,
         account: r.get(1)?,
         device_name: r.get(2)?,
-        confirm_by: get_u64(r, 3)?,
-        attempts: u32::try_from(attempts).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(4, attempts))?,
-        closed: r.get(5)?,
-        version: get_u64(r, 6)?,
+        confirm_by: time(r, 3)?,
+        attempts: r.get(4)?,
+        status: status_col(r, 5)?,
+        version: r.get(6)?,
         sealed: r.get(7)?,
     })
 }
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<StoredDevice> {
-    let status: String = r.get(5)?;
-    let status = match (status.as_str(), get_opt_u64(r, 6)?) {
-        ("active", _) => DeviceStatus::Active,
-        ("unlinked", at) => DeviceStatus::Unlinked { at: at.unwrap_or(0) },
-        _ => return Err(rusqlite::Error::InvalidColumnType(5, "status".into(), rusqlite::types::Type::Text)),
-    };
     Ok(StoredDevice {
         device_id: r.get(0)?,
         account: r.get(1)?,
         name: r.get(2)?,
-        linked_at: get_u64(r, 3)?,
-        last_used_at: get_opt_u64(r, 4)?,
-        status,
-        version: get_u64(r, 7)?,
-        sealed: r.get(8)?,
+        linked_at: time(r, 3)?,
+        last_used_at: opt_time(r, 4)?,
+        status: status_col(r, 5)?,
+        version: r.get(6)?,
+        sealed: r.get(7)?,
     })
 }
 
-/// Reads on a snapshot (the connection of a read transaction).
+/// Reads on a snapshot (the connection of a transaction).
 pub mod read {
     use super::*;
 
-    pub fn offer(c: &Connection, offer_id: &str) -> Result<Option<StoredOffer>, Error> {
+    fn all<T>(c: &Connection, sql: &str, p: impl rusqlite::Params, f: fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+        let mut st = c.prepare(sql).map_err(db_err)?;
+        let rows = st.query_map(p, f).map_err(db_err)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(db_err)
+    }
+
+    pub fn offer(c: &Connection, offer_id: &str) -> Result<Option<StoredOffer>> {
         c.query_row(&format!("SELECT {OFFER_COLS} FROM offers WHERE offer_id = ?1"), [offer_id], offer_row)
             .optional()
             .map_err(db_err)
     }
 
-    pub fn pending(c: &Connection, device_id: &str) -> Result<Option<StoredPendingLink>, Error> {
+    pub fn pending(c: &Connection, device_id: &str) -> Result<Option<StoredPendingLink>> {
         c.query_row(&format!("SELECT {PENDING_COLS} FROM pending_links WHERE device_id = ?1"), [device_id], pending_row)
             .optional()
             .map_err(db_err)
     }
 
-    /// The account's pending links still waiting for a check code, oldest first.
-    pub fn open_pendings(c: &Connection, account: &str) -> Result<Vec<StoredPendingLink>, Error> {
-        let mut st = c
-            .prepare(&format!(
-                "SELECT {PENDING_COLS} FROM pending_links WHERE account = ?1 AND closed = 0 ORDER BY confirm_by, device_id"
-            ))
-            .map_err(db_err)?;
-        let rows = st.query_map([account], pending_row).map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+    /// The account's pending links whose row says `open`, oldest first (the
+    /// rows `Portal::confirm_link` takes).
+    pub fn open_pendings(c: &Connection, account: &str) -> Result<Vec<StoredPendingLink>> {
+        let open = name_of(&tessera_host::PendingStatus::Open);
+        all(
+            c,
+            &format!(
+                "SELECT {PENDING_COLS} FROM pending_links WHERE account = ?1 AND status = ?2 \
+                 ORDER BY confirm_by, device_id"
+            ),
+            params![account, open],
+            pending_row,
+        )
     }
 
-    pub fn device(c: &Connection, device_id: &str) -> Result<Option<StoredDevice>, Error> {
+    pub fn device(c: &Connection, device_id: &str) -> Result<Option<StoredDevice>> {
         c.query_row(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?1"), [device_id], device_row)
             .optional()
             .map_err(db_err)
     }
 
-    pub fn devices_of(c: &Connection, account: &str) -> Result<Vec<StoredDevice>, Error> {
-        let mut st = c
-            .prepare(&format!("SELECT {DEVICE_COLS} FROM devices WHERE account = ?1 ORDER BY linked_at, device_id"))
-            .map_err(db_err)?;
-        let rows = st.query_map([account], device_row).map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+    /// The device row with this id of this account.
+    pub fn device_of(c: &Connection, account: &str, device_id: &str) -> Result<Option<StoredDevice>> {
+        Ok(device(c, device_id)?.filter(|d| d.account == account))
+    }
+
+    pub fn devices_of(c: &Connection, account: &str) -> Result<Vec<StoredDevice>> {
+        all(
+            c,
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE account = ?1 ORDER BY linked_at, device_id"),
+            [account],
+            device_row,
+        )
     }
 
     /// Whether a pending link or a device of any account has this id.
-    pub fn device_id_seen(c: &Connection, device_id: &str) -> Result<bool, Error> {
+    pub fn device_id_seen(c: &Connection, device_id: &str) -> Result<bool> {
         c.query_row(
             "SELECT EXISTS (SELECT 1 FROM pending_links WHERE device_id = ?1)
                  OR EXISTS (SELECT 1 FROM devices WHERE device_id = ?1)",
@@ -246,35 +273,38 @@ pub mod read {
     }
 }
 
-/// What one portal operation decided: the writes to apply atomically, the
-/// events, and the value the command reports once they committed.
-#[derive(Debug)]
-pub struct Decision<T> {
-    pub writes: Vec<Write>,
-    pub events: Vec<PortalEvent>,
-    pub value: T,
-}
-
-impl<T> Decision<T> {
-    /// A decision that writes nothing.
-    pub fn read_only(value: T) -> Self {
-        Decision { writes: Vec::new(), events: Vec::new(), value }
-    }
-}
-
-/// The core's outcome as a decision reporting its result next to `extra`.
-pub fn decided<R, X>(o: Outcome<R>, extra: X) -> Decision<(Result<R, Error>, X)> {
-    Decision { writes: o.writes, events: o.events, value: (o.result, extra) }
-}
-
-/// How applying one outcome's writes ended.
+/// How applying one change's writes ended.
 #[derive(Debug)]
 pub enum Applied {
     /// Every write applied.
     Done,
-    /// A record was no longer (or already) there as the decision assumed:
+    /// A row was no longer (or already) there as the decision assumed:
     /// another server wrote first. Nothing may be kept.
     Conflict(String),
+}
+
+/// How [`PortalDb::run`] ended.
+#[derive(Debug)]
+pub enum Ran<T> {
+    /// The change committed (or had nothing to write).
+    Stored(PortalChange, T),
+    /// Conflicts every round: nothing was stored; the last decision's value
+    /// (e.g. a link answer's `if_not_stored`).
+    GaveUp(T),
+}
+
+impl<T> Ran<T> {
+    /// The committed change, or `STORAGE` when the store gave up.
+    pub fn stored(self) -> Result<(PortalChange, T)> {
+        match self {
+            Ran::Stored(c, v) => Ok((c, v)),
+            Ran::GaveUp(_) => Err(gave_up()),
+        }
+    }
+}
+
+pub fn gave_up() -> TesseraError {
+    cli_err(ErrorCode::Storage, format!("gave up after {MAX_ROUNDS} rounds of write conflicts; try again"))
 }
 
 fn is_conflict(e: &rusqlite::Error) -> bool {
@@ -285,92 +315,75 @@ fn is_conflict(e: &rusqlite::Error) -> bool {
                 ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_TRIGGER))
 }
 
-/// One row write: `Ok(true)` when it applied, `Ok(false)` on a conflict.
-fn write_row(c: &Connection, w: &StoredWrite) -> Result<bool, Error> {
-    let expected = w.expected_version().map(sql);
-    let r = match w {
-        StoredWrite::Offer(o) => {
-            let p = params![o.offer_id, o.account, sql(o.expires_at), o.used_at.map(sql), sql(o.version), o.sealed];
-            match expected {
-                None => c.execute(&format!("INSERT INTO offers ({OFFER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"), p),
-                Some(v) => c.execute(
-                    "UPDATE offers SET account = ?2, expires_at = ?3, used_at = ?4, version = ?5, sealed = ?6
-                     WHERE offer_id = ?1 AND version = ?7",
-                    params![o.offer_id, o.account, sql(o.expires_at), o.used_at.map(sql), sql(o.version), o.sealed, v],
-                ),
-            }
+/// One compare-and-set: `INSERT` of the whole row, or `UPDATE` of every
+/// column but the key where the stored version is the expected one.
+fn cas(c: &Connection, table: &str, cols: &str, values: &[&dyn rusqlite::ToSql], expected: Option<i64>) -> rusqlite::Result<usize> {
+    let names: Vec<&str> = cols.split(", ").collect();
+    match expected {
+        None => {
+            let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            c.execute(&format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(", ")), values)
         }
-        StoredWrite::PendingLink(p) => {
-            let cols = params![
+        Some(v) => {
+            let sets: Vec<String> = names.iter().enumerate().skip(1).map(|(i, n)| format!("{n} = ?{}", i + 1)).collect();
+            let mut all: Vec<&dyn rusqlite::ToSql> = values.to_vec();
+            all.push(&v);
+            c.execute(
+                &format!(
+                    "UPDATE {table} SET {} WHERE {} = ?1 AND version = ?{}",
+                    sets.join(", "),
+                    names[0],
+                    names.len() + 1
+                ),
+                all.as_slice(),
+            )
+        }
+    }
+}
+
+/// One row write: `Ok(true)` when it applied, `Ok(false)` on a conflict.
+fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
+    let expected = w.expected_version();
+    let r = match w {
+        RecordWrite::Offer { row: o, .. } => cas(
+            c,
+            "offers",
+            OFFER_COLS,
+            params![o.offer_id, o.account, secs(o.expires_at), o.used_at.map(secs), o.version, o.sealed],
+            expected,
+        ),
+        RecordWrite::PendingLink { row: p, .. } => cas(
+            c,
+            "pending_links",
+            PENDING_COLS,
+            params![
                 p.device_id,
                 p.account,
                 p.device_name,
-                sql(p.confirm_by),
-                i64::from(p.attempts),
-                p.closed,
-                sql(p.version),
+                secs(p.confirm_by),
+                p.attempts,
+                name_of(&p.status),
+                p.version,
                 p.sealed
-            ];
-            match expected {
-                None => c.execute(
-                    &format!("INSERT INTO pending_links ({PENDING_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                    cols,
-                ),
-                Some(v) => c.execute(
-                    "UPDATE pending_links SET account = ?2, device_name = ?3, confirm_by = ?4, attempts = ?5,
-                     closed = ?6, version = ?7, sealed = ?8 WHERE device_id = ?1 AND version = ?9",
-                    params![
-                        p.device_id,
-                        p.account,
-                        p.device_name,
-                        sql(p.confirm_by),
-                        i64::from(p.attempts),
-                        p.closed,
-                        sql(p.version),
-                        p.sealed,
-                        v
-                    ],
-                ),
-            }
-        }
-        StoredWrite::Device(d) => {
-            let unlinked_at = match d.status {
-                DeviceStatus::Active => None,
-                DeviceStatus::Unlinked { at } => Some(sql(at)),
-            };
-            match expected {
-                None => c.execute(
-                    &format!("INSERT INTO devices ({DEVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                    params![
-                        d.device_id,
-                        d.account,
-                        d.name,
-                        sql(d.linked_at),
-                        d.last_used_at.map(sql),
-                        d.status.as_str(),
-                        unlinked_at,
-                        sql(d.version),
-                        d.sealed
-                    ],
-                ),
-                Some(v) => c.execute(
-                    "UPDATE devices SET account = ?2, name = ?3, linked_at = ?4, last_used_at = ?5, status = ?6,
-                     unlinked_at = ?7, version = ?8, sealed = ?9 WHERE device_id = ?1 AND version = ?10",
-                    params![
-                        d.device_id,
-                        d.account,
-                        d.name,
-                        sql(d.linked_at),
-                        d.last_used_at.map(sql),
-                        d.status.as_str(),
-                        unlinked_at,
-                        sql(d.version),
-                        d.sealed,
-                        v
-                    ],
-                ),
-            }
-        }
+            ],
+            expected,
+        ),
+        RecordWrite::Device { row: d, .. } => cas(
+            c,
+            "devices",
+            DEVICE_COLS,
+            params![
+                d.device_id,
+                d.account,
+                d.name,
+                secs(d.linked_at),
+                d.last_used_at.map(secs),
+                name_of(&d.status),
+                d.version,
+                d.sealed
+            ],
+            expected,
+        ),
     };
     match r {
         Ok(n) => Ok(n == 1),
@@ -379,11 +392,11 @@ fn write_row(c: &Connection, w: &StoredWrite) -> Result<bool, Error> {
     }
 }
 
-fn describe(w: &StoredWrite) -> String {
+fn describe(w: &RecordWrite) -> String {
     let (table, key) = match w {
-        StoredWrite::Offer(o) => ("offer", &o.offer_id),
-        StoredWrite::PendingLink(p) => ("pending link", &p.device_id),
-        StoredWrite::Device(d) => ("device", &d.device_id),
+        RecordWrite::Offer { row, .. } => ("offer", &row.offer_id),
+        RecordWrite::PendingLink { row, .. } => ("pending link", &row.device_id),
+        RecordWrite::Device { row, .. } => ("device", &row.device_id),
     };
     match w.expected_version() {
         None => format!("insert of {table} {key} found it already there"),
@@ -392,12 +405,12 @@ fn describe(w: &StoredWrite) -> String {
 }
 
 impl PortalDb {
-    pub fn open(dir: &Path, create: bool) -> Result<Self, Error> {
+    pub fn open(dir: &Path, create: bool) -> Result<Self> {
         Ok(PortalDb { conn: open(&db_path(dir, "portal.db", create)?, PORTAL_SCHEMA)? })
     }
 
     /// The portal's name and key fingerprint (the seed is not in here).
-    pub fn identity(&self) -> Result<Option<(String, String)>, Error> {
+    pub fn identity(&self) -> Result<Option<(String, String)>> {
         self.conn
             .query_row("SELECT name, fingerprint FROM portal WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
@@ -410,8 +423,8 @@ impl PortalDb {
         &mut self,
         name: &str,
         fingerprint: &str,
-        store_key: impl FnOnce() -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        store_key: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         match tx.execute("INSERT INTO portal (id, name, fingerprint) VALUES (1, ?1, ?2)", params![name, fingerprint]) {
             Ok(_) => {}
@@ -425,16 +438,16 @@ impl PortalDb {
     }
 
     /// Run `f` on a consistent snapshot (a read transaction, rolled back).
-    pub fn read<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn read<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(db_err)?;
         f(&tx)
     }
 
-    /// Apply sealed writes and log events in one IMMEDIATE transaction
-    /// (for a write decided without reading, such as a new offer).
-    pub fn apply(&mut self, rows: &[StoredWrite], at: u64, events: &[PortalEvent]) -> Result<Applied, Error> {
+    /// Apply a change decided without reading (a new offer) in one
+    /// IMMEDIATE transaction.
+    pub fn apply(&mut self, change: &PortalChange, at: Timestamp) -> Result<Applied> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-        let applied = write_all(&tx, rows, at, events)?;
+        let applied = write_all(&tx, change, at)?;
         if let Applied::Done = applied {
             tx.commit().map_err(db_err)?;
         }
@@ -442,55 +455,51 @@ impl PortalDb {
     }
 
     /// One portal operation under the host contract: in one IMMEDIATE
-    /// transaction, let `decide` read and call the core, then apply its
-    /// writes; on a conflict roll back and decide again. Returns the
-    /// decision that committed (or wrote nothing).
+    /// transaction, let `decide` read and call tessera-host, then apply the
+    /// change it returned; on a conflict roll back and decide again.
     pub fn run<T>(
         &mut self,
-        portal: &Portal,
-        at: u64,
-        mut decide: impl FnMut(&Connection) -> Result<Decision<T>, Error>,
-    ) -> Result<Decision<T>, Error> {
+        at: Timestamp,
+        mut decide: impl FnMut(&Connection) -> Result<(PortalChange, T)>,
+    ) -> Result<Ran<T>> {
+        let mut last = None;
         for _ in 0..MAX_ROUNDS {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-            let d = decide(&tx)?;
-            if d.writes.is_empty() {
-                return Ok(d);
-            }
-            let rows: Vec<StoredWrite> = d.writes.iter().map(|w| portal.store_write(w, &mut CliRandom)).collect();
-            if let Applied::Done = write_all(&tx, &rows, at, &d.events)? {
+            let (change, value) = decide(&tx)?;
+            if let Applied::Done = write_all(&tx, &change, at)? {
                 tx.commit().map_err(db_err)?;
-                return Ok(d);
+                return Ok(Ran::Stored(change, value));
             }
             // Dropping `tx` rolls back whatever part was written.
+            last = Some(value);
         }
-        Err(cli_err(ErrorCode::Storage, format!("gave up after {MAX_ROUNDS} rounds of write conflicts; try again")))
+        last.map(Ran::GaveUp).ok_or_else(gave_up)
     }
 }
 
-/// Every write of one outcome, then its events, inside `tx`. On a conflict
+/// Every write of one change, then its events, inside `tx`. On a conflict
 /// the caller must roll back (drop the transaction).
-fn write_all(tx: &Connection, rows: &[StoredWrite], at: u64, events: &[PortalEvent]) -> Result<Applied, Error> {
-    for w in rows {
+fn write_all(tx: &Connection, change: &PortalChange, at: Timestamp) -> Result<Applied> {
+    for w in &change.writes {
         if !write_row(tx, w)? {
             return Ok(Applied::Conflict(describe(w)));
         }
     }
-    for e in events {
+    for e in &change.events {
         let json = serde_json::to_string(e).map_err(|_| cli_err(ErrorCode::Internal, "event encoding"))?;
-        tx.execute("INSERT INTO events (at, json) VALUES (?1, ?2)", params![sql(at), json]).map_err(db_err)?;
+        tx.execute("INSERT INTO events (at, json) VALUES (?1, ?2)", params![secs(at), json]).map_err(db_err)?;
     }
     Ok(Applied::Done)
 }
 
 impl DeviceDb {
-    pub fn open(dir: &Path) -> Result<Self, Error> {
+    pub fn open(dir: &Path) -> Result<Self> {
         Ok(DeviceDb { conn: open(&db_path(dir, "device.db", true)?, DEVICE_SCHEMA)? })
     }
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db_err)
     }
-    pub fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+    pub fn put(&self, key: &str, value: &[u8]) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -499,7 +508,7 @@ impl DeviceDb {
             .map_err(db_err)?;
         Ok(())
     }
-    pub fn delete(&self, key: &str) -> Result<(), Error> {
+    pub fn delete(&self, key: &str) -> Result<()> {
         self.conn.execute("DELETE FROM kv WHERE key = ?1", [key]).map_err(db_err)?;
         Ok(())
     }
@@ -511,23 +520,28 @@ impl DeviceDb {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-    use tessera_core::link::{self, DeviceKeyUse, DeviceRecord, PasscodePolicy, PendingLinkRecord};
+    use std::sync::Arc;
+    use tessera_host::{Device, LinkChoices, LinkLookup, OfferSettings, Portal, RecordWrite};
 
     const T: u64 = 1_800_000_000;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_secs(s)
+    }
 
     struct Setup {
         dir: PathBuf,
         db: PortalDb,
-        portal: Portal,
-        offer: StoredWrite,
-        pending: PendingLinkRecord,
+        portal: Arc<Portal>,
+        offer: PortalChange,
+        pending_insert: RecordWrite,
         device_id: String,
     }
 
     impl Setup {
-        fn device(&mut self) -> DeviceRecord {
-            let (portal, id) = (&self.portal, &self.device_id);
-            self.db.read(|c| portal.open_device(&read::device(c, id)?.unwrap())).unwrap()
+        fn device(&mut self) -> StoredDevice {
+            let id = self.device_id.clone();
+            self.db.read(|c| read::device(c, &id)).unwrap().unwrap()
         }
     }
 
@@ -542,85 +556,88 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut db = PortalDb::open(&dir, true).unwrap();
-        let portal = Portal::generate("Example Bank", &mut CliRandom).unwrap();
-        let offer = portal.create_offer("ana", PasscodePolicy::default(), 300, T, &mut CliRandom).unwrap();
-        let offer_row = portal.store_write(&Write::Offer(offer.record.clone()), &mut CliRandom);
-        assert!(matches!(db.apply(std::slice::from_ref(&offer_row), T, &[]).unwrap(), Applied::Done));
-        let scanned = link::scan_link_qr(&offer.qr_text, T).unwrap();
-        let start = link::start_link(&scanned, "Phone", "493817", false, false, T, &mut CliRandom).unwrap();
-        let opened = portal.open_link_request(&start.request).unwrap();
-        let accepted = db
-            .run(&portal, T, |c| {
-                let o = read::offer(c, opened.offer_id())?.map(|r| portal.open_offer(&r)).transpose()?;
-                let out = opened.accept(&portal, o.as_ref(), DeviceKeyUse::Fresh, T);
-                Ok(Decision { writes: out.outcome.writes, events: out.outcome.events, value: out.answer })
+        let portal = Arc::new(Portal::generate("Example Bank".into()).unwrap());
+        let offer = portal.create_offer("ana".into(), OfferSettings::default(), t(T)).unwrap();
+        assert!(matches!(db.apply(&offer.change, t(T)).unwrap(), Applied::Done));
+        let phone = Device::new(vec![7; 32]).unwrap();
+        let choices = LinkChoices { device_name: "Phone".into(), passcode: "493817".into(), biometrics: false };
+        let pending = phone.start_link(offer.qr_text.clone(), choices, None, t(T), None).unwrap();
+        let request = portal.open_link_request(pending.request().unwrap()).unwrap();
+        let (change, answer) = db
+            .run(t(T), |c| {
+                let lookup = LinkLookup {
+                    offer: read::offer(c, &request.offer_id())?,
+                    device_key_seen: read::device_id_seen(c, &request.device_id())?,
+                };
+                let a = request.accept(portal.clone(), lookup, t(T))?;
+                Ok((a.change, a.answer))
             })
+            .unwrap()
+            .stored()
             .unwrap();
-        let pending = accepted
-            .writes
-            .iter()
-            .find_map(|w| if let Write::PendingLink(p) = w { Some(p.clone()) } else { None })
-            .unwrap();
-        let linked = link::finish_link(start.pending, &accepted.value, &[7; 32], &mut CliRandom).unwrap();
-        let device_id = pending.device_id.clone();
-        let confirmed = db
-            .run(&portal, T, |c| {
-                let p = portal.open_pending(&read::pending(c, &device_id)?.unwrap())?;
-                Ok(decided(portal.confirm_link(&p, &linked.check_code, T), ()))
+        let pending_insert =
+            change.writes.iter().find(|w| matches!(w, RecordWrite::PendingLink { .. })).unwrap().clone();
+        let linked = pending.finish(answer).unwrap();
+        let (_, verdict) = db
+            .run(t(T), |c| {
+                let l = portal.confirm_link(read::open_pendings(c, "ana")?, linked.check_code.clone(), t(T))?;
+                Ok((l.change, l.verdict))
             })
+            .unwrap()
+            .stored()
             .unwrap();
-        assert!(confirmed.value.0.is_ok());
-        Setup { dir, db, portal, offer: offer_row, pending, device_id }
+        verdict.check().unwrap();
+        Setup { dir, db, portal, offer: offer.change, pending_insert, device_id: request.device_id() }
     }
 
     #[test]
-    fn a_decision_made_on_a_stale_record_is_made_again() {
+    fn a_decision_made_on_a_stale_row_is_made_again() {
         let mut s = setup("stale");
         let stale = s.device();
         assert_eq!(stale.version, 1);
         // Another server renames the device first.
-        let renamed = stale.rename("Renamed", T + 1);
-        let row = s.portal.store_write(&renamed.writes[0], &mut CliRandom);
-        assert!(matches!(s.db.apply(&[row], T + 1, &renamed.events).unwrap(), Applied::Done));
-        // This server decided to unlink from the record it read before.
+        let renamed = s.portal.rename_device(stale.clone(), "Renamed".into(), t(T + 1)).unwrap();
+        assert!(matches!(s.db.apply(&renamed, t(T + 1)).unwrap(), Applied::Done));
+        // This server decided to unlink from the row it read before.
         let mut rounds = 0;
-        let (portal, id) = (&s.portal, s.device_id.clone());
-        let d =
-            s.db.run(portal, T + 2, |c| {
+        let (portal, id) = (s.portal.clone(), s.device_id.clone());
+        let ran = s
+            .db
+            .run(t(T + 2), |c| {
                 rounds += 1;
-                let rec =
-                    if rounds == 1 { stale.clone() } else { portal.open_device(&read::device(c, &id)?.unwrap())? };
-                Ok(decided(rec.unlink(T + 2), ()))
+                let row = if rounds == 1 { stale.clone() } else { read::device(c, &id)?.unwrap() };
+                Ok((portal.unlink_device(row, t(T + 2))?, ()))
             })
             .unwrap();
+        assert!(matches!(ran, Ran::Stored(..)));
         assert_eq!(rounds, 2, "the conflict made it read again");
-        assert!(d.value.0.is_ok());
         let now = s.device();
-        assert_eq!((now.version, now.status.as_str(), now.name.as_str()), (3, "unlinked", "Renamed"));
+        assert_eq!((now.version, name_of(&now.status).as_str(), now.name.as_str()), (3, "unlinked", "Renamed"));
         // The stale unlink's event was not logged; the committed one was, once.
         let unlinks: i64 =
             s.db.conn
-                .query_row("SELECT count(*) FROM events WHERE json LIKE '%DeviceUnlinked%'", [], |r| r.get(0))
+                .query_row("SELECT count(*) FROM events WHERE json LIKE '%\"kind\":\"deviceUnlinked\"%'", [], |r| {
+                    r.get(0)
+                })
                 .unwrap();
         assert_eq!(unlinks, 1);
     }
 
     #[test]
-    fn a_conflict_keeps_none_of_the_outcome() {
+    fn a_conflict_keeps_none_of_the_change() {
         let mut s = setup("atomic");
         let before = s.device();
         // A rename (applies) together with an insert of an existing offer
         // (conflicts): neither stays.
-        let renamed = before.rename("Renamed", T + 1);
-        let rows = [s.portal.store_write(&renamed.writes[0], &mut CliRandom), s.offer.clone()];
-        let a = s.db.apply(&rows, T + 1, &renamed.events).unwrap();
+        let mut both = s.portal.rename_device(before.clone(), "Renamed".into(), t(T + 1)).unwrap();
+        both.writes.extend(s.offer.writes.clone());
+        let a = s.db.apply(&both, t(T + 1)).unwrap();
         assert!(matches!(&a, Applied::Conflict(w) if w.contains("already there")), "{a:?}");
         assert_eq!(s.device(), before);
         // An update that expects another version changes nothing either.
-        let twice = before.rename("Other", T + 2);
-        let row = s.portal.store_write(&twice.writes[0], &mut CliRandom);
-        assert!(matches!(s.db.apply(std::slice::from_ref(&row), T + 2, &[]).unwrap(), Applied::Done));
-        let a = s.db.apply(&[row], T + 3, &[]).unwrap();
+        let twice = s.portal.rename_device(before, "Other".into(), t(T + 2)).unwrap();
+        assert!(matches!(s.db.apply(&twice, t(T + 2)).unwrap(), Applied::Done));
+        let a = s.db.apply(&twice, t(T + 3)).unwrap();
         assert!(matches!(&a, Applied::Conflict(w) if w.contains("no longer at version 1")), "{a:?}");
         assert_eq!(s.device().name, "Other");
     }
@@ -630,8 +647,8 @@ mod tests {
         let mut s = setup("tombstone");
         // Even if a host purged the pending link, its device id stays taken.
         s.db.conn.execute("DELETE FROM pending_links", []).unwrap();
-        let row = s.portal.store_write(&Write::PendingLink(s.pending.clone()), &mut CliRandom);
-        assert!(matches!(s.db.apply(&[row], T, &[]).unwrap(), Applied::Conflict(_)));
+        let change = PortalChange { writes: vec![s.pending_insert.clone()], events: vec![] };
+        assert!(matches!(s.db.apply(&change, t(T)).unwrap(), Applied::Conflict(_)));
         let n: i64 = s.db.conn.query_row("SELECT count(*) FROM pending_links", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
         let id = s.device_id.clone();
@@ -642,18 +659,23 @@ mod tests {
     fn endless_conflicts_end_in_storage() {
         let mut s = setup("endless");
         let stale = s.device();
-        let renamed = stale.rename("Renamed", T + 1);
-        let row = s.portal.store_write(&renamed.writes[0], &mut CliRandom);
-        assert!(matches!(s.db.apply(&[row], T + 1, &[]).unwrap(), Applied::Done));
+        let renamed = s.portal.rename_device(stale.clone(), "Renamed".into(), t(T + 1)).unwrap();
+        assert!(matches!(s.db.apply(&renamed, t(T + 1)).unwrap(), Applied::Done));
         let mut rounds = 0;
-        let portal = &s.portal;
-        let e =
-            s.db.run(portal, T + 2, |_| {
+        let portal = s.portal.clone();
+        let ran = s
+            .db
+            .run(t(T + 2), |_| {
                 rounds += 1;
-                Ok(decided(stale.unlink(T + 2), ()))
+                Ok((portal.unlink_device(stale.clone(), t(T + 2))?, rounds))
             })
-            .unwrap_err();
-        assert_eq!((e.code(), rounds), (ErrorCode::Storage, MAX_ROUNDS));
-        assert_eq!(s.device().status.as_str(), "active");
+            .unwrap();
+        assert!(matches!(ran, Ran::GaveUp(n) if n == MAX_ROUNDS));
+        assert_eq!(ran_code(s.db.run(t(T + 2), |_| Ok((portal.unlink_device(stale.clone(), t(T + 2))?, ())))), ErrorCode::Storage);
+        assert_eq!(name_of(&s.device().status), "active");
+    }
+
+    fn ran_code<T>(r: Result<Ran<T>>) -> ErrorCode {
+        r.and_then(Ran::stored).map(|_| ErrorCode::Internal).unwrap_or_else(|e| e.code())
     }
 }

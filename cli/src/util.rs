@@ -4,28 +4,15 @@ use crate::cli_err;
 use clap::Args;
 use qrcode::{render::unicode, EcLevel, QrCode};
 use std::path::PathBuf;
-use tessera_core::{Error, ErrorCode};
+use tessera_host::{ErrorCode, TesseraError, Timestamp};
 
-/// Unix seconds now, or the `--now`/`--time` override.
-pub fn now_or(t: Option<u64>) -> Result<u64, Error> {
-    match t {
-        Some(t) => Ok(t),
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .map_err(|_| cli_err(ErrorCode::InvalidTime, "the system clock is before 1970")),
-    }
-}
-
-/// `N` random bytes from the OS.
-pub fn random<const N: usize>() -> Result<[u8; N], Error> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|_| cli_err(ErrorCode::Internal, "the system random generator failed"))?;
-    Ok(b)
+/// The `--now`/`--time` override (Unix seconds), else the system clock.
+pub fn now_or(t: Option<u64>) -> Timestamp {
+    t.map_or_else(Timestamp::now, Timestamp::from_secs)
 }
 
 /// Render `text` as a QR code with half-block characters for a terminal.
-pub fn render_qr(text: &str, level: EcLevel) -> Result<String, Error> {
+pub fn render_qr(text: &str, level: EcLevel) -> Result<String, TesseraError> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), level)
         .map_err(|_| cli_err(ErrorCode::InvalidInput, "the text is too long for a QR code"))?;
     Ok(code
@@ -36,7 +23,8 @@ pub fn render_qr(text: &str, level: EcLevel) -> Result<String, Error> {
         .build())
 }
 
-/// The OS random generator as a core [`RandomSource`](tessera_core::crypto::RandomSource).
+/// The OS random generator as a core [`RandomSource`](tessera_core::crypto::RandomSource)
+/// (status probes only: tessera-host cannot keep one across processes).
 pub struct CliRandom;
 
 impl tessera_core::crypto::RandomSource for CliRandom {
@@ -61,4 +49,9 @@ pub struct Common {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Unix seconds of a time, for the CLI's JSON and text output.
+pub fn secs(t: Timestamp) -> u64 {
+    t.secs()
 }
