@@ -1,13 +1,15 @@
 //! Device side of linking: scan the QR, build the request, finish with the
 //! portal's answer, and the sealed device state.
 
-use super::messages::{LinkOffer, StatusAnswer, StatusRequest};
+use super::messages::{
+    status_byte, AnswerBody, LinkAnswer, LinkOffer, LinkRequest, RequestBody, StatusAnswer, StatusRequest,
+};
 use super::passcode::PasscodePolicy;
-use super::portal::{device_totp, fingerprint, RequestBody};
+use super::portal::{device_totp, fingerprint};
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, generate_secret_key, open_blob, open_siv, random_array, seal_blob, seal_once,
-    secret_key_from_bytes, sign, RandomSource, PUBLIC_KEY_LEN,
+    decode_public, ecdh, encode_public, generate_secret_key, open_blob, random_array, seal_blob, secret_key_from_bytes,
+    sign, RandomSource, PUBLIC_KEY_LEN,
 };
 use crate::limits::Expiry;
 use crate::secret::{ct_eq, SecretBytes};
@@ -226,14 +228,9 @@ pub(crate) fn build_request(
         policy: offer.policy.to_bytes(),
         pop: sign(&device_sk, &[label::LINK_POP, &th]).to_vec(),
     };
-    let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
     let shared_e = ecdh(&eph_sk, &portal_pk);
     let key = request_key(&shared_e, &offer.portal_pk, &eph_pk);
-    let header = wire::header(Kind::LinkRequest);
-    let mut out = Vec::from(header);
-    out.extend_from_slice(&eph_pk);
-    out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
-    let request = wire::to_text(&out);
+    let request = LinkRequest::seal(&key, &eph_pk, &offer.portal_pk, &body);
 
     let mut keys = Zeroizing::new([0u8; 128]);
     keys[..64].copy_from_slice(&answer_keys(&shared_e, &offer.commitment, &th, true)[..]);
@@ -385,28 +382,20 @@ fn finish(
     storage_key: &[u8; 32],
     rng: &mut dyn RandomSource,
 ) -> Result<LinkedDevice> {
-    let bytes = wire::from_text(answer)?;
-    let body = wire::strip_header(&bytes, Kind::LinkAnswer)?;
-    let (&status, sealed) =
-        body.split_first().ok_or(err(ErrorCode::MalformedMessage, "the link answer is truncated"))?;
-    if status != ANSWER_ACCEPTED && status != ANSWER_REFUSED {
-        return Err(err(ErrorCode::MalformedMessage, "the link answer has an unknown status"));
-    }
+    let answer = LinkAnswer::decode(answer)?;
     let portal_pk = decode_public(&pending.portal_pk, ErrorCode::StateCorrupt)?;
     let device_sk = secret_key_from_bytes(pending.device_sk.expose())?;
     let device_pk = encode_public(&device_sk.public_key());
     let th = pending.th;
     let all: [u8; 128] = wire::fixed(pending.answer_keys.expose(), ErrorCode::StateCorrupt)?;
     let mut keys = Zeroizing::new([0u8; 64]);
-    keys.copy_from_slice(if status == ANSWER_ACCEPTED { &all[..64] } else { &all[64..] });
+    keys.copy_from_slice(if answer.accepted { &all[..64] } else { &all[64..] });
     let code_key: Zeroizing<[u8; 32]> =
         Zeroizing::new(wire::fixed(pending.code_key.expose(), ErrorCode::StateCorrupt)?);
-    let plain = open_siv(&keys, &[&bytes[..2], &[status], &th[..]].concat(), sealed)?;
-    if status == ANSWER_REFUSED {
-        let r: RefusedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
-        return Err(refused_error(&r.code));
-    }
-    let ab: AcceptedBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+    let ab = match answer.open(&keys, &th)? {
+        AnswerBody::Refused(r) => return Err(refused_error(&r.code)),
+        AnswerBody::Accepted(ab) => ab,
+    };
     if offer_commitment(&ab.portal_nonce) != pending.commitment {
         return Err(err(ErrorCode::MessageTampered, "the portal's nonce does not match the QR code"));
     }
@@ -619,12 +608,7 @@ fn craft_request(
         policy: offer.policy.to_bytes(),
         pop: sign(signer, &[label::LINK_POP, &th]).to_vec(),
     };
-    let plain = postcard::to_allocvec(&body).unwrap();
     let portal_pk = decode_public(&offer.portal_pk, ErrorCode::Internal).unwrap();
     let key = request_key(&ecdh(&eph_sk, &portal_pk), &offer.portal_pk, &eph_pk);
-    let header = wire::header(Kind::LinkRequest);
-    let mut out = Vec::from(header);
-    out.extend_from_slice(&eph_pk);
-    out.extend_from_slice(&seal_once(&key, &[&header[..], &eph_pk[..], &offer.portal_pk[..]].concat(), &plain));
-    wire::to_text(&out)
+    LinkRequest::seal(&key, &eph_pk, &offer.portal_pk, &body)
 }

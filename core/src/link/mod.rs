@@ -210,26 +210,6 @@ pub(crate) fn check_name(name: &str, max: usize, what: &'static str) -> Result<(
     Ok(())
 }
 
-/// Body of an accepting link answer (postcard, inside the AEAD).
-#[derive(Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-pub(crate) struct AcceptedBody {
-    pub portal_nonce: [u8; 32],
-    pub account: String,
-    pub device_id: String,
-    pub linked_at: u64,
-    pub confirm_by: u64,
-}
-
-/// Body of a refusing link answer (postcard, inside the AEAD).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct RefusedBody {
-    pub code: String,
-}
-
-/// Cleartext byte after the answer header: which key sealed the body.
-pub(crate) const ANSWER_ACCEPTED: u8 = 0;
-pub(crate) const ANSWER_REFUSED: u8 = 1;
-
 /// Codes a portal may refuse a link request with, as the device reports
 /// them. Anything else in a refusal (a hostile portal saying
 /// `MESSAGE_TAMPERED`, or `DEVICE_REVOKED`) is reported as `INVALID_STATE`
@@ -253,14 +233,6 @@ pub(crate) fn refused_error(code: &str) -> crate::Error {
         Some(c) if REFUSAL_CODES.contains(&c) => crate::Error::new(c, c.summary()),
         _ => err(ErrorCode::InvalidState, "the portal refused the link"),
     }
-}
-
-/// Status byte of a status answer (docs/PROTOCOL.md).
-pub(crate) mod status_byte {
-    pub const ACTIVE: u8 = 0;
-    pub const UNLINKED: u8 = 1;
-    pub const NOT_CONFIRMED: u8 = 2;
-    pub const AWAITING_CONFIRMATION: u8 = 3;
 }
 
 #[cfg(test)]

@@ -8,11 +8,14 @@
 //! committed; on a conflict it reads again and repeats the call (see
 //! `docs/DESIGN.md`, "Host contract").
 
+use super::messages::{
+    status_byte, AcceptedBody, AnswerBody, LinkAnswer, LinkRequest, RefusedBody, StatusAnswer, StatusRequest,
+};
 use super::passcode::PasscodePolicy;
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, hkdf, open_blob, open_once, random_array, seal_blob, seal_siv, verify,
-    RandomSource, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    decode_public, ecdh, encode_public, hkdf, open_blob, random_array, seal_blob, verify, RandomSource, PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
 };
 use crate::host::{Outcome, Write};
 use crate::limits::{Attempts, Expiry, SingleUse, Usage, UseDecision};
@@ -444,28 +447,11 @@ pub enum Accept {
     Repeated,
 }
 
-/// Body of a link request (postcard, inside the AEAD).
-#[derive(Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-pub(crate) struct RequestBody {
-    pub commitment: [u8; 16],
-    pub device_pk: Vec<u8>,
-    pub device_name: String,
-    pub answer_key: [u8; 32],
-    pub biometrics: bool,
-    /// The passcode policy the device saw in the QR code (2 bytes).
-    pub policy: [u8; 2],
-    /// ECDSA by the device key over `LINK_POP || transcript`.
-    pub pop: Vec<u8>,
-}
-
 /// A status request whose device the host must look up.
 #[derive(Debug, Clone)]
 pub struct OpenedStatusRequest {
     device_id: String,
-    raw_id: [u8; 8],
-    nonce: [u8; 16],
-    time: u64,
-    mac: [u8; 32],
+    request: StatusRequest,
 }
 
 /// Clock difference tolerated on status requests.
@@ -562,21 +548,12 @@ impl Portal {
     /// the key it asks to link. The host then loads the offer
     /// [`OpenedLinkRequest::offer_id`] and calls [`OpenedLinkRequest::accept`].
     pub fn open_link_request(&self, text: &str) -> Result<OpenedLinkRequest> {
-        if text.len() > MAX_REQUEST_TEXT {
-            return Err(err(ErrorCode::MalformedMessage, "the link request is too long"));
-        }
-        let bytes = wire::from_text(text)?;
-        let body = wire::strip_header(&bytes, Kind::LinkRequest)?;
-        if body.len() < PUBLIC_KEY_LEN + 16 {
-            return Err(err(ErrorCode::MalformedMessage, "the link request is truncated"));
-        }
-        let (eph, ct) = body.split_at(PUBLIC_KEY_LEN);
+        let req = LinkRequest::decode(text)?;
+        let eph = &req.eph_pk[..];
         let eph_pk = decode_public(eph, ErrorCode::MessageTampered)?;
         let shared_e = ecdh(&self.sk, &eph_pk);
         let key = request_key(&shared_e, &self.pk, eph);
-        let aad = [&bytes[..2], eph, &self.pk[..]].concat();
-        let plain = open_once(&key, &aad, ct)?;
-        let rb: RequestBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+        let rb = req.open(&key, &self.pk)?;
         let device_pk: [u8; PUBLIC_KEY_LEN] = wire::fixed(&rb.device_pk, ErrorCode::MalformedMessage)?;
         let dpk = decode_public(&device_pk, ErrorCode::MalformedMessage)?;
         if device_pk[..] == eph[..] || device_pk == self.pk {
@@ -604,7 +581,7 @@ impl Portal {
         Ok(OpenedLinkRequest {
             offer_id: offer_id(&rb.commitment),
             commitment: rb.commitment,
-            request_hash: crate::crypto::sha256(&[&bytes]),
+            request_hash: req.hash(),
             th,
             device_id: device_id(&device_pk),
             device_pk,
@@ -737,14 +714,8 @@ impl Portal {
     /// link) [`OpenedStatusRequest::device_id`] and calls
     /// [`OpenedStatusRequest::answer`].
     pub fn open_status_request(&self, text: &str) -> Result<OpenedStatusRequest> {
-        let m = super::messages::StatusRequest::decode(text)?;
-        Ok(OpenedStatusRequest {
-            device_id: crate::encoding::hex_encode(&m.device_id),
-            raw_id: m.device_id,
-            nonce: m.nonce,
-            time: m.time,
-            mac: m.mac,
-        })
+        let request = StatusRequest::decode(text)?;
+        Ok(OpenedStatusRequest { device_id: crate::encoding::hex_encode(&request.device_id), request })
     }
 
     /// Seal a record for storage (XChaCha20-Poly1305 under a key derived
@@ -828,18 +799,13 @@ impl OpenedLinkRequest {
     /// same bytes. Hosts get them from [`OpenedLinkRequest::accept`]
     /// (`answer`, `if_not_stored`), never by hand.
     pub(crate) fn refuse(&self, code: ErrorCode) -> String {
-        let body = RefusedBody { code: code.as_str().into() };
-        self.seal_answer(ANSWER_REFUSED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
+        self.seal_answer(&AnswerBody::Refused(RefusedBody { code: code.as_str().into() }))
     }
 
-    fn seal_answer(&self, status: u8, plain: &[u8]) -> String {
-        let keys = answer_keys(&self.shared_e, &self.commitment, &self.th, status == ANSWER_ACCEPTED);
-        let header = wire::header(Kind::LinkAnswer);
-        let aad = [&header[..], &[status], &self.th[..]].concat();
-        let mut out = Vec::from(header);
-        out.push(status);
-        out.extend_from_slice(&seal_siv(&keys, &aad, plain));
-        wire::to_text(&out)
+    fn seal_answer(&self, body: &AnswerBody) -> String {
+        let accepted = matches!(body, AnswerBody::Accepted(_));
+        let keys = answer_keys(&self.shared_e, &self.commitment, &self.th, accepted);
+        LinkAnswer::seal(&keys, &self.th, body)
     }
 
     /// Tests: an acceptance carrying any nonce and account, as a relay or a
@@ -853,7 +819,7 @@ impl OpenedLinkRequest {
             linked_at: now,
             confirm_by: now + CONFIRM_TTL,
         };
-        self.seal_answer(ANSWER_ACCEPTED, &postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()))
+        self.seal_answer(&AnswerBody::Accepted(body))
     }
 
     /// Tests: the ECDH secret with the ephemeral key, and the transcript.
@@ -945,8 +911,7 @@ impl OpenedLinkRequest {
             linked_at: now,
             confirm_by,
         };
-        let plain = Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
-        let answer = self.seal_answer(ANSWER_ACCEPTED, &plain);
+        let answer = self.seal_answer(&AnswerBody::Accepted(body));
         let pending = PendingLinkRecord {
             device_id: self.device_id.clone(),
             account: offer.account.clone(),
@@ -1033,18 +998,16 @@ impl OpenedStatusRequest {
             ),
             _ => return Err(err(ErrorCode::DeviceUnknown, "no device or pending link with this id")),
         };
-        let id = &self.raw_id;
-        let mac = super::messages::status_request_mac(channel.expose(), id, &self.nonce, self.time);
-        if !ct_eq(&mac, &self.mac) {
+        if !self.request.is_authentic(channel.expose()) {
             return Err(err(ErrorCode::MessageTampered, "the status request failed authentication"));
         }
-        if self.time.abs_diff(now) > STATUS_SKEW {
+        if self.request.time.abs_diff(now) > STATUS_SKEW {
             return Err(err(ErrorCode::InvalidTime, "the status request is too old or from the future"));
         }
         if status == CONFIRMED_WITHOUT_DEVICE {
             return Err(err(ErrorCode::DeviceUnknown, "the link is confirmed but its device record is missing"));
         }
-        Ok(super::messages::StatusAnswer::seal(channel.expose(), id, self.nonce, status))
+        Ok(StatusAnswer::seal(channel.expose(), &self.request.device_id, self.request.nonce, status))
     }
 }
 

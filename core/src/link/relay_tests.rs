@@ -59,10 +59,9 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let mut pending = pending_of(&out);
     let (shared2, th2) = opened.secrets_for_test();
     let keys = answer_keys(&shared2, &real.commitment, &th2, true);
-    let sealed = &crate::wire::from_text(&out.answer).unwrap()[3..];
-    let aad = [&[0x03u8, 0x01, ANSWER_ACCEPTED][..], &th2[..]].concat();
-    let body: AcceptedBody =
-        crate::wire::decode_body(&crate::crypto::open_siv(&keys, &aad, sealed).unwrap(), ErrorCode::Internal).unwrap();
+    let answer = super::messages::LinkAnswer::decode(&out.answer).unwrap();
+    assert!(answer.accepted);
+    let super::messages::AnswerBody::Accepted(body) = answer.open(&keys, &th2).unwrap() else { panic!() };
     let nonce = body.portal_nonce;
     let portal_code = check_code(&check_code_key(&shared2, &real.commitment, &th2), &nonce, &th2);
 
