@@ -28,6 +28,13 @@ export interface TesseraError extends Error {
 
 type JsResult<T> = Result<T, JsValue>;
 
+/// `new` on a class that only the SDK makes: `INVALID_STATE` (without a
+/// constructor, `new` would give an empty object whose methods throw a
+/// plain "null pointer passed to rust").
+fn sdk_made(class: &str, how: &str) -> JsValue {
+    TesseraError::new(ErrorCode::InvalidState, format!("{class} objects come from {how}, not from `new {class}()`")).into()
+}
+
 fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
     TesseraError::new(ErrorCode::InvalidInput, format!("{what}: {e}")).into()
 }
@@ -44,6 +51,47 @@ fn opt<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> JsResult<T> {
     } else {
         arg(v, what)
     }
+}
+
+/// What `typeof` says of a value (naming a value by its content could run
+/// its own code: a `toString` or a Proxy trap).
+fn type_of(v: &JsValue) -> String {
+    v.js_typeof().as_string().unwrap_or_default()
+}
+
+/// A string argument.
+fn string(v: JsValue, what: &str) -> JsResult<String> {
+    v.as_string().ok_or_else(|| invalid(what, format!("must be a string, not {}", type_of(&v))))
+}
+
+/// An integer argument: a number without a fraction, at most 2^53 - 1 in
+/// size (no `BigInt`, no numeric strings).
+fn int(v: JsValue, what: &str) -> JsResult<i64> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    let n = v.as_f64().ok_or_else(|| invalid(what, format!("must be a number, not {}", type_of(&v))))?;
+    if !n.is_finite() || n.fract() != 0.0 || n.abs() > MAX_SAFE {
+        return Err(invalid(what, format!("must be an integer of at most 2^53 - 1, not {n}")));
+    }
+    // In range (checked above): the cast is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(n as i64)
+}
+
+/// An optional integer argument (`undefined` or `null`: none).
+fn opt_int(v: JsValue, what: &str) -> JsResult<Option<i64>> {
+    if v.is_undefined() || v.is_null() {
+        Ok(None)
+    } else {
+        int(v, what).map(Some)
+    }
+}
+
+/// An optional boolean argument (`undefined` or `null`: false).
+fn flag(v: JsValue, what: &str) -> JsResult<bool> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(false);
+    }
+    v.as_bool().ok_or_else(|| invalid(what, format!("must be a boolean, not {}", type_of(&v))))
 }
 
 /// A time: epoch milliseconds (`Date.now()`) or a `Date`.
@@ -77,7 +125,7 @@ pub fn is_tessera_error(e: JsValue) -> bool {
 /// An SVG drawing of a QR text.
 #[wasm_bindgen(js_name = qrSvg)]
 pub fn qr_svg(#[wasm_bindgen(unchecked_param_type = "string")] text: JsValue) -> JsResult<String> {
-    Ok(host::qr_svg(arg(text, "text")?)?)
+    Ok(host::qr_svg(string(text, "text")?)?)
 }
 
 /// A fresh 32-byte storage key.
@@ -107,7 +155,7 @@ impl Device {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
         #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.scan_link_qr(arg(qr_text, "qrText")?, time(now)?, bytes_opt(pinned, "pinnedPortalKey")?)?)
+        out(&self.0.scan_link_qr(string(qr_text, "qrText")?, time(now)?, bytes_opt(pinned, "pinnedPortalKey")?)?)
     }
 
     /// Start linking; `currentState` is the stored device state, if any.
@@ -121,7 +169,7 @@ impl Device {
         #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
     ) -> JsResult<PendingLink> {
         let p = self.0.start_link(
-            arg(qr_text, "qrText")?,
+            string(qr_text, "qrText")?,
             arg(choices, "choices")?,
             bytes_opt(current, "currentState")?,
             time(now)?,
@@ -170,7 +218,7 @@ impl Device {
         probe: &StatusProbe,
         #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.read_status(bytes(state, "state")?, probe.0.clone(), arg(answer, "answer")?)?)
+        out(&self.0.read_status(bytes(state, "state")?, probe.0.clone(), string(answer, "answer")?)?)
     }
 
     /// Unlink locally (then delete the state and the biometric secret).
@@ -205,6 +253,12 @@ pub struct PendingLink(Arc<host::PendingLink>);
 
 #[wasm_bindgen]
 impl PendingLink {
+    /// Not for apps: Device.startLink or Device.openPendingLink make these (throws `INVALID_STATE`).
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> JsResult<PendingLink> {
+        Err(sdk_made("PendingLink", "Device.startLink or Device.openPendingLink"))
+    }
+
     /// The request to send (again, byte for byte, when the answer was lost).
     pub fn request(&self) -> JsResult<String> {
         Ok(self.0.request()?)
@@ -230,7 +284,7 @@ impl PendingLink {
     /// Finish with the portal's answer.
     #[wasm_bindgen(unchecked_return_type = "LinkFinish")]
     pub fn finish(&self, #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue) -> JsResult<JsValue> {
-        out(&self.0.finish(arg(answer, "answer")?)?)
+        out(&self.0.finish(string(answer, "answer")?)?)
     }
 }
 
@@ -241,6 +295,12 @@ pub struct StatusProbe(Arc<host::StatusProbe>);
 
 #[wasm_bindgen]
 impl StatusProbe {
+    /// Not for apps: Device.statusRequest make these (throws `INVALID_STATE`).
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> JsResult<StatusProbe> {
+        Err(sdk_made("StatusProbe", "Device.statusRequest"))
+    }
+
     /// Text to send to the portal.
     #[wasm_bindgen(getter)]
     pub fn request(&self) -> String {
@@ -255,9 +315,15 @@ pub struct Portal(Arc<host::Portal>);
 
 #[wasm_bindgen]
 impl Portal {
+    /// Not for apps: Portal.generate or Portal.fromSecret make these (throws `INVALID_STATE`).
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> JsResult<Portal> {
+        Err(sdk_made("Portal", "Portal.generate or Portal.fromSecret"))
+    }
+
     /// A new portal identity.
     pub fn generate(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> JsResult<Portal> {
-        Ok(Portal(Arc::new(host::Portal::generate(arg(name, "name")?)?)))
+        Ok(Portal(Arc::new(host::Portal::generate(string(name, "name")?)?)))
     }
 
     /// Restore from the 32-byte secret.
@@ -266,7 +332,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] secret: JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
     ) -> JsResult<Portal> {
-        Ok(Portal(Arc::new(host::Portal::from_secret(bytes(secret, "secret")?, arg(name, "name")?)?)))
+        Ok(Portal(Arc::new(host::Portal::from_secret(bytes(secret, "secret")?, string(name, "name")?)?)))
     }
 
     /// The 32-byte secret.
@@ -300,13 +366,13 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "OfferSettings | null | undefined")] settings: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.create_offer(arg(account, "account")?, opt(settings, "settings")?, time(now)?)?)
+        out(&self.0.create_offer(string(account, "account")?, opt(settings, "settings")?, time(now)?)?)
     }
 
     /// Decrypt a device's link request.
     #[wasm_bindgen(js_name = openLinkRequest)]
     pub fn open_link_request(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<LinkRequest> {
-        Ok(LinkRequest(self.0.open_link_request(arg(request, "request")?)?))
+        Ok(LinkRequest(self.0.open_link_request(string(request, "request")?)?))
     }
 
     /// Check a typed code against the links of one account waiting for it.
@@ -317,7 +383,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.confirm_link(arg(pendings, "pendings")?, arg(code, "code")?, time(now)?)?)
+        out(&self.0.confirm_link(arg(pendings, "pendings")?, string(code, "code")?, time(now)?)?)
     }
 
     /// Rename a device.
@@ -328,7 +394,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.rename_device(arg(device, "device")?, arg(name, "name")?, time(now)?)?)
+        out(&self.0.rename_device(arg(device, "device")?, string(name, "name")?, time(now)?)?)
     }
 
     /// Unlink a device.
@@ -344,7 +410,7 @@ impl Portal {
     /// The device id a status request claims.
     #[wasm_bindgen(js_name = statusRequestDevice)]
     pub fn status_request_device(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<String> {
-        Ok(self.0.status_request_device(arg(request, "request")?)?)
+        Ok(self.0.status_request_device(string(request, "request")?)?)
     }
 
     /// Answer a device's status request.
@@ -355,7 +421,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "StatusLookup")] lookup: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<String> {
-        Ok(self.0.answer_status(arg(request, "request")?, opt(lookup, "lookup")?, time(now)?)?)
+        Ok(self.0.answer_status(string(request, "request")?, opt(lookup, "lookup")?, time(now)?)?)
     }
 
     /// Verify a time-based code shown by a linked device.
@@ -366,7 +432,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.verify_device_code(arg(device, "device")?, arg(code, "code")?, time(now)?)?)
+        out(&self.0.verify_device_code(arg(device, "device")?, string(code, "code")?, time(now)?)?)
     }
 }
 
@@ -377,6 +443,12 @@ pub struct LinkRequest(Arc<host::LinkRequest>);
 
 #[wasm_bindgen]
 impl LinkRequest {
+    /// Not for apps: Portal.openLinkRequest make these (throws `INVALID_STATE`).
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> JsResult<LinkRequest> {
+        Err(sdk_made("LinkRequest", "Portal.openLinkRequest"))
+    }
+
     /// The offer it claims.
     #[wasm_bindgen(getter, js_name = offerId)]
     pub fn offer_id(&self) -> String {
@@ -415,8 +487,8 @@ pub fn hotp(
     #[wasm_bindgen(unchecked_param_type = "number | undefined")] digits: JsValue,
     #[wasm_bindgen(unchecked_param_type = "OtpAlgorithm | undefined")] algorithm: JsValue,
 ) -> JsResult<String> {
-    let digits = opt::<Option<i32>>(digits, "digits")?.unwrap_or(6);
-    Ok(host::hotp(bytes(secret, "secret")?, arg(counter, "counter")?, digits, opt(algorithm, "algorithm")?)?)
+    let digits = opt_int(digits, "digits")?.map_or(Ok(6), |d| i32::try_from(d).map_err(|e| invalid("digits", e)))?;
+    Ok(host::hotp(bytes(secret, "secret")?, int(counter, "counter")?, digits, opt(algorithm, "algorithm")?)?)
 }
 
 /// TOTP (RFC 6238) code.
@@ -428,8 +500,8 @@ pub fn totp(
     #[wasm_bindgen(unchecked_param_type = "number | undefined")] digits: JsValue,
     #[wasm_bindgen(unchecked_param_type = "OtpAlgorithm | undefined")] algorithm: JsValue,
 ) -> JsResult<String> {
-    let period = opt::<Option<i64>>(period, "periodSeconds")?.unwrap_or(30);
-    let digits = opt::<Option<i32>>(digits, "digits")?.unwrap_or(6);
+    let period = opt_int(period, "periodSeconds")?.unwrap_or(30);
+    let digits = opt_int(digits, "digits")?.map_or(Ok(6), |d| i32::try_from(d).map_err(|e| invalid("digits", e)))?;
     Ok(host::totp(bytes(secret, "secret")?, time(now)?, period, digits, opt(algorithm, "algorithm")?)?)
 }
 
@@ -440,7 +512,7 @@ pub fn ocra(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array")] key: JsValue,
     #[wasm_bindgen(unchecked_param_type = "OcraParams")] params: JsValue,
 ) -> JsResult<String> {
-    Ok(host::ocra(arg(suite, "suite")?, bytes(key, "key")?, opt(params, "params")?)?)
+    Ok(host::ocra(string(suite, "suite")?, bytes(key, "key")?, opt(params, "params")?)?)
 }
 
 /// RFC 4648 base32 without padding.
@@ -452,7 +524,7 @@ pub fn base32_encode(#[wasm_bindgen(unchecked_param_type = "Uint8Array")] data: 
 /// Lenient base32 decoding.
 #[wasm_bindgen(js_name = base32Decode)]
 pub fn base32_decode(#[wasm_bindgen(unchecked_param_type = "string")] text: JsValue) -> JsResult<Vec<u8>> {
-    Ok(host::base32_decode(arg(text, "text")?)?)
+    Ok(host::base32_decode(string(text, "text")?)?)
 }
 
 /// A fresh 160-bit OTP secret.
@@ -467,7 +539,7 @@ pub fn parse_otpauth_uri(
     #[wasm_bindgen(unchecked_param_type = "string")] uri: JsValue,
     #[wasm_bindgen(js_name = allowShortSecret, unchecked_param_type = "boolean | undefined")] allow_short: JsValue,
 ) -> JsResult<JsValue> {
-    out(&host::parse_otpauth_uri(arg(uri, "uri")?, opt(allow_short, "allowShortSecret")?)?)
+    out(&host::parse_otpauth_uri(string(uri, "uri")?, flag(allow_short, "allowShortSecret")?)?)
 }
 
 /// Format a Key URI in canonical form.
@@ -483,7 +555,7 @@ pub fn otpauth_code(
     #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     #[wasm_bindgen(js_name = allowShortSecret, unchecked_param_type = "boolean | undefined")] allow_short: JsValue,
 ) -> JsResult<String> {
-    Ok(host::otpauth_code(arg(uri, "uri")?, time(now)?, opt(allow_short, "allowShortSecret")?)?)
+    Ok(host::otpauth_code(string(uri, "uri")?, time(now)?, flag(allow_short, "allowShortSecret")?)?)
 }
 
 /// Verify a TOTP code; store `state` in every case.
@@ -494,7 +566,7 @@ pub fn verify_totp(
     #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
 ) -> JsResult<JsValue> {
-    out(&host::verify_totp(arg(config, "config")?, opt(state, "state")?, arg(code, "code")?, time(now)?)?)
+    out(&host::verify_totp(arg(config, "config")?, opt(state, "state")?, string(code, "code")?, time(now)?)?)
 }
 
 /// Verify a HOTP code; store `state` in every case.
@@ -505,7 +577,7 @@ pub fn verify_hotp(
     #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
 ) -> JsResult<JsValue> {
-    out(&host::verify_hotp(arg(config, "config")?, opt(state, "state")?, arg(code, "code")?, time(now)?)?)
+    out(&host::verify_hotp(arg(config, "config")?, opt(state, "state")?, string(code, "code")?, time(now)?)?)
 }
 
 /// Resynchronise a HOTP credential with two consecutive codes.
@@ -518,8 +590,8 @@ pub fn resync_hotp(
     #[wasm_bindgen(js_name = searchWindow, unchecked_param_type = "number")] window: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
 ) -> JsResult<JsValue> {
-    let (c1, c2) = (arg(code1, "code1")?, arg(code2, "code2")?);
-    out(&host::resync_hotp(arg(config, "config")?, opt(state, "state")?, c1, c2, arg(window, "searchWindow")?, time(now)?)?)
+    let (c1, c2) = (string(code1, "code1")?, string(code2, "code2")?);
+    out(&host::resync_hotp(arg(config, "config")?, opt(state, "state")?, c1, c2, int(window, "searchWindow")?, time(now)?)?)
 }
 
 /// Unlock a locked credential: the state to store.

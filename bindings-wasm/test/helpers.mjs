@@ -18,5 +18,3 @@ export function throwsCode(fn, code, what = code) {
   return caught;
 }
 
-/** What a database gives back after storing `v` as JSON. */
-export const db = (v) => JSON.parse(JSON.stringify(v));

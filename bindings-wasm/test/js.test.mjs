@@ -1,0 +1,335 @@
+// What only the JavaScript surface can get wrong: how the package loads and
+// what it exports, its TypeScript declarations, the thrown errors, argument
+// decoding (types, numbers, bytes), times as epoch milliseconds or a Date.
+// Behaviour (linking, OTP, verifiers) is in the scenario files
+// (test/scenarios.mjs runs vectors/scenarios/*.json), not here.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { homedir, tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import * as sdk from "@tessera/sdk";
+import { throwsCode } from "./helpers.mjs";
+
+const require = createRequire(import.meta.url);
+const PUBLIC = ["Device", "LinkRequest", "PendingLink", "Portal", "StatusProbe", "base32Decode", "base32Encode",
+  "errorCodes", "formatOtpauthUri", "hotp", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
+  "parseOtpauthUri", "qrSvg", "resyncHotp", "totp", "unlockVerifier", "verifyHotp", "verifyTotp"];
+const KEY = new TextEncoder().encode("12345678901234567890");
+const dts = (dir) => readFileSync(new URL(`../pkg/${dir}/tessera_wasm.d.ts`, import.meta.url), "utf8");
+const isClass = (f) => /^class\b/.test(Function.prototype.toString.call(f));
+
+/** A linked phone and its portal, through the API (the scenarios test the flow itself). */
+function linked(now = Date.now()) {
+  const portal = sdk.Portal.generate("Example Bank");
+  const offer = portal.createOffer("anna@example.org", {}, now);
+  const device = new sdk.Device(sdk.newStorageKey());
+  const pending = device.startLink(offer.qrText, { deviceName: "Pixel", passcode: "493817", biometrics: true }, null, now);
+  const request = portal.openLinkRequest(pending.request());
+  const answer = request.accept(portal, { offer: offer.change.writes[0].row, deviceKeySeen: false }, now);
+  const pendingRow = answer.change.writes.find((w) => w.kind === "pendingLink").row;
+  const fin = pending.finish(answer.answer);
+  const conf = portal.confirmLink([pendingRow], fin.checkCode, now);
+  assert.equal(conf.verdict.kind, "accepted");
+  return { portal, offer, device, pending, request, answer, pendingRow, fin, deviceRow: conf.device };
+}
+
+test("the package name resolves to the Node build for import and require", () => {
+  assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
+  assert.match(require.resolve("@tessera/sdk"), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
+  assert.equal(require("@tessera/sdk").hotp, sdk.hotp);
+});
+
+test("exports exactly the public API", () => {
+  const names = Object.keys(sdk).filter((k) => k !== "default" && k !== "module.exports").sort();
+  assert.deepEqual(names, PUBLIC);
+});
+
+test("TypeScript declarations: the tsify types of tessera-host, for Node and the web", () => {
+  for (const dir of ["node", "web"]) {
+    const d = dts(dir);
+    for (const t of ["LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "PortalChange", "LinkAnswer",
+      "LinkConfirmation", "CodeCheck", "LinkLookup", "StatusLookup", "OfferSettings", "PasscodeRules", "LinkOfferInfo",
+      "LinkedAccount", "LinkChoices", "LinkFinish", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck",
+      "OcraParams", "TesseraError"]) {
+      assert.match(d, new RegExp(`export interface ${t} (extends Error )?\\{`), `${dir}: interface ${t}`);
+    }
+    for (const t of ["Verdict", "ErrorCode", "TesseraErrorCode", "Timestamp", "RecordWrite", "PortalEvent", "Unlock",
+      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus"]) {
+      assert.match(d, new RegExp(`export type ${t} =`), `${dir}: type ${t}`);
+    }
+    assert.match(d, /export type Verdict = \{ kind: "accepted" \} \| \{ kind: "repeated" \} \| \{ kind: "refused"; code: ErrorCode; detail: string \};/);
+    assert.match(d, /export type Timestamp = number;/);
+    assert.match(d, /export type TesseraErrorCode = ErrorCode;/);
+    // Signatures are typed: times take a number or a Date, results are the host's records.
+    for (const line of [
+      "createOffer(account: string, settings: OfferSettings | null | undefined, now: Timestamp | Date): LinkOffer;",
+      "accept(portal: Portal, lookup: LinkLookup, now: Timestamp | Date): LinkAnswer;",
+      "confirmLink(pendings: StoredPendingLink[], code: string, now: Timestamp | Date): LinkConfirmation;",
+      "export function errorCodes(): TesseraErrorCode[];",
+      "export function isTesseraError(e: any): e is TesseraError;",
+      "export function verifyTotp(config: OtpVerifierConfig, state: OtpVerifierState | undefined, code: string, now: Timestamp | Date): OtpCheck;",
+    ]) {
+      assert.ok(d.includes(line), `${dir}: ${line}`);
+    }
+    // No `any` in a signature but the type guard's parameter.
+    for (const line of d.split("\n").filter((l) => /^(export function|  (static |readonly )?[a-zA-Z]+[(:])/.test(l))) {
+      if (!line.includes("isTesseraError")) assert.doesNotMatch(line, /\bany\b/, `${dir}: ${line}`);
+    }
+  }
+});
+
+test("errorCodes() equals the ErrorCode union of the .d.ts; no hand-written copy of the table", () => {
+  const codes = sdk.errorCodes();
+  assert.ok(Array.isArray(codes) && codes.length > 20);
+  assert.equal(new Set(codes).size, codes.length);
+  for (const dir of ["node", "web"]) {
+    const union = dts(dir).match(/export type ErrorCode = ([^;]*);/);
+    assert.ok(union, `${dir}: ErrorCode missing`);
+    assert.deepEqual([...union[1].matchAll(/"([A-Z_]+)"/g)].map((m) => m[1]), codes, dir);
+  }
+  // The shells name no code but in Rust (`ErrorCode::InvalidInput`): the strings come from the core's table.
+  const shells = readFileSync(new URL("../src/lib.rs", import.meta.url), "utf8");
+  for (const c of codes) assert.ok(!shells.includes(`"${c}"`), `bindings-wasm/src/lib.rs spells out "${c}"`);
+});
+
+test("isTesseraError: true for what Tessera throws, false for anything else", () => {
+  const e = throwsCode(() => sdk.hotp(KEY, 0, 5), "INVALID_DIGITS");
+  assert.equal(sdk.isTesseraError(e), true);
+  assert.equal(sdk.isTesseraError(throwsCode(() => new sdk.Device(new Uint8Array(31)), "INVALID_INPUT")), true);
+  for (const x of [new TypeError("x"), new Error("x"), Object.assign(new TypeError("x"), { code: "INVALID_INPUT" }),
+    { name: "TesseraError", code: "INVALID_INPUT", message: "x" }, Object.assign(new Error("x"), { name: "TesseraError" }),
+    Object.assign(new Error("x"), { name: "TesseraError", code: "NOT_A_CODE" }), null, undefined, "TesseraError", 0,
+    sdk.errorCodes()]) {
+    assert.equal(sdk.isTesseraError(x), false, String(x && (x.name ?? x)));
+  }
+});
+
+test("a thrown error: an Error named TesseraError with a code from errorCodes() and a message", () => {
+  const e = throwsCode(() => sdk.hotp(KEY, 0, 5), "INVALID_DIGITS");
+  assert.ok(e instanceof Error);
+  assert.equal(typeof e.stack, "string");
+  assert.match(String(e), /^TesseraError: /);
+  assert.ok(sdk.errorCodes().includes(e.code));
+});
+
+test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => {
+  const now = Date.now();
+  const { portal, offer, device, request, pendingRow, fin, deviceRow } = linked(now);
+  const cases = {
+    "string for a number": () => sdk.hotp(KEY, "5"),
+    "NaN counter": () => sdk.hotp(KEY, NaN),
+    "fraction": () => sdk.hotp(KEY, 1.5),
+    "2^53": () => sdk.hotp(KEY, 2 ** 53),
+    "negative counter": () => sdk.hotp(KEY, -1),
+    "Infinity digits": () => sdk.hotp(KEY, 0, Infinity),
+    "missing counter": () => sdk.hotp(KEY),
+    "string time": () => sdk.totp(KEY, "59000"),
+    "NaN time": () => sdk.totp(KEY, NaN),
+    "Invalid Date": () => sdk.totp(KEY, new Date(NaN)),
+    "missing time": () => sdk.totp(KEY),
+    "fraction in a record": () => sdk.verifyTotp({ secret: KEY, digits: 6.5 }, undefined, "123456", now),
+    "2^53 in a record": () => sdk.verifyTotp({ secret: KEY, window: 2 ** 53 }, undefined, "123456", now),
+    "NaN in a record": () => sdk.verifyTotp({ secret: KEY, maxFailures: NaN }, undefined, "123456", now),
+    "string for a number in a record": () => portal.createOffer("anna", { ttlSeconds: "300" }, now),
+    "missing field": () => sdk.verifyTotp({}, undefined, "123456", now),
+    "missing deviceKeySeen": () => request.accept(portal, { offer: offer.change.writes[0].row }, now),
+    "missing row field": () => portal.confirmLink([{ ...pendingRow, version: undefined }], fin.checkCode, now),
+    "row version as a string": () => portal.verifyDeviceCode({ ...deviceRow, version: "1" }, "123456", now),
+    "unknown enum value": () => device.code(fin.state, { kind: "face" }, now),
+    "unknown algorithm": () => sdk.hotp(KEY, 0, 6, "md5"),
+    "number for a string": () => sdk.parseOtpauthUri(42),
+    "storage key of 31 bytes": () => new sdk.Device(new Uint8Array(31)),
+    "storage key as Uint16Array": () => new sdk.Device(new Uint16Array(16)),
+    "storage key as ArrayBuffer": () => new sdk.Device(new ArrayBuffer(32)),
+    "storage key as plain array": () => new sdk.Device(Array(32).fill(1)),
+    "storage key as a string": () => new sdk.Device("k".repeat(32)),
+    "no storage key": () => new sdk.Device(),
+    "secret as Uint16Array": () => sdk.hotp(new Uint16Array(10), 0),
+    "secret as a string": () => sdk.hotp("12345678901234567890", 0),
+    "sealed bytes as Uint16Array in a row": () => portal.verifyDeviceCode({ ...deviceRow, sealed: new Uint16Array(4) }, "1", now),
+    "state as a string": () => device.account("state"),
+    "pinned key as Uint16Array": () => device.scanLinkQr(offer.qrText, now, new Uint16Array(33)),
+  };
+  for (const [what, fn] of Object.entries(cases)) throwsCode(fn, "INVALID_INPUT", what);
+  // The edges that must work.
+  assert.equal(sdk.hotp(KEY, 0), "755224");
+  assert.equal(sdk.hotp(Buffer.from(KEY), 1), "287082"); // a Node Buffer is a Uint8Array
+  assert.equal(typeof sdk.hotp(KEY, Number.MAX_SAFE_INTEGER), "string");
+});
+
+test("classes only the SDK makes: `new` throws INVALID_STATE", () => {
+  for (const name of ["Portal", "LinkRequest", "PendingLink", "StatusProbe"]) {
+    throwsCode(() => new sdk[name](), "INVALID_STATE", `new ${name}()`);
+  }
+});
+
+test("the clock: Date.now() and new Date() alike; seconds by mistake are INVALID_TIME", () => {
+  // Epoch milliseconds and a Date give the same codes.
+  assert.equal(sdk.totp(KEY, 59_000, 30, 8), "94287082");
+  assert.equal(sdk.totp(KEY, new Date(59_000), 30, 8), "94287082");
+  assert.equal(sdk.totp(KEY, 59_999, 30, 8), "94287082"); // sub-second parts are dropped
+  // A whole link with Date.now() and one with new Date().
+  for (const clock of [() => Date.now(), () => new Date()]) {
+    const before = Date.now();
+    const { portal, offer, device, fin, deviceRow } = linked(clock());
+    assert.ok(offer.expiresAt >= before + 299_000 && offer.expiresAt <= Date.now() + 301_000, `${offer.expiresAt}`);
+    assert.equal(offer.expiresAt % 1000, 0);
+    const info = device.scanLinkQr(portal.createOffer("bob", {}, clock()).qrText, clock(), portal.publicKey());
+    assert.equal(info.portalName, "Example Bank");
+    assert.equal(typeof info.expiresAt, "number");
+    const code = device.code(fin.state, { kind: "passcode", passcode: "493817" }, clock());
+    assert.equal(portal.verifyDeviceCode(deviceRow, code, clock()).verdict.kind, "accepted");
+    const probe = device.statusRequest(fin.state, clock());
+    const answer = portal.answerStatus(probe.request, { device: deviceRow }, clock());
+    assert.equal(device.readStatus(fin.state, probe, answer), "active");
+    const secret = sdk.newOtpSecret();
+    const check = sdk.verifyTotp({ secret }, undefined, sdk.totp(secret, clock()), clock());
+    assert.equal(check.verdict.kind, "accepted");
+  }
+  // Unix seconds where milliseconds are expected: a time in 1970.
+  throwsCode(() => sdk.Portal.generate("B").createOffer("anna", {}, Math.floor(Date.now() / 1000)), "INVALID_TIME");
+});
+
+test("every throw of every export is a TesseraError with a code from errorCodes()", () => {
+  const now = Date.now();
+  const w = linked(now);
+  // A pending link not finished yet (linked() finished its own).
+  w.pending = w.device.startLink(w.offer.qrText, { deviceName: "P", passcode: "493817" }, null, now);
+  const codes = new Set(sdk.errorCodes());
+  const values = [undefined, null, true, 0, -1, 1.5, NaN, 2 ** 53, now, new Date(now), new Date(NaN), "", "x",
+    "\u{1F600}", "TS:", "493817", 10n, Symbol("s"), {}, [], () => {}, new Uint8Array(0), new Uint8Array(32),
+    new Uint8Array(300).fill(255), new Uint16Array(4), w.offer.qrText, w.pending.request(), w.answer.answer,
+    w.fin.state, w.pendingRow, w.deviceRow, w.offer.change.writes[0].row, { secret: KEY }, { kind: "passcode", passcode: "1" },
+    { offer: w.offer.change.writes[0].row, deviceKeySeen: false }, { device: w.deviceRow },
+    "otpauth://totp/a?secret=AAAAAAAAAAAAAAAAAAAAAAAAAA", "OCRA-1:HOTP-SHA1-6:QN08"];
+  let calls = 0;
+  const call = (what, fn) => {
+    calls++;
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(sdk.isTesseraError(e) && codes.has(e.code), `${what}: ${e && e.stack ? e.stack : String(e)}`);
+    }
+  };
+  const pick = (i) => values[i % values.length];
+  const fns = Object.entries(sdk).filter(([, f]) => typeof f === "function" && !isClass(f));
+  for (const [name, fn] of fns) {
+    for (let i = 0; i < values.length; i++) {
+      for (let j = 0; j < values.length; j++) call(name, () => fn(values[i], values[j], pick(i + j), pick(i * j), pick(i + 3)));
+    }
+  }
+  const probe = w.device.statusRequest(w.fin.state, now);
+  const objects = { Device: w.device, Portal: w.portal, PendingLink: w.pending, LinkRequest: w.request, StatusProbe: probe };
+  for (const [cls, obj] of Object.entries(objects)) {
+    const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(obj))
+      .filter((m) => !["constructor", "free", "__destroy_into_raw"].includes(m)
+        && typeof Object.getOwnPropertyDescriptor(Object.getPrototypeOf(obj), m).value === "function");
+    for (const m of methods) {
+      for (let i = 0; i < values.length; i++) {
+        for (let j = 0; j < values.length; j++) {
+          // Parameters typed as a class (accept's portal, readStatus's probe) get that class: a
+          // wrong class is wasm-bindgen's own "expected instance of …" Error, not a Tessera one.
+          const args = [values[i], values[j], pick(i + j), pick(i * j), pick(i + 5)];
+          if (cls === "LinkRequest" && m === "accept") args[0] = w.portal;
+          if (cls === "Device" && m === "readStatus") args[1] = probe;
+          call(`${cls}.${m}`, () => obj[m](...args));
+        }
+      }
+    }
+  }
+  for (const v of values) {
+    call("new Device", () => new sdk.Device(v));
+    call("Portal.generate", () => sdk.Portal.generate(v));
+    for (const v2 of values) call("Portal.fromSecret", () => sdk.Portal.fromSecret(v, v2));
+  }
+  assert.ok(calls > 20_000, `${calls}`);
+  // Still healthy afterwards.
+  assert.equal(sdk.totp(KEY, 59_000, 30, 8), "94287082");
+  assert.equal(linked().deviceRow.status, "active");
+});
+
+test("a caller's own exception (a throwing getter or Proxy trap) propagates as itself; the module stays usable", () => {
+  const mine = new Error("mine");
+  const trap = new Proxy({}, { get() { throw mine; } });
+  const getter = { get secret() { throw mine; } };
+  for (const fn of [() => sdk.verifyTotp(getter, undefined, "123456", Date.now()), () => sdk.formatOtpauthUri(trap),
+    () => sdk.Portal.generate("B").createOffer("a", trap, Date.now())]) {
+    assert.throws(fn, (e) => e === mine);
+  }
+  // Where only the type matters, a Proxy is never looked into: INVALID_INPUT.
+  for (const fn of [() => sdk.base32Decode(trap), () => sdk.hotp(KEY, trap), () => sdk.totp(KEY, trap),
+    () => new sdk.Device(trap), () => sdk.parseOtpauthUri(trap)]) {
+    throwsCode(fn, "INVALID_INPUT");
+  }
+  assert.equal(sdk.totp(KEY, 59_000, 30, 8), "94287082");
+  assert.equal(linked().deviceRow.status, "active");
+});
+
+test("records cross as plain objects with Uint8Array bytes and millisecond times", () => {
+  const { offer, fin, deviceRow } = linked();
+  const row = offer.change.writes[0].row;
+  assert.ok(row.sealed instanceof Uint8Array && fin.state instanceof Uint8Array && deviceRow.sealed instanceof Uint8Array);
+  assert.equal(Object.getPrototypeOf(row), Object.prototype);
+  assert.equal(offer.change.writes[0].expectedVersion, undefined); // an insert
+  assert.ok(Number.isSafeInteger(row.expiresAt) && row.expiresAt > Date.UTC(2020, 0));
+  const k = sdk.parseOtpauthUri("otpauth://totp/ACME:john?secret=HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ&issuer=ACME");
+  assert.deepEqual(k.kind, { type: "totp", periodSeconds: 30 });
+  assert.ok(k.secret instanceof Uint8Array);
+  assert.deepEqual(sdk.parseOtpauthUri(sdk.formatOtpauthUri(k)), k);
+  assert.equal(sdk.base32Encode(KEY), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  assert.deepEqual(sdk.base32Decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq"), KEY);
+  assert.equal(sdk.newOtpSecret().length, 20);
+  assert.equal(sdk.newStorageKey().length, 32);
+  assert.notDeepEqual(sdk.newStorageKey(), sdk.newStorageKey());
+  assert.match(sdk.qrSvg(offer.qrText), /^<svg[^>]*>/);
+});
+
+test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
+  const cache = process.env.TESSERA_CACHE || join(homedir(), ".cache/tessera");
+  let tsc;
+  for (const base of [join(cache, "npm") + sep, new URL("../", import.meta.url).pathname]) {
+    try {
+      tsc = createRequire(base).resolve("typescript/bin/tsc");
+      break;
+    } catch {
+      // not there
+    }
+  }
+  if (!tsc) {
+    t.skip("typescript is not installed (scripts/setup.sh installs no TypeScript compiler)");
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "tessera-ts-"));
+  try {
+    const types = new URL("../pkg/node/tessera_wasm.d.ts", import.meta.url).pathname.replace(/\.d\.ts$/, "");
+    writeFileSync(join(dir, "use.ts"), `
+import { Portal, Device, newStorageKey, isTesseraError, errorCodes, type LinkOffer, type Verdict, type TesseraErrorCode } from ${JSON.stringify(types)};
+const portal = Portal.generate("Example Bank");
+const offer: LinkOffer = portal.createOffer("anna", {}, Date.now());
+const device = new Device(newStorageKey());
+const p = device.startLink(offer.qrText, { deviceName: "Pixel", passcode: "493817" }, null, new Date());
+const v: Verdict = portal.openLinkRequest(p.request()).accept(portal, { deviceKeySeen: false }, Date.now()).verdict;
+try { device.account(new Uint8Array(1)); } catch (e) { if (isTesseraError(e)) { const c: TesseraErrorCode = e.code; console.log(c, v.kind, errorCodes().length); } }
+`);
+    execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", join(dir, "use.ts")],
+      { stdio: "pipe" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("wasm size (numbers, not a budget)", (t) => {
+  for (const dir of ["node", "web"]) {
+    const f = new URL(`../pkg/${dir}/tessera_wasm_bg.wasm`, import.meta.url);
+    assert.ok(existsSync(f), `${dir}: no wasm`);
+    const raw = readFileSync(f);
+    const gz = gzipSync(raw, { level: 9 }).length;
+    assert.ok(raw.length > 0 && gz > 0);
+    t.diagnostic(`pkg/${dir}/tessera_wasm_bg.wasm: raw ${raw.length} bytes, gzip ${gz} bytes`);
+  }
+});
