@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_host::{
-    ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig,
-    OtpVerifierState, PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite,
-    StatusLookup, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
+    ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig, OtpVerifierState,
+    PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite, StatusLookup, StoredDevice,
+    StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
 };
 
 /// Fewer files than this means the directory was not found or emptied.
@@ -152,7 +152,9 @@ impl Args<'_> {
     /// The step's clock (Unix seconds).
     fn at(&self) -> Step<Timestamp> {
         match self.get("at") {
-            Some(v) => v.as_u64().map(Timestamp::from_secs).ok_or_else(|| format!("`at` must be Unix seconds, not {v}")),
+            Some(v) => {
+                v.as_u64().map(Timestamp::from_secs).ok_or_else(|| format!("`at` must be Unix seconds, not {v}"))
+            }
             None => Err("missing `at`".into()),
         }
     }
@@ -242,9 +244,7 @@ fn verifier_state(v: &Value) -> Step<OtpVerifierState> {
 }
 
 fn wrong_code(code: &str) -> String {
-    code.chars()
-        .map(|c| c.to_digit(10).map_or(c, |d| char::from_digit((d + 1) % 10, 10).unwrap_or(c)))
-        .collect()
+    code.chars().map(|c| c.to_digit(10).map_or(c, |d| char::from_digit((d + 1) % 10, 10).unwrap_or(c))).collect()
 }
 
 fn event_kinds(change: &PortalChange) -> Vec<String> {
@@ -291,7 +291,10 @@ impl World {
     }
 
     fn device_row(&self, p: usize) -> Step<StoredDevice> {
-        let id = self.phones[p].device_id.as_ref().ok_or_else(|| format!("phone {} was never linked", self.phones[p].name))?;
+        let id = self.phones[p]
+            .device_id
+            .as_ref()
+            .ok_or_else(|| format!("phone {} was never linked", self.phones[p].name))?;
         self.devices.get(id).cloned().ok_or_else(|| format!("no device row for phone {}", self.phones[p].name))
     }
 
@@ -320,7 +323,12 @@ impl World {
 
     /// Apply a change as one transaction of compare-and-sets.
     fn store(&mut self, change: &PortalChange) -> Step<Vec<String>> {
-        fn cas<R>(rows: &HashMap<String, R>, key: &str, expected: Option<i64>, version: impl Fn(&R) -> i64) -> Step<()> {
+        fn cas<R>(
+            rows: &HashMap<String, R>,
+            key: &str,
+            expected: Option<i64>,
+            version: impl Fn(&R) -> i64,
+        ) -> Step<()> {
             match (rows.get(key), expected) {
                 (None, None) => Ok(()),
                 (Some(_), None) => Err(format!("insert of an existing row {key}")),
@@ -405,7 +413,9 @@ impl World {
                 let qr = self.qr(a)?;
                 let pinned = self.pinned(a)?;
                 let info = call!(self.phones[p].device.scan_link_qr(qr, a.at()?, pinned));
-                Ok(Got::done().fact("portalName", json!(info.portal_name)).fact("expiresAt", json!(info.expires_at.secs())))
+                Ok(Got::done()
+                    .fact("portalName", json!(info.portal_name))
+                    .fact("expiresAt", json!(info.expires_at.secs())))
             }
             "startLink" => {
                 let p = self.phone(a)?;
@@ -469,7 +479,9 @@ impl World {
                         None if rest.is_empty() => self.phones.iter().find(|p| p.check_code.is_some()),
                         None => return Err(format!("bad code {who:?}")),
                     };
-                    wrong_code(ph.and_then(|p| p.check_code.as_deref()).ok_or_else(|| format!("no check code for {who:?}"))?)
+                    wrong_code(
+                        ph.and_then(|p| p.check_code.as_deref()).ok_or_else(|| format!("no check code for {who:?}"))?,
+                    )
                 } else {
                     let ph = self.phones.iter().find(|p| p.name == who).ok_or_else(|| format!("no phone {who:?}"))?;
                     ph.check_code.clone().ok_or_else(|| format!("phone {who} has no check code"))?
@@ -628,11 +640,15 @@ fn describe(got: &Got) -> String {
     match got {
         Got::Threw(e) => format!("threw {} ({})", e.code(), e.detail()),
         Got::Done { verdict: Some(Verdict::Refused { code, detail }), .. } => format!("refused {code} ({detail})"),
-        Got::Done { verdict, facts, .. } => format!("{} {}", verdict.as_ref().map_or("ok", |v| match v {
-            Verdict::Accepted => "accepted",
-            Verdict::Repeated => "repeated",
-            Verdict::Refused { .. } => "refused",
-        }), Value::Object(facts.clone())),
+        Got::Done { verdict, facts, .. } => format!(
+            "{} {}",
+            verdict.as_ref().map_or("ok", |v| match v {
+                Verdict::Accepted => "accepted",
+                Verdict::Repeated => "repeated",
+                Verdict::Refused { .. } => "refused",
+            }),
+            Value::Object(facts.clone())
+        ),
     }
 }
 
