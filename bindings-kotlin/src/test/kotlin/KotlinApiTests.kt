@@ -185,6 +185,9 @@ fun kotlinApiTests(r: Runner) {
             "OcraParams" to OcraParams(password = passcode).toString(),
         ).filter { (_, s) -> passcode in s || biometric.contentToString().removeSurrounding("[", "]") in s }
         for ((what, s) in leaks) println("     note: $what.toString() shows its secret: $s")
+        // Data-class equality compares ByteArray fields by reference.
+        val row = StoredOffer("o", "anna", Instant.EPOCH, null, 1L, byteArrayOf(1, 2))
+        if (row != row.copy(sealed = row.sealed.copyOf())) println("     note: records with ByteArray fields compare them by reference (==)")
     }
 
     r.test("lifetimes: use {} / close(); a closed object throws IllegalStateException; PendingLink outlives its Device") {
