@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Build the npm package, then test it as users load it:
-#   1. bindings-wasm/build.sh (wasm-release build, wasm-bindgen node+web, wasm-opt, size report)
-#   2. node --test bindings-wasm/test/          (Node, through the package's exports)
-#   3. node bindings-wasm/test/browser/run.mjs  (headless Chromium, pkg/web: OTP page; portal page whose
-#      link QR code is screenshotted, decoded in Node and used by simulated devices)
+#   1. bindings-wasm/build.sh (wasm-release build, wasm-bindgen node+web, wasm-opt,
+#      size report: the "wasm size: raw N bytes, gzip N bytes" line must be there)
+#   2. node --test bindings-wasm/test/          (Node, through the package's exports:
+#      test/scenarios.mjs runs every vectors/scenarios/*.json; js.test.mjs the
+#      JS-only checks; vectors.test.mjs vectors/otp.json)
+#   3. node bindings-wasm/test/browser/run.mjs  (headless Chromium, pkg/web: OTP page;
+#      every scenario file in the page with the same runner; link QR screenshot decoded in Node)
 # Exits non-zero on the first failure. Works from any directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash bindings-wasm/build.sh
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+bash bindings-wasm/build.sh | tee "$log"
+grep -Eq '^wasm size: raw [0-9]+ bytes, gzip [0-9]+ bytes' "$log" ||
+  { echo "[wasm] error: build.sh printed no size report" >&2; exit 1; }
 printf '\033[1m[wasm]\033[0m %s\n' "node --test bindings-wasm/test/"
 node --test bindings-wasm/test/
 printf '\033[1m[wasm]\033[0m %s\n' "node bindings-wasm/test/browser/run.mjs"

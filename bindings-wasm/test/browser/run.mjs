@@ -1,18 +1,16 @@
 #!/usr/bin/env node
 // Browser checks of the web build (bindings-wasm/pkg/web): serves bindings-wasm/
-// on 127.0.0.1 (ephemeral port) and drives headless Debian Chromium through
-// playwright-core:
-//   1. test/browser/index.html: the TOTP the page computed and the `.code` of
-//      an error thrown in the browser;
-//   2. test/browser/link.html: the page is a portal showing a link QR code
-//      (linkQrSvg), over a Map of rows written only by the SDK's versioned
-//      compare-and-sets. The QR element is screenshotted, decoded in Node (PNG
-//      via node:zlib, then jsQR) and compared with the text the page shows; a
-//      simulated device (the Node build: TesseraDevice, pinned to the key the
-//      page shows) links with the decoded text through the page's portal, a
-//      resent request gets the same answer bytes, and a second device using
-//      the same picture is refused with TOKEN_ALREADY_USED on both sides: by
-//      the SDK alone (the page has no single-use check of its own).
+// (and vectors/scenarios/, with a generated index.json) on 127.0.0.1
+// (ephemeral port) and drives headless Debian Chromium through playwright-core:
+//   1. test/browser/index.html: the TOTP the page computed (a Date as the
+//      clock) and an error thrown in the browser (name, code, isTesseraError);
+//   2. test/browser/scenarios.html: every vectors/scenarios/*.json run in the
+//      page by the same runner module as in Node (test/scenarios.mjs); the
+//      page reports its counts (files, steps, failures) back here;
+//   3. test/browser/link.html: a portal page showing a link QR code (qrSvg).
+//      The QR element is screenshotted, decoded in Node (PNG via node:zlib,
+//      then jsQR), compared with the text the page shows, and scanned by a
+//      device of the Node build pinned to the key the page shows.
 //
 //   node bindings-wasm/test/browser/run.mjs      (after bindings-wasm/build.sh)
 //
@@ -20,7 +18,7 @@
 // from ${TESSERA_CACHE:-~/.cache/tessera}/npm (scripts/setup.sh).
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,6 +31,7 @@ const OVERALL_TIMEOUT_MS = 180_000;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../.."); // bindings-wasm/
+const SCENARIOS = resolve(ROOT, "../vectors/scenarios"); // served at /vectors/scenarios/
 const TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
@@ -92,6 +91,7 @@ async function main() {
     context.setDefaultTimeout(STEP_TIMEOUT_MS);
     const page = context.pages()[0] ?? (await context.newPage());
     await checkOtpPage(page, base, served);
+    await checkScenarioPage(await context.newPage(), base);
     await checkLinkPage(await context.newPage(), base, jsQR);
     return 0;
   } catch (e) {
@@ -120,14 +120,14 @@ async function checkOtpPage(page, base, served) {
   if (computed !== EXPECTED_TOTP) throw new Error(`TOTP in the page is ${computed}, expected ${EXPECTED_TOTP}`);
 
   const pageError = JSON.parse(await page.textContent("#error"));
-  if (!(pageError.isError && pageError.name === "TesseraError" && pageError.code === "INVALID_DIGITS")) {
+  if (!(pageError.isError && pageError.guard && pageError.name === "TesseraError" && pageError.code === "INVALID_DIGITS")) {
     throw new Error(`unexpected error in the page: ${JSON.stringify(pageError)}`);
   }
   // The same module instance, driven from the test: a bad number.
   const thrown = await page.evaluate(async () => {
     const m = await import("/pkg/web/tessera_wasm.js");
     try {
-      m.totp(new Uint8Array(20), -1);
+      m.totp(new Uint8Array(20), "59000");
       return null;
     } catch (e) {
       return { isError: e instanceof Error, name: e.name, code: e.code };
@@ -146,18 +146,30 @@ async function checkOtpPage(page, base, served) {
     `(${pageError.code}, ${thrown.code}); ${served.length} files served from ${base}`);
 }
 
+/** Page 2: every scenario file, run in the page by test/scenarios.mjs over pkg/web. */
+async function checkScenarioPage(page, base) {
+  const problems = watch(page);
+  await page.goto(`${base}/test/browser/scenarios.html`, { timeout: STEP_TIMEOUT_MS });
+  await page.waitForSelector('#status:is([data-state="done"], [data-state="failed"])', { timeout: 120_000 });
+  const status = await page.textContent("#status");
+  if (status !== "done") throw new Error(`the scenario page failed: ${status}`);
+  const r = await page.evaluate(() => window.scenarioResult);
+  const listed = readdirSync(SCENARIOS).filter((n) => n.endsWith(".json")).length;
+  console.log(`${r.failed ? "FAIL" : "PASS"} browser scenarios: ${r.passed} of ${r.files} files passed, ${r.steps} steps ` +
+    `run in the page${r.skipped.length ? `, ${r.skipped.length} skipped` : ""}`);
+  if (r.failures.length) throw new Error(`scenario failures in the browser:\n  ${r.failures.join("\n  ")}`);
+  if (r.files === 0 || r.files !== listed || r.passed !== r.files) {
+    throw new Error(`the page ran ${r.files} files (${r.passed} passed); vectors/scenarios holds ${listed}`);
+  }
+  if (problems.length) throw new Error(problems.join("\n"));
+}
+
 /**
- * Page 2: the page is the portal and shows a link QR code; Node plays two
- * devices that read the code from a screenshot, as a camera would.
+ * Page 3: the page is a portal showing a link QR code; Node reads the code
+ * from a screenshot, as a camera would, and scans it with a pinned device.
  */
 async function checkLinkPage(page, base, jsQR) {
-  const { TesseraDevice, newStorageKey } = await import("@tessera/sdk"); // the Node build
-  // The page must leave single use to the SDK: a check of its own would hide
-  // a broken one in the core (it did once).
-  const source = readFileSync(join(ROOT, "test/browser/link.html"), "utf8");
-  for (const own of ["usedAt", "TOKEN_ALREADY_USED", ".refuse("]) {
-    if (source.includes(own)) throw new Error(`link.html decides single use itself (${own}); leave it to the SDK`);
-  }
+  const { Device, newStorageKey } = await import("@tessera/sdk"); // the Node build
   const problems = watch(page);
   await page.goto(`${base}/test/browser/link.html`, { timeout: STEP_TIMEOUT_MS });
   await page.waitForSelector('#status:is([data-state="ready"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
@@ -171,84 +183,29 @@ async function checkLinkPage(page, base, jsQR) {
   if (!qr) throw new Error(`no QR code found in the ${image.width}x${image.height} screenshot of #qr`);
   const shown = await page.textContent("#qr-text");
   if (qr.data !== shown) throw new Error(`the decoded QR text differs from the page's:\n  ${qr.data}\n  ${shown}`);
-  console.log(`PASS browser link: QR code decoded in Node from a ${image.width}x${image.height} screenshot ` +
-    `(version ${qr.version}) equals the offer text the page shows (${shown.length} characters)`);
 
-  const now = () => Math.floor(Date.now() / 1000);
-  const accept = (request) => page.evaluate(([r, t]) => window.tesseraPortal.accept(r, t), [request, now()]);
-  const errorCode = (fn) => {
-    try {
-      fn();
-      return "no error";
-    } catch (e) {
-      return e.name === "TesseraError" ? e.code : String(e);
-    }
-  };
-  const finishCode = (pending, answer) => errorCode(() => pending.finish(answer));
-
-  // Device 1 links with the decoded text, pinned to the portal key the page shows.
-  const phone = new TesseraDevice(newStorageKey());
-  const pinnedPortalKey = Uint8Array.from(Buffer.from(await page.textContent("#portal-key"), "hex"));
-  const info = phone.scanLinkQr(qr.data, now(), { pinnedPortalKey });
+  // A device reads the decoded text, pinned to the portal key the page shows.
+  const phone = new Device(newStorageKey());
+  const pinned = Uint8Array.from(Buffer.from(await page.textContent("#portal-key"), "hex"));
+  const info = phone.scanLinkQr(qr.data, Date.now(), pinned);
   const portalName = await page.textContent("#portal-name");
   const fingerprint = await page.textContent("#fingerprint");
   if (info.portalName !== portalName || info.portalFingerprint !== fingerprint) {
     throw new Error(`the device read ${JSON.stringify(info)}, the page shows ${portalName} / ${fingerprint}`);
   }
-  const wrongPin = Uint8Array.from(pinnedPortalKey);
+  const wrongPin = Uint8Array.from(pinned);
   wrongPin[32] ^= 1;
-  const pinCode = errorCode(() => phone.scanLinkQr(qr.data, now(), { pinnedPortalKey: wrongPin }));
+  let pinCode = "no error";
+  try {
+    phone.scanLinkQr(qr.data, new Date(), wrongPin);
+  } catch (e) {
+    pinCode = e.name === "TesseraError" ? e.code : String(e);
+  }
   if (pinCode !== "WRONG_ACCOUNT") throw new Error(`a scan pinned to another key gave ${pinCode}`);
-  const start = phone.startLink({ qrText: qr.data, deviceName: "Anna's Pixel", passcode: "493817", biometrics: true,
-    pinnedPortalKey, now: now() });
-  const acc = await accept(start.request);
-  if (!acc.accepted || acc.repeated) throw new Error(`the portal refused the first device: ${JSON.stringify(acc)}`);
-  // The answer was "lost": the phone sends the same request again and gets the same bytes.
-  const resent = await accept(start.pending.request());
-  if (!(resent.accepted && resent.repeated && resent.answer === acc.answer)) {
-    throw new Error(`a resent request was not answered with the same bytes: ${JSON.stringify(resent)}`);
-  }
-  const fin = start.pending.finish(resent.answer);
-  const id = fin.account.deviceId;
-  if (acc.deviceId !== id || fin.account.account !== "anna@example.org") {
-    throw new Error(`device and portal disagree: ${JSON.stringify({ acc, account: fin.account })}`);
-  }
-  const conf = await page.evaluate(([d, c, t]) => window.tesseraPortal.confirm(d, c, t), [id, fin.checkCode, now()]);
-  if (!conf.linked) throw new Error(`the portal refused the check code ${fin.checkCode}: ${conf.errorCode}`);
-  if (conf.device.deviceId !== id || conf.device.name !== "Anna's Pixel" || conf.device.status !== "active") {
-    throw new Error(`unexpected device record: ${JSON.stringify(conf.device)}`);
-  }
-  const listed = await page.textContent(`#devices li[data-device-id="${id}"]`, { timeout: STEP_TIMEOUT_MS });
-  const events = (await page.evaluate(() => window.tesseraPortal.events())).map((e) => e.type);
-  if (events.join() !== "linkRequested,deviceLinked") throw new Error(`unexpected portal events: ${events}`);
-  const st = phone.statusRequest(fin.state, now());
-  const statusAnswer = await page.evaluate(([r, t]) => window.tesseraPortal.status(r, t), [st.request, now()]);
-  const linkStatus = phone.readStatusAnswer(fin.state, st.probe, statusAnswer);
-  if (linkStatus !== "active") throw new Error(`the device's status is ${linkStatus}`);
-  console.log(`PASS browser link: device "Anna's Pixel" (${id}) linked through the page with the decoded text ` +
-    `(pinned scan; a resent request got the same answer bytes); check code ${fin.checkCode} confirmed; ` +
-    `status "${linkStatus}"; the page lists "${listed}"`);
-
-  // Device 2 uses the same picture.
-  const second = new TesseraDevice(newStorageKey());
-  const start2 = second.startLink({ qrText: qr.data, deviceName: "Mallory's phone", passcode: "724913", now: now() });
-  const acc2 = await accept(start2.request);
-  if (acc2.accepted || acc2.errorCode !== "TOKEN_ALREADY_USED") {
-    throw new Error(`the portal did not refuse the reused QR code: ${JSON.stringify(acc2)}`);
-  }
-  const code2 = finishCode(start2.pending, acc2.answer);
-  if (code2 !== "TOKEN_ALREADY_USED") throw new Error(`the second device's finish() gave ${code2}`);
-  const devices = await page.evaluate(() => window.tesseraPortal.devices());
-  if (devices.length !== 1) throw new Error(`the portal lists ${devices.length} devices`);
-  // The offer row was written once: used by device 1 (version 2), untouched by the refusal.
-  if (acc2.offerId !== acc.offerId) throw new Error("the two devices claimed different offers");
-  const offerRow = await page.evaluate((offerId) => window.tesseraPortal.offer(offerId), acc.offerId);
-  if (!offerRow || offerRow.version !== 2 || offerRow.usedAt === null) {
-    throw new Error(`unexpected offer row: ${JSON.stringify(offerRow)}`);
-  }
   if (problems.length) throw new Error(problems.join("\n"));
-  console.log("PASS browser link: a second device using the same picture is refused by the SDK alone: " +
-    "TOKEN_ALREADY_USED from the portal's accept and from the device's finish(); still 1 device listed");
+  console.log(`PASS browser link: QR code decoded in Node from a ${image.width}x${image.height} screenshot ` +
+    `(version ${qr.version}) equals the offer text the page shows (${shown.length} characters); a device pinned to ` +
+    `the page's key reads "${info.portalName}" (${info.portalFingerprint}), another pin is WRONG_ACCOUNT`);
 }
 
 /** Page errors and console errors/warnings, collected. */
@@ -326,7 +283,7 @@ function decodePng(buf) {
   return { width, height, data };
 }
 
-// Static files under bindings-wasm/ only, GET/HEAD only.
+// Static files under bindings-wasm/ and vectors/scenarios/ only, GET/HEAD only.
 function serve(req, res, served) {
   let path;
   try {
@@ -334,8 +291,18 @@ function serve(req, res, served) {
   } catch {
     path = "\0";
   }
-  const file = resolve(ROOT, "." + path);
-  const inside = file === ROOT || file.startsWith(ROOT + sep);
+  // The scenario files: /vectors/scenarios/<name>.json, and their list.
+  if (path === "/vectors/scenarios/index.json" && (req.method === "GET" || req.method === "HEAD")) {
+    const names = readdirSync(SCENARIOS).filter((n) => n.endsWith(".json") && n !== "index.json").sort();
+    served.push({ path: "vectors/scenarios/index.json", type: TYPES[".json"] });
+    res.writeHead(200, { "Content-Type": TYPES[".json"], "Cache-Control": "no-store" });
+    res.end(req.method === "HEAD" ? undefined : JSON.stringify(names));
+    return;
+  }
+  const scenario = path.startsWith("/vectors/scenarios/");
+  const top = scenario ? SCENARIOS : ROOT;
+  const file = scenario ? resolve(SCENARIOS, "." + path.slice("/vectors/scenarios".length)) : resolve(ROOT, "." + path);
+  const inside = (file === top || file.startsWith(top + sep)) && (!scenario || extname(file) === ".json");
   if ((req.method !== "GET" && req.method !== "HEAD") || !inside || path.includes("\0")
       || !existsSync(file) || !statSync(file).isFile()) {
     res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
