@@ -7,6 +7,8 @@
 //! failed compare-and-set or a wrong outcome fails the file, naming the file
 //! and the step.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
