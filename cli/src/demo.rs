@@ -37,55 +37,84 @@ fn expect_err<T>(r: Result<T>, code: ErrorCode, what: &str) -> Result<()> {
     }
 }
 
-/// The demo portal's rows, kept in memory. Every change is applied as the
-/// host contract says: compare-and-sets on the rows' versions, all writes
-/// of one change or none.
+/// The demo portal's rows, kept in memory as the writes that made them
+/// (keyed by table and key). Every change is applied as the host contract
+/// says: compare-and-sets on the rows' versions, all writes of one change
+/// or none.
 #[derive(Default)]
-struct Rows {
-    offers: BTreeMap<String, StoredOffer>,
-    pendings: BTreeMap<String, StoredPendingLink>,
-    devices: BTreeMap<String, StoredDevice>,
+struct Rows(BTreeMap<(&'static str, String), RecordWrite>);
+
+fn key_of(w: &RecordWrite) -> (&'static str, String) {
+    match w {
+        RecordWrite::Offer { row, .. } => ("offer", row.offer_id.clone()),
+        RecordWrite::PendingLink { row, .. } => ("pending", row.device_id.clone()),
+        RecordWrite::Device { row, .. } => ("device", row.device_id.clone()),
+    }
+}
+
+fn version_of(w: &RecordWrite) -> i64 {
+    match w {
+        RecordWrite::Offer { row, .. } => row.version,
+        RecordWrite::PendingLink { row, .. } => row.version,
+        RecordWrite::Device { row, .. } => row.version,
+    }
 }
 
 impl Rows {
     fn apply(&mut self, change: &PortalChange) -> Result<()> {
-        for w in &change.writes {
-            let stored = match w {
-                RecordWrite::Offer { row, .. } => self.offers.get(&row.offer_id).map(|r| r.version),
-                RecordWrite::PendingLink { row, .. } => self.pendings.get(&row.device_id).map(|r| r.version),
-                RecordWrite::Device { row, .. } => self.devices.get(&row.device_id).map(|r| r.version),
-            };
-            if stored != w.expected_version() {
-                return Err(cli_err(ErrorCode::Internal, "demo: a write found another version"));
-            }
+        if change.writes.iter().any(|w| self.0.get(&key_of(w)).map(version_of) != w.expected_version()) {
+            return Err(cli_err(ErrorCode::Internal, "demo: a write found another version"));
         }
         for w in &change.writes {
-            match w.clone() {
-                RecordWrite::Offer { row, .. } => self.offers.insert(row.offer_id.clone(), row).map(drop),
-                RecordWrite::PendingLink { row, .. } => self.pendings.insert(row.device_id.clone(), row).map(drop),
-                RecordWrite::Device { row, .. } => self.devices.insert(row.device_id.clone(), row).map(drop),
-            };
+            self.0.insert(key_of(w), w.clone());
         }
         Ok(())
     }
 
+    fn offer(&self, id: &str) -> Option<StoredOffer> {
+        match self.0.get(&("offer", id.to_owned())) {
+            Some(RecordWrite::Offer { row, .. }) => Some(row.clone()),
+            _ => None,
+        }
+    }
+
+    fn pending(&self, id: &str) -> Option<StoredPendingLink> {
+        match self.0.get(&("pending", id.to_owned())) {
+            Some(RecordWrite::PendingLink { row, .. }) => Some(row.clone()),
+            _ => None,
+        }
+    }
+
+    fn device_row(&self, id: &str) -> Option<StoredDevice> {
+        match self.0.get(&("device", id.to_owned())) {
+            Some(RecordWrite::Device { row, .. }) => Some(row.clone()),
+            _ => None,
+        }
+    }
+
     fn lookup(&self, offer_id: &str, device_id: &str) -> LinkLookup {
         LinkLookup {
-            offer: self.offers.get(offer_id).cloned(),
-            device_key_seen: self.pendings.contains_key(device_id) || self.devices.contains_key(device_id),
+            offer: self.offer(offer_id),
+            device_key_seen: self.pending(device_id).is_some() || self.device_row(device_id).is_some(),
         }
     }
 
     fn device(&self, id: &str) -> Result<StoredDevice> {
-        self.devices.get(id).cloned().ok_or_else(|| cli_err(ErrorCode::Internal, "demo: no device row"))
+        self.device_row(id).ok_or_else(|| cli_err(ErrorCode::Internal, "demo: no device row"))
     }
 
     fn open_pendings(&self, account: &str) -> Vec<StoredPendingLink> {
         let open = crate::store::name_of(&tessera_host::PendingStatus::Open);
-        self.pendings
+        self.0
             .values()
-            .filter(|p| p.account == account && crate::store::name_of(&p.status) == open)
-            .cloned()
+            .filter_map(|w| match w {
+                RecordWrite::PendingLink { row, .. }
+                    if row.account == account && crate::store::name_of(&row.status) == open =>
+                {
+                    Some(row.clone())
+                }
+                _ => None,
+            })
             .collect()
     }
 }
@@ -200,7 +229,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     let probe = phone.status_request(state.clone(), at(t0 + 600))?;
     let id = portal.status_request_device(probe.request())?;
-    let lookup = StatusLookup { device: db.devices.get(&id).cloned(), pending: db.pendings.get(&id).cloned() };
+    let lookup = StatusLookup { device: db.device_row(&id), pending: db.pending(&id) };
     let ans = portal.answer_status(probe.request(), lookup, at(t0 + 600))?;
     expect_err(phone.read_status(state, probe, ans), ErrorCode::DeviceRevoked, "phone app")?;
     // The app deletes its sealed state.

@@ -170,6 +170,9 @@ pub struct VerifyArgs {
     /// Lock duration in seconds (default: until unlocked).
     #[arg(long)]
     lock_seconds: Option<i64>,
+    /// Machine-readable output (the verdict, also when refused).
+    #[arg(long)]
+    json: bool,
 }
 
 fn algorithm(a: Option<&str>) -> Result<OtpAlgorithm, Error> {
@@ -209,8 +212,14 @@ fn verify(a: VerifyArgs, hotp: bool) -> Result<(), Error> {
     let check = check_code(config, state, a.code, now_or(a.time))?;
     // Stored whichever way the verdict goes: failures and replays count.
     write_state(&a.state, &check.state)?;
+    if a.json {
+        let verdict = serde_json::to_value(&check.verdict).unwrap_or_default();
+        out!("{}", serde_json::json!({"verdict": verdict, "matched": check.matched, "drift": check.drift}));
+        return check.verdict.check();
+    }
     check.verdict.check()?;
-    out!("accepted ({} {}, drift {})", if hotp { "counter" } else { "step" }, check.matched.unwrap_or_default(), check.drift);
+    let what = if hotp { "counter" } else { "step" };
+    out!("accepted ({what} {}, drift {})", check.matched.unwrap_or_default(), check.drift);
     Ok(())
 }
 

@@ -192,6 +192,24 @@ fn device_json(d: &StoredDevice) -> serde_json::Value {
            "last_used_at": d.last_used_at.map(secs), "status": name_of(&d.status)})
 }
 
+/// A verdict in tessera-host's JSON shape (`{"kind": "refused", "code": …}`).
+fn verdict_json(v: &Verdict) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// With `--json`, a refused verdict is printed (with the events of its
+/// stored change) before the `error[CODE]` exit: tools can tell a refusal,
+/// whose change was stored, from a failed call, which stored nothing.
+fn check_verdict(c: &Common, v: &Verdict, change: &PortalChange) -> Result<(), Error> {
+    if let Err(e) = v.check() {
+        if c.json {
+            out!("{}", json!({"verdict": verdict_json(v), "events": events_json(change)}));
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// The device row a change writes.
 fn written_device(change: &PortalChange) -> Option<&StoredDevice> {
     change.writes.iter().rev().find_map(|w| match w {
@@ -303,7 +321,8 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             if c.json {
                 out!(
                     "{}",
-                    json!({"qr_text": offer.qr_text, "offer_id": offer.offer_id, "expires_at": secs(offer.expires_at)})
+                    json!({"qr_text": offer.qr_text, "offer_id": offer.offer_id, "expires_at": secs(offer.expires_at),
+                           "events": events_json(&offer.change)})
                 );
             } else {
                 out!("{}", offer.qr_text);
@@ -348,7 +367,11 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             if let Err(e) = a.verdict.check() {
                 // The device still needs the (authenticated) refusal.
                 if c.json {
-                    out!("{}", json!({"answer": a.answer, "error": e.code().as_str(), "events": events_json(&change)}));
+                    out!(
+                        "{}",
+                        json!({"answer": a.answer, "error": e.code().as_str(), "verdict": verdict_json(&a.verdict),
+                               "if_not_stored": a.if_not_stored, "events": events_json(&change)})
+                    );
                 } else {
                     out!("{}", a.answer);
                 }
@@ -359,7 +382,8 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 out!(
                     "{}",
                     json!({"answer": a.answer, "device_id": device_id, "device_name": device_name,
-                           "confirm_by": confirm_by.map(secs), "repeated": repeated, "events": events_json(&change)})
+                           "confirm_by": confirm_by.map(secs), "repeated": repeated, "verdict": verdict_json(&a.verdict),
+                           "if_not_stored": a.if_not_stored, "events": events_json(&change)})
                 );
             } else {
                 out!("{}", a.answer);
@@ -387,14 +411,18 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                     Ok((l.change.clone(), l))
                 })?
                 .stored()?;
-            confirmation.verdict.check()?;
+            check_verdict(&c, &confirmation.verdict, &change)?;
             let row = confirmation
                 .device
                 .as_ref()
                 .ok_or_else(|| cli_err(ErrorCode::Internal, "an accepted check code without a device row"))?;
             notify(&change);
             if c.json {
-                out!("{}", json!({"device": device_json(row), "events": events_json(&change)}));
+                out!(
+                    "{}",
+                    json!({"device": device_json(row), "verdict": verdict_json(&confirmation.verdict),
+                           "events": events_json(&change)})
+                );
             } else {
                 out!("linked device {} \"{}\" to {}", row.device_id, row.name, row.account);
             }
@@ -472,9 +500,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 let check = portal.verify_device_code(row, code.clone(), now)?;
                 Ok((check.change, check.verdict))
             })?;
-            verdict.check()?;
+            check_verdict(&c, &verdict, &change)?;
             if c.json {
-                out!("{}", json!({"accepted": true, "events": events_json(&change)}));
+                out!("{}", json!({"accepted": true, "verdict": verdict_json(&verdict), "events": events_json(&change)}));
             } else {
                 out!("accepted");
             }

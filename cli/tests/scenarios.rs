@@ -1,0 +1,834 @@
+//! The CLI runner of the language-neutral scenario files
+//! (`vectors/scenarios/*.json`, format in `vectors/scenarios/README.md`).
+//!
+//! Every step runs as separate `tessera` processes, as a user or a tool
+//! drives them: one directory for the portal (its SQLite store applies
+//! every change as compare-and-sets), one per phone, one JSON state file
+//! per OTP verifier; the step's `at` is `--now`/`--time`. A refusal is told
+//! from a failed call by the verdict the `--json` output prints before the
+//! `error[CODE]` exit (its change was stored).
+//!
+//! One adaptation: `tessera device status-finish` is the app, which wipes
+//! its link when it hears `DEVICE_REVOKED` or `LINK_NOT_CONFIRMED`; in the
+//! scenario world only the `wipe` op forgets a phone's state, so the runner
+//! puts the phone's directory back as it was after such an answer.
+//!
+//! An op the CLI has no command for would be skipped with its reason and
+//! counted (today every op has one); a step with `skip` is skipped as in
+//! every runner. An unknown op, key or expectation fails the file.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // test code
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Fewer scenario files than this means the directory was not found, or
+/// files were lost (23 files were there when this runner was written).
+const MIN_FILES: usize = 10;
+
+/// Ops, the inputs each takes besides `do`, `at`, `expect`, `events` and
+/// `skip`, and the facts its `expect` object may name.
+const OPS: &[(&str, &str, &str)] = &[
+    ("portal", "name", ""),
+    ("offer", "account ttl rules save", ""),
+    ("scan", "phone qr pinned edit", "portalName expiresAt"),
+    ("startLink", "phone qr name passcode biometrics pinned edit", ""),
+    ("accept", "phone edit", ""),
+    ("finish", "phone edit answer", ""),
+    ("confirm", "account code", ""),
+    ("devices", "account", "devices"),
+    ("rename", "phone name", ""),
+    ("unlink", "phone", ""),
+    ("status", "phone edit", "status"),
+    ("deviceCode", "phone passcode biometric replay", ""),
+    ("wipe", "phone", ""),
+    ("hotp", "secret counter digits algorithm", "code"),
+    ("totp", "secret period digits algorithm", "code"),
+    ("verifyHotp", "verifier config state code", "matched drift"),
+    ("verifyTotp", "verifier config state code", "matched drift"),
+    ("unlock", "verifier", ""),
+];
+
+/// Ops the CLI has no command for, with the reason (skipped and counted).
+const NO_COMMAND: &[(&str, &str)] = &[];
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// One finished `tessera` process.
+struct Ran {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// The `CODE` of `error[CODE]` on stderr.
+    fn code(&self) -> Option<String> {
+        let start = self.stderr.find("error[")? + 6;
+        let len = self.stderr[start..].find(']')?;
+        Some(self.stderr[start..start + len].to_owned())
+    }
+
+    fn json(&self) -> Option<Value> {
+        serde_json::from_str(self.stdout.trim()).ok()
+    }
+
+    fn line(&self) -> String {
+        self.stdout.trim().to_owned()
+    }
+}
+
+fn tessera(args: &[String]) -> Ran {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for v in ["TESSERA_PORTAL_SECRET", "TESSERA_DEVICE_KEY"] {
+        c.env_remove(v);
+    }
+    let o = c.args(args).output().expect("run tessera");
+    Ran {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Builds an argument list.
+#[derive(Default)]
+struct Argv(Vec<String>);
+
+impl Argv {
+    fn new(words: &[&str]) -> Self {
+        Argv(words.iter().map(|w| (*w).to_owned()).collect())
+    }
+    /// `--flag=value`: a value may start with `-` (`--ttl=-1`).
+    fn arg(mut self, flag: &str, value: impl ToString) -> Self {
+        self.0.push(format!("{flag}={}", value.to_string()));
+        self
+    }
+    fn dir(self, d: &Path) -> Self {
+        self.arg("--dir", d.display())
+    }
+    fn opt(self, flag: &str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(v) => self.arg(flag, v),
+            None => self,
+        }
+    }
+    fn flag(mut self, flag: &str, on: bool) -> Self {
+        if on {
+            self.0.push(flag.to_owned());
+        }
+        self
+    }
+    fn run(self) -> Ran {
+        tessera(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What a step did
+
+/// `label`: `ok`, `accepted`, `repeated`, `refused` (a verdict whose change
+/// was stored) or `error` (the call failed), with the code of the last two.
+#[derive(Debug, Default)]
+struct Seen {
+    label: &'static str,
+    code: Option<String>,
+    facts: Map<String, Value>,
+    events: Vec<String>,
+}
+
+impl Seen {
+    fn ok() -> Self {
+        Seen { label: "ok", ..Default::default() }
+    }
+
+    fn with(mut self, fact: &str, v: Value) -> Self {
+        self.facts.insert(fact.to_owned(), v);
+        self
+    }
+
+    /// A process's outcome: its verdict (`--json`), else its exit.
+    fn of(r: &Ran) -> Self {
+        let j = r.json().unwrap_or(Value::Null);
+        let events = j["events"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["kind"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let label = match j["verdict"]["kind"].as_str() {
+            Some("accepted") => "accepted",
+            Some("repeated") => "repeated",
+            Some("refused") => "refused",
+            _ if r.ok => "ok",
+            _ => "error",
+        };
+        let code = match label {
+            "refused" => j["verdict"]["code"].as_str().map(str::to_owned),
+            "error" => Some(r.code().unwrap_or_else(|| format!("no error code in: {}", r.stderr.trim()))),
+            _ => None,
+        };
+        Seen { label, code, facts: Map::new(), events }
+    }
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.label)?;
+        if let Some(c) = &self.code {
+            write!(f, " {c}")?;
+        }
+        if !self.facts.is_empty() {
+            write!(f, " {}", Value::Object(self.facts.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Compare what a step did with its `expect` and `events`.
+fn judge(step: &Map<String, Value>, facts_allowed: &str, seen: &Seen) -> Result<(), String> {
+    let known_code = |v: &Value| -> Result<String, String> {
+        let s = v.as_str().ok_or_else(|| format!("an error code is a string, not {v}"))?;
+        tessera_host::ErrorCode::parse(s).map(|_| s.to_owned()).ok_or_else(|| format!("unknown error code {s:?}"))
+    };
+    // (labels that pass, code, facts)
+    let (labels, code, facts): (&[&str], Option<String>, Option<&Map<String, Value>>) = match step.get("expect") {
+        None => (&["ok", "accepted"], None, None),
+        Some(Value::String(s)) if s == "ok" => (&["ok", "accepted"], None, None),
+        Some(Value::String(s)) if s == "accepted" => (&["accepted"], None, None),
+        Some(Value::String(s)) if s == "repeated" => (&["repeated"], None, None),
+        Some(Value::Object(m)) if m.len() == 1 && m.contains_key("refused") => {
+            (&["refused"], Some(known_code(&m["refused"])?), None)
+        }
+        Some(Value::Object(m)) if m.len() == 1 && m.contains_key("error") => {
+            (&["error"], Some(known_code(&m["error"])?), None)
+        }
+        Some(Value::Object(m)) => {
+            if let Some(k) = m.keys().find(|k| !facts_allowed.split(' ').any(|f| f == k.as_str())) {
+                return Err(format!("unknown expectation key `{k}` for this op"));
+            }
+            (&["ok", "accepted"], None, Some(m))
+        }
+        Some(v) => return Err(format!("unknown expectation {v}")),
+    };
+    let want = step.get("expect").map_or_else(|| "ok".to_owned(), Value::to_string);
+    if !labels.contains(&seen.label) || (code.is_some() && code != seen.code) {
+        return Err(format!("expected {want}, got {seen}"));
+    }
+    for (k, v) in facts.into_iter().flatten() {
+        if seen.facts.get(k) != Some(v) {
+            return Err(format!("expected {k} = {v}, got {seen}"));
+        }
+    }
+    if let Some(want) = step.get("events") {
+        if *want != json!(seen.events) {
+            return Err(format!("expected events {want}, got {:?}", seen.events));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The world of one scenario: directories and what the phones remember
+
+#[derive(Default)]
+struct Phone {
+    name: String,
+    request: Option<String>,
+    answer: Option<String>,
+    if_not_stored: Option<String>,
+    check_code: Option<String>,
+    account: Option<String>,
+    device_id: Option<String>,
+    last_code: Option<String>,
+}
+
+struct World {
+    root: PathBuf,
+    portal: Option<PathBuf>,
+    portal_key: Option<String>,
+    other_key: Option<String>,
+    phones: Vec<Phone>,
+    vars: HashMap<String, String>,
+    /// `portal` steps so far.
+    tries: usize,
+}
+
+/// The step's inputs.
+struct In<'a>(&'a Map<String, Value>);
+
+impl In<'_> {
+    fn text(&self, k: &str) -> Result<Option<String>, String> {
+        match self.0.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(format!("`{k}` is a string, not {v}")),
+        }
+    }
+    fn need(&self, k: &str) -> Result<String, String> {
+        self.text(k)?.ok_or_else(|| format!("missing input `{k}`"))
+    }
+    fn int(&self, k: &str) -> Result<Option<i64>, String> {
+        self.0.get(k).map(|v| v.as_i64().ok_or_else(|| format!("`{k}` is an integer, not {v}"))).transpose()
+    }
+    fn yes(&self, k: &str) -> Result<bool, String> {
+        match self.0.get(k) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(format!("`{k}` is a boolean, not {v}")),
+        }
+    }
+    /// `--now`: the step's Unix seconds.
+    fn at(&self) -> Result<u64, String> {
+        self.0.get("at").and_then(Value::as_u64).ok_or_else(|| "missing `at` (Unix seconds)".to_owned())
+    }
+}
+
+/// `tamper`: the middle character becomes `A` (`B` if it was `A`);
+/// `truncate`: the last 10 characters go.
+fn edited(text: String, how: Option<String>) -> Result<String, String> {
+    let mut chars: Vec<char> = text.chars().collect();
+    match how.as_deref() {
+        None => {}
+        Some("tamper") => {
+            let mid = chars.len() / 2;
+            chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+        }
+        Some("truncate") => chars.truncate(chars.len().saturating_sub(10)),
+        Some(other) => return Err(format!("unknown edit {other:?}")),
+    }
+    Ok(chars.into_iter().collect())
+}
+
+/// Every digit + 1 mod 10.
+fn off_by_one(code: &str) -> String {
+    code.bytes().map(|b| if b.is_ascii_digit() { char::from(b'0' + (b - b'0' + 1) % 10) } else { char::from(b) }).collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+impl World {
+    fn new(root: PathBuf) -> Self {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        World {
+            root,
+            portal: None,
+            portal_key: None,
+            other_key: None,
+            phones: Vec::new(),
+            vars: HashMap::new(),
+            tries: 0,
+        }
+    }
+
+    fn portal(&self) -> Result<PathBuf, String> {
+        self.portal.clone().ok_or_else(|| "no portal: a `portal` step comes first".to_owned())
+    }
+
+    fn phone_dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("phone-{i}"))
+    }
+
+    /// The phone's index, created on first use.
+    fn phone(&mut self, i: &In<'_>) -> Result<usize, String> {
+        let name = i.need("phone")?;
+        Ok(match self.phones.iter().position(|p| p.name == name) {
+            Some(n) => n,
+            None => {
+                self.phones.push(Phone { name, ..Default::default() });
+                self.phones.len() - 1
+            }
+        })
+    }
+
+    fn qr(&self, i: &In<'_>) -> Result<String, String> {
+        let var = i.need("qr")?;
+        let text = self.vars.get(&var).cloned().ok_or_else(|| format!("no var `{var}`"))?;
+        edited(text, i.text("edit")?)
+    }
+
+    /// `--portal-key` for `pinned`: this portal's key, or another portal's.
+    fn pinned(&mut self, i: &In<'_>) -> Result<Option<String>, String> {
+        match i.0.get("pinned") {
+            None | Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => self.portal_key.clone().map(Some).ok_or_else(|| "no portal".to_owned()),
+            Some(Value::String(s)) if s == "other" => {
+                if self.other_key.is_none() {
+                    let r = Argv::new(&["portal", "init", "--name", "Other Portal", "--json"])
+                        .dir(&self.root.join("other-portal"))
+                        .run();
+                    self.other_key = r.json().and_then(|j| j["public_key"].as_str().map(str::to_owned));
+                }
+                self.other_key.clone().map(Some).ok_or_else(|| "could not make another portal".to_owned())
+            }
+            Some(v) => Err(format!("`pinned` is true, false or \"other\", not {v}")),
+        }
+    }
+
+    /// The linked phone's account and device id.
+    fn linked(&self, p: usize) -> Result<(String, String), String> {
+        let ph = &self.phones[p];
+        match (&ph.account, &ph.device_id) {
+            (Some(a), Some(d)) => Ok((a.clone(), d.clone())),
+            _ => Err(format!("phone {} was never linked", ph.name)),
+        }
+    }
+
+    fn verifier_file(&self, i: &In<'_>) -> Result<PathBuf, String> {
+        Ok(self.root.join(format!("verifier-{}.json", i.need("verifier")?)))
+    }
+
+    fn step(&mut self, op: &str, i: &In<'_>) -> Result<Seen, String> {
+        match op {
+            "portal" => {
+                if self.portal.is_some() {
+                    return Err("a scenario has one portal".into());
+                }
+                // A fresh directory for every attempt (a refused name makes none).
+                let dir = self.root.join(format!("portal-{}", self.tries));
+                self.tries += 1;
+                let r = Argv::new(&["portal", "init", "--json"]).dir(&dir).arg("--name", i.need("name")?).run();
+                if r.ok {
+                    self.portal_key = r.json().and_then(|j| j["public_key"].as_str().map(str::to_owned));
+                    self.portal = Some(dir);
+                }
+                Ok(Seen::of(&r))
+            }
+            "offer" => {
+                let mut a = Argv::new(&["portal", "link-offer", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .arg("--now", i.at()?)
+                    .opt("--ttl", i.int("ttl")?);
+                if let Some(rules) = i.0.get("rules") {
+                    let m = rules.as_object().ok_or("`rules` is an object")?;
+                    let r = In(m);
+                    if let Some(k) =
+                        m.keys().find(|k| !["minLen", "maxLen", "digitsOnly", "biometricsAllowed"].contains(&k.as_str()))
+                    {
+                        return Err(format!("unknown key `{k}` in rules"));
+                    }
+                    let off = |k: &str| m.get(k) == Some(&Value::Bool(false));
+                    a = a
+                        .opt("--passcode-min", r.int("minLen")?)
+                        .opt("--passcode-max", r.int("maxLen")?)
+                        .flag("--alphanumeric", off("digitsOnly"))
+                        .flag("--no-biometrics", off("biometricsAllowed"));
+                }
+                let save = i.need("save")?;
+                let r = a.run();
+                if let Some(qr) = r.json().and_then(|j| j["qr_text"].as_str().map(str::to_owned)) {
+                    self.vars.insert(save, qr);
+                }
+                Ok(Seen::of(&r))
+            }
+            "scan" => {
+                let p = self.phone(i)?;
+                let r = Argv::new(&["device", "scan", "--json"])
+                    .dir(&self.phone_dir(p))
+                    .arg("--qr", self.qr(i)?)
+                    .opt("--portal-key", self.pinned(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                let j = r.json().unwrap_or_default();
+                Ok(Seen::of(&r).with("portalName", j["portal"].clone()).with("expiresAt", j["expires_at"].clone()))
+            }
+            "startLink" => {
+                let p = self.phone(i)?;
+                let r = Argv::new(&["device", "link", "--json"])
+                    .dir(&self.phone_dir(p))
+                    .arg("--qr", self.qr(i)?)
+                    .arg("--name", i.need("name")?)
+                    .arg("--passcode", i.need("passcode")?)
+                    .flag("--biometric", i.yes("biometrics")?)
+                    .opt("--portal-key", self.pinned(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                if let Some(req) = r.json().and_then(|j| j["request"].as_str().map(str::to_owned)) {
+                    let ph = &mut self.phones[p];
+                    ph.request = Some(req);
+                    ph.answer = None;
+                    ph.if_not_stored = None;
+                }
+                Ok(Seen::of(&r))
+            }
+            "accept" => {
+                let p = self.phone(i)?;
+                let request = self.phones[p].request.clone().ok_or("the phone has sent no request")?;
+                let r = Argv::new(&["portal", "link-accept", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--request", edited(request, i.text("edit")?)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                if let Some(j) = r.json() {
+                    let ph = &mut self.phones[p];
+                    ph.answer = j["answer"].as_str().map(str::to_owned);
+                    ph.if_not_stored = j["if_not_stored"].as_str().map(str::to_owned);
+                }
+                Ok(Seen::of(&r))
+            }
+            "finish" => {
+                let p = self.phone(i)?;
+                let ph = &self.phones[p];
+                let text = match i.text("answer")?.as_deref() {
+                    None => ph.answer.clone(),
+                    Some("ifNotStored") => ph.if_not_stored.clone(),
+                    Some(other) => return Err(format!("unknown answer {other:?}")),
+                }
+                .ok_or("the phone has no answer")?;
+                let r = Argv::new(&["device", "link-finish", "--json"])
+                    .dir(&self.phone_dir(p))
+                    .arg("--response", edited(text, i.text("edit")?)?)
+                    .run();
+                if let Some(j) = r.json() {
+                    let ph = &mut self.phones[p];
+                    ph.check_code = j["check_code"].as_str().map(str::to_owned);
+                    ph.account = j["account"].as_str().map(str::to_owned);
+                    ph.device_id = j["device_id"].as_str().map(str::to_owned);
+                }
+                Ok(Seen::of(&r))
+            }
+            "confirm" => {
+                let who = i.need("code")?;
+                let code = match who.strip_prefix("wrong") {
+                    Some("") => self.phones.iter().find_map(|p| p.check_code.as_deref()).map(off_by_one),
+                    Some(rest) => match rest.strip_prefix(':') {
+                        Some(name) => {
+                            self.phones.iter().find(|p| p.name == name).and_then(|p| p.check_code.as_deref()).map(off_by_one)
+                        }
+                        None => return Err(format!("bad code {who:?}")),
+                    },
+                    None => self.phones.iter().find(|p| p.name == who).and_then(|p| p.check_code.clone()),
+                }
+                .ok_or_else(|| format!("no check code for {who:?}"))?;
+                let r = Argv::new(&["portal", "link-confirm", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .arg("--code", code)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "devices" => {
+                let r = Argv::new(&["portal", "devices", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .run();
+                let mut list: Vec<Value> = r
+                    .json()
+                    .and_then(|j| j.as_array().cloned())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|d| json!({"name": d["name"], "status": d["status"]}))
+                    .collect();
+                list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                Ok(Seen::of(&r).with("devices", Value::Array(list)))
+            }
+            "rename" | "unlink" => {
+                let p = self.phone(i)?;
+                let (account, id) = self.linked(p)?;
+                let mut a = Argv::new(&["portal", op, "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", account)
+                    .arg("--device", id)
+                    .arg("--now", i.at()?);
+                if op == "rename" {
+                    a = a.arg("--name", i.need("name")?);
+                }
+                Ok(Seen::of(&a.run()))
+            }
+            "status" => {
+                let p = self.phone(i)?;
+                let (dir, at) = (self.phone_dir(p), i.at()?);
+                let req = Argv::new(&["device", "status-request"]).dir(&dir).arg("--now", at).run();
+                if !req.ok {
+                    return Ok(Seen::of(&req));
+                }
+                let ans = Argv::new(&["portal", "status"]).dir(&self.portal()?).arg("--request", req.line()).arg("--now", at).run();
+                if !ans.ok {
+                    return Ok(Seen::of(&ans));
+                }
+                let keep = self.root.join("phone-kept");
+                copy_dir(&dir, &keep);
+                let r = Argv::new(&["device", "status-finish", "--json"])
+                    .dir(&dir)
+                    .arg("--response", edited(ans.line(), i.text("edit")?)?)
+                    .run();
+                if !r.ok {
+                    // The app wiped itself; the scenario's phone keeps its state.
+                    copy_dir(&keep, &dir);
+                    return Ok(Seen::of(&r));
+                }
+                let confirmed = r.json().is_some_and(|j| j["confirmed"] == json!(true));
+                Ok(Seen::ok().with("status", json!(if confirmed { "active" } else { "awaitingConfirmation" })))
+            }
+            "deviceCode" => {
+                let p = self.phone(i)?;
+                let at = i.at()?;
+                let passcode = i.text("passcode")?;
+                let (bio, replay) = (i.yes("biometric")?, i.yes("replay")?);
+                if usize::from(passcode.is_some()) + usize::from(bio) + usize::from(replay) != 1 {
+                    return Err("deviceCode takes one of passcode, biometric: true, replay: true".into());
+                }
+                let code = if replay {
+                    self.phones[p].last_code.clone().ok_or("no previous code to replay")?
+                } else {
+                    let r = Argv::new(&["device", "totp"])
+                        .dir(&self.phone_dir(p))
+                        .opt("--passcode", passcode)
+                        .flag("--biometric", bio)
+                        .arg("--now", at)
+                        .run();
+                    if !r.ok {
+                        return Ok(Seen::of(&r));
+                    }
+                    self.phones[p].last_code = Some(r.line());
+                    r.line()
+                };
+                let (account, id) = self.linked(p)?;
+                let r = Argv::new(&["portal", "verify-totp", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", account)
+                    .arg("--device", id)
+                    .arg("--code", code)
+                    .arg("--now", at)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "wipe" => {
+                let p = self.phone(i)?;
+                let r = Argv::new(&["device", "unlink"]).dir(&self.phone_dir(p)).run();
+                if r.ok {
+                    let ph = &mut self.phones[p];
+                    ph.check_code = None;
+                    ph.last_code = None;
+                }
+                Ok(Seen::of(&r))
+            }
+            "hotp" | "totp" => {
+                let mut a = Argv::new(&["otp", op])
+                    .arg("--secret-hex", i.need("secret")?)
+                    .opt("--digits", i.int("digits")?)
+                    .opt("--algorithm", i.text("algorithm")?);
+                a = if op == "hotp" {
+                    a.arg("--counter", i.int("counter")?.ok_or("missing input `counter`")?)
+                } else {
+                    a.arg("--time", i.at()?).opt("--period", i.int("period")?)
+                };
+                let r = a.run();
+                let code = if r.ok { json!(r.line()) } else { Value::Null };
+                Ok(Seen::of(&r).with("code", code))
+            }
+            "verifyHotp" | "verifyTotp" => {
+                let file = self.verifier_file(i)?;
+                if let Some(s) = i.0.get("state") {
+                    std::fs::write(&file, api_state(s)?.to_string()).unwrap();
+                }
+                let config = i.0.get("config").and_then(Value::as_object).ok_or("`config` is an object")?;
+                let mut a = Argv::new(&["otp", if op == "verifyHotp" { "verify-hotp" } else { "verify-totp" }, "--json"])
+                    .arg("--state", file.display())
+                    .arg("--code", i.need("code")?)
+                    .arg("--time", i.at()?);
+                for (k, v) in config {
+                    let flag = match k.as_str() {
+                        "secret" => "--secret-hex",
+                        "algorithm" => "--algorithm",
+                        "digits" => "--digits",
+                        "periodSeconds" => "--period",
+                        "window" => "--window",
+                        "maxFailures" => "--max-failures",
+                        "lockSeconds" => "--lock-seconds",
+                        _ => return Err(format!("unknown key `{k}` in config")),
+                    };
+                    a = a.arg(flag, v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                }
+                let r = a.run();
+                let j = r.json().unwrap_or_default();
+                let mut seen = Seen::of(&r).with("drift", j["drift"].clone());
+                if !j["matched"].is_null() {
+                    seen = seen.with("matched", j["matched"].clone());
+                }
+                Ok(seen)
+            }
+            "unlock" => {
+                let file = self.verifier_file(i)?;
+                Ok(Seen::of(&Argv::new(&["otp", "unlock"]).arg("--state", file.display()).run()))
+            }
+            _ => Err(format!("unknown op {op:?}")),
+        }
+    }
+}
+
+/// A scenario's verifier `state` (times in Unix seconds) as the API's JSON
+/// (`OtpVerifierState`: times in epoch milliseconds).
+fn api_state(s: &Value) -> Result<Value, String> {
+    let mut m = s.as_object().ok_or("`state` is an object")?.clone();
+    const KEYS: [&str; 5] = ["lastAccepted", "nextCounter", "consecutiveFailures", "locked", "lockedUntil"];
+    if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown key `{k}` in state"));
+    }
+    if let Some(t) = m.get("lockedUntil").and_then(Value::as_u64) {
+        m.insert("lockedUntil".into(), json!(t * 1000));
+    }
+    Ok(Value::Object(m))
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+#[derive(Default)]
+struct Tally {
+    steps: usize,
+    skipped: Vec<String>,
+}
+
+/// Run one scenario in its own directories; `Err` names the file and step.
+fn run_file(file: &str, doc: &Value, tally: &mut Tally) -> Result<(), String> {
+    let top = doc.as_object().ok_or_else(|| format!("{file}: not a JSON object"))?;
+    if let Some(k) = top.keys().find(|k| !matches!(k.as_str(), "name" | "about" | "steps")) {
+        return Err(format!("{file}: unknown key `{k}`"));
+    }
+    if !top.get("name").is_some_and(Value::is_string) || !top.get("about").is_some_and(Value::is_string) {
+        return Err(format!("{file}: `name` and `about` are strings"));
+    }
+    let steps = match top.get("steps").and_then(Value::as_array) {
+        Some(s) if !s.is_empty() => s,
+        _ => return Err(format!("{file}: no steps")),
+    };
+    let stem = file.trim_end_matches(".json");
+    let mut world =
+        World::new(std::env::temp_dir().join(format!("tessera-cli-scenario-{}-{stem}", std::process::id())));
+    for (n, step) in steps.iter().enumerate() {
+        let op = step.get("do").and_then(Value::as_str).unwrap_or("?");
+        let here = |e: String| format!("{file}: step {n} ({op}): {e}");
+        let m = step.as_object().ok_or_else(|| here("a step is an object".into()))?;
+        let (_, inputs, facts) = OPS.iter().find(|(o, ..)| *o == op).ok_or_else(|| here(format!("unknown op {op:?}")))?;
+        let allowed = |k: &str| matches!(k, "do" | "at" | "expect" | "events" | "skip") || inputs.split(' ').any(|i| i == k);
+        if let Some(k) = m.keys().find(|k| !allowed(k)) {
+            return Err(here(format!("unknown key `{k}`")));
+        }
+        let skip = match (m.get("skip"), NO_COMMAND.iter().find(|(o, _)| *o == op)) {
+            (Some(Value::String(why)), _) => Some(why.clone()),
+            (Some(_), _) => return Err(here("`skip` is the reason, a string".into())),
+            (None, Some((_, why))) => Some(format!("no CLI command: {why}")),
+            (None, None) => None,
+        };
+        if let Some(why) = skip {
+            println!("  skipped {file}: step {n} ({op}): {why}");
+            tally.skipped.push(format!("{file}: step {n} ({op}): {why}"));
+            continue;
+        }
+        let seen = world.step(op, &In(m)).map_err(here)?;
+        judge(m, facts, &seen).map_err(here)?;
+        tally.steps += 1;
+    }
+    let _ = std::fs::remove_dir_all(&world.root);
+    Ok(())
+}
+
+fn scenario_files() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(dir.join(&n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{n}: {e}"));
+            (n, doc)
+        })
+        .collect()
+}
+
+#[test]
+fn every_scenario_file_passes_through_the_cli() {
+    let files = scenario_files();
+    assert!(files.len() >= MIN_FILES, "only {} scenario files (at least {MIN_FILES} expected)", files.len());
+    // Files run side by side (each in its own directories), steps in order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<(usize, Result<(), String>, Tally)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some((name, doc)) = files.get(i) else { return done };
+                        let mut t = Tally::default();
+                        let r = run_file(name, doc, &mut t);
+                        done.push((i, r, t));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let steps: usize = results.iter().map(|r| r.2.steps).sum();
+    let skipped: Vec<&String> = results.iter().flat_map(|r| &r.2.skipped).collect();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.1.as_ref().err()).collect();
+    println!(
+        "CLI scenarios: {} of {} files passed, {steps} steps ran as tessera processes, {} skipped",
+        files.len() - failures.len(),
+        files.len(),
+        skipped.len()
+    );
+    for s in &skipped {
+        println!("  skipped: {s}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario file(s) failed:\n{}",
+        failures.len(),
+        failures.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Negative controls: the runner cannot pass vacuously
+
+fn one_step(step: Value) -> Result<(), String> {
+    let doc = json!({"name": "control", "about": "a negative control", "steps": [step]});
+    run_file("control.json", &doc, &mut Tally::default())
+}
+
+#[test]
+fn the_runner_fails_wrong_expectations_and_unknown_words() {
+    let secret = "3132333435363738393031323334353637383930";
+    one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "expect": {"code": "755224"}})).unwrap();
+    let e = one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "expect": {"code": "755225"}})).unwrap_err();
+    assert!(e.starts_with("control.json: step 0 (hotp): expected code"), "{e}");
+    let e = one_step(json!({"do": "hotpp", "secret": secret, "counter": 0})).unwrap_err();
+    assert!(e.contains("unknown op"), "{e}");
+    let e = one_step(json!({"do": "hotp", "secret": secret, "countr": 0})).unwrap_err();
+    assert!(e.contains("unknown key"), "{e}");
+    let e = one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "expect": {"cod": "755224"}})).unwrap_err();
+    assert!(e.contains("unknown expectation key"), "{e}");
+    // A refusal is neither ok nor a failed call, and its code counts.
+    let verify = |expect: Value| {
+        one_step(json!({"do": "verifyTotp", "verifier": "v", "config": {"secret": secret}, "code": "000000",
+                        "at": 1_800_000_000u64, "expect": expect}))
+    };
+    verify(json!({"refused": "OTP_MISMATCH"})).unwrap();
+    for wrong in [json!("ok"), json!({"error": "OTP_MISMATCH"}), json!({"refused": "OTP_REPLAYED"})] {
+        assert!(verify(wrong.clone()).is_err(), "{wrong} must fail");
+    }
+    // A failed call is not a refusal.
+    let digits = |expect: Value| {
+        one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "digits": 5, "expect": expect}))
+    };
+    digits(json!({"error": "INVALID_DIGITS"})).unwrap();
+    assert!(digits(json!({"refused": "INVALID_DIGITS"})).is_err());
+}
