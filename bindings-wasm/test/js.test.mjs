@@ -289,6 +289,35 @@ test("records cross as plain objects with Uint8Array bytes and millisecond times
   assert.match(sdk.qrSvg(offer.qrText), /^<svg[^>]*>/);
 });
 
+test("README: every call it names exists", () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const w = linked();
+  const objects = { portal: w.portal, device: w.device, pendingLink: w.pending, pending: w.pending, request: w.request,
+    linkRequest: w.request, probe: w.device.statusRequest(w.fin.state, Date.now()) };
+  for (const c of ["Portal", "Device", "PendingLink", "LinkRequest", "StatusProbe"]) {
+    objects[c] = { ...Object.fromEntries(Object.getOwnPropertyNames(sdk[c]).map((k) => [k, 1])),
+      ...Object.fromEntries(Object.getOwnPropertyNames(sdk[c].prototype).map((k) => [k, 1])) };
+  }
+  let checked = 0;
+  const re = new RegExp(`(?<![.\\w])(${Object.keys(objects).join("|")})\\.([a-zA-Z]+)\\b`, "g");
+  for (const [, obj, member] of readme.matchAll(re)) {
+    assert.ok(member in objects[obj], `README: ${obj}.${member} does not exist`);
+    checked++;
+  }
+  // Bare calls (not methods of something else): the SDK's, or the example's own helpers.
+  for (const [, name] of readme.matchAll(/(?<![.\w])([a-z][a-zA-Z0-9]+)\(/g)) {
+    if (["fetch", "init", "call", "read", "change", "show", "save", "mail", "if", "for", "async"].includes(name)) continue;
+    const known = name in sdk || Object.values(objects).some((o) => name in o);
+    assert.ok(known, `README: ${name}() is not in the API`);
+    checked++;
+  }
+  assert.ok(checked > 50, `${checked}`);
+  for (const old of ["TesseraPortal", "TesseraDevice", "linkQrSvg", "totpVerify", "hotpVerify", "verifyDeviceTotp",
+    "readStatusAnswer", "openStatusRequest", "refuse("]) {
+    assert.ok(!readme.includes(old), `README still names ${old}`);
+  }
+});
+
 test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
   const cache = process.env.TESSERA_CACHE || join(homedir(), ".cache/tessera");
   let tsc;

@@ -9,7 +9,7 @@
 // One module, two hosts:
 //   * Node: `node --test bindings-wasm/test/` runs this file; it reads every
 //     vectors/scenarios/*.json and runs each as a node:test test through the
-//     package (`@tessera/sdk`, the Node build). Zero files fail.
+//     package (`@tessera/sdk`, the Node build). Fewer than MIN_FILES fail.
 //   * The browser: test/browser/scenarios.html imports `runFiles` and runs
 //     the files the test server lists, with the web build (pkg/web), then
 //     reports its counts to the Playwright driver (test/browser/run.mjs).
@@ -27,6 +27,9 @@ export class ScenarioError extends Error {
 const fail = (message) => {
   throw new ScenarioError(message);
 };
+
+/** Fewer files than this means the directory was not found or emptied (as every runner). */
+export const MIN_FILES = 10;
 
 /** Common keys of every step (`skip`: the reason a step is not run). */
 const COMMON = ["do", "at", "expect", "events", "skip"];
@@ -560,7 +563,7 @@ export function runScenario(sdk, file, doc) {
  */
 export function runFiles(sdk, files) {
   const result = { files: files.length, passed: 0, failed: 0, steps: 0, skipped: [], failures: [] };
-  if (files.length === 0) result.failures.push("no scenario files");
+  if (files.length < MIN_FILES) result.failures.push(`only ${files.length} scenario files (at least ${MIN_FILES} expected)`);
   for (const { name, text } of files) {
     try {
       let doc;
@@ -598,7 +601,7 @@ async function nodeTests() {
   const load = (n) => ({ name: n, text: readFileSync(new URL(n, dir), "utf8") });
 
   test("vectors/scenarios holds scenario files", () => {
-    assert.ok(names.length > 0, `no *.json scenario files in ${dir.pathname}`);
+    assert.ok(names.length >= MIN_FILES, `only ${names.length} scenario files in ${dir.pathname} (at least ${MIN_FILES} expected)`);
   });
 
   let steps = 0;
@@ -653,7 +656,11 @@ async function nodeTests() {
     mustFail(base, 5, (s) => { s.edit = "tamper"; }, /expected ok, got threw/);
     mustFail(base, 3, (s) => { delete s.at; }, /missing `at`/);
     assert.throws(() => runScenario(sdk, "x.json", { ...base, extra: 1 }), /unknown key `extra`/);
-    const r = runFiles(sdk, []);
-    assert.equal(r.failures.length, 1, "zero files is a failure");
+    for (const n of [0, MIN_FILES - 1]) {
+      const files = Array.from({ length: n }, (_, i) => ({ name: `f${i}.json`, text: JSON.stringify(base) }));
+      const r = runFiles(sdk, files);
+      assert.equal(r.failures.length, 1, `${n} files is a failure`);
+      assert.match(r.failures[0], /scenario files \(at least/);
+    }
   });
 }
