@@ -32,7 +32,8 @@ type JsResult<T> = Result<T, JsValue>;
 /// constructor, `new` would give an empty object whose methods throw a
 /// plain "null pointer passed to rust").
 fn sdk_made(class: &str, how: &str) -> JsValue {
-    TesseraError::new(ErrorCode::InvalidState, format!("{class} objects come from {how}, not from `new {class}()`")).into()
+    TesseraError::new(ErrorCode::InvalidState, format!("{class} objects come from {how}, not from `new {class}()`"))
+        .into()
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
@@ -119,7 +120,10 @@ pub fn error_codes() -> JsResult<JsValue> {
 pub fn is_tessera_error(e: JsValue) -> bool {
     e.is_instance_of::<js_sys::Error>()
         && js_sys::Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("TesseraError")
-        && js_sys::Reflect::get(&e, &"code".into()).ok().and_then(|c| c.as_string()).is_some_and(|c| ErrorCode::parse(&c).is_some())
+        && js_sys::Reflect::get(&e, &"code".into())
+            .ok()
+            .and_then(|c| c.as_string())
+            .is_some_and(|c| ErrorCode::parse(&c).is_some())
 }
 
 /// An SVG drawing of a QR text.
@@ -143,7 +147,9 @@ pub struct Device(host::Device);
 impl Device {
     /// A device bound to a 32-byte storage key.
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")] key: JsValue) -> JsResult<Device> {
+    pub fn new(
+        #[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")] key: JsValue,
+    ) -> JsResult<Device> {
         Ok(Device(host::Device::new(bytes(key, "storageKey")?)?))
     }
 
@@ -153,7 +159,8 @@ impl Device {
         &self,
         #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
-        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
+        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")]
+        pinned: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.scan_link_qr(string(qr_text, "qrText")?, time(now)?, bytes_opt(pinned, "pinnedPortalKey")?)?)
     }
@@ -164,9 +171,11 @@ impl Device {
         &self,
         #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
         #[wasm_bindgen(unchecked_param_type = "LinkChoices")] choices: JsValue,
-        #[wasm_bindgen(js_name = currentState, unchecked_param_type = "Uint8Array | null | undefined")] current: JsValue,
+        #[wasm_bindgen(js_name = currentState, unchecked_param_type = "Uint8Array | null | undefined")]
+        current: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
-        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")] pinned: JsValue,
+        #[wasm_bindgen(js_name = pinnedPortalKey, unchecked_param_type = "Uint8Array | null | undefined")]
+        pinned: JsValue,
     ) -> JsResult<PendingLink> {
         let p = self.0.start_link(
             string(qr_text, "qrText")?,
@@ -180,7 +189,10 @@ impl Device {
 
     /// Restore a pending link saved with `PendingLink.sealed()`.
     #[wasm_bindgen(js_name = openPendingLink)]
-    pub fn open_pending_link(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] sealed: JsValue) -> JsResult<PendingLink> {
+    pub fn open_pending_link(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] sealed: JsValue,
+    ) -> JsResult<PendingLink> {
         Ok(PendingLink(self.0.open_pending_link(bytes(sealed, "sealed")?)?))
     }
 
@@ -223,7 +235,10 @@ impl Device {
 
     /// Unlink locally (then delete the state and the biometric secret).
     #[wasm_bindgen(js_name = unlinkLocally, unchecked_return_type = "LinkedAccount")]
-    pub fn unlink_locally(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue) -> JsResult<JsValue> {
+    pub fn unlink_locally(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+    ) -> JsResult<JsValue> {
         out(&self.0.unlink_locally(bytes(state, "state")?)?)
     }
 }
@@ -371,7 +386,10 @@ impl Portal {
 
     /// Decrypt a device's link request.
     #[wasm_bindgen(js_name = openLinkRequest)]
-    pub fn open_link_request(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<LinkRequest> {
+    pub fn open_link_request(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue,
+    ) -> JsResult<LinkRequest> {
         Ok(LinkRequest(self.0.open_link_request(string(request, "request")?)?))
     }
 
@@ -409,7 +427,10 @@ impl Portal {
 
     /// The device id a status request claims.
     #[wasm_bindgen(js_name = statusRequestDevice)]
-    pub fn status_request_device(&self, #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue) -> JsResult<String> {
+    pub fn status_request_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue,
+    ) -> JsResult<String> {
         Ok(self.0.status_request_device(string(request, "request")?)?)
     }
 
@@ -591,7 +612,14 @@ pub fn resync_hotp(
     #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
 ) -> JsResult<JsValue> {
     let (c1, c2) = (string(code1, "code1")?, string(code2, "code2")?);
-    out(&host::resync_hotp(arg(config, "config")?, opt(state, "state")?, c1, c2, int(window, "searchWindow")?, time(now)?)?)
+    out(&host::resync_hotp(
+        arg(config, "config")?,
+        opt(state, "state")?,
+        c1,
+        c2,
+        int(window, "searchWindow")?,
+        time(now)?,
+    )?)
 }
 
 /// Unlock a locked credential: the state to store.
