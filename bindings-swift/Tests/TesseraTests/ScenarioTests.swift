@@ -40,7 +40,7 @@ func sameJSON(_ expected: Any, _ actual: Any) -> Bool {
         return e.count == a.count && zip(e, a).allSatisfy { sameJSON($0, $1) }
     case let (e as JSONObject, a as JSONObject):
         return Set(e.keys) == Set(a.keys) && e.allSatisfy { k, v in sameJSON(v, a[k]!) }
-    case let (e as NSNumber, a as Int64): return e.doubleValue == Double(a) && e.int64Value == a
+    case let (e as NSNumber, a as Int64): return (try? jsonInt(e, "")) == a
     default: return false
     }
 }
@@ -125,16 +125,24 @@ struct Step {
     }
 }
 
+/// The Foundation type code of a JSON number: "c" for true/false
+/// (`__NSCFBoolean`), "d" for a fraction or exponent, an integer type else.
+func jsonNumberType(_ v: Any) -> String? {
+    guard let n = v as? NSNumber else { return nil }
+    return String(cString: n.objCType)
+}
+
+/// An integer (not a boolean, not a number written with a fraction), as the Rust runner's `as_i64`.
 func jsonInt(_ v: Any?, _ k: String) throws -> Int64? {
     guard let v else { return nil }
-    guard let n = v as? NSNumber, n.doubleValue == Double(n.int64Value) else {
+    guard !(v is String), let t = jsonNumberType(v), !["c", "d", "f"].contains(t), let n = v as? NSNumber else {
         throw ScenarioFailure("\"\(k)\" must be an integer, not \(render(v))")
     }
     return n.int64Value
 }
 
 func jsonBool(_ v: Any, _ k: String) throws -> Bool {
-    guard let b = v as? Bool else { throw ScenarioFailure("\"\(k)\" must be true or false, not \(render(v))") }
+    guard jsonNumberType(v) == "c", let b = v as? Bool else { throw ScenarioFailure("\"\(k)\" must be true or false, not \(render(v))") }
     return b
 }
 
@@ -731,6 +739,20 @@ final class ScenarioTests: XCTestCase {
         }
         print("[scenarios] \(passed) of \(files.count) files passed, \(steps) steps ran, \(skipped.count) skipped (\(scenariosURL.path))")
         for s in skipped { print("[scenarios]   skipped: \(s)") }
+    }
+
+    /// JSONSerialization gives NSNumber for true, 1 and 1.5 alike: inputs are
+    /// told apart as the Rust runner's serde_json does.
+    func testJSONTypesAreStrict() throws {
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(#"{"t": true, "one": 1, "half": 1.5, "s": "1", "big": 9007199254740993}"#.utf8)) as? JSONObject)
+        XCTAssertEqual(try jsonInt(o["one"], "one"), 1)
+        XCTAssertEqual(try jsonInt(o["big"], "big"), 9_007_199_254_740_993)
+        XCTAssertEqual(try jsonBool(o["t"]!, "t"), true)
+        for k in ["t", "half", "s"] { XCTAssertThrowsError(try jsonInt(o[k], k), k) }
+        for k in ["one", "half", "s"] { XCTAssertThrowsError(try jsonBool(o[k]!, k), k) }
+        XCTAssertTrue(sameJSON(o["one"]!, Int64(1)))
+        XCTAssertFalse(sameJSON(o["t"]!, Int64(1)))
+        XCTAssertFalse(sameJSON(o["s"]!, Int64(1)))
     }
 
     /// Negative controls: a changed step of a genuine file fails, naming the
