@@ -409,23 +409,21 @@ impl OtpVerifierState {
     fn to_core(self) -> Result<otp::OtpState> {
         let mut s = otp::OtpState::hotp_at(unsigned(self.next_counter, "nextCounter")?);
         s.last_accepted = self.last_accepted.map(|v| unsigned(v, "lastAccepted")).transpose()?;
-        s.throttle = otp::Throttle {
-            consecutive_failures: u32::try_from(self.consecutive_failures)
-                .map_err(|_| TesseraError::new(ErrorCode::InvalidInput, "consecutiveFailures must not be negative"))?,
-            locked: self.locked,
-            locked_until: self.locked_until.map(Timestamp::secs),
-        };
+        let failures = u32::try_from(self.consecutive_failures)
+            .map_err(|_| TesseraError::new(ErrorCode::InvalidInput, "consecutiveFailures must not be negative"))?;
+        s.throttle = otp::Throttle::from_parts(failures, self.locked, self.locked_until.map(Timestamp::secs));
         Ok(s)
     }
 
     fn from_core(s: &otp::OtpState) -> Self {
         let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (locked, locked_until) = s.throttle.lock.to_parts();
         OtpVerifierState {
             last_accepted: s.last_accepted.map(c),
             next_counter: c(s.next_counter),
-            consecutive_failures: i32::try_from(s.throttle.consecutive_failures).unwrap_or(i32::MAX),
-            locked: s.throttle.locked,
-            locked_until: s.throttle.locked_until.map(Timestamp::from_secs),
+            consecutive_failures: i32::try_from(s.throttle.failures()).unwrap_or(i32::MAX),
+            locked,
+            locked_until: locked_until.map(Timestamp::from_secs),
         }
     }
 }
