@@ -75,22 +75,100 @@ impl Attempts {
     }
 }
 
+/// Whether a [`Throttle`] is locked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Lock {
+    /// Not locked.
+    #[default]
+    Unlocked,
+    /// Locked until `t` (unix seconds; unlocked from `t` on).
+    Until(u64),
+    /// Locked until an administrative [`Throttle::unlock`].
+    UntilUnlocked,
+}
+
+impl Lock {
+    /// Is it locked at `now`?
+    pub fn is_locked(self, now: u64) -> bool {
+        match self {
+            Lock::Unlocked => false,
+            Lock::Until(t) => now < t,
+            Lock::UntilUnlocked => true,
+        }
+    }
+
+    /// The lock of version 1's stored pair: `locked` and the end of a timed
+    /// lock (ignored when not locked).
+    pub fn from_parts(locked: bool, locked_until: Option<u64>) -> Lock {
+        match (locked, locked_until) {
+            (false, _) => Lock::Unlocked,
+            (true, Some(t)) => Lock::Until(t),
+            (true, None) => Lock::UntilUnlocked,
+        }
+    }
+
+    /// `(locked, locked_until)`, the stored pair.
+    pub fn to_parts(self) -> (bool, Option<u64>) {
+        match self {
+            Lock::Unlocked => (false, None),
+            Lock::Until(t) => (true, Some(t)),
+            Lock::UntilUnlocked => (true, None),
+        }
+    }
+}
+
 /// An [`Attempts`] counter that locks at its policy's limit; part of
-/// [`crate::otp::OtpState`].
+/// [`crate::otp::OtpState`]. Stored as before, as
+/// `{consecutive_failures, locked, locked_until}`; a stored pair that
+/// contradicts itself (not locked, with an end) reads as unlocked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredThrottle", into = "StoredThrottle")]
 pub struct Throttle {
     /// Consecutive failures since the last success.
     pub consecutive_failures: Attempts,
-    /// Locked (until `locked_until`, or for good when that is `None`).
-    pub locked: bool,
-    /// End of a timed lock (unix seconds).
-    pub locked_until: Option<u64>,
+    /// The lock.
+    pub lock: Lock,
+}
+
+/// The stored shape of a [`Throttle`].
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct StoredThrottle {
+    consecutive_failures: u32,
+    locked: bool,
+    locked_until: Option<u64>,
+}
+
+impl From<StoredThrottle> for Throttle {
+    fn from(s: StoredThrottle) -> Throttle {
+        Throttle::from_parts(s.consecutive_failures, s.locked, s.locked_until)
+    }
+}
+
+impl From<Throttle> for StoredThrottle {
+    fn from(t: Throttle) -> StoredThrottle {
+        let (locked, locked_until) = t.lock.to_parts();
+        StoredThrottle { consecutive_failures: t.consecutive_failures.failures(), locked, locked_until }
+    }
 }
 
 impl Throttle {
+    /// A throttle from stored columns (`locked_until` is ignored when not
+    /// `locked`).
+    pub fn from_parts(consecutive_failures: u32, locked: bool, locked_until: Option<u64>) -> Throttle {
+        Throttle {
+            consecutive_failures: Attempts::from_failures(consecutive_failures),
+            lock: Lock::from_parts(locked, locked_until),
+        }
+    }
+
+    /// Consecutive failures since the last success.
+    pub fn failures(&self) -> u32 {
+        self.consecutive_failures.failures()
+    }
+
     /// Is the verifier locked at `now`?
     pub fn is_locked(&self, now: u64) -> bool {
-        self.locked && self.locked_until.is_none_or(|t| now < t)
+        self.lock.is_locked(now)
     }
 
     /// Refuse when locked (call before checking a code). A `now` outside the
@@ -101,7 +179,7 @@ impl Throttle {
         if self.is_locked(now) {
             return Err(err(ErrorCode::LockedOut, "too many failed attempts; the verifier is locked"));
         }
-        if self.locked {
+        if self.lock != Lock::Unlocked {
             // A timed lock has expired.
             *self = Throttle::default();
         }
@@ -111,9 +189,11 @@ impl Throttle {
     /// Record a failure; locks when the policy's limit is reached. Returns
     /// true when this failure locked the verifier.
     pub fn record_failure(&mut self, now: u64, policy: &AttemptPolicy) -> bool {
-        if self.consecutive_failures.record_failure(policy) && !self.locked {
-            self.locked = true;
-            self.locked_until = policy.lock_seconds.map(|s| now.saturating_add(s));
+        if self.consecutive_failures.record_failure(policy) && self.lock == Lock::Unlocked {
+            self.lock = match policy.lock_seconds {
+                Some(s) => Lock::Until(now.saturating_add(s)),
+                None => Lock::UntilUnlocked,
+            };
             return true;
         }
         false
@@ -246,9 +326,46 @@ mod tests {
     /// flag and an optional time, under the same names.
     #[test]
     fn throttle_is_stored_as_before() {
-        let t = Throttle { consecutive_failures: Attempts::from_failures(4), locked: true, locked_until: Some(77) };
-        assert_eq!(postcard::to_allocvec(&t).unwrap(), postcard::to_allocvec(&(4u32, true, Some(77u64))).unwrap());
-        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"consecutive_failures":4,"locked":true,"locked_until":77}"#);
+        for (t, parts, json) in [
+            (
+                Throttle { consecutive_failures: Attempts::from_failures(4), lock: Lock::Until(77) },
+                (4u32, true, Some(77u64)),
+                r#"{"consecutive_failures":4,"locked":true,"locked_until":77}"#,
+            ),
+            (
+                Throttle { consecutive_failures: Attempts::from_failures(5), lock: Lock::UntilUnlocked },
+                (5, true, None),
+                r#"{"consecutive_failures":5,"locked":true,"locked_until":null}"#,
+            ),
+            (Throttle::default(), (0, false, None), r#"{"consecutive_failures":0,"locked":false,"locked_until":null}"#),
+        ] {
+            let bytes = postcard::to_allocvec(&t).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&parts).unwrap());
+            assert_eq!(postcard::from_bytes::<Throttle>(&bytes).unwrap(), t);
+            assert_eq!(serde_json::to_string(&t).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Throttle>(json).unwrap(), t);
+            assert_eq!(Throttle::from_parts(parts.0, parts.1, parts.2), t);
+        }
+        // The one stored pair that contradicts itself reads as unlocked.
+        let odd = postcard::to_allocvec(&(2u32, false, Some(77u64))).unwrap();
+        assert_eq!(postcard::from_bytes::<Throttle>(&odd).unwrap(), Throttle::from_parts(2, false, None));
+    }
+
+    #[test]
+    fn locks_end_on_time_or_never() {
+        assert!(!Lock::Unlocked.is_locked(5));
+        assert!(Lock::Until(10).is_locked(9));
+        assert!(!Lock::Until(10).is_locked(10));
+        assert!(Lock::UntilUnlocked.is_locked(u64::MAX));
+        let policy = AttemptPolicy { max_failures: 2, lock_seconds: Some(100) };
+        let now = 1_800_000_000;
+        let mut t = Throttle::default();
+        assert!(!t.record_failure(now, &policy));
+        assert!(t.record_failure(now, &policy));
+        assert_eq!(t.lock, Lock::Until(now + 100));
+        assert_eq!(t.check(now + 99).unwrap_err().code(), ErrorCode::LockedOut);
+        t.check(now + 100).unwrap();
+        assert_eq!(t, Throttle::default());
     }
 
     #[test]

@@ -88,6 +88,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use tessera_core::crypto::SeededRandom;
 use tessera_core::host::Write;
+use tessera_core::limits::Lock;
 use tessera_core::link::{
     self, Accept, CancelReason, DeviceKeyUse, DeviceRecord, DeviceState, DeviceStatus, LinkOfferQr, LinkOfferRecord,
     LinkStatus, OfferState, OpenedLinkRequest, PasscodePolicy, PendingDeviceLink, PendingLinkRecord, PendingState,
@@ -1390,7 +1391,7 @@ impl Sim {
                 g.totp_failures_since_success += 1;
                 let n = g.totp_failures_since_success;
                 ensure!(n <= MAX_TOTP_FAILURES, TotpLockout, "{n} failures counted for {id} without a lock");
-                g.locked |= r.otp_state.throttle.locked;
+                g.locked |= r.otp_state.throttle.lock != Lock::Unlocked;
             }
             _ => {}
         }
@@ -1612,7 +1613,7 @@ impl Sim {
                     ensure!(op.committed, AnswersMatchState, "{id}: {:?} answered before it was counted", e.code())
                 }
                 ErrorCode::LockedOut => {
-                    let locked = device.is_some_and(|d| d.otp_state.throttle.locked);
+                    let locked = device.is_some_and(|d| d.otp_state.throttle.lock != Lock::Unlocked);
                     ensure!(locked, AnswersMatchState, "{id}: LOCKED_OUT, but not locked")
                 }
                 ErrorCode::DeviceRevoked => {

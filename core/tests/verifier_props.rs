@@ -6,7 +6,6 @@
 
 use proptest::prelude::*;
 use std::collections::HashSet;
-use tessera_core::limits::Attempts;
 use tessera_core::otp::{Algorithm, Hotp, HotpVerifier, OtpState, Throttle, ThrottlePolicy, Totp, TotpVerifier};
 use tessera_core::time::{MAX_NOW, MIN_NOW};
 use tessera_core::ErrorCode;
@@ -90,7 +89,7 @@ proptest! {
         let before = OtpState {
             last_accepted: last,
             next_counter: next,
-            throttle: Throttle { consecutive_failures: Attempts::from_failures(failures), locked, locked_until: until },
+            throttle: Throttle::from_parts(failures, locked, until),
         };
         let policy = ThrottlePolicy { max_failures: 5, lock_seconds: Some(60) };
         let totp = Totp::new(KEY.to_vec(), Algorithm::Sha1, 6, 30, 0).unwrap();

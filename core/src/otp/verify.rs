@@ -271,7 +271,7 @@ impl HotpVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::Attempts;
+    use crate::limits::{Attempts, Lock};
     use crate::otp::Algorithm;
     use crate::time::{MAX_NOW, MIN_NOW};
     use alloc::vec::Vec;
@@ -512,19 +512,11 @@ mod tests {
             },
             // Locked for good, and a timed lock that a large `now` would end.
             OtpState {
-                throttle: Throttle {
-                    consecutive_failures: Attempts::from_failures(5),
-                    locked: true,
-                    locked_until: None,
-                },
+                throttle: Throttle { consecutive_failures: Attempts::from_failures(5), lock: Lock::UntilUnlocked },
                 ..Default::default()
             },
             OtpState {
-                throttle: Throttle {
-                    consecutive_failures: Attempts::from_failures(5),
-                    locked: true,
-                    locked_until: Some(T),
-                },
+                throttle: Throttle { consecutive_failures: Attempts::from_failures(5), lock: Lock::Until(T) },
                 ..Default::default()
             },
         ];
