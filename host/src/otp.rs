@@ -435,8 +435,8 @@ impl OtpVerifierState {
 #[serde(rename_all = "camelCase")]
 pub struct OtpCheck {
     /// Accepted or refused (`OTP_MISMATCH`, `OTP_REPLAYED`, `LOCKED_OUT`,
-    /// `INVALID_INPUT` for a code of the wrong shape, `INVALID_TIME` for a
-    /// time outside the years 2000..3000, nothing counted).
+    /// `INVALID_INPUT` for a code of the wrong shape). A time outside the
+    /// years 2000..3000 is thrown (`INVALID_TIME`, nothing counted).
     pub verdict: Verdict,
     /// Matched step (TOTP) or counter (HOTP).
     #[serde(default)]
@@ -448,12 +448,13 @@ pub struct OtpCheck {
     pub state: OtpVerifierState,
 }
 
-fn check(r: tessera_core::Result<otp::Verified>, st: &otp::OtpState) -> OtpCheck {
+fn check(r: tessera_core::Result<otp::Verified>, st: &otp::OtpState) -> Result<OtpCheck> {
+    let verdict = Verdict::judged(&r)?;
     let (matched, drift) = match &r {
         Ok(v) => (Some(i64::try_from(v.matched).unwrap_or(i64::MAX)), v.drift),
         Err(_) => (None, 0),
     };
-    OtpCheck { verdict: Verdict::of(&r), matched, drift, state: OtpVerifierState::from_core(st) }
+    Ok(OtpCheck { verdict, matched, drift, state: OtpVerifierState::from_core(st) })
 }
 
 /// Verify a TOTP code at `time`. Throws only for an invalid configuration or state.
@@ -462,7 +463,7 @@ pub fn verify_totp(config: OtpVerifierConfig, state: OtpVerifierState, code: Str
     let v = config.totp()?;
     let mut st = state.to_core()?;
     let r = v.verify(&mut st, &code, time.secs());
-    Ok(check(r, &st))
+    check(r, &st)
 }
 
 /// Verify a HOTP code. Throws only for an invalid configuration or state.
@@ -471,7 +472,7 @@ pub fn verify_hotp(config: OtpVerifierConfig, state: OtpVerifierState, code: Str
     let v = config.hotp()?;
     let mut st = state.to_core()?;
     let r = v.verify(&mut st, &code, time.secs());
-    Ok(check(r, &st))
+    check(r, &st)
 }
 
 /// Resynchronise a HOTP credential whose device ran ahead (RFC 4226 §7.4):
@@ -488,7 +489,7 @@ pub fn resync_hotp(
     let v = config.hotp()?;
     let mut st = state.to_core()?;
     let r = v.resync(&mut st, &code1, &code2, unsigned(search_window, "the search window")?, time.secs());
-    Ok(check(r, &st))
+    check(r, &st)
 }
 
 /// Unlock a locked credential (an administrator's decision): the state to store.

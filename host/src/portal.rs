@@ -140,7 +140,8 @@ pub struct LinkAnswer {
 #[serde(rename_all = "camelCase")]
 pub struct LinkConfirmation {
     /// Accepted (the device is linked) or refused (`CHECK_CODE_MISMATCH`,
-    /// `LOCKED_OUT`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`).
+    /// `LOCKED_OUT`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`). A clock outside the
+    /// years 2000 to 3000 throws `INVALID_TIME` (nothing counted).
     pub verdict: Verdict,
     /// The new registry row when accepted.
     #[serde(default)]
@@ -272,7 +273,7 @@ impl Portal {
                 _ => None,
             })
         });
-        Ok(LinkConfirmation { verdict: Verdict::of(&o.result), device, change })
+        Ok(LinkConfirmation { verdict: Verdict::judged(&o.result)?, device, change })
     }
 
     /// Rename a device (`INVALID_INPUT` for a bad name, `INVALID_STATE` once unlinked).
@@ -308,7 +309,7 @@ impl Portal {
     /// Verify a time-based code shown by a linked device.
     pub fn verify_device_code(&self, device: StoredDevice, code: String, now: Timestamp) -> Result<CodeCheck> {
         let o = self.open_device(&device)?.verify_totp(&code, now.secs());
-        Ok(CodeCheck { verdict: Verdict::of(&o.result), change: self.change(&o) })
+        Ok(CodeCheck { verdict: Verdict::judged(&o.result)?, change: self.change(&o) })
     }
 }
 

@@ -289,6 +289,16 @@ impl Verdict {
         }
     }
 
+    /// The verdict on a user's input; a clock outside the years 2000 to
+    /// 3000 (`INVALID_TIME`) is the host's fault, not a judgment: thrown
+    /// (the core counted and wrote nothing).
+    pub(crate) fn judged<T>(r: &tessera_core::Result<T>) -> Result<Verdict> {
+        match r {
+            Err(e) if e.code() == tessera_core::ErrorCode::InvalidTime => Err(e.clone().into()),
+            r => Ok(Verdict::of(r)),
+        }
+    }
+
     pub(crate) fn of<T>(r: &tessera_core::Result<T>) -> Verdict {
         match r {
             Ok(_) => Verdict::Accepted,
