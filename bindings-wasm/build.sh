@@ -41,6 +41,15 @@ for target in nodejs web; do
   log "wasm-bindgen --target $target --out-dir $out"
   "$WASM_BINDGEN" --target "$target" --out-dir "$out" "$WASM"
 done
+# The records' TypeScript declarations come from tessera-host (tsify, feature
+# `wasm`); the error codes from the core's table. None is written by hand here.
+for dir in node web; do
+  for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type TesseraErrorCode = ErrorCode;" \
+      "type Timestamp = number;"; do
+    grep -qF "export $decl" "$PKG/$dir/tessera_wasm.d.ts" ||
+      die "$PKG/$dir/tessera_wasm.d.ts lacks \`export $decl\` (tsify declarations of tessera-host)"
+  done
+done
 # pkg/node is CommonJS and pkg/web is an ES module: say so next to each, so
 # Node and bundlers read each folder right whatever the root package says.
 echo '{ "type": "commonjs" }' > "$PKG/node/package.json"
