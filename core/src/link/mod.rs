@@ -6,8 +6,13 @@
 //!                                                      start_link    (name, passcode, biometrics)
 //!  Portal::open_link_request ◀──── request ─────────── (P-256 ECDH + HKDF-SHA256 + ChaCha20-Poly1305)
 //!  OpenedLinkRequest::accept ───── answer ───────────▶ finish_link   (shows the check code)
-//!  Portal::confirm_link ◀── user types the check code on the portal
+//!  Portal::confirm_any ◀── user types the check code on the portal
+//!  (or confirm_link, for one known pending link)
 //! ```
+//!
+//! A finish error that is not final hands the pending link back
+//! ([`FinishError::retry`]); an acceptance the host could not store is
+//! answered with [`AcceptOutcome::if_not_stored`] instead.
 //!
 //! Every step is sans-IO: time and randomness come in, records and events
 //! go out; the host stores them. See `docs/PROTOCOL.md` for the bytes.
