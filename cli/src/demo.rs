@@ -194,7 +194,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         return Err(cli_err(ErrorCode::Internal, "demo: a repeated request did not get the same answer"));
     }
     out!("{:<22}Anna's phone resends its request (answer lost): the same answer again, nothing changes", "portal");
-    expect_err(phone2.scan_link_qr(offer.qr_text.clone(), at(t0 + 400), None), ErrorCode::TokenExpired, "after 5 minutes")?;
+    expect_err(
+        phone2.scan_link_qr(offer.qr_text.clone(), at(t0 + 400), None),
+        ErrorCode::TokenExpired,
+        "after 5 minutes",
+    )?;
 
     out!("\n-- 4. The linked phone shows time-based codes (passcode or biometrics)");
     // The phone's storage: its sealed state (the key stays in the keystore).

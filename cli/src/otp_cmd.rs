@@ -22,10 +22,10 @@ pub enum OtpCommand {
         secret: SecretArgs,
         /// Counter value.
         #[arg(long)]
-        counter: u64,
-        /// Digits (6–10).
-        #[arg(long, default_value_t = defaults::DIGITS)]
-        digits: u8,
+        counter: i64,
+        /// Digits (6–10; default 6).
+        #[arg(long)]
+        digits: Option<i32>,
         /// sha1, sha256 or sha512 (default sha1).
         #[arg(long)]
         algorithm: Option<String>,
@@ -37,12 +37,12 @@ pub enum OtpCommand {
         /// Unix seconds (default: now).
         #[arg(long)]
         time: Option<u64>,
-        /// Period in seconds.
-        #[arg(long, default_value_t = defaults::PERIOD_SECONDS)]
-        period: u64,
-        /// Digits (6–10).
-        #[arg(long, default_value_t = defaults::DIGITS)]
-        digits: u8,
+        /// Period in seconds (default 30).
+        #[arg(long)]
+        period: Option<i64>,
+        /// Digits (6–10; default 6).
+        #[arg(long)]
+        digits: Option<i32>,
         /// sha1, sha256 or sha512 (default sha1).
         #[arg(long)]
         algorithm: Option<String>,
@@ -57,7 +57,7 @@ pub enum OtpCommand {
         key: String,
         /// Counter (suites with C).
         #[arg(long)]
-        counter: Option<u64>,
+        counter: Option<i64>,
         /// Question as the suite says: decimal (QN), hex (QH) or text (QA).
         #[arg(long)]
         question: Option<String>,
@@ -93,12 +93,12 @@ pub enum OtpCommand {
         /// sha1, sha256 or sha512 (default sha1).
         #[arg(long)]
         algorithm: Option<String>,
-        /// Digits (6–10).
-        #[arg(long, default_value_t = defaults::DIGITS)]
-        digits: u8,
-        /// Period in seconds.
-        #[arg(long, default_value_t = defaults::PERIOD_SECONDS)]
-        period: u64,
+        /// Digits (6–10; default 6).
+        #[arg(long)]
+        digits: Option<i32>,
+        /// Period in seconds (default 30).
+        #[arg(long)]
+        period: Option<i64>,
         /// Do not draw the QR code.
         #[arg(long)]
         no_qr: bool,
@@ -179,14 +179,20 @@ fn algorithm(a: Option<&str>) -> Result<OtpAlgorithm, Error> {
     Ok(a.map(Algorithm::parse).transpose()?.map(OtpAlgorithm::from).unwrap_or_default())
 }
 
-fn count(v: u64, what: &str) -> Result<i64, Error> {
-    i64::try_from(v).map_err(|_| cli_err(ErrorCode::InvalidInput, format!("{what} is too large")))
+/// tessera-host's defaults for what the command line left out.
+fn digits_or_default(d: Option<i32>) -> i32 {
+    d.unwrap_or_else(|| defaults::DIGITS.into())
+}
+
+fn period_or_default(p: Option<i64>) -> i64 {
+    p.unwrap_or_else(|| i64::try_from(defaults::PERIOD_SECONDS).unwrap_or(i64::MAX))
 }
 
 fn read_state(path: &Path) -> Result<OtpVerifierState, Error> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| cli_err(ErrorCode::StateCorrupt, format!("{}: {e}", path.display()))),
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| cli_err(ErrorCode::StateCorrupt, format!("{}: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OtpVerifierState::default()),
         Err(e) => Err(cli_err(ErrorCode::Storage, format!("{}: {e}", path.display()))),
     }
@@ -228,7 +234,7 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
         OtpCommand::Hotp { secret, counter, digits, algorithm: alg } => {
             out!(
                 "{}",
-                tessera_host::hotp(secret.decode()?, count(counter, "the counter")?, digits.into(), algorithm(alg.as_deref())?)?
+                tessera_host::hotp(secret.decode()?, counter, digits_or_default(digits), algorithm(alg.as_deref())?)?
             );
         }
         OtpCommand::Totp { secret, time, period, digits, algorithm: alg } => {
@@ -237,15 +243,15 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
                 tessera_host::totp(
                     secret.decode()?,
                     now_or(time),
-                    count(period, "the period")?,
-                    digits.into(),
+                    period_or_default(period),
+                    digits_or_default(digits),
                     algorithm(alg.as_deref())?
                 )?
             );
         }
         OtpCommand::Ocra { suite, key, counter, question, password, session, time } => {
             let params = OcraParams {
-                counter: counter.map(|c| count(c, "the counter")).transpose()?,
+                counter,
                 question,
                 password,
                 session: session.map(|s| hex_decode_as(&s, tessera_core::ErrorCode::InvalidOcraInput)).transpose()?,
@@ -259,12 +265,12 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
         OtpCommand::New { issuer, account, algorithm: alg, digits, period, no_qr } => {
             let secret = tessera_host::new_otp_secret()?;
             let uri = tessera_host::format_otpauth_uri(OtpAuthUri {
-                kind: OtpKind::Totp { period_seconds: count(period, "the period")? },
+                kind: OtpKind::Totp { period_seconds: period_or_default(period) },
                 issuer: Some(issuer),
                 account,
                 secret: secret.clone(),
                 algorithm: algorithm(alg.as_deref())?,
-                digits: digits.into(),
+                digits: digits_or_default(digits),
             })?;
             // Read back as an app would: refuses what no app could use.
             tessera_host::parse_otpauth_uri(uri.clone(), false)?;

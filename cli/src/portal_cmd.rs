@@ -452,8 +452,9 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
-            let (change, ()) =
-                device_op(&mut db, now, &account, &device, |row| Ok((portal.rename_device(row, name.clone(), now)?, ())))?;
+            let (change, ()) = device_op(&mut db, now, &account, &device, |row| {
+                Ok((portal.rename_device(row, name.clone(), now)?, ()))
+            })?;
             print_device(&c, &change, |r| format!("renamed {} to \"{}\"", r.device_id, r.name))?;
         }
         PortalCommand::Unlink { c, account, device } => {
@@ -502,7 +503,10 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             })?;
             check_verdict(&c, &verdict, &change)?;
             if c.json {
-                out!("{}", json!({"accepted": true, "verdict": verdict_json(&verdict), "events": events_json(&change)}));
+                out!(
+                    "{}",
+                    json!({"accepted": true, "verdict": verdict_json(&verdict), "events": events_json(&change)})
+                );
             } else {
                 out!("accepted");
             }

@@ -208,7 +208,12 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<StoredDevice> {
 pub mod read {
     use super::*;
 
-    fn all<T>(c: &Connection, sql: &str, p: impl rusqlite::Params, f: fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
+    fn all<T>(
+        c: &Connection,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let mut st = c.prepare(sql).map_err(db_err)?;
         let rows = st.query_map(p, f).map_err(db_err)?;
         rows.collect::<std::result::Result<_, _>>().map_err(db_err)
@@ -317,7 +322,13 @@ fn is_conflict(e: &rusqlite::Error) -> bool {
 
 /// One compare-and-set: `INSERT` of the whole row, or `UPDATE` of every
 /// column but the key where the stored version is the expected one.
-fn cas(c: &Connection, table: &str, cols: &str, values: &[&dyn rusqlite::ToSql], expected: Option<i64>) -> rusqlite::Result<usize> {
+fn cas(
+    c: &Connection,
+    table: &str,
+    cols: &str,
+    values: &[&dyn rusqlite::ToSql],
+    expected: Option<i64>,
+) -> rusqlite::Result<usize> {
     let names: Vec<&str> = cols.split(", ").collect();
     match expected {
         None => {
@@ -325,7 +336,8 @@ fn cas(c: &Connection, table: &str, cols: &str, values: &[&dyn rusqlite::ToSql],
             c.execute(&format!("INSERT INTO {table} ({cols}) VALUES ({})", marks.join(", ")), values)
         }
         Some(v) => {
-            let sets: Vec<String> = names.iter().enumerate().skip(1).map(|(i, n)| format!("{n} = ?{}", i + 1)).collect();
+            let sets: Vec<String> =
+                names.iter().enumerate().skip(1).map(|(i, n)| format!("{n} = ?{}", i + 1)).collect();
             let mut all: Vec<&dyn rusqlite::ToSql> = values.to_vec();
             all.push(&v);
             c.execute(
@@ -601,9 +613,8 @@ mod tests {
         // This server decided to unlink from the row it read before.
         let mut rounds = 0;
         let (portal, id) = (s.portal.clone(), s.device_id.clone());
-        let ran = s
-            .db
-            .run(t(T + 2), |c| {
+        let ran =
+            s.db.run(t(T + 2), |c| {
                 rounds += 1;
                 let row = if rounds == 1 { stale.clone() } else { read::device(c, &id)?.unwrap() };
                 Ok((portal.unlink_device(row, t(T + 2))?, ()))
@@ -614,12 +625,11 @@ mod tests {
         let now = s.device();
         assert_eq!((now.version, name_of(&now.status).as_str(), now.name.as_str()), (3, "unlinked", "Renamed"));
         // The stale unlink's event was not logged; the committed one was, once.
-        let unlinks: i64 =
-            s.db.conn
-                .query_row("SELECT count(*) FROM events WHERE json LIKE '%\"kind\":\"deviceUnlinked\"%'", [], |r| {
-                    r.get(0)
-                })
-                .unwrap();
+        let unlinks: i64 = s
+            .db
+            .conn
+            .query_row("SELECT count(*) FROM events WHERE json LIKE '%\"kind\":\"deviceUnlinked\"%'", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(unlinks, 1);
     }
 
@@ -663,15 +673,17 @@ mod tests {
         assert!(matches!(s.db.apply(&renamed, t(T + 1)).unwrap(), Applied::Done));
         let mut rounds = 0;
         let portal = s.portal.clone();
-        let ran = s
-            .db
-            .run(t(T + 2), |_| {
+        let ran =
+            s.db.run(t(T + 2), |_| {
                 rounds += 1;
                 Ok((portal.unlink_device(stale.clone(), t(T + 2))?, rounds))
             })
             .unwrap();
         assert!(matches!(ran, Ran::GaveUp(n) if n == MAX_ROUNDS));
-        assert_eq!(ran_code(s.db.run(t(T + 2), |_| Ok((portal.unlink_device(stale.clone(), t(T + 2))?, ())))), ErrorCode::Storage);
+        assert_eq!(
+            ran_code(s.db.run(t(T + 2), |_| Ok((portal.unlink_device(stale.clone(), t(T + 2))?, ())))),
+            ErrorCode::Storage
+        );
         assert_eq!(name_of(&s.device().status), "active");
     }
 

@@ -986,7 +986,11 @@ fn race_forty_wrong_check_codes_count_exactly_five() {
         assert_eq!(t.get("CHECK_CODE_MISMATCH"), Some(&4), "trial {trial}: {t:?}");
         assert_eq!(t.get("LOCKED_OUT"), Some(&1), "trial {trial}: {t:?}");
         assert_eq!(t.get("TOKEN_UNKNOWN"), Some(&35), "trial {trial}: {t:?}");
-        assert_eq!(pending_row(&pd, &account), (5, "cancelled".into(), 6), "trial {trial}: five counted writes, then closed");
+        assert_eq!(
+            pending_row(&pd, &account),
+            (5, "cancelled".into(), 6),
+            "trial {trial}: five counted writes, then closed"
+        );
         fails(
             &["portal", "link-confirm", "--dir", p, "--account", &account, "--code", &code, "--now", NOW],
             "TOKEN_UNKNOWN",

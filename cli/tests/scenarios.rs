@@ -303,7 +303,9 @@ fn edited(text: String, how: Option<String>) -> Result<String, String> {
 
 /// Every digit + 1 mod 10.
 fn off_by_one(code: &str) -> String {
-    code.bytes().map(|b| if b.is_ascii_digit() { char::from(b'0' + (b - b'0' + 1) % 10) } else { char::from(b) }).collect()
+    code.bytes()
+        .map(|b| if b.is_ascii_digit() { char::from(b'0' + (b - b'0' + 1) % 10) } else { char::from(b) })
+        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -412,8 +414,9 @@ impl World {
                 if let Some(rules) = i.0.get("rules") {
                     let m = rules.as_object().ok_or("`rules` is an object")?;
                     let r = In(m);
-                    if let Some(k) =
-                        m.keys().find(|k| !["minLen", "maxLen", "digitsOnly", "biometricsAllowed"].contains(&k.as_str()))
+                    if let Some(k) = m
+                        .keys()
+                        .find(|k| !["minLen", "maxLen", "digitsOnly", "biometricsAllowed"].contains(&k.as_str()))
                     {
                         return Err(format!("unknown key `{k}` in rules"));
                     }
@@ -502,9 +505,12 @@ impl World {
                 let code = match who.strip_prefix("wrong") {
                     Some("") => self.phones.iter().find_map(|p| p.check_code.as_deref()).map(off_by_one),
                     Some(rest) => match rest.strip_prefix(':') {
-                        Some(name) => {
-                            self.phones.iter().find(|p| p.name == name).and_then(|p| p.check_code.as_deref()).map(off_by_one)
-                        }
+                        Some(name) => self
+                            .phones
+                            .iter()
+                            .find(|p| p.name == name)
+                            .and_then(|p| p.check_code.as_deref())
+                            .map(off_by_one),
                         None => return Err(format!("bad code {who:?}")),
                     },
                     None => self.phones.iter().find(|p| p.name == who).and_then(|p| p.check_code.clone()),
@@ -553,7 +559,11 @@ impl World {
                 if !req.ok {
                     return Ok(Seen::of(&req));
                 }
-                let ans = Argv::new(&["portal", "status"]).dir(&self.portal()?).arg("--request", req.line()).arg("--now", at).run();
+                let ans = Argv::new(&["portal", "status"])
+                    .dir(&self.portal()?)
+                    .arg("--request", req.line())
+                    .arg("--now", at)
+                    .run();
                 if !ans.ok {
                     return Ok(Seen::of(&ans));
                 }
@@ -629,15 +639,24 @@ impl World {
                 Ok(Seen::of(&r).with("code", code))
             }
             "verifyHotp" | "verifyTotp" => {
-                let file = self.verifier_file(i)?;
-                if let Some(s) = i.0.get("state") {
-                    std::fs::write(&file, api_state(s)?.to_string()).unwrap();
-                }
+                // A step's own `state` goes to a scratch file, which becomes
+                // the verifier's state only if the call returned (a thrown
+                // call replaces nothing).
+                let kept = self.verifier_file(i)?;
+                let file = match i.0.get("state") {
+                    Some(s) => {
+                        let scratch = kept.with_extension("step.json");
+                        std::fs::write(&scratch, api_state(s)?.to_string()).unwrap();
+                        scratch
+                    }
+                    None => kept.clone(),
+                };
                 let config = i.0.get("config").and_then(Value::as_object).ok_or("`config` is an object")?;
-                let mut a = Argv::new(&["otp", if op == "verifyHotp" { "verify-hotp" } else { "verify-totp" }, "--json"])
-                    .arg("--state", file.display())
-                    .arg("--code", i.need("code")?)
-                    .arg("--time", i.at()?);
+                let mut a =
+                    Argv::new(&["otp", if op == "verifyHotp" { "verify-hotp" } else { "verify-totp" }, "--json"])
+                        .arg("--state", file.display())
+                        .arg("--code", i.need("code")?)
+                        .arg("--time", i.at()?);
                 for (k, v) in config {
                     let flag = match k.as_str() {
                         "secret" => "--secret-hex",
@@ -653,6 +672,9 @@ impl World {
                 }
                 let r = a.run();
                 let j = r.json().unwrap_or_default();
+                if file != kept && !j["verdict"].is_null() {
+                    std::fs::rename(&file, &kept).unwrap();
+                }
                 let mut seen = Seen::of(&r).with("drift", j["drift"].clone());
                 if !j["matched"].is_null() {
                     seen = seen.with("matched", j["matched"].clone());
@@ -711,8 +733,10 @@ fn run_file(file: &str, doc: &Value, tally: &mut Tally) -> Result<(), String> {
         let op = step.get("do").and_then(Value::as_str).unwrap_or("?");
         let here = |e: String| format!("{file}: step {n} ({op}): {e}");
         let m = step.as_object().ok_or_else(|| here("a step is an object".into()))?;
-        let (_, inputs, facts) = OPS.iter().find(|(o, ..)| *o == op).ok_or_else(|| here(format!("unknown op {op:?}")))?;
-        let allowed = |k: &str| matches!(k, "do" | "at" | "expect" | "events" | "skip") || inputs.split(' ').any(|i| i == k);
+        let (_, inputs, facts) =
+            OPS.iter().find(|(o, ..)| *o == op).ok_or_else(|| here(format!("unknown op {op:?}")))?;
+        let allowed =
+            |k: &str| matches!(k, "do" | "at" | "expect" | "events" | "skip") || inputs.split(' ').any(|i| i == k);
         if let Some(k) = m.keys().find(|k| !allowed(k)) {
             return Err(here(format!("unknown key `{k}`")));
         }
@@ -826,9 +850,8 @@ fn the_runner_fails_wrong_expectations_and_unknown_words() {
         assert!(verify(wrong.clone()).is_err(), "{wrong} must fail");
     }
     // A failed call is not a refusal.
-    let digits = |expect: Value| {
-        one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "digits": 5, "expect": expect}))
-    };
+    let digits =
+        |expect: Value| one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "digits": 5, "expect": expect}));
     digits(json!({"error": "INVALID_DIGITS"})).unwrap();
     assert!(digits(json!({"refused": "INVALID_DIGITS"})).is_err());
 }
