@@ -231,16 +231,14 @@ pub mod read {
             .map_err(db_err)
     }
 
-    /// The account's pending links whose row says `open`, oldest first (the
-    /// rows `Portal::confirm_link` takes).
+    /// The account's pending links whose row says `open`, by device id (the
+    /// rows `Portal::confirm_link` takes, in the order every runner of
+    /// `vectors/scenarios` passes them).
     pub fn open_pendings(c: &Connection, account: &str) -> Result<Vec<StoredPendingLink>> {
         let open = name_of(&tessera_host::PendingStatus::Open);
         all(
             c,
-            &format!(
-                "SELECT {PENDING_COLS} FROM pending_links WHERE account = ?1 AND status = ?2 \
-                 ORDER BY confirm_by, device_id"
-            ),
+            &format!("SELECT {PENDING_COLS} FROM pending_links WHERE account = ?1 AND status = ?2 ORDER BY device_id"),
             params![account, open],
             pending_row,
         )
