@@ -21,7 +21,6 @@ mod device;
 mod messages;
 mod passcode;
 mod portal;
-mod stored;
 
 pub use device::{
     finish_link, scan_link_qr, scan_link_qr_pinned, start_link, DeviceInfo, DeviceState, FinishError, LinkStart,
@@ -33,7 +32,6 @@ pub use portal::{
     OfferState, OpenedLinkRequest, OpenedStatusRequest, PendingLinkRecord, PendingState, Portal, PortalEvent,
     PortalRecord, MAX_REQUEST_TEXT, STATUS_SKEW,
 };
-pub use stored::{StoredDevice, StoredOffer, StoredPendingLink, StoredWrite};
 
 use crate::crypto::{hkdf, hmac_sha256, sha256};
 use crate::encoding::hex_encode;

@@ -563,17 +563,19 @@ fn stored_records_are_bound_to_their_row() {
         );
     }
     assert_eq!(code(&DeviceState::open(&[0; 32], &l.linked.state)), ErrorCode::StateCorrupt);
-    let row = w.portal.store_pending(&l.pending, &mut w.rng);
-    assert_eq!(w.portal.open_pending(&row).unwrap(), l.pending);
-    let moved = |f: &dyn Fn(&mut crate::link::StoredPendingLink)| {
-        let mut r = row.clone();
-        f(&mut r);
-        w.portal.open_pending(&r).unwrap_err().code()
+    // A sealed record is bound to its row's key, account and version.
+    let sealed = w.portal.seal_record(&l.pending, &mut w.rng);
+    let (id, v) = (l.pending.device_id.as_str(), l.pending.version);
+    assert_eq!(w.portal.open_record::<PendingLinkRecord>(id, "ivan", v, &sealed).unwrap(), l.pending);
+    let open = |key: &str, account: &str, version: u64, blob: &[u8]| {
+        w.portal.open_record::<PendingLinkRecord>(key, account, version, blob).unwrap_err().code()
     };
-    assert_eq!(moved(&|r| r.device_id = "0011223344556677".into()), ErrorCode::StateCorrupt);
-    assert_eq!(moved(&|r| r.account = "mallory".into()), ErrorCode::StateCorrupt);
-    assert_eq!(moved(&|r| r.version = 7), ErrorCode::StateCorrupt);
-    assert_eq!(moved(&|r| *r.sealed.last_mut().unwrap() ^= 0x80), ErrorCode::StateCorrupt);
+    assert_eq!(open("0011223344556677", "ivan", v, &sealed), ErrorCode::StateCorrupt);
+    assert_eq!(open(id, "mallory", v, &sealed), ErrorCode::StateCorrupt);
+    assert_eq!(open(id, "ivan", 7, &sealed), ErrorCode::StateCorrupt);
+    let mut flipped = sealed.clone();
+    *flipped.last_mut().unwrap() ^= 0x80;
+    assert_eq!(open(id, "ivan", v, &flipped), ErrorCode::StateCorrupt);
     // Another record type under the same key and account.
     let sealed = w.portal.seal_record(&l.pending, &mut w.rng);
     assert_eq!(
