@@ -1208,3 +1208,50 @@ fn race_status_requests_never_undo_an_unlink() {
     println!("race (d): {trials} trials of 4 status + rename + verify-totp racing unlink: unlinked every time (rename before the unlink in {rename_won}, verify-totp in {verify_won})");
     let _ = std::fs::remove_dir_all(pd);
 }
+
+/// `--json` speaks tessera-host's JSON: events as `PortalEvent`
+/// (`{"kind": "deviceLinked", …}`, times in epoch milliseconds) and
+/// verdicts as `Verdict`, a refusal printed (with the events of its stored
+/// change) before the `error[CODE]` exit; the outbox table holds the same
+/// events.
+#[test]
+fn json_output_carries_host_events_and_verdicts() {
+    let (pd, dd) = (new_portal("json-shapes"), tmp("json-shapes-d"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    let qr = ok(&["portal", "link-offer", "--dir", p, "--account", "jo", "--now", NOW]);
+    let req =
+        ok(&["device", "link", "--dir", d, "--qr", &qr, "--name", "Jo's phone", "--passcode", "493817", "--now", NOW]);
+    let acc = json(&ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", NOW, "--json"]));
+    assert_eq!(acc["verdict"], serde_json::json!({"kind": "accepted"}));
+    assert_eq!(acc["events"][0]["kind"], "linkRequested");
+    assert_eq!(acc["events"][0]["deviceName"], "Jo's phone");
+    assert!(acc["if_not_stored"].as_str().is_some_and(|s| !s.is_empty() && s != acc["answer"]));
+    let code = ok(&["device", "link-finish", "--dir", d, "--response", acc["answer"].as_str().unwrap()]);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let o = fails(
+        &["portal", "link-confirm", "--dir", p, "--account", "jo", "--code", wrong, "--now", NOW, "--json"],
+        "CHECK_CODE_MISMATCH",
+    );
+    let refused = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(refused["verdict"]["kind"], "refused");
+    assert_eq!(refused["verdict"]["code"], "CHECK_CODE_MISMATCH");
+    assert_eq!(refused["events"], serde_json::json!([]));
+    let done =
+        json(&ok(&["portal", "link-confirm", "--dir", p, "--account", "jo", "--code", &code, "--now", NOW, "--json"]));
+    let ev = &done["events"][0];
+    assert_eq!((ev["kind"].as_str(), ev["account"].as_str()), (Some("deviceLinked"), Some("jo")));
+    assert_eq!(ev["at"].as_f64(), Some(1_800_000_000_000.0), "epoch milliseconds");
+    assert_eq!(done["device"]["status"], "active");
+    let logged: Vec<String> = portal_db(&pd)
+        .prepare("SELECT json FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let kinds: Vec<String> = logged.iter().map(|j| json(j)["kind"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["linkRequested", "deviceLinked"]);
+    for d in [pd, dd] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
