@@ -222,17 +222,6 @@ impl Device {
         Ok(StatusProbe(self.0.status_request(bytes(state, "state")?, time(now)?)?))
     }
 
-    /// Read the portal's status answer (once per probe).
-    #[wasm_bindgen(js_name = readStatus, unchecked_return_type = "LinkStatus")]
-    pub fn read_status(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
-        probe: &StatusProbe,
-        #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
-    ) -> JsResult<JsValue> {
-        out(&self.0.read_status(bytes(state, "state")?, probe.0.clone(), string(answer, "answer")?)?)
-    }
-
     /// Unlink locally (then delete the state and the biometric secret).
     #[wasm_bindgen(js_name = unlinkLocally, unchecked_return_type = "LinkedAccount")]
     pub fn unlink_locally(
@@ -317,9 +306,14 @@ impl StatusProbe {
     }
 
     /// Text to send to the portal.
-    #[wasm_bindgen(getter)]
     pub fn request(&self) -> String {
         self.0.request()
+    }
+
+    /// Read the portal's answer (once per probe).
+    #[wasm_bindgen(unchecked_return_type = "LinkStatus")]
+    pub fn read(&self, #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue) -> JsResult<JsValue> {
+        out(&self.0.read(string(answer, "answer")?)?)
     }
 }
 
@@ -390,7 +384,7 @@ impl Portal {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] request: JsValue,
     ) -> JsResult<LinkRequest> {
-        Ok(LinkRequest(self.0.open_link_request(string(request, "request")?)?))
+        Ok(LinkRequest(self.0.clone().open_link_request(string(request, "request")?)?))
     }
 
     /// Check a typed code against the links of one account waiting for it.
@@ -492,11 +486,10 @@ impl LinkRequest {
     #[wasm_bindgen(unchecked_return_type = "LinkAnswer")]
     pub fn accept(
         &self,
-        portal: &Portal,
         #[wasm_bindgen(unchecked_param_type = "LinkLookup")] lookup: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.accept(portal.0.clone(), arg(lookup, "lookup")?, time(now)?)?)
+        out(&self.0.accept(arg(lookup, "lookup")?, time(now)?)?)
     }
 }
 

@@ -306,7 +306,7 @@ class World {
           offer: copy(this.offers.get(opened.offerId)),
           deviceKeySeen: this.pendings.has(deviceId) || this.devices.has(deviceId),
         };
-        const answer = opened.accept(portal, lookup, a.at());
+        const answer = opened.accept(lookup, a.at());
         const events = this.store(answer.change);
         p.answer = answer;
         return done({}, events, answer.verdict);
@@ -372,12 +372,12 @@ class World {
         const state = this.stateOf(p);
         const at = a.at();
         const probe = p.device.statusRequest(state, at);
-        const request = probe.request;
+        const request = probe.request();
         const id = portal.statusRequestDevice(request);
         const device = copy(this.devices.get(id));
         const pending = device === undefined ? copy(this.pendings.get(id)) : undefined;
         const answer = edit(portal.answerStatus(request, { device, pending }, at), a.optStr("edit"));
-        return done({ status: p.device.readStatus(state, probe, answer) });
+        return done({ status: probe.read(answer) });
       }
       case "deviceCode": {
         const portal = this.thePortal();

@@ -69,7 +69,7 @@ impl From<&link::DeviceInfo> for LinkedAccount {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LinkChoices {
     /// Device name shown on the portal.
     pub device_name: String,
@@ -273,35 +273,11 @@ impl Device {
     }
 
     /// Ask the portal whether this link still exists: send
-    /// [`StatusProbe::request`], read the answer with [`Device::read_status`].
+    /// [`StatusProbe::request`], then read the answer with [`StatusProbe::read`].
     pub fn status_request(&self, state: Vec<u8>, now: Timestamp) -> Result<Arc<StatusProbe>> {
         let st = DeviceState::open(&self.key, &state)?;
         let (request, probe) = st.status_request(now.secs(), &mut OsRandom)?;
-        Ok(Arc::new(StatusProbe { request, probe: Mutex::new(Some(probe)) }))
-    }
-
-    /// Read the portal's status answer (once per probe: `ALREADY_CONSUMED`
-    /// after an authenticated answer was read). Throws `DEVICE_REVOKED` and
-    /// `LINK_NOT_CONFIRMED`: wipe the state then. A damaged or forged answer
-    /// (`MESSAGE_TAMPERED`, …) leaves the probe usable for the genuine one.
-    pub fn read_status(&self, state: Vec<u8>, probe: Arc<StatusProbe>, answer: String) -> Result<LinkStatus> {
-        let st = DeviceState::open(&self.key, &state)?;
-        let mut guard = probe.probe.lock().map_err(|_| consumed("status probe"))?;
-        let r = st.read_status_answer(guard.as_ref().ok_or_else(|| consumed("status probe"))?, &answer);
-        let authenticated = match &r {
-            Ok(_) => true,
-            Err(e) => matches!(
-                e.code(),
-                tessera_core::ErrorCode::DeviceRevoked | tessera_core::ErrorCode::LinkNotConfirmed
-            ),
-        };
-        if authenticated {
-            *guard = None;
-        }
-        Ok(match r? {
-            link::LinkStatus::Active => LinkStatus::Active,
-            link::LinkStatus::AwaitingConfirmation => LinkStatus::AwaitingConfirmation,
-        })
+        Ok(Arc::new(StatusProbe { request, inner: Mutex::new(Some((st, probe))) }))
     }
 
     /// Unlink locally: checks the state is this device's and returns its
@@ -376,11 +352,12 @@ impl PendingLink {
     }
 }
 
-/// A status request in flight.
+/// A status request in flight: send [`StatusProbe::request`], read the
+/// portal's answer with [`StatusProbe::read`].
 #[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 pub struct StatusProbe {
     request: String,
-    probe: Mutex<Option<link::StatusProbe>>,
+    inner: Mutex<Option<(DeviceState, link::StatusProbe)>>,
 }
 
 impl std::fmt::Debug for StatusProbe {
@@ -394,5 +371,29 @@ impl StatusProbe {
     /// Text to send to the portal.
     pub fn request(&self) -> String {
         self.request.clone()
+    }
+
+    /// Read the portal's answer (once: `ALREADY_CONSUMED` after an
+    /// authenticated answer was read). Throws `DEVICE_REVOKED` and
+    /// `LINK_NOT_CONFIRMED`: wipe the state then. A damaged or forged answer
+    /// (`MESSAGE_TAMPERED`, …) leaves the probe usable for the genuine one.
+    pub fn read(&self, answer: String) -> Result<LinkStatus> {
+        let mut guard = self.inner.lock().map_err(|_| consumed("status probe"))?;
+        let (st, probe) = guard.as_ref().ok_or_else(|| consumed("status probe"))?;
+        let r = st.read_status_answer(probe, &answer);
+        let authenticated = match &r {
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.code(),
+                tessera_core::ErrorCode::DeviceRevoked | tessera_core::ErrorCode::LinkNotConfirmed
+            ),
+        };
+        if authenticated {
+            *guard = None;
+        }
+        Ok(match r? {
+            link::LinkStatus::Active => LinkStatus::Active,
+            link::LinkStatus::AwaitingConfirmation => LinkStatus::AwaitingConfirmation,
+        })
     }
 }

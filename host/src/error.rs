@@ -48,14 +48,23 @@ impl ErrorCode {
         tessera_core::ErrorCode::from(self).as_str()
     }
 
-    /// A generic user-presentable description.
-    pub fn summary(self) -> &'static str {
-        tessera_core::ErrorCode::from(self).summary()
-    }
-
     /// Parse a code string.
     pub fn parse(code: &str) -> Option<ErrorCode> {
         tessera_core::ErrorCode::from_str_code(code).map(Into::into)
+    }
+}
+
+#[cfg_attr(feature = "uniffi", uniffi::export)]
+impl ErrorCode {
+    /// The frozen code string, e.g. `"TOKEN_EXPIRED"` (what the CLI prints
+    /// and JS calls `code`).
+    pub fn code_string(&self) -> String {
+        self.as_str().to_owned()
+    }
+
+    /// A generic, user-presentable English description of the code.
+    pub fn summary(&self) -> String {
+        tessera_core::ErrorCode::from(*self).summary().to_owned()
     }
 }
 
@@ -66,7 +75,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// What every fallible call throws (Kotlin `TesseraException.Failure`,
-/// Swift `TesseraError.failure`, JS an `Error` with `name` `"TesseraError"`
+/// Swift `TesseraError.Failure`, JS an `Error` with `name` `"TesseraError"`
 /// and `code`). `detail` is English and never holds a secret.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -67,7 +67,7 @@ pub fn totp(secret: Vec<u8>, time: Timestamp, period_seconds: i64, digits: i32, 
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct OcraParams {
     /// Counter (suites with `C`).
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
@@ -272,7 +272,7 @@ pub fn otpauth_code(uri: String, time: Timestamp, allow_short_secret: bool) -> R
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OtpVerifierConfig {
     /// Shared secret.
     #[serde(with = "serde_bytes")]
@@ -376,25 +376,25 @@ impl OtpVerifierConfig {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OtpVerifierState {
     /// Last accepted step (TOTP) or counter (HOTP).
+    #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub last_accepted: Option<i64>,
     /// HOTP: next expected counter.
     #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
-    #[cfg_attr(feature = "wasm", tsify(optional))]
     pub next_counter: i64,
     /// Consecutive failures.
     #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
-    #[cfg_attr(feature = "wasm", tsify(optional))]
     pub consecutive_failures: i32,
-    /// Locked (until `locked_until`, or until unlocked).
+    /// Locked (until `locked_until`, or until unlocked). Required in stored
+    /// JSON: a state that lost its lock fields must not read as unlocked.
     #[cfg_attr(feature = "uniffi", uniffi(default = false))]
-    #[cfg_attr(feature = "wasm", tsify(optional))]
     pub locked: bool,
     /// End of a timed lock.
+    #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub locked_until: Option<Timestamp>,

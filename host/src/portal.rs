@@ -15,7 +15,7 @@ use tessera_core::link::{self, DeviceKeyUse, OpenedLinkRequest, PasscodePolicy};
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PasscodeRules {
     /// Minimum length (6..=16, default 6).
     #[cfg_attr(feature = "uniffi", uniffi(default = 6))]
@@ -70,7 +70,7 @@ impl PasscodeRules {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct OfferSettings {
     /// Seconds the QR code stays valid (default 300, at most 600).
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
@@ -102,10 +102,11 @@ pub struct LinkOffer {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LinkLookup {
     /// The offer row with [`LinkRequest::offer_id`], if any.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub offer: Option<StoredOffer>,
     /// Whether any pending-link or device row (of any account, tombstones
@@ -167,14 +168,16 @@ pub struct CodeCheck {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusLookup {
     /// The device row with that id, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub device: Option<StoredDevice>,
     /// Else its pending link, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub pending: Option<StoredPendingLink>,
 }
@@ -250,8 +253,9 @@ impl Portal {
     /// Decrypt a device's link request; then read the offer with
     /// [`LinkRequest::offer_id`] and whether [`LinkRequest::device_id`] was
     /// seen, and [`LinkRequest::accept`].
-    pub fn open_link_request(&self, request: String) -> Result<Arc<LinkRequest>> {
-        Ok(Arc::new(LinkRequest(self.core.open_link_request(&request)?)))
+    pub fn open_link_request(self: Arc<Self>, request: String) -> Result<Arc<LinkRequest>> {
+        let opened = self.core.open_link_request(&request)?;
+        Ok(Arc::new(LinkRequest { portal: self, opened }))
     }
 
     /// Check the code the user typed against every link of one account
@@ -313,35 +317,40 @@ impl Portal {
     }
 }
 
-/// An opened link request. Keep it to accept again after a write conflict.
+/// An opened link request, bound to the portal that opened it. Keep it to
+/// accept again after a write conflict.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 #[derive(Debug)]
-pub struct LinkRequest(OpenedLinkRequest);
+pub struct LinkRequest {
+    portal: Arc<Portal>,
+    opened: OpenedLinkRequest,
+}
 
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 impl LinkRequest {
     /// The offer it claims (read that row).
     pub fn offer_id(&self) -> String {
-        self.0.offer_id().to_owned()
+        self.opened.offer_id().to_owned()
     }
 
     /// The requesting device (is it known in any pending-link or device row?).
     pub fn device_id(&self) -> String {
-        self.0.device_id().to_owned()
+        self.opened.device_id().to_owned()
     }
 
     /// The name the user gave the device.
     pub fn device_name(&self) -> String {
-        self.0.device_name().to_owned()
+        self.opened.device_name().to_owned()
     }
 
     /// Decide, from the rows the host read in one snapshot. Store the
     /// change, then send `answer` (or `if_not_stored` when the change could
     /// not be stored). Throws only `STATE_CORRUPT`.
-    pub fn accept(&self, portal: Arc<Portal>, lookup: LinkLookup, now: Timestamp) -> Result<LinkAnswer> {
+    pub fn accept(&self, lookup: LinkLookup, now: Timestamp) -> Result<LinkAnswer> {
+        let portal = &self.portal;
         let offer = lookup.offer.map(|o| portal.open_offer(&o)).transpose()?;
         let key_use = if lookup.device_key_seen { DeviceKeyUse::Seen } else { DeviceKeyUse::Fresh };
-        let out = self.0.accept(&portal.core, offer.as_ref(), key_use, now.secs());
+        let out = self.opened.accept(&portal.core, offer.as_ref(), key_use, now.secs());
         let verdict = match &out.outcome.result {
             Ok(link::Accept::Repeated) => Verdict::Repeated,
             r => Verdict::of(r),

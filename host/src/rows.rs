@@ -280,14 +280,19 @@ pub enum Verdict {
     },
 }
 
+#[cfg_attr(feature = "uniffi", uniffi::export)]
 impl Verdict {
-    /// `Ok` unless refused; the refusal as the error every other call throws.
+    /// Nothing unless refused; the refusal as the error every other call
+    /// throws (call it after storing the change).
     pub fn check(&self) -> Result<()> {
         match self {
             Verdict::Refused { code, detail } => Err(crate::TesseraError::new(*code, detail.clone())),
             _ => Ok(()),
         }
     }
+}
+
+impl Verdict {
 
     /// The verdict on a user's input; a clock outside the years 2000 to
     /// 3000 (`INVALID_TIME`) is the host's fault, not a judgment: thrown

@@ -441,13 +441,13 @@ impl World {
                 let p = self.phone(a)?;
                 let request = self.phones[p].request.clone().ok_or("the phone has sent no request")?;
                 let request = edit(request, a.opt_str("edit")?)?;
-                let opened = call!(portal.open_link_request(request));
+                let opened = call!(portal.clone().open_link_request(request));
                 let device_id = opened.device_id();
                 let lookup = LinkLookup {
                     offer: self.offers.get(&opened.offer_id()).cloned(),
                     device_key_seen: self.pendings.contains_key(&device_id) || self.devices.contains_key(&device_id),
                 };
-                let answer = call!(opened.accept(portal, lookup, a.at()?));
+                let answer = call!(opened.accept(lookup, a.at()?));
                 let events = self.store(&answer.change)?;
                 let verdict = answer.verdict.clone();
                 self.phones[p].answer = Some(answer);
@@ -534,7 +534,7 @@ impl World {
                 let pending = if device.is_none() { self.pendings.get(&id).cloned() } else { None };
                 let answer = call!(portal.answer_status(request, StatusLookup { device, pending }, at));
                 let answer = edit(answer, a.opt_str("edit")?)?;
-                let status = call!(self.phones[p].device.read_status(state, probe, answer));
+                let status = call!(probe.read(answer));
                 Ok(Got::done().fact("status", serde_json::to_value(status).map_err(|e| e.to_string())?))
             }
             "deviceCode" => {

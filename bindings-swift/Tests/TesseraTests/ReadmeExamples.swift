@@ -42,7 +42,7 @@ final class PhoneExample {
         let state = load()
         show(try device.code(state: state, unlock: .passcode(passcode: passcode), now: Date()))
         let probe = try device.statusRequest(state: state, now: Date())
-        switch try device.readStatus(state: state, probe: probe, answer: try send(probe.request())) {
+        switch try probe.read(answer: try send(probe.request())) {
         case .active: break
         case .awaitingConfirmation: show("Type the check code on the portal")
         }                                                               // throws .deviceRevoked, .linkNotConfirmed: wipe
@@ -80,7 +80,7 @@ final class PortalExample {
         let request = try portal.openLinkRequest(request: fromPhone)
         let lookup = LinkLookup(offer: db.offer(id: request.offerId()),
                                 deviceKeySeen: db.hasPendingOrDevice(id: request.deviceId()))
-        let answer = try request.accept(portal: portal, lookup: lookup, now: Date())
+        let answer = try request.accept(lookup: lookup, now: Date())
         let stored = try db.apply(answer.change)                        // false: still conflicting after retries
         reply(stored ? answer.answer : answer.ifNotStored)
         for case let .linkRequested(account, _, deviceName, _) in answer.change.events { notify(account, deviceName) }

@@ -452,7 +452,7 @@ final class ScenarioWorld {
             let id = request.deviceId()
             let lookup = LinkLookup(offer: store.offers[request.offerId()],
                                     deviceKeySeen: store.pending[id] != nil || store.devices[id] != nil)
-            let answer = try request.accept(portal: portal, lookup: lookup, now: try s.at())
+            let answer = try request.accept(lookup: lookup, now: try s.at())
             try store(answer.change)
             p.answer = answer.answer
             p.ifNotStored = answer.ifNotStored
@@ -507,7 +507,7 @@ final class ScenarioWorld {
             let device = store.devices[id]
             let lookup = StatusLookup(device: device, pending: device == nil ? store.pending[id] : nil)
             let answer = try edited(try portal.answerStatus(request: probe.request(), lookup: lookup, now: now), try s.optString("edit"))
-            let status = try p.device.readStatus(state: state, probe: probe, answer: answer)
+            let status = try probe.read(answer: answer)
             out.values = ["status": { switch status { case .active: "active"; case .awaitingConfirmation: "awaitingConfirmation" } }()]
 
         case "deviceCode":

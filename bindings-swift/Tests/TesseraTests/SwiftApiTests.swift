@@ -82,7 +82,7 @@ final class ClockTests: XCTestCase {
                                            currentState: nil, now: Date(), pinnedPortalKey: nil)
         XCTAssertGreaterThan(try pending.giveUpAt(), now)
         let request = try portal.openLinkRequest(request: pending.request())
-        let answer = try request.accept(portal: portal, lookup: LinkLookup(offer: offer.change.writes.compactMap {
+        let answer = try request.accept(lookup: LinkLookup(offer: offer.change.writes.compactMap {
             if case let .offer(row, _) = $0 { return row } else { return nil }
         }.first, deviceKeySeen: false), now: Date())
         XCTAssertEqual(answer.verdict, .accepted)
@@ -198,7 +198,7 @@ final class GeneratedApiTests: XCTestCase {
         }
         XCTAssertNil(weakPending, "PendingLink was not freed")
         let row = offer.change.writes.compactMap { if case let .offer(r, _) = $0 { return r } else { return nil } }.first
-        let answer = try portal.openLinkRequest(request: request).accept(portal: portal, lookup: LinkLookup(offer: row, deviceKeySeen: false),
+        let answer = try portal.openLinkRequest(request: request).accept(lookup: LinkLookup(offer: row, deviceKeySeen: false),
                                                                          now: Date())
         let pending = try Device(storageKey: key).openPendingLink(sealed: saved)
         XCTAssertEqual(try pending.finish(answer: answer.answer).account.account, "anna")

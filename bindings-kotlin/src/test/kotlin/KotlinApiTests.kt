@@ -202,7 +202,7 @@ fun kotlinApiTests(r: Runner) {
             val offer = portal.createOffer("anna", OfferSettings(), at)
             val pending = Device(key).use { it.startLink(offer.qrText, LinkChoices("Pixel", "493817"), null, at, null) }
             val answer = portal.openLinkRequest(pending.request()).use { req ->
-                req.accept(portal, LinkLookup(offer = offer.change.writes.filterIsInstance<RecordWrite.Offer>().single().row, deviceKeySeen = false), at)
+                req.accept(LinkLookup(offer = offer.change.writes.filterIsInstance<RecordWrite.Offer>().single().row, deviceKeySeen = false), at)
             }
             assertEquals(Verdict.Accepted, answer.verdict)
             val finished = pending.use { it.finish(answer.answer) }

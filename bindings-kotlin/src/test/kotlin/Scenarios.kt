@@ -281,7 +281,7 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             val opened = portal.openLinkRequest(request)
             val id = opened.deviceId()
             val lookup = LinkLookup(offer = w.offers[opened.offerId()], deviceKeySeen = id in w.pendings || id in w.devices)
-            val a = opened.accept(portal, lookup, s.at())
+            val a = opened.accept(lookup, s.at())
             w.store(a.change)
             p.answer = a.answer
             p.ifNotStored = a.ifNotStored
@@ -348,7 +348,7 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             val device = w.devices[id]
             val lookup = StatusLookup(device = device, pending = if (device == null) w.pendings[id] else null)
             val answer = portal.answerStatus(probe.request(), lookup, at)
-            val status = p.device.readStatus(state, probe, editText(answer, s.strOrNull("edit")))
+            val status = probe.read(editText(answer, s.strOrNull("edit")))
             return Outcome(
                 facts = mapOf(
                     "status" to when (status) {
