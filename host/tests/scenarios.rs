@@ -101,7 +101,7 @@ fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str]
         "offer" => (&["account", "ttl", "rules", "save"], &[]),
         "scan" => (&["phone", "qr", "pinned", "edit"], &["portalName", "expiresAt"]),
         "startLink" => (&["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], &[]),
-        "accept" => (&["phone", "edit"], &[]),
+        "accept" => (&["phone", "edit", "offer", "deviceKeySeen"], &[]),
         "finish" => (&["phone", "edit", "answer"], &[]),
         "confirm" => (&["account", "code"], &[]),
         "devices" => (&["account"], &["devices"]),
@@ -113,6 +113,7 @@ fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str]
         "hotp" => (&["secret", "counter", "digits", "algorithm"], &["code"]),
         "totp" => (&["secret", "period", "digits", "algorithm"], &["code"]),
         "verifyHotp" | "verifyTotp" => (&["verifier", "config", "state", "code"], &["matched", "drift"]),
+        "resyncHotp" => (&["verifier", "config", "state", "code1", "code2", "window"], &["matched", "drift"]),
         "unlock" => (&["verifier"], &[]),
         _ => return None,
     })
@@ -443,10 +444,13 @@ impl World {
                 let request = edit(request, a.opt_str("edit")?)?;
                 let opened = call!(portal.clone().open_link_request(request));
                 let device_id = opened.device_id();
-                let lookup = LinkLookup {
-                    offer: self.offers.get(&opened.offer_id()).cloned(),
-                    device_key_seen: self.pendings.contains_key(&device_id) || self.devices.contains_key(&device_id),
+                let offer = match a.opt_str("offer")?.as_deref() {
+                    None => self.offers.get(&opened.offer_id()).cloned(),
+                    Some("missing") => None,
+                    Some(o) => return Err(format!("bad offer {o:?}")),
                 };
+                let seen = self.pendings.contains_key(&device_id) || self.devices.contains_key(&device_id);
+                let lookup = LinkLookup { offer, device_key_seen: a.opt_bool("deviceKeySeen")?.unwrap_or(seen) };
                 let answer = call!(opened.accept(lookup, a.at()?));
                 let events = self.store(&answer.change)?;
                 let verdict = answer.verdict.clone();
@@ -485,8 +489,16 @@ impl World {
                         ph.and_then(|p| p.check_code.as_deref()).ok_or_else(|| format!("no check code for {who:?}"))?,
                     )
                 } else {
-                    let ph = self.phones.iter().find(|p| p.name == who).ok_or_else(|| format!("no phone {who:?}"))?;
-                    ph.check_code.clone().ok_or_else(|| format!("phone {who} has no check code"))?
+                    let (form, name) = who.split_once(':').unwrap_or(("", &who));
+                    let ph = self.phones.iter().find(|p| p.name == name).ok_or_else(|| format!("no phone {name:?}"))?;
+                    let c = ph.check_code.clone().ok_or_else(|| format!("phone {name} has no check code"))?;
+                    match form {
+                        "" => c,
+                        "prefix" => c[..c.len() - 1].to_owned(),
+                        "extra" => format!("{c}0"),
+                        "spaced" => format!(" {c} "),
+                        _ => return Err(format!("bad code {who:?}")),
+                    }
                 };
                 let mut open: Vec<StoredPendingLink> = self
                     .pendings
@@ -610,6 +622,23 @@ impl World {
                 } else {
                     call!(tessera_host::verify_totp(config, state, code, at))
                 };
+                self.verifiers.insert(name, check.state);
+                let got = Got::verdict(check.verdict, Vec::new()).fact("drift", json!(check.drift));
+                Ok(match check.matched {
+                    Some(m) => got.fact("matched", json!(m)),
+                    None => got,
+                })
+            }
+            "resyncHotp" => {
+                let name = a.str("verifier")?;
+                let config = verifier_config(a.get("config").ok_or("missing input `config`")?)?;
+                let state = match a.get("state") {
+                    Some(s) => verifier_state(s)?,
+                    None => self.verifiers.get(&name).copied().unwrap_or_default(),
+                };
+                let window = a.get("window").and_then(Value::as_i64).ok_or("missing integer `window`")?;
+                let check =
+                    call!(tessera_host::resync_hotp(config, state, a.str("code1")?, a.str("code2")?, window, a.at()?));
                 self.verifiers.insert(name, check.state);
                 let got = Got::verdict(check.verdict, Vec::new()).fact("drift", json!(check.drift));
                 Ok(match check.matched {
