@@ -53,7 +53,7 @@ func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
     case "offer": return (["account", "ttl", "rules", "save"], [])
     case "scan": return (["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"])
     case "startLink": return (["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], [])
-    case "accept": return (["phone", "edit"], [])
+    case "accept": return (["phone", "edit", "offer", "deviceKeySeen"], [])
     case "finish": return (["phone", "edit", "answer"], [])
     case "confirm": return (["account", "code"], [])
     case "devices": return (["account"], ["devices"])
@@ -65,6 +65,7 @@ func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
     case "hotp": return (["secret", "counter", "digits", "algorithm"], ["code"])
     case "totp": return (["secret", "period", "digits", "algorithm"], ["code"])
     case "verifyHotp", "verifyTotp": return (["verifier", "config", "state", "code"], ["matched", "drift"])
+    case "resyncHotp": return (["verifier", "config", "state", "code1", "code2", "window"], ["matched", "drift"])
     case "unlock": return (["verifier"], [])
     default: return nil
     }
@@ -270,7 +271,7 @@ func verdictText(_ v: Verdict) -> String {
     switch v {
     case .accepted: return "accepted"
     case .repeated: return "repeated"
-    case let .refused(code, detail): return "refused \(codeString(code)) (\(detail))"
+    case let .refused(code, detail): return "refused \(frozenCode(code)) (\(detail))"
     }
 }
 
@@ -450,8 +451,15 @@ final class ScenarioWorld {
             guard let sent = p.request else { throw ScenarioFailure("the phone has sent no request") }
             let request = try portal.openLinkRequest(request: try edited(sent, try s.optString("edit")))
             let id = request.deviceId()
-            let lookup = LinkLookup(offer: store.offers[request.offerId()],
-                                    deviceKeySeen: store.pending[id] != nil || store.devices[id] != nil)
+            let offer: StoredOffer?
+            switch try s.optString("offer") {
+            case nil: offer = store.offers[request.offerId()]
+            case "missing": offer = nil
+            case let o?: throw ScenarioFailure("bad offer \"\(o)\"")
+            }
+            let seen = store.pending[id] != nil || store.devices[id] != nil
+            let keySeen = try s.raw["deviceKeySeen"].map { try jsonBool($0, "deviceKeySeen") } ?? seen
+            let lookup = LinkLookup(offer: offer, deviceKeySeen: keySeen)
             let answer = try request.accept(lookup: lookup, now: try s.at())
             try store(answer.change)
             p.answer = answer.answer
@@ -574,6 +582,18 @@ final class ScenarioWorld {
             out.values = ["drift": check.drift]
             if let m = check.matched { out.values["matched"] = m }
 
+        case "resyncHotp":
+            let name = try s.string("verifier")
+            guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
+            let config = try verifierConfig(c)
+            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? OtpVerifierState()
+            let check = try resyncHotp(config: config, state: state, code1: try s.string("code1"), code2: try s.string("code2"),
+                                       searchWindow: try s.int("window"), time: try s.at())
+            verifiers[name] = check.state
+            out.verdict = check.verdict
+            out.values = ["drift": check.drift]
+            if let m = check.matched { out.values["matched"] = m }
+
         case "unlock":
             let name = try s.string("verifier")
             verifiers[name] = try unlockVerifier(state: verifiers[name] ?? OtpVerifierState())
@@ -585,14 +605,25 @@ final class ScenarioWorld {
     }
 
     /// `confirm`'s code: a phone's check code, or "wrong" / "wrong:<phone>"
-    /// (that code with every digit +1 mod 10).
+    /// (that code with every digit +1 mod 10), or "prefix:<phone>" (its first
+    /// five digits), "extra:<phone>" (its code and a 0), "spaced:<phone>" (its
+    /// code between two spaces).
     func checkCode(_ spec: String) throws -> String {
         func code(of name: String) throws -> String {
             guard let p = phones.first(where: { $0.name == name }) else { throw ScenarioFailure("no phone \"\(name)\"") }
             guard let c = p.phone.checkCode else { throw ScenarioFailure("phone \(name) has no check code") }
             return c
         }
-        guard spec.hasPrefix("wrong") else { return try code(of: spec) }
+        guard spec.hasPrefix("wrong") else {
+            guard let colon = spec.firstIndex(of: ":") else { return try code(of: spec) }
+            let c = try code(of: String(spec[spec.index(after: colon)...]))
+            switch spec[..<colon] {
+            case "prefix": return String(c.dropLast())
+            case "extra": return c + "0"
+            case "spaced": return " \(c) "
+            default: throw ScenarioFailure("bad code \"\(spec)\"")
+            }
+        }
         let rest = spec.dropFirst("wrong".count)
         let right: String
         if rest.isEmpty {
@@ -621,9 +652,9 @@ final class ScenarioWorld {
         do {
             observed = try perform(s)
         } catch let TesseraError.Failure(code, detail) {
-            let got = "threw \(codeString(code)) (\(detail))"
+            let got = "threw \(frozenCode(code)) (\(detail))"
             guard case let .error(want) = expect else { throw ScenarioFailure("expected \(expect), got \(got)") }
-            if codeString(code) != want { throw ScenarioFailure("expected error \(want), got \(got)") }
+            if frozenCode(code) != want { throw ScenarioFailure("expected error \(want), got \(got)") }
             if let wantEvents, !wantEvents.isEmpty { throw ScenarioFailure("expected events \(wantEvents), got []") }
             return
         }
@@ -644,7 +675,7 @@ final class ScenarioWorld {
         case .repeated:
             guard case .repeated? = observed.verdict else { throw ScenarioFailure("expected repeated, got \(got)") }
         case let .refused(want):
-            guard case let .refused(code, _)? = observed.verdict, codeString(code) == want else {
+            guard case let .refused(code, _)? = observed.verdict, frozenCode(code) == want else {
                 throw ScenarioFailure("expected refused \(want), got \(got)")
             }
         case let .values(wanted):

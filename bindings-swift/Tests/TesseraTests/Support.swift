@@ -42,13 +42,11 @@ func date(_ secs: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(secs
 /// Unix seconds of a point in time (the API returns whole seconds).
 func secs(_ d: Date) -> Int64 { Int64(d.timeIntervalSince1970.rounded(.down)) }
 
-/// The stable code string of an error code (`"TOKEN_EXPIRED"`, docs/ERRORS.md).
-///
-/// The generated Swift API has no way to get it (the Rust `ErrorCode::as_str`
-/// is not exported): an app that logs or sends the code string writes this
-/// switch. No `default:` on purpose: a code added in Rust is a compile error
-/// here until it is handled.
-func codeString(_ c: ErrorCode) -> String {
+/// The stable code string of an error code (`"TOKEN_EXPIRED"`, docs/ERRORS.md),
+/// written out independently of the API's `ErrorCode.codeString()`, which the
+/// tests check against it. No `default:` on purpose: a code added in Rust is a
+/// compile error here until it is handled.
+func frozenCode(_ c: ErrorCode) -> String {
     switch c {
     case .invalidInput: return "INVALID_INPUT"
     case .invalidSecret: return "INVALID_SECRET"

@@ -9,15 +9,15 @@ import XCTest
 let rfcSecret = Data("12345678901234567890".utf8)
 
 final class ErrorCodeTests: XCTestCase {
-    /// `codeString` (Support.swift) switches over every case without a
+    /// `frozenCode` (Support.swift) switches over every case without a
     /// `default`; here its strings are checked against the table and docs.
     func testEveryCodeHasItsDocumentedString() throws {
         let codes = errorCodes()
         XCTAssertEqual(Set(codes).count, codes.count)
-        XCTAssertEqual(Set(codes.map(codeString)).count, codes.count)
+        XCTAssertEqual(Set(codes.map(frozenCode)).count, codes.count)
         let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/ERRORS.md"), encoding: .utf8)
         for c in codes {
-            let s = codeString(c)
+            let s = frozenCode(c)
             XCTAssertTrue(doc.contains("`\(s)`"), "\(s) is not in docs/ERRORS.md")
             // The Swift case name is the code in lowerCamelCase.
             let camel = String(describing: c)
@@ -27,6 +27,32 @@ final class ErrorCodeTests: XCTestCase {
             }
             XCTAssertEqual(snake, s, camel)
         }
+    }
+
+    /// The API's own code string equals the frozen one; every code has a summary.
+    func testCodeStringAndSummaryAreExported() {
+        for c in errorCodes() {
+            XCTAssertEqual(c.codeString(), frozenCode(c))
+            XCTAssertFalse(c.summary().trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "no summary for \(c)")
+        }
+        XCTAssertEqual(ErrorCode.tokenExpired.codeString(), "TOKEN_EXPIRED")
+    }
+
+    /// `Verdict.check()`: nothing unless refused; a refusal throws its code and detail.
+    func testVerdictCheckThrowsTheRefusal() throws {
+        XCTAssertNoThrow(try Verdict.accepted.check())
+        XCTAssertNoThrow(try Verdict.repeated.check())
+        for c in [ErrorCode.checkCodeMismatch, .lockedOut, .otpReplayed] {
+            let f = failure { try Verdict.refused(code: c, detail: "refused for the test").check() }
+            XCTAssertEqual(f?.code, c)
+            XCTAssertEqual(f?.detail, "refused for the test")
+        }
+        let config = OtpVerifierConfig(secret: rfcSecret)
+        let refused = try verifyHotp(config: config, state: OtpVerifierState(), code: "000000", time: date(1_800_000_000))
+        guard case .refused = refused.verdict else { return XCTFail("\(refused.verdict)") }
+        XCTAssertEqual(failure { try refused.verdict.check() }?.code, .otpMismatch)
+        let accepted = try verifyHotp(config: config, state: OtpVerifierState(), code: "755224", time: date(1_800_000_000))
+        XCTAssertNoThrow(try accepted.verdict.check())
     }
 
     func testAThrownErrorCarriesItsCode() {

@@ -72,6 +72,28 @@ fun kotlinApiTests(r: Runner) {
         assertEquals(ErrorCode.CHECK_CODE_MISMATCH, ErrorCode.valueOf("CHECK_CODE_MISMATCH"))
     }
 
+    r.test("ErrorCode.codeString() is the frozen code string; summary() is never empty") {
+        for (c in ErrorCode.entries) {
+            assertEquals(frozenCode(c), c.codeString())
+            assertTrue(c.summary().isNotBlank(), "empty summary for $c")
+        }
+    }
+
+    r.test("Verdict.check(): nothing unless refused; a refusal throws its code and detail") {
+        Verdict.Accepted.check()
+        Verdict.Repeated.check()
+        for (c in listOf(ErrorCode.CHECK_CODE_MISMATCH, ErrorCode.LOCKED_OUT, ErrorCode.OTP_REPLAYED)) {
+            val e = assertFailure { Verdict.Refused(c, "refused for the test").check() }
+            assertEquals(c, e.code)
+            assertEquals("refused for the test", e.detail)
+        }
+        val config = OtpVerifierConfig(secret = RFC_SECRET)
+        val refused = verifyHotp(config, OtpVerifierState(), "000000", Instant.ofEpochSecond(1_800_000_000L))
+        assertIs<Verdict.Refused>(refused.verdict)
+        assertEquals(ErrorCode.OTP_MISMATCH, assertFailure { refused.verdict.check() }.code)
+        verifyHotp(config, OtpVerifierState(), "755224", Instant.ofEpochSecond(1_800_000_000L)).verdict.check()
+    }
+
     r.test("TesseraException.Failure: typed code and detail, caught through the sealed class") {
         val e = assertFailure { hotp(RFC_SECRET, 0L, 3, OtpAlgorithm.SHA1) }
         assertEquals(ErrorCode.INVALID_DIGITS, e.code)

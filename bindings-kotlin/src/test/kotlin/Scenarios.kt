@@ -63,7 +63,7 @@ private val OP_KEYS: Map<String, Set<String>> = mapOf(
     "offer" to setOf("account", "ttl", "rules", "save"),
     "scan" to setOf("phone", "qr", "pinned", "edit"),
     "startLink" to setOf("phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"),
-    "accept" to setOf("phone", "edit"),
+    "accept" to setOf("phone", "edit", "offer", "deviceKeySeen"),
     "finish" to setOf("phone", "edit", "answer"),
     "confirm" to setOf("account", "code"),
     "devices" to setOf("account"),
@@ -76,6 +76,7 @@ private val OP_KEYS: Map<String, Set<String>> = mapOf(
     "totp" to setOf("secret", "period", "digits", "algorithm"),
     "verifyHotp" to setOf("verifier", "config", "state", "code"),
     "verifyTotp" to setOf("verifier", "config", "state", "code"),
+    "resyncHotp" to setOf("verifier", "config", "state", "code1", "code2", "window"),
     "unlock" to setOf("verifier"),
 )
 
@@ -88,10 +89,11 @@ private val EXPECT_KEYS: Map<String, Set<String>> = mapOf(
     "totp" to setOf("code"),
     "verifyHotp" to setOf("matched", "drift"),
     "verifyTotp" to setOf("matched", "drift"),
+    "resyncHotp" to setOf("matched", "drift"),
 )
 
 /** Ops whose call returns a verdict (`"ok"` then means accepted). */
-private val VERDICT_OPS = setOf("accept", "confirm", "deviceCode", "verifyHotp", "verifyTotp")
+private val VERDICT_OPS = setOf("accept", "confirm", "deviceCode", "verifyHotp", "verifyTotp", "resyncHotp")
 
 fun eventKind(e: PortalEvent): String = when (e) {
     is PortalEvent.LinkRequested -> "linkRequested"
@@ -280,7 +282,14 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             val request = editText(p.request ?: bad("the phone has sent no request"), s.strOrNull("edit"))
             val opened = portal.openLinkRequest(request)
             val id = opened.deviceId()
-            val lookup = LinkLookup(offer = w.offers[opened.offerId()], deviceKeySeen = id in w.pendings || id in w.devices)
+            val offer = when (val o = s.strOrNull("offer")) {
+                null -> w.offers[opened.offerId()]
+                "missing" -> null
+                else -> bad("bad offer \"$o\"")
+            }
+            val seen = id in w.pendings || id in w.devices
+            val keySeen = if (s.has("deviceKeySeen")) s.m["deviceKeySeen"] as? Boolean ?: bad("'deviceKeySeen' must be true or false") else seen
+            val lookup = LinkLookup(offer = offer, deviceKeySeen = keySeen)
             val a = opened.accept(lookup, s.at())
             w.store(a.change)
             p.answer = a.answer
@@ -310,7 +319,18 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
                 who == "wrong" -> wrongCode(w.phones.values.firstNotNullOfOrNull { it.checkCode } ?: bad("no check code for \"$who\""))
                 who.startsWith("wrong:") -> wrongCode(w.phones[who.removePrefix("wrong:")]?.checkCode ?: bad("no check code for \"$who\""))
                 who.startsWith("wrong") -> bad("bad code \"$who\"")
-                else -> (w.phones[who] ?: bad("no phone \"$who\"")).checkCode ?: bad("phone $who has no check code")
+                else -> {
+                    val form = if (':' in who) who.substringBefore(':') else ""
+                    val name = if (':' in who) who.substringAfter(':') else who
+                    val c = (w.phones[name] ?: bad("no phone \"$name\"")).checkCode ?: bad("phone $name has no check code")
+                    when (form) {
+                        "" -> c
+                        "prefix" -> c.dropLast(1)
+                        "extra" -> c + "0"
+                        "spaced" -> " $c "
+                        else -> bad("bad code \"$who\"")
+                    }
+                }
             }
             val open = w.pendings.values.filter { it.account == account && it.status == PendingStatus.OPEN }.sortedBy { it.deviceId }
             val c = portal.confirmLink(open, code, s.at())
@@ -412,6 +432,14 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             val code = s.str("code")
             val at = s.at()
             val c = if (op == "verifyHotp") verifyHotp(config, state, code, at) else verifyTotp(config, state, code, at)
+            w.verifiers[name] = c.state
+            return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
+        }
+        "resyncHotp" -> {
+            val name = s.str("verifier")
+            val config = verifierConfig(s.obj("config"))
+            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: OtpVerifierState()
+            val c = resyncHotp(config, state, s.str("code1"), s.str("code2"), s.long("window"), s.at())
             w.verifiers[name] = c.state
             return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
         }
