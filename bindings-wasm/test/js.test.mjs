@@ -68,7 +68,8 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
     // Signatures are typed: times take a number or a Date, results are the host's records.
     for (const line of [
       "createOffer(account: string, settings: OfferSettings | null | undefined, now: Timestamp | Date): LinkOffer;",
-      "accept(portal: Portal, lookup: LinkLookup, now: Timestamp | Date): LinkAnswer;",
+      "accept(lookup: LinkLookup, now: Timestamp | Date): LinkAnswer;",
+      "read(answer: string): LinkStatus;",
       "confirmLink(pendings: StoredPendingLink[], code: string, now: Timestamp | Date): LinkConfirmation;",
       "export function errorCodes(): TesseraErrorCode[];",
       "export function isTesseraError(e: any): e is TesseraError;",
@@ -160,6 +161,63 @@ test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => 
   assert.equal(sdk.hotp(KEY, 0), "755224");
   assert.equal(sdk.hotp(Buffer.from(KEY), 1), "287082"); // a Node Buffer is a Uint8Array
   assert.equal(typeof sdk.hotp(KEY, Number.MAX_SAFE_INTEGER), "string");
+});
+
+// KNOWN GAP (todo, reported, not hidden): tessera-host marks its input records
+// deny_unknown_fields, but serde-wasm-bindgen 0.6's deserialize_struct reads
+// only the declared fields of a JS object, so an unknown key never reaches
+// serde and is ignored. The fix belongs in bindings-wasm/src/lib.rs (check the
+// object's own keys); until then this test runs as a todo: its failure is
+// listed in the TAP output without failing the suite. Drop `todo` with the fix.
+test("input records refuse unknown keys: INVALID_INPUT", {
+  todo: "serde-wasm-bindgen ignores unknown keys; deny_unknown_fields is not enforced by bindings-wasm/src/lib.rs yet",
+}, () => {
+  const now = Date.now();
+  const { portal, offer, request, fin, device, deviceRow } = linked(now);
+  const state = { nextCounter: 0, consecutiveFailures: 0, locked: false };
+  const cases = {
+    "OfferSettings.ttl (for ttlSeconds)": () => portal.createOffer("anna", { ttl: 60 }, now),
+    "PasscodeRules extra key": () => portal.createOffer("anna", { rules: { minLen: 6, minLength: 8 } }, now),
+    "LinkChoices extra key": () => device.startLink(offer.qrText, { deviceName: "P", passcode: "493817", pin: "1" }, null, now),
+    "LinkLookup extra key": () => request.accept({ offer: offer.change.writes[0].row, deviceKeySeen: false, seen: true }, now),
+    "StatusLookup extra key": () => portal.answerStatus(device.statusRequest(fin.state, now).request(), { device: deviceRow, row: 1 }, now),
+    "OtpVerifierConfig extra key": () => sdk.verifyTotp({ secret: KEY, period: 30 }, undefined, "123456", now),
+    "OtpVerifierState extra key": () => sdk.verifyHotp({ secret: KEY }, { ...state, failures: 0 }, "755224", now),
+    "OcraParams extra key": () => sdk.ocra("OCRA-1:HOTP-SHA1-6:QN08", KEY, { question: "00000000", q: "1" }),
+  };
+  const accepted = [];
+  for (const [what, fn] of Object.entries(cases)) {
+    try {
+      throwsCode(fn, "INVALID_INPUT", what);
+    } catch (e) {
+      accepted.push(`${what}: ${e.message}`);
+    }
+  }
+  assert.deepEqual(accepted, [], `records with an unknown key that did not throw INVALID_INPUT:\n${accepted.join("\n")}`);
+  // The same records without the extra key work.
+  assert.ok(portal.createOffer("anna", { ttlSeconds: 60 }, now).qrText.length > 0);
+  assert.equal(sdk.verifyHotp({ secret: KEY }, state, "755224", now).verdict.kind, "accepted");
+});
+
+test("a stored verifier state carries nextCounter, consecutiveFailures and locked: a missing one is INVALID_INPUT", () => {
+  const now = Date.now();
+  const config = { secret: KEY };
+  const state = { nextCounter: 0, consecutiveFailures: 0, locked: false };
+  for (const k of ["nextCounter", "consecutiveFailures", "locked"]) {
+    const partial = { ...state };
+    delete partial[k];
+    throwsCode(() => sdk.verifyHotp(config, partial, "755224", now), "INVALID_INPUT", `verifyHotp without ${k}`);
+    throwsCode(() => sdk.verifyTotp(config, partial, "755224", now), "INVALID_INPUT", `verifyTotp without ${k}`);
+    throwsCode(() => sdk.unlockVerifier(partial), "INVALID_INPUT", `unlockVerifier without ${k}`);
+  }
+  // A locked state that lost `locked` is refused, not read as unlocked.
+  throwsCode(() => sdk.verifyHotp(config, { nextCounter: 0, consecutiveFailures: 5 }, "755224", now), "INVALID_INPUT");
+  assert.equal(sdk.unlockVerifier({ ...state, locked: true }).locked, false);
+  // The optional keys may be left out; no state at all is a new verifier.
+  assert.equal(sdk.verifyHotp(config, state, "755224", now).verdict.kind, "accepted");
+  const fresh = sdk.verifyHotp(config, undefined, "755224", now);
+  assert.equal(fresh.verdict.kind, "accepted");
+  for (const k of ["nextCounter", "consecutiveFailures", "locked"]) assert.ok(k in fresh.state, `returned state has ${k}`);
 });
 
 test("classes only the SDK makes: `new` throws INVALID_STATE", () => {

@@ -40,7 +40,7 @@ export const OPS = {
   offer: [["account", "ttl", "rules", "save"], []],
   scan: [["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"]],
   startLink: [["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], []],
-  accept: [["phone", "edit"], []],
+  accept: [["phone", "edit", "offer", "deviceKeySeen"], []],
   finish: [["phone", "edit", "answer"], []],
   confirm: [["account", "code"], []],
   devices: [["account"], ["devices"]],
@@ -53,6 +53,7 @@ export const OPS = {
   totp: [["secret", "period", "digits", "algorithm"], ["code"]],
   verifyHotp: [["verifier", "config", "state", "code"], ["matched", "drift"]],
   verifyTotp: [["verifier", "config", "state", "code"], ["matched", "drift"]],
+  resyncHotp: [["verifier", "config", "state", "code1", "code2", "window"], ["matched", "drift"]],
   unlock: [["verifier"], []],
 };
 
@@ -165,6 +166,9 @@ function verifierState(v) {
   if (a.has("lockedUntil")) state.lockedUntil = a.optInt("lockedUntil") * 1000;
   return state;
 }
+
+/** A new verifier's state (the API's default; a stored state carries every lock field). */
+const freshVerifierState = () => ({ nextCounter: 0, consecutiveFailures: 0, locked: false });
 
 /** A stored row as a database gives it back (no aliasing with what the SDK returned). */
 const copy = (row) => (row === undefined ? undefined : structuredClone(row));
@@ -302,10 +306,12 @@ class World {
         const request = edit(p.request ?? fail("the phone has sent no request"), a.optStr("edit"));
         const opened = portal.openLinkRequest(request);
         const deviceId = opened.deviceId;
-        const lookup = {
-          offer: copy(this.offers.get(opened.offerId)),
-          deviceKeySeen: this.pendings.has(deviceId) || this.devices.has(deviceId),
-        };
+        const which = a.optStr("offer");
+        let offer;
+        if (which === undefined) offer = copy(this.offers.get(opened.offerId));
+        else if (which !== "missing") fail(`bad offer ${show(which)}`);
+        const seen = this.pendings.has(deviceId) || this.devices.has(deviceId);
+        const lookup = { offer, deviceKeySeen: a.optBool("deviceKeySeen") ?? seen };
         const answer = opened.accept(lookup, a.at());
         const events = this.store(answer.change);
         p.answer = answer;
@@ -339,8 +345,16 @@ class World {
           else fail(`bad code ${show(who)}`);
           code = wrongCode(p?.checkCode ?? fail(`no check code for ${show(who)}`));
         } else {
-          const p = this.phones.find((x) => x.name === who) ?? fail(`no phone ${show(who)}`);
-          code = p.checkCode ?? fail(`phone ${who} has no check code`);
+          const colon = who.indexOf(":");
+          const form = colon < 0 ? "" : who.slice(0, colon);
+          const name = colon < 0 ? who : who.slice(colon + 1);
+          const p = this.phones.find((x) => x.name === name) ?? fail(`no phone ${show(name)}`);
+          const c = p.checkCode ?? fail(`phone ${name} has no check code`);
+          if (form === "") code = c;
+          else if (form === "prefix") code = c.slice(0, -1);
+          else if (form === "extra") code = `${c}0`;
+          else if (form === "spaced") code = ` ${c} `;
+          else fail(`bad code ${show(who)}`);
         }
         const open = [...this.pendings.values()]
           .filter((r) => r.account === account && r.status === "open")
@@ -424,7 +438,7 @@ class World {
       case "verifyTotp": {
         const name = a.str("verifier");
         const config = verifierConfig(a.get("config") ?? fail("missing input `config`"));
-        const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name);
+        const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name) ?? freshVerifierState();
         const code = a.str("code");
         const at = a.at();
         const check = (op === "verifyHotp" ? sdk.verifyHotp : sdk.verifyTotp)(config, state, code, at);
@@ -433,9 +447,19 @@ class World {
         if (check.matched !== undefined && check.matched !== null) facts.matched = check.matched;
         return done(facts, [], check.verdict);
       }
+      case "resyncHotp": {
+        const name = a.str("verifier");
+        const config = verifierConfig(a.get("config") ?? fail("missing input `config`"));
+        const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name) ?? freshVerifierState();
+        const check = sdk.resyncHotp(config, state, a.str("code1"), a.str("code2"), a.int("window"), a.at());
+        this.verifiers.set(name, check.state);
+        const facts = { drift: check.drift };
+        if (check.matched !== undefined && check.matched !== null) facts.matched = check.matched;
+        return done(facts, [], check.verdict);
+      }
       case "unlock": {
         const name = a.str("verifier");
-        this.verifiers.set(name, sdk.unlockVerifier(this.verifiers.get(name) ?? {}));
+        this.verifiers.set(name, sdk.unlockVerifier(this.verifiers.get(name) ?? freshVerifierState()));
         return done();
       }
       default:
