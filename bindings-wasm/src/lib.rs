@@ -41,12 +41,53 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
 }
 
 /// A required argument of type `T`.
-fn arg<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(what, e))
+/// Records refuse keys they do not have (a misspelt `ttl` must not silently
+/// become the default): serde-wasm-bindgen reads only the declared fields, so
+/// the decoded value is encoded again and every key of the argument must
+/// come back. Stored rows (objects with a `sealed` field) may carry the
+/// host's own extra properties (a database id) and are not checked.
+fn arg<T: DeserializeOwned + Serialize>(v: JsValue, what: &str) -> JsResult<T> {
+    let t: T = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| invalid(what, e))?;
+    if v.is_object() {
+        unknown_key(&v, &out(&t)?, what)?;
+    }
+    Ok(t)
+}
+
+/// The first key of `given` (recursively) that `decoded` lacks.
+fn unknown_key(given: &JsValue, decoded: &JsValue, path: &str) -> JsResult<()> {
+    if given.is_instance_of::<js_sys::Uint8Array>() || !given.is_object() {
+        return Ok(());
+    }
+    if let Some(items) = given.dyn_ref::<js_sys::Array>() {
+        for (i, item) in items.iter().enumerate() {
+            let back = js_sys::Reflect::get_u32(decoded, i as u32).unwrap_or(JsValue::UNDEFINED);
+            unknown_key(&item, &back, &format!("{path}[{i}]"))?;
+        }
+        return Ok(());
+    }
+    let sealed = js_sys::Reflect::get(given, &"sealed".into()).unwrap_or(JsValue::UNDEFINED);
+    if sealed.is_instance_of::<js_sys::Uint8Array>() {
+        return Ok(());
+    }
+    let object = given.unchecked_ref::<js_sys::Object>();
+    for key in js_sys::Object::keys(object).iter() {
+        let value = js_sys::Reflect::get(given, &key).unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() || value.is_null() {
+            continue;
+        }
+        let back = js_sys::Reflect::get(decoded, &key).unwrap_or(JsValue::UNDEFINED);
+        let name = key.as_string().unwrap_or_default();
+        if back.is_undefined() {
+            return Err(invalid(path, format!("unknown field `{name}`")));
+        }
+        unknown_key(&value, &back, &format!("{path}.{name}"))?;
+    }
+    Ok(())
 }
 
 /// An optional argument (`undefined` or `null`: the default).
-fn opt<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> JsResult<T> {
+fn opt<T: DeserializeOwned + Serialize + Default>(v: JsValue, what: &str) -> JsResult<T> {
     if v.is_undefined() || v.is_null() {
         Ok(T::default())
     } else {
