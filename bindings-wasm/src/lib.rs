@@ -263,6 +263,16 @@ impl Device {
         Ok(StatusProbe(self.0.status_request(bytes(state, "state")?, time(now)?)?))
     }
 
+    /// Restore a status probe saved with `StatusProbe.sealed()`.
+    #[wasm_bindgen(js_name = openStatusProbe)]
+    pub fn open_status_probe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] sealed: JsValue,
+    ) -> JsResult<StatusProbe> {
+        Ok(StatusProbe(self.0.open_status_probe(bytes(state, "state")?, bytes(sealed, "sealed")?)?))
+    }
+
     /// Unlink locally (then delete the state and the biometric secret).
     #[wasm_bindgen(js_name = unlinkLocally, unchecked_return_type = "LinkedAccount")]
     pub fn unlink_locally(
@@ -347,8 +357,13 @@ impl StatusProbe {
     }
 
     /// Text to send to the portal.
-    pub fn request(&self) -> String {
-        self.0.request()
+    pub fn request(&self) -> JsResult<String> {
+        Ok(self.0.request()?)
+    }
+
+    /// Seal for storage until the answer arrives (`Device.openStatusProbe`).
+    pub fn sealed(&self) -> JsResult<Vec<u8>> {
+        Ok(self.0.sealed()?)
     }
 
     /// Read the portal's answer (once per probe).

@@ -160,8 +160,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "phone app",
         request.len()
     );
-    let req = portal.open_link_request(request.clone())?;
-    let answer = req.accept(portal.clone(), db.lookup(&req.offer_id(), &req.device_id()), at(t0 + 31))?;
+    let req = Arc::clone(&portal).open_link_request(request.clone())?;
+    let answer = req.accept(db.lookup(&req.offer_id(), &req.device_id()), at(t0 + 31))?;
     db.apply(&answer.change)?;
     answer.verdict.check()?;
     let linked = pending.finish(answer.answer.clone())?;
@@ -185,11 +185,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let phone2 = Device::new(tessera_host::new_storage_key()?)?;
     let choices = LinkChoices { device_name: "Mallory's phone".into(), passcode: "724913".into(), biometrics: false };
     let second = phone2.start_link(offer.qr_text.clone(), choices, None, at(t0 + 60), None)?;
-    let req2 = portal.open_link_request(second.request()?)?;
-    let answer2 = req2.accept(portal.clone(), db.lookup(&req2.offer_id(), &req2.device_id()), at(t0 + 61))?;
+    let req2 = Arc::clone(&portal).open_link_request(second.request()?)?;
+    let answer2 = req2.accept(db.lookup(&req2.offer_id(), &req2.device_id()), at(t0 + 61))?;
     db.apply(&answer2.change)?;
     expect_err(second.finish(answer2.answer), ErrorCode::TokenAlreadyUsed, "second phone")?;
-    let again = req.accept(portal.clone(), db.lookup(&req.offer_id(), &req.device_id()), at(t0 + 62))?;
+    let again = req.accept(db.lookup(&req.offer_id(), &req.device_id()), at(t0 + 62))?;
     if again.verdict != Verdict::Repeated || again.answer != answer.answer || !again.change.writes.is_empty() {
         return Err(cli_err(ErrorCode::Internal, "demo: a repeated request did not get the same answer"));
     }
@@ -232,10 +232,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         row.last_used_at.map(Timestamp::secs)
     );
     let probe = phone.status_request(state.clone(), at(t0 + 600))?;
-    let id = portal.status_request_device(probe.request())?;
+    let id = portal.status_request_device(probe.request()?)?;
     let lookup = StatusLookup { device: db.device_row(&id), pending: db.pending(&id) };
-    let ans = portal.answer_status(probe.request(), lookup, at(t0 + 600))?;
-    expect_err(phone.read_status(state, probe, ans), ErrorCode::DeviceRevoked, "phone app")?;
+    let ans = portal.answer_status(probe.request()?, lookup, at(t0 + 600))?;
+    expect_err(probe.read(ans), ErrorCode::DeviceRevoked, "phone app")?;
     // The app deletes its sealed state.
     out!("{:<22}account wiped", "phone app");
     out!("\n== demo finished: every step behaved as expected");

@@ -9,7 +9,7 @@
 use crate::cli_err;
 use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
-use crate::util::{now_or, secs, CliRandom, Common};
+use crate::util::{now_or, secs, Common};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,6 @@ fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> 
 /// bound to its storage key.
 struct Phone {
     db: DeviceDb,
-    key: Zeroizing<[u8; 32]>,
     device: Device,
 }
 
@@ -161,7 +160,7 @@ fn phone(dir: &Path) -> Result<Phone, Error> {
     let db = DeviceDb::open(dir)?;
     let key = storage_key(&db, dir)?;
     let device = Device::new(key.to_vec())?;
-    Ok(Phone { db, key, device })
+    Ok(Phone { db, device })
 }
 
 impl Phone {
@@ -333,17 +332,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 }
             }
         }
-        // tessera-host's `StatusProbe` lives in one process only; the probe
-        // between `status-request` and `status-finish` (two processes) is
-        // the core's serialisable one.
+        // The probe between `status-request` and `status-finish` (two
+        // processes) is stored sealed; a read answer deletes it, so a second
+        // finish is ALREADY_CONSUMED, as with the host's one-process probe.
         DeviceCommand::StatusRequest { c } => {
             let ph = phone(&c.dir)?;
-            let st = tessera_core::link::DeviceState::open(&ph.key, &ph.state()?)?;
-            let (req, probe) = st.status_request(now_or(c.now).secs(), &mut CliRandom)?;
-            ph.db.put(
-                K_PROBE,
-                serde_json::to_string(&probe).map_err(|_| cli_err(ErrorCode::Internal, "probe"))?.as_bytes(),
-            )?;
+            let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
+            let req = probe.request()?;
+            ph.db.put(K_PROBE, &probe.sealed()?)?;
             if c.json {
                 out!("{}", json!({"request": req}));
             } else {
@@ -352,15 +348,14 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::StatusFinish { c, response } => {
             let ph = phone(&c.dir)?;
-            let st = tessera_core::link::DeviceState::open(&ph.key, &ph.state()?)?;
-            let probe =
-                ph.db.get(K_PROBE)?.ok_or_else(|| cli_err(ErrorCode::InvalidState, "no status request in progress"))?;
-            let probe: tessera_core::link::StatusProbe =
-                serde_json::from_slice(&probe).map_err(|_| cli_err(ErrorCode::StateCorrupt, "bad probe"))?;
-            match st.read_status_answer(&probe, &response).map_err(Error::from) {
+            let sealed = ph.db.get(K_PROBE)?.ok_or_else(|| {
+                cli_err(ErrorCode::AlreadyConsumed, "no status request in progress (read already, or never sent)")
+            })?;
+            let probe = ph.device.open_status_probe(ph.state()?, sealed)?;
+            match probe.read(response) {
                 Ok(status) => {
                     ph.db.delete(K_PROBE)?;
-                    let confirmed = status == tessera_core::link::LinkStatus::Active;
+                    let confirmed = status == tessera_host::LinkStatus::Active;
                     if c.json {
                         out!("{}", json!({"linked": true, "confirmed": confirmed}));
                     } else if confirmed {

@@ -108,6 +108,19 @@ pub enum OtpCommand {
     VerifyTotp(VerifyArgs),
     /// Verify a HOTP code (look-ahead window, replay, lockout).
     VerifyHotp(VerifyArgs),
+    /// Resynchronise a HOTP credential whose device ran ahead (RFC 4226
+    /// §7.4): --code and --next-code are two consecutive codes, searched in
+    /// --search-window counters (at most 1000).
+    ResyncHotp {
+        #[command(flatten)]
+        verify: VerifyArgs,
+        /// The code that follows --code.
+        #[arg(long)]
+        next_code: String,
+        /// Counters to search from the expected one.
+        #[arg(long)]
+        search_window: i64,
+    },
     /// Unlock a verifier locked by failed codes (an administrator's decision).
     Unlock {
         /// Verifier state file (JSON).
@@ -203,7 +216,15 @@ fn write_state(path: &Path, s: &OtpVerifierState) -> Result<(), Error> {
     crate::secrets::write_private(path, &text)
 }
 
-fn verify(a: VerifyArgs, hotp: bool) -> Result<(), Error> {
+/// What a verification checks: TOTP, HOTP, or a HOTP resynchronisation
+/// with the next code and its search window.
+enum Check {
+    Totp,
+    Hotp,
+    Resync(String, i64),
+}
+
+fn verify(a: VerifyArgs, how: Check) -> Result<(), Error> {
     let config = OtpVerifierConfig {
         secret: a.secret.decode()?,
         algorithm: a.algorithm.as_deref().map(|s| algorithm(Some(s))).transpose()?,
@@ -214,8 +235,13 @@ fn verify(a: VerifyArgs, hotp: bool) -> Result<(), Error> {
         lock_seconds: a.lock_seconds,
     };
     let state = read_state(&a.state)?;
-    let check_code = if hotp { tessera_host::verify_hotp } else { tessera_host::verify_totp };
-    let check = check_code(config, state, a.code, now_or(a.time))?;
+    let now = now_or(a.time);
+    let what = if matches!(how, Check::Totp) { "step" } else { "counter" };
+    let check = match how {
+        Check::Totp => tessera_host::verify_totp(config, state, a.code, now)?,
+        Check::Hotp => tessera_host::verify_hotp(config, state, a.code, now)?,
+        Check::Resync(next, window) => tessera_host::resync_hotp(config, state, a.code, next, window, now)?,
+    };
     // Stored whichever way the verdict goes: failures and replays count.
     write_state(&a.state, &check.state)?;
     if a.json {
@@ -224,7 +250,6 @@ fn verify(a: VerifyArgs, hotp: bool) -> Result<(), Error> {
         return check.verdict.check();
     }
     check.verdict.check()?;
-    let what = if hotp { "counter" } else { "step" };
     out!("accepted ({what} {}, drift {})", check.matched.unwrap_or_default(), check.drift);
     Ok(())
 }
@@ -280,8 +305,11 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
                 out!("{}", render_qr(&uri, EcLevel::M)?);
             }
         }
-        OtpCommand::VerifyTotp(a) => verify(a, false)?,
-        OtpCommand::VerifyHotp(a) => verify(a, true)?,
+        OtpCommand::VerifyTotp(a) => verify(a, Check::Totp)?,
+        OtpCommand::VerifyHotp(a) => verify(a, Check::Hotp)?,
+        OtpCommand::ResyncHotp { verify: a, next_code, search_window } => {
+            verify(a, Check::Resync(next_code, search_window))?
+        }
         OtpCommand::Unlock { state } => {
             let s = tessera_host::unlock_verifier(read_state(&state)?)?;
             write_state(&state, &s)?;

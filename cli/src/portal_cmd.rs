@@ -335,7 +335,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
-            let req = portal.open_link_request(request)?;
+            let req = Arc::clone(&portal).open_link_request(request)?;
             let (device_id, device_name) = (req.device_id(), req.device_name());
             let ran = db.run(now, |c| {
                 let lookup = LinkLookup {
@@ -343,7 +343,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                     // One device id across all accounts, pending or registered.
                     device_key_seen: read::device_id_seen(c, &device_id)?,
                 };
-                let a = req.accept(portal.clone(), lookup, now)?;
+                let a = req.accept(lookup, now)?;
                 // A repeat writes nothing: its deadline is the stored row's.
                 let confirm_by = match written_confirm_by(&a.change) {
                     Some(t) => Some(t),
@@ -497,18 +497,19 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
-            let (change, verdict) = device_op(&mut db, now, &account, &device, |row| {
+            let (change, (verdict, step, drift)) = device_op(&mut db, now, &account, &device, |row| {
                 let check = portal.verify_device_code(row, code.clone(), now)?;
-                Ok((check.change, check.verdict))
+                Ok((check.change, (check.verdict, check.matched, check.drift)))
             })?;
             check_verdict(&c, &verdict, &change)?;
             if c.json {
                 out!(
                     "{}",
-                    json!({"accepted": true, "verdict": verdict_json(&verdict), "events": events_json(&change)})
+                    json!({"accepted": true, "verdict": verdict_json(&verdict), "step": step, "drift": drift,
+                           "events": events_json(&change)})
                 );
             } else {
-                out!("accepted");
+                out!("accepted (step {}, drift {drift})", step.unwrap_or_default());
             }
         }
     }

@@ -572,14 +572,14 @@ mod tests {
         let phone = Device::new(vec![7; 32]).unwrap();
         let choices = LinkChoices { device_name: "Phone".into(), passcode: "493817".into(), biometrics: false };
         let pending = phone.start_link(offer.qr_text.clone(), choices, None, t(T), None).unwrap();
-        let request = portal.open_link_request(pending.request().unwrap()).unwrap();
+        let request = Arc::clone(&portal).open_link_request(pending.request().unwrap()).unwrap();
         let (change, answer) = db
             .run(t(T), |c| {
                 let lookup = LinkLookup {
                     offer: read::offer(c, &request.offer_id())?,
                     device_key_seen: read::device_id_seen(c, &request.device_id())?,
                 };
-                let a = request.accept(portal.clone(), lookup, t(T))?;
+                let a = request.accept(lookup, t(T))?;
                 Ok((a.change, a.answer))
             })
             .unwrap()

@@ -23,20 +23,6 @@ pub fn render_qr(text: &str, level: EcLevel) -> Result<String, TesseraError> {
         .build())
 }
 
-/// The OS random generator as a core [`RandomSource`](tessera_core::crypto::RandomSource)
-/// (status probes only: tessera-host cannot keep one across processes).
-pub struct CliRandom;
-
-impl tessera_core::crypto::RandomSource for CliRandom {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        // Without an OS entropy source nothing here can work; stop loudly.
-        #[allow(clippy::panic)]
-        if getrandom::fill(dest).is_err() {
-            panic!("the system random generator failed");
-        }
-    }
-}
-
 /// Options every portal and device command takes.
 #[derive(Args, Debug)]
 pub struct Common {

@@ -265,7 +265,7 @@ fn link_flow_registry_and_unlink_across_processes() {
             .map(String::from)
             .to_vec()
     };
-    assert_eq!(ok(&strs(&verify(&code, "1800000300"))), "accepted");
+    assert_eq!(ok(&strs(&verify(&code, "1800000300"))), "accepted (step 60000010, drift 0)");
     fails(&strs(&verify(&code, "1800000300")), "OTP_REPLAYED");
     let wrong = ok(&["device", "totp", "--dir", d1s, "--passcode", "111222", "--now", "1800000330"]);
     fails(&strs(&verify(&wrong, "1800000330")), "OTP_MISMATCH");

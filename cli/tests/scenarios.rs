@@ -35,7 +35,7 @@ const OPS: &[(&str, &str, &str)] = &[
     ("offer", "account ttl rules save", ""),
     ("scan", "phone qr pinned edit", "portalName expiresAt"),
     ("startLink", "phone qr name passcode biometrics pinned edit", ""),
-    ("accept", "phone edit", ""),
+    ("accept", "phone edit offer deviceKeySeen", ""),
     ("finish", "phone edit answer", ""),
     ("confirm", "account code", ""),
     ("devices", "account", "devices"),
@@ -48,6 +48,7 @@ const OPS: &[(&str, &str, &str)] = &[
     ("totp", "secret period digits algorithm", "code"),
     ("verifyHotp", "verifier config state code", "matched drift"),
     ("verifyTotp", "verifier config state code", "matched drift"),
+    ("resyncHotp", "verifier config state code1 code2 window", "matched drift"),
     ("unlock", "verifier", ""),
 ];
 
@@ -467,6 +468,16 @@ impl World {
             "accept" => {
                 let p = self.phone(i)?;
                 let request = self.phones[p].request.clone().ok_or("the phone has sent no request")?;
+                match i.text("offer")?.as_deref() {
+                    None => {}
+                    // As if the host found no offer row: the CLI portal reads
+                    // its own store, so the row goes (SQLite, WAL as the CLI).
+                    Some("missing") => {
+                        let db = rusqlite::Connection::open(self.portal()?.join("portal.db")).map_err(|e| e.to_string())?;
+                        db.execute("DELETE FROM offers", []).map_err(|e| e.to_string())?;
+                    }
+                    Some(o) => return Err(format!("bad offer {o:?}")),
+                }
                 let r = Argv::new(&["portal", "link-accept", "--json"])
                     .dir(&self.portal()?)
                     .arg("--request", edited(request, i.text("edit")?)?)
@@ -513,7 +524,17 @@ impl World {
                             .map(off_by_one),
                         None => return Err(format!("bad code {who:?}")),
                     },
-                    None => self.phones.iter().find(|p| p.name == who).and_then(|p| p.check_code.clone()),
+                    None => {
+                        let (form, name) = who.split_once(':').unwrap_or(("", who.as_str()));
+                        let code = self.phones.iter().find(|p| p.name == name).and_then(|p| p.check_code.clone());
+                        match form {
+                            "" => code,
+                            "prefix" => code.map(|c| c[..c.len() - 1].to_owned()),
+                            "extra" => code.map(|c| format!("{c}0")),
+                            "spaced" => code.map(|c| format!(" {c} ")),
+                            _ => return Err(format!("bad code {who:?}")),
+                        }
+                    }
                 }
                 .ok_or_else(|| format!("no check code for {who:?}"))?;
                 let r = Argv::new(&["portal", "link-confirm", "--json"])
@@ -638,7 +659,7 @@ impl World {
                 let code = if r.ok { json!(r.line()) } else { Value::Null };
                 Ok(Seen::of(&r).with("code", code))
             }
-            "verifyHotp" | "verifyTotp" => {
+            "verifyHotp" | "verifyTotp" | "resyncHotp" => {
                 // A step's own `state` goes to a scratch file, which becomes
                 // the verifier's state only if the call returned (a thrown
                 // call replaces nothing).
@@ -652,11 +673,20 @@ impl World {
                     None => kept.clone(),
                 };
                 let config = i.0.get("config").and_then(Value::as_object).ok_or("`config` is an object")?;
-                let mut a =
-                    Argv::new(&["otp", if op == "verifyHotp" { "verify-hotp" } else { "verify-totp" }, "--json"])
-                        .arg("--state", file.display())
-                        .arg("--code", i.need("code")?)
-                        .arg("--time", i.at()?);
+                let command = match op {
+                    "verifyHotp" => "verify-hotp",
+                    "verifyTotp" => "verify-totp",
+                    _ => "resync-hotp",
+                };
+                let mut a = Argv::new(&["otp", command, "--json"]).arg("--state", file.display()).arg("--time", i.at()?);
+                a = if op == "resyncHotp" {
+                    let window = i.0.get("window").and_then(Value::as_i64).ok_or("`window` is an integer")?;
+                    a.arg("--code", i.need("code1")?)
+                        .arg("--next-code", i.need("code2")?)
+                        .arg("--search-window", window)
+                } else {
+                    a.arg("--code", i.need("code")?)
+                };
                 for (k, v) in config {
                     let flag = match k.as_str() {
                         "secret" => "--secret-hex",
@@ -746,6 +776,11 @@ fn run_file(file: &str, doc: &Value, tally: &mut Tally) -> Result<(), String> {
             (None, Some((_, why))) => Some(format!("no CLI command: {why}")),
             (None, None) => None,
         };
+        let skip = skip.or_else(|| {
+            (op == "accept" && m.contains_key("deviceKeySeen")).then(|| {
+                "the CLI portal decides deviceKeySeen from its own store; no command overrides it".to_owned()
+            })
+        });
         if let Some(why) = skip {
             println!("  skipped {file}: step {n} ({op}): {why}");
             tally.skipped.push(format!("{file}: step {n} ({op}): {why}"));

@@ -38,6 +38,8 @@ pub enum Kind {
     PortalDeviceSecrets = 0x12,
     /// Stored: portal-side offer / pending link / device record (metadata).
     PortalRecord = 0x13,
+    /// Stored: a device's status request in flight.
+    DeviceStatusProbe = 0x14,
     /// Reserved for the challenge QR (challenge/response).
     ChallengeQr = 0x20,
     /// Reserved for activation QR codes.
@@ -57,6 +59,7 @@ impl Kind {
             0x11 => DevicePendingLink,
             0x12 => PortalDeviceSecrets,
             0x13 => PortalRecord,
+            0x14 => DeviceStatusProbe,
             0x20 => ChallengeQr,
             0x30 => ActivationQr,
             _ => return None,

@@ -276,8 +276,16 @@ impl Device {
     /// [`StatusProbe::request`], then read the answer with [`StatusProbe::read`].
     pub fn status_request(&self, state: Vec<u8>, now: Timestamp) -> Result<Arc<StatusProbe>> {
         let st = DeviceState::open(&self.key, &state)?;
-        let (request, probe) = st.status_request(now.secs(), &mut OsRandom)?;
-        Ok(Arc::new(StatusProbe { request, inner: Mutex::new(Some((st, probe))) }))
+        let (_, probe) = st.status_request(now.secs(), &mut OsRandom)?;
+        Ok(Arc::new(StatusProbe { key: self.key.clone(), inner: Mutex::new(Some((st, probe))) }))
+    }
+
+    /// Restore a status probe saved with [`StatusProbe::sealed`] (an app
+    /// that reads the answer in another process or after a restart).
+    pub fn open_status_probe(&self, state: Vec<u8>, sealed: Vec<u8>) -> Result<Arc<StatusProbe>> {
+        let st = DeviceState::open(&self.key, &state)?;
+        let probe = link::StatusProbe::open(&self.key, &sealed)?;
+        Ok(Arc::new(StatusProbe { key: self.key.clone(), inner: Mutex::new(Some((st, probe))) }))
     }
 
     /// Unlink locally: checks the state is this device's and returns its
@@ -356,21 +364,33 @@ impl PendingLink {
 /// portal's answer with [`StatusProbe::read`].
 #[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 pub struct StatusProbe {
-    request: String,
+    key: Zeroizing<[u8; 32]>,
     inner: Mutex<Option<(DeviceState, link::StatusProbe)>>,
 }
 
 impl std::fmt::Debug for StatusProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatusProbe").field("request", &self.request).finish_non_exhaustive()
+        f.write_str("StatusProbe(<redacted>)")
+    }
+}
+
+impl StatusProbe {
+    fn with<T>(&self, f: impl FnOnce(&link::StatusProbe) -> T) -> Result<T> {
+        let guard = self.inner.lock().map_err(|_| consumed("status probe"))?;
+        Ok(f(&guard.as_ref().ok_or_else(|| consumed("status probe"))?.1))
     }
 }
 
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 impl StatusProbe {
-    /// Text to send to the portal.
-    pub fn request(&self) -> String {
-        self.request.clone()
+    /// Text to send to the portal (`ALREADY_CONSUMED` once read).
+    pub fn request(&self) -> Result<String> {
+        self.with(|p| p.request().to_owned())
+    }
+
+    /// Seal for storage until the answer arrives ([`Device::open_status_probe`]).
+    pub fn sealed(&self) -> Result<Vec<u8>> {
+        self.with(|p| p.seal(&self.key, &mut OsRandom))
     }
 
     /// Read the portal's answer (once: `ALREADY_CONSUMED` after an

@@ -160,6 +160,12 @@ pub struct LinkConfirmation {
 pub struct CodeCheck {
     /// Accepted or refused (`OTP_MISMATCH`, `OTP_REPLAYED`, `LOCKED_OUT`, `DEVICE_REVOKED`, …).
     pub verdict: Verdict,
+    /// The matched time step when accepted.
+    #[serde(default)]
+    #[cfg_attr(feature = "wasm", tsify(optional))]
+    pub matched: Option<i64>,
+    /// Signed distance of the match from the current step (0 when refused).
+    pub drift: i64,
     /// Store it in every case (replay and lockout state).
     pub change: PortalChange,
 }
@@ -313,7 +319,11 @@ impl Portal {
     /// Verify a time-based code shown by a linked device.
     pub fn verify_device_code(&self, device: StoredDevice, code: String, now: Timestamp) -> Result<CodeCheck> {
         let o = self.open_device(&device)?.verify_totp(&code, now.secs());
-        Ok(CodeCheck { verdict: Verdict::judged(&o.result)?, change: self.change(&o) })
+        let (matched, drift) = match &o.result {
+            Ok(v) => (Some(i64::try_from(v.matched).unwrap_or(i64::MAX)), v.drift),
+            Err(_) => (None, 0),
+        };
+        Ok(CodeCheck { verdict: Verdict::judged(&o.result)?, matched, drift, change: self.change(&o) })
     }
 }
 

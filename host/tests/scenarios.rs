@@ -540,7 +540,7 @@ impl World {
                 let state = self.state_of(p)?;
                 let at = a.at()?;
                 let probe = call!(self.phones[p].device.status_request(state.clone(), at));
-                let request = probe.request();
+                let request = call!(probe.request());
                 let id = call!(portal.status_request_device(request.clone()));
                 let device = self.devices.get(&id).cloned();
                 let pending = if device.is_none() { self.pendings.get(&id).cloned() } else { None };

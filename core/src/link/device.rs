@@ -469,6 +469,22 @@ impl core::fmt::Debug for UserFactor<'_> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusProbe {
     nonce: [u8; 16],
+    request: String,
+}
+
+impl StatusProbe {
+    /// The request text to send.
+    pub fn request(&self) -> &str {
+        &self.request
+    }
+    /// Seal for storage between sending the request and reading the answer.
+    pub fn seal(&self, storage_key: &[u8; 32], rng: &mut dyn RandomSource) -> Vec<u8> {
+        seal_stored(Kind::DeviceStatusProbe, self, storage_key, rng)
+    }
+    /// Open (`STATE_CORRUPT` on any change or a wrong key).
+    pub fn open(storage_key: &[u8; 32], sealed: &[u8]) -> Result<Self> {
+        open_stored(Kind::DeviceStatusProbe, storage_key, sealed)
+    }
 }
 
 impl DeviceState {
@@ -519,7 +535,8 @@ impl DeviceState {
     pub fn status_request(&self, now: u64, rng: &mut dyn RandomSource) -> Result<(String, StatusProbe)> {
         check_now(now)?;
         let nonce = random_array::<16>(rng);
-        Ok((StatusRequest::seal(self.channel_key.expose(), self.raw_device_id()?, nonce, now), StatusProbe { nonce }))
+        let request = StatusRequest::seal(self.channel_key.expose(), self.raw_device_id()?, nonce, now);
+        Ok((request.clone(), StatusProbe { nonce, request }))
     }
 
     /// Read the portal's status answer. `Ok(Active)`, or
