@@ -25,6 +25,53 @@
 //! with the change to store and a typed [`Verdict`], so that a host cannot
 //! drop the counted attempt by catching an exception (see
 //! `docs/DESIGN.md`, "Host layer").
+//!
+//! ## Linking, both sides in one place
+//!
+//! A real portal stores each `change` in its database (every write a
+//! compare-and-set, all in one transaction) and sends strings over the network.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tessera_host::*;
+//!
+//! let now = Timestamp::from_secs(1_800_000_000);
+//! let portal = Arc::new(Portal::generate("Example Bank".into())?);
+//! let offer = portal.create_offer("anna".into(), OfferSettings::default(), now)?;
+//! let offer_row = match &offer.change.writes[0] {
+//!     RecordWrite::Offer { row, expected_version: None } => row.clone(),   // an insert
+//!     _ => unreachable!(),
+//! };
+//!
+//! // The phone scans the QR code (pinned to the portal it knows).
+//! let phone = Device::new(new_storage_key()?)?;
+//! let choices = LinkChoices { device_name: "Anna's Pixel".into(), passcode: "493817".into(), biometrics: false };
+//! let pending = phone.start_link(offer.qr_text.clone(), choices, None, now, Some(portal.public_key()))?;
+//!
+//! // The portal reads the offer and whether the device id is known, decides, stores.
+//! let request = Arc::clone(&portal).open_link_request(pending.request()?)?;
+//! assert_eq!(request.offer_id(), offer.offer_id);
+//! let answer = request.accept(LinkLookup { offer: Some(offer_row), device_key_seen: false }, now)?;
+//! assert_eq!(answer.verdict, Verdict::Accepted);
+//! let waiting: Vec<StoredPendingLink> = answer.change.writes.iter().filter_map(|w| match w {
+//!     RecordWrite::PendingLink { row, .. } => Some(row.clone()),
+//!     _ => None,
+//! }).collect();
+//!
+//! // The phone shows the check code; the user types it on the portal.
+//! let linked = pending.finish(answer.answer)?;
+//! let confirmed = portal.confirm_link(waiting, linked.check_code, Timestamp::from_secs(1_800_000_020))?;
+//! confirmed.verdict.check()?;                      // after storing confirmed.change
+//! assert!(matches!(confirmed.change.events[0], PortalEvent::DeviceLinked { .. }));
+//!
+//! // A wrong code is a verdict with a change to store, not an exception.
+//! let later = Timestamp::from_secs(1_800_000_060);
+//! let code = phone.code(linked.state, Unlock::Passcode { passcode: "111111".into() }, later)?;
+//! let check = portal.verify_device_code(confirmed.device.expect("linked"), code, later)?;
+//! assert!(matches!(check.verdict, Verdict::Refused { code: ErrorCode::OtpMismatch, .. }));
+//! assert_eq!(check.change.writes.len(), 1);       // the failure is counted
+//! # Ok::<(), TesseraError>(())
+//! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
