@@ -40,19 +40,37 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
     TesseraError::new(ErrorCode::InvalidInput, format!("{what}: {e}")).into()
 }
 
-/// A required argument of type `T`.
-/// Records refuse keys they do not have (a misspelt `ttl` must not silently
-/// become the default): serde-wasm-bindgen reads only the declared fields, so
-/// the decoded value is encoded again and every key of the argument must
-/// come back. Stored rows (objects with a `sealed` field) may carry the
-/// host's own extra properties (a database id) and are not checked.
+/// A decoding error without the value that caused it: serde-wasm-bindgen
+/// quotes the offending value ("invalid type: string \"JBSW…\"", a
+/// passcode given as a number), and a secret must never reach a message.
+fn undecodable(what: &str, e: &serde_wasm_bindgen::Error) -> JsValue {
+    let text = e.to_string();
+    let detail = match text.split_once(", expected ") {
+        Some((_, expected)) => format!("wrong type or value, expected {expected}"),
+        None if text.starts_with("missing field") || text.starts_with("unknown field") => text,
+        None => "wrong type or value".to_owned(),
+    };
+    invalid(what, detail)
+}
+
+/// A required argument of type `T` (a record: strict, see [`unknown_key`]).
 fn arg<T: DeserializeOwned + Serialize>(v: JsValue, what: &str) -> JsResult<T> {
-    let t: T = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| invalid(what, e))?;
+    let t: T = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| undecodable(what, &e))?;
     if v.is_object() {
         unknown_key(&v, &out(&t)?, what)?;
     }
     Ok(t)
 }
+
+/// Stored rows (`StoredOffer`, `StoredPendingLink`, `StoredDevice`, and
+/// lists of them) as the host read them: they may carry the host's own
+/// properties (a database id), so their keys are not checked.
+fn rows<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| undecodable(what, &e))
+}
+
+/// Fields of input records that hold stored rows (not checked either).
+const ROW_FIELDS: &[&str] = &["offer", "device", "pending"];
 
 /// The first key of `given` (recursively) that `decoded` lacks.
 fn unknown_key(given: &JsValue, decoded: &JsValue, path: &str) -> JsResult<()> {
@@ -66,10 +84,6 @@ fn unknown_key(given: &JsValue, decoded: &JsValue, path: &str) -> JsResult<()> {
         }
         return Ok(());
     }
-    let sealed = js_sys::Reflect::get(given, &"sealed".into()).unwrap_or(JsValue::UNDEFINED);
-    if sealed.is_instance_of::<js_sys::Uint8Array>() {
-        return Ok(());
-    }
     let object = given.unchecked_ref::<js_sys::Object>();
     for key in js_sys::Object::keys(object).iter() {
         let value = js_sys::Reflect::get(given, &key).unwrap_or(JsValue::UNDEFINED);
@@ -81,7 +95,9 @@ fn unknown_key(given: &JsValue, decoded: &JsValue, path: &str) -> JsResult<()> {
         if back.is_undefined() {
             return Err(invalid(path, format!("unknown field `{name}`")));
         }
-        unknown_key(&value, &back, &format!("{path}.{name}"))?;
+        if !ROW_FIELDS.contains(&name.as_str()) {
+            unknown_key(&value, &back, &format!("{path}.{name}"))?;
+        }
     }
     Ok(())
 }
@@ -147,7 +163,10 @@ fn time(v: JsValue) -> JsResult<Timestamp> {
 
 /// A result for JavaScript.
 fn out<T: Serialize>(v: &T) -> JsResult<JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| invalid("result", e))
+    // Only a number beyond 2^53 - 1 fails here (a HOTP counter at the end
+    // of JavaScript's integers): not the caller's input, so INTERNAL.
+    v.serialize(&serde_wasm_bindgen::Serializer::new())
+        .map_err(|e| TesseraError::new(ErrorCode::Internal, format!("result: {e}")).into())
 }
 
 /// Every stable error code, in table order.
@@ -451,7 +470,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.confirm_link(arg(pendings, "pendings")?, string(code, "code")?, time(now)?)?)
+        out(&self.0.confirm_link(rows(pendings, "pendings")?, string(code, "code")?, time(now)?)?)
     }
 
     /// Rename a device.
@@ -462,7 +481,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.rename_device(arg(device, "device")?, string(name, "name")?, time(now)?)?)
+        out(&self.0.rename_device(rows(device, "device")?, string(name, "name")?, time(now)?)?)
     }
 
     /// Unlink a device.
@@ -472,7 +491,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.unlink_device(arg(device, "device")?, time(now)?)?)
+        out(&self.0.unlink_device(rows(device, "device")?, time(now)?)?)
     }
 
     /// The device id a status request claims.
@@ -503,7 +522,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.verify_device_code(arg(device, "device")?, string(code, "code")?, time(now)?)?)
+        out(&self.0.verify_device_code(rows(device, "device")?, string(code, "code")?, time(now)?)?)
     }
 }
 

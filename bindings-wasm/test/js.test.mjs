@@ -163,6 +163,26 @@ test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => 
   assert.equal(typeof sdk.hotp(KEY, Number.MAX_SAFE_INTEGER), "string");
 });
 
+test("a value of the wrong type is not quoted in the error message (it may be a secret)", () => {
+  const now = Date.now();
+  const { fin, device } = linked(now);
+  const cases = [
+    ["JBSWY3DPEHPK3PXP", () => sdk.verifyTotp({ secret: "JBSWY3DPEHPK3PXP" }, undefined, "123456", now)],
+    ["493817", () => device.code(fin.state, { kind: "passcode", passcode: 493817 }, now)],
+    ["271828", () => device.startLink("TS:x", { deviceName: "P", passcode: 271828 }, null, now)],
+  ];
+  for (const [secret, fn] of cases) {
+    try {
+      fn();
+      assert.fail(`no error for ${secret}`);
+    } catch (e) {
+      assert.ok(sdk.isTesseraError(e), String(e));
+      assert.equal(e.code, "INVALID_INPUT");
+      assert.ok(!e.message.includes(secret), `the message quotes the value: ${e.message}`);
+    }
+  }
+});
+
 // Input records refuse unknown keys (a misspelt setting must not silently
 // become its default); stored rows may carry a host's own extra properties.
 test("input records refuse unknown keys: INVALID_INPUT", () => {
@@ -178,6 +198,7 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
     "OtpVerifierConfig extra key": () => sdk.verifyTotp({ secret: KEY, period: 30 }, undefined, "123456", now),
     "OtpVerifierState extra key": () => sdk.verifyHotp({ secret: KEY }, { ...state, failures: 0 }, "755224", now),
     "OcraParams extra key": () => sdk.ocra("OCRA-1:HOTP-SHA1-6:QN08", KEY, { question: "00000000", q: "1" }),
+    "a `sealed` field does not make a record a row": () => portal.createOffer("anna", { ttl: 60, sealed: new Uint8Array(1) }, now),
   };
   const accepted = [];
   for (const [what, fn] of Object.entries(cases)) {

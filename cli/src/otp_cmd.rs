@@ -161,10 +161,14 @@ pub struct VerifyArgs {
     /// Unix seconds (default: now).
     #[arg(long)]
     time: Option<u64>,
-    /// Verifier state file (JSON, tessera-host's `OtpVerifierState`); a
-    /// missing file is a new credential.
+    /// Verifier state file (JSON, tessera-host's `OtpVerifierState`). Runs
+    /// on one state file are serialised by a lock file beside it, and the
+    /// state is replaced atomically.
     #[arg(long)]
     state: PathBuf,
+    /// The state file does not exist yet: a new credential.
+    #[arg(long)]
+    new: bool,
     /// sha1, sha256 or sha512.
     #[arg(long)]
     algorithm: Option<String>,
@@ -201,19 +205,27 @@ fn period_or_default(p: Option<i64>) -> i64 {
     p.unwrap_or_else(|| i64::try_from(defaults::PERIOD_SECONDS).unwrap_or(i64::MAX))
 }
 
-fn read_state(path: &Path) -> Result<OtpVerifierState, Error> {
+/// The stored verifier state. A missing file is a new credential only when
+/// the caller says so (`--new`): a lost or misnamed state file must not
+/// silently become an unlocked, never-used credential.
+fn read_state(path: &Path, new: bool) -> Result<OtpVerifierState, Error> {
     match std::fs::read(path) {
+        Ok(_) if new => Err(cli_err(ErrorCode::InvalidState, format!("{} exists: leave out --new", path.display()))),
         Ok(b) => {
             serde_json::from_slice(&b).map_err(|e| cli_err(ErrorCode::StateCorrupt, format!("{}: {e}", path.display())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OtpVerifierState::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && new => Ok(OtpVerifierState::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(cli_err(
+            ErrorCode::InvalidState,
+            format!("{} does not exist: pass --new for a new credential", path.display()),
+        )),
         Err(e) => Err(cli_err(ErrorCode::Storage, format!("{}: {e}", path.display()))),
     }
 }
 
 fn write_state(path: &Path, s: &OtpVerifierState) -> Result<(), Error> {
     let text = serde_json::to_vec(s).map_err(|_| cli_err(ErrorCode::Internal, "verifier state encoding"))?;
-    crate::secrets::write_private(path, &text)
+    crate::secrets::replace_private(path, &text)
 }
 
 /// What a verification checks: TOTP, HOTP, or a HOTP resynchronisation
@@ -234,7 +246,8 @@ fn verify(a: VerifyArgs, how: Check) -> Result<(), Error> {
         max_failures: a.max_failures,
         lock_seconds: a.lock_seconds,
     };
-    let state = read_state(&a.state)?;
+    let _lock = crate::secrets::lock_beside(&a.state)?;
+    let state = read_state(&a.state, a.new)?;
     let now = now_or(a.time);
     let what = if matches!(how, Check::Totp) { "step" } else { "counter" };
     let check = match how {
@@ -311,7 +324,8 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
             verify(a, Check::Resync(next_code, search_window))?
         }
         OtpCommand::Unlock { state } => {
-            let s = tessera_host::unlock_verifier(read_state(&state)?)?;
+            let _lock = crate::secrets::lock_beside(&state)?;
+            let s = tessera_host::unlock_verifier(read_state(&state, false)?)?;
             write_state(&state, &s)?;
             out!("unlocked");
         }

@@ -67,6 +67,30 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(path, e))
 }
 
+/// Replace an owner-only file atomically: written to a temporary file
+/// beside it, synced, then renamed over it (a crash leaves the old or the
+/// new contents, never a truncated file).
+pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = private_options().create(true).truncate(true).open(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// An exclusive lock on `<path>.lock` (a file beside `path`, never
+/// replaced), held until the returned file is dropped: one
+/// read-verify-write of a verifier state at a time.
+pub fn lock_beside(path: &Path) -> Result<std::fs::File, Error> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = std::path::PathBuf::from(name);
+    let f = private_options().create(true).truncate(false).open(&lock).map_err(|e| io_err(&lock, e))?;
+    f.lock().map_err(|e| io_err(&lock, e))?;
+    Ok(f)
+}
+
 /// Read an owner-only file (`None` if missing). A file others can read is
 /// refused, as ssh refuses a readable private key: the secret may already
 /// have leaked, and silently using it would hide that.

@@ -1255,3 +1255,42 @@ fn json_output_carries_host_events_and_verdicts() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// A verifier state file is read, checked and replaced under a lock beside
+/// it: eight wrong codes sent at once count eight failures (the fifth locks),
+/// not one each from the same stale read. A missing file needs `--new`.
+#[test]
+fn parallel_otp_verifications_count_every_failure() {
+    let dir = tmp("otp-race");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let s = state.to_str().unwrap().to_owned();
+    let args = |code: &str| -> Vec<String> {
+        ["otp", "verify-totp", "--secret-hex", "3132333435363738393031323334353637383930", "--code", code]
+            .iter()
+            .map(|w| (*w).to_owned())
+            .chain(["--time=1800000000".to_owned(), format!("--state={s}")])
+            .collect()
+    };
+    let first = args("000000");
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    fails(&refs(&first), "INVALID_STATE"); // no state file and no --new
+    let mut new = first.clone();
+    new.push("--new".into());
+    fails(&refs(&new), "OTP_MISMATCH");
+    fails(&refs(&new), "INVALID_STATE"); // --new on an existing credential
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let a = args("000000");
+            std::thread::spawn(move || tessera(&a.iter().map(String::as_str).collect::<Vec<_>>()))
+        })
+        .collect();
+    let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let locked = outs.iter().filter(|o| String::from_utf8_lossy(&o.stderr).contains("LOCKED_OUT")).count();
+    assert_eq!(locked, 8 - 3, "1 failure before, 3 more mismatches, then locked");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(v["consecutiveFailures"], 5);
+    assert_eq!(v["locked"], true);
+}

@@ -679,6 +679,9 @@ impl World {
                     _ => "resync-hotp",
                 };
                 let mut a = Argv::new(&["otp", command, "--json"]).arg("--state", file.display()).arg("--time", i.at()?);
+                if !file.exists() {
+                    a = a.flag("--new", true);
+                }
                 a = if op == "resyncHotp" {
                     let window = i.0.get("window").and_then(Value::as_i64).ok_or("`window` is an integer")?;
                     a.arg("--code", i.need("code1")?)

@@ -45,6 +45,22 @@ fn unsigned(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| TesseraError::new(ErrorCode::InvalidInput, format!("{what} must not be negative")))
 }
 
+/// The longest timed lock (10 years); "until unlocked" is no `lockSeconds`.
+pub const MAX_LOCK_SECONDS: i64 = 10 * 366 * 24 * 3600;
+
+/// A timed lock of 1 s to 10 years: 0 would not lock at all, and a lock
+/// beyond any clock would not be representable where the state is stored.
+fn lock_seconds(v: i64) -> Result<u64> {
+    if (1..=MAX_LOCK_SECONDS).contains(&v) {
+        Ok(v.unsigned_abs())
+    } else {
+        Err(TesseraError::new(
+            ErrorCode::InvalidInput,
+            "lockSeconds must be 1 to 10 years in seconds; leave it out to lock until unlocked",
+        ))
+    }
+}
+
 fn digits(v: i32) -> Result<u8> {
     u8::try_from(v).map_err(|_| TesseraError::new(ErrorCode::InvalidDigits, "digits must be 6 to 10"))
 }
@@ -304,7 +320,7 @@ pub struct OtpVerifierConfig {
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub max_failures: Option<i32>,
-    /// Lock duration in seconds (default: until unlocked).
+    /// Lock duration in seconds, 1 to 10 years (default: until unlocked).
     #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
@@ -346,7 +362,7 @@ impl OtpVerifierConfig {
                     .map_err(|_| TesseraError::new(ErrorCode::InvalidInput, "maxFailures must not be negative"))?,
                 None => d.max_failures,
             },
-            lock_seconds: self.lock_seconds.map(|s| unsigned(s, "lockSeconds")).transpose()?,
+            lock_seconds: self.lock_seconds.map(lock_seconds).transpose()?,
         })
     }
 

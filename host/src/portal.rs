@@ -83,9 +83,10 @@ pub struct OfferSettings {
 }
 
 /// A new offer: show `qr_text`, store the change (it inserts the offer).
+/// `Debug` leaves the QR text out: whoever reads it can use the offer.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkOffer {
     /// Text of the QR code (`qr_svg` draws it).
@@ -96,6 +97,16 @@ pub struct LinkOffer {
     pub expires_at: Timestamp,
     /// Inserts the offer row.
     pub change: PortalChange,
+}
+
+impl std::fmt::Debug for LinkOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkOffer")
+            .field("offer_id", &self.offer_id)
+            .field("expires_at", &self.expires_at)
+            .field("change", &self.change)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the host read for a link request, from one snapshot.

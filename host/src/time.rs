@@ -52,9 +52,15 @@ impl From<std::time::SystemTime> for Timestamp {
     }
 }
 
+/// The last second of the year 9999: every platform's time type holds it
+/// (Java's `Instant` stops much later, `SystemTime` may stop earlier).
+const LATEST: u64 = 253_402_300_799;
+
 impl From<Timestamp> for std::time::SystemTime {
+    /// Saturates at the end of the year 9999 (the core refuses any time
+    /// after 3000 anyway), so a conversion never panics.
     fn from(t: Timestamp) -> Self {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.0)
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.0.min(LATEST))
     }
 }
 
@@ -99,5 +105,7 @@ mod tests {
         assert!(Timestamp::from_millis_f64(f64::INFINITY).is_none());
         let st: std::time::SystemTime = Timestamp::from_secs(42).into();
         assert_eq!(Timestamp::from(st).secs(), 42);
+        let far: std::time::SystemTime = Timestamp::from_secs(u64::MAX).into();
+        assert_eq!(Timestamp::from(far).secs(), LATEST);
     }
 }

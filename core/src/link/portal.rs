@@ -698,15 +698,26 @@ impl Portal {
         if let Some(i) = outcomes.iter().position(|o| o.result.is_ok()) {
             return outcomes.swap_remove(i);
         }
-        let (mut writes, mut events, mut first_err) = (Vec::new(), Vec::new(), None);
+        // No match: the code counts against every waiting link, and the user
+        // hears the most telling refusal: a lock first, then a wrong code
+        // (some link still waits), then an expiry.
+        let rank = |e: &crate::Error| match e.code() {
+            ErrorCode::LockedOut => 0,
+            ErrorCode::CheckCodeMismatch => 1,
+            ErrorCode::TokenExpired => 2,
+            _ => 3,
+        };
+        let (mut writes, mut events, mut worst) = (Vec::new(), Vec::new(), None::<crate::Error>);
         for o in outcomes {
             writes.extend(o.writes);
             events.extend(o.events);
             if let Err(e) = o.result {
-                first_err.get_or_insert(e);
+                if worst.as_ref().is_none_or(|w| rank(&e) < rank(w)) {
+                    worst = Some(e);
+                }
             }
         }
-        let e = first_err.unwrap_or(err(ErrorCode::CheckCodeMismatch, "the check code does not match"));
+        let e = worst.unwrap_or(err(ErrorCode::CheckCodeMismatch, "the check code does not match"));
         Outcome { writes, events, result: Err(e) }
     }
 

@@ -903,7 +903,8 @@ fn confirm_any_confirms_only_the_link_whose_code_matches() {
 }
 
 /// A wrong code counts against every waiting link, in one outcome; the
-/// fifth locks them all out; an expired link reports `TOKEN_EXPIRED`.
+/// fifth locks them all out; an expired link is closed, and the refusal is
+/// the most telling one (lock, then wrong code, then expiry).
 #[test]
 fn confirm_any_counts_a_wrong_code_against_every_waiting_link() {
     let mut w = world();
@@ -942,8 +943,11 @@ fn confirm_any_counts_a_wrong_code_against_every_waiting_link() {
     let a = link(&mut w, "bert", "Phone A", "493817", false, T0);
     let b = link(&mut w, "bert", "Phone B", "493817", false, T0 + 100);
     let o = w.portal.confirm_any(&[a.pending.clone(), b.pending.clone()], &wrong, a.pending.confirm_by);
-    // The first link expired, the second counts a wrong code: the first error.
-    assert_eq!(code(&o.result), ErrorCode::TokenExpired);
+    // The first link expired, the second counts a wrong code: the user hears
+    // the wrong code (a link still waits), whatever the order.
+    assert_eq!(code(&o.result), ErrorCode::CheckCodeMismatch);
+    let o2 = w.portal.confirm_any(&[b.pending.clone(), a.pending.clone()], &wrong, a.pending.confirm_by);
+    assert_eq!(code(&o2.result), ErrorCode::CheckCodeMismatch);
     let written = pendings_written(&o);
     assert!(matches!(written[0].state, PendingState::Cancelled { reason: CancelReason::Expired, .. }));
     assert_eq!(written[1].state, PendingState::Open { attempts: crate::limits::Attempts::from_failures(1) });
