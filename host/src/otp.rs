@@ -400,14 +400,12 @@ pub struct OtpVerifierState {
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub last_accepted: Option<i64>,
     /// HOTP: next expected counter.
-    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
     pub next_counter: i64,
     /// Consecutive failures.
-    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
     pub consecutive_failures: i32,
-    /// Locked (until `locked_until`, or until unlocked). Required in stored
-    /// JSON: a state that lost its lock fields must not read as unlocked.
-    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    /// Locked (until `locked_until`, or until unlocked). Required in every
+    /// language (no default): a state that lost its lock fields must not
+    /// read as unlocked. A new credential starts from `new_verifier_state`.
     pub locked: bool,
     /// End of a timed lock.
     #[serde(default)]
@@ -442,6 +440,13 @@ impl OtpVerifierState {
             locked_until: locked_until.map(Timestamp::from_secs),
         }
     }
+}
+
+/// The state of a new credential (TOTP, or HOTP from counter 0); a HOTP
+/// credential provisioned at counter N starts with `next_counter` N.
+#[cfg_attr(feature = "uniffi", uniffi::export)]
+pub fn new_verifier_state() -> OtpVerifierState {
+    OtpVerifierState::default()
 }
 
 /// The verdict on a code and the state to store (in every case).

@@ -101,7 +101,7 @@ final class PortalExample {
 
 /// Stubs of an OTP verifier's host.
 final class OtpExample {
-    let storedState = OtpVerifierState()
+    let storedState = newVerifierState()
     let typed = "123456"
     var shown: [String] = []
     var stored: OtpVerifierState?

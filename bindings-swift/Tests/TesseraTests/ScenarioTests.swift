@@ -571,7 +571,7 @@ final class ScenarioWorld {
             let name = try s.string("verifier")
             guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
             let config = try verifierConfig(c)
-            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? OtpVerifierState()
+            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? newVerifierState()
             let code = try s.string("code")
             let now = try s.at()
             let check = s.op == "verifyHotp"
@@ -586,7 +586,7 @@ final class ScenarioWorld {
             let name = try s.string("verifier")
             guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
             let config = try verifierConfig(c)
-            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? OtpVerifierState()
+            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? newVerifierState()
             let check = try resyncHotp(config: config, state: state, code1: try s.string("code1"), code2: try s.string("code2"),
                                        searchWindow: try s.int("window"), time: try s.at())
             verifiers[name] = check.state
@@ -596,7 +596,7 @@ final class ScenarioWorld {
 
         case "unlock":
             let name = try s.string("verifier")
-            verifiers[name] = try unlockVerifier(state: verifiers[name] ?? OtpVerifierState())
+            verifiers[name] = try unlockVerifier(state: verifiers[name] ?? newVerifierState())
 
         default:
             throw ScenarioFailure("unknown op \"\(s.op)\"")

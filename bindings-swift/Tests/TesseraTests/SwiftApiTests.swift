@@ -48,10 +48,10 @@ final class ErrorCodeTests: XCTestCase {
             XCTAssertEqual(f?.detail, "refused for the test")
         }
         let config = OtpVerifierConfig(secret: rfcSecret)
-        let refused = try verifyHotp(config: config, state: OtpVerifierState(), code: "000000", time: date(1_800_000_000))
+        let refused = try verifyHotp(config: config, state: newVerifierState(), code: "000000", time: date(1_800_000_000))
         guard case .refused = refused.verdict else { return XCTFail("\(refused.verdict)") }
         XCTAssertEqual(failure { try refused.verdict.check() }?.code, .otpMismatch)
-        let accepted = try verifyHotp(config: config, state: OtpVerifierState(), code: "755224", time: date(1_800_000_000))
+        let accepted = try verifyHotp(config: config, state: newVerifierState(), code: "755224", time: date(1_800_000_000))
         XCTAssertNoThrow(try accepted.verdict.check())
     }
 
@@ -84,7 +84,7 @@ final class ErrorCodeTests: XCTestCase {
     }
 
     func testARefusalVerdictCarriesItsCode() throws {
-        let check = try verifyTotp(config: OtpVerifierConfig(secret: rfcSecret), state: OtpVerifierState(), code: "000000",
+        let check = try verifyTotp(config: OtpVerifierConfig(secret: rfcSecret), state: newVerifierState(), code: "000000",
                                    time: date(1_700_000_000))
         guard case let .refused(code, detail) = check.verdict else { return XCTFail("\(check.verdict)") }
         XCTAssertEqual(code, .otpMismatch)
@@ -135,7 +135,7 @@ final class ClockTests: XCTestCase {
                            "\(t)")
             // The host's clock is wrong, not the user's code: thrown, nothing counted.
             XCTAssertEqual(failure {
-                try verifyTotp(config: OtpVerifierConfig(secret: rfcSecret), state: OtpVerifierState(), code: "000000", time: t)
+                try verifyTotp(config: OtpVerifierConfig(secret: rfcSecret), state: newVerifierState(), code: "000000", time: t)
             }?.code, .invalidTime, "\(t)")
         }
     }
@@ -193,7 +193,7 @@ final class GeneratedApiTests: XCTestCase {
     func testRecordDefaults() {
         XCTAssertEqual(PasscodeRules(), PasscodeRules(minLen: 6, maxLen: 6, digitsOnly: true, biometricsAllowed: true))
         XCTAssertEqual(OfferSettings(), OfferSettings(ttlSeconds: nil, rules: nil))
-        XCTAssertEqual(OtpVerifierState(), OtpVerifierState(lastAccepted: nil, nextCounter: 0, consecutiveFailures: 0, locked: false,
+        XCTAssertEqual(newVerifierState(), OtpVerifierState(lastAccepted: nil, nextCounter: 0, consecutiveFailures: 0, locked: false,
                                                             lockedUntil: nil))
         XCTAssertEqual(LinkChoices(deviceName: "P", passcode: "493817").biometrics, false)
         XCTAssertEqual(OcraParams(), OcraParams(counter: nil, question: nil, password: nil, session: nil, time: nil))

@@ -88,10 +88,10 @@ fun kotlinApiTests(r: Runner) {
             assertEquals("refused for the test", e.detail)
         }
         val config = OtpVerifierConfig(secret = RFC_SECRET)
-        val refused = verifyHotp(config, OtpVerifierState(), "000000", Instant.ofEpochSecond(1_800_000_000L))
+        val refused = verifyHotp(config, newVerifierState(), "000000", Instant.ofEpochSecond(1_800_000_000L))
         assertIs<Verdict.Refused>(refused.verdict)
         assertEquals(ErrorCode.OTP_MISMATCH, assertFailure { refused.verdict.check() }.code)
-        verifyHotp(config, OtpVerifierState(), "755224", Instant.ofEpochSecond(1_800_000_000L)).verdict.check()
+        verifyHotp(config, newVerifierState(), "755224", Instant.ofEpochSecond(1_800_000_000L)).verdict.check()
     }
 
     r.test("TesseraException.Failure: typed code and detail, caught through the sealed class") {
@@ -115,7 +115,7 @@ fun kotlinApiTests(r: Runner) {
     r.test("Verdict: a sealed class; refusals carry an ErrorCode") {
         val config = OtpVerifierConfig(secret = RFC_SECRET)
         val at = Instant.ofEpochSecond(1_700_000_000)
-        val c = verifyHotp(config, OtpVerifierState(), "000000", at)
+        val c = verifyHotp(config, newVerifierState(), "000000", at)
         val text = when (val v = c.verdict) {
             is Verdict.Accepted -> "accepted"
             is Verdict.Repeated -> "repeated"
@@ -123,7 +123,7 @@ fun kotlinApiTests(r: Runner) {
         }
         assertEquals("OTP_MISMATCH", text)
         assertEquals(1, c.state.consecutiveFailures)
-        assertEquals(Verdict.Accepted, verifyHotp(config, OtpVerifierState(), "755224", at).verdict)
+        assertEquals(Verdict.Accepted, verifyHotp(config, newVerifierState(), "755224", at).verdict)
     }
 
     r.test("times are java.time.Instant: Instant.now() for createOffer and scanLinkQr; seconds precision") {
@@ -147,7 +147,7 @@ fun kotlinApiTests(r: Runner) {
     r.test("Kotlin defaults of records and functions") {
         assertEquals(PasscodeRules(6, 6, true, true), PasscodeRules())
         assertEquals(OfferSettings(null, null), OfferSettings())
-        assertEquals(OtpVerifierState(null, 0L, 0, false, null), OtpVerifierState())
+        assertEquals(OtpVerifierState(null, 0L, 0, false, null), newVerifierState())
         assertEquals(false, LinkChoices(deviceName = "Pixel", passcode = "493817").biometrics)
         val cfg = OtpVerifierConfig(secret = RFC_SECRET)
         assertNull(cfg.algorithm)
@@ -174,12 +174,12 @@ fun kotlinApiTests(r: Runner) {
         assertEquals(32, newStorageKey().size)
         val at = Instant.ofEpochSecond(1_700_000_000)
         val config = OtpVerifierConfig(secret = RFC_SECRET)
-        val res = resyncHotp(config, OtpVerifierState(), "399871", "520489", 100L, at) // counters 8, 9
+        val res = resyncHotp(config, newVerifierState(), "399871", "520489", 100L, at) // counters 8, 9
         assertEquals(Verdict.Accepted, res.verdict)
         assertEquals(9L, res.matched)
         assertEquals(10L, res.state.nextCounter)
-        val locked = OtpVerifierState(consecutiveFailures = 5, locked = true)
-        assertEquals(OtpVerifierState(), unlockVerifier(locked))
+        val locked = OtpVerifierState(nextCounter = 0L, consecutiveFailures = 5, locked = true)
+        assertEquals(newVerifierState(), unlockVerifier(locked))
         assertEquals("94287082", totp(RFC_SECRET, Instant.ofEpochSecond(59), 30L, 8, OtpAlgorithm.SHA1))
     }
 

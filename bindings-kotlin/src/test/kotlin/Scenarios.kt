@@ -428,7 +428,7 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
         "verifyHotp", "verifyTotp" -> {
             val name = s.str("verifier")
             val config = verifierConfig(s.obj("config"))
-            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: OtpVerifierState()
+            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: newVerifierState()
             val code = s.str("code")
             val at = s.at()
             val c = if (op == "verifyHotp") verifyHotp(config, state, code, at) else verifyTotp(config, state, code, at)
@@ -438,14 +438,14 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
         "resyncHotp" -> {
             val name = s.str("verifier")
             val config = verifierConfig(s.obj("config"))
-            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: OtpVerifierState()
+            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: newVerifierState()
             val c = resyncHotp(config, state, s.str("code1"), s.str("code2"), s.long("window"), s.at())
             w.verifiers[name] = c.state
             return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
         }
         "unlock" -> {
             val name = s.str("verifier")
-            w.verifiers[name] = unlockVerifier(w.verifiers[name] ?: OtpVerifierState())
+            w.verifiers[name] = unlockVerifier(w.verifiers[name] ?: newVerifierState())
             return Outcome()
         }
         else -> bad("unknown op '$op'")
