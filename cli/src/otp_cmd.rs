@@ -90,15 +90,8 @@ pub enum OtpCommand {
         /// Account name.
         #[arg(long)]
         account: String,
-        /// sha1, sha256 or sha512 (default sha1).
-        #[arg(long)]
-        algorithm: Option<String>,
-        /// Digits (6–10; default 6).
-        #[arg(long)]
-        digits: Option<i32>,
-        /// Period in seconds (default 30).
-        #[arg(long)]
-        period: Option<i64>,
+        #[command(flatten)]
+        shape: CodeShape,
         /// Do not draw the QR code.
         #[arg(long)]
         no_qr: bool,
@@ -127,6 +120,20 @@ pub enum OtpCommand {
         #[arg(long)]
         state: PathBuf,
     },
+}
+
+/// How codes look (tessera-host's defaults when left out).
+#[derive(Args, Debug)]
+pub struct CodeShape {
+    /// sha1, sha256 or sha512 (default sha1).
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// Digits (6–10; default 6).
+    #[arg(long)]
+    digits: Option<i32>,
+    /// TOTP seconds per step (default 30).
+    #[arg(long)]
+    period: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -169,15 +176,8 @@ pub struct VerifyArgs {
     /// The state file does not exist yet: a new credential.
     #[arg(long)]
     new: bool,
-    /// sha1, sha256 or sha512.
-    #[arg(long)]
-    algorithm: Option<String>,
-    /// Digits.
-    #[arg(long)]
-    digits: Option<i32>,
-    /// TOTP seconds per step.
-    #[arg(long)]
-    period: Option<i64>,
+    #[command(flatten)]
+    shape: CodeShape,
     /// TOTP: ± steps accepted; HOTP: look-ahead counters.
     #[arg(long)]
     window: Option<i64>,
@@ -239,9 +239,9 @@ enum Check {
 fn verify(a: VerifyArgs, how: Check) -> Result<(), Error> {
     let config = OtpVerifierConfig {
         secret: a.secret.decode()?,
-        algorithm: a.algorithm.as_deref().map(|s| algorithm(Some(s))).transpose()?,
-        digits: a.digits,
-        period_seconds: a.period,
+        algorithm: a.shape.algorithm.as_deref().map(|s| algorithm(Some(s))).transpose()?,
+        digits: a.shape.digits,
+        period_seconds: a.shape.period,
         window: a.window,
         max_failures: a.max_failures,
         lock_seconds: a.lock_seconds,
@@ -300,7 +300,7 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
         OtpCommand::Uri { uri, time, allow_short_secret } => {
             out!("{}", tessera_host::otpauth_code(uri, now_or(time), allow_short_secret)?);
         }
-        OtpCommand::New { issuer, account, algorithm: alg, digits, period, no_qr } => {
+        OtpCommand::New { issuer, account, shape: CodeShape { algorithm: alg, digits, period }, no_qr } => {
             let secret = tessera_host::new_otp_secret()?;
             let uri = tessera_host::format_otpauth_uri(OtpAuthUri {
                 kind: OtpKind::Totp { period_seconds: period_or_default(period) },
