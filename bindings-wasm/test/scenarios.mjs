@@ -46,7 +46,7 @@ export const OPS = {
   devices: [["account"], ["devices"]],
   rename: [["phone", "name"], []],
   unlink: [["phone"], []],
-  status: [["phone", "edit"], ["status"]],
+  status: [["phone", "edit", "again"], ["status"]],
   deviceCode: [["phone", "passcode", "biometric", "replay"], []],
   wipe: [["phone"], []],
   hotp: [["secret", "counter", "digits", "algorithm"], ["code"]],
@@ -199,7 +199,7 @@ class World {
     let p = this.phones.find((x) => x.name === name);
     if (!p) {
       p = { name, device: new this.sdk.Device(this.sdk.newStorageKey()), pending: null, request: null, answer: null,
-        checkCode: null, state: null, deviceId: null, biometric: null, lastCode: null };
+        checkCode: null, state: null, deviceId: null, biometric: null, lastCode: null, lastStatus: null };
       this.phones.push(p);
     }
     return p;
@@ -383,6 +383,11 @@ class World {
       case "status": {
         const portal = this.thePortal();
         const p = this.phone(a);
+        if (a.optBool("again")) {
+          // The phone's last probe reads the portal's genuine last answer again.
+          const [probe, genuine] = p.lastStatus ?? fail("no status request was sent");
+          return done({ status: probe.read(edit(genuine, a.optStr("edit"))) });
+        }
         const state = this.stateOf(p);
         const at = a.at();
         const probe = p.device.statusRequest(state, at);
@@ -390,8 +395,9 @@ class World {
         const id = portal.statusRequestDevice(request);
         const device = copy(this.devices.get(id));
         const pending = device === undefined ? copy(this.pendings.get(id)) : undefined;
-        const answer = edit(portal.answerStatus(request, { device, pending }, at), a.optStr("edit"));
-        return done({ status: probe.read(answer) });
+        const genuine = portal.answerStatus(request, { device, pending }, at);
+        p.lastStatus = [probe, genuine];
+        return done({ status: probe.read(edit(genuine, a.optStr("edit"))) });
       }
       case "deviceCode": {
         const portal = this.thePortal();

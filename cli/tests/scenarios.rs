@@ -41,7 +41,7 @@ const OPS: &[(&str, &str, &str)] = &[
     ("devices", "account", "devices"),
     ("rename", "phone name", ""),
     ("unlink", "phone", ""),
-    ("status", "phone edit", "status"),
+    ("status", "phone edit again", "status"),
     ("deviceCode", "phone passcode biometric replay", ""),
     ("wipe", "phone", ""),
     ("hotp", "secret counter digits algorithm", "code"),
@@ -243,6 +243,8 @@ struct Phone {
     account: Option<String>,
     device_id: Option<String>,
     last_code: Option<String>,
+    /// The portal's genuine answer to the phone's last status request.
+    last_status_answer: Option<String>,
 }
 
 struct World {
@@ -575,28 +577,41 @@ impl World {
             }
             "status" => {
                 let p = self.phone(i)?;
-                let (dir, at) = (self.phone_dir(p), i.at()?);
-                let req = Argv::new(&["device", "status-request"]).dir(&dir).arg("--now", at).run();
-                if !req.ok {
-                    return Ok(Seen::of(&req));
-                }
-                let ans = Argv::new(&["portal", "status"])
-                    .dir(&self.portal()?)
-                    .arg("--request", req.line())
-                    .arg("--now", at)
-                    .run();
-                if !ans.ok {
-                    return Ok(Seen::of(&ans));
-                }
+                let dir = self.phone_dir(p);
+                let answer = if i.yes("again")? {
+                    self.phones[p].last_status_answer.clone().ok_or("no status request was sent")?
+                } else {
+                    let at = i.at()?;
+                    let req = Argv::new(&["device", "status-request"]).dir(&dir).arg("--now", at).run();
+                    if !req.ok {
+                        return Ok(Seen::of(&req));
+                    }
+                    let ans = Argv::new(&["portal", "status"])
+                        .dir(&self.portal()?)
+                        .arg("--request", req.line())
+                        .arg("--now", at)
+                        .run();
+                    if !ans.ok {
+                        return Ok(Seen::of(&ans));
+                    }
+                    self.phones[p].last_status_answer = Some(ans.line());
+                    ans.line()
+                };
                 let keep = self.root.join("phone-kept");
                 copy_dir(&dir, &keep);
                 let r = Argv::new(&["device", "status-finish", "--json"])
                     .dir(&dir)
-                    .arg("--response", edited(ans.line(), i.text("edit")?)?)
+                    .arg("--response", edited(answer, i.text("edit")?)?)
                     .run();
                 if !r.ok {
-                    // The app wiped itself; the scenario's phone keeps its state.
+                    // The app wiped itself on an authenticated refusal; the
+                    // scenario's phone keeps its state, but that answer spent
+                    // the probe (as the app's wipe did).
                     copy_dir(&keep, &dir);
+                    if r.code().is_some_and(|c| c == "DEVICE_REVOKED" || c == "LINK_NOT_CONFIRMED") {
+                        let db = rusqlite::Connection::open(dir.join("device.db")).map_err(|e| e.to_string())?;
+                        db.execute("DELETE FROM kv WHERE key = 'status_probe'", []).map_err(|e| e.to_string())?;
+                    }
                     return Ok(Seen::of(&r));
                 }
                 let confirmed = r.json().is_some_and(|j| j["confirmed"] == json!(true));

@@ -37,6 +37,8 @@ struct Phone {
     device_id: Option<String>,
     biometric: Option<Vec<u8>>,
     last_code: Option<String>,
+    /// The last status probe and the portal's genuine answer to it.
+    last_status: Option<(Arc<tessera_host::StatusProbe>, String)>,
 }
 
 #[derive(Default)]
@@ -107,7 +109,7 @@ fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str]
         "devices" => (&["account"], &["devices"]),
         "rename" => (&["phone", "name"], &[]),
         "unlink" => (&["phone"], &[]),
-        "status" => (&["phone", "edit"], &["status"]),
+        "status" => (&["phone", "edit", "again"], &["status"]),
         "deviceCode" => (&["phone", "passcode", "biometric", "replay"], &[]),
         "wipe" => (&["phone"], &[]),
         "hotp" => (&["secret", "counter", "digits", "algorithm"], &["code"]),
@@ -280,6 +282,7 @@ impl World {
             device_id: None,
             biometric: None,
             last_code: None,
+            last_status: None,
         });
         Ok(self.phones.len() - 1)
     }
@@ -537,6 +540,11 @@ impl World {
             "status" => {
                 let portal = self.portal()?;
                 let p = self.phone(a)?;
+                if a.opt_bool("again")? == Some(true) {
+                    let (probe, answer) = self.phones[p].last_status.clone().ok_or("no status request was sent")?;
+                    let status = call!(probe.read(edit(answer, a.opt_str("edit")?)?));
+                    return Ok(Got::done().fact("status", serde_json::to_value(status).map_err(|e| e.to_string())?));
+                }
                 let state = self.state_of(p)?;
                 let at = a.at()?;
                 let probe = call!(self.phones[p].device.status_request(state.clone(), at));
@@ -545,6 +553,7 @@ impl World {
                 let device = self.devices.get(&id).cloned();
                 let pending = if device.is_none() { self.pendings.get(&id).cloned() } else { None };
                 let answer = call!(portal.answer_status(request, StatusLookup { device, pending }, at));
+                self.phones[p].last_status = Some((probe.clone(), answer.clone()));
                 let answer = edit(answer, a.opt_str("edit")?)?;
                 let status = call!(probe.read(answer));
                 Ok(Got::done().fact("status", serde_json::to_value(status).map_err(|e| e.to_string())?))

@@ -59,7 +59,7 @@ func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
     case "devices": return (["account"], ["devices"])
     case "rename": return (["phone", "name"], [])
     case "unlink": return (["phone"], [])
-    case "status": return (["phone", "edit"], ["status"])
+    case "status": return (["phone", "edit", "again"], ["status"])
     case "deviceCode": return (["phone", "passcode", "biometric", "replay"], [])
     case "wipe": return (["phone"], [])
     case "hotp": return (["secret", "counter", "digits", "algorithm"], ["code"])
@@ -254,6 +254,8 @@ final class Phone {
     var checkCode: String?
     var biometricSecret: Data?
     var lastCode: String?
+    /// The last status probe and the portal's genuine answer to it.
+    var lastStatus: (StatusProbe, String)?
 
     init() throws { device = try Device(storageKey: try newStorageKey()) }
 }
@@ -508,14 +510,22 @@ final class ScenarioWorld {
         case "status":
             let portal = try thePortal()
             let p = try phone(s)
-            let state = try state(p)
-            let now = try s.at()
-            let probe = try p.device.statusRequest(state: state, now: now)
-            let id = try portal.statusRequestDevice(request: probe.request())
-            let device = store.devices[id]
-            let lookup = StatusLookup(device: device, pending: device == nil ? store.pending[id] : nil)
-            let answer = try edited(try portal.answerStatus(request: probe.request(), lookup: lookup, now: now), try s.optString("edit"))
-            let status = try probe.read(answer: answer)
+            let probe: StatusProbe
+            let genuine: String
+            if try s.bool("again") {
+                guard let last = p.lastStatus else { throw ScenarioFailure("no status request was sent") }
+                (probe, genuine) = last
+            } else {
+                let state = try state(p)
+                let now = try s.at()
+                probe = try p.device.statusRequest(state: state, now: now)
+                let id = try portal.statusRequestDevice(request: probe.request())
+                let device = store.devices[id]
+                let lookup = StatusLookup(device: device, pending: device == nil ? store.pending[id] : nil)
+                genuine = try portal.answerStatus(request: probe.request(), lookup: lookup, now: now)
+                p.lastStatus = (probe, genuine)
+            }
+            let status = try probe.read(answer: try edited(genuine, try s.optString("edit")))
             out.values = ["status": { switch status { case .active: "active"; case .awaitingConfirmation: "awaitingConfirmation" } }()]
 
         case "deviceCode":

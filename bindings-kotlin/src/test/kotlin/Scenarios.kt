@@ -27,6 +27,8 @@ class Phone(val name: String) {
     var biometricSecret: ByteArray? = null
     var lastCode: String? = null
     var deviceId: String? = null
+    /** The last status probe and the portal's genuine answer to it. */
+    var lastStatus: Pair<StatusProbe, String>? = null
 }
 
 /** What one step produced: a thrown Tessera error, or a verdict/change/facts. */
@@ -69,7 +71,7 @@ private val OP_KEYS: Map<String, Set<String>> = mapOf(
     "devices" to setOf("account"),
     "rename" to setOf("phone", "name"),
     "unlink" to setOf("phone"),
-    "status" to setOf("phone", "edit"),
+    "status" to setOf("phone", "edit", "again"),
     "deviceCode" to setOf("phone", "passcode", "biometric", "replay"),
     "wipe" to setOf("phone"),
     "hotp" to setOf("secret", "counter", "digits", "algorithm"),
@@ -361,13 +363,19 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
         "status" -> {
             val portal = w.portal()
             val p = w.phone(s)
-            val state = w.stateOf(p)
-            val at = s.at()
-            val probe = p.device.statusRequest(state, at)
-            val id = portal.statusRequestDevice(probe.request())
-            val device = w.devices[id]
-            val lookup = StatusLookup(device = device, pending = if (device == null) w.pendings[id] else null)
-            val answer = portal.answerStatus(probe.request(), lookup, at)
+            val (probe, answer) = if (s.bool("again")) {
+                p.lastStatus ?: bad("no status request was sent")
+            } else {
+                val state = w.stateOf(p)
+                val at = s.at()
+                val probe = p.device.statusRequest(state, at)
+                val id = portal.statusRequestDevice(probe.request())
+                val device = w.devices[id]
+                val lookup = StatusLookup(device = device, pending = if (device == null) w.pendings[id] else null)
+                val answer = portal.answerStatus(probe.request(), lookup, at)
+                p.lastStatus = probe to answer
+                probe to answer
+            }
             val status = probe.read(editText(answer, s.strOrNull("edit")))
             return Outcome(
                 facts = mapOf(
