@@ -475,7 +475,8 @@ impl World {
                     // As if the host found no offer row: the CLI portal reads
                     // its own store, so the row goes (SQLite, WAL as the CLI).
                     Some("missing") => {
-                        let db = rusqlite::Connection::open(self.portal()?.join("portal.db")).map_err(|e| e.to_string())?;
+                        let db =
+                            rusqlite::Connection::open(self.portal()?.join("portal.db")).map_err(|e| e.to_string())?;
                         db.execute("DELETE FROM offers", []).map_err(|e| e.to_string())?;
                     }
                     Some(o) => return Err(format!("bad offer {o:?}")),
@@ -693,7 +694,8 @@ impl World {
                     "verifyTotp" => "verify-totp",
                     _ => "resync-hotp",
                 };
-                let mut a = Argv::new(&["otp", command, "--json"]).arg("--state", file.display()).arg("--time", i.at()?);
+                let mut a =
+                    Argv::new(&["otp", command, "--json"]).arg("--state", file.display()).arg("--time", i.at()?);
                 if !file.exists() {
                     a = a.flag("--new", true);
                 }
@@ -795,9 +797,8 @@ fn run_file(file: &str, doc: &Value, tally: &mut Tally) -> Result<(), String> {
             (None, None) => None,
         };
         let skip = skip.or_else(|| {
-            (op == "accept" && m.contains_key("deviceKeySeen")).then(|| {
-                "the CLI portal decides deviceKeySeen from its own store; no command overrides it".to_owned()
-            })
+            (op == "accept" && m.contains_key("deviceKeySeen"))
+                .then(|| "the CLI portal decides deviceKeySeen from its own store; no command overrides it".to_owned())
         });
         if let Some(why) = skip {
             println!("  skipped {file}: step {n} ({op}): {why}");

@@ -403,10 +403,9 @@ impl StatusProbe {
         let r = st.read_status_answer(probe, &answer);
         let authenticated = match &r {
             Ok(_) => true,
-            Err(e) => matches!(
-                e.code(),
-                tessera_core::ErrorCode::DeviceRevoked | tessera_core::ErrorCode::LinkNotConfirmed
-            ),
+            Err(e) => {
+                matches!(e.code(), tessera_core::ErrorCode::DeviceRevoked | tessera_core::ErrorCode::LinkNotConfirmed)
+            }
         };
         if authenticated {
             *guard = None;

@@ -74,8 +74,15 @@ pub fn hotp(secret: Vec<u8>, counter: i64, digits: i32, algorithm: OtpAlgorithm)
 
 /// TOTP (RFC 6238) code at `time` with `period_seconds` steps from the epoch.
 #[cfg_attr(feature = "uniffi", uniffi::export)]
-pub fn totp(secret: Vec<u8>, time: Timestamp, period_seconds: i64, digits: i32, algorithm: OtpAlgorithm) -> Result<String> {
-    let t = otp::Totp::new(secret, algorithm.into(), self::digits(digits)?, unsigned(period_seconds, "the period")?, 0)?;
+pub fn totp(
+    secret: Vec<u8>,
+    time: Timestamp,
+    period_seconds: i64,
+    digits: i32,
+    algorithm: OtpAlgorithm,
+) -> Result<String> {
+    let t =
+        otp::Totp::new(secret, algorithm.into(), self::digits(digits)?, unsigned(period_seconds, "the period")?, 0)?;
     Ok(t.generate(time.secs())?)
 }
 
@@ -381,7 +388,8 @@ impl OtpVerifierConfig {
 
     fn totp(&self) -> Result<otp::TotpVerifier> {
         let period = self.period_seconds.map_or(Ok(defaults::PERIOD_SECONDS), |p| unsigned(p, "the period"))?;
-        let t = otp::Totp::new(self.secret.clone(), self.algorithm.unwrap_or_default().into(), self.digits()?, period, 0)?;
+        let t =
+            otp::Totp::new(self.secret.clone(), self.algorithm.unwrap_or_default().into(), self.digits()?, period, 0)?;
         Ok(otp::TotpVerifier::new(t, self.window(defaults::TOTP_WINDOW)?, self.throttle()?))
     }
 }
@@ -480,7 +488,12 @@ fn check(r: tessera_core::Result<otp::Verified>, st: &otp::OtpState) -> Result<O
 
 /// Verify a TOTP code at `time`. Throws only for an invalid configuration or state.
 #[cfg_attr(feature = "uniffi", uniffi::export)]
-pub fn verify_totp(config: OtpVerifierConfig, state: OtpVerifierState, code: String, time: Timestamp) -> Result<OtpCheck> {
+pub fn verify_totp(
+    config: OtpVerifierConfig,
+    state: OtpVerifierState,
+    code: String,
+    time: Timestamp,
+) -> Result<OtpCheck> {
     let v = config.totp()?;
     let mut st = state.to_core()?;
     let r = v.verify(&mut st, &code, time.secs());
@@ -489,7 +502,12 @@ pub fn verify_totp(config: OtpVerifierConfig, state: OtpVerifierState, code: Str
 
 /// Verify a HOTP code. Throws only for an invalid configuration or state.
 #[cfg_attr(feature = "uniffi", uniffi::export)]
-pub fn verify_hotp(config: OtpVerifierConfig, state: OtpVerifierState, code: String, time: Timestamp) -> Result<OtpCheck> {
+pub fn verify_hotp(
+    config: OtpVerifierConfig,
+    state: OtpVerifierState,
+    code: String,
+    time: Timestamp,
+) -> Result<OtpCheck> {
     let v = config.hotp()?;
     let mut st = state.to_core()?;
     let r = v.verify(&mut st, &code, time.secs());

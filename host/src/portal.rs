@@ -4,8 +4,8 @@
 //! "Host contract").
 
 use crate::{
-    ErrorCode, OsRandom, PortalChange, Result, StoredDevice, StoredOffer, StoredPendingLink, TesseraError,
-    Timestamp, Verdict,
+    ErrorCode, OsRandom, PortalChange, Result, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp,
+    Verdict,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

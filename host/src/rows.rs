@@ -293,7 +293,6 @@ impl Verdict {
 }
 
 impl Verdict {
-
     /// The verdict on a user's input; a clock outside the years 2000 to
     /// 3000 (`INVALID_TIME`) is the host's fault, not a judgment: thrown
     /// (the core counted and wrote nothing).
