@@ -441,23 +441,15 @@ class World {
         return done({ code });
       }
       case "verifyHotp":
-      case "verifyTotp": {
-        const name = a.str("verifier");
-        const config = verifierConfig(a.get("config") ?? fail("missing input `config`"));
-        const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name) ?? freshVerifierState();
-        const code = a.str("code");
-        const at = a.at();
-        const check = (op === "verifyHotp" ? sdk.verifyHotp : sdk.verifyTotp)(config, state, code, at);
-        this.verifiers.set(name, check.state);
-        const facts = { drift: check.drift };
-        if (check.matched !== undefined && check.matched !== null) facts.matched = check.matched;
-        return done(facts, [], check.verdict);
-      }
+      case "verifyTotp":
       case "resyncHotp": {
         const name = a.str("verifier");
         const config = verifierConfig(a.get("config") ?? fail("missing input `config`"));
         const state = a.has("state") ? verifierState(a.get("state")) : this.verifiers.get(name) ?? freshVerifierState();
-        const check = sdk.resyncHotp(config, state, a.str("code1"), a.str("code2"), a.int("window"), a.at());
+        const at = a.at();
+        const check = op === "resyncHotp"
+          ? sdk.resyncHotp(config, state, a.str("code1"), a.str("code2"), a.int("window"), at)
+          : (op === "verifyHotp" ? sdk.verifyHotp : sdk.verifyTotp)(config, state, a.str("code"), at);
         this.verifiers.set(name, check.state);
         const facts = { drift: check.drift };
         if (check.matched !== undefined && check.matched !== null) facts.matched = check.matched;

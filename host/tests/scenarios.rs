@@ -617,37 +617,26 @@ impl World {
                 ));
                 Ok(Got::done().fact("code", json!(code)))
             }
-            "verifyHotp" | "verifyTotp" => {
+            "verifyHotp" | "verifyTotp" | "resyncHotp" => {
                 let name = a.str("verifier")?;
                 let config = verifier_config(a.get("config").ok_or("missing input `config`")?)?;
                 let state = match a.get("state") {
                     Some(s) => verifier_state(s)?,
                     None => self.verifiers.get(&name).copied().unwrap_or_default(),
                 };
-                let code = a.str("code")?;
                 let at = a.at()?;
-                let check = if op == "verifyHotp" {
-                    call!(tessera_host::verify_hotp(config, state, code, at))
-                } else {
-                    call!(tessera_host::verify_totp(config, state, code, at))
+                let check = match op {
+                    "verifyHotp" => call!(tessera_host::verify_hotp(config, state, a.str("code")?, at)),
+                    "verifyTotp" => call!(tessera_host::verify_totp(config, state, a.str("code")?, at)),
+                    _ => call!(tessera_host::resync_hotp(
+                        config,
+                        state,
+                        a.str("code1")?,
+                        a.str("code2")?,
+                        a.i64("window")?,
+                        at
+                    )),
                 };
-                self.verifiers.insert(name, check.state);
-                let got = Got::verdict(check.verdict, Vec::new()).fact("drift", json!(check.drift));
-                Ok(match check.matched {
-                    Some(m) => got.fact("matched", json!(m)),
-                    None => got,
-                })
-            }
-            "resyncHotp" => {
-                let name = a.str("verifier")?;
-                let config = verifier_config(a.get("config").ok_or("missing input `config`")?)?;
-                let state = match a.get("state") {
-                    Some(s) => verifier_state(s)?,
-                    None => self.verifiers.get(&name).copied().unwrap_or_default(),
-                };
-                let window = a.get("window").and_then(Value::as_i64).ok_or("missing integer `window`")?;
-                let check =
-                    call!(tessera_host::resync_hotp(config, state, a.str("code1")?, a.str("code2")?, window, a.at()?));
                 self.verifiers.insert(name, check.state);
                 let got = Got::verdict(check.verdict, Vec::new()).fact("drift", json!(check.drift));
                 Ok(match check.matched {

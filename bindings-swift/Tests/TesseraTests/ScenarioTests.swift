@@ -577,28 +577,20 @@ final class ScenarioWorld {
                 digits: try int32(try s.optInt("digits"), "digits") ?? 6,
                 algorithm: try s.raw["algorithm"].map { try algorithm($0, "algorithm") } ?? .sha1)
 
-        case "verifyHotp", "verifyTotp":
+        case "verifyHotp", "verifyTotp", "resyncHotp":
             let name = try s.string("verifier")
             guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
             let config = try verifierConfig(c)
             let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? newVerifierState()
-            let code = try s.string("code")
             let now = try s.at()
-            let check = s.op == "verifyHotp"
-                ? try verifyHotp(config: config, state: state, code: code, time: now)
-                : try verifyTotp(config: config, state: state, code: code, time: now)
-            verifiers[name] = check.state
-            out.verdict = check.verdict
-            out.values = ["drift": check.drift]
-            if let m = check.matched { out.values["matched"] = m }
-
-        case "resyncHotp":
-            let name = try s.string("verifier")
-            guard let c = try s.object("config") else { throw ScenarioFailure("missing input \"config\"") }
-            let config = try verifierConfig(c)
-            let state = try s.object("state").map(verifierState) ?? verifiers[name] ?? newVerifierState()
-            let check = try resyncHotp(config: config, state: state, code1: try s.string("code1"), code2: try s.string("code2"),
-                                       searchWindow: try s.int("window"), time: try s.at())
+            let check: OtpCheck
+            switch s.op {
+            case "verifyHotp": check = try verifyHotp(config: config, state: state, code: try s.string("code"), time: now)
+            case "verifyTotp": check = try verifyTotp(config: config, state: state, code: try s.string("code"), time: now)
+            default:
+                check = try resyncHotp(config: config, state: state, code1: try s.string("code1"),
+                                       code2: try s.string("code2"), searchWindow: try s.int("window"), time: now)
+            }
             verifiers[name] = check.state
             out.verdict = check.verdict
             out.values = ["drift": check.drift]

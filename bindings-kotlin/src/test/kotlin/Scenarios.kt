@@ -433,21 +433,16 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             )
             return Outcome(facts = mapOf("code" to code))
         }
-        "verifyHotp", "verifyTotp" -> {
+        "verifyHotp", "verifyTotp", "resyncHotp" -> {
             val name = s.str("verifier")
             val config = verifierConfig(s.obj("config"))
             val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: newVerifierState()
-            val code = s.str("code")
             val at = s.at()
-            val c = if (op == "verifyHotp") verifyHotp(config, state, code, at) else verifyTotp(config, state, code, at)
-            w.verifiers[name] = c.state
-            return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
-        }
-        "resyncHotp" -> {
-            val name = s.str("verifier")
-            val config = verifierConfig(s.obj("config"))
-            val state = if (s.has("state")) verifierState(s.obj("state")) else w.verifiers[name] ?: newVerifierState()
-            val c = resyncHotp(config, state, s.str("code1"), s.str("code2"), s.long("window"), s.at())
+            val c = when (op) {
+                "verifyHotp" -> verifyHotp(config, state, s.str("code"), at)
+                "verifyTotp" -> verifyTotp(config, state, s.str("code"), at)
+                else -> resyncHotp(config, state, s.str("code1"), s.str("code2"), s.long("window"), at)
+            }
             w.verifiers[name] = c.state
             return Outcome(verdict = c.verdict, facts = mapOf("matched" to c.matched, "drift" to c.drift))
         }
