@@ -1,6 +1,7 @@
 //! OATH one-time passwords: HOTP, TOTP, OCRA, `otpauth://` URIs and the
 //! portal-side verifiers with replay protection and lockout.
 
+use crate::rows::count;
 use crate::{random_bytes, ErrorCode, Result, TesseraError, Timestamp, Verdict};
 use serde::{Deserialize, Serialize};
 use tessera_core::otp::{self, Algorithm, KeyUri, OcraInput, OcraSuite, SecretPolicy};
@@ -228,11 +229,10 @@ impl std::fmt::Debug for OtpAuthUri {
 
 impl From<&KeyUri> for OtpAuthUri {
     fn from(k: &KeyUri) -> Self {
-        let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         OtpAuthUri {
             kind: match k.kind {
-                otp::OtpKind::Hotp { counter } => OtpKind::Hotp { counter: c(counter) },
-                otp::OtpKind::Totp { period } => OtpKind::Totp { period_seconds: c(period) },
+                otp::OtpKind::Hotp { counter } => OtpKind::Hotp { counter: count(counter) },
+                otp::OtpKind::Totp { period } => OtpKind::Totp { period_seconds: count(period) },
             },
             issuer: k.issuer.clone(),
             account: k.account.clone(),
@@ -438,11 +438,10 @@ impl OtpVerifierState {
     }
 
     fn from_core(s: &otp::OtpState) -> Self {
-        let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let (locked, locked_until) = s.throttle.lock.to_parts();
         OtpVerifierState {
-            last_accepted: s.last_accepted.map(c),
-            next_counter: c(s.next_counter),
+            last_accepted: s.last_accepted.map(count),
+            next_counter: count(s.next_counter),
             consecutive_failures: i32::try_from(s.throttle.failures()).unwrap_or(i32::MAX),
             locked,
             locked_until: locked_until.map(Timestamp::from_secs),
@@ -477,12 +476,18 @@ pub struct OtpCheck {
     pub state: OtpVerifierState,
 }
 
+/// The matched step or counter and the drift of a verification (none and 0
+/// when refused); verifiers and device codes report them alike.
+pub(crate) fn matched(r: &tessera_core::Result<otp::Verified>) -> (Option<i64>, i64) {
+    match r {
+        Ok(v) => (Some(count(v.matched)), v.drift),
+        Err(_) => (None, 0),
+    }
+}
+
 fn check(r: tessera_core::Result<otp::Verified>, st: &otp::OtpState) -> Result<OtpCheck> {
     let verdict = Verdict::judged(&r)?;
-    let (matched, drift) = match &r {
-        Ok(v) => (Some(i64::try_from(v.matched).unwrap_or(i64::MAX)), v.drift),
-        Err(_) => (None, 0),
-    };
+    let (matched, drift) = matched(&r);
     Ok(OtpCheck { verdict, matched, drift, state: OtpVerifierState::from_core(st) })
 }
 

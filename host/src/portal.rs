@@ -330,10 +330,7 @@ impl Portal {
     /// Verify a time-based code shown by a linked device.
     pub fn verify_device_code(&self, device: StoredDevice, code: String, now: Timestamp) -> Result<CodeCheck> {
         let o = self.open_device(&device)?.verify_totp(&code, now.secs());
-        let (matched, drift) = match &o.result {
-            Ok(v) => (Some(i64::try_from(v.matched).unwrap_or(i64::MAX)), v.drift),
-            Err(_) => (None, 0),
-        };
+        let (matched, drift) = crate::otp::matched(&o.result);
         Ok(CodeCheck { verdict: Verdict::judged(&o.result)?, matched, drift, change: self.change(&o) })
     }
 }
