@@ -62,6 +62,10 @@ macro_rules! for_each_error_code {
             (Storage, "STORAGE", "the storage failed", "The host's storage failed (CLI / reference store only). A host code: never produced by the core (see `ErrorCode::is_host_code`)."),
             (Internal, "INTERNAL", "internal error", "An internal invariant failed. Please report it."),
             (LinkNotConfirmed, "LINK_NOT_CONFIRMED", "the link was never confirmed on the portal; link the device again", "The portal never confirmed this device's link (the check code was not typed in time, or too many wrong codes): the device clears it."),
+            (NotForThisDevice, "NOT_FOR_THIS_DEVICE", "this QR code is for another device or account", "A challenge QR code that this device cannot read: it was made for other devices (or the portal unlinked this one: a status request tells)."),
+            (InvalidAnswer, "INVALID_ANSWER", "the answer is not correct", "A challenge answer does not match: a wrong code, a code computed with a wrong passcode, or a code for another challenge or transaction (never said which). Counted towards the device's lockout."),
+            (DeviceCloned, "DEVICE_CLONED", "the device's keys may have been copied", "A signed answer's counter is not above the last one the portal accepted: two copies of the device's keys are in use."),
+            (AuthenticatorNeverUsed, "AUTHENTICATOR_NEVER_USED", "no authenticator of this account can vouch yet", "Linking a new device from an existing authenticator needs one that has answered a challenge successfully before."),
         }
     };
 }

@@ -18,6 +18,7 @@
 //! call. That single rule is what keeps single use, the lockout count and
 //! unlinking exact across many servers (`docs/DESIGN.md`).
 
+use crate::challenge::ChallengeRecord;
 use crate::link::{DeviceRecord, LinkOfferRecord, PendingLinkRecord};
 use crate::Result;
 use alloc::vec::Vec;
@@ -31,6 +32,8 @@ pub enum Write {
     PendingLink(PendingLinkRecord),
     /// A registry entry, keyed by `device_id`.
     Device(DeviceRecord),
+    /// A challenge, keyed by `challenge_id`.
+    Challenge(ChallengeRecord),
 }
 
 impl Write {
@@ -47,15 +50,17 @@ impl Write {
             Write::Offer(r) => r.version,
             Write::PendingLink(r) => r.version,
             Write::Device(r) => r.version,
+            Write::Challenge(r) => r.version,
         }
     }
 
-    /// The record's key (offer id or device id).
+    /// The record's key (offer id, device id or challenge id).
     pub fn key(&self) -> &str {
         match self {
             Write::Offer(r) => &r.offer_id,
             Write::PendingLink(r) => &r.device_id,
             Write::Device(r) => &r.device_id,
+            Write::Challenge(r) => &r.challenge_id,
         }
     }
 }

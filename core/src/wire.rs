@@ -40,8 +40,10 @@ pub enum Kind {
     PortalRecord = 0x13,
     /// Stored: a device's status request in flight.
     DeviceStatusProbe = 0x14,
-    /// Reserved for the challenge QR (challenge/response).
+    /// QR: challenge (portal → device).
     ChallengeQr = 0x20,
+    /// Signed answer to a challenge (device → portal).
+    ChallengeAnswer = 0x21,
     /// Reserved for activation QR codes.
     ActivationQr = 0x30,
 }
@@ -61,6 +63,7 @@ impl Kind {
             0x13 => PortalRecord,
             0x14 => DeviceStatusProbe,
             0x20 => ChallengeQr,
+            0x21 => ChallengeAnswer,
             0x30 => ActivationQr,
             _ => return None,
         })

@@ -251,6 +251,7 @@ mod rows {
                 Write::Offer(r) => StoredWrite::Offer(self.store_offer(r, rng)),
                 Write::PendingLink(r) => StoredWrite::PendingLink(self.store_pending(r, rng)),
                 Write::Device(r) => StoredWrite::Device(self.store_device(r, rng)),
+                Write::Challenge(_) => unreachable!("the simulation issues no challenges yet"),
             }
         }
 
@@ -1454,6 +1455,7 @@ impl Sim {
                 Write::Offer(r) => self.count_offer_write(r, reply)?,
                 Write::PendingLink(r) => self.count_pending_write(r, reply)?,
                 Write::Device(r) => self.count_device_write(r, reply)?,
+                Write::Challenge(_) => unreachable!("the simulation issues no challenges yet"),
             }
         }
         Ok(())

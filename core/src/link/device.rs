@@ -357,6 +357,8 @@ pub struct DeviceInfo {
     pub biometrics: bool,
     /// Passcode policy.
     pub policy: PasscodePolicy,
+    /// The time-based codes this device shows (flow 5), from the portal.
+    pub totp: DeviceTotpPolicy,
 }
 
 /// Finish linking with the portal's answer. Consumes the pending link; an
@@ -407,6 +409,9 @@ fn finish(
     if check_now(ab.linked_at).is_err() || ab.confirm_by <= ab.linked_at || ab.confirm_by > ab.linked_at + CONFIRM_TTL {
         return Err(err(ErrorCode::MalformedMessage, "the link times in the answer are not plausible"));
     }
+    ab.totp
+        .validate()
+        .map_err(|_| err(ErrorCode::MalformedMessage, "the time-based code policy in the answer is invalid"))?;
     let check_code = check_code(&code_key, &ab.portal_nonce, &th);
     let channel = channel_key(&ecdh(&device_sk, &portal_pk), &th);
     let info = DeviceInfo {
@@ -419,6 +424,7 @@ fn finish(
         confirm_by: ab.confirm_by,
         biometrics: pending.biometrics,
         policy: pending.policy,
+        totp: ab.totp,
     };
     let state = DeviceState {
         info: info.clone(),
@@ -426,6 +432,7 @@ fn finish(
         device_sk: pending.device_sk.clone(),
         otp_root: pending.otp_root.clone(),
         channel_key: SecretBytes::from_slice(&channel[..]),
+        signed_counter: 0,
     };
     Ok(LinkedDevice { state: state.seal(storage_key, rng), check_code: String::clone(&check_code), info })
 }
@@ -434,11 +441,13 @@ fn finish(
 /// platform keystore. It holds no passcode and nothing that can test one.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DeviceState {
-    info: DeviceInfo,
+    pub(crate) info: DeviceInfo,
     portal_pk: Vec<u8>,
-    device_sk: SecretBytes,
+    pub(crate) device_sk: SecretBytes,
     otp_root: SecretBytes,
-    channel_key: SecretBytes,
+    pub(crate) channel_key: SecretBytes,
+    /// Last signature counter used (0: none yet).
+    pub(crate) signed_counter: u64,
 }
 
 impl core::fmt::Debug for DeviceState {
@@ -523,10 +532,10 @@ impl DeviceState {
     /// passcode gives a wrong code that only the portal detects.
     pub fn totp(&self, factor: UserFactor<'_>, now: u64) -> Result<String> {
         check_now(now)?;
-        device_totp(&self.answer_key(factor)?[..])?.generate(now)
+        device_totp(&self.answer_key(factor)?[..], self.info.totp)?.generate(now)
     }
 
-    fn raw_device_id(&self) -> Result<[u8; 8]> {
+    pub(crate) fn raw_device_id(&self) -> Result<[u8; 8]> {
         let id = crate::encoding::hex_decode_as(&self.info.device_id, ErrorCode::StateCorrupt)?;
         wire::fixed(&id, ErrorCode::StateCorrupt)
     }

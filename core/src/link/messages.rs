@@ -152,6 +152,8 @@ pub(crate) struct AcceptedBody {
     pub device_id: String,
     pub linked_at: u64,
     pub confirm_by: u64,
+    #[zeroize(skip)]
+    pub totp: super::DeviceTotpPolicy,
 }
 
 /// Body of a refusing link answer (postcard, inside the AEAD).

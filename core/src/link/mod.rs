@@ -27,6 +27,66 @@ pub use device::{
     LinkStatus, LinkedDevice, PendingDeviceLink, ScannedOffer, StatusProbe, UserFactor,
 };
 pub use passcode::{PasscodePolicy, PASSCODE_LEN_RANGE};
+
+/// How a pending link is confirmed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfirmMethod {
+    /// The user types the device's check code on the logged-in portal (flow 1).
+    #[default]
+    CheckCode,
+    /// An existing authenticator of the account answers a challenge for
+    /// the new device, and the user types its code into the new device (flow 2).
+    Authenticator,
+}
+
+/// The time-based codes a linked device shows without a QR code (flow 5),
+/// set by the portal at link time and sent to the device in the link answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTotpPolicy {
+    /// HMAC hash.
+    pub algorithm: crate::otp::Algorithm,
+    /// Digits (6..=8).
+    pub digits: u8,
+    /// Seconds per step (15..=120).
+    pub period: u32,
+}
+
+impl Default for DeviceTotpPolicy {
+    /// TOTP-SHA256, 6 digits, 30-second steps.
+    fn default() -> Self {
+        DeviceTotpPolicy { algorithm: crate::otp::Algorithm::Sha256, digits: 6, period: 30 }
+    }
+}
+
+impl DeviceTotpPolicy {
+    /// Check the policy (`INVALID_DIGITS`, `INVALID_TIME`).
+    pub fn validate(&self) -> Result<()> {
+        if !(6..=8).contains(&self.digits) {
+            return Err(err(ErrorCode::InvalidDigits, "a device's time-based codes have 6 to 8 digits"));
+        }
+        if !(15..=120).contains(&self.period) {
+            return Err(err(ErrorCode::InvalidTime, "a device's time step is 15 to 120 seconds"));
+        }
+        Ok(())
+    }
+}
+
+/// Options of a link offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OfferOptions {
+    /// Passcode policy (in the QR code).
+    pub policy: PasscodePolicy,
+    /// Lifetime in seconds (1..=600).
+    pub ttl: u64,
+    /// The device's time-based codes.
+    pub totp: DeviceTotpPolicy,
+}
+
+impl Default for OfferOptions {
+    fn default() -> Self {
+        OfferOptions { policy: PasscodePolicy::default(), ttl: DEFAULT_OFFER_TTL, totp: DeviceTotpPolicy::default() }
+    }
+}
 pub use portal::{
     Accept, AcceptOutcome, CancelReason, DeviceKeyUse, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord,
     OfferState, OpenedLinkRequest, OpenedStatusRequest, PendingLinkRecord, PendingState, Portal, PortalEvent,

@@ -19,7 +19,7 @@ use crate::crypto::{
 };
 use crate::host::{Outcome, Write};
 use crate::limits::{Attempts, Expiry, SingleUse, Usage, UseDecision};
-use crate::otp::{Algorithm, OtpState, ThrottlePolicy, Totp, TotpVerifier, Verified};
+use crate::otp::{OtpState, Totp, TotpVerifier, Verified};
 use crate::secret::{ct_eq, SecretBytes};
 use crate::time::check_now;
 use crate::wire::{self, Kind};
@@ -34,7 +34,7 @@ use p256::SecretKey;
 pub struct Portal {
     seed: Zeroizing<[u8; 32]>,
     sk: SecretKey,
-    pk: [u8; PUBLIC_KEY_LEN],
+    pub(crate) pk: [u8; PUBLIC_KEY_LEN],
     name: String,
     storage_key: Zeroizing<[u8; 32]>,
 }
@@ -105,6 +105,11 @@ pub struct LinkOfferRecord {
     /// Passcode policy announced in the QR code; the portal enforces the
     /// part it can see (biometrics).
     pub policy: PasscodePolicy,
+    /// Time-based codes the device will show (flow 5).
+    pub totp: DeviceTotpPolicy,
+    /// How the link is confirmed: a check code typed on the portal (flow 1)
+    /// or a challenge answered by an existing authenticator (flow 2).
+    pub confirm: ConfirmMethod,
     /// Open or used.
     pub state: OfferState,
     /// Record version (1 when created; +1 on every change).
@@ -181,6 +186,10 @@ pub struct PendingLinkRecord {
     pub confirm_by: u64,
     /// Biometrics enabled on the device.
     pub biometrics: bool,
+    /// Time-based codes the device shows (flow 5).
+    pub totp: DeviceTotpPolicy,
+    /// Check code (flow 1) or an existing authenticator (flow 2).
+    pub confirm: ConfirmMethod,
     /// Open, confirmed or cancelled.
     pub state: PendingState,
     /// Record version (1 when created; +1 on every change).
@@ -310,8 +319,16 @@ pub struct DeviceRecord {
     pub status: DeviceStatus,
     /// Biometrics enabled on the device.
     pub biometrics: bool,
-    /// OTP verifier state (replay and lockout) of this device's codes.
+    /// OTP verifier state (replay and lockout) of this device's codes and
+    /// challenge answers: one lockout for both.
     pub otp_state: OtpState,
+    /// Time-based codes the device shows (flow 5).
+    pub totp: DeviceTotpPolicy,
+    /// Answered a challenge successfully at least once: may vouch for a
+    /// new device (flow 2).
+    pub proven: bool,
+    /// Last signature counter accepted from this device.
+    pub signed_counter: Option<u64>,
     /// Record version (1 when created; +1 on every change).
     pub version: u64,
     pub(crate) device_pk: SecretBytes,
@@ -366,6 +383,37 @@ pub enum PortalEvent {
         device_id: String,
         /// New name.
         name: String,
+        /// Time.
+        at: u64,
+    },
+    /// A challenge was answered (login or transaction approved).
+    ChallengeAnswered {
+        /// Account.
+        account: String,
+        /// Challenge.
+        challenge_id: String,
+        /// Device that answered.
+        device_id: String,
+        /// Time.
+        at: u64,
+    },
+    /// A device reached the failure limit: tell the user, who must
+    /// re-identify before the portal unlocks it.
+    DeviceLocked {
+        /// Account.
+        account: String,
+        /// Device.
+        device_id: String,
+        /// Time.
+        at: u64,
+    },
+    /// A signed answer's counter went back: two copies of the device's
+    /// keys exist. Investigate; unlinking the device is the safe reaction.
+    DeviceCloneSuspected {
+        /// Account.
+        account: String,
+        /// Device.
+        device_id: String,
         /// Time.
         at: u64,
     },
@@ -512,7 +560,65 @@ impl Portal {
         now: u64,
         rng: &mut dyn RandomSource,
     ) -> Result<LinkOfferQr> {
+        self.create_offer_with(account, OfferOptions { policy, ttl, ..OfferOptions::default() }, now, rng)
+    }
+
+    /// [`Portal::create_offer`] with every option (the device's TOTP
+    /// policy as well).
+    pub fn create_offer_with(
+        &self,
+        account: &str,
+        options: OfferOptions,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<LinkOfferQr> {
+        self.offer(account, options, ConfirmMethod::CheckCode, now, rng)
+    }
+
+    /// Flow 2: an offer for a new device that links without a logged-in
+    /// computer, sent to that device (not shown as a QR code). The link is
+    /// confirmed only by a challenge answered on one of `devices`, the
+    /// account's existing authenticators ([`Portal::create_link_challenge`]).
+    /// Errors: `DEVICE_UNKNOWN` (no device), `DEVICE_REVOKED` (none active),
+    /// `AUTHENTICATOR_NEVER_USED` (none ever answered a challenge), and
+    /// those of [`Portal::create_offer`].
+    pub fn create_offer_for_new_device(
+        &self,
+        account: &str,
+        devices: &[DeviceRecord],
+        options: OfferOptions,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<LinkOfferQr> {
         check_now(now)?;
+        let mine: Vec<&DeviceRecord> = devices.iter().filter(|d| d.account == account).collect();
+        if mine.is_empty() {
+            return Err(err(ErrorCode::DeviceUnknown, "no device is linked to this account"));
+        }
+        let active: Vec<&&DeviceRecord> = mine.iter().filter(|d| d.status == DeviceStatus::Active).collect();
+        if active.is_empty() {
+            return Err(err(ErrorCode::DeviceRevoked, "the account has no linked device left"));
+        }
+        if !active.iter().any(|d| d.proven) {
+            return Err(err(
+                ErrorCode::AuthenticatorNeverUsed,
+                "no authenticator of this account has answered a challenge yet",
+            ));
+        }
+        self.offer(account, options, ConfirmMethod::Authenticator, now, rng)
+    }
+
+    fn offer(
+        &self,
+        account: &str,
+        options: OfferOptions,
+        confirm: ConfirmMethod,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<LinkOfferQr> {
+        let OfferOptions { policy, ttl, totp } = options;
+        check_now(now)?;
+        totp.validate()?;
         check_name(account, MAX_ACCOUNT_LEN, "the account")?;
         policy.validate_policy()?;
         if ttl == 0 || ttl > MAX_OFFER_TTL {
@@ -537,6 +643,8 @@ impl Portal {
             created_at: now,
             expires_at,
             policy,
+            totp,
+            confirm,
             state: OfferState::Open,
             version: 1,
             portal_nonce: SecretBytes::from_slice(&nonce[..]),
@@ -608,6 +716,12 @@ impl Portal {
             PendingState::Open { attempts } => attempts,
             _ => return Outcome::refused(err(ErrorCode::InvalidState, "this link was already confirmed or cancelled")),
         };
+        if pending.confirm != ConfirmMethod::CheckCode {
+            return Outcome::refused(err(
+                ErrorCode::InvalidState,
+                "this link is confirmed by an existing authenticator, not by a check code",
+            ));
+        }
         let mut next = pending.clone();
         next.version = pending.version.saturating_add(1);
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
@@ -630,6 +744,14 @@ impl Portal {
             };
             return Outcome::new(vec![Write::PendingLink(next)], Err(e));
         }
+        Portal::confirm_pending(pending, now)
+    }
+
+    /// Confirm an open pending link (its check or vouch was right): the
+    /// pending link closes as confirmed and the device record is inserted.
+    pub(crate) fn confirm_pending(pending: &PendingLinkRecord, now: u64) -> Outcome<DeviceRecord> {
+        let mut next = pending.clone();
+        next.version = pending.version.saturating_add(1);
         next.state = PendingState::Confirmed { at: now };
         let record = DeviceRecord {
             device_id: pending.device_id.clone(),
@@ -640,6 +762,9 @@ impl Portal {
             status: DeviceStatus::Active,
             biometrics: pending.biometrics,
             otp_state: OtpState::default(),
+            totp: pending.totp,
+            proven: false,
+            signed_counter: None,
             version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
@@ -685,8 +810,11 @@ impl Portal {
         if pendings.iter().enumerate().any(|(i, p)| pendings[..i].iter().any(|q| q.device_id == p.device_id)) {
             return Outcome::refused(err(ErrorCode::InvalidInput, "a pending link is listed twice"));
         }
-        let mut outcomes: Vec<Outcome<DeviceRecord>> =
-            pendings.iter().filter(|p| !p.is_closed()).map(|p| self.confirm_link(p, typed, now)).collect();
+        let mut outcomes: Vec<Outcome<DeviceRecord>> = pendings
+            .iter()
+            .filter(|p| !p.is_closed() && p.confirm == ConfirmMethod::CheckCode)
+            .map(|p| self.confirm_link(p, typed, now))
+            .collect();
         if outcomes.is_empty() {
             return Outcome::refused(err(
                 ErrorCode::TokenUnknown,
@@ -829,6 +957,7 @@ impl OpenedLinkRequest {
             device_id: self.device_id.clone(),
             linked_at: now,
             confirm_by: now + CONFIRM_TTL,
+            totp: DeviceTotpPolicy::default(),
         };
         self.seal_answer(&AnswerBody::Accepted(body))
     }
@@ -921,6 +1050,7 @@ impl OpenedLinkRequest {
             device_id: self.device_id.clone(),
             linked_at: now,
             confirm_by,
+            totp: offer.totp,
         };
         let answer = self.seal_answer(&AnswerBody::Accepted(body));
         let pending = PendingLinkRecord {
@@ -931,6 +1061,8 @@ impl OpenedLinkRequest {
             created_at: now,
             confirm_by,
             biometrics: self.biometrics,
+            totp: offer.totp,
+            confirm: offer.confirm,
             state: PendingState::Open { attempts: Attempts::NONE },
             version: 1,
             device_pk: SecretBytes::from_slice(&self.device_pk),
@@ -1027,8 +1159,8 @@ impl OpenedStatusRequest {
 const CONFIRMED_WITHOUT_DEVICE: u8 = 0xff;
 
 /// The device's TOTP: TOTP-SHA256 over the answer key, 30 s, 6 digits.
-pub(crate) fn device_totp(answer_key: &[u8]) -> Result<Totp> {
-    Totp::new(answer_key.to_vec(), Algorithm::Sha256, 6, 30, 0)
+pub(crate) fn device_totp(answer_key: &[u8], policy: DeviceTotpPolicy) -> Result<Totp> {
+    Totp::new(answer_key.to_vec(), policy.algorithm, policy.digits, u64::from(policy.period), 0)
 }
 
 impl DeviceRecord {
@@ -1088,11 +1220,11 @@ impl DeviceRecord {
         if matches!(self.status, DeviceStatus::Unlinked { .. }) {
             return Outcome::refused(err(ErrorCode::DeviceRevoked, "this device was unlinked"));
         }
-        let totp = match device_totp(self.answer_key.expose()) {
+        let totp = match device_totp(self.answer_key.expose(), self.totp) {
             Ok(t) => t,
             Err(e) => return Outcome::refused(e),
         };
-        let v = TotpVerifier::new(totp, 1, ThrottlePolicy::default());
+        let v = TotpVerifier::new(totp, 1, crate::challenge::DEVICE_LOCKOUT);
         let mut n = self.next();
         let r = v.verify(&mut n.otp_state, code, now);
         if r.is_ok() {

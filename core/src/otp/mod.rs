@@ -16,7 +16,7 @@ pub use uri::{KeyUri, OtpKind, SecretPolicy};
 pub use verify::{HotpVerifier, OtpState, Throttle, ThrottlePolicy, TotpVerifier, Verified};
 
 /// HMAC hash function of an OTP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     /// HMAC-SHA1 (the default of RFC 4226/6238 and every authenticator app).
     #[default]

@@ -1,0 +1,225 @@
+//! The wire messages of challenge/response: the challenge QR code (kind
+//! `0x20`) and the signed answer (kind `0x21`). Both sides use these types.
+
+use super::{displayable, label, Approval, ANSWER_DIGITS, MAX_CHALLENGE_DEVICES};
+use crate::crypto::{hkdf, hmac_sha256, open_once, seal_once, sha256, SIGNATURE_LEN};
+use crate::error::{err, ErrorCode, Result};
+use crate::secret::ct_eq;
+use crate::wire::{self, Kind};
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Bytes of one recipient slot: `tag (4) || k XOR pad (16)`.
+pub(crate) const SLOT_LEN: usize = 20;
+
+/// The encrypted part of a challenge QR (postcard).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChallengeBody {
+    pub expires_at: u64,
+    pub digits: u8,
+    pub approval: Approval,
+}
+
+/// Per-device slot tag and pad, from the device's channel key and the
+/// challenge nonce.
+pub(crate) fn slot_keys(channel_key: &[u8], nonce: &[u8; 16]) -> ([u8; 4], Zeroizing<[u8; 16]>) {
+    let tag = hkdf::<4>(nonce, channel_key, &[label::CHALLENGE_TAG]);
+    let pad = hkdf::<16>(nonce, channel_key, &[label::CHALLENGE_WRAP]);
+    (*tag, pad)
+}
+
+fn body_key(k: &[u8; 16], nonce: &[u8; 16]) -> Zeroizing<[u8; 32]> {
+    hkdf(nonce, k, &[label::CHALLENGE_BODY])
+}
+
+/// `challenge_id = hex(H("tessera/v1/challenge-id" || nonce)[..16])`.
+pub(crate) fn challenge_id(nonce: &[u8; 16]) -> alloc::string::String {
+    crate::encoding::hex_encode(&sha256(&[label::CHALLENGE_ID, nonce])[..16])
+}
+
+/// `H("tessera/v1/challenge" || 20 01 || nonce || postcard(body))`: what the
+/// answer covers, every byte the device showed.
+pub(crate) fn challenge_hash(nonce: &[u8; 16], body: &[u8]) -> [u8; 32] {
+    sha256(&[label::CHALLENGE_HASH, &wire::header(Kind::ChallengeQr), nonce, body])
+}
+
+/// `HMAC(answer_key, "tessera/v1/challenge-response" || challenge_hash)`.
+pub(crate) fn response(answer_key: &[u8], hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(hmac_sha256(answer_key, &[label::CHALLENGE_RESPONSE, hash]))
+}
+
+/// The typed code: the first 8 bytes of the response, big-endian, mod 10^digits.
+pub(crate) fn typed_code(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<alloc::string::String> {
+    let r = response(answer_key, hash);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&r[..8]);
+    let n = u64::from_be_bytes(first) % 10u64.pow(u32::from(digits));
+    Zeroizing::new(alloc::format!("{n:0w$}", w = usize::from(digits)))
+}
+
+/// The challenge QR: `20 01 || nonce (16) || n (1) || n slots || AEAD(k_body, 0, aad, body)`,
+/// `aad` = every byte before the ciphertext.
+pub(crate) struct ChallengeQrMsg {
+    pub nonce: [u8; 16],
+    pub slots: Vec<[u8; SLOT_LEN]>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl ChallengeQrMsg {
+    fn prefix(nonce: &[u8; 16], slots: &[[u8; SLOT_LEN]]) -> Vec<u8> {
+        let mut b = Vec::with_capacity(19 + slots.len() * SLOT_LEN);
+        b.extend_from_slice(&wire::header(Kind::ChallengeQr));
+        b.extend_from_slice(nonce);
+        b.push(slots.len() as u8);
+        for s in slots {
+            b.extend_from_slice(s);
+        }
+        b
+    }
+
+    /// Seal `body` for the devices whose channel keys are given.
+    pub fn seal(
+        nonce: [u8; 16],
+        k: &[u8; 16],
+        channel_keys: &[&[u8]],
+        body: &ChallengeBody,
+    ) -> (alloc::string::String, [u8; 32]) {
+        let slots: Vec<[u8; SLOT_LEN]> = channel_keys
+            .iter()
+            .map(|ck| {
+                let (tag, pad) = slot_keys(ck, &nonce);
+                let mut s = [0u8; SLOT_LEN];
+                s[..4].copy_from_slice(&tag);
+                for i in 0..16 {
+                    s[4 + i] = k[i] ^ pad[i];
+                }
+                s
+            })
+            .collect();
+        let plain = Zeroizing::new(postcard::to_allocvec(body).unwrap_or_else(|_| unreachable!()));
+        let hash = challenge_hash(&nonce, &plain);
+        let mut out = Self::prefix(&nonce, &slots);
+        let ct = seal_once(&body_key(k, &nonce), &out, &plain);
+        out.extend_from_slice(&ct);
+        (wire::to_qr_text(&out), hash)
+    }
+
+    pub fn decode(text: &str) -> Result<ChallengeQrMsg> {
+        let bytes = wire::from_qr_text(text)?;
+        let body = wire::strip_header(&bytes, Kind::ChallengeQr)?;
+        let short = || err(ErrorCode::MalformedMessage, "the challenge QR code is truncated");
+        if body.len() < 17 {
+            return Err(short());
+        }
+        let (nonce, rest) = body.split_at(16);
+        let (n, rest) = rest.split_at(1);
+        let n = usize::from(n[0]);
+        if n == 0 || n > MAX_CHALLENGE_DEVICES {
+            return Err(err(ErrorCode::MalformedMessage, "the challenge QR code has a bad recipient count"));
+        }
+        // The ciphertext holds at least the 16-byte tag and a 3-byte body.
+        if rest.len() < n * SLOT_LEN + 16 + 3 {
+            return Err(short());
+        }
+        let (slots, ciphertext) = rest.split_at(n * SLOT_LEN);
+        Ok(ChallengeQrMsg {
+            nonce: wire::fixed(nonce, ErrorCode::MalformedMessage)?,
+            slots: slots
+                .chunks_exact(SLOT_LEN)
+                .map(|c| wire::fixed(c, ErrorCode::MalformedMessage))
+                .collect::<Result<_>>()?,
+            ciphertext: ciphertext.to_vec(),
+        })
+    }
+
+    /// Open with one device's channel key: `NOT_FOR_THIS_DEVICE` when no
+    /// slot is this device's, `MESSAGE_TAMPERED` when the bytes changed.
+    /// Returns the body, its canonical bytes and the challenge hash.
+    pub fn open(&self, channel_key: &[u8]) -> Result<(ChallengeBody, [u8; 32])> {
+        let (tag, pad) = slot_keys(channel_key, &self.nonce);
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| ct_eq(&s[..4], &tag))
+            .ok_or(err(ErrorCode::NotForThisDevice, "this QR code is for another device or account"))?;
+        let mut k = Zeroizing::new([0u8; 16]);
+        for i in 0..16 {
+            k[i] = slot[4 + i] ^ pad[i];
+        }
+        let aad = Self::prefix(&self.nonce, &self.slots);
+        let plain = open_once(&body_key(&k, &self.nonce), &aad, &self.ciphertext)?;
+        let body: ChallengeBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+        if !ANSWER_DIGITS.contains(&body.digits)
+            || body.approval.validate().is_err()
+            || !approval_displayable(&body.approval)
+        {
+            return Err(err(ErrorCode::MalformedMessage, "the challenge holds values a device must not show"));
+        }
+        Ok((body, challenge_hash(&self.nonce, &plain)))
+    }
+}
+
+fn approval_displayable(a: &Approval) -> bool {
+    match a {
+        Approval::Login => true,
+        Approval::Transaction(t) => displayable(&t.payee) && t.text.iter().all(|l| displayable(l)),
+        Approval::LinkDevice { device_name, .. } => displayable(device_name),
+    }
+}
+
+/// Signed answer (kind `0x21`): `21 01 || nonce (16) || device_id (8) ||
+/// counter (u64) || signature (64)`; the signature covers
+/// `"tessera/v1/challenge-signature" || challenge_hash || device_id ||
+/// counter || response`, where `response` is the (untransmitted) HMAC of
+/// the typed code: only a holder of the device key **and** the passcode
+/// (or biometric secret) can sign.
+pub(crate) struct SignedAnswerMsg {
+    pub nonce: [u8; 16],
+    pub device_id: [u8; 8],
+    pub counter: u64,
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+const SIGNED_LEN: usize = 16 + 8 + 8 + SIGNATURE_LEN;
+
+impl SignedAnswerMsg {
+    pub fn signed_parts<'a>(
+        hash: &'a [u8; 32],
+        device_id: &'a [u8; 8],
+        counter: &'a [u8; 8],
+        response: &'a [u8; 32],
+    ) -> [&'a [u8]; 5] {
+        [label::CHALLENGE_SIGNATURE, hash, device_id, counter, response]
+    }
+
+    pub fn encode(&self) -> alloc::string::String {
+        let mut b = Vec::with_capacity(2 + SIGNED_LEN);
+        b.extend_from_slice(&wire::header(Kind::ChallengeAnswer));
+        b.extend_from_slice(&self.nonce);
+        b.extend_from_slice(&self.device_id);
+        b.extend_from_slice(&self.counter.to_be_bytes());
+        b.extend_from_slice(&self.signature);
+        wire::to_text(&b)
+    }
+
+    pub fn decode(text: &str) -> Result<SignedAnswerMsg> {
+        if text.len() > 256 {
+            return Err(err(ErrorCode::MalformedMessage, "the signed answer is too long"));
+        }
+        let bytes = wire::from_text(text)?;
+        let body = wire::strip_header(&bytes, Kind::ChallengeAnswer)?;
+        if body.len() != SIGNED_LEN {
+            return Err(err(ErrorCode::MalformedMessage, "the signed answer has the wrong length"));
+        }
+        let (nonce, rest) = body.split_at(16);
+        let (id, rest) = rest.split_at(8);
+        let (counter, sig) = rest.split_at(8);
+        Ok(SignedAnswerMsg {
+            nonce: wire::fixed(nonce, ErrorCode::MalformedMessage)?,
+            device_id: wire::fixed(id, ErrorCode::MalformedMessage)?,
+            counter: u64::from_be_bytes(wire::fixed(counter, ErrorCode::MalformedMessage)?),
+            signature: wire::fixed(sig, ErrorCode::MalformedMessage)?,
+        })
+    }
+}

@@ -1,0 +1,435 @@
+//! Portal side of challenge/response: issue a challenge for an account's
+//! devices, verify the typed or signed answer (single use, expiry, one
+//! lockout per device shared with the device's time-based codes), and the
+//! flow-2 link confirmed by an existing authenticator.
+
+use super::messages::{challenge_id, response, typed_code, ChallengeBody, ChallengeQrMsg, SignedAnswerMsg};
+use super::{Approval, ChallengeSettings, MAX_CHALLENGE_DEVICES};
+use crate::crypto::{decode_public, random_array, verify, RandomSource};
+use crate::error::{err, ErrorCode, Result};
+use crate::host::{Outcome, Write};
+use crate::limits::{AttemptPolicy, Expiry};
+use crate::link::{
+    ConfirmMethod, DeviceRecord, DeviceStatus, PendingLinkRecord, PendingState, Portal, PortalEvent, PortalRecord,
+};
+use crate::secret::ct_eq;
+use crate::time::check_now;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// The lockout of a device's answers and codes: PSD2 RTS art. 4(3)(b), 5
+/// consecutive failures, locked until the portal unlocks it
+/// ([`DeviceRecord::unlock`]) after the user re-identified.
+pub const DEVICE_LOCKOUT: AttemptPolicy = AttemptPolicy { max_failures: 5, lock_seconds: None };
+
+/// A new challenge: the QR text to show and the record to insert.
+#[derive(Clone, Debug)]
+pub struct ChallengeQr {
+    /// Text of the QR code (`TS:…`); only the account's devices can read it.
+    pub qr_text: String,
+    /// The record to insert (version 1), keyed by `challenge_id`.
+    pub record: ChallengeRecord,
+}
+
+/// Where a challenge stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeState {
+    /// Waiting for its answer.
+    Open,
+    /// Answered (single use): every later answer is `TOKEN_ALREADY_USED`.
+    Answered {
+        /// When.
+        at: u64,
+        /// The device that answered.
+        device_id: String,
+    },
+}
+
+/// A challenge as the portal stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// Lookup key (hex, 32 characters).
+    pub challenge_id: String,
+    /// Account.
+    pub account: String,
+    /// The devices that can read and answer it.
+    pub device_ids: Vec<String>,
+    /// What is approved.
+    pub approval: Approval,
+    /// Digits of the typed answer.
+    pub digits: u8,
+    /// Creation time.
+    pub created_at: u64,
+    /// First second at which answers are refused.
+    pub expires_at: u64,
+    /// Flow 2: the pending link this challenge vouches for.
+    pub for_link: Option<String>,
+    /// Open or answered.
+    pub state: ChallengeState,
+    /// Record version (1 when created; +1 on every change).
+    pub version: u64,
+    pub(crate) nonce: [u8; 16],
+    pub(crate) hash: [u8; 32],
+}
+
+impl PortalRecord for ChallengeRecord {
+    const TAG: u8 = 4;
+    fn key(&self) -> &str {
+        &self.challenge_id
+    }
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// A verified answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerAccepted {
+    /// The device that answered.
+    pub device_id: String,
+}
+
+fn check_devices(devices: &[DeviceRecord]) -> Result<()> {
+    let Some(first) = devices.first() else {
+        return Err(err(ErrorCode::DeviceUnknown, "no device is linked to this account"));
+    };
+    if devices.iter().any(|d| d.account != first.account) {
+        return Err(err(ErrorCode::InvalidInput, "the devices are of several accounts"));
+    }
+    if devices.iter().enumerate().any(|(i, d)| devices[..i].iter().any(|e| e.device_id == d.device_id)) {
+        return Err(err(ErrorCode::InvalidInput, "a device is listed twice"));
+    }
+    Ok(())
+}
+
+impl Portal {
+    /// Issue a challenge (login or transaction) that only `devices` can
+    /// read: all the account's devices, or the one the user picked.
+    /// Unlinked devices are left out; if none is left, `DEVICE_REVOKED`.
+    /// Errors: `DEVICE_UNKNOWN` (no device), `INVALID_INPUT` (devices of
+    /// several accounts, more than 4 active devices: name one; a
+    /// [`Approval::LinkDevice`], which is [`Portal::create_link_challenge`]'s),
+    /// `INVALID_DIGITS`, `INVALID_TIME`.
+    pub fn create_challenge(
+        &self,
+        devices: &[DeviceRecord],
+        approval: Approval,
+        settings: ChallengeSettings,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<ChallengeQr> {
+        if matches!(approval, Approval::LinkDevice { .. }) {
+            return Err(err(ErrorCode::InvalidInput, "a link-device challenge comes from create_link_challenge"));
+        }
+        self.issue(devices, approval, settings, None, now, rng)
+    }
+
+    fn issue(
+        &self,
+        devices: &[DeviceRecord],
+        approval: Approval,
+        settings: ChallengeSettings,
+        for_link: Option<String>,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<ChallengeQr> {
+        check_now(now)?;
+        settings.validate()?;
+        approval.validate()?;
+        check_devices(devices)?;
+        let active: Vec<&DeviceRecord> = devices.iter().filter(|d| d.status == DeviceStatus::Active).collect();
+        if active.is_empty() {
+            return Err(err(ErrorCode::DeviceRevoked, "the device was unlinked from the account"));
+        }
+        if active.len() > MAX_CHALLENGE_DEVICES {
+            return Err(err(ErrorCode::InvalidInput, "more than 4 devices: let the user pick one"));
+        }
+        let nonce = random_array::<16>(rng);
+        let k = zeroize::Zeroizing::new(random_array::<16>(rng));
+        let expires_at = now.saturating_add(settings.ttl);
+        let body = ChallengeBody { expires_at, digits: settings.digits, approval: approval.clone() };
+        let keys: Vec<&[u8]> = active.iter().map(|d| d.channel_key.expose()).collect();
+        let (qr_text, hash) = ChallengeQrMsg::seal(nonce, &k, &keys, &body);
+        let record = ChallengeRecord {
+            challenge_id: challenge_id(&nonce),
+            account: active[0].account.clone(),
+            device_ids: active.iter().map(|d| d.device_id.clone()).collect(),
+            approval,
+            digits: settings.digits,
+            created_at: now,
+            expires_at,
+            for_link,
+            state: ChallengeState::Open,
+            version: 1,
+            nonce,
+            hash,
+        };
+        Ok(ChallengeQr { qr_text, record })
+    }
+
+    /// Verify the answer to `challenge`: the typed digits, or a signed
+    /// answer's text. `devices` are the challenge's devices as stored now.
+    ///
+    /// The answer is accepted once (`TOKEN_ALREADY_USED` after), before
+    /// the expiry (`TOKEN_EXPIRED`). A wrong answer (a wrong code, a code
+    /// computed with a wrong passcode, a code for another transaction, a
+    /// signature that does not verify) is `INVALID_ANSWER` and counts one
+    /// failure on each device that could have given it; the 5th locks the
+    /// device (`LOCKED_OUT`, also for its time-based codes) until
+    /// [`DeviceRecord::unlock`]; a success resets the count. A signed
+    /// answer whose counter is not above the last one is `DEVICE_CLONED`
+    /// (nothing consumed; event [`PortalEvent::DeviceCloneSuspected`]).
+    /// `DEVICE_REVOKED` when every device of the challenge was unlinked;
+    /// `MALFORMED_MESSAGE` for a signed answer that does not decode
+    /// (counted as nothing); `INVALID_TIME`.
+    pub fn verify_answer(
+        &self,
+        challenge: &ChallengeRecord,
+        devices: &[DeviceRecord],
+        answer: &str,
+        now: u64,
+    ) -> Outcome<AnswerAccepted> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        if let ChallengeState::Answered { .. } = challenge.state {
+            return Outcome::refused(err(ErrorCode::TokenAlreadyUsed, "this challenge was already answered"));
+        }
+        if (Expiry { expires_at: challenge.expires_at }).is_past(now) {
+            return Outcome::refused(err(ErrorCode::TokenExpired, "this challenge has expired"));
+        }
+        let mine: Vec<&DeviceRecord> = devices
+            .iter()
+            .filter(|d| d.account == challenge.account && challenge.device_ids.iter().any(|id| *id == d.device_id))
+            .collect();
+        let active: Vec<&DeviceRecord> = mine.iter().copied().filter(|d| d.status == DeviceStatus::Active).collect();
+        if active.is_empty() {
+            return Outcome::refused(if mine.is_empty() {
+                err(ErrorCode::DeviceUnknown, "none of this challenge's devices was given")
+            } else {
+                err(ErrorCode::DeviceRevoked, "the device was unlinked from the account")
+            });
+        }
+        let open: Vec<&DeviceRecord> =
+            active.iter().copied().filter(|d| !d.otp_state.throttle.is_locked(now)).collect();
+        if open.is_empty() {
+            return Outcome::refused(err(ErrorCode::LockedOut, "too many failed attempts; the device is locked"));
+        }
+        let typed = answer.trim();
+        let is_typed = !typed.is_empty() && typed.bytes().all(|b| b.is_ascii_digit());
+        if is_typed {
+            let hit = open.iter().copied().find(|d| {
+                typed.len() == usize::from(challenge.digits)
+                    && ct_eq(
+                        typed.as_bytes(),
+                        typed_code(d.answer_key.expose(), &challenge.hash, challenge.digits).as_bytes(),
+                    )
+            });
+            return match hit {
+                Some(d) => self.accepted(challenge, d, None, now),
+                None => self.wrong(challenge, &open, now),
+            };
+        }
+        let signed = match SignedAnswerMsg::decode(typed) {
+            Ok(s) => s,
+            Err(e) => return Outcome::refused(e),
+        };
+        let Some(d) = open.iter().copied().find(|d| d.device_id == crate::encoding::hex_encode(&signed.device_id))
+        else {
+            return Outcome::refused(
+                if active.iter().any(|d| d.device_id == crate::encoding::hex_encode(&signed.device_id)) {
+                    err(ErrorCode::LockedOut, "too many failed attempts; the device is locked")
+                } else {
+                    err(ErrorCode::InvalidAnswer, "the answer is not correct")
+                },
+            );
+        };
+        if !ct_eq(&signed.nonce, &challenge.nonce) {
+            return self.wrong(challenge, &[d], now);
+        }
+        let r = response(d.answer_key.expose(), &challenge.hash);
+        let cb = signed.counter.to_be_bytes();
+        let parts = SignedAnswerMsg::signed_parts(&challenge.hash, &signed.device_id, &cb, &r);
+        let good = decode_public(d.device_pk.expose(), ErrorCode::StateCorrupt)
+            .and_then(|pk| verify(&pk, &parts, &signed.signature, ErrorCode::InvalidAnswer));
+        if good.is_err() {
+            return self.wrong(challenge, &[d], now);
+        }
+        if d.signed_counter.is_some_and(|last| signed.counter <= last) {
+            return Outcome {
+                writes: vec![],
+                events: vec![PortalEvent::DeviceCloneSuspected {
+                    account: d.account.clone(),
+                    device_id: d.device_id.clone(),
+                    at: now,
+                }],
+                result: Err(err(
+                    ErrorCode::DeviceCloned,
+                    "the device's signature counter went back: its keys may have been copied",
+                )),
+            };
+        }
+        self.accepted(challenge, d, Some(signed.counter), now)
+    }
+
+    fn accepted(
+        &self,
+        challenge: &ChallengeRecord,
+        d: &DeviceRecord,
+        counter: Option<u64>,
+        now: u64,
+    ) -> Outcome<AnswerAccepted> {
+        let mut c = challenge.clone();
+        c.version = c.version.saturating_add(1);
+        c.state = ChallengeState::Answered { at: now, device_id: d.device_id.clone() };
+        let mut n = d.clone();
+        n.version = n.version.saturating_add(1);
+        n.otp_state.throttle.record_success();
+        n.last_used_at = Some(now);
+        n.proven = true;
+        if counter.is_some() {
+            n.signed_counter = counter;
+        }
+        let ev = PortalEvent::ChallengeAnswered {
+            account: c.account.clone(),
+            challenge_id: c.challenge_id.clone(),
+            device_id: d.device_id.clone(),
+            at: now,
+        };
+        Outcome {
+            writes: vec![Write::Challenge(c), Write::Device(n)],
+            events: vec![ev],
+            result: Ok(AnswerAccepted { device_id: d.device_id.clone() }),
+        }
+    }
+
+    /// A wrong answer: one failure on each device that could have given it.
+    fn wrong(&self, _challenge: &ChallengeRecord, devices: &[&DeviceRecord], now: u64) -> Outcome<AnswerAccepted> {
+        let mut writes = Vec::new();
+        let mut events = Vec::new();
+        let mut all_locked = true;
+        for d in devices {
+            let mut n = (*d).clone();
+            n.version = n.version.saturating_add(1);
+            if n.otp_state.throttle.record_failure(now, &DEVICE_LOCKOUT) {
+                events.push(PortalEvent::DeviceLocked {
+                    account: n.account.clone(),
+                    device_id: n.device_id.clone(),
+                    at: now,
+                });
+            }
+            all_locked &= n.otp_state.throttle.is_locked(now);
+            writes.push(Write::Device(n));
+        }
+        let e = if all_locked {
+            err(ErrorCode::LockedOut, "too many failed attempts; the device is now locked")
+        } else {
+            err(ErrorCode::InvalidAnswer, "the answer is not correct")
+        };
+        Outcome { writes, events, result: Err(e) }
+    }
+
+    /// Flow 2: the challenge a new device shows to one of the account's
+    /// existing authenticators, for `pending` (a link from an offer made by
+    /// [`Portal::create_offer_for_new_device`]). Only devices that once
+    /// answered a challenge can vouch (`AUTHENTICATOR_NEVER_USED`).
+    /// Errors also: `INVALID_STATE` (the link is closed or waits for a check
+    /// code instead), `DEVICE_UNKNOWN`, `DEVICE_REVOKED`, `INVALID_TIME`.
+    pub fn create_link_challenge(
+        &self,
+        pending: &PendingLinkRecord,
+        devices: &[DeviceRecord],
+        settings: ChallengeSettings,
+        now: u64,
+        rng: &mut dyn RandomSource,
+    ) -> Result<ChallengeQr> {
+        check_now(now)?;
+        if pending.confirm != ConfirmMethod::Authenticator || !matches!(pending.state, PendingState::Open { .. }) {
+            return Err(err(ErrorCode::InvalidState, "this link does not wait for an existing authenticator"));
+        }
+        check_devices(devices)?;
+        if devices.iter().any(|d| d.account != pending.account) {
+            return Err(err(ErrorCode::InvalidInput, "the devices are of another account"));
+        }
+        let active: Vec<DeviceRecord> = devices.iter().filter(|d| d.status == DeviceStatus::Active).cloned().collect();
+        if active.is_empty() {
+            return Err(err(ErrorCode::DeviceRevoked, "the account has no linked device left"));
+        }
+        let proven: Vec<DeviceRecord> = active.into_iter().filter(|d| d.proven).collect();
+        if proven.is_empty() {
+            return Err(err(
+                ErrorCode::AuthenticatorNeverUsed,
+                "no authenticator of this account has answered a challenge yet",
+            ));
+        }
+        let ttl = settings.ttl.min(pending.confirm_by.saturating_sub(now)).max(1);
+        let approval =
+            Approval::LinkDevice { device_name: pending.device_name.clone(), device_id: pending.device_id.clone() };
+        self.issue(&proven, approval, ChallengeSettings { ttl, ..settings }, Some(pending.device_id.clone()), now, rng)
+    }
+
+    /// Flow 2: confirm `pending` with the code (or signed answer) the
+    /// existing authenticator gave for `challenge`, typed into the new
+    /// device. On success the outcome holds the answered challenge, the
+    /// voucher's record, the confirmed pending link and the new device
+    /// (event `DeviceLinked`); a wrong code counts on the voucher as in
+    /// [`Portal::verify_answer`]. `INVALID_INPUT` when the challenge is
+    /// not this link's; `TOKEN_EXPIRED` after the link's deadline.
+    pub fn confirm_with_authenticator(
+        &self,
+        pending: &PendingLinkRecord,
+        challenge: &ChallengeRecord,
+        devices: &[DeviceRecord],
+        answer: &str,
+        now: u64,
+    ) -> Outcome<DeviceRecord> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        if challenge.for_link.as_deref() != Some(pending.device_id.as_str()) || challenge.account != pending.account {
+            return Outcome::refused(err(ErrorCode::InvalidInput, "this challenge does not vouch for this link"));
+        }
+        if pending.confirm != ConfirmMethod::Authenticator || !matches!(pending.state, PendingState::Open { .. }) {
+            return Outcome::refused(err(
+                ErrorCode::InvalidState,
+                "this link does not wait for an existing authenticator",
+            ));
+        }
+        if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
+            return Outcome::refused(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
+        }
+        let checked = self.verify_answer(challenge, devices, answer, now);
+        if let Err(e) = checked.result {
+            return Outcome { writes: checked.writes, events: checked.events, result: Err(e) };
+        }
+        let linked = Portal::confirm_pending(pending, now);
+        let mut writes = checked.writes;
+        writes.extend(linked.writes);
+        let mut events = checked.events;
+        events.extend(linked.events);
+        Outcome { writes, events, result: linked.result }
+    }
+}
+
+impl DeviceRecord {
+    /// Administrative unlock after the user re-identified (a locked device
+    /// refuses answers and codes with `LOCKED_OUT`). `INVALID_STATE` when
+    /// it is not locked or unlinked.
+    pub fn unlock(&self, now: u64) -> Outcome<()> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        if self.status != DeviceStatus::Active || !self.otp_state.throttle.is_locked(now) {
+            return Outcome::refused(err(ErrorCode::InvalidState, "the device is not locked"));
+        }
+        let mut n = self.clone();
+        n.version = n.version.saturating_add(1);
+        n.otp_state.unlock();
+        Outcome { writes: vec![Write::Device(n)], events: vec![], result: Ok(()) }
+    }
+}
