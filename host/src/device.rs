@@ -48,6 +48,9 @@ pub struct LinkedAccount {
     pub confirm_by: Timestamp,
     /// Biometrics enabled.
     pub biometrics: bool,
+    /// The time-based codes this device shows ([`Device::code`]), as the
+    /// portal set them.
+    pub device_codes: crate::DeviceCodeRules,
 }
 
 impl From<&link::DeviceInfo> for LinkedAccount {
@@ -61,6 +64,7 @@ impl From<&link::DeviceInfo> for LinkedAccount {
             linked_at: Timestamp::from_secs(i.linked_at),
             confirm_by: Timestamp::from_secs(i.confirm_by),
             biometrics: i.biometrics,
+            device_codes: i.totp.into(),
         }
     }
 }
@@ -178,7 +182,7 @@ fn consumed(what: &str) -> TesseraError {
 /// The device side of Tessera, bound to the app's storage key.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Object))]
 pub struct Device {
-    key: Zeroizing<[u8; 32]>,
+    pub(crate) key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Device {

@@ -78,6 +78,7 @@
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!("tessera");
 
+mod challenge;
 mod device;
 mod error;
 mod otp;
@@ -85,6 +86,7 @@ mod portal;
 mod rows;
 mod time;
 
+pub use challenge::*;
 pub use device::*;
 pub use error::*;
 pub use otp::*;

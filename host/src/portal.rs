@@ -80,6 +80,25 @@ pub struct OfferSettings {
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     #[cfg_attr(feature = "wasm", tsify(optional))]
     pub rules: Option<PasscodeRules>,
+    /// The time-based codes the device will show (default TOTP-SHA256,
+    /// 6 digits, 30 s).
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    #[cfg_attr(feature = "wasm", tsify(optional))]
+    pub device_codes: Option<crate::DeviceCodeRules>,
+}
+
+impl OfferSettings {
+    pub(crate) fn options(&self) -> Result<link::OfferOptions> {
+        let ttl = match self.ttl_seconds {
+            None => link::DEFAULT_OFFER_TTL,
+            Some(t) => u64::try_from(t).map_err(|_| TesseraError::new(ErrorCode::InvalidInput, "ttl is negative"))?,
+        };
+        Ok(link::OfferOptions {
+            policy: self.rules.unwrap_or_default().policy()?,
+            ttl,
+            totp: self.device_codes.unwrap_or_default().policy()?,
+        })
+    }
 }
 
 /// A new offer: show `qr_text`, store the change (it inserts the offer).
@@ -248,23 +267,8 @@ impl Portal {
 
     /// A single-use link QR code for `account`.
     pub fn create_offer(&self, account: String, settings: OfferSettings, now: Timestamp) -> Result<LinkOffer> {
-        let ttl = match settings.ttl_seconds {
-            None => link::DEFAULT_OFFER_TTL,
-            Some(t) => u64::try_from(t).map_err(|_| TesseraError::new(ErrorCode::InvalidInput, "ttl is negative"))?,
-        };
-        let policy = settings.rules.unwrap_or_default().policy()?;
-        let o = self.core.create_offer(&account, policy, ttl, now.secs(), &mut OsRandom)?;
-        let change = self.change(&tessera_core::host::Outcome {
-            writes: vec![tessera_core::host::Write::Offer(o.record.clone())],
-            events: vec![],
-            result: Ok(()),
-        });
-        Ok(LinkOffer {
-            qr_text: o.qr_text,
-            offer_id: o.record.offer_id.clone(),
-            expires_at: Timestamp::from_secs(o.record.expires_at),
-            change,
-        })
+        let o = self.core.create_offer_with(&account, settings.options()?, now.secs(), &mut OsRandom)?;
+        Ok(self.offer_of(o))
     }
 
     /// Decrypt a device's link request; then read the offer with
@@ -287,16 +291,8 @@ impl Portal {
     ) -> Result<LinkConfirmation> {
         let records = pendings.iter().map(|p| self.open_pending(p)).collect::<Result<Vec<_>>>()?;
         let o = self.core.confirm_any(&records, &code, now.secs());
-        let change = self.change(&o);
-        let device = o.result.as_ref().ok().and_then(|_| {
-            change.writes.iter().find_map(|w| match w {
-                crate::RecordWrite::Device { row, .. } => Some(row.clone()),
-                _ => None,
-            })
-        });
-        Ok(LinkConfirmation { verdict: Verdict::judged(&o.result)?, device, change })
+        self.confirmation(&o)
     }
-
     /// Rename a device (`INVALID_INPUT` for a bad name, `INVALID_STATE` once unlinked).
     pub fn rename_device(&self, device: StoredDevice, name: String, now: Timestamp) -> Result<PortalChange> {
         let o = self.open_device(&device)?.rename(&name, now.secs());
@@ -332,6 +328,35 @@ impl Portal {
         let o = self.open_device(&device)?.verify_totp(&code, now.secs());
         let (matched, drift) = crate::otp::matched(&o.result);
         Ok(CodeCheck { verdict: Verdict::judged(&o.result)?, matched, drift, change: self.change(&o) })
+    }
+}
+
+impl Portal {
+    /// The host shape of a new core offer.
+    pub(crate) fn offer_of(&self, o: link::LinkOfferQr) -> LinkOffer {
+        let change = self.change(&tessera_core::host::Outcome {
+            writes: vec![tessera_core::host::Write::Offer(o.record.clone())],
+            events: vec![],
+            result: Ok(()),
+        });
+        LinkOffer {
+            qr_text: o.qr_text,
+            offer_id: o.record.offer_id.clone(),
+            expires_at: Timestamp::from_secs(o.record.expires_at),
+            change,
+        }
+    }
+
+    /// The host shape of a confirmation outcome.
+    pub(crate) fn confirmation(&self, o: &tessera_core::host::Outcome<link::DeviceRecord>) -> Result<LinkConfirmation> {
+        let change = self.change(o);
+        let device = o.result.as_ref().ok().and_then(|_| {
+            change.writes.iter().find_map(|w| match w {
+                crate::RecordWrite::Device { row, .. } => Some(row.clone()),
+                _ => None,
+            })
+        });
+        Ok(LinkConfirmation { verdict: Verdict::judged(&o.result)?, device, change })
     }
 }
 

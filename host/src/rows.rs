@@ -122,6 +122,44 @@ pub struct StoredDevice {
     pub sealed: Vec<u8>,
 }
 
+/// Where a challenge stands.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChallengeStatus {
+    /// Waiting for its answer.
+    Open,
+    /// Answered (single use).
+    Answered,
+}
+
+/// A stored challenge, keyed by `challenge_id`.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredChallenge {
+    /// Challenge id (hex).
+    pub challenge_id: String,
+    /// Account.
+    pub account: String,
+    /// The devices that can answer it (read their rows to verify).
+    pub device_ids: Vec<String>,
+    /// `login`, `transaction` or `link-device`.
+    pub kind: String,
+    /// When answers stop being accepted.
+    pub expires_at: Timestamp,
+    /// Open or answered.
+    pub status: ChallengeStatus,
+    /// Record version.
+    pub version: i64,
+    /// The sealed record (the truth).
+    #[serde(with = "serde_bytes")]
+    #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+    pub sealed: Vec<u8>,
+}
+
 /// One compare-and-set: `expected_version` absent means INSERT (fails if
 /// the key exists), else `UPDATE … WHERE key = ? AND version =
 /// expected_version`. Apply every write of a change in one transaction,
@@ -158,6 +196,15 @@ pub enum RecordWrite {
         #[cfg_attr(feature = "wasm", tsify(optional))]
         expected_version: Option<i64>,
     },
+    /// A challenge row.
+    Challenge {
+        /// The row.
+        row: StoredChallenge,
+        /// Version the stored row must have.
+        #[serde(default)]
+        #[cfg_attr(feature = "wasm", tsify(optional))]
+        expected_version: Option<i64>,
+    },
 }
 
 impl RecordWrite {
@@ -166,7 +213,8 @@ impl RecordWrite {
         match self {
             RecordWrite::Offer { expected_version, .. }
             | RecordWrite::PendingLink { expected_version, .. }
-            | RecordWrite::Device { expected_version, .. } => *expected_version,
+            | RecordWrite::Device { expected_version, .. }
+            | RecordWrite::Challenge { expected_version, .. } => *expected_version,
         }
     }
 }
@@ -222,6 +270,37 @@ pub enum PortalEvent {
         /// Time.
         at: Timestamp,
     },
+    /// A challenge was answered: the login or transaction is approved.
+    ChallengeAnswered {
+        /// Account.
+        account: String,
+        /// Challenge.
+        challenge_id: String,
+        /// Device that answered.
+        device_id: String,
+        /// Time.
+        at: Timestamp,
+    },
+    /// A device reached the failure limit: tell the user; unlock it
+    /// ([`crate::Portal::unlock_device`]) once they re-identified.
+    DeviceLocked {
+        /// Account.
+        account: String,
+        /// Device.
+        device_id: String,
+        /// Time.
+        at: Timestamp,
+    },
+    /// A signed answer's counter went back: two copies of the device's
+    /// keys are in use. Unlinking the device is the safe reaction.
+    DeviceCloneSuspected {
+        /// Account.
+        account: String,
+        /// Device.
+        device_id: String,
+        /// Time.
+        at: Timestamp,
+    },
 }
 
 impl From<&link::PortalEvent> for PortalEvent {
@@ -239,6 +318,15 @@ impl From<&link::PortalEvent> for PortalEvent {
             }
             link::PortalEvent::DeviceUnlinked { account, device_id, at } => {
                 PortalEvent::DeviceUnlinked { account, device_id, at: t(at) }
+            }
+            link::PortalEvent::ChallengeAnswered { account, challenge_id, device_id, at } => {
+                PortalEvent::ChallengeAnswered { account, challenge_id, device_id, at: t(at) }
+            }
+            link::PortalEvent::DeviceLocked { account, device_id, at } => {
+                PortalEvent::DeviceLocked { account, device_id, at: t(at) }
+            }
+            link::PortalEvent::DeviceCloneSuspected { account, device_id, at } => {
+                PortalEvent::DeviceCloneSuspected { account, device_id, at: t(at) }
             }
         }
     }
@@ -363,6 +451,7 @@ impl Portal {
                 },
                 expected_version,
             },
+            Write::Challenge(r) => RecordWrite::Challenge { row: crate::challenge::row_of(self, r), expected_version },
         }
     }
 
@@ -387,6 +476,11 @@ impl Portal {
     /// The pending link a row holds.
     pub(crate) fn open_pending(&self, r: &StoredPendingLink) -> Result<link::PendingLinkRecord> {
         self.open(&r.device_id, &r.account, r.version, &r.sealed)
+    }
+
+    /// The challenge a row holds.
+    pub(crate) fn open_challenge(&self, r: &StoredChallenge) -> Result<tessera_core::challenge::ChallengeRecord> {
+        self.open(&r.challenge_id, &r.account, r.version, &r.sealed)
     }
 
     /// The registry record a row holds.

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_host::{
-    ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig, OtpVerifierState,
+    Approval, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkAnswer, StoredChallenge, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig, OtpVerifierState,
     PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite, StatusLookup, StoredDevice,
     StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
 };
@@ -28,7 +28,10 @@ const MIN_FILES: usize = 10;
 
 struct Phone {
     name: String,
+    key: Vec<u8>,
     device: tessera_host::Device,
+    /// The last challenge answer (typed code or signed answer text).
+    last_answer: Option<String>,
     pending: Option<Arc<PendingLink>>,
     request: Option<String>,
     answer: Option<LinkAnswer>,
@@ -48,6 +51,9 @@ struct World {
     offers: HashMap<String, StoredOffer>,
     pendings: HashMap<String, StoredPendingLink>,
     devices: HashMap<String, StoredDevice>,
+    challenges: HashMap<String, StoredChallenge>,
+    /// Challenge ids by the var name their QR text was saved under.
+    challenge_ids: HashMap<String, String>,
     events: Vec<Value>,
     /// In creation order (`"wrong"` uses the first phone with a check code).
     phones: Vec<Phone>,
@@ -100,7 +106,16 @@ const COMMON: &[&str] = &["do", "at", "expect", "events", "skip"];
 fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match op {
         "portal" => (&["name"], &[]),
-        "offer" => (&["account", "ttl", "rules", "save"], &[]),
+        "offer" => (&["account", "ttl", "rules", "deviceCodes", "save"], &[]),
+        "offerNewDevice" => (&["account", "save"], &[]),
+        "challenge" => (&["account", "phone", "approval", "digits", "ttl", "save"], &[]),
+        "linkChallenge" => (&["phone", "digits", "ttl", "save"], &[]),
+        "readChallenge" => (&["phone", "qr", "edit"], &["portalName", "account", "approval", "digits"]),
+        "answer" => (&["phone", "qr", "passcode", "biometric", "signed", "edit"], &[]),
+        "verify" => (&["challenge", "answer", "edit"], &["device"]),
+        "vouch" => (&["phone", "challenge", "answer", "edit"], &[]),
+        "unlockDevice" => (&["phone"], &[]),
+        "clone" => (&["phone", "from"], &[]),
         "scan" => (&["phone", "qr", "pinned", "edit"], &["portalName", "expiresAt"]),
         "startLink" => (&["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], &[]),
         "accept" => (&["phone", "edit", "offer", "deviceKeySeen"], &[]),
@@ -260,7 +275,38 @@ fn event_kinds(change: &PortalChange) -> Vec<String> {
         .collect()
 }
 
+/// An API record from a step's JSON, unknown keys refused.
+fn strict<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Step<T> {
+    serde_json::from_value(v.clone()).map_err(|e| format!("bad `{what}`: {e}"))
+}
+
+fn challenge_settings(a: &Args<'_>) -> Step<ChallengeSettings> {
+    let i32_of = |v: Option<i64>| v.map(|d| i32::try_from(d).map_err(|_| "digits out of range")).transpose();
+    Ok(ChallengeSettings { digits: i32_of(a.opt_i64("digits")?)?, ttl_seconds: a.opt_i64("ttl")? })
+}
+
 impl World {
+    /// The account's device rows, by device id.
+    fn account_devices(&self, account: &str) -> Vec<StoredDevice> {
+        let mut rows: Vec<StoredDevice> = self.devices.values().filter(|d| d.account == account).cloned().collect();
+        rows.sort_by(|x, y| x.device_id.cmp(&y.device_id));
+        rows
+    }
+    fn pending_row(&self, p: usize) -> Step<StoredPendingLink> {
+        let ph = &self.phones[p];
+        ph.device_id
+            .as_ref()
+            .and_then(|id| self.pendings.get(id))
+            .cloned()
+            .ok_or_else(|| format!("phone {} has no pending link row", ph.name))
+    }
+    fn last_answer_of(&self, name: &str) -> Step<String> {
+        self.phones
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.last_answer.clone())
+            .ok_or_else(|| format!("phone {name} has no answer"))
+    }
     fn portal(&self) -> Step<Arc<Portal>> {
         self.portal.clone().ok_or_else(|| "no portal: a `portal` step comes first".to_owned())
     }
@@ -270,10 +316,12 @@ impl World {
             return Ok(i);
         }
         let key = tessera_host::new_storage_key().map_err(|e| e.to_string())?;
-        let device = tessera_host::Device::new(key).map_err(|e| e.to_string())?;
+        let device = tessera_host::Device::new(key.clone()).map_err(|e| e.to_string())?;
         self.phones.push(Phone {
             name: name.to_owned(),
+            key,
             device,
+            last_answer: None,
             pending: None,
             request: None,
             answer: None,
@@ -354,6 +402,9 @@ impl World {
                 RecordWrite::Device { row, expected_version } => {
                     cas(&self.devices, &row.device_id, *expected_version, |r| r.version)?
                 }
+                RecordWrite::Challenge { row, expected_version } => {
+                    cas(&self.challenges, &row.challenge_id, *expected_version, |r| r.version)?
+                }
             }
         }
         for w in &change.writes {
@@ -366,6 +417,9 @@ impl World {
                 }
                 RecordWrite::Device { row, .. } => {
                     self.devices.insert(row.device_id.clone(), row);
+                }
+                RecordWrite::Challenge { row, .. } => {
+                    self.challenges.insert(row.challenge_id.clone(), row);
                 }
             }
         }
@@ -407,7 +461,11 @@ impl World {
                         })
                     }
                 };
-                let settings = OfferSettings { ttl_seconds: a.opt_i64("ttl")?, rules };
+                let device_codes = match a.get("deviceCodes") {
+                    None => None,
+                    Some(v) => Some(strict::<DeviceCodeRules>(v, "deviceCodes")?),
+                };
+                let settings = OfferSettings { ttl_seconds: a.opt_i64("ttl")?, rules, device_codes };
                 let save = a.str("save")?;
                 let o = call!(portal.create_offer(a.str("account")?, settings, a.at()?));
                 let events = self.store(&o.change)?;
@@ -586,6 +644,141 @@ impl World {
                 let check = call!(portal.verify_device_code(row, code, at));
                 let events = self.store(&check.change)?;
                 Ok(Got::verdict(check.verdict, events))
+            }
+            "offerNewDevice" => {
+                let portal = self.portal()?;
+                let account = a.str("account")?;
+                let save = a.str("save")?;
+                let rows = self.account_devices(&account);
+                let o = call!(portal.create_offer_for_new_device(account, rows, OfferSettings::default(), a.at()?));
+                let events = self.store(&o.change)?;
+                self.vars.insert(save, o.qr_text);
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "challenge" | "linkChallenge" => {
+                let portal = self.portal()?;
+                let save = a.str("save")?;
+                let settings = challenge_settings(a)?;
+                let issued = if op == "challenge" {
+                    let account = a.str("account")?;
+                    let rows = match a.opt_str("phone")? {
+                        Some(name) => {
+                            let p = self.phone_index(&name)?;
+                            vec![self.device_row(p)?]
+                        }
+                        None => self.account_devices(&account),
+                    };
+                    let approval = strict::<Approval>(a.get("approval").ok_or("missing input `approval`")?, "approval")?;
+                    call!(portal.create_challenge(rows, approval, settings, a.at()?))
+                } else {
+                    let p = self.phone(a)?;
+                    let pending = self.pending_row(p)?;
+                    let rows = self.account_devices(&pending.account);
+                    call!(portal.create_link_challenge(pending, rows, settings, a.at()?))
+                };
+                let events = self.store(&issued.change)?;
+                self.vars.insert(save.clone(), issued.qr_text);
+                self.challenge_ids.insert(save, issued.challenge_id);
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "readChallenge" => {
+                let p = self.phone(a)?;
+                let qr = self.qr(a)?;
+                let state = self.state_of(p)?;
+                let view = call!(self.phones[p].device.read_challenge(state, qr, a.at()?));
+                let mut approval = serde_json::to_value(&view.approval).map_err(|e| e.to_string())?;
+                // A linkDevice approval names a phone: its device id reads as the phone's name.
+                if let Some(id) = approval.get("deviceId").and_then(Value::as_str).map(str::to_owned) {
+                    if let Some(ph) = self.phones.iter().find(|ph| ph.device_id.as_deref() == Some(id.as_str())) {
+                        approval["deviceId"] = json!(ph.name);
+                    }
+                }
+                Ok(Got::done()
+                    .fact("portalName", json!(view.portal_name))
+                    .fact("account", json!(view.account))
+                    .fact("approval", approval)
+                    .fact("digits", json!(view.digits)))
+            }
+            "answer" => {
+                let p = self.phone(a)?;
+                let qr = self.qr(a)?;
+                let state = self.state_of(p)?;
+                let passcode = a.opt_str("passcode")?;
+                let bio = a.opt_bool("biometric")?.unwrap_or(false);
+                let unlock = match (passcode, bio) {
+                    (Some(passcode), false) => Unlock::Passcode { passcode },
+                    (None, true) => Unlock::Biometric {
+                        secret: self.phones[p].biometric.clone().ok_or("the phone has no biometric secret")?,
+                    },
+                    _ => return Err("answer takes exactly one of passcode, biometric: true".into()),
+                };
+                let at = a.at()?;
+                let ph = &mut self.phones[p];
+                ph.last_answer = Some(if a.opt_bool("signed")?.unwrap_or(false) {
+                    let signed = call!(ph.device.sign_challenge(state, qr, unlock, at));
+                    ph.state = Some(signed.state);
+                    signed.answer
+                } else {
+                    call!(ph.device.answer_challenge(state, qr, unlock, at))
+                });
+                Ok(Got::done())
+            }
+            "verify" | "vouch" => {
+                let portal = self.portal()?;
+                let var = a.str("challenge")?;
+                let id = self.challenge_ids.get(&var).cloned().ok_or_else(|| format!("no challenge `{var}`"))?;
+                let row = self.challenges.get(&id).cloned().ok_or_else(|| format!("no challenge row for `{var}`"))?;
+                let who = a.str("answer")?;
+                let answer = match who.strip_prefix("wrong:") {
+                    Some(name) => wrong_code(&self.last_answer_of(name)?),
+                    None => self.last_answer_of(&who)?,
+                };
+                let answer = edit(answer, a.opt_str("edit")?)?;
+                let rows: Vec<StoredDevice> =
+                    row.device_ids.iter().filter_map(|d| self.devices.get(d).cloned()).collect();
+                let at = a.at()?;
+                if op == "verify" {
+                    let check = call!(portal.verify_answer(row, rows, answer, at));
+                    let events = self.store(&check.change)?;
+                    let by = check.device_id.as_ref().and_then(|id| {
+                        self.phones.iter().find(|ph| ph.device_id.as_ref() == Some(id)).map(|ph| ph.name.clone())
+                    });
+                    let got = Got::verdict(check.verdict, events);
+                    Ok(match by {
+                        Some(name) => got.fact("device", json!(name)),
+                        None => got,
+                    })
+                } else {
+                    let p = self.phone(a)?;
+                    let pending = self.pending_row(p)?;
+                    let c = call!(portal.confirm_with_authenticator(pending, row, rows, answer, at));
+                    let events = self.store(&c.change)?;
+                    Ok(Got::verdict(c.verdict, events))
+                }
+            }
+            "unlockDevice" => {
+                let portal = self.portal()?;
+                let p = self.phone(a)?;
+                let row = self.device_row(p)?;
+                let change = call!(portal.unlock_device(row, a.at()?));
+                let events = self.store(&change)?;
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "clone" => {
+                let from = a.str("from")?;
+                let f = self.phone_index(&from)?;
+                let (key, state, device_id, bio) = {
+                    let src = &self.phones[f];
+                    (src.key.clone(), src.state.clone(), src.device_id.clone(), src.biometric.clone())
+                };
+                let p = self.phone(a)?;
+                let ph = &mut self.phones[p];
+                ph.device = tessera_host::Device::new(key.clone()).map_err(|e| e.to_string())?;
+                ph.key = key;
+                ph.state = state;
+                ph.device_id = device_id;
+                ph.biometric = bio;
+                Ok(Got::done())
             }
             "wipe" => {
                 let p = self.phone(a)?;
