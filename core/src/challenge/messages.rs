@@ -49,13 +49,41 @@ pub(crate) fn response(answer_key: &[u8], hash: &[u8; 32]) -> Zeroizing<[u8; 32]
     Zeroizing::new(hmac_sha256(answer_key, &[label::CHALLENGE_RESPONSE, hash]))
 }
 
-/// The typed code: the first 8 bytes of the response, big-endian, mod 10^digits.
-pub(crate) fn typed_code(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<alloc::string::String> {
+/// Room for every digit of a `u64`: 10 (the longest of `ANSWER_DIGITS`)
+/// would do, 20 keeps the text of a record with out-of-range digits too.
+const MAX_DIGITS: usize = 20;
+
+/// The typed code as ASCII digits in a stack buffer (no allocation: the
+/// portal computes one per device for every typed answer it checks):
+/// the first 8 bytes of the response, big-endian, mod 10^digits, with
+/// leading zeros. The code is `buf[..digits]`.
+fn typed_code_digits(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<[u8; MAX_DIGITS]> {
     let r = response(answer_key, hash);
     let mut first = [0u8; 8];
     first.copy_from_slice(&r[..8]);
-    let n = u64::from_be_bytes(first) % 10u64.pow(u32::from(digits));
-    Zeroizing::new(alloc::format!("{n:0w$}", w = usize::from(digits)))
+    let digits = usize::from(digits).min(MAX_DIGITS);
+    let mut n = u64::from_be_bytes(first);
+    let mut buf = Zeroizing::new([b'0'; MAX_DIGITS]);
+    // n mod 10^digits, written right to left (the same text as
+    // `format!("{:0digits$}", n % 10^digits)`).
+    for b in buf[..digits].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    buf
+}
+
+/// Whether `typed` is the typed code, compared in constant time.
+pub(crate) fn typed_code_matches(answer_key: &[u8], hash: &[u8; 32], digits: u8, typed: &[u8]) -> bool {
+    let code = typed_code_digits(answer_key, hash, digits);
+    ct_eq(typed, &code[..usize::from(digits).min(MAX_DIGITS)])
+}
+
+/// The typed code: the first 8 bytes of the response, big-endian, mod 10^digits.
+pub(crate) fn typed_code(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<alloc::string::String> {
+    let buf = typed_code_digits(answer_key, hash, digits);
+    let code = &buf[..usize::from(digits).min(MAX_DIGITS)];
+    Zeroizing::new(code.iter().map(|&b| char::from(b)).collect())
 }
 
 /// The challenge QR: `20 01 || nonce (16) || n (1) || n slots || AEAD(k_body, 0, aad, body)`,
@@ -221,5 +249,30 @@ impl SignedAnswerMsg {
             counter: u64::from_be_bytes(wire::fixed(counter, ErrorCode::MalformedMessage)?),
             signature: wire::fixed(sig, ErrorCode::MalformedMessage)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stack-buffer code is the text `format!` gave (leading zeros too).
+    #[test]
+    fn typed_code_is_the_zero_padded_remainder() {
+        let mut zeros = 0;
+        for i in 0..2000u32 {
+            let key = sha256(&[b"key", &i.to_be_bytes()]);
+            let hash = sha256(&[b"hash", &i.to_be_bytes()]);
+            let r = response(&key, &hash);
+            let n = u64::from_be_bytes(r[..8].try_into().unwrap_or_else(|_| unreachable!()));
+            for digits in ANSWER_DIGITS {
+                let want = alloc::format!("{:0w$}", n % 10u64.pow(u32::from(digits)), w = usize::from(digits));
+                zeros += usize::from(want.starts_with('0'));
+                assert_eq!(*typed_code(&key, &hash, digits), want);
+                assert!(typed_code_matches(&key, &hash, digits, want.as_bytes()));
+                assert!(!typed_code_matches(&key, &hash, digits, &want.as_bytes()[1..]));
+            }
+        }
+        assert!(zeros > 100);
     }
 }

@@ -3,7 +3,7 @@
 //! lockout per device shared with the device's time-based codes), and the
 //! flow-2 link confirmed by an existing authenticator.
 
-use super::messages::{challenge_id, response, typed_code, ChallengeBody, ChallengeQrMsg, SignedAnswerMsg};
+use super::messages::{challenge_id, response, typed_code_matches, ChallengeBody, ChallengeQrMsg, SignedAnswerMsg};
 use super::{Approval, ChallengeSettings, MAX_CHALLENGE_DEVICES};
 use crate::crypto::{decode_public, random_array, verify, RandomSource};
 use crate::error::{err, ErrorCode, Result};
@@ -225,10 +225,7 @@ impl Portal {
         if is_typed {
             let hit = open.iter().copied().find(|d| {
                 typed.len() == usize::from(challenge.digits)
-                    && ct_eq(
-                        typed.as_bytes(),
-                        typed_code(d.answer_key.expose(), &challenge.hash, challenge.digits).as_bytes(),
-                    )
+                    && typed_code_matches(d.answer_key.expose(), &challenge.hash, challenge.digits, typed.as_bytes())
             });
             return match hit {
                 Some(d) => self.accepted(challenge, d, None, now),
