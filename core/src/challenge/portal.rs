@@ -203,48 +203,46 @@ impl Portal {
         if (Expiry { expires_at: challenge.expires_at }).is_past(now) {
             return Outcome::refused(err(ErrorCode::TokenExpired, "this challenge has expired"));
         }
-        let mine: Vec<&DeviceRecord> = devices
+        // Lazy filters, not collected: nothing is allocated unless a wrong
+        // answer needs the list of devices to count a failure on.
+        let mine = devices
             .iter()
-            .filter(|d| d.account == challenge.account && challenge.device_ids.iter().any(|id| *id == d.device_id))
-            .collect();
-        let active: Vec<&DeviceRecord> = mine.iter().copied().filter(|d| d.status == DeviceStatus::Active).collect();
-        if active.is_empty() {
-            return Outcome::refused(if mine.is_empty() {
+            .filter(move |d| d.account == challenge.account && challenge.device_ids.contains(&d.device_id));
+        let active = mine.clone().filter(|d| d.status == DeviceStatus::Active);
+        let open = active.clone().filter(move |d| !d.otp_state.throttle.is_locked(now));
+        if active.clone().next().is_none() {
+            return Outcome::refused(if mine.clone().next().is_none() {
                 err(ErrorCode::DeviceUnknown, "none of this challenge's devices was given")
             } else {
                 err(ErrorCode::DeviceRevoked, "the device was unlinked from the account")
             });
         }
-        let open: Vec<&DeviceRecord> =
-            active.iter().copied().filter(|d| !d.otp_state.throttle.is_locked(now)).collect();
-        if open.is_empty() {
+        if open.clone().next().is_none() {
             return Outcome::refused(err(ErrorCode::LockedOut, "too many failed attempts; the device is locked"));
         }
         let typed = answer.trim();
         let is_typed = !typed.is_empty() && typed.bytes().all(|b| b.is_ascii_digit());
         if is_typed {
-            let hit = open.iter().copied().find(|d| {
+            let hit = open.clone().find(|d| {
                 typed.len() == usize::from(challenge.digits)
                     && typed_code_matches(d.answer_key.expose(), &challenge.hash, challenge.digits, typed.as_bytes())
             });
             return match hit {
                 Some(d) => self.accepted(challenge, d, None, now),
-                None => self.wrong(challenge, &open, now),
+                None => self.wrong(challenge, &open.collect::<Vec<_>>(), now),
             };
         }
         let signed = match SignedAnswerMsg::decode(typed) {
             Ok(s) => s,
             Err(e) => return Outcome::refused(e),
         };
-        let Some(d) = open.iter().copied().find(|d| d.device_id == crate::encoding::hex_encode(&signed.device_id))
-        else {
-            return Outcome::refused(
-                if active.iter().any(|d| d.device_id == crate::encoding::hex_encode(&signed.device_id)) {
-                    err(ErrorCode::LockedOut, "too many failed attempts; the device is locked")
-                } else {
-                    err(ErrorCode::InvalidAnswer, "the answer is not correct")
-                },
-            );
+        let signer = crate::encoding::hex_encode(&signed.device_id);
+        let Some(d) = open.clone().find(|d| d.device_id == signer) else {
+            return Outcome::refused(if active.clone().any(|d| d.device_id == signer) {
+                err(ErrorCode::LockedOut, "too many failed attempts; the device is locked")
+            } else {
+                err(ErrorCode::InvalidAnswer, "the answer is not correct")
+            });
         };
         if !ct_eq(&signed.nonce, &challenge.nonce) {
             return self.wrong(challenge, &[d], now);
