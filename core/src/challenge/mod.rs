@@ -22,6 +22,13 @@ mod messages;
 mod portal;
 
 pub use device::{Challenge, SignedAnswer};
+/// The challenge a signed answer is for (its lookup key), so that a portal
+/// receiving answers from devices knows which row to read.
+/// `MALFORMED_MESSAGE` (and the other decoding errors) if it is not a signed answer.
+pub fn signed_answer_challenge_id(answer: &str) -> Result<String> {
+    Ok(messages::challenge_id(&messages::SignedAnswerMsg::decode(answer)?.nonce))
+}
+
 pub use portal::{AnswerAccepted, ChallengeQr, ChallengeRecord, ChallengeState, DEVICE_LOCKOUT};
 
 use crate::error::{err, ErrorCode, Result};
