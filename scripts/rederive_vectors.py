@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Re-derive every value of vectors/link.json from docs/PROTOCOL.md alone.
+"""Re-derive every value of vectors/link.json and vectors/challenge.json from
+docs/PROTOCOL.md alone.
 
-An independent implementation of Tessera protocol v1 (link flow), written
+An independent implementation of Tessera protocol v1 (link flow, and
+challenge/response for the linked device), written
 from docs/PROTOCOL.md and the RFCs it names, without looking at the Rust
 sources. It uses only the Python standard library: P-256, RFC 6979 ECDSA,
 ChaCha20-Poly1305, XChaCha20-Poly1305, HKDF, Base45 and postcard are written
@@ -9,7 +11,7 @@ out below (slow but small; the whole run takes well under a second).
 
 It also checks vectors/otp.json (HOTP, TOTP and OCRA rows) with hmac/hashlib.
 
-Usage: rederive_vectors.py [path/to/link.json [path/to/otp.json]]
+Usage: rederive_vectors.py [path/to/link.json [path/to/otp.json [path/to/challenge.json]]]
 Prints one line per checked value (ok / MISMATCH), then `N passed, M failed`;
 exits 1 on any mismatch.
 """
@@ -41,6 +43,25 @@ ACCOUNT = "anna@example.org"
 STORAGE_KEY = b"\x5a" * 32
 TOTP_TIME = NOW + 100
 CONFIRM_WINDOW = 600                  # "gives up at confirm_by (10 minutes)"
+# The portal's default TOTP policy for the device (flow 5): SHA256 (index 1), 6 digits, 30 s.
+TOTP_POLICY = (1, 6, 30)
+
+# Challenge/response vectors (PROTOCOL.md, "Test vectors", vectors/challenge.json).
+CHALLENGE_RNG_SEED = b"\x03" * 32    # the portal's challenges: nonce (16) then k (16), each
+CONFIRM_TIME = NOW + 20
+WRONG_PASSCODE = "493818"
+LOGIN = {"kind": "login"}
+PAYMENT = {"kind": "transaction", "amount": "125.50", "currency": "EUR",
+           "payee": "ACME Energy Ltd", "text": ["Invoice 2026-118"]}
+CHALLENGES = [  # name, created_at, digits, ttl, approval
+    ("login", NOW + 60, 8, 300, LOGIN),
+    ("transaction", NOW + 120, 8, 300, PAYMENT),
+    ("login_6_digits", NOW + 180, 6, 120, LOGIN),
+    ("transaction_10_digits", NOW + 240, 10, 900, PAYMENT),
+]
+READ_DELAY, VERIFY_DELAY = 5, 30      # the device reads at created_at + 5, the portal verifies at + 30
+SIGNED_FOR, SIGNED_COUNTER = "transaction", 1
+CHALLENGE_SKEW = 300
 
 # --------------------------------------------------------------------------
 # Hashes, HMAC, HKDF (RFC 5869)
@@ -512,8 +533,9 @@ def derive():
 
     # Portal: answer (status 0, accepted).
     confirm_by = ACCEPT_TIME + CONFIRM_WINDOW
+    alg, digits, period = TOTP_POLICY
     accepted = (n + pc_str(ACCOUNT) + pc_str(device_id) + pc_varint(ACCEPT_TIME)
-                + pc_varint(confirm_by))
+                + pc_varint(confirm_by) + pc_varint(alg) + u8(digits) + pc_varint(period))
     keys = HKDF(c, ecdh(p, E), lbl("link-answer") + th, 64)
     aad = b"\x03\x01\x00" + th
     v["answer"] = b64url(b"\x03\x01\x00" + siv_seal(keys, aad, accepted))
@@ -530,6 +552,239 @@ def derive():
              refusal_keys=HKDF(c, shared_e, lbl("link-refusal") + th, 64),
              channel_key=HKDF(th, ecdh(d, P), lbl("channel-key")))
     return v, x
+
+
+# --------------------------------------------------------------------------
+# Flow 4: challenge/response (PROTOCOL.md, "Flow 4")
+# --------------------------------------------------------------------------
+
+
+def xor(a, b):
+    return bytes(i ^ j for i, j in zip(a, b))
+
+
+def amount_parts(text):
+    """`125.50` -> (12550, 2): minor units and digits after the point, as typed."""
+    whole, _, frac = text.partition(".")
+    return int(whole + frac), len(frac)
+
+
+def amount_text(minor, decimals):
+    if decimals == 0:
+        return str(minor)
+    p = 10**decimals
+    return f"{minor // p}.{str(minor % p).zfill(decimals)}"
+
+
+def pc_approval(a):
+    """postcard(Approval): variant index (varint), then the variant's fields."""
+    if a["kind"] == "login":
+        return pc_varint(0)
+    if a["kind"] == "transaction":
+        minor, decimals = amount_parts(a["amount"])
+        return (pc_varint(1) + pc_varint(minor) + u8(decimals) + pc_str(a["currency"])
+                + pc_str(a["payee"]) + pc_varint(len(a["text"]))
+                + b"".join(pc_str(line) for line in a["text"]))
+    if a["kind"] == "link-device":
+        return pc_varint(2) + pc_str(a["device_name"]) + pc_str(a["device_id"])
+    raise ValueError(a)
+
+
+def read_approval(r):
+    kind = r.varint()
+    if kind == 0:
+        return {"kind": "login"}
+    if kind == 1:
+        minor, decimals = r.varint(), r.u8()
+        currency, payee = r.str(), r.str()
+        text = [r.str() for _ in range(r.varint())]
+        return {"kind": "transaction", "amount": amount_text(minor, decimals),
+                "currency": currency, "payee": payee, "text": text}
+    if kind == 2:
+        return {"kind": "link-device", "device_name": r.str(), "device_id": r.str()}
+    raise ValueError(f"unknown approval {kind}")
+
+
+def slot_keys(channel_key, nonce):
+    return (HKDF(nonce, channel_key, lbl("challenge-tag"), 4),
+            HKDF(nonce, channel_key, lbl("challenge-wrap"), 16))
+
+
+def challenge_qr(channel_keys, nonce, k, body):
+    """20 01 || nonce || n || n slots (tag || k XOR pad) || AEAD(k_body, 0, aad = all before, body)."""
+    prefix = b"\x20\x01" + nonce + u8(len(channel_keys))
+    for ck in channel_keys:
+        tag, pad = slot_keys(ck, nonce)
+        prefix += tag + xor(k, pad)
+    k_body = HKDF(nonce, k, lbl("challenge-body"))
+    return prefix + aead_seal(k_body, b"\x00" * 12, prefix, body)
+
+
+def challenge_hash(nonce, body):
+    return H(lbl("challenge") + b"\x20\x01" + nonce + body)
+
+
+def challenge_response(answer_key, h):
+    return HMAC(answer_key, lbl("challenge-response") + h)
+
+
+def typed_code(answer_key, h, digits):
+    r = challenge_response(answer_key, h)
+    return str(int.from_bytes(r[:8], "big") % 10**digits).zfill(digits)
+
+
+def signed_message(h, device_id_raw, counter, response):
+    return lbl("challenge-signature") + h + device_id_raw + u64(counter) + response
+
+
+def answer_key_for(x, passcode, device_id):
+    uf = HMAC(x["otp_root"], lbl("user-factor") + passcode.encode())
+    return HKDF(x["otp_root"], uf, lbl("answer-key") + device_id.encode())
+
+
+def derive_challenges(v, x):
+    """The linked device of derive() answers the portal's challenges."""
+    cv, cx = {}, {}
+    crng = SeededRandom(CHALLENGE_RNG_SEED)
+    device_id = v["device_id"]
+    cv.update(device_id=device_id, confirm_time=CONFIRM_TIME, check_code=v["check_code"],
+              passcode=PASSCODE, wrong_passcode=WRONG_PASSCODE, link_vectors="link.json")
+    wrong_key = answer_key_for(x, WRONG_PASSCODE, device_id)
+    out = []
+    for name, created_at, digits, ttl, approval in CHALLENGES:
+        nonce, k = crng.bytes(16), crng.bytes(16)
+        expires_at = created_at + ttl
+        body = pc_varint(expires_at) + u8(digits) + pc_approval(approval)
+        qr = challenge_qr([x["channel_key"]], nonce, k, body)
+        h = challenge_hash(nonce, body)
+        out.append({
+            "name": name, "created_at": created_at, "digits": digits, "ttl": ttl,
+            "expires_at": expires_at, "approval": approval, "body_hex": body.hex(),
+            "qr_text": "TS:" + base45_encode(qr),
+            "challenge_id": H(lbl("challenge-id") + nonce)[:16].hex(),
+            "challenge_hash_hex": h.hex(),
+            "read_time": created_at + READ_DELAY, "verify_time": created_at + VERIFY_DELAY,
+            "code": typed_code(x["answer_key"], h, digits),
+            "code_wrong_passcode": typed_code(wrong_key, h, digits),
+        })
+        cx[name] = dict(nonce=nonce, k=k, body=body, hash=h, qr=qr)
+        if name == SIGNED_FOR:
+            raw_id = bytes.fromhex(device_id)
+            msg = signed_message(h, raw_id, SIGNED_COUNTER, challenge_response(x["answer_key"], h))
+            sig = ecdsa_sign(x["d"], msg)
+            answer = b"\x21\x01" + nonce + raw_id + u64(SIGNED_COUNTER) + sig
+            cv["signed_answer"] = {"challenge": name, "counter": SIGNED_COUNTER,
+                                   "answer": b64url(answer)}
+    cv["challenges"] = out
+    return cv, cx
+
+
+def challenge_consistency(rep, x, got):
+    """Opens the file's challenge messages as the device and the portal would."""
+    ck, ak = x["channel_key"], x["answer_key"]
+
+    def device_reads(c):
+        def run():
+            qr = base45_decode(c["qr_text"][3:])
+            assert c["qr_text"].startswith("TS:") and qr[:2] == b"\x20\x01"
+            nonce, n = qr[2:18], qr[18]
+            assert 1 <= n <= 4 and len(qr) >= 19 + 20 * n + 16 + 3
+            slots = [qr[19 + 20 * i:39 + 20 * i] for i in range(n)]
+            tag, pad = slot_keys(ck, nonce)
+            slot = next(sl for sl in slots if sl[:4] == tag)
+            k = xor(slot[4:], pad)
+            prefix = qr[:19 + 20 * n]
+            body = aead_open(HKDF(nonce, k, lbl("challenge-body")), b"\x00" * 12, prefix,
+                             qr[19 + 20 * n:])
+            r = PcReader(body)
+            expires_at, digits, approval = r.varint(), r.u8(), read_approval(r)
+            r.end()
+            assert (expires_at, digits, approval) == (c["expires_at"], c["digits"], c["approval"])
+            assert 6 <= digits <= 10 and c["read_time"] < expires_at + CHALLENGE_SKEW
+            assert H(lbl("challenge-id") + nonce)[:16].hex() == c["challenge_id"]
+            h = challenge_hash(nonce, body)
+            assert h.hex() == c["challenge_hash_hex"] and body.hex() == c["body_hex"]
+            assert typed_code(ak, h, digits) == c["code"], "typed code"
+            uf = bytes.fromhex(got["biometric_secret_hex"])
+            bio_key = HKDF(x["otp_root"], uf, lbl("answer-key") + got["device_id"].encode())
+            assert typed_code(bio_key, h, digits) == c["code"], "biometric code"
+            assert c["code"] != c["code_wrong_passcode"]
+            # Another device (another channel key) finds no slot: NOT_FOR_THIS_DEVICE.
+            other_tag, _ = slot_keys(b"\x77" * 32, nonce)
+            assert all(sl[:4] != other_tag for sl in slots)
+            # A changed byte of the ciphertext or of the slot area fails the AEAD.
+            for i in (len(qr) - 1, 19 + 4):
+                bad = bytearray(qr)
+                bad[i] ^= 1
+                try:
+                    aead_open(HKDF(nonce, xor(bytes(bad[19 + 4:19 + 20]), pad), lbl("challenge-body")),
+                              b"\x00" * 12, bytes(bad[:19 + 20 * n]), bytes(bad[19 + 20 * n:]))
+                except ValueError:
+                    continue
+                raise AssertionError(f"changed byte {i} still opens")
+        return run
+
+    for c in got["challenges"]:
+        rep.attempt(f"check: challenge {c['name']}: the device finds its slot, opens the body "
+                    f"(approval, digits, expiry), id, hash, code (passcode = biometric secret)",
+                    device_reads(c))
+
+    def pay_once_more():
+        # A changed amount, payee or text line changes the code.
+        c = next(c for c in got["challenges"] if c["name"] == "transaction")
+        nonce = base45_decode(c["qr_text"][3:])[2:18]
+        codes = set()
+        for change in ({}, {"amount": "125.5"}, {"amount": "9125.50"}, {"payee": "ACME Energy Ltd."},
+                       {"currency": "USD"}, {"text": []}, {"text": ["Invoice 2026-119"]}):
+            body = pc_varint(c["expires_at"]) + u8(c["digits"]) + pc_approval(dict(PAYMENT, **change))
+            codes.add(typed_code(ak, challenge_hash(nonce, body), c["digits"]))
+        return len(codes) == 7
+    rep.attempt("check: a changed amount, currency, payee or text line changes the typed code",
+                pay_once_more)
+
+    def signed_verifies():
+        s = got["signed_answer"]
+        c = next(c for c in got["challenges"] if c["name"] == s["challenge"])
+        raw = b64url_decode(s["answer"])
+        assert len(raw) == 2 + 16 + 8 + 8 + 64 and raw[:2] == b"\x21\x01"
+        nonce, dev, counter, sig = raw[2:18], raw[18:26], raw[26:34], raw[34:]
+        assert H(lbl("challenge-id") + nonce)[:16].hex() == c["challenge_id"]
+        assert dev.hex() == got["device_id"] and int.from_bytes(counter, "big") == s["counter"]
+        h = bytes.fromhex(c["challenge_hash_hex"])
+        # The portal computes the response from its copy of answer_key.
+        msg = signed_message(h, dev, s["counter"], challenge_response(ak, h))
+        assert ecdsa_verify(x["D"], msg, sig), "signature does not verify under D"
+        assert int.from_bytes(sig[32:], "big") <= P_N // 2, "signature s is not low"
+        wrong = answer_key_for(x, WRONG_PASSCODE, got["device_id"])
+        assert not ecdsa_verify(x["D"], signed_message(h, dev, s["counter"],
+                                                       challenge_response(wrong, h)), sig)
+        assert not ecdsa_verify(x["D"], signed_message(h, dev, s["counter"] + 1,
+                                                       challenge_response(ak, h)), sig)
+    rep.attempt("check: signed answer: layout, challenge id from its nonce, signature verifies "
+                "under D (low-s) over hash, id, counter and response; not with a wrong passcode "
+                "or another counter", signed_verifies)
+
+
+def compare(rep, prefix, expected, got):
+    """Every key of both sides, recursively through objects and lists of named objects."""
+    for key in sorted(set(got) | set(expected)):
+        name = f"{prefix}{key}"
+        if key == "description":
+            continue
+        if key not in expected:
+            rep.check(name, False, "in the file but not re-derived by this script")
+        elif key not in got:
+            rep.check(name, False, "missing from the file")
+        elif isinstance(expected[key], dict) and isinstance(got[key], dict) and key != "approval":
+            compare(rep, f"{name}.", expected[key], got[key])
+        elif (isinstance(expected[key], list) and isinstance(got[key], list) and expected[key]
+              and isinstance(expected[key][0], dict)):
+            if len(expected[key]) != len(got[key]):
+                rep.check(name, False, f"{len(expected[key])} derived, {len(got[key])} in the file")
+            for e, g in zip(expected[key], got[key]):
+                compare(rep, f"{name}[{e.get('name', '?')}].", e, g)
+        else:
+            rep.equal(name, expected[key], got[key])
 
 
 # --------------------------------------------------------------------------
@@ -650,7 +905,10 @@ def consistency(rep, v, x, got):
         r = PcReader(siv_open(x["keys"], ans[:3] + x["th"], ans[3:]))
         n, account, device_id = r.raw(32), r.str(), r.str()
         linked_at, confirm_by = r.varint(), r.varint()
+        alg, digits, period = r.varint(), r.u8(), r.varint()
         r.end()
+        assert (alg, digits, period) == TOTP_POLICY, "totp policy"
+        assert alg in (0, 1, 2) and 6 <= digits <= 8 and 15 <= period <= 120
         assert H(lbl("offer-commit") + n)[:16] == x["c"], "portal nonce does not hash to c"
         assert account == got["account"] and device_id == got["device_id"], "account/device id"
         assert linked_at == got["accept_time"] and confirm_by == got["confirm_by"], "times"
@@ -658,7 +916,7 @@ def consistency(rep, v, x, got):
         code = int.from_bytes(HKDF(n, code_key, lbl("check-code") + x["th"])[:8], "big")
         assert str(code % 10**6).zfill(6) == got["check_code"], "check code differs"
     rep.attempt("check: answer opens with the device's answer keys (SIV nonce matches), "
-                "nonce hashes to c, check code", answer_opens)
+                "nonce hashes to c, totp policy, check code", answer_opens)
 
     def refusal_keys_differ():
         ans = b64url_decode(got["answer"])
@@ -769,6 +1027,7 @@ def ocra(suite, key, question, counter=None, password=None, t=None):
 def main(argv):
     link_path = argv[1] if len(argv) > 1 else os.path.join(ROOT, "vectors", "link.json")
     otp_path = argv[2] if len(argv) > 2 else os.path.join(ROOT, "vectors", "otp.json")
+    challenge_path = argv[3] if len(argv) > 3 else os.path.join(ROOT, "vectors", "challenge.json")
     rep = Report()
     self_tests(rep)
 
@@ -779,18 +1038,15 @@ def main(argv):
               "passcode": PASSCODE, "biometrics": BIOMETRICS, "account": ACCOUNT,
               "storage_key_hex": STORAGE_KEY.hex()}
     expected = dict(inputs, **v)
-    for key in sorted(set(got) | set(expected)):
-        if key == "description":
-            continue
-        if key not in expected:
-            rep.check(key, False, "in the file but not re-derived by this script")
-        elif key not in got:
-            rep.check(key, False, "missing from the file")
-        else:
-            rep.equal(key, expected[key], got[key])
+    compare(rep, "", expected, got)
     # Consistency checks read the file's values (with the inputs as fallback).
     consistency(rep, v, x, dict(expected, **got))
     check_otp(rep, otp_path)
+
+    cgot = json.load(open(challenge_path))
+    cv, _ = derive_challenges(v, x)
+    compare(rep, "challenge.json ", cv, cgot)
+    challenge_consistency(rep, x, dict(cgot, biometric_secret_hex=v["biometric_secret_hex"]))
 
     print(f"{rep.passed} passed, {rep.failed} failed")
     return 1 if rep.failed else 0
