@@ -27,7 +27,8 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[path = "../../fuzz/harness.rs"]
 mod harness;
-use harness::{link_messages, ocra_suite, otpauth_uri};
+use harness::{challenge_messages, link_messages, ocra_suite, otpauth_uri};
+use tessera_core::ErrorCode;
 
 /// What a hand-written seed must do: `bad_*` and `empty` are rejected, the
 /// rest accepted. Files libFuzzer adds (40-hex-digit names) and crash
@@ -86,5 +87,74 @@ fn replay_link_messages_corpus() {
         if let Some(w) = want {
             assert_eq!(accepted, w, "{}", path.display());
         }
+    }
+}
+
+/// Which decoder of `challenge_messages` a hand-written seed is for (0: the
+/// device's `read_challenge`, 1: the portal's `verify_answer`, 2: the sealed
+/// record), and its verdict there. Seeds made by `fuzz/challenge_seeds.py`.
+fn challenge_seed(name: &str) -> Option<(usize, Result<(), ErrorCode>)> {
+    use ErrorCode::*;
+    let (i, want) = match name {
+        "qr" | "qr_login" => (0, Ok(())),
+        "typed" | "typed_spaces" | "signed" => (1, Ok(())),
+        "record" => (2, Ok(())),
+        "empty" => (0, Err(MalformedMessage)),
+        "bad_qr_too_short" | "bad_qr_header_only" | "bad_qr_zero_slots" | "bad_qr_five_slots" | "bad_qr_base64" => {
+            (0, Err(MalformedMessage))
+        }
+        "bad_qr_truncated" | "bad_qr_ciphertext_flipped" | "bad_qr_slot_flipped" => (0, Err(MessageTampered)),
+        "bad_qr_tag_flipped" | "bad_qr_other_device" => (0, Err(NotForThisDevice)),
+        "bad_qr_version_2" => (0, Err(UnsupportedVersion)),
+        "bad_qr_signed_kind" | "bad_qr_link_offer" => (0, Err(WrongMessageKind)),
+        "bad_qr_undisplayable_payee"
+        | "bad_qr_blank_text"
+        | "bad_qr_control_text"
+        | "bad_qr_currency_lowercase"
+        | "bad_qr_four_text_lines"
+        | "bad_qr_long_payee"
+        | "bad_qr_amount_4_decimals"
+        | "bad_qr_digits_5"
+        | "bad_qr_digits_11"
+        | "bad_qr_unknown_approval"
+        | "bad_qr_trailing_body"
+        | "bad_qr_bad_device_id" => (0, Err(MalformedMessage)),
+        "bad_qr_expired" => (0, Err(TokenExpired)),
+        "bad_typed_wrong_passcode"
+        | "bad_typed_login_code"
+        | "bad_typed_7_digits"
+        | "bad_typed_9_digits"
+        | "bad_signed_flipped"
+        | "bad_signed_high_s"
+        | "bad_signed_wrong_passcode"
+        | "bad_signed_other_challenge"
+        | "bad_signed_counter_mismatch"
+        | "bad_signed_unknown_device" => (1, Err(InvalidAnswer)),
+        "bad_typed_arabic_digits" | "bad_signed_truncated" | "bad_signed_trailing" | "bad_signed_too_long" => {
+            (1, Err(MalformedMessage))
+        }
+        "bad_signed_kind_qr" => (1, Err(WrongMessageKind)),
+        "bad_record_flipped" | "bad_record_device_tag" | "bad_record_trailing" => (2, Err(StateCorrupt)),
+        _ => return None,
+    };
+    Some((i, want))
+}
+
+#[test]
+fn replay_challenge_messages_corpus() {
+    let files = corpus("challenge_messages");
+    for (path, data) in &files {
+        let verdicts = challenge_messages(data);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let accepted = verdicts.iter().filter(|v| v.is_ok()).count();
+        if let Some(valid) = expectation(path) {
+            // The valid seeds are each accepted by exactly one decoder; the rest by none.
+            assert_eq!(accepted, usize::from(valid), "{}: {verdicts:?}", path.display());
+            let (i, want) = challenge_seed(name).unwrap_or_else(|| panic!("{name}: add it to challenge_seed"));
+            assert_eq!(verdicts[i], want, "{}", path.display());
+        }
+    }
+    for seed in ["qr", "typed", "signed", "record", "bad_qr_undisplayable_payee", "bad_signed_wrong_passcode"] {
+        assert!(files.iter().any(|(p, _)| p.ends_with(seed)), "missing seed {seed}");
     }
 }
