@@ -6,7 +6,9 @@
 #      test/scenarios.mjs runs every vectors/scenarios/*.json; js.test.mjs the
 #      JS-only checks; vectors.test.mjs vectors/otp.json)
 #   3. node bindings-wasm/test/browser/run.mjs  (headless Chromium, pkg/web: OTP page;
-#      every scenario file in the page with the same runner; link QR screenshot decoded in Node)
+#      every scenario file in the page with the same runner; link QR screenshot decoded in Node;
+#      a payment approved on a portal page: challenge QR screenshot decoded and answered in Node,
+#      the code typed into the page)
 # Exits non-zero on the first failure. Works from any directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -62,14 +62,17 @@ fn arg<T: DeserializeOwned + Serialize>(v: JsValue, what: &str) -> JsResult<T> {
     Ok(t)
 }
 
-/// Stored rows (`StoredOffer`, `StoredPendingLink`, `StoredDevice`, and
-/// lists of them) as the host read them: they may carry the host's own
-/// properties (a database id), so their keys are not checked.
+/// Stored rows (`StoredOffer`, `StoredPendingLink`, `StoredDevice`,
+/// `StoredChallenge`, and lists of them) as the host read them: they may
+/// carry the host's own properties (a database id), so their keys are not
+/// checked.
 fn rows<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
     serde_wasm_bindgen::from_value(v).map_err(|e| undecodable(what, &e))
 }
 
-/// Fields of input records that hold stored rows (not checked either).
+/// Fields of input records that hold stored rows (not checked either). A
+/// `StoredChallenge` is never a field of one (only an argument of its own,
+/// read with [`rows`]), so it has no entry.
 const ROW_FIELDS: &[&str] = &["offer", "device", "pending"];
 
 /// The first key of `given` (recursively) that `decoded` lacks.
@@ -290,6 +293,51 @@ impl Device {
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] sealed: JsValue,
     ) -> JsResult<StatusProbe> {
         Ok(StatusProbe(self.0.open_status_probe(bytes(state, "state")?, bytes(sealed, "sealed")?)?))
+    }
+
+    /// Read a challenge QR text: who asks and exactly what is approved.
+    #[wasm_bindgen(js_name = readChallenge, unchecked_return_type = "ChallengeView")]
+    pub fn read_challenge(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.read_challenge(bytes(state, "state")?, string(qr_text, "qrText")?, time(now)?)?)
+    }
+
+    /// The code to type into the portal, after the user approved.
+    #[wasm_bindgen(js_name = answerChallenge)]
+    pub fn answer_challenge(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Unlock")] unlock: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<String> {
+        Ok(self.0.answer_challenge(
+            bytes(state, "state")?,
+            string(qr_text, "qrText")?,
+            arg(unlock, "unlock")?,
+            time(now)?,
+        )?)
+    }
+
+    /// A signed answer for the portal (store `state` first).
+    #[wasm_bindgen(js_name = signChallenge, unchecked_return_type = "SignedChallenge")]
+    pub fn sign_challenge(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Unlock")] unlock: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.sign_challenge(
+            bytes(state, "state")?,
+            string(qr_text, "qrText")?,
+            arg(unlock, "unlock")?,
+            time(now)?,
+        )?)
     }
 
     /// Unlink locally (then delete the state and the biometric secret).
@@ -524,6 +572,103 @@ impl Portal {
     ) -> JsResult<JsValue> {
         out(&self.0.verify_device_code(rows(device, "device")?, string(code, "code")?, time(now)?)?)
     }
+
+    /// A login or transaction challenge for the account's device rows (or the one the user picked).
+    #[wasm_bindgen(js_name = createChallenge, unchecked_return_type = "ChallengeIssued")]
+    pub fn create_challenge(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice[]")] devices: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Approval")] approval: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ChallengeSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.create_challenge(
+            rows(devices, "devices")?,
+            arg(approval, "approval")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Judge a challenge answer (typed digits or a signed answer); store the change whatever the verdict.
+    #[wasm_bindgen(js_name = verifyAnswer, unchecked_return_type = "AnswerCheck")]
+    pub fn verify_answer(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredChallenge")] challenge: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice[]")] devices: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.verify_answer(
+            rows(challenge, "challenge")?,
+            rows(devices, "devices")?,
+            string(answer, "answer")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Unlock a locked device after the user re-identified.
+    #[wasm_bindgen(js_name = unlockDevice, unchecked_return_type = "PortalChange")]
+    pub fn unlock_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.unlock_device(rows(device, "device")?, time(now)?)?)
+    }
+
+    /// Flow 2: an offer for a new device of `account`, vouched for by one of its devices.
+    #[wasm_bindgen(js_name = createOfferForNewDevice, unchecked_return_type = "LinkOffer")]
+    pub fn create_offer_for_new_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] account: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice[]")] devices: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "OfferSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.create_offer_for_new_device(
+            string(account, "account")?,
+            rows(devices, "devices")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Flow 2: the challenge a new device shows to an existing authenticator, for its pending link.
+    #[wasm_bindgen(js_name = createLinkChallenge, unchecked_return_type = "ChallengeIssued")]
+    pub fn create_link_challenge(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredPendingLink")] pending: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice[]")] devices: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ChallengeSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.create_link_challenge(
+            rows(pending, "pending")?,
+            rows(devices, "devices")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Flow 2: confirm the pending link with the authenticator's answer to its link challenge.
+    #[wasm_bindgen(js_name = confirmWithAuthenticator, unchecked_return_type = "LinkConfirmation")]
+    pub fn confirm_with_authenticator(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredPendingLink")] pending: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredChallenge")] challenge: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredDevice[]")] devices: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.confirm_with_authenticator(
+            rows(pending, "pending")?,
+            rows(challenge, "challenge")?,
+            rows(devices, "devices")?,
+            string(answer, "answer")?,
+            time(now)?,
+        )?)
+    }
 }
 
 /// An opened link request (keep it to accept again after a write conflict).
@@ -566,6 +711,14 @@ impl LinkRequest {
     ) -> JsResult<JsValue> {
         out(&self.0.accept(arg(lookup, "lookup")?, time(now)?)?)
     }
+}
+
+/// The challenge a signed answer is for (look up that row, then `Portal.verifyAnswer`).
+#[wasm_bindgen(js_name = signedAnswerChallengeId)]
+pub fn signed_answer_challenge_id(
+    #[wasm_bindgen(unchecked_param_type = "string")] answer: JsValue,
+) -> JsResult<String> {
+    Ok(host::signed_answer_challenge_id(string(answer, "answer")?)?)
 }
 
 /// HOTP (RFC 4226) code.

@@ -18,7 +18,8 @@ import { throwsCode } from "./helpers.mjs";
 const require = createRequire(import.meta.url);
 const PUBLIC = ["Device", "LinkRequest", "PendingLink", "Portal", "StatusProbe", "base32Decode", "base32Encode",
   "errorCodes", "formatOtpauthUri", "hotp", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
-  "parseOtpauthUri", "qrSvg", "resyncHotp", "totp", "unlockVerifier", "verifyHotp", "verifyTotp"];
+  "parseOtpauthUri", "qrSvg", "resyncHotp", "signedAnswerChallengeId", "totp", "unlockVerifier", "verifyHotp",
+  "verifyTotp"];
 const KEY = new TextEncoder().encode("12345678901234567890");
 const dts = (dir) => readFileSync(new URL(`../pkg/${dir}/tessera_wasm.d.ts`, import.meta.url), "utf8");
 const isClass = (f) => /^class\b/.test(Function.prototype.toString.call(f));
@@ -38,6 +39,26 @@ function linked(now = Date.now()) {
   return { portal, offer, device, pending, request, answer, pendingRow, fin, deviceRow: conf.device };
 }
 
+const PASSCODE = { kind: "passcode", passcode: "493817" };
+const TRANSACTION = { kind: "transaction", amount: "125.50", currency: "EUR", payee: "ACME Energy Ltd",
+  text: ["Invoice 2026-118"] };
+
+/** The rows of a change, applied in memory as a database would (compare-and-set on `version`). */
+function rowStore() {
+  const rows = new Map();
+  const keyOf = (w) => `${w.kind}:${w.row.offerId ?? w.row.challengeId ?? w.row.deviceId}`;
+  return {
+    apply(change) {
+      for (const w of change.writes) {
+        assert.equal(rows.get(keyOf(w))?.version, w.expectedVersion, `compare-and-set of ${keyOf(w)}`);
+        rows.set(keyOf(w), w.row);
+      }
+      return change;
+    },
+    get: (kind, key) => rows.get(`${kind}:${key}`),
+  };
+}
+
 test("the package name resolves to the Node build for import and require", () => {
   assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
   assert.match(require.resolve("@tessera/sdk"), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
@@ -55,15 +76,19 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
     for (const t of ["LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "PortalChange", "LinkAnswer",
       "LinkConfirmation", "CodeCheck", "LinkLookup", "StatusLookup", "OfferSettings", "PasscodeRules", "LinkOfferInfo",
       "LinkedAccount", "LinkChoices", "LinkFinish", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck",
-      "OcraParams", "TesseraError"]) {
+      "OcraParams", "TesseraError", "ChallengeSettings", "ChallengeIssued", "AnswerCheck", "ChallengeView",
+      "SignedChallenge", "StoredChallenge", "DeviceCodeRules"]) {
       assert.match(d, new RegExp(`export interface ${t} (extends Error )?\\{`), `${dir}: interface ${t}`);
     }
     for (const t of ["Verdict", "ErrorCode", "TesseraErrorCode", "Timestamp", "RecordWrite", "PortalEvent", "Unlock",
-      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus"]) {
+      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus", "Approval", "ChallengeStatus"]) {
       assert.match(d, new RegExp(`export type ${t} =`), `${dir}: type ${t}`);
     }
     assert.match(d, /export type Verdict = \{ kind: "accepted" \} \| \{ kind: "repeated" \} \| \{ kind: "refused"; code: ErrorCode; detail: string \};/);
     assert.match(d, /export type Timestamp = number;/);
+    assert.ok(d.includes('{ kind: "challenge"; row: StoredChallenge; expectedVersion?: number }'), `${dir}: RecordWrite challenge`);
+    assert.ok(d.includes('export type Approval = { kind: "login" } | { kind: "transaction"; amount: string; currency: string; '
+      + 'payee: string; text?: string[] } | { kind: "linkDevice"; deviceName: string; deviceId: string };'), `${dir}: Approval`);
     assert.match(d, /export type TesseraErrorCode = ErrorCode;/);
     // Signatures are typed: times take a number or a Date, results are the host's records.
     for (const line of [
@@ -74,6 +99,16 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
       "export function errorCodes(): TesseraErrorCode[];",
       "export function isTesseraError(e: any): e is TesseraError;",
       "export function verifyTotp(config: OtpVerifierConfig, state: OtpVerifierState | undefined, code: string, now: Timestamp | Date): OtpCheck;",
+      "createChallenge(devices: StoredDevice[], approval: Approval, settings: ChallengeSettings | null | undefined, now: Timestamp | Date): ChallengeIssued;",
+      "verifyAnswer(challenge: StoredChallenge, devices: StoredDevice[], answer: string, now: Timestamp | Date): AnswerCheck;",
+      "unlockDevice(device: StoredDevice, now: Timestamp | Date): PortalChange;",
+      "createOfferForNewDevice(account: string, devices: StoredDevice[], settings: OfferSettings | null | undefined, now: Timestamp | Date): LinkOffer;",
+      "createLinkChallenge(pending: StoredPendingLink, devices: StoredDevice[], settings: ChallengeSettings | null | undefined, now: Timestamp | Date): ChallengeIssued;",
+      "confirmWithAuthenticator(pending: StoredPendingLink, challenge: StoredChallenge, devices: StoredDevice[], answer: string, now: Timestamp | Date): LinkConfirmation;",
+      "readChallenge(state: Uint8Array, qrText: string, now: Timestamp | Date): ChallengeView;",
+      "answerChallenge(state: Uint8Array, qrText: string, unlock: Unlock, now: Timestamp | Date): string;",
+      "signChallenge(state: Uint8Array, qrText: string, unlock: Unlock, now: Timestamp | Date): SignedChallenge;",
+      "export function signedAnswerChallengeId(answer: string): string;",
     ]) {
       assert.ok(d.includes(line), `${dir}: ${line}`);
     }
@@ -155,6 +190,19 @@ test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => 
     "sealed bytes as Uint16Array in a row": () => portal.verifyDeviceCode({ ...deviceRow, sealed: new Uint16Array(4) }, "1", now),
     "state as a string": () => device.account("state"),
     "pinned key as Uint16Array": () => device.scanLinkQr(offer.qrText, now, new Uint16Array(33)),
+    "amount as a number": () => portal.createChallenge([deviceRow], { ...TRANSACTION, amount: 125.5 }, {}, now),
+    "approval without a kind": () => portal.createChallenge([deviceRow], { amount: "1.00" }, {}, now),
+    "unknown approval kind": () => portal.createChallenge([deviceRow], { kind: "payment" }, {}, now),
+    "text as a string": () => portal.createChallenge([deviceRow], { ...TRANSACTION, text: "Invoice" }, {}, now),
+    "digits as a fraction": () => portal.createChallenge([deviceRow], { kind: "login" }, { digits: 8.5 }, now),
+    "devices not an array": () => portal.createChallenge(deviceRow, { kind: "login" }, {}, now),
+    "challenge row without sealed": () => portal.verifyAnswer({ challengeId: "00" }, [deviceRow], "12345678", now),
+    "unknown challenge status": () => {
+      const c = portal.createChallenge([deviceRow], { kind: "login" }, {}, now).change.writes[0].row;
+      portal.verifyAnswer({ ...c, status: "closed" }, [deviceRow], "12345678", now);
+    },
+    "challenge state as a string": () => device.readChallenge("state", "TS:x", now),
+    "answer as a number": () => sdk.signedAnswerChallengeId(12345678),
   };
   for (const [what, fn] of Object.entries(cases)) throwsCode(fn, "INVALID_INPUT", what);
   // The edges that must work.
@@ -170,6 +218,8 @@ test("a value of the wrong type is not quoted in the error message (it may be a 
     ["JBSWY3DPEHPK3PXP", () => sdk.verifyTotp({ secret: "JBSWY3DPEHPK3PXP" }, undefined, "123456", now)],
     ["493817", () => device.code(fin.state, { kind: "passcode", passcode: 493817 }, now)],
     ["271828", () => device.startLink("TS:x", { deviceName: "P", passcode: 271828 }, null, now)],
+    ["314159", () => device.answerChallenge(fin.state, "TS:x", { kind: "passcode", passcode: 314159 }, now)],
+    ["161803", () => device.signChallenge(fin.state, "TS:x", { kind: "passcode", passcode: 161803 }, now)],
   ];
   for (const [secret, fn] of cases) {
     try {
@@ -199,6 +249,14 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
     "OtpVerifierState extra key": () => sdk.verifyHotp({ secret: KEY }, { ...state, failures: 0 }, "755224", now),
     "OcraParams extra key": () => sdk.ocra("OCRA-1:HOTP-SHA1-6:QN08", KEY, { question: "00000000", q: "1" }),
     "a `sealed` field does not make a record a row": () => portal.createOffer("anna", { ttl: 60, sealed: new Uint8Array(1) }, now),
+    "DeviceCodeRules extra key": () => portal.createOffer("anna", { deviceCodes: { digits: 8, period: 60 } }, now),
+    "Approval extra key": () => portal.createChallenge([deviceRow], { ...TRANSACTION, iban: "DE89" }, {}, now),
+    "login Approval with a payee": () => portal.createChallenge([deviceRow], { kind: "login", payee: "ACME" }, {}, now),
+    "ChallengeSettings.ttl (for ttlSeconds)": () => portal.createChallenge([deviceRow], { kind: "login" }, { ttl: 60 }, now),
+    "Unlock extra key in answerChallenge": () => {
+      const qr = portal.createChallenge([deviceRow], { kind: "login" }, {}, now).qrText;
+      device.answerChallenge(fin.state, qr, { ...PASSCODE, pin: "1" }, now);
+    },
   };
   const accepted = [];
   for (const [what, fn] of Object.entries(cases)) {
@@ -211,10 +269,16 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
   assert.deepEqual(accepted, [], `records with an unknown key that did not throw INVALID_INPUT:\n${accepted.join("\n")}`);
   // The same records without the extra key work.
   assert.ok(portal.createOffer("anna", { ttlSeconds: 60 }, now).qrText.length > 0);
+  assert.ok(portal.createOffer("anna", { deviceCodes: { digits: 8, periodSeconds: 60 } }, now).qrText.length > 0);
+  assert.ok(portal.createChallenge([deviceRow], TRANSACTION, { ttlSeconds: 60 }, now).qrText.length > 0);
   assert.equal(sdk.verifyHotp({ secret: KEY }, state, "755224", now).verdict.kind, "accepted");
   // A stored row read back with a database's own property still works.
   const row = { ...deviceRow, _id: "db-42" };
   assert.equal(portal.renameDevice(row, "Renamed", now).events[0].kind, "deviceRenamed");
+  const issued = portal.createChallenge([{ ...deviceRow, _id: "db-42" }], { kind: "login" }, {}, now);
+  const challengeRow = { ...issued.change.writes[0].row, _id: "db-43" };
+  const code = device.answerChallenge(fin.state, issued.qrText, PASSCODE, now);
+  assert.equal(portal.verifyAnswer(challengeRow, [row], code, now).verdict.kind, "accepted");
 });
 
 test("a stored verifier state carries nextCounter, consecutiveFailures and locked: a missing one is INVALID_INPUT", () => {
@@ -276,13 +340,17 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
   const w = linked(now);
   // A pending link not finished yet (linked() finished its own).
   w.pending = w.device.startLink(w.offer.qrText, { deviceName: "P", passcode: "493817" }, null, now);
+  const challenge = w.portal.createChallenge([w.deviceRow], TRANSACTION, {}, now);
+  const signed = w.device.signChallenge(w.fin.state, challenge.qrText, PASSCODE, now);
   const codes = new Set(sdk.errorCodes());
   const values = [undefined, null, true, 0, -1, 1.5, NaN, 2 ** 53, now, new Date(now), new Date(NaN), "", "x",
     "\u{1F600}", "TS:", "493817", 10n, Symbol("s"), {}, [], () => {}, new Uint8Array(0), new Uint8Array(32),
     new Uint8Array(300).fill(255), new Uint16Array(4), w.offer.qrText, w.pending.request(), w.answer.answer,
     w.fin.state, w.pendingRow, w.deviceRow, w.offer.change.writes[0].row, { secret: KEY }, { kind: "passcode", passcode: "1" },
     { offer: w.offer.change.writes[0].row, deviceKeySeen: false }, { device: w.deviceRow },
-    "otpauth://totp/a?secret=AAAAAAAAAAAAAAAAAAAAAAAAAA", "OCRA-1:HOTP-SHA1-6:QN08"];
+    "otpauth://totp/a?secret=AAAAAAAAAAAAAAAAAAAAAAAAAA", "OCRA-1:HOTP-SHA1-6:QN08", challenge.qrText,
+    challenge.change.writes[0].row, [w.deviceRow], TRANSACTION, { kind: "login" }, { digits: 8 }, signed.answer,
+    signed.state, "12345678"];
   let calls = 0;
   const call = (what, fn) => {
     calls++;
@@ -361,6 +429,75 @@ test("records cross as plain objects with Uint8Array bytes and millisecond times
   assert.match(sdk.qrSvg(offer.qrText), /^<svg[^>]*>/);
 });
 
+// The scenario files test challenge/response in depth; this is the one
+// flow through the JS API itself, records and all, as a portal and an app see it.
+test("a transaction approval on both sides: shown as asked, typed code accepted once, another amount's code INVALID_ANSWER, signed answer accepted", () => {
+  const now = Date.now();
+  const { portal, device, fin, deviceRow } = linked(now);
+  const db = rowStore();
+  db.apply({ writes: [{ kind: "device", row: deviceRow }] });
+  const devices = () => [db.get("device", deviceRow.deviceId)];
+
+  // Portal: the challenge QR code and the row it inserts.
+  const c1 = portal.createChallenge(devices(), TRANSACTION, undefined, new Date(now));
+  db.apply(c1.change);
+  assert.match(c1.qrText, /^TS:/);
+  assert.match(sdk.qrSvg(c1.qrText), /^<svg[^>]*>/);
+  assert.deepEqual(c1.change.events, []);
+  const [write] = c1.change.writes;
+  assert.equal(write.kind, "challenge");
+  assert.equal(write.expectedVersion, undefined); // an insert
+  assert.deepEqual({ ...write.row, sealed: undefined }, { challengeId: c1.challengeId, account: "anna@example.org",
+    deviceIds: [deviceRow.deviceId], kind: "transaction", expiresAt: c1.expiresAt, status: "open", version: 1, sealed: undefined });
+  assert.ok(write.row.sealed instanceof Uint8Array);
+  assert.equal(c1.expiresAt, Math.floor(now / 1000) * 1000 + 300_000);
+
+  // Device: exactly what is approved, then the code for the passcode.
+  const view = device.readChallenge(fin.state, c1.qrText, now);
+  assert.deepEqual(view, { challengeId: c1.challengeId, portalName: "Example Bank", account: "anna@example.org",
+    approval: TRANSACTION, expiresAt: c1.expiresAt, digits: 8 });
+  const code = device.answerChallenge(fin.state, c1.qrText, PASSCODE, now);
+  assert.match(code, /^[0-9]{8}$/);
+
+  // Portal: accepted, by that device, once.
+  const ok = portal.verifyAnswer(db.get("challenge", c1.challengeId), devices(), code, now);
+  assert.deepEqual(ok.verdict, { kind: "accepted" });
+  assert.equal(ok.deviceId, deviceRow.deviceId);
+  db.apply(ok.change);
+  assert.deepEqual(ok.change.events.map((e) => [e.kind, e.challengeId, e.deviceId]),
+    [["challengeAnswered", c1.challengeId, deviceRow.deviceId]]);
+  assert.equal(db.get("challenge", c1.challengeId).status, "answered");
+  const again = portal.verifyAnswer(db.get("challenge", c1.challengeId), devices(), code, now);
+  assert.equal(again.verdict.code, "TOKEN_ALREADY_USED");
+
+  // A tampered amount: the phone was shown 9125.50 (a look-alike challenge) and
+  // its code is typed for the real 125.50: refused, without saying why, and counted.
+  const real = portal.createChallenge(devices(), TRANSACTION, {}, now);
+  db.apply(real.change);
+  const fake = portal.createChallenge(devices(), { ...TRANSACTION, amount: "9125.50" }, {}, now);
+  db.apply(fake.change);
+  assert.equal(device.readChallenge(fin.state, fake.qrText, now).approval.amount, "9125.50");
+  const fakeCode = device.answerChallenge(fin.state, fake.qrText, PASSCODE, now);
+  const refused = portal.verifyAnswer(db.get("challenge", real.challengeId), devices(), fakeCode, now);
+  assert.equal(refused.verdict.kind, "refused");
+  assert.equal(refused.verdict.code, "INVALID_ANSWER");
+  assert.equal(refused.deviceId, undefined);
+  assert.ok(refused.change.writes.length > 0, "a wrong answer is counted");
+  db.apply(refused.change);
+
+  // A signed answer (a device with network) to the real challenge: state first, then the answer.
+  const signed = device.signChallenge(fin.state, real.qrText, PASSCODE, now);
+  assert.ok(signed.state instanceof Uint8Array && typeof signed.answer === "string");
+  assert.equal(sdk.signedAnswerChallengeId(signed.answer), real.challengeId);
+  const signedOk = portal.verifyAnswer(db.get("challenge", sdk.signedAnswerChallengeId(signed.answer)), devices(),
+    signed.answer, now);
+  assert.deepEqual(signedOk.verdict, { kind: "accepted" });
+  assert.equal(signedOk.deviceId, deviceRow.deviceId);
+  db.apply(signedOk.change);
+  assert.equal(device.account(signed.state).deviceId, deviceRow.deviceId);
+  throwsCode(() => sdk.signedAnswerChallengeId(code), "MALFORMED_MESSAGE");
+});
+
 test("README: every call it names exists", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   const w = linked();
@@ -390,6 +527,23 @@ test("README: every call it names exists", () => {
   }
 });
 
+test("README: the write kinds and event kinds it lists are those of the .d.ts", () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8").replace(/\s+/g, " ");
+  const union = (type) => {
+    const line = dts("node").split("\n").find((l) => l.startsWith(`export type ${type} = `));
+    assert.ok(line, `.d.ts: no type ${type}`);
+    return [...line.matchAll(/\{ kind: "(\w+)"/g)].map((m) => m[1]);
+  };
+  const listed = (re) => {
+    const m = readme.match(re);
+    assert.ok(m, `README: no list ${re}`);
+    return [...m[1].matchAll(/"(\w+)"/g)].map((x) => x[1]);
+  };
+  assert.deepEqual(listed(/`RecordWrite` `\{ kind: ((?:"\w+"(?: \| )?)+), row/), union("RecordWrite"));
+  assert.deepEqual(listed(/events \(`\{ kind: ((?:"\w+"(?: \| )?)+), account/), union("PortalEvent"));
+  assert.ok(union("PortalEvent").includes("deviceCloneSuspected"));
+});
+
 test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
   const cache = process.env.TESSERA_CACHE || join(homedir(), ".cache/tessera");
   let tsc;
@@ -409,15 +563,29 @@ test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
   try {
     const types = new URL("../pkg/node/tessera_wasm.d.ts", import.meta.url).pathname.replace(/\.d\.ts$/, "");
     writeFileSync(join(dir, "use.ts"), `
-import { Portal, Device, newStorageKey, isTesseraError, errorCodes, type LinkOffer, type Verdict, type TesseraErrorCode } from ${JSON.stringify(types)};
+import { Portal, Device, newStorageKey, isTesseraError, errorCodes, signedAnswerChallengeId, type LinkOffer, type Verdict,
+  type TesseraErrorCode, type Approval, type ChallengeIssued, type ChallengeView, type SignedChallenge, type AnswerCheck,
+  type StoredChallenge } from ${JSON.stringify(types)};
 const portal = Portal.generate("Example Bank");
 const offer: LinkOffer = portal.createOffer("anna", {}, Date.now());
 const device = new Device(newStorageKey());
-const p = device.startLink(offer.qrText, { deviceName: "Pixel", passcode: "493817" }, null, new Date());
+const p = device.startLink(offer.qrText, { deviceName: "Pixel", passcode: "493817" }, null, new Date(), null);
 const v: Verdict = portal.openLinkRequest(p.request()).accept({ deviceKeySeen: false }, Date.now()).verdict;
 try { device.account(new Uint8Array(1)); } catch (e) { if (isTesseraError(e)) { const c: TesseraErrorCode = e.code; console.log(c, v.kind, errorCodes().length); } }
+const approval: Approval = { kind: "transaction", amount: "125.50", currency: "EUR", payee: "ACME Energy Ltd" };
+const issued: ChallengeIssued = portal.createChallenge([], approval, { digits: 8 }, Date.now());
+const view: ChallengeView = device.readChallenge(new Uint8Array(1), issued.qrText, new Date());
+if (view.approval.kind === "transaction") console.log(view.approval.amount, view.approval.text?.length);
+const signed: SignedChallenge = device.signChallenge(new Uint8Array(1), issued.qrText, { kind: "passcode", passcode: "493817" }, Date.now());
+const w = issued.change.writes[0];
+if (w.kind === "challenge") {
+  const check: AnswerCheck = portal.verifyAnswer(w.row, [], signed.answer, Date.now());
+  const row: StoredChallenge = w.row;
+  console.log(check.verdict.kind, check.deviceId, row.deviceIds, signedAnswerChallengeId(signed.answer));
+}
 `);
-    execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", join(dir, "use.ts")],
+    execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022",
+      "--lib", "es2022,esnext.disposable,dom", join(dir, "use.ts")],
       { stdio: "pipe" });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -37,7 +37,16 @@ const COMMON = ["do", "at", "expect", "events", "skip"];
 /** Inputs of each op (besides COMMON) and the op-specific keys of its `expect` object. */
 export const OPS = {
   portal: [["name"], []],
-  offer: [["account", "ttl", "rules", "save"], []],
+  offer: [["account", "ttl", "rules", "deviceCodes", "save"], []],
+  offerNewDevice: [["account", "save"], []],
+  challenge: [["account", "phone", "approval", "digits", "ttl", "save"], []],
+  linkChallenge: [["phone", "digits", "ttl", "save"], []],
+  readChallenge: [["phone", "qr", "edit"], ["portalName", "account", "approval", "digits"]],
+  answer: [["phone", "qr", "passcode", "biometric", "signed", "edit"], []],
+  verify: [["challenge", "answer", "edit"], ["device"]],
+  vouch: [["phone", "challenge", "answer", "edit"], []],
+  unlockDevice: [["phone"], []],
+  clone: [["phone", "from"], []],
   scan: [["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"]],
   startLink: [["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], []],
   accept: [["phone", "edit", "offer", "deviceKeySeen"], []],
@@ -167,6 +176,43 @@ function verifierState(v) {
   return state;
 }
 
+/** `deviceCodes` of an offer: the API's `DeviceCodeRules`, unknown keys refused. */
+function deviceCodeRules(v) {
+  if (!isObject(v)) fail("`deviceCodes` must be an object");
+  onlyKeys(v, ["algorithm", "digits", "periodSeconds"], "deviceCodes");
+  const a = new Args(v);
+  const rules = {};
+  if (a.has("algorithm")) rules.algorithm = algorithm(v.algorithm);
+  for (const k of ["digits", "periodSeconds"]) if (a.has(k)) rules[k] = a.optInt(k);
+  return rules;
+}
+
+/** `approval` of a challenge: the API's JSON (`kind` and that kind's keys), unknown keys refused. */
+function approvalOf(v) {
+  if (!isObject(v)) fail("`approval` must be an object");
+  const kinds = { login: [[], []], transaction: [["amount", "currency", "payee"], ["text"]], linkDevice: [["deviceName", "deviceId"], []] };
+  const spec = Object.hasOwn(kinds, v.kind) ? kinds[v.kind] : fail(`unknown approval kind ${show(v.kind)}`);
+  onlyKeys(v, ["kind", ...spec[0], ...spec[1]], "approval");
+  const a = new Args(v);
+  const approval = { kind: v.kind };
+  for (const k of spec[0]) approval[k] = a.str(k);
+  if (a.has("text")) {
+    if (!Array.isArray(v.text) || !v.text.every((t) => typeof t === "string")) fail("`text` must be an array of strings");
+    approval.text = [...v.text];
+  }
+  return approval;
+}
+
+/** `digits` and `ttl` of a challenge step as the API's `ChallengeSettings`. */
+function challengeSettings(a) {
+  const settings = {};
+  if (a.has("digits")) settings.digits = a.optInt("digits");
+  if (a.has("ttl")) settings.ttlSeconds = a.optInt("ttl");
+  return settings;
+}
+
+const byDeviceId = (x, y) => (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0);
+
 /** A new verifier's state (the API's default; a stored state carries every lock field). */
 const freshVerifierState = () => ({ nextCounter: 0, consecutiveFailures: 0, locked: false });
 
@@ -184,6 +230,8 @@ class World {
     this.offers = new Map();
     this.pendings = new Map();
     this.devices = new Map();
+    this.challenges = new Map();
+    this.challengeIds = new Map(); // challenge ids by the var their QR text was saved under
     this.events = [];
     this.phones = []; // in creation order ("wrong" uses the first phone with a check code)
     this.vars = new Map();
@@ -195,14 +243,32 @@ class World {
   }
 
   phone(a) {
-    const name = a.str("phone");
+    return this.phoneNamed(a.str("phone"));
+  }
+
+  phoneNamed(name) {
     let p = this.phones.find((x) => x.name === name);
     if (!p) {
-      p = { name, device: new this.sdk.Device(this.sdk.newStorageKey()), pending: null, request: null, answer: null,
-        checkCode: null, state: null, deviceId: null, biometric: null, lastCode: null, lastStatus: null };
+      const key = this.sdk.newStorageKey();
+      p = { name, key, device: new this.sdk.Device(key), pending: null, request: null, answer: null, checkCode: null,
+        state: null, deviceId: null, biometric: null, lastCode: null, lastStatus: null, lastAnswer: null };
       this.phones.push(p);
     }
     return p;
+  }
+
+  /** The account's device rows, by device id. */
+  accountDevices(account) {
+    return [...this.devices.values()].filter((d) => d.account === account).sort(byDeviceId).map(copy);
+  }
+
+  pendingRow(p) {
+    return copy(p.deviceId === null ? undefined : this.pendings.get(p.deviceId))
+      ?? fail(`phone ${p.name} has no pending link row`);
+  }
+
+  lastAnswerOf(name) {
+    return this.phones.find((x) => x.name === name)?.lastAnswer ?? fail(`phone ${name} has no answer`);
   }
 
   stateOf(p) {
@@ -234,8 +300,8 @@ class World {
 
   /** Apply a change as one transaction of compare-and-sets; the kinds of its events. */
   store(change) {
-    const tables = { offer: this.offers, pendingLink: this.pendings, device: this.devices };
-    const keyOf = (w) => (w.kind === "offer" ? w.row.offerId : w.row.deviceId);
+    const tables = { offer: this.offers, pendingLink: this.pendings, device: this.devices, challenge: this.challenges };
+    const keyOf = (w) => (w.kind === "offer" ? w.row.offerId : w.kind === "challenge" ? w.row.challengeId : w.row.deviceId);
     for (const w of change.writes) {
       const rows = tables[w.kind] ?? fail(`unknown write kind ${show(w.kind)}`);
       const key = keyOf(w);
@@ -277,6 +343,7 @@ class World {
             biometricsAllowed: ra.optBool("biometricsAllowed") ?? true,
           };
         }
+        if (a.has("deviceCodes")) settings.deviceCodes = deviceCodeRules(a.get("deviceCodes"));
         const save = a.str("save");
         const o = portal.createOffer(a.str("account"), settings, a.at());
         const events = this.store(o.change);
@@ -429,6 +496,106 @@ class World {
         p.biometric = null;
         p.checkCode = null;
         p.lastCode = null;
+        return done();
+      }
+      case "offerNewDevice": {
+        const portal = this.thePortal();
+        const account = a.str("account");
+        const save = a.str("save");
+        const o = portal.createOfferForNewDevice(account, this.accountDevices(account), {}, a.at());
+        const events = this.store(o.change);
+        this.vars.set(save, o.qrText);
+        return done({}, events);
+      }
+      case "challenge":
+      case "linkChallenge": {
+        const portal = this.thePortal();
+        const save = a.str("save");
+        const settings = challengeSettings(a);
+        let issued;
+        if (op === "challenge") {
+          const account = a.str("account");
+          const one = a.optStr("phone");
+          const rows = one === undefined ? this.accountDevices(account) : [this.deviceRow(this.phoneNamed(one))];
+          const approval = approvalOf(a.get("approval") ?? fail("missing input `approval`"));
+          issued = portal.createChallenge(rows, approval, settings, a.at());
+        } else {
+          const pending = this.pendingRow(this.phone(a));
+          issued = portal.createLinkChallenge(pending, this.accountDevices(pending.account), settings, a.at());
+        }
+        const events = this.store(issued.change);
+        this.vars.set(save, issued.qrText);
+        this.challengeIds.set(save, issued.challengeId);
+        return done({}, events);
+      }
+      case "readChallenge": {
+        const p = this.phone(a);
+        const qr = this.qr(a);
+        const view = p.device.readChallenge(this.stateOf(p), qr, a.at());
+        const approval = structuredClone(view.approval);
+        // A linkDevice approval names a phone: its device id reads as the phone's name.
+        if (typeof approval.deviceId === "string") {
+          const named = this.phones.find((x) => x.deviceId === approval.deviceId);
+          if (named) approval.deviceId = named.name;
+        }
+        return done({ portalName: view.portalName, account: view.account, approval, digits: view.digits });
+      }
+      case "answer": {
+        const p = this.phone(a);
+        const qr = this.qr(a);
+        const state = this.stateOf(p);
+        const passcode = a.optStr("passcode");
+        const bio = a.optBool("biometric") ?? false;
+        if ((passcode !== undefined) === bio) fail("answer takes exactly one of passcode, biometric: true");
+        const unlock = passcode !== undefined
+          ? { kind: "passcode", passcode }
+          : { kind: "biometric", secret: p.biometric ?? fail("the phone has no biometric secret") };
+        const at = a.at();
+        if (a.optBool("signed") ?? false) {
+          const signed = p.device.signChallenge(state, qr, unlock, at);
+          p.state = signed.state;
+          p.lastAnswer = signed.answer;
+        } else {
+          p.lastAnswer = p.device.answerChallenge(state, qr, unlock, at);
+        }
+        return done();
+      }
+      case "verify":
+      case "vouch": {
+        const portal = this.thePortal();
+        const name = a.str("challenge");
+        const id = this.challengeIds.get(name) ?? fail(`no challenge \`${name}\``);
+        const row = copy(this.challenges.get(id)) ?? fail(`no challenge row for \`${name}\``);
+        const who = a.str("answer");
+        const answer = edit(who.startsWith("wrong:") ? wrongCode(this.lastAnswerOf(who.slice("wrong:".length)))
+          : this.lastAnswerOf(who), a.optStr("edit"));
+        const rows = row.deviceIds.filter((d) => this.devices.has(d)).map((d) => copy(this.devices.get(d)));
+        const at = a.at();
+        if (op === "verify") {
+          const check = portal.verifyAnswer(row, rows, answer, at);
+          const events = this.store(check.change);
+          const by = check.deviceId === undefined || check.deviceId === null ? undefined
+            : this.phones.find((x) => x.deviceId === check.deviceId)?.name;
+          return done(by === undefined ? {} : { device: by }, events, check.verdict);
+        }
+        const pending = this.pendingRow(this.phone(a));
+        const c = portal.confirmWithAuthenticator(pending, row, rows, answer, at);
+        return done({}, this.store(c.change), c.verdict);
+      }
+      case "unlockDevice": {
+        const portal = this.thePortal();
+        const p = this.phone(a);
+        return done({}, this.store(portal.unlockDevice(this.deviceRow(p), a.at())));
+      }
+      case "clone": {
+        // A thief's copy of `from`'s storage: its key, state, device id and biometric secret.
+        const src = this.phoneNamed(a.str("from"));
+        const p = this.phone(a);
+        p.key = Uint8Array.from(src.key);
+        p.device = new sdk.Device(p.key);
+        p.state = src.state === null ? null : Uint8Array.from(src.state);
+        p.deviceId = src.deviceId;
+        p.biometric = src.biometric === null ? null : Uint8Array.from(src.biometric);
         return done();
       }
       case "hotp": {
@@ -678,6 +845,25 @@ async function nodeTests() {
     mustFail(base, 5, (s) => { s.edit = "tamper"; }, /expected ok, got threw/);
     mustFail(base, 3, (s) => { delete s.at; }, /missing `at`/);
     assert.throws(() => runScenario(sdk, "x.json", { ...base, extra: 1 }), /unknown key `extra`/);
+    // The challenge ops, their inputs and their facts.
+    const tx = { kind: "transaction", amount: "125.50", currency: "EUR", payee: "ACME Energy Ltd", text: ["Invoice 2026-118"] };
+    const ch = { ...base, steps: [...base.steps.slice(1, 8),
+      { do: "challenge", account: "anna", approval: tx, at: 1767225700, save: "c1" },
+      { do: "readChallenge", phone: "p1", qr: "c1", at: 1767225701, expect: { approval: tx, digits: 8 } },
+      { do: "answer", phone: "p1", qr: "c1", passcode: "493817", at: 1767225702 },
+      { do: "verify", challenge: "c1", answer: "p1", at: 1767225703, expect: { device: "p1" }, events: ["challengeAnswered"] },
+    ] };
+    assert.equal(runScenario(sdk, "x.json", ch).steps, ch.steps.length);
+    mustFail(ch, 8, (s) => { s.expect.approval = { ...tx, amount: "9125.50" }; }, /expected approval/);
+    mustFail(ch, 8, (s) => { s.expect.approval = { ...tx, text: undefined }; }, /expected approval/);
+    mustFail(ch, 10, (s) => { s.expect = { device: "p2" }; }, /expected device/);
+    mustFail(ch, 10, (s) => { s.events = []; }, /expected events/);
+    mustFail(ch, 10, (s) => { s.answer = "wrong:p1"; }, /got refused INVALID_ANSWER/);
+    mustFail(ch, 10, (s) => { s.challenge = "c2"; }, /no challenge `c2`/);
+    mustFail(ch, 7, (s) => { s.approval = { ...tx, iban: "DE89" }; }, /unknown key `iban` in approval/);
+    mustFail(ch, 7, (s) => { s.approval = { ...tx, kind: "payment" }; }, /unknown approval kind/);
+    mustFail(ch, 1, (s) => { s.deviceCodes = { digit: 8 }; }, /unknown key `digit` in deviceCodes/);
+    mustFail(ch, 9, (s) => { s.passcode = undefined; s.biometric = true; }, /no biometric secret/);
     for (const n of [0, MIN_FILES - 1]) {
       const files = Array.from({ length: n }, (_, i) => ({ name: `f${i}.json`, text: JSON.stringify(base) }));
       const r = runFiles(sdk, files);

@@ -10,7 +10,14 @@
 //   3. test/browser/link.html: a portal page showing a link QR code (qrSvg).
 //      The QR element is screenshotted, decoded in Node (PNG via node:zlib,
 //      then jsQR), compared with the text the page shows, and scanned by a
-//      device of the Node build pinned to the key the page shows.
+//      device of the Node build pinned to the key the page shows;
+//   4. test/browser/approve.html: a portal page (its own in-page store) where a
+//      device of the Node build links (link QR code decoded from a screenshot,
+//      request and answer through page.evaluate, check code typed into the
+//      page), then approves a payment: the transaction challenge QR code is
+//      decoded from a screenshot, the device reads and answers it, and the
+//      code is typed into the page: a wrong code first (INVALID_ANSWER), then
+//      the right one (accepted).
 //
 //   node bindings-wasm/test/browser/run.mjs      (after bindings-wasm/build.sh)
 //
@@ -93,6 +100,7 @@ async function main() {
     await checkOtpPage(page, base, served);
     await checkScenarioPage(await context.newPage(), base);
     await checkLinkPage(await context.newPage(), base, jsQR);
+    await checkApprovePage(await context.newPage(), base, jsQR);
     return 0;
   } catch (e) {
     console.error(`FAIL browser: ${e.message}`);
@@ -176,11 +184,7 @@ async function checkLinkPage(page, base, jsQR) {
   const status = await page.textContent("#status");
   if (status !== "ready") throw new Error(`the link page failed: ${status}`);
 
-  // Screenshot of the QR element → PNG → RGBA pixels → jsQR.
-  const png = await page.locator("#qr svg").screenshot({ timeout: STEP_TIMEOUT_MS });
-  const image = decodePng(png);
-  const qr = jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
-  if (!qr) throw new Error(`no QR code found in the ${image.width}x${image.height} screenshot of #qr`);
+  const { qr, image } = await screenshotQr(page, "#qr svg", jsQR);
   const shown = await page.textContent("#qr-text");
   if (qr.data !== shown) throw new Error(`the decoded QR text differs from the page's:\n  ${qr.data}\n  ${shown}`);
 
@@ -206,6 +210,81 @@ async function checkLinkPage(page, base, jsQR) {
   console.log(`PASS browser link: QR code decoded in Node from a ${image.width}x${image.height} screenshot ` +
     `(version ${qr.version}) equals the offer text the page shows (${shown.length} characters); a device pinned to ` +
     `the page's key reads "${info.portalName}" (${info.portalFingerprint}), another pin is WRONG_ACCOUNT`);
+}
+
+/**
+ * Page 4: the page is a portal; a device of the Node build links to it and
+ * approves the payment it shows, reading both QR codes from screenshots
+ * and typing its codes into the page as a user would.
+ */
+async function checkApprovePage(page, base, jsQR) {
+  const { Device, newStorageKey } = await import("@tessera/sdk"); // the Node build
+  const problems = watch(page);
+  const passcode = "493817";
+  const waitState = async (state) => {
+    await page.waitForSelector(`#status:is([data-state="${state}"], [data-state="failed"])`, { timeout: STEP_TIMEOUT_MS });
+    const status = await page.textContent("#status");
+    if (status !== state) throw new Error(`the approve page failed: ${status}`);
+  };
+  await page.goto(`${base}/test/browser/approve.html`, { timeout: STEP_TIMEOUT_MS });
+  await waitState("link");
+
+  // Link: the QR code from a screenshot, pinned to the key the page shows.
+  const link = await screenshotQr(page, "#link-qr svg", jsQR);
+  const pinned = Uint8Array.from(Buffer.from(await page.textContent("#portal-key"), "hex"));
+  const phone = new Device(newStorageKey());
+  const pending = phone.startLink(link.qr.data, { deviceName: "Anna's Pixel", passcode }, null, Date.now(), pinned);
+  const answer = await page.evaluate((request) => window.portalServer.linkRequest(request), pending.request());
+  const { state, checkCode } = pending.finish(answer);
+  await page.locator("#link-code").pressSequentially(checkCode);
+  await page.click("#link-confirm");
+  await waitState("approve");
+
+  // The challenge: decoded from a screenshot, read by the device, which shows what the page shows.
+  const { qr, image } = await screenshotQr(page, "#challenge-qr svg", jsQR);
+  const shownText = await page.textContent("#challenge-text");
+  if (qr.data !== shownText) throw new Error(`the decoded challenge differs from the page's:\n  ${qr.data}\n  ${shownText}`);
+  const view = phone.readChallenge(state, qr.data, Date.now());
+  const onPage = { kind: "transaction", amount: await page.textContent("#amount"),
+    currency: await page.textContent("#currency"), payee: await page.textContent("#payee"),
+    text: [await page.textContent("#text")] };
+  if (JSON.stringify(view.approval) !== JSON.stringify(onPage) || view.portalName !== await page.textContent("#portal-name")) {
+    throw new Error(`the device shows ${JSON.stringify(view)}, the page ${JSON.stringify(onPage)}`);
+  }
+  const code = phone.answerChallenge(state, qr.data, { kind: "passcode", passcode }, Date.now());
+  if (!new RegExp(`^[0-9]{${view.digits}}$`).test(code)) throw new Error(`the device's code is ${code}`);
+
+  // Typed into the page: a wrong code (every digit + 1), then the device's code.
+  const submit = async (typed, n) => {
+    await page.locator("#answer").fill("");
+    await page.locator("#answer").pressSequentially(typed);
+    await page.click("#answer-submit");
+    await page.waitForSelector(`#result[data-n="${n}"], #status[data-state="failed"]`, { timeout: STEP_TIMEOUT_MS });
+    if ((await page.getAttribute("#status", "data-state")) === "failed") {
+      throw new Error(`the approve page failed: ${await page.textContent("#status")}`);
+    }
+    return { result: await page.textContent("#result"), events: await page.textContent("#events") };
+  };
+  const wrong = await submit(code.replace(/[0-9]/g, (d) => String((Number(d) + 1) % 10)), 1);
+  if (wrong.result !== "INVALID_ANSWER") throw new Error(`a wrong code gave ${JSON.stringify(wrong)}, expected INVALID_ANSWER`);
+  const right = await submit(code, 2);
+  if (right.result !== "accepted" || right.events !== "challengeAnswered") {
+    throw new Error(`the device's code gave ${JSON.stringify(right)}, expected accepted with challengeAnswered`);
+  }
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(`PASS browser approve: a Node device linked to the page (link QR code decoded from a ` +
+    `${link.image.width}x${link.image.height} screenshot, check code typed), read the payment challenge decoded from a ` +
+    `${image.width}x${image.height} screenshot (version ${qr.version}: ${view.approval.amount} ${view.approval.currency} to ` +
+    `${view.approval.payee}); typed codes: a wrong one is ${wrong.result}, the device's ${code.length}-digit code is ${right.result}`);
+}
+
+/** Screenshot of a QR element → PNG → RGBA pixels → jsQR. */
+async function screenshotQr(page, selector, jsQR) {
+  const png = await page.locator(selector).screenshot({ timeout: STEP_TIMEOUT_MS });
+  const image = decodePng(png);
+  const qr = jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
+  if (!qr) throw new Error(`no QR code found in the ${image.width}x${image.height} screenshot of ${selector}`);
+  return { qr, image };
 }
 
 /** Page errors and console errors/warnings, collected. */
