@@ -16,7 +16,7 @@ public class JavaCaller {
         // Portal.generate / createOffer, a device scanning the QR code.
         try (Portal portal = Portal.Companion.generate("Java Bank");
              Device device = new Device(TesseraKt.newStorageKey())) {
-            LinkOffer offer = portal.createOffer("anna@example.org", new OfferSettings(300L, null), now);
+            LinkOffer offer = portal.createOffer("anna@example.org", new OfferSettings(300L, null, null), now);
             check(offer.getExpiresAt().equals(Instant.ofEpochSecond(now.getEpochSecond() + 300)), "expiresAt");
             RecordWrite w = offer.getChange().getWrites().get(0);
             check(w instanceof RecordWrite.Offer && ((RecordWrite.Offer) w).getRow().getVersion() == 1L, "offer row");

@@ -10,6 +10,7 @@ import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertIs
+import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.test.fail
@@ -59,6 +60,36 @@ fun frozenCode(c: ErrorCode): String = when (c) {
     ErrorCode.STORAGE -> "STORAGE"
     ErrorCode.INTERNAL -> "INTERNAL"
     ErrorCode.LINK_NOT_CONFIRMED -> "LINK_NOT_CONFIRMED"
+    ErrorCode.NOT_FOR_THIS_DEVICE -> "NOT_FOR_THIS_DEVICE"
+    ErrorCode.INVALID_ANSWER -> "INVALID_ANSWER"
+    ErrorCode.DEVICE_CLONED -> "DEVICE_CLONED"
+    ErrorCode.AUTHENTICATOR_NEVER_USED -> "AUTHENTICATOR_NEVER_USED"
+}
+
+/**
+ * The key of the row a write stores. Exhaustive over the sealed classes
+ * (no `else`), like eventKind in Scenarios.kt: a new row kind fails this
+ * build until it is handled.
+ */
+fun rowKey(w: RecordWrite): String = when (w) {
+    is RecordWrite.Offer -> "offer ${w.row.offerId}"
+    is RecordWrite.PendingLink -> "pending link ${w.row.deviceId}"
+    is RecordWrite.Device -> "device ${w.row.deviceId}"
+    is RecordWrite.Challenge -> "challenge ${w.row.challengeId}"
+}
+
+/** Links one phone to `account` (offer, startLink, accept, finish, confirm): its state and device row. */
+fun linkPhone(portal: Portal, device: Device, account: String, passcode: String, at: Instant): Pair<ByteArray, StoredDevice> {
+    val offer = portal.createOffer(account, OfferSettings(), at)
+    val offerRow = offer.change.writes.filterIsInstance<RecordWrite.Offer>().single().row
+    val pending = device.startLink(offer.qrText, LinkChoices("Anna's Pixel", passcode), null, at, portal.publicKey())
+    val answer = portal.openLinkRequest(pending.request()).use { it.accept(LinkLookup(offer = offerRow, deviceKeySeen = false), at) }
+    answer.verdict.check()
+    val pendingRow = answer.change.writes.filterIsInstance<RecordWrite.PendingLink>().single().row
+    val finished = pending.use { it.finish(answer.answer) }
+    val confirmed = portal.confirmLink(listOf(pendingRow), finished.checkCode, at.plusSeconds(5))
+    confirmed.verdict.check()
+    return finished.state to assertNotNull(confirmed.device)
 }
 
 const val GOOGLE_EXAMPLE = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
@@ -146,7 +177,9 @@ fun kotlinApiTests(r: Runner) {
 
     r.test("Kotlin defaults of records and functions") {
         assertEquals(PasscodeRules(6, 6, true, true), PasscodeRules())
-        assertEquals(OfferSettings(null, null), OfferSettings())
+        assertEquals(OfferSettings(null, null, null), OfferSettings())
+        assertEquals(DeviceCodeRules(null, 6, 30L), DeviceCodeRules())
+        assertEquals(ChallengeSettings(null, null), ChallengeSettings())
         assertEquals(OtpVerifierState(null, 0L, 0, false, null), newVerifierState())
         assertEquals(false, LinkChoices(deviceName = "Pixel", passcode = "493817").biometrics)
         val cfg = OtpVerifierConfig(secret = RFC_SECRET)
@@ -181,6 +214,7 @@ fun kotlinApiTests(r: Runner) {
         val locked = OtpVerifierState(nextCounter = 0L, consecutiveFailures = 5, locked = true)
         assertEquals(newVerifierState(), unlockVerifier(locked))
         assertEquals("94287082", totp(RFC_SECRET, Instant.ofEpochSecond(59), 30L, 8, OtpAlgorithm.SHA1))
+        assertEquals(ErrorCode.MALFORMED_MESSAGE, assertFailure { signedAnswerChallengeId("not a signed answer") }.code)
     }
 
     r.test("toString: objects show no key material; records' known limitation is reported") {
@@ -230,6 +264,75 @@ fun kotlinApiTests(r: Runner) {
             val finished = pending.use { it.finish(answer.answer) }
             assertEquals(6, finished.checkCode.length)
             assertFailsWith<IllegalStateException> { pending.request() }
+        }
+    }
+
+    r.test("challenge/response: the phone shows a sealed Approval.Transaction and answers with the passcode; the portal verifies it; a wrong passcode is Verdict.Refused(INVALID_ANSWER)") {
+        val at = Instant.ofEpochSecond(1_800_000_000)
+        Portal.generate("Example Bank").use { portal ->
+            Device(newStorageKey()).use { device ->
+                val (state, linked) = linkPhone(portal, device, "anna@example.org", "493817", at)
+                // Portal: a payment to approve, for the account's device rows.
+                val payment = Approval.Transaction(amount = "125.50", currency = "EUR", payee = "ACME Energy Ltd", text = listOf("Invoice 2026-118"))
+                val issued = portal.createChallenge(listOf(linked), payment, ChallengeSettings(), at.plusSeconds(60))
+                assertEquals(listOf("challenge ${issued.challengeId}"), issued.change.writes.map(::rowKey))
+                val insert = issued.change.writes.filterIsInstance<RecordWrite.Challenge>().single()
+                assertNull(insert.expectedVersion)
+                var challengeRow = insert.row
+                var deviceRow = linked
+                assertEquals(ChallengeStatus.OPEN, challengeRow.status)
+                assertEquals(listOf(linked.deviceId), challengeRow.deviceIds)
+                assertEquals(issued.expiresAt, challengeRow.expiresAt)
+                fun store(change: PortalChange) {
+                    for (w in change.writes) when (w) {
+                        is RecordWrite.Challenge -> challengeRow = w.row.also { assertEquals(challengeRow.version, w.expectedVersion) }
+                        is RecordWrite.Device -> deviceRow = w.row.also { assertEquals(deviceRow.version, w.expectedVersion) }
+                        is RecordWrite.Offer, is RecordWrite.PendingLink -> fail("unexpected write: ${rowKey(w)}")
+                    }
+                }
+
+                // Phone: read the QR code and show exactly what is approved.
+                val view = device.readChallenge(state, issued.qrText, at.plusSeconds(61))
+                assertEquals("Example Bank", view.portalName)
+                assertEquals("anna@example.org", view.account)
+                assertEquals(issued.challengeId, view.challengeId)
+                assertEquals(issued.expiresAt, view.expiresAt)
+                assertEquals(8, view.digits)
+                val shown = when (val a = view.approval) {
+                    is Approval.Transaction -> "Pay ${a.amount} ${a.currency} to ${a.payee}" + a.text.joinToString("") { "\n$it" }
+                    is Approval.Login -> fail("a payment was shown as a login")
+                    is Approval.LinkDevice -> fail("a payment was shown as a new device")
+                }
+                assertEquals("Pay 125.50 EUR to ACME Energy Ltd\nInvoice 2026-118", shown)
+                assertEquals(payment, view.approval)
+
+                // A wrong passcode gives a code of the same shape that only the portal refuses.
+                val wrong = device.answerChallenge(state, issued.qrText, Unlock.Passcode("000111"), at.plusSeconds(62))
+                assertEquals(view.digits, wrong.length)
+                assertTrue(wrong.all(Char::isDigit), wrong)
+                val refused = portal.verifyAnswer(challengeRow, listOf(deviceRow), wrong, at.plusSeconds(63))
+                store(refused.change) // in every case: the failure is counted on the device
+                val v = assertIs<Verdict.Refused>(refused.verdict)
+                assertEquals(ErrorCode.INVALID_ANSWER, v.code)
+                assertEquals(Verdict.Refused(ErrorCode.INVALID_ANSWER, v.detail), refused.verdict)
+                assertNull(refused.deviceId)
+                assertEquals(ErrorCode.INVALID_ANSWER, assertFailure { refused.verdict.check() }.code)
+                assertEquals(ChallengeStatus.OPEN, challengeRow.status)
+
+                // The right passcode: accepted, once.
+                val code = device.answerChallenge(state, issued.qrText, Unlock.Passcode("493817"), at.plusSeconds(64))
+                val accepted = portal.verifyAnswer(challengeRow, listOf(deviceRow), code, at.plusSeconds(65))
+                store(accepted.change)
+                assertEquals(Verdict.Accepted, accepted.verdict)
+                accepted.verdict.check()
+                assertEquals(linked.deviceId, accepted.deviceId)
+                assertEquals(ChallengeStatus.ANSWERED, challengeRow.status)
+                val event = assertIs<PortalEvent.ChallengeAnswered>(accepted.change.events.single())
+                assertEquals(issued.challengeId, event.challengeId)
+                assertEquals(at.plusSeconds(65), event.at)
+                val again = portal.verifyAnswer(challengeRow, listOf(deviceRow), code, at.plusSeconds(66))
+                assertEquals(ErrorCode.TOKEN_ALREADY_USED, assertIs<Verdict.Refused>(again.verdict).code)
+            }
         }
     }
 }

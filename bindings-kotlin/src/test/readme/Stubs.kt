@@ -18,6 +18,9 @@ val code: String get() = TODO()
 val deviceId: String get() = TODO()
 val scanned: String get() = TODO()
 val storedOtpState: OtpVerifierState? get() = TODO()
+val scannedQr: String get() = TODO()
+val device: Device get() = TODO()
+val portal: Portal get() = TODO()
 
 fun show(vararg what: Any?) {}
 fun savePending(sealed: ByteArray) {}
@@ -30,6 +33,9 @@ fun wipe() {}
 fun retryLater() {}
 fun mail(to: String, text: String) {}
 fun audit(event: PortalEvent) {}
+fun askUser(question: String): Boolean = TODO()
+fun hasNetwork(): Boolean = TODO()
+fun approvePayment(deviceId: String?) {}
 
 object keystore {
     fun putBehindBiometricPrompt(secret: ByteArray) {}
@@ -42,6 +48,9 @@ class Db {
     fun device(deviceId: String): StoredDevice = TODO()
     fun deviceOrNull(deviceId: String): StoredDevice? = TODO()
     fun pending(deviceId: String): StoredPendingLink? = TODO()
+    fun accountDevices(account: String): List<StoredDevice> = TODO()
+    fun devices(deviceIds: List<String>): List<StoredDevice> = TODO()
+    fun challenge(challengeId: String): StoredChallenge = TODO()
     fun apply(change: PortalChange): Boolean = TODO()
     fun transaction(body: () -> Boolean): Boolean = body()
     fun put(table: String, key: String, row: Any, expectedVersion: Long?): Boolean = TODO()
