@@ -9,9 +9,9 @@ use qrcode::EcLevel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_host::{
-    Device, ErrorCode, LinkChoices, LinkLookup, OfferSettings, OtpVerifierConfig, OtpVerifierState, Portal,
-    PortalChange, PortalEvent, RecordWrite, StatusLookup, StoredDevice, StoredOffer, StoredPendingLink, TesseraError,
-    Timestamp, Unlock, Verdict,
+    AnswerCheck, Approval, ChallengeSettings, ChallengeView, Device, ErrorCode, LinkChoices, LinkLookup, OfferSettings,
+    OtpVerifierConfig, OtpVerifierState, Portal, PortalChange, PortalEvent, RecordWrite, StatusLookup, StoredChallenge,
+    StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
 };
 
 type Result<T> = std::result::Result<T, TesseraError>;
@@ -49,6 +49,7 @@ fn key_of(w: &RecordWrite) -> (&'static str, String) {
         RecordWrite::Offer { row, .. } => ("offer", row.offer_id.clone()),
         RecordWrite::PendingLink { row, .. } => ("pending", row.device_id.clone()),
         RecordWrite::Device { row, .. } => ("device", row.device_id.clone()),
+        RecordWrite::Challenge { row, .. } => ("challenge", row.challenge_id.clone()),
     }
 }
 
@@ -57,6 +58,7 @@ fn version_of(w: &RecordWrite) -> i64 {
         RecordWrite::Offer { row, .. } => row.version,
         RecordWrite::PendingLink { row, .. } => row.version,
         RecordWrite::Device { row, .. } => row.version,
+        RecordWrite::Challenge { row, .. } => row.version,
     }
 }
 
@@ -92,6 +94,29 @@ impl Rows {
         }
     }
 
+    fn challenge(&self, id: &str) -> Result<StoredChallenge> {
+        match self.0.get(&("challenge", id.to_owned())) {
+            Some(RecordWrite::Challenge { row, .. }) => Ok(row.clone()),
+            _ => Err(cli_err(ErrorCode::Internal, "demo: no challenge row")),
+        }
+    }
+
+    /// The account's device rows, by device id.
+    fn devices_of(&self, account: &str) -> Vec<StoredDevice> {
+        self.0
+            .values()
+            .filter_map(|w| match w {
+                RecordWrite::Device { row, .. } if row.account == account => Some(row.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The rows of the devices a challenge names.
+    fn challenge_devices(&self, c: &StoredChallenge) -> Vec<StoredDevice> {
+        c.device_ids.iter().filter_map(|id| self.device_row(id)).collect()
+    }
+
     fn lookup(&self, offer_id: &str, device_id: &str) -> LinkLookup {
         LinkLookup {
             offer: self.offer(offer_id),
@@ -121,6 +146,51 @@ impl Rows {
 
 fn at(t: u64) -> Timestamp {
     Timestamp::from_secs(t)
+}
+
+/// What the phone shows for a challenge (as `tessera device show`).
+fn shows(v: &ChallengeView) -> String {
+    match &v.approval {
+        Approval::Login => format!("\"Log in to {} as {}?\"", v.portal_name, v.account),
+        Approval::Transaction { amount, currency, payee, text } => {
+            format!("\"Pay {amount} {currency} to {payee}?\" {}", text.join(" / "))
+        }
+        Approval::LinkDevice { device_name, .. } => {
+            format!("\"Link the new device {device_name} to {}?\"", v.account)
+        }
+    }
+}
+
+/// The portal judges an answer: reads the challenge and its devices' rows,
+/// stores the change whatever the verdict.
+fn verify(portal: &Portal, db: &mut Rows, id: &str, answer: &str, t: u64) -> Result<AnswerCheck> {
+    let row = db.challenge(id)?;
+    let devices = db.challenge_devices(&row);
+    let check = portal.verify_answer(row, devices, answer.into(), at(t))?;
+    db.apply(&check.change)?;
+    Ok(check)
+}
+
+/// The notifications a host sends for a stored change's events.
+fn tell(change: &PortalChange) {
+    for e in &change.events {
+        match e {
+            PortalEvent::DeviceLinked { account, device_name, .. } => {
+                out!("{:<22}e-mail to {account}: \"{device_name}\" was linked to your account", "portal event");
+            }
+            PortalEvent::DeviceLocked { account, device_id, .. } => {
+                out!("{:<22}e-mail to {account}: device {device_id} is locked; call us to unlock it", "portal event");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn show_qr(no_qr: bool, text: &str) -> Result<()> {
+    if !no_qr {
+        out!("{}", render_qr(text, EcLevel::M)?);
+    }
+    Ok(())
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -175,11 +245,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     l.verdict.check()?;
     let device_id = linked.account.device_id.clone();
     out!("{:<22}check code typed: device {device_id} linked", "portal");
-    for e in &l.change.events {
-        if let PortalEvent::DeviceLinked { device_name, .. } = e {
-            out!("{:<22}e-mail to {account}: \"{device_name}\" was linked to your account", "portal event");
-        }
-    }
+    tell(&l.change);
 
     out!("\n-- 3. The same QR code scanned again (photographed, or a second phone)");
     let phone2 = Device::new(tessera_host::new_storage_key()?)?;
@@ -206,7 +272,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let t = t0 + 120;
     let code = phone.code(state.clone(), Unlock::Passcode { passcode: "493817".into() }, at(t))?;
     let bio = pending.biometric_secret().ok_or_else(|| cli_err(ErrorCode::Internal, "no biometric secret"))?;
-    let code_bio = phone.code(state.clone(), Unlock::Biometric { secret: bio }, at(t))?;
+    let code_bio = phone.code(state.clone(), Unlock::Biometric { secret: bio.clone() }, at(t))?;
     out!("{:<22}{code} with the passcode, {code_bio} with biometrics", "phone app");
     let check = portal.verify_device_code(db.device(&device_id)?, code, at(t))?;
     db.apply(&check.change)?;
@@ -218,8 +284,133 @@ pub fn run(args: DemoArgs) -> Result<()> {
     db.apply(&check.change)?;
     expect_err(check.verdict.check(), ErrorCode::OtpMismatch, "portal")?;
 
-    out!("\n-- 5. Anna loses the phone: the portal unlinks it, the phone learns on next contact");
-    let change = portal.unlink_device(db.device(&device_id)?, at(t0 + 500))?;
+    let passcode = || Unlock::Passcode { passcode: "493817".into() };
+    let login = Approval::Login;
+
+    out!("\n-- 5. Log in with a challenge QR code (flow 4): only Anna's devices can read it");
+    let t = t0 + 200;
+    let ch = portal.create_challenge(db.devices_of(account), login.clone(), ChallengeSettings::default(), at(t))?;
+    db.apply(&ch.change)?;
+    out!("{:<22}Anna logs in; the portal shows a challenge QR code ({} chars):", "portal", ch.qr_text.len());
+    out!("{:<22}{}", "", ch.qr_text);
+    show_qr(args.no_qr, &ch.qr_text)?;
+    let view = phone.read_challenge(state.clone(), ch.qr_text.clone(), at(t + 5))?;
+    out!("{:<22}{}", "phone app", shows(&view));
+    let code = phone.answer_challenge(state.clone(), ch.qr_text.clone(), passcode(), at(t + 10))?;
+    out!("{:<22}Anna approves with her passcode; the phone shows {code}", "phone app");
+    let check = verify(&portal, &mut db, &ch.challenge_id, &code, t + 15)?;
+    check.verdict.check()?;
+    out!("{:<22}code typed: accepted, Anna is logged in", "portal");
+    let again = verify(&portal, &mut db, &ch.challenge_id, &code, t + 16)?;
+    expect_err(again.verdict.check(), ErrorCode::TokenAlreadyUsed, "same code again")?;
+
+    out!("\n-- 6. Approve a payment: the code is bound to the amount and the payee (PSD2)");
+    let t = t0 + 250;
+    let payment = |amount: &str| Approval::Transaction {
+        amount: amount.into(),
+        currency: "EUR".into(),
+        payee: "ACME Energy Ltd".into(),
+        text: vec!["Invoice 2026-118".into()],
+    };
+    let ch = portal.create_challenge(db.devices_of(account), payment("125.50"), ChallengeSettings::default(), at(t))?;
+    db.apply(&ch.change)?;
+    out!("{:<22}Anna pays an invoice; the portal shows a challenge QR code ({} chars)", "portal", ch.qr_text.len());
+    show_qr(args.no_qr, &ch.qr_text)?;
+    let view = phone.read_challenge(state.clone(), ch.qr_text.clone(), at(t + 5))?;
+    out!("{:<22}{}", "phone app", shows(&view));
+    let bio_unlock = || Unlock::Biometric { secret: bio.clone() };
+    let code = phone.answer_challenge(state.clone(), ch.qr_text.clone(), bio_unlock(), at(t + 10))?;
+    out!("{:<22}Anna approves with her fingerprint; the phone shows {code}", "phone app");
+    verify(&portal, &mut db, &ch.challenge_id, &code, t + 15)?.verdict.check()?;
+    out!("{:<22}accepted: the payment is executed", "portal");
+
+    out!("\n-- 7. A tampered amount: malware in the browser swaps the payment for a bigger one");
+    let t = t0 + 300;
+    let real =
+        portal.create_challenge(db.devices_of(account), payment("125.50"), ChallengeSettings::default(), at(t))?;
+    db.apply(&real.change)?;
+    let fake =
+        portal.create_challenge(db.devices_of(account), payment("9125.50"), ChallengeSettings::default(), at(t))?;
+    db.apply(&fake.change)?;
+    out!("{:<22}the page shows the QR code of another payment instead of the real one", "malware");
+    let view = phone.read_challenge(state.clone(), fake.qr_text.clone(), at(t + 5))?;
+    out!("{:<22}{} (Anna should stop here)", "phone app", shows(&view));
+    let code = phone.answer_challenge(state.clone(), fake.qr_text.clone(), passcode(), at(t + 10))?;
+    out!("{:<22}she approves anyway; the phone shows {code}", "phone app");
+    let check = verify(&portal, &mut db, &real.challenge_id, &code, t + 15)?;
+    expect_err(check.verdict.check(), ErrorCode::InvalidAnswer, "portal, 125.50")?;
+    let code = phone.answer_challenge(state.clone(), real.qr_text.clone(), passcode(), at(t + 20))?;
+    verify(&portal, &mut db, &real.challenge_id, &code, t + 25)?.verdict.check()?;
+    out!("{:<22}the code for the real QR code ({code}) is accepted", "portal");
+
+    out!("\n-- 8. A thief guesses the passcode: 5 wrong answers in a row lock the device");
+    let t = t0 + 400;
+    let ch = portal.create_challenge(db.devices_of(account), login.clone(), ChallengeSettings::default(), at(t))?;
+    db.apply(&ch.change)?;
+    for (i, guess) in ["111222", "222333", "333444", "444555", "555666"].iter().enumerate() {
+        let n = u64::try_from(i).unwrap_or_default();
+        let code = phone.answer_challenge(
+            state.clone(),
+            ch.qr_text.clone(),
+            Unlock::Passcode { passcode: (*guess).into() },
+            at(t + 2 * n),
+        )?;
+        let check = verify(&portal, &mut db, &ch.challenge_id, &code, t + 2 * n + 1)?;
+        let what = format!("{guess} gives {code}");
+        let expected = if i < 4 { ErrorCode::InvalidAnswer } else { ErrorCode::LockedOut };
+        expect_err(check.verdict.check(), expected, &what)?;
+        tell(&check.change);
+    }
+    let code = phone.answer_challenge(state.clone(), ch.qr_text.clone(), passcode(), at(t + 20))?;
+    let check = verify(&portal, &mut db, &ch.challenge_id, &code, t + 21)?;
+    expect_err(check.verdict.check(), ErrorCode::LockedOut, "the right passcode")?;
+    let totp = phone.code(state.clone(), passcode(), at(t + 30))?;
+    let check = portal.verify_device_code(db.device(&device_id)?, totp, at(t + 30))?;
+    db.apply(&check.change)?;
+    expect_err(check.verdict.check(), ErrorCode::LockedOut, "its time-based code")?;
+    let change = portal.unlock_device(db.device(&device_id)?, at(t + 60))?;
+    db.apply(&change)?;
+    out!("{:<22}Anna re-identified at the branch: the device is unlocked", "portal");
+    verify(&portal, &mut db, &ch.challenge_id, &code, t + 61)?.verdict.check()?;
+    out!("{:<22}the right code is accepted again", "portal");
+
+    out!("\n-- 9. Link a new phone from the existing one (flow 2: no logged-in computer)");
+    let t = t0 + 500;
+    let offer =
+        portal.create_offer_for_new_device(account.into(), db.devices_of(account), OfferSettings::default(), at(t))?;
+    db.apply(&offer.change)?;
+    out!("{:<22}Anna asks to link a new phone; the portal sends it an offer ({} chars)", "portal", offer.qr_text.len());
+    let ipad = Device::new(tessera_host::new_storage_key()?)?;
+    let choices = LinkChoices { device_name: "Anna's iPad".into(), passcode: "730241".into(), biometrics: false };
+    let pending2 = ipad.start_link(offer.qr_text.clone(), choices, None, at(t + 10), Some(portal.public_key()))?;
+    let req2 = Arc::clone(&portal).open_link_request(pending2.request()?)?;
+    let answer2 = req2.accept(db.lookup(&req2.offer_id(), &req2.device_id()), at(t + 11))?;
+    db.apply(&answer2.change)?;
+    answer2.verdict.check()?;
+    let linked2 = pending2.finish(answer2.answer)?;
+    let new_id = linked2.account.device_id.clone();
+    out!("{:<22}named \"Anna's iPad\", passcode set; the portal waits for an authenticator", "new phone");
+    let pending_row = db.pending(&new_id).ok_or_else(|| cli_err(ErrorCode::Internal, "demo: no pending link"))?;
+    let ch =
+        portal.create_link_challenge(pending_row, db.devices_of(account), ChallengeSettings::default(), at(t + 20))?;
+    db.apply(&ch.change)?;
+    out!("{:<22}shows a challenge QR code for Anna's existing phone", "new phone");
+    show_qr(args.no_qr, &ch.qr_text)?;
+    let view = phone.read_challenge(state.clone(), ch.qr_text.clone(), at(t + 25))?;
+    out!("{:<22}{}", "old phone", shows(&view));
+    let code = phone.answer_challenge(state.clone(), ch.qr_text.clone(), passcode(), at(t + 30))?;
+    out!("{:<22}Anna approves; the old phone shows {code}, she types it into the new one", "old phone");
+    let pending_row = db.pending(&new_id).ok_or_else(|| cli_err(ErrorCode::Internal, "demo: no pending link"))?;
+    let row = db.challenge(&ch.challenge_id)?;
+    let devices = db.challenge_devices(&row);
+    let l = portal.confirm_with_authenticator(pending_row, row, devices, code, at(t + 40))?;
+    db.apply(&l.change)?;
+    l.verdict.check()?;
+    out!("{:<22}vouched for by the old phone: device {new_id} linked", "portal");
+    tell(&l.change);
+
+    out!("\n-- 10. Anna loses the old phone: the portal unlinks it, the phone learns on next contact");
+    let change = portal.unlink_device(db.device(&device_id)?, at(t0 + 700))?;
     db.apply(&change)?;
     let row = db.device(&device_id)?;
     out!(
@@ -231,10 +422,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         row.linked_at.secs(),
         row.last_used_at.map(Timestamp::secs)
     );
-    let probe = phone.status_request(state.clone(), at(t0 + 600))?;
+    let probe = phone.status_request(state.clone(), at(t0 + 800))?;
     let id = portal.status_request_device(probe.request()?)?;
     let lookup = StatusLookup { device: db.device_row(&id), pending: db.pending(&id) };
-    let ans = portal.answer_status(probe.request()?, lookup, at(t0 + 600))?;
+    let ans = portal.answer_status(probe.request()?, lookup, at(t0 + 800))?;
     expect_err(probe.read(ans), ErrorCode::DeviceRevoked, "phone app")?;
     // The app deletes its sealed state.
     out!("{:<22}account wiped", "phone app");

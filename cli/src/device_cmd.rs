@@ -14,7 +14,9 @@ use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tessera_core::encoding::{hex_decode, hex_encode};
-use tessera_host::{Device, ErrorCode, LinkChoices, LinkedAccount, TesseraError as Error, Unlock};
+use tessera_host::{
+    Approval, ChallengeView, Device, ErrorCode, LinkChoices, LinkedAccount, TesseraError as Error, Unlock,
+};
 use zeroize::Zeroizing;
 
 #[derive(Subcommand, Debug)]
@@ -88,6 +90,37 @@ pub enum DeviceCommand {
         /// Use the biometric secret instead.
         #[arg(long)]
         biometric: bool,
+    },
+    /// Show what a challenge QR code asks to approve, before answering.
+    ///
+    /// A login, a payment (amount, currency, payee, text) or a new device
+    /// to link, as the phone shows it.
+    Show {
+        #[command(flatten)]
+        c: Common,
+        /// The scanned challenge QR text.
+        #[arg(long)]
+        qr: String,
+    },
+    /// Approve a challenge: prints the code to type (--signed: the signed answer).
+    ///
+    /// A wrong passcode gives a wrong code that only the portal can tell.
+    Answer {
+        #[command(flatten)]
+        c: Common,
+        /// The scanned challenge QR text.
+        #[arg(long)]
+        qr: String,
+        /// Passcode.
+        #[arg(long, required_unless_present = "biometric")]
+        passcode: Option<String>,
+        /// Use the biometric secret instead.
+        #[arg(long)]
+        biometric: bool,
+        /// A signed answer for the portal (a device with network); the
+        /// device state it advances is stored before it is printed.
+        #[arg(long)]
+        signed: bool,
     },
     /// Unlink locally: wipe the account from this device.
     Unlink {
@@ -199,8 +232,66 @@ fn pinned(portal_key: Option<&str>) -> Result<Option<Vec<u8>>, Error> {
 }
 
 fn info_json(i: &LinkedAccount) -> serde_json::Value {
+    let codes = &i.device_codes;
     json!({"linked": true, "portal": i.portal_name, "portal_fingerprint": i.portal_fingerprint, "account": i.account,
-           "device_id": i.device_id, "device_name": i.device_name, "linked_at": secs(i.linked_at), "biometrics": i.biometrics})
+           "device_id": i.device_id, "device_name": i.device_name, "linked_at": secs(i.linked_at), "biometrics": i.biometrics,
+           "device_codes": {"algorithm": codes.algorithm.map(|a| crate::store::name_of(&a)), "digits": codes.digits,
+                            "period_seconds": codes.period_seconds}})
+}
+
+/// The user's factor: the passcode, or the biometric secret (its own file).
+fn unlock_with(dir: &Path, passcode: Option<String>, biometric: bool) -> Result<Unlock, Error> {
+    Ok(if biometric {
+        let b = secrets::key_from_file(&bio_path(dir))?
+            .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
+        Unlock::Biometric { secret: b.to_vec() }
+    } else {
+        Unlock::Passcode { passcode: passcode.unwrap_or_default() }
+    })
+}
+
+/// What a challenge asks, flat: `kind` is `login`, `transaction` or
+/// `link-device`; the fields of the other kinds are null.
+fn view_json(v: &ChallengeView) -> serde_json::Value {
+    let mut j = json!({"portal": v.portal_name, "account": v.account, "challenge_id": v.challenge_id,
+                       "expires_at": secs(v.expires_at), "digits": v.digits, "amount": null, "currency": null,
+                       "payee": null, "text": null, "device_name": null, "device_id": null});
+    match &v.approval {
+        Approval::Login => j["kind"] = json!("login"),
+        Approval::Transaction { amount, currency, payee, text } => {
+            j["kind"] = json!("transaction");
+            j["amount"] = json!(amount);
+            j["currency"] = json!(currency);
+            j["payee"] = json!(payee);
+            j["text"] = json!(text);
+        }
+        Approval::LinkDevice { device_name, device_id } => {
+            j["kind"] = json!("link-device");
+            j["device_name"] = json!(device_name);
+            j["device_id"] = json!(device_id);
+        }
+    }
+    j
+}
+
+/// What the phone shows: the question, then a transaction's text lines.
+fn view_text(v: &ChallengeView) -> String {
+    let (portal, account, until) = (&v.portal_name, &v.account, secs(v.expires_at));
+    match &v.approval {
+        Approval::Login => format!("Log in to \"{portal}\" as {account}? Valid until {until}."),
+        Approval::Transaction { amount, currency, payee, text } => {
+            let mut s =
+                format!("Pay {amount} {currency} to \"{payee}\" from {account} at \"{portal}\"? Valid until {until}.");
+            for line in text {
+                s.push_str("\n  ");
+                s.push_str(line);
+            }
+            s
+        }
+        Approval::LinkDevice { device_name, .. } => {
+            format!("Link the new device \"{device_name}\" to {account} at \"{portal}\"? Valid until {until}.")
+        }
+    }
 }
 
 fn spent_json(e: &Error) -> Vec<u8> {
@@ -297,7 +388,11 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 );
             } else {
                 out!("{}", done.check_code);
-                eprintln!("linked to {} at \"{}\": type this check code on the portal", a.account, a.portal_name);
+                eprintln!(
+                    "linked to {} at \"{}\": type this check code on the portal (a link offered by \
+                     `portal offer-new-device` is confirmed by an existing authenticator instead)",
+                    a.account, a.portal_name
+                );
             }
         }
         DeviceCommand::Status { c } => {
@@ -384,14 +479,42 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::Totp { c, passcode, biometric } => {
             let ph = phone(&c.dir)?;
             let state = ph.state()?;
-            let unlock = if biometric {
-                let b = secrets::key_from_file(&bio_path(&c.dir))?
-                    .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
-                Unlock::Biometric { secret: b.to_vec() }
-            } else {
-                Unlock::Passcode { passcode: passcode.unwrap_or_default() }
-            };
+            let unlock = unlock_with(&c.dir, passcode, biometric)?;
             out!("{}", ph.device.code(state, unlock, now_or(c.now))?);
+        }
+        DeviceCommand::Show { c, qr } => {
+            let ph = phone(&c.dir)?;
+            let view = ph.device.read_challenge(ph.state()?, qr, now_or(c.now))?;
+            if c.json {
+                out!("{}", view_json(&view));
+            } else {
+                out!("{}", view_text(&view));
+            }
+        }
+        DeviceCommand::Answer { c, qr, passcode, biometric, signed } => {
+            let ph = phone(&c.dir)?;
+            let now = now_or(c.now);
+            let unlock = unlock_with(&c.dir, passcode, biometric)?;
+            let (answer, challenge_id) = ph.db.exclusive(|db| {
+                let state = db
+                    .get(K_STATE)?
+                    .ok_or_else(|| cli_err(ErrorCode::DeviceNotLinked, "this device is not linked to an account"))?;
+                let view = ph.device.read_challenge(state.clone(), qr.clone(), now)?;
+                let answer = if signed {
+                    let s = ph.device.sign_challenge(state, qr.clone(), unlock, now)?;
+                    // Stored before it is printed: its counter is never used again.
+                    db.put(K_STATE, &s.state)?;
+                    s.answer
+                } else {
+                    ph.device.answer_challenge(state, qr.clone(), unlock, now)?
+                };
+                Ok((answer, view.challenge_id))
+            })?;
+            if c.json {
+                out!("{}", json!({"answer": answer, "signed": signed, "challenge_id": challenge_id}));
+            } else {
+                out!("{answer}");
+            }
         }
         DeviceCommand::Unlink { c } => {
             let ph = phone(&c.dir)?;

@@ -26,8 +26,31 @@ mod secrets;
 mod store;
 mod util;
 
+/// The flows as command sequences (`tessera help`, `tessera help portal`).
+const FLOWS: &str = "\
+Flows (each command prints what the next one takes; --dir P is the portal, D a device):
+  Link a phone by QR code (flow 1):
+    portal link-offer --account A      device link --qr QR --name N --passcode C
+    portal link-accept --request REQ   device link-finish --response ANS   portal link-confirm --account A --code CODE
+  Log in or approve a payment (flow 4):
+    portal challenge --account A [--amount 125.50 --currency EUR --payee NAME [--text LINE]]   (QR, then id)
+    device show --qr QR                device answer --qr QR --passcode C [--signed]
+    portal verify --challenge ID --answer CODE        (5 wrong answers lock: portal unlock-device --device ID)
+  Link a new device from an existing authenticator (flow 2, no logged-in computer):
+    portal offer-new-device --account A               the offer text for the new device
+    device link --dir NEW --qr OFFER …, portal link-accept, device link-finish --dir NEW   (no check code typed)
+    portal link-challenge --device NEWID              the QR the new device shows (line 1) and its id (line 2)
+    device show / device answer --dir OLD --qr QR     the existing authenticator approves, shows a code
+    portal vouch --device NEWID --challenge ID --code CODE    the code, typed into the new device, links it
+  Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X";
+
 #[derive(Parser, Debug)]
-#[command(name = "tessera", version, about = "Tessera authentication SDK: OTP tool and portal/device simulators")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera authentication SDK: OTP tool and portal/device simulators",
+    after_help = FLOWS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,11 +61,11 @@ enum Command {
     /// One-time passwords: HOTP, TOTP, OCRA and otpauth:// URIs.
     #[command(subcommand)]
     Otp(otp_cmd::OtpCommand),
-    /// The reference portal: link offers, device registry.
-    #[command(subcommand)]
+    /// The reference portal: link offers, device registry, challenges.
+    #[command(subcommand, after_help = FLOWS)]
     Portal(portal_cmd::PortalCommand),
     /// A simulated device (phone app).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = FLOWS)]
     Device(device_cmd::DeviceCommand),
     /// Run every flow end to end on this machine and explain each step.
     Demo(demo::DemoArgs),

@@ -192,7 +192,7 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-fn algorithm(a: Option<&str>) -> Result<OtpAlgorithm, Error> {
+pub(crate) fn algorithm(a: Option<&str>) -> Result<OtpAlgorithm, Error> {
     Ok(a.map(Algorithm::parse).transpose()?.map(OtpAlgorithm::from).unwrap_or_default())
 }
 

@@ -1,4 +1,5 @@
-//! `tessera portal …`: the reference portal (offers, accept, confirm, registry).
+//! `tessera portal …`: the reference portal (offers, accept, confirm, registry,
+//! challenges and their answers, links vouched for by an authenticator).
 //!
 //! Every decision is tessera-host's: each state change goes through
 //! [`PortalDb::run`], the host contract (read the rows, call
@@ -12,14 +13,15 @@ use crate::cli_err;
 use crate::secrets::{self, PORTAL_SECRET_ENV};
 use crate::store::{name_of, read, Applied, PortalDb, Ran};
 use crate::util::{now_or, render_qr, secs, Common};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use qrcode::EcLevel;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_core::encoding::hex_encode;
 use tessera_host::{
-    ErrorCode, LinkLookup, OfferSettings, PasscodeRules, Portal, PortalChange, PortalEvent, RecordWrite, StatusLookup,
+    Approval, ChallengeIssued, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkConfirmation, LinkLookup, LinkOffer,
+    OfferSettings, PasscodeRules, Portal, PortalChange, PortalEvent, RecordWrite, StatusLookup, StoredChallenge,
     StoredDevice, TesseraError as Error, Timestamp, Verdict,
 };
 use zeroize::Zeroizing;
@@ -35,30 +37,18 @@ pub enum PortalCommand {
         name: String,
     },
     /// Create a single-use link QR code for an account.
+    #[command(alias = "offer")]
     LinkOffer {
         #[command(flatten)]
         c: Common,
         /// Account to link a device to.
         #[arg(long)]
         account: String,
-        /// Lifetime in seconds (default 300, at most 600).
-        #[arg(long)]
-        ttl: Option<i64>,
         /// Draw the QR code in the terminal.
         #[arg(long)]
         render: bool,
-        /// Passcode minimum length (6–16; default 6).
-        #[arg(long)]
-        passcode_min: Option<i32>,
-        /// Passcode maximum length (6–16; default 6).
-        #[arg(long)]
-        passcode_max: Option<i32>,
-        /// Allow letters and symbols in passcodes.
-        #[arg(long)]
-        alphanumeric: bool,
-        /// Do not allow biometrics.
-        #[arg(long)]
-        no_biometrics: bool,
+        #[command(flatten)]
+        o: OfferArgs,
     },
     /// Accept a device's link request; prints the answer for the device.
     LinkAccept {
@@ -134,6 +124,205 @@ pub enum PortalCommand {
         #[arg(long)]
         code: String,
     },
+    /// Create a login or payment challenge; prints its QR text, then its id.
+    ///
+    /// A login without --amount, else a transaction (PSD2 dynamic linking:
+    /// the answer is bound to the amount, currency, payee and text). Every
+    /// device of the account can answer, or only --device.
+    Challenge {
+        #[command(flatten)]
+        c: Common,
+        /// Account.
+        #[arg(long)]
+        account: String,
+        /// Only this device may answer (default: every device of the account).
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        what: TransactionArgs,
+        #[command(flatten)]
+        ch: ChallengeArgs,
+    },
+    /// Verify a challenge's answer (typed code or signed answer); prints `accepted`.
+    ///
+    /// A wrong answer is stored (it counts towards the device's lockout:
+    /// 5 in a row) before the `error[CODE]` exit.
+    Verify {
+        #[command(flatten)]
+        c: Common,
+        /// The challenge id (`tessera portal challenge` printed it; a signed
+        /// answer names its challenge itself).
+        #[arg(long)]
+        challenge: Option<String>,
+        /// The typed code, or the signed answer text.
+        #[arg(long)]
+        answer: String,
+    },
+    /// Unlock a device locked by wrong answers or codes (the user re-identified).
+    UnlockDevice {
+        #[command(flatten)]
+        c: Common,
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// Account (checked when given).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Flow 2: an offer for a new device, vouched for by an existing authenticator.
+    ///
+    /// No logged-in computer is needed: the new device links with the
+    /// printed offer text (`tessera device link --qr TEXT`), the portal
+    /// accepts it as usual, and instead of a check code one of the account's
+    /// authenticators answers `link-challenge`'s challenge.
+    OfferNewDevice {
+        #[command(flatten)]
+        c: Common,
+        /// Account (one of its devices must have answered a challenge).
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        o: OfferArgs,
+    },
+    /// Flow 2: the challenge a new device shows to an existing authenticator.
+    ///
+    /// For a device linked from `offer-new-device` and accepted: prints the
+    /// QR text, then the challenge id.
+    LinkChallenge {
+        #[command(flatten)]
+        c: Common,
+        /// The new device's id (from `link-accept`).
+        #[arg(long)]
+        device: String,
+        #[command(flatten)]
+        ch: ChallengeArgs,
+    },
+    /// Flow 2: link a new device with the code its existing authenticator gave.
+    ///
+    /// The code (or signed answer) answers `link-challenge`'s challenge; the
+    /// user typed it into the new device. Prints the linked device.
+    Vouch {
+        #[command(flatten)]
+        c: Common,
+        /// The new device's id.
+        #[arg(long)]
+        device: String,
+        /// The link challenge's id (from `link-challenge`).
+        #[arg(long)]
+        challenge: String,
+        /// The authenticator's code (or its signed answer).
+        #[arg(long)]
+        code: String,
+    },
+}
+
+/// How a new offer's device links: its lifetime, passcode rules and the
+/// time-based codes it will show.
+#[derive(Args, Debug)]
+pub struct OfferArgs {
+    /// Lifetime in seconds (default 300, at most 600).
+    #[arg(long)]
+    ttl: Option<i64>,
+    /// Passcode minimum length (6–16; default 6).
+    #[arg(long)]
+    passcode_min: Option<i32>,
+    /// Passcode maximum length (6–16; default 6).
+    #[arg(long)]
+    passcode_max: Option<i32>,
+    /// Allow letters and symbols in passcodes.
+    #[arg(long)]
+    alphanumeric: bool,
+    /// Do not allow biometrics.
+    #[arg(long)]
+    no_biometrics: bool,
+    /// Digits of the device's time-based codes (6–8; default 6).
+    #[arg(long)]
+    code_digits: Option<i32>,
+    /// Seconds per step of the device's codes (15–120; default 30).
+    #[arg(long)]
+    code_period: Option<i64>,
+    /// Hash of the device's codes: sha1, sha256 or sha512 (default sha256).
+    #[arg(long)]
+    code_algorithm: Option<String>,
+}
+
+impl OfferArgs {
+    fn settings(&self) -> Result<OfferSettings, Error> {
+        let d = PasscodeRules::default();
+        let rules = PasscodeRules {
+            min_len: self.passcode_min.unwrap_or(d.min_len),
+            max_len: self.passcode_max.unwrap_or(d.max_len),
+            digits_only: d.digits_only && !self.alphanumeric,
+            biometrics_allowed: d.biometrics_allowed && !self.no_biometrics,
+        };
+        let device_codes = if self.code_digits.is_none() && self.code_period.is_none() && self.code_algorithm.is_none()
+        {
+            None
+        } else {
+            let d = DeviceCodeRules::default();
+            Some(DeviceCodeRules {
+                algorithm: match &self.code_algorithm {
+                    Some(a) => Some(crate::otp_cmd::algorithm(Some(a))?),
+                    None => d.algorithm,
+                },
+                digits: self.code_digits.unwrap_or(d.digits),
+                period_seconds: self.code_period.unwrap_or(d.period_seconds),
+            })
+        };
+        Ok(OfferSettings { ttl_seconds: self.ttl, rules: Some(rules), device_codes })
+    }
+}
+
+/// A transaction to approve (PSD2 dynamic linking: the answer is bound to
+/// exactly these fields); without --amount the challenge is a login.
+#[derive(Args, Debug)]
+pub struct TransactionArgs {
+    /// Amount, exactly as shown: digits with at most 3 decimals (`125.50`).
+    #[arg(long, requires_all = ["currency", "payee"])]
+    amount: Option<String>,
+    /// ISO 4217 currency code (`EUR`).
+    #[arg(long, requires = "amount")]
+    currency: Option<String>,
+    /// Payee (1 to 70 bytes).
+    #[arg(long, requires = "amount")]
+    payee: Option<String>,
+    /// A line of text to show (reference, IBAN); up to 3, repeat the option.
+    #[arg(long, requires = "amount")]
+    text: Vec<String>,
+}
+
+impl TransactionArgs {
+    fn approval(&self) -> Approval {
+        match (&self.amount, &self.currency, &self.payee) {
+            (Some(amount), Some(currency), Some(payee)) => Approval::Transaction {
+                amount: amount.clone(),
+                currency: currency.clone(),
+                payee: payee.clone(),
+                text: self.text.clone(),
+            },
+            _ => Approval::Login,
+        }
+    }
+}
+
+/// Options of a new challenge.
+#[derive(Args, Debug)]
+pub struct ChallengeArgs {
+    /// Digits of the typed answer (6–10; default 8).
+    #[arg(long)]
+    digits: Option<i32>,
+    /// Seconds it can be answered (1–900; default 300).
+    #[arg(long)]
+    ttl: Option<i64>,
+    /// Draw the QR code in the terminal (after the challenge id).
+    #[arg(long)]
+    render: bool,
+}
+
+impl ChallengeArgs {
+    fn settings(&self) -> ChallengeSettings {
+        ChallengeSettings { digits: self.digits, ttl_seconds: self.ttl }
+    }
 }
 
 fn key_path(dir: &Path) -> PathBuf {
@@ -181,8 +370,19 @@ fn events_json(change: &PortalChange) -> serde_json::Value {
 /// `events` table, written in the same transaction).
 fn notify(change: &PortalChange) {
     for e in &change.events {
-        if let PortalEvent::DeviceLinked { account, device_name, .. } = e {
-            eprintln!("notification: e-mail to {account}: \"{device_name}\" was linked to your account");
+        match e {
+            PortalEvent::DeviceLinked { account, device_name, .. } => {
+                eprintln!("notification: e-mail to {account}: \"{device_name}\" was linked to your account");
+            }
+            PortalEvent::DeviceLocked { account, device_id, .. } => eprintln!(
+                "notification: e-mail to {account}: device {device_id} is locked after too many wrong answers; \
+                 it is unlocked (`tessera portal unlock-device`) once you re-identified"
+            ),
+            PortalEvent::DeviceCloneSuspected { account, device_id, .. } => eprintln!(
+                "alert: device {device_id} of {account} answered with a counter already seen: a copy of its keys \
+                 is in use; unlink it"
+            ),
+            _ => {}
         }
     }
 }
@@ -197,10 +397,13 @@ fn verdict_json(v: &Verdict) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-/// With `--json`, a refused verdict is printed (with the events of its
-/// stored change) before the `error[CODE]` exit: tools can tell a refusal,
-/// whose change was stored, from a failed call, which stored nothing.
+/// Called once the change committed: acts on its events (a refusal's too:
+/// a device locked, a clone suspected), then with `--json` prints a refused
+/// verdict (with the events of its stored change) before the `error[CODE]`
+/// exit: tools can tell a refusal, whose change was stored, from a failed
+/// call, which stored nothing.
 fn check_verdict(c: &Common, v: &Verdict, change: &PortalChange) -> Result<(), Error> {
+    notify(change);
     if let Err(e) = v.check() {
         if c.json {
             out!("{}", json!({"verdict": verdict_json(v), "events": events_json(change)}));
@@ -224,6 +427,86 @@ fn written_confirm_by(change: &PortalChange) -> Option<Timestamp> {
         RecordWrite::PendingLink { row, .. } => Some(row.confirm_by),
         _ => None,
     })
+}
+
+/// A new offer: its text (`--json`: with its id, expiry and events).
+fn print_offer(c: &Common, offer: &LinkOffer) {
+    if c.json {
+        out!(
+            "{}",
+            json!({"qr_text": offer.qr_text, "offer_id": offer.offer_id, "expires_at": secs(offer.expires_at),
+                   "events": events_json(&offer.change)})
+        );
+    } else {
+        out!("{}", offer.qr_text);
+    }
+}
+
+/// The challenge row a change writes.
+fn written_challenge(change: &PortalChange) -> Option<&StoredChallenge> {
+    change.writes.iter().find_map(|w| match w {
+        RecordWrite::Challenge { row, .. } => Some(row),
+        _ => None,
+    })
+}
+
+/// A new challenge: the QR text, then its id (`--json`: `{"qr", "challenge_id", …}`).
+fn print_challenge(c: &Common, issued: &ChallengeIssued, render: bool) -> Result<(), Error> {
+    if c.json {
+        let row = written_challenge(&issued.change);
+        out!(
+            "{}",
+            json!({"qr": issued.qr_text, "challenge_id": issued.challenge_id, "expires_at": secs(issued.expires_at),
+                   "kind": row.map(|r| r.kind.clone()), "device_ids": row.map(|r| r.device_ids.clone()),
+                   "events": events_json(&issued.change)})
+        );
+    } else {
+        out!("{}", issued.qr_text);
+        out!("{}", issued.challenge_id);
+    }
+    if render {
+        out!("{}", render_qr(&issued.qr_text, EcLevel::M)?);
+    }
+    Ok(())
+}
+
+/// A link confirmed (by its check code, or vouched for by an authenticator:
+/// then `new_device` names the linked device; the change also writes the
+/// authenticator's row, which `LinkConfirmation::device` may be).
+fn print_linked(
+    c: &Common,
+    change: &PortalChange,
+    confirmation: &LinkConfirmation,
+    new_device: Option<&str>,
+) -> Result<(), Error> {
+    check_verdict(c, &confirmation.verdict, change)?;
+    let written = new_device.and_then(|id| {
+        change.writes.iter().find_map(|w| match w {
+            RecordWrite::Device { row, .. } if row.device_id == id => Some(row),
+            _ => None,
+        })
+    });
+    let row = written
+        .or(confirmation.device.as_ref())
+        .ok_or_else(|| cli_err(ErrorCode::Internal, "an accepted link without a device row"))?;
+    if c.json {
+        out!(
+            "{}",
+            json!({"device": device_json(row), "verdict": verdict_json(&confirmation.verdict),
+                   "events": events_json(change)})
+        );
+    } else {
+        out!("linked device {} \"{}\" to {}", row.device_id, row.name, row.account);
+    }
+    Ok(())
+}
+
+fn no_such_challenge() -> Error {
+    cli_err(ErrorCode::TokenUnknown, "no such challenge")
+}
+
+fn no_such_link() -> Error {
+    cli_err(ErrorCode::TokenUnknown, "no link of this device id is known (run `tessera portal link-accept` first)")
 }
 
 fn no_such_device() -> Error {
@@ -293,42 +576,38 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 eprintln!("the portal seed is in {} (owner only): keep it secret, back it up", path.display());
             }
         }
-        PortalCommand::LinkOffer {
-            c,
-            account,
-            ttl,
-            render,
-            passcode_min,
-            passcode_max,
-            alphanumeric,
-            no_biometrics,
-        } => {
+        PortalCommand::LinkOffer { c, account, render, o } => {
             let mut db = PortalDb::open(&c.dir, false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
-            let d = PasscodeRules::default();
-            let rules = PasscodeRules {
-                min_len: passcode_min.unwrap_or(d.min_len),
-                max_len: passcode_max.unwrap_or(d.max_len),
-                digits_only: d.digits_only && !alphanumeric,
-                biometrics_allowed: d.biometrics_allowed && !no_biometrics,
-            };
-            let offer = portal.create_offer(account, OfferSettings { ttl_seconds: ttl, rules: Some(rules) }, now)?;
+            let offer = portal.create_offer(account, o.settings()?, now)?;
             if let Applied::Conflict(what) = db.apply(&offer.change, now)? {
                 // A fresh random offer id already taken: not a race, a fault.
                 return Err(cli_err(ErrorCode::Internal, format!("new offer: {what}")));
             }
-            if c.json {
-                out!(
-                    "{}",
-                    json!({"qr_text": offer.qr_text, "offer_id": offer.offer_id, "expires_at": secs(offer.expires_at),
-                           "events": events_json(&offer.change)})
-                );
-            } else {
-                out!("{}", offer.qr_text);
-            }
+            print_offer(&c, &offer);
             if render {
                 out!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
+            }
+        }
+        PortalCommand::OfferNewDevice { c, account, o } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let settings = o.settings()?;
+            let (_, offer) = db
+                .run(now, |c| {
+                    let rows = read::devices_by_id(c, &account)?;
+                    let offer = portal.create_offer_for_new_device(account.clone(), rows, settings, now)?;
+                    Ok((offer.change.clone(), offer))
+                })?
+                .stored()?;
+            print_offer(&c, &offer);
+            if !c.json {
+                eprintln!(
+                    "send this text to the new device (`tessera device link --qr TEXT`); after `link-accept`, \
+                     `tessera portal link-challenge --device NEWID` gives the challenge for an existing authenticator"
+                );
             }
         }
         PortalCommand::LinkAccept { c, request } => {
@@ -411,21 +690,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                     Ok((l.change.clone(), l))
                 })?
                 .stored()?;
-            check_verdict(&c, &confirmation.verdict, &change)?;
-            let row = confirmation
-                .device
-                .as_ref()
-                .ok_or_else(|| cli_err(ErrorCode::Internal, "an accepted check code without a device row"))?;
-            notify(&change);
-            if c.json {
-                out!(
-                    "{}",
-                    json!({"device": device_json(row), "verdict": verdict_json(&confirmation.verdict),
-                           "events": events_json(&change)})
-                );
-            } else {
-                out!("linked device {} \"{}\" to {}", row.device_id, row.name, row.account);
-            }
+            print_linked(&c, &change, &confirmation, None)?;
         }
         PortalCommand::Devices { c, account } => {
             let mut db = PortalDb::open(&c.dir, false)?;
@@ -511,6 +776,103 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             } else {
                 out!("accepted (step {}, drift {drift})", step.unwrap_or_default());
             }
+        }
+        PortalCommand::Challenge { c, account, device, what, ch } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let (approval, settings) = (what.approval(), ch.settings());
+            let (_, issued) = db
+                .run(now, |c| {
+                    let rows = match &device {
+                        Some(id) => vec![read::device_of(c, &account, id)?.ok_or_else(no_such_device)?],
+                        None => read::devices_by_id(c, &account)?,
+                    };
+                    let issued = portal.create_challenge(rows, approval.clone(), settings, now)?;
+                    Ok((issued.change.clone(), issued))
+                })?
+                .stored()?;
+            print_challenge(&c, &issued, ch.render)?;
+        }
+        PortalCommand::Verify { c, challenge, answer } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let id = match challenge {
+                Some(id) => id,
+                None => tessera_host::signed_answer_challenge_id(answer.clone()).map_err(|_| {
+                    cli_err(
+                        ErrorCode::InvalidInput,
+                        "a typed code needs --challenge (the id `portal challenge` printed)",
+                    )
+                })?,
+            };
+            let (change, (check, row)) = db
+                .run(now, |c| {
+                    let row = read::challenge(c, &id)?.ok_or_else(no_such_challenge)?;
+                    let devices = read::challenge_devices(c, &row)?;
+                    let check = portal.verify_answer(row.clone(), devices, answer.clone(), now)?;
+                    Ok((check.change.clone(), (check, row)))
+                })?
+                .stored()?;
+            check_verdict(&c, &check.verdict, &change)?;
+            if c.json {
+                out!(
+                    "{}",
+                    json!({"accepted": true, "verdict": verdict_json(&check.verdict), "challenge_id": row.challenge_id,
+                           "account": row.account, "kind": row.kind, "device_id": check.device_id,
+                           "events": events_json(&change)})
+                );
+            } else {
+                out!("accepted");
+                if let Some(d) = &check.device_id {
+                    eprintln!("{} challenge {} of {} answered by device {d}", row.kind, row.challenge_id, row.account);
+                }
+            }
+        }
+        PortalCommand::UnlockDevice { c, device, account } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let (change, ()) = db
+                .run(now, |c| {
+                    let row = read::device(c, &device)?
+                        .filter(|d| account.as_ref().is_none_or(|a| *a == d.account))
+                        .ok_or_else(no_such_device)?;
+                    Ok((portal.unlock_device(row, now)?, ()))
+                })?
+                .stored()?;
+            print_device(&c, &change, |r| format!("unlocked {} \"{}\" of {}", r.device_id, r.name, r.account))?;
+        }
+        PortalCommand::LinkChallenge { c, device, ch } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let settings = ch.settings();
+            let (_, issued) = db
+                .run(now, |c| {
+                    let pending = read::pending(c, &device)?.ok_or_else(no_such_link)?;
+                    let rows = read::devices_by_id(c, &pending.account)?;
+                    let issued = portal.create_link_challenge(pending, rows, settings, now)?;
+                    Ok((issued.change.clone(), issued))
+                })?
+                .stored()?;
+            print_challenge(&c, &issued, ch.render)?;
+        }
+        PortalCommand::Vouch { c, device, challenge, code } => {
+            let mut db = PortalDb::open(&c.dir, false)?;
+            let portal = load_portal(&db, &c.dir)?;
+            let now = now_or(c.now);
+            let (change, confirmation) = db
+                .run(now, |c| {
+                    let pending = read::pending(c, &device)?.ok_or_else(no_such_link)?;
+                    let row = read::challenge(c, &challenge)?.ok_or_else(no_such_challenge)?;
+                    let devices = read::challenge_devices(c, &row)?;
+                    let l = portal.confirm_with_authenticator(pending, row, devices, code.clone(), now)?;
+                    Ok((l.change.clone(), l))
+                })?
+                .stored()?;
+            print_linked(&c, &change, &confirmation, Some(&device))?;
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Reference storage for the simulators: one SQLite database per side.
 //!
 //! The portal side stores the rows of `tessera-host` (`StoredOffer`,
-//! `StoredPendingLink`, `StoredDevice`) and implements the host contract
+//! `StoredPendingLink`, `StoredDevice`, `StoredChallenge`) and implements
+//! the host contract
 //! (`docs/DESIGN.md`, "Host contract"); every `tessera` process plays one
 //! portal server:
 //!
@@ -33,22 +34,30 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 use tessera_host::{
-    ErrorCode, PortalChange, RecordWrite, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp,
+    ErrorCode, PortalChange, RecordWrite, StoredChallenge, StoredDevice, StoredOffer, StoredPendingLink, TesseraError,
+    Timestamp,
 };
 
 type Result<T> = std::result::Result<T, TesseraError>;
 
 /// Rounds of read → decide → write before giving up with `STORAGE`.
 pub const MAX_ROUNDS: u32 = 50;
-/// `PRAGMA user_version` of the current layout (3: the rows of tessera-host).
-const SCHEMA_VERSION: i64 = 3;
+/// `PRAGMA user_version` of the current layout (3: the rows of tessera-host;
+/// 4: challenge rows).
+const SCHEMA_VERSION: i64 = 4;
+/// The first layout that later ones upgrade from in place (older ones held
+/// keys inside the database and are refused).
+const FIRST_UPGRADABLE: i64 = 3;
 
 pub fn db_err(e: rusqlite::Error) -> TesseraError {
     cli_err(ErrorCode::Storage, format!("database: {e}"))
 }
 
-/// Open (creating if needed, owner-only) a database with `schema`.
-fn open(path: &Path, schema: &str) -> Result<Connection> {
+/// Open (creating if needed, owner-only) a database: `schema` is its
+/// layout-3 tables, `upgrades[i]` takes layout `FIRST_UPGRADABLE + i` to the
+/// next. A new database gets both; one of an earlier layout is upgraded in
+/// place, in one transaction.
+fn open(path: &Path, schema: &str, upgrades: &[&str]) -> Result<Connection> {
     secrets::touch_private(path)?;
     let mut c = Connection::open(path).map_err(db_err)?;
     c.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
@@ -72,7 +81,21 @@ fn open(path: &Path, schema: &str) -> Result<Connection> {
                         ),
                     ));
                 }
+                // Layout 3's tables, then every upgrade: a new database and
+                // an upgraded one have the same tables.
                 tx.execute_batch(schema).map_err(db_err)?;
+                for sql in upgrades {
+                    tx.execute_batch(sql).map_err(db_err)?;
+                }
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
+            }
+            v if (FIRST_UPGRADABLE..SCHEMA_VERSION).contains(&v) => {
+                for from in v..SCHEMA_VERSION {
+                    let step = usize::try_from(from - FIRST_UPGRADABLE).ok().and_then(|i| upgrades.get(i));
+                    let sql =
+                        step.ok_or_else(|| cli_err(ErrorCode::Internal, format!("no upgrade from layout {from}")))?;
+                    tx.execute_batch(sql).map_err(db_err)?;
+                }
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;
             }
             v => {
@@ -87,7 +110,7 @@ fn open(path: &Path, schema: &str) -> Result<Connection> {
     Ok(c)
 }
 
-/// The portal's tables: the columns of the tessera-host rows. Device ids are
+/// The portal's tables (layout 3; [`PORTAL_UPGRADES`] add the rest): the columns of the tessera-host rows. Device ids are
 /// keys across all accounts: a device id is in `pending_links` at most once,
 /// and the trigger keeps a pending link from reusing the id of a registered
 /// device (even if hosts purge old pending links). Statuses are the rows'
@@ -110,9 +133,25 @@ CREATE TRIGGER pending_links_need_a_new_device_id BEFORE INSERT ON pending_links
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, json TEXT NOT NULL);
 ";
 
+/// Layout 4: challenges (flow 4, and flow 2's link challenges). `device_ids`
+/// is the JSON array of the devices that can answer; `kind` is `login`,
+/// `transaction` or `link-device`.
+const CHALLENGES_TABLE: &str = "
+CREATE TABLE challenges (challenge_id TEXT PRIMARY KEY, account TEXT NOT NULL, device_ids TEXT NOT NULL,
+    kind TEXT NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL,
+    version INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX challenges_by_account ON challenges (account, status);
+";
+
+/// Upgrades of the portal's layout, from layout 3.
+const PORTAL_UPGRADES: &[&str] = &[CHALLENGES_TABLE];
+
 const DEVICE_SCHEMA: &str = "
 CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
+
+/// Layout 4 changed nothing on the device side (its keys are new `kv` rows).
+const DEVICE_UPGRADES: &[&str] = &[""];
 
 pub struct PortalDb {
     pub conn: Connection,
@@ -166,6 +205,7 @@ fn status_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 const OFFER_COLS: &str = "offer_id, account, expires_at, used_at, version, sealed";
 const PENDING_COLS: &str = "device_id, account, device_name, confirm_by, attempts, status, version, sealed";
 const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, version, sealed";
+const CHALLENGE_COLS: &str = "challenge_id, account, device_ids, kind, expires_at, status, version, sealed";
 
 fn offer_row(r: &Row<'_>) -> rusqlite::Result<StoredOffer> {
     Ok(StoredOffer {
@@ -198,6 +238,21 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<StoredDevice> {
         name: r.get(2)?,
         linked_at: time(r, 3)?,
         last_used_at: opt_time(r, 4)?,
+        status: status_col(r, 5)?,
+        version: r.get(6)?,
+        sealed: r.get(7)?,
+    })
+}
+
+fn challenge_row(r: &Row<'_>) -> rusqlite::Result<StoredChallenge> {
+    let ids: String = r.get(2)?;
+    Ok(StoredChallenge {
+        challenge_id: r.get(0)?,
+        account: r.get(1)?,
+        device_ids: serde_json::from_str(&ids)
+            .map_err(|_| rusqlite::Error::InvalidColumnType(2, "device_ids".into(), rusqlite::types::Type::Text))?,
+        kind: r.get(3)?,
+        expires_at: time(r, 4)?,
         status: status_col(r, 5)?,
         version: r.get(6)?,
         sealed: r.get(7)?,
@@ -253,6 +308,38 @@ pub mod read {
     /// The device row with this id of this account.
     pub fn device_of(c: &Connection, account: &str, device_id: &str) -> Result<Option<StoredDevice>> {
         Ok(device(c, device_id)?.filter(|d| d.account == account))
+    }
+
+    /// The account's device rows by device id: the rows a challenge (or a
+    /// flow-2 offer) is made for, in the order every runner of
+    /// `vectors/scenarios` passes them.
+    pub fn devices_by_id(c: &Connection, account: &str) -> Result<Vec<StoredDevice>> {
+        all(
+            c,
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE account = ?1 ORDER BY device_id"),
+            [account],
+            device_row,
+        )
+    }
+
+    pub fn challenge(c: &Connection, challenge_id: &str) -> Result<Option<StoredChallenge>> {
+        c.query_row(
+            &format!("SELECT {CHALLENGE_COLS} FROM challenges WHERE challenge_id = ?1"),
+            [challenge_id],
+            challenge_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    /// The rows of the devices a challenge names, as stored now (a device
+    /// row that is gone is left out; tessera-host decides what that means).
+    pub fn challenge_devices(c: &Connection, ch: &StoredChallenge) -> Result<Vec<StoredDevice>> {
+        let mut rows = Vec::with_capacity(ch.device_ids.len());
+        for id in &ch.device_ids {
+            rows.extend(device(c, id)?);
+        }
+        Ok(rows)
     }
 
     pub fn devices_of(c: &Connection, account: &str) -> Result<Vec<StoredDevice>> {
@@ -394,6 +481,25 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
             ],
             expected,
         ),
+        RecordWrite::Challenge { row: ch, .. } => {
+            let ids = serde_json::to_string(&ch.device_ids).map_err(|_| cli_err(ErrorCode::Internal, "device ids"))?;
+            cas(
+                c,
+                "challenges",
+                CHALLENGE_COLS,
+                params![
+                    ch.challenge_id,
+                    ch.account,
+                    ids,
+                    ch.kind,
+                    secs(ch.expires_at),
+                    name_of(&ch.status),
+                    ch.version,
+                    ch.sealed
+                ],
+                expected,
+            )
+        }
     };
     match r {
         Ok(n) => Ok(n == 1),
@@ -407,6 +513,7 @@ fn describe(w: &RecordWrite) -> String {
         RecordWrite::Offer { row, .. } => ("offer", &row.offer_id),
         RecordWrite::PendingLink { row, .. } => ("pending link", &row.device_id),
         RecordWrite::Device { row, .. } => ("device", &row.device_id),
+        RecordWrite::Challenge { row, .. } => ("challenge", &row.challenge_id),
     };
     match w.expected_version() {
         None => format!("insert of {table} {key} found it already there"),
@@ -416,7 +523,7 @@ fn describe(w: &RecordWrite) -> String {
 
 impl PortalDb {
     pub fn open(dir: &Path, create: bool) -> Result<Self> {
-        Ok(PortalDb { conn: open(&db_path(dir, "portal.db", create)?, PORTAL_SCHEMA)? })
+        Ok(PortalDb { conn: open(&db_path(dir, "portal.db", create)?, PORTAL_SCHEMA, PORTAL_UPGRADES)? })
     }
 
     /// The portal's name and key fingerprint (the seed is not in here).
@@ -504,7 +611,7 @@ fn write_all(tx: &Connection, change: &PortalChange, at: Timestamp) -> Result<Ap
 
 impl DeviceDb {
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(DeviceDb { conn: open(&db_path(dir, "device.db", true)?, DEVICE_SCHEMA)? })
+        Ok(DeviceDb { conn: open(&db_path(dir, "device.db", true)?, DEVICE_SCHEMA, DEVICE_UPGRADES)? })
     }
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db_err)
@@ -521,6 +628,24 @@ impl DeviceDb {
     pub fn delete(&self, key: &str) -> Result<()> {
         self.conn.execute("DELETE FROM kv WHERE key = ?1", [key]).map_err(db_err)?;
         Ok(())
+    }
+
+    /// Run `f` holding the database's write lock (`BEGIN IMMEDIATE`): a
+    /// read-change-write of the state (a signed answer's counter) that no
+    /// other process of the same device interleaves with. Committed when
+    /// `f` succeeds, rolled back otherwise.
+    pub fn exclusive<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(db_err)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 }
 
@@ -683,6 +808,38 @@ mod tests {
             ErrorCode::Storage
         );
         assert_eq!(name_of(&s.device().status), "active");
+    }
+
+    #[test]
+    fn challenge_rows_round_trip_and_are_compared_and_set() {
+        let mut s = setup("challenge");
+        let device = s.device();
+        let issued = s
+            .portal
+            .create_challenge(vec![device], tessera_host::Approval::Login, Default::default(), t(T + 10))
+            .unwrap();
+        let written = match &issued.change.writes[..] {
+            [RecordWrite::Challenge { row, expected_version: None }] => row.clone(),
+            w => panic!("{w:?}"),
+        };
+        assert!(matches!(s.db.apply(&issued.change, t(T + 10)).unwrap(), Applied::Done));
+        let id = issued.challenge_id.clone();
+        let stored = s.db.read(|c| read::challenge(c, &id)).unwrap().unwrap();
+        assert_eq!(stored, written);
+        assert_eq!(s.db.read(|c| read::challenge_devices(c, &stored)).unwrap(), vec![s.device()]);
+        // The same insert again is a conflict, and changes nothing.
+        let a = s.db.apply(&issued.change, t(T + 11)).unwrap();
+        assert!(matches!(&a, Applied::Conflict(w) if w.contains("insert of challenge")), "{a:?}");
+        // A wrong answer counts on the device row; a second one decided
+        // from the same (now stale) rows must not overwrite that count.
+        let (portal, before) = (s.portal.clone(), s.device());
+        let check = portal.verify_answer(stored.clone(), vec![before.clone()], "00000000".into(), t(T + 12)).unwrap();
+        assert!(!check.change.writes.is_empty());
+        assert!(matches!(s.db.apply(&check.change, t(T + 12)).unwrap(), Applied::Done));
+        assert_eq!(s.device().version, before.version + 1);
+        let again = portal.verify_answer(stored, vec![before.clone()], "00000000".into(), t(T + 13)).unwrap();
+        assert!(matches!(s.db.apply(&again.change, t(T + 13)).unwrap(), Applied::Conflict(_)));
+        assert_eq!(s.device().version, before.version + 1);
     }
 
     fn ran_code<T>(r: Result<Ran<T>>) -> ErrorCode {

@@ -393,6 +393,15 @@ fn demo_runs() {
     assert!(out.contains("TOKEN_ALREADY_USED"));
     assert!(out.contains("the same answer again, nothing changes"));
     assert!(out.contains("DEVICE_REVOKED"));
+    // Flow 4: a login, a payment, a tampered amount, a lockout; flow 2.
+    assert!(out.contains("\"Log in to Example Bank as anna@example.org?\""));
+    assert!(out.contains("\"Pay 125.50 EUR to ACME Energy Ltd?\" Invoice 2026-118"));
+    assert!(out.contains("portal, 125.50        refused: error[INVALID_ANSWER]"));
+    assert_eq!(out.matches("refused: error[INVALID_ANSWER]").count(), 5, "one tampered amount, four wrong passcodes");
+    assert!(out.contains("555666 gives "));
+    assert_eq!(out.matches("refused: error[LOCKED_OUT]").count(), 3);
+    assert!(out.contains("\"Link the new device Anna's iPad to anna@example.org?\""));
+    assert!(out.contains("vouched for by the old phone"));
     assert!(out.contains("demo finished"));
 }
 
@@ -1293,4 +1302,627 @@ fn parallel_otp_verifications_count_every_failure() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(v["consecutiveFailures"], 5);
     assert_eq!(v["locked"], true);
+}
+
+// ---------------------------------------------------------------------------
+// Challenge/response (flow 4), the device lockout and flow 2.
+
+/// Portal `P` with a device linked to `account` (passcode 493817, biometrics
+/// on) in `D`; returns the device id.
+fn linked_with_biometrics(p: &str, d: &str, account: &str, now: u64) -> String {
+    let code = pending_link(p, d, account, now);
+    ok(&["portal", "link-confirm", "--dir", p, "--account", account, "--code", &code, "--now", &now.to_string()]);
+    json(&ok(&["device", "status", "--dir", d, "--json"]))["device_id"].as_str().unwrap().to_string()
+}
+
+/// `portal challenge …`: (QR text, challenge id) from its two lines.
+fn challenge(p: &str, extra: &[&str], now: &str) -> (String, String) {
+    let mut a = vec!["portal", "challenge", "--dir", p, "--now", now];
+    a.extend_from_slice(extra);
+    let out = ok(&a);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "QR text, then the challenge id: {out}");
+    (lines[0].to_owned(), lines[1].to_owned())
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim_end().to_owned()
+}
+
+#[test]
+fn challenge_show_answer_verify_outputs_and_errors() {
+    let (pd, dd, other) = (new_portal("ch-p"), tmp("ch-d"), tmp("ch-other"));
+    let (p, d, o) = (pd.to_str().unwrap(), dd.to_str().unwrap(), other.to_str().unwrap());
+    let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
+
+    // A login: QR text and id; what the phone shows; the code; `accepted`.
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
+    assert!(qr.starts_with("TS:") && is_hex_id(&cid), "{qr} / {cid}");
+    assert_eq!(
+        ok(&["device", "show", "--dir", d, "--qr", &qr, "--now", "1800000101"]),
+        "Log in to \"Example Bank\" as anna? Valid until 1800000400."
+    );
+    assert_eq!(
+        json(&ok(&["device", "show", "--dir", d, "--qr", &qr, "--now", "1800000101", "--json"])),
+        serde_json::json!({"portal": "Example Bank", "account": "anna", "challenge_id": cid, "kind": "login",
+                           "expires_at": 1_800_000_400u64, "digits": 8, "amount": null, "currency": null,
+                           "payee": null, "text": null, "device_name": null, "device_id": null})
+    );
+    let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000102"]);
+    assert!(code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    let bio = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--biometric", "--now", "1800000102"]);
+    assert_eq!(bio, code, "biometrics unlock the same secret");
+    let answered = json(&ok(&[
+        "device",
+        "answer",
+        "--dir",
+        d,
+        "--qr",
+        &qr,
+        "--passcode",
+        "493817",
+        "--now",
+        "1800000102",
+        "--json",
+    ]));
+    assert_eq!(answered, serde_json::json!({"answer": code, "signed": false, "challenge_id": cid}));
+    let verify = |answer: &str, extra: &[&str]| -> Output {
+        let mut a =
+            vec!["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", answer, "--now", "1800000103"];
+        a.extend_from_slice(extra);
+        tessera(&a)
+    };
+    let wrong: String = code.bytes().map(|b| char::from(b'0' + (b - b'0' + 1) % 10)).collect();
+    let o1 = verify(&wrong, &[]);
+    assert_eq!((o1.status.code(), stdout_of(&o1).as_str()), (Some(1), ""));
+    assert!(String::from_utf8_lossy(&o1.stderr).contains("error[INVALID_ANSWER]: "));
+    let refused = json(&stdout_of(&fails(
+        &["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &wrong, "--now", "1800000103", "--json"],
+        "INVALID_ANSWER",
+    )));
+    assert_eq!(refused["verdict"]["kind"], "refused");
+    assert_eq!(refused["verdict"]["code"], "INVALID_ANSWER");
+    assert_eq!(refused["events"], serde_json::json!([]));
+    let o2 = verify(&code, &[]);
+    assert!(o2.status.success());
+    assert_eq!(stdout_of(&o2), "accepted");
+    let again = verify(&code, &["--json"]);
+    assert_eq!(code_of(&again), "TOKEN_ALREADY_USED");
+    assert_eq!(json(&stdout_of(&again))["verdict"]["code"], "TOKEN_ALREADY_USED");
+    // The challenge row as stored: answered, written three times.
+    let (status, version, kind, ids): (String, i64, String, String) = portal_db(&pd)
+        .query_row("SELECT status, version, kind, device_ids FROM challenges WHERE challenge_id = ?1", [&cid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), kind.as_str()), ("answered", "login"));
+    assert_eq!(json(&ids), serde_json::json!([id]));
+    assert!(version >= 2, "{version}");
+
+    // A transaction: the phone shows it exactly; --json of the new challenge.
+    let made = json(&ok(&[
+        "portal",
+        "challenge",
+        "--dir",
+        p,
+        "--account",
+        "anna",
+        "--device",
+        &id,
+        "--amount",
+        "125.50",
+        "--currency",
+        "EUR",
+        "--payee",
+        "ACME Energy Ltd",
+        "--text",
+        "Invoice 2026-118",
+        "--text",
+        "IBAN DE89 3704 0044",
+        "--digits",
+        "6",
+        "--ttl",
+        "120",
+        "--now",
+        "1800000200",
+        "--json",
+    ]));
+    let keys: Vec<&str> = made.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["challenge_id", "device_ids", "events", "expires_at", "kind", "qr"]);
+    assert_eq!(
+        (&made["kind"], &made["device_ids"], &made["events"], &made["expires_at"]),
+        (
+            &serde_json::json!("transaction"),
+            &serde_json::json!([id]),
+            &serde_json::json!([]),
+            &serde_json::json!(1_800_000_320u64)
+        )
+    );
+    let tqr = made["qr"].as_str().unwrap();
+    let tid = made["challenge_id"].as_str().unwrap();
+    assert_eq!(
+        ok(&["device", "show", "--dir", d, "--qr", tqr, "--now", "1800000201"]),
+        "Pay 125.50 EUR to \"ACME Energy Ltd\" from anna at \"Example Bank\"? Valid until 1800000320.\n  \
+         Invoice 2026-118\n  IBAN DE89 3704 0044"
+    );
+    let shown = json(&ok(&["device", "show", "--dir", d, "--qr", tqr, "--now", "1800000201", "--json"]));
+    assert_eq!(
+        (&shown["kind"], &shown["amount"], &shown["currency"], &shown["payee"], &shown["text"], &shown["digits"]),
+        (
+            &serde_json::json!("transaction"),
+            &serde_json::json!("125.50"),
+            &serde_json::json!("EUR"),
+            &serde_json::json!("ACME Energy Ltd"),
+            &serde_json::json!(["Invoice 2026-118", "IBAN DE89 3704 0044"]),
+            &serde_json::json!(6)
+        )
+    );
+    let tcode = ok(&["device", "answer", "--dir", d, "--qr", tqr, "--passcode", "493817", "--now", "1800000202"]);
+    assert_eq!(tcode.len(), 6);
+    let done = json(&ok(&[
+        "portal",
+        "verify",
+        "--dir",
+        p,
+        "--challenge",
+        tid,
+        "--answer",
+        &tcode,
+        "--now",
+        "1800000203",
+        "--json",
+    ]));
+    assert_eq!(
+        (&done["accepted"], &done["verdict"], &done["device_id"], &done["kind"], &done["challenge_id"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!({"kind": "accepted"}),
+            &serde_json::json!(id),
+            &serde_json::json!("transaction"),
+            &serde_json::json!(tid)
+        )
+    );
+    assert_eq!(done["events"][0]["kind"], "challengeAnswered");
+
+    // A signed answer names its challenge: --challenge may be left out.
+    let (sqr, sid) = challenge(p, &["--account", "anna"], "1800000300");
+    let signed =
+        ok(&["device", "answer", "--dir", d, "--qr", &sqr, "--passcode", "493817", "--signed", "--now", "1800000301"]);
+    assert!(signed.len() > 40 && !signed.contains(char::is_whitespace), "{signed}");
+    let by_text = json(&ok(&["portal", "verify", "--dir", p, "--answer", &signed, "--now", "1800000302", "--json"]));
+    assert_eq!((&by_text["challenge_id"], &by_text["device_id"]), (&serde_json::json!(sid), &serde_json::json!(id)));
+    fails(&["portal", "verify", "--dir", p, "--answer", &signed, "--now", "1800000303"], "TOKEN_ALREADY_USED");
+    fails(&["portal", "verify", "--dir", p, "--answer", "12345678", "--now", "1800000303"], "INVALID_INPUT");
+    fails(
+        &["portal", "verify", "--dir", p, "--challenge", &"0".repeat(32), "--answer", "1", "--now", NOW],
+        "TOKEN_UNKNOWN",
+    );
+
+    // Bad inputs store nothing and say why.
+    let n_before: i64 = portal_db(&pd).query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap();
+    let bad = |extra: &[&str], code: &str| {
+        let mut a = vec!["portal", "challenge", "--dir", p, "--now", "1800000400"];
+        a.extend_from_slice(extra);
+        fails(&a, code);
+    };
+    let pay = ["--account", "anna", "--currency", "EUR", "--payee", "ACME"];
+    bad(&[&pay[..], &["--amount", "1,50"]].concat(), "INVALID_INPUT");
+    bad(&[&pay[..], &["--amount", "1.2345"]].concat(), "INVALID_INPUT");
+    bad(&["--account", "anna", "--amount", "1.50", "--currency", "eur", "--payee", "ACME"], "INVALID_INPUT");
+    bad(
+        &[&pay[..], &["--amount", "1.50", "--text", "a", "--text", "b", "--text", "c", "--text", "d"]].concat(),
+        "INVALID_INPUT",
+    );
+    bad(&["--account", "anna", "--digits", "5"], "INVALID_DIGITS");
+    bad(&["--account", "anna", "--digits", "11"], "INVALID_DIGITS");
+    bad(&["--account", "anna", "--ttl", "901"], "INVALID_INPUT");
+    bad(&["--account", "nobody"], "DEVICE_UNKNOWN");
+    bad(&["--account", "bob", "--device", &id], "DEVICE_UNKNOWN");
+    let n_after: i64 = portal_db(&pd).query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap();
+    assert_eq!(n_before, n_after);
+    // A currency without an amount is a usage error (clap's exit status 2).
+    let usage = tessera(&["portal", "challenge", "--dir", p, "--account", "anna", "--currency", "EUR"]);
+    assert_eq!(usage.status.code(), Some(2));
+
+    // The phone: a link QR code is not a challenge; other devices cannot read it.
+    let link_qr = ok(&["portal", "link-offer", "--dir", p, "--account", "bob", "--now", "1800000500"]);
+    fails(&["device", "show", "--dir", d, "--qr", &link_qr, "--now", "1800000500"], "WRONG_MESSAGE_KIND");
+    fails(&["device", "show", "--dir", d, "--qr", &qr[..qr.len() - 10], "--now", "1800000101"], "MALFORMED_MESSAGE");
+    fails(&["device", "show", "--dir", d, "--qr", &qr, "--now", "1800000701"], "TOKEN_EXPIRED");
+    fails(&["device", "show", "--dir", o, "--qr", &qr, "--now", "1800000101"], "DEVICE_NOT_LINKED");
+    fails(
+        &["device", "answer", "--dir", o, "--qr", &qr, "--passcode", "493817", "--now", "1800000101"],
+        "DEVICE_NOT_LINKED",
+    );
+    linked_device(p, o, "bob", 1_800_000_500);
+    fails(&["device", "show", "--dir", o, "--qr", tqr, "--now", "1800000201"], "NOT_FOR_THIS_DEVICE");
+    for x in [pd, dd, other] {
+        let _ = std::fs::remove_dir_all(x);
+    }
+}
+
+#[test]
+fn wrong_answers_lock_the_device_until_the_portal_unlocks_it() {
+    let (pd, dd) = (new_portal("lock-p"), tmp("lock-d"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
+    let verify = |answer: &str| -> Vec<String> {
+        args(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", answer, "--now", "1800000110"])
+    };
+    // Each refusal is stored before the exit: the device row is written
+    // once per wrong answer (its failure count), the fifth locks it.
+    for (n, guess) in ["000111", "111222", "222333", "333444"].iter().enumerate() {
+        let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", guess, "--now", "1800000105"]);
+        fails(&strs(&verify(&code)), "INVALID_ANSWER");
+        assert_eq!(device_version(&pd, &id), 2 + i64::try_from(n).unwrap(), "failure {} stored", n + 1);
+    }
+    let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "444555", "--now", "1800000105"]);
+    let o = fails(&strs(&verify(&code)), "LOCKED_OUT");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("device {id} is locked")), "the user is told");
+    assert_eq!(device_version(&pd, &id), 6);
+    let right = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000105"]);
+    fails(&strs(&verify(&right)), "LOCKED_OUT");
+    // One lock for the answers and the time-based codes.
+    let totp = ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", "1800000120"]);
+    fails(
+        &[
+            "portal",
+            "verify-totp",
+            "--dir",
+            p,
+            "--account",
+            "anna",
+            "--device",
+            &id,
+            "--code",
+            &totp,
+            "--now",
+            "1800000120",
+        ],
+        "LOCKED_OUT",
+    );
+    let logged: i64 = portal_db(&pd)
+        .query_row("SELECT count(*) FROM events WHERE json LIKE '%\"kind\":\"deviceLocked\"%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 1);
+    fails(
+        &["portal", "unlock-device", "--dir", p, "--device", &id, "--account", "bob", "--now", "1800000130"],
+        "DEVICE_UNKNOWN",
+    );
+    fails(
+        &["portal", "unlock-device", "--dir", p, "--device", "0000000000000000", "--now", "1800000130"],
+        "DEVICE_UNKNOWN",
+    );
+    assert_eq!(
+        ok(&["portal", "unlock-device", "--dir", p, "--device", &id, "--now", "1800000130"]),
+        format!("unlocked {id} \"Phone\" of anna")
+    );
+    fails(&["portal", "unlock-device", "--dir", p, "--device", &id, "--now", "1800000131"], "INVALID_STATE");
+    assert_eq!(ok(&strs(&verify(&right))), "accepted");
+    let _ = std::fs::remove_dir_all(pd);
+    let _ = std::fs::remove_dir_all(dd);
+}
+
+#[test]
+fn race_wrong_and_repeated_answers_are_counted_once_each() {
+    let (pd, dd) = (new_portal("race-ch-p"), tmp("race-ch-d"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
+    // One right answer sent six times at once: accepted exactly once.
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
+    let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000101"]);
+    let cmd = args(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &code, "--now", "1800000102"]);
+    let t = tally(&race(&vec![cmd; 6], &pd).outs);
+    assert_eq!(t, [("OK".to_owned(), 1), ("TOKEN_ALREADY_USED".to_owned(), 5)].into_iter().collect());
+    let v = device_version(&pd, &id);
+    // Twenty wrong answers at once: four counted mismatches, then the lock.
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000200");
+    let wrong = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "000111", "--now", "1800000201"]);
+    let cmd = args(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &wrong, "--now", "1800000202"]);
+    let t = tally(&race(&vec![cmd; 20], &pd).outs);
+    assert_eq!(t, [("INVALID_ANSWER".to_owned(), 4), ("LOCKED_OUT".to_owned(), 16)].into_iter().collect());
+    assert_eq!(device_version(&pd, &id), v + 5, "exactly five counted writes");
+    println!("race challenge: 6 copies of one answer: 1 accepted; 20 wrong answers: 4 INVALID_ANSWER + 16 LOCKED_OUT");
+    let _ = std::fs::remove_dir_all(pd);
+    let _ = std::fs::remove_dir_all(dd);
+}
+
+#[test]
+fn flow_2_links_a_new_device_vouched_for_by_an_existing_authenticator() {
+    let (pd, old, new) = (new_portal("f2-p"), tmp("f2-old"), tmp("f2-new"));
+    let (p, o, n) = (pd.to_str().unwrap(), old.to_str().unwrap(), new.to_str().unwrap());
+    let old_id = linked_with_biometrics(p, o, "anna", 1_800_000_000);
+    // Only an authenticator that answered a challenge can vouch.
+    fails(
+        &["portal", "offer-new-device", "--dir", p, "--account", "anna", "--now", "1800000050"],
+        "AUTHENTICATOR_NEVER_USED",
+    );
+    fails(&["portal", "offer-new-device", "--dir", p, "--account", "nobody", "--now", "1800000050"], "DEVICE_UNKNOWN");
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000060");
+    let code = ok(&["device", "answer", "--dir", o, "--qr", &qr, "--passcode", "493817", "--now", "1800000061"]);
+    ok(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &code, "--now", "1800000062"]);
+
+    // The sequence of README.md and `tessera help`.
+    let offer = ok(&["portal", "offer-new-device", "--dir", p, "--account", "anna", "--now", "1800000100"]);
+    assert_eq!(offer.lines().count(), 1);
+    let offer_json =
+        json(&ok(&["portal", "offer-new-device", "--dir", p, "--account", "anna", "--now", "1800000100", "--json"]));
+    assert!(offer_json["qr_text"].as_str().is_some() && offer_json["offer_id"].as_str().is_some());
+    let req = ok(&[
+        "device",
+        "link",
+        "--dir",
+        n,
+        "--qr",
+        &offer,
+        "--name",
+        "Anna's iPad",
+        "--passcode",
+        "730241",
+        "--now",
+        "1800000101",
+    ]);
+    let acc = json(&ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", "1800000102", "--json"]));
+    let new_id = acc["device_id"].as_str().unwrap().to_owned();
+    let check = ok(&["device", "link-finish", "--dir", n, "--response", acc["answer"].as_str().unwrap()]);
+    // Its check code confirms nothing: this link waits for an authenticator.
+    fails(
+        &["portal", "link-confirm", "--dir", p, "--account", "anna", "--code", &check, "--now", "1800000103"],
+        "TOKEN_UNKNOWN",
+    );
+    fails(
+        &["portal", "link-challenge", "--dir", p, "--device", &"0".repeat(16), "--now", "1800000104"],
+        "TOKEN_UNKNOWN",
+    );
+    let (lqr, lid) =
+        challenge_of(&ok(&["portal", "link-challenge", "--dir", p, "--device", &new_id, "--now", "1800000104"]));
+    assert_eq!(
+        ok(&["device", "show", "--dir", o, "--qr", &lqr, "--now", "1800000105"]),
+        "Link the new device \"Anna's iPad\" to anna at \"Example Bank\"? Valid until 1800000404."
+    );
+    let shown = json(&ok(&["device", "show", "--dir", o, "--qr", &lqr, "--now", "1800000105", "--json"]));
+    assert_eq!(
+        (&shown["kind"], &shown["device_name"], &shown["device_id"], &shown["challenge_id"]),
+        (
+            &serde_json::json!("link-device"),
+            &serde_json::json!("Anna's iPad"),
+            &serde_json::json!(new_id),
+            &serde_json::json!(lid)
+        )
+    );
+    // The new device cannot read it (it is for the account's authenticators).
+    fails(&["device", "show", "--dir", n, "--qr", &lqr, "--now", "1800000105"], "NOT_FOR_THIS_DEVICE");
+    let vcode = ok(&["device", "answer", "--dir", o, "--qr", &lqr, "--passcode", "493817", "--now", "1800000106"]);
+    let vouch = |code: &str, t: &str| -> Vec<String> {
+        args(&["portal", "vouch", "--dir", p, "--device", &new_id, "--challenge", &lid, "--code", code, "--now", t])
+    };
+    let wrong: String = vcode.bytes().map(|b| char::from(b'0' + (b - b'0' + 1) % 10)).collect();
+    let v_before = device_version(&pd, &old_id);
+    fails(&strs(&vouch(&wrong, "1800000107")), "INVALID_ANSWER");
+    assert_eq!(device_version(&pd, &old_id), v_before + 1, "counted on the authenticator");
+    let o2 = tessera(&strs(&vouch(&vcode, "1800000108")));
+    assert!(o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    assert_eq!(stdout_of(&o2), format!("linked device {new_id} \"Anna's iPad\" to anna"));
+    assert!(String::from_utf8_lossy(&o2.stderr).contains("\"Anna's iPad\" was linked to your account"));
+    fails(&strs(&vouch(&vcode, "1800000109")), "INVALID_STATE");
+    let list = devices_json(p, "anna");
+    let names: Vec<(&str, &str)> =
+        list.as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap(), d["status"].as_str().unwrap())).collect();
+    assert_eq!(names, [("Phone", "active"), ("Anna's iPad", "active")]);
+    let sreq = ok(&["device", "status-request", "--dir", n, "--now", "1800000110"]);
+    let sans = ok(&["portal", "status", "--dir", p, "--request", &sreq, "--now", "1800000110"]);
+    assert_eq!(ok(&["device", "status-finish", "--dir", n, "--response", &sans]), "still linked");
+    // A QR-code link waits for its check code, not for an authenticator.
+    let third = tmp("f2-third");
+    let t = third.to_str().unwrap();
+    let qr3 = ok(&["portal", "link-offer", "--dir", p, "--account", "anna", "--now", "1800000200"]);
+    let req3 = ok(&[
+        "device",
+        "link",
+        "--dir",
+        t,
+        "--qr",
+        &qr3,
+        "--name",
+        "Third",
+        "--passcode",
+        "493817",
+        "--now",
+        "1800000200",
+    ]);
+    let acc3 = json(&ok(&["portal", "link-accept", "--dir", p, "--request", &req3, "--now", "1800000200", "--json"]));
+    fails(
+        &[
+            "portal",
+            "link-challenge",
+            "--dir",
+            p,
+            "--device",
+            acc3["device_id"].as_str().unwrap(),
+            "--now",
+            "1800000201",
+        ],
+        "INVALID_STATE",
+    );
+    for x in [pd, old, new, third] {
+        let _ = std::fs::remove_dir_all(x);
+    }
+}
+
+fn challenge_of(out: &str) -> (String, String) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "QR text, then the challenge id: {out}");
+    (lines[0].to_owned(), lines[1].to_owned())
+}
+
+#[test]
+fn device_codes_follow_the_portals_rules() {
+    let (pd, dd, d2) = (new_portal("codes-p"), tmp("codes-d"), tmp("codes-d2"));
+    let (p, d, e) = (pd.to_str().unwrap(), dd.to_str().unwrap(), d2.to_str().unwrap());
+    // `portal offer` is `portal link-offer`.
+    let qr = ok(&[
+        "portal",
+        "offer",
+        "--dir",
+        p,
+        "--account",
+        "anna",
+        "--code-digits",
+        "8",
+        "--code-period",
+        "60",
+        "--code-algorithm",
+        "sha1",
+        "--now",
+        NOW,
+    ]);
+    let req = ok(&["device", "link", "--dir", d, "--qr", &qr, "--name", "P", "--passcode", "493817", "--now", NOW]);
+    let ans = ok(&["portal", "link-accept", "--dir", p, "--request", &req, "--now", NOW]);
+    let cc = ok(&["device", "link-finish", "--dir", d, "--response", &ans]);
+    ok(&["portal", "link-confirm", "--dir", p, "--account", "anna", "--code", &cc, "--now", NOW]);
+    let st = json(&ok(&["device", "status", "--dir", d, "--json"]));
+    assert_eq!(st["device_codes"], serde_json::json!({"algorithm": "sha1", "digits": 8, "period_seconds": 60}));
+    let id = st["device_id"].as_str().unwrap();
+    let code = ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", "1800000060"]);
+    assert_eq!(code.len(), 8);
+    // The same code for the whole 60-second step.
+    assert_eq!(ok(&["device", "totp", "--dir", d, "--passcode", "493817", "--now", "1800000119"]), code);
+    let verify = |t: &str| {
+        args(&["portal", "verify-totp", "--dir", p, "--account", "anna", "--device", id, "--code", &code, "--now", t])
+    };
+    assert_eq!(ok(&strs(&verify("1800000060"))), "accepted (step 30000001, drift 0)");
+    fails(&strs(&verify("1800000061")), "OTP_REPLAYED");
+    // The defaults: SHA-256, 6 digits, 30 s.
+    linked_device(p, e, "bob", 1_800_000_000);
+    let st = json(&ok(&["device", "status", "--dir", e, "--json"]));
+    assert_eq!(st["device_codes"], serde_json::json!({"algorithm": "sha256", "digits": 6, "period_seconds": 30}));
+    assert_eq!(ok(&["device", "totp", "--dir", e, "--passcode", "493817", "--now", NOW]).len(), 6);
+    // Rules outside 6–8 digits, 15–120 s, or another hash are refused.
+    fails(
+        &["portal", "link-offer", "--dir", p, "--account", "x", "--code-digits", "9", "--now", NOW],
+        "INVALID_DIGITS",
+    );
+    fails(&["portal", "link-offer", "--dir", p, "--account", "x", "--code-period", "10", "--now", NOW], "INVALID_TIME");
+    fails(
+        &["portal", "link-offer", "--dir", p, "--account", "x", "--code-algorithm", "md5", "--now", NOW],
+        "INVALID_ALGORITHM",
+    );
+    fails(
+        &["portal", "offer-new-device", "--dir", p, "--account", "x", "--code-digits", "5", "--now", NOW],
+        "INVALID_DIGITS",
+    );
+    for x in [pd, dd, d2] {
+        let _ = std::fs::remove_dir_all(x);
+    }
+}
+
+#[test]
+fn transaction_challenge_fits_version_8_at_level_m() {
+    // Longest portal name, a 40-character payee, amounts up to 15 digits,
+    // a real QR encoder. One or two devices fit version 8 (every device of
+    // the account is in the QR code; a challenge takes at most 4).
+    let pd = tmp("portal-ch-qr");
+    let p = pd.to_str().unwrap();
+    ok(&["portal", "init", "--dir", p, "--name", "Ministry of Finance!"]);
+    let payee = "ACME Energy and Water Supply Company Ltd";
+    assert_eq!(payee.chars().count(), 40);
+    let mut report = Vec::new();
+    let mut devs = Vec::new();
+    for n in 1..=4 {
+        let d = tmp(&format!("dev-ch-qr-{n}"));
+        linked_device(p, d.to_str().unwrap(), "someone@example.org", 1_800_000_000);
+        devs.push(d);
+        let mut worst = (0, 0);
+        let mut typical = (0, 0);
+        for amount in ["0.01", "125.50", "999999999999.99", "9999999999999.99", "999999999999.999"] {
+            for _ in 0..3 {
+                let (qr, _) = challenge(
+                    p,
+                    &["--account", "someone@example.org", "--amount", amount, "--currency", "EUR", "--payee", payee],
+                    NOW,
+                );
+                let code = qrcode::QrCode::with_error_correction_level(qr.as_bytes(), qrcode::EcLevel::M).unwrap();
+                let qrcode::Version::Normal(v) = code.version() else { panic!("{:?}", code.version()) };
+                worst = worst.max((v, qr.len()));
+                if amount == "125.50" {
+                    typical = typical.max((v, qr.len()));
+                }
+            }
+        }
+        report.push(format!(
+            "{n} device(s): version {} ({} chars) for 125.50, at most version {} ({} chars)",
+            typical.0, typical.1, worst.0, worst.1
+        ));
+        if n <= 2 {
+            assert!(worst.0 <= 8, "{n} device(s): version {} for {} chars", worst.0, worst.1);
+        }
+    }
+    println!("transaction challenge QR at level M, 40-character payee: {}", report.join("; "));
+    let rendered =
+        ok(&["portal", "challenge", "--dir", p, "--account", "someone@example.org", "--render", "--now", NOW]);
+    assert!(rendered.lines().count() > 17, "the terminal rendering draws the QR code after the id");
+    let _ = std::fs::remove_dir_all(pd);
+    for d in devs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_layout_3_portal_database_gains_the_challenges_table() {
+    let (pd, dd) = (new_portal("upgrade-p"), tmp("upgrade-d"));
+    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+    let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
+    // As an earlier tessera left them: no challenges table, layout 3.
+    {
+        let db = portal_db(&pd);
+        db.execute_batch("DROP TABLE challenges; PRAGMA user_version = 3;").unwrap();
+        let dev = rusqlite::Connection::open(dd.join("device.db")).unwrap();
+        dev.execute_batch("PRAGMA user_version = 3;").unwrap();
+    }
+    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
+    let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000101"]);
+    assert_eq!(
+        ok(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &code, "--now", "1800000102"]),
+        "accepted"
+    );
+    let layout =
+        |c: &rusqlite::Connection| -> i64 { c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap() };
+    assert_eq!(layout(&portal_db(&pd)), 4);
+    assert_eq!(layout(&rusqlite::Connection::open(dd.join("device.db")).unwrap()), 4);
+    assert_eq!(devices_json(p, "anna")[0]["id"], id);
+    // A layout from the future is refused, not guessed at.
+    portal_db(&pd).execute_batch("PRAGMA user_version = 9;").unwrap();
+    let o = fails(&["portal", "devices", "--dir", p, "--account", "anna"], "STORAGE");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has layout 9; this tessera reads layout 4"));
+    let _ = std::fs::remove_dir_all(pd);
+    let _ = std::fs::remove_dir_all(dd);
+}
+
+#[test]
+fn help_documents_the_flows() {
+    let help = ok(&["help"]);
+    for words in [
+        "portal challenge --account A",
+        "device show --qr QR",
+        "device answer --qr QR",
+        "portal verify --challenge ID --answer CODE",
+        "portal offer-new-device --account A",
+        "portal link-challenge --device NEWID",
+        "portal vouch --device NEWID --challenge ID --code CODE",
+    ] {
+        assert!(help.contains(words), "`tessera help` lacks {words:?}");
+    }
+    let portal = ok(&["help", "portal"]);
+    for cmd in ["challenge", "verify", "unlock-device", "offer-new-device", "link-challenge", "vouch"] {
+        assert!(portal.lines().any(|l| l.trim_start().starts_with(cmd)), "`tessera help portal` lacks {cmd}");
+    }
+    let device = ok(&["help", "device"]);
+    for cmd in ["show", "answer", "totp"] {
+        assert!(device.lines().any(|l| l.trim_start().starts_with(cmd)), "`tessera help device` lacks {cmd}");
+    }
 }

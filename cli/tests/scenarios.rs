@@ -14,8 +14,9 @@
 //! puts the phone's directory back as it was after such an answer.
 //!
 //! An op the CLI has no command for would be skipped with its reason and
-//! counted (today every op has one); a step with `skip` is skipped as in
-//! every runner. An unknown op, key or expectation fails the file.
+//! counted (today every op has one, challenges and flow 2 included); a step
+//! with `skip` is skipped as in every runner. An unknown op, key or
+//! expectation fails the file.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test code
 
@@ -32,7 +33,7 @@ const MIN_FILES: usize = 10;
 /// `skip`, and the facts its `expect` object may name.
 const OPS: &[(&str, &str, &str)] = &[
     ("portal", "name", ""),
-    ("offer", "account ttl rules save", ""),
+    ("offer", "account ttl rules deviceCodes save", ""),
     ("scan", "phone qr pinned edit", "portalName expiresAt"),
     ("startLink", "phone qr name passcode biometrics pinned edit", ""),
     ("accept", "phone edit offer deviceKeySeen", ""),
@@ -50,6 +51,15 @@ const OPS: &[(&str, &str, &str)] = &[
     ("verifyTotp", "verifier config state code", "matched drift"),
     ("resyncHotp", "verifier config state code1 code2 window", "matched drift"),
     ("unlock", "verifier", ""),
+    ("challenge", "account phone approval digits ttl save", ""),
+    ("readChallenge", "phone qr edit", "portalName account approval digits"),
+    ("answer", "phone qr passcode biometric signed edit", ""),
+    ("verify", "challenge answer edit", "device"),
+    ("unlockDevice", "phone", ""),
+    ("offerNewDevice", "account save", ""),
+    ("linkChallenge", "phone digits ttl save", ""),
+    ("vouch", "phone challenge answer edit", ""),
+    ("clone", "phone from", ""),
 ];
 
 /// Ops the CLI has no command for, with the reason (skipped and counted).
@@ -245,6 +255,8 @@ struct Phone {
     last_code: Option<String>,
     /// The portal's genuine answer to the phone's last status request.
     last_status_answer: Option<String>,
+    /// The last challenge answer (typed code or signed answer text).
+    last_answer: Option<String>,
 }
 
 struct World {
@@ -254,6 +266,8 @@ struct World {
     other_key: Option<String>,
     phones: Vec<Phone>,
     vars: HashMap<String, String>,
+    /// Challenge ids by the var their QR text was saved under.
+    challenge_ids: HashMap<String, String>,
     /// `portal` steps so far.
     tries: usize,
 }
@@ -331,6 +345,7 @@ impl World {
             other_key: None,
             phones: Vec::new(),
             vars: HashMap::new(),
+            challenge_ids: HashMap::new(),
             tries: 0,
         }
     }
@@ -388,6 +403,53 @@ impl World {
         }
     }
 
+    /// The phone with this name (it must exist).
+    fn named(&self, name: &str) -> Result<&Phone, String> {
+        self.phones.iter().find(|p| p.name == name).ok_or_else(|| format!("no phone {name:?}"))
+    }
+
+    /// The linked device id of the step's phone.
+    fn device_id(&mut self, i: &In<'_>) -> Result<String, String> {
+        let p = self.phone(i)?;
+        self.linked(p).map(|(_, id)| id)
+    }
+
+    /// `answer`: a phone's last challenge answer, or `wrong:p1` (its typed
+    /// code with every digit + 1 mod 10); then the step's `edit`.
+    fn challenge_answer(&self, i: &In<'_>) -> Result<String, String> {
+        let who = i.need("answer")?;
+        let (name, wrong) = match who.strip_prefix("wrong:") {
+            Some(name) => (name, true),
+            None => (who.as_str(), false),
+        };
+        let last = self.named(name)?.last_answer.clone().ok_or_else(|| format!("phone {name} has no answer"))?;
+        edited(if wrong { off_by_one(&last) } else { last }, i.text("edit")?)
+    }
+
+    /// `challenge`: the id of the challenge whose QR text is in that var.
+    fn challenge_id(&self, i: &In<'_>) -> Result<String, String> {
+        let var = i.need("challenge")?;
+        self.challenge_ids.get(&var).cloned().ok_or_else(|| format!("no challenge `{var}`"))
+    }
+
+    /// The phone whose device id this is (a scenario names phones, not ids).
+    fn phone_of(&self, device_id: &Value) -> Value {
+        match self.phones.iter().find(|p| p.device_id.is_some() && p.device_id.as_deref() == device_id.as_str()) {
+            Some(p) => json!(p.name),
+            None => device_id.clone(),
+        }
+    }
+
+    /// A new challenge's QR text in `vars[save]`, its id beside it.
+    fn saved_challenge(&mut self, r: &Ran, save: String) {
+        if let Some(j) = r.json().filter(|_| r.ok) {
+            if let (Some(qr), Some(id)) = (j["qr"].as_str(), j["challenge_id"].as_str()) {
+                self.vars.insert(save.clone(), qr.to_owned());
+                self.challenge_ids.insert(save, id.to_owned());
+            }
+        }
+    }
+
     fn verifier_file(&self, i: &In<'_>) -> Result<PathBuf, String> {
         Ok(self.root.join(format!("verifier-{}.json", i.need("verifier")?)))
     }
@@ -429,6 +491,18 @@ impl World {
                         .opt("--passcode-max", r.int("maxLen")?)
                         .flag("--alphanumeric", off("digitsOnly"))
                         .flag("--no-biometrics", off("biometricsAllowed"));
+                }
+                if let Some(codes) = i.0.get("deviceCodes") {
+                    let m = codes.as_object().ok_or("`deviceCodes` is an object")?;
+                    if let Some(k) = m.keys().find(|k| !["algorithm", "digits", "periodSeconds"].contains(&k.as_str()))
+                    {
+                        return Err(format!("unknown key `{k}` in deviceCodes"));
+                    }
+                    let r = In(m);
+                    a = a
+                        .opt("--code-algorithm", r.text("algorithm")?)
+                        .opt("--code-digits", r.int("digits")?)
+                        .opt("--code-period", r.int("periodSeconds")?);
                 }
                 let save = i.need("save")?;
                 let r = a.run();
@@ -735,9 +809,170 @@ impl World {
                 let file = self.verifier_file(i)?;
                 Ok(Seen::of(&Argv::new(&["otp", "unlock"]).arg("--state", file.display()).run()))
             }
+            "challenge" => {
+                let mut a = Argv::new(&["portal", "challenge", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .opt("--digits", i.int("digits")?)
+                    .opt("--ttl", i.int("ttl")?)
+                    .arg("--now", i.at()?);
+                if i.text("phone")?.is_some() {
+                    a = a.arg("--device", self.device_id(i)?);
+                }
+                a = approval_flags(a, i.0.get("approval").ok_or("missing input `approval`")?)?;
+                let save = i.need("save")?;
+                let r = a.run();
+                self.saved_challenge(&r, save);
+                Ok(Seen::of(&r))
+            }
+            "linkChallenge" => {
+                let r = Argv::new(&["portal", "link-challenge", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--device", self.device_id(i)?)
+                    .opt("--digits", i.int("digits")?)
+                    .opt("--ttl", i.int("ttl")?)
+                    .arg("--now", i.at()?)
+                    .run();
+                self.saved_challenge(&r, i.need("save")?);
+                Ok(Seen::of(&r))
+            }
+            "readChallenge" => {
+                let p = self.phone(i)?;
+                let r = Argv::new(&["device", "show", "--json"])
+                    .dir(&self.phone_dir(p))
+                    .arg("--qr", self.qr(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                let j = r.json().unwrap_or_default();
+                // The API's approval JSON, from the CLI's flat shape.
+                let approval = match j["kind"].as_str() {
+                    Some("login") => json!({"kind": "login"}),
+                    Some("transaction") => {
+                        json!({"kind": "transaction", "amount": j["amount"], "currency": j["currency"],
+                                                  "payee": j["payee"], "text": j["text"]})
+                    }
+                    Some("link-device") => json!({"kind": "linkDevice", "deviceName": j["device_name"],
+                                                  "deviceId": self.phone_of(&j["device_id"])}),
+                    _ => Value::Null,
+                };
+                Ok(Seen::of(&r)
+                    .with("portalName", j["portal"].clone())
+                    .with("account", j["account"].clone())
+                    .with("approval", approval)
+                    .with("digits", j["digits"].clone()))
+            }
+            "answer" => {
+                let p = self.phone(i)?;
+                let passcode = i.text("passcode")?;
+                let bio = i.yes("biometric")?;
+                if passcode.is_some() == bio {
+                    return Err("answer takes exactly one of passcode, biometric: true".into());
+                }
+                // `--signed` stores the advanced device state itself.
+                let r = Argv::new(&["device", "answer"])
+                    .dir(&self.phone_dir(p))
+                    .arg("--qr", self.qr(i)?)
+                    .opt("--passcode", passcode)
+                    .flag("--biometric", bio)
+                    .flag("--signed", i.yes("signed")?)
+                    .arg("--now", i.at()?)
+                    .run();
+                if r.ok {
+                    self.phones[p].last_answer = Some(r.line());
+                }
+                Ok(Seen::of(&r))
+            }
+            "verify" => {
+                let r = Argv::new(&["portal", "verify", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--challenge", self.challenge_id(i)?)
+                    .arg("--answer", self.challenge_answer(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                let by = r.json().map(|j| j["device_id"].clone()).filter(|d| !d.is_null());
+                let seen = Seen::of(&r);
+                Ok(match by {
+                    Some(id) => seen.with("device", self.phone_of(&id)),
+                    None => seen,
+                })
+            }
+            "vouch" => {
+                let r = Argv::new(&["portal", "vouch", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--device", self.device_id(i)?)
+                    .arg("--challenge", self.challenge_id(i)?)
+                    .arg("--code", self.challenge_answer(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "unlockDevice" => {
+                let r = Argv::new(&["portal", "unlock-device", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--device", self.device_id(i)?)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "offerNewDevice" => {
+                let save = i.need("save")?;
+                let r = Argv::new(&["portal", "offer-new-device", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .arg("--now", i.at()?)
+                    .run();
+                if let Some(text) = r.json().and_then(|j| j["qr_text"].as_str().map(str::to_owned)) {
+                    self.vars.insert(save, text);
+                }
+                Ok(Seen::of(&r))
+            }
+            "clone" => {
+                // A thief's copy of the phone's storage: its directory
+                // (storage key, database, biometric secret) and what it knows.
+                let from = i.need("from")?;
+                let f = self.phones.iter().position(|p| p.name == from).ok_or_else(|| format!("no phone {from:?}"))?;
+                let p = self.phone(i)?;
+                copy_dir(&self.phone_dir(f), &self.phone_dir(p));
+                let (account, device_id) = (self.phones[f].account.clone(), self.phones[f].device_id.clone());
+                let ph = &mut self.phones[p];
+                ph.account = account;
+                ph.device_id = device_id;
+                Ok(Seen::ok())
+            }
             _ => Err(format!("unknown op {op:?}")),
         }
     }
+}
+
+/// A challenge's `approval` (the API's JSON) as `portal challenge` flags:
+/// a login has none, a transaction `--amount`, `--currency`, `--payee` and
+/// one `--text` per line. A link-device approval comes from `linkChallenge`.
+fn approval_flags(mut a: Argv, v: &Value) -> Result<Argv, String> {
+    let m = v.as_object().ok_or("`approval` is an object")?;
+    let keys: &[&str] = match m.get("kind").and_then(Value::as_str) {
+        Some("login") => &["kind"],
+        Some("transaction") => &["kind", "amount", "currency", "payee", "text"],
+        _ => return Err(format!("`portal challenge` makes login and transaction challenges, not {v}")),
+    };
+    if let Some(k) = m.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(format!("unknown key `{k}` in approval"));
+    }
+    if keys.len() > 1 {
+        let f = In(m);
+        a = a
+            .arg("--amount", f.need("amount")?)
+            .arg("--currency", f.need("currency")?)
+            .arg("--payee", f.need("payee")?);
+        let lines = match m.get("text") {
+            None => &[][..],
+            Some(Value::Array(l)) => l.as_slice(),
+            Some(t) => return Err(format!("`text` is a list of lines, not {t}")),
+        };
+        for line in lines {
+            a = a.arg("--text", line.as_str().ok_or("`text` lines are strings")?);
+        }
+    }
+    Ok(a)
 }
 
 /// A scenario's verifier `state` (times in Unix seconds) as the API's JSON
@@ -908,4 +1143,42 @@ fn the_runner_fails_wrong_expectations_and_unknown_words() {
         |expect: Value| one_step(json!({"do": "hotp", "secret": secret, "counter": 0, "digits": 5, "expect": expect}));
     digits(json!({"error": "INVALID_DIGITS"})).unwrap();
     assert!(digits(json!({"refused": "INVALID_DIGITS"})).is_err());
+}
+
+#[test]
+fn the_runner_checks_challenge_facts() {
+    let linked = || {
+        vec![
+            json!({"do": "portal", "name": "Example Bank"}),
+            json!({"do": "offer", "account": "anna", "at": 1_800_000_000u64, "save": "q"}),
+            json!({"do": "startLink", "phone": "p1", "qr": "q", "name": "P", "passcode": "493817", "at": 1_800_000_010u64}),
+            json!({"do": "accept", "phone": "p1", "at": 1_800_000_011u64}),
+            json!({"do": "finish", "phone": "p1"}),
+            json!({"do": "confirm", "account": "anna", "code": "p1", "at": 1_800_000_020u64}),
+            json!({"do": "challenge", "account": "anna", "approval": {"kind": "transaction", "amount": "1.50",
+                   "currency": "EUR", "payee": "ACME"}, "at": 1_800_000_100u64, "save": "c"}),
+            json!({"do": "answer", "phone": "p1", "qr": "c", "passcode": "493817", "at": 1_800_000_101u64}),
+        ]
+    };
+    let run = |last: Vec<Value>| {
+        let mut steps = linked();
+        steps.extend(last);
+        run_file(
+            "control.json",
+            &json!({"name": "control", "about": "a negative control", "steps": steps}),
+            &mut Tally::default(),
+        )
+    };
+    let read = |approval: Value| json!({"do": "readChallenge", "phone": "p1", "qr": "c", "at": 1_800_000_102u64, "expect": {"approval": approval}});
+    let shown = json!({"kind": "transaction", "amount": "1.50", "currency": "EUR", "payee": "ACME", "text": []});
+    let verify = |device: &str| json!({"do": "verify", "challenge": "c", "answer": "p1", "at": 1_800_000_103u64, "expect": {"device": device}});
+    run(vec![read(shown.clone()), verify("p1")]).unwrap();
+    let e = run(vec![verify("p2")]).unwrap_err();
+    assert!(e.contains("step 8 (verify): expected device"), "{e}");
+    let mut other = shown;
+    other["amount"] = json!("1.5");
+    assert!(run(vec![read(other)]).unwrap_err().contains("step 8 (readChallenge): expected approval"));
+    let e = run(vec![json!({"do": "challenge", "account": "anna", "approval": {"kind": "login", "x": 1}, "at": 1_800_000_200u64, "save": "d"})])
+        .unwrap_err();
+    assert!(e.contains("unknown key `x` in approval"), "{e}");
 }
