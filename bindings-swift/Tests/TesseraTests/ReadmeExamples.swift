@@ -99,6 +99,57 @@ final class PortalExample {
     }
 }
 
+/// Stubs of a portal and a phone around a challenge.
+final class ChallengeExample {
+    final class Database {
+        @discardableResult func apply(_ change: PortalChange) throws -> Bool { true }
+        func devices(account: String) -> [StoredDevice] { [] }
+        func devices(ids: [String]) -> [StoredDevice] { [] }
+        func challenge(id: String) throws -> StoredChallenge { throw ScenarioFailure("no challenge \(id)") }
+    }
+
+    let db = Database()
+    let portal: Portal
+    let device: Device
+    let state = Data()
+    let scanned = "TS:…"
+    let passcode = "493817"
+    let typed = "12345678"
+    func show(_ parts: String...) {}
+    func notify(_ account: String) {}
+
+    init() throws {
+        portal = try Portal.generate(name: "Example Bank")
+        device = try Device(storageKey: newStorageKey())
+    }
+
+    func readmeExample() throws {
+        // Portal: a payment to approve, as a QR code on the logged-in computer.
+        let issued = try portal.createChallenge(devices: db.devices(account: "anna"),
+                                                approval: .transaction(amount: "125.50", currency: "EUR",
+                                                                       payee: "ACME Energy Ltd", text: ["Invoice 2026-118"]),
+                                                settings: ChallengeSettings(), now: Date())
+        try db.apply(issued.change)                                     // inserts the challenge row
+        show(try qrSvg(text: issued.qrText))
+
+        // Phone: exactly what is approved, then the code to type on the portal.
+        let view = try device.readChallenge(state: state, qrText: scanned, now: Date())   // .notForThisDevice: another device's
+        if case let .transaction(amount, currency, payee, _) = view.approval { show("Pay \(amount) \(currency) to \(payee)?") }
+        show(try device.answerChallenge(state: state, qrText: scanned, unlock: .passcode(passcode: passcode), now: Date()))
+
+        // Portal: the typed code, with the challenge row and its devices' rows (one snapshot).
+        let row = try db.challenge(id: issued.challengeId)
+        let check = try portal.verifyAnswer(challenge: row, devices: db.devices(ids: row.deviceIds), answer: typed, now: Date())
+        try db.apply(check.change)                                      // a refusal too: single use, lockout count
+        switch check.verdict {
+        case .accepted: show("Approved by", check.deviceId ?? "")
+        case .repeated: break
+        case let .refused(code, _): show("\(code)")                     // .invalidAnswer (never says why), .lockedOut, .deviceCloned, …
+        }
+        for case let .deviceLocked(account, _, _) in check.change.events { notify(account) }  // re-identify, then portal.unlockDevice
+    }
+}
+
 /// Stubs of an OTP verifier's host.
 final class OtpExample {
     let storedState = newVerifierState()
@@ -128,7 +179,7 @@ final class ReadmeExampleTests: XCTestCase {
         let lines = { (s: Substring) in s.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
         let source = lines(here[...])
         let blocks = readme.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
-        XCTAssertEqual(blocks.count, 3)
+        XCTAssertEqual(blocks.count, 4)
         for block in blocks {
             let want = lines(block[...]).filter { !$0.hasPrefix("import ") }
             let found = source.indices.contains { i in source[i...].starts(with: want) }

@@ -6,7 +6,9 @@ import XCTest
 // (format: vectors/scenarios/README.md) through the generated Swift API, with
 // the same world and semantics as the Rust runner (host/tests/scenarios.rs):
 // one portal over an in-memory store that applies each change as
-// compare-and-sets, phones by name, saved QR texts, OTP verifiers by name.
+// compare-and-sets (offer, pending-link, device and challenge rows), phones by
+// name, saved QR texts (a challenge's var also names its row), OTP verifiers
+// by name.
 // A file fails on an unknown op or key; a failure names the file and step.
 
 /// A scenario file that does not hold, or a step that does not meet its expectation.
@@ -50,7 +52,16 @@ func sameJSON(_ expected: Any, _ actual: Any) -> Bool {
 func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
     switch op {
     case "portal": return (["name"], [])
-    case "offer": return (["account", "ttl", "rules", "save"], [])
+    case "offer": return (["account", "ttl", "rules", "deviceCodes", "save"], [])
+    case "offerNewDevice": return (["account", "save"], [])
+    case "challenge": return (["account", "phone", "approval", "digits", "ttl", "save"], [])
+    case "linkChallenge": return (["phone", "digits", "ttl", "save"], [])
+    case "readChallenge": return (["phone", "qr", "edit"], ["portalName", "account", "approval", "digits"])
+    case "answer": return (["phone", "qr", "passcode", "biometric", "signed", "edit"], [])
+    case "verify": return (["challenge", "answer", "edit"], ["device"])
+    case "vouch": return (["phone", "challenge", "answer", "edit"], [])
+    case "unlockDevice": return (["phone"], [])
+    case "clone": return (["phone", "from"], [])
     case "scan": return (["phone", "qr", "pinned", "edit"], ["portalName", "expiresAt"])
     case "startLink": return (["phone", "qr", "name", "passcode", "biometrics", "pinned", "edit"], [])
     case "accept": return (["phone", "edit", "offer", "deviceKeySeen"], [])
@@ -209,11 +220,12 @@ final class ScenarioStore {
     var offers: [String: StoredOffer] = [:]
     var pending: [String: StoredPendingLink] = [:]
     var devices: [String: StoredDevice] = [:]
+    var challenges: [String: StoredChallenge] = [:]
 
     /// Applies every write of a change, all or nothing: an insert needs a new
     /// key, an update the stored version it expects.
     func apply(_ change: PortalChange) throws {
-        var offers = self.offers, pending = self.pending, devices = self.devices
+        var offers = self.offers, pending = self.pending, devices = self.devices, challenges = self.challenges
         func cas(_ what: String, _ key: String, _ stored: Int64?, _ expected: Int64?) throws {
             switch (stored, expected) {
             case (nil, nil): return
@@ -234,17 +246,23 @@ final class ScenarioStore {
             case let .device(row, expected):
                 try cas("device", row.deviceId, devices[row.deviceId]?.version, expected)
                 devices[row.deviceId] = row
+            case let .challenge(row, expected):
+                try cas("challenge", row.challengeId, challenges[row.challengeId]?.version, expected)
+                challenges[row.challengeId] = row
             }
         }
         self.offers = offers
         self.pending = pending
         self.devices = devices
+        self.challenges = challenges
     }
 }
 
 /// A phone: its own storage key, and what it keeps between steps.
 final class Phone {
-    let device: Device
+    /// Replaced by `clone` (a copy of another phone's storage).
+    var storageKey: Data
+    var device: Device
     var pending: PendingLink?
     var request: String?
     var answer: String?
@@ -256,8 +274,13 @@ final class Phone {
     var lastCode: String?
     /// The last status probe and the portal's genuine answer to it.
     var lastStatus: (StatusProbe, String)?
+    /// The last challenge answer: a typed code or a signed answer's text.
+    var lastAnswer: String?
 
-    init() throws { device = try Device(storageKey: try newStorageKey()) }
+    init() throws {
+        storageKey = try newStorageKey()
+        device = try Device(storageKey: storageKey)
+    }
 }
 
 func eventKind(_ e: PortalEvent) -> String {
@@ -266,6 +289,9 @@ func eventKind(_ e: PortalEvent) -> String {
     case .deviceLinked: return "deviceLinked"
     case .deviceRenamed: return "deviceRenamed"
     case .deviceUnlinked: return "deviceUnlinked"
+    case .challengeAnswered: return "challengeAnswered"
+    case .deviceLocked: return "deviceLocked"
+    case .deviceCloneSuspected: return "deviceCloneSuspected"
     }
 }
 
@@ -342,6 +368,64 @@ func verifierState(_ o: JSONObject) throws -> OtpVerifierState {
         lockedUntil: try jsonInt(o["lockedUntil"], "lockedUntil").map(date))
 }
 
+/// A code with every digit +1 mod 10 (other characters kept).
+func wrongCode(_ code: String) -> String {
+    String(code.map { ch in ch.wholeNumberValue.map { Character(String(($0 + 1) % 10)) } ?? ch })
+}
+
+/// `deviceCodes` of an offer: the API's `DeviceCodeRules` (`algorithm`,
+/// `digits`, `periodSeconds`, each optional with the API's defaults).
+func deviceCodeRules(_ o: JSONObject) throws -> DeviceCodeRules {
+    try checkKeys(o, ["algorithm", "digits", "periodSeconds"], "deviceCodes")
+    var r = DeviceCodeRules()
+    if let v = o["algorithm"], !(v is NSNull) { r.algorithm = try algorithm(v, "algorithm") }
+    if let v = try int32(try jsonInt(o["digits"], "digits"), "digits") { r.digits = v }
+    if let v = try jsonInt(o["periodSeconds"], "periodSeconds") { r.periodSeconds = v }
+    return r
+}
+
+/// `approval` of a challenge step in the API's JSON (`kind` `login`,
+/// `transaction` with `amount`, `currency`, `payee` and optional `text`
+/// lines, or `linkDevice`), unknown keys refused.
+func approvalInput(_ v: Any?) throws -> Approval {
+    guard let v else { throw ScenarioFailure("missing input \"approval\"") }
+    guard let o = v as? JSONObject else { throw ScenarioFailure("\"approval\" must be an object, not \(render(v))") }
+    func string(_ k: String) throws -> String {
+        guard let s = o[k] as? String else { throw ScenarioFailure("approval needs \"\(k)\" (a string), not \(render(o[k]))") }
+        return s
+    }
+    switch o["kind"] as? String {
+    case "login":
+        try checkKeys(o, ["kind"], "approval")
+        return .login
+    case "transaction":
+        try checkKeys(o, ["kind", "amount", "currency", "payee", "text"], "approval")
+        var text: [String] = []
+        if let t = o["text"] {
+            guard let lines = t as? [String] else { throw ScenarioFailure("approval \"text\" must be a list of strings, not \(render(t))") }
+            text = lines
+        }
+        return .transaction(amount: try string("amount"), currency: try string("currency"), payee: try string("payee"), text: text)
+    case "linkDevice":
+        try checkKeys(o, ["kind", "deviceName", "deviceId"], "approval")
+        return .linkDevice(deviceName: try string("deviceName"), deviceId: try string("deviceId"))
+    default:
+        throw ScenarioFailure("unknown approval kind \(render(o["kind"]))")
+    }
+}
+
+/// An approval in the API's JSON (`text` always present for a transaction).
+func approvalJSON(_ a: Approval) -> JSONObject {
+    switch a {
+    case .login:
+        return ["kind": "login"]
+    case let .transaction(amount, currency, payee, text):
+        return ["kind": "transaction", "amount": amount, "currency": currency, "payee": payee, "text": text as [Any]]
+    case let .linkDevice(deviceName, deviceId):
+        return ["kind": "linkDevice", "deviceName": deviceName, "deviceId": deviceId]
+    }
+}
+
 /// The world of one scenario file.
 final class ScenarioWorld {
     var portal: Portal?
@@ -350,6 +434,8 @@ final class ScenarioWorld {
     /// By name, in creation order (`"wrong"` uses the first phone with a check code).
     var phones: [(name: String, phone: Phone)] = []
     var vars: [String: String] = [:]
+    /// Challenge ids by the var their QR text was saved under.
+    var challengeIds: [String: String] = [:]
     var verifiers: [String: OtpVerifierState] = [:]
     /// Events of the current step's change.
     var stepEvents: [PortalEvent] = []
@@ -403,6 +489,29 @@ final class ScenarioWorld {
         return st
     }
 
+    /// The account's device rows, ordered by device id.
+    func accountDevices(_ account: String) -> [StoredDevice] {
+        store.devices.values.filter { $0.account == account }.sorted { $0.deviceId < $1.deviceId }
+    }
+
+    func pendingRow(_ p: Phone) throws -> StoredPendingLink {
+        guard let id = p.deviceId, let row = store.pending[id] else { throw ScenarioFailure("the phone has no pending link row") }
+        return row
+    }
+
+    /// The last challenge answer of the phone `name`.
+    func lastAnswer(of name: String) throws -> String {
+        guard let a = phones.first(where: { $0.name == name })?.phone.lastAnswer else {
+            throw ScenarioFailure("phone \(name) has no answer")
+        }
+        return a
+    }
+
+    /// The name of the (first) phone holding the device id.
+    func phoneName(deviceId: String) -> String? {
+        phones.first(where: { $0.phone.deviceId == deviceId })?.name
+    }
+
     /// Runs one op. A Tessera error propagates to the step's expectation; a
     /// `ScenarioFailure` (broken file, failed compare-and-set) fails the file.
     func perform(_ s: Step) throws -> Observed {
@@ -424,7 +533,8 @@ final class ScenarioWorld {
                 if let v = r["biometricsAllowed"] { p.biometricsAllowed = try jsonBool(v, "biometricsAllowed") }
                 rules = p
             }
-            let settings = OfferSettings(ttlSeconds: try s.optInt("ttl"), rules: rules)
+            let settings = OfferSettings(ttlSeconds: try s.optInt("ttl"), rules: rules,
+                                         deviceCodes: try s.object("deviceCodes").map(deviceCodeRules))
             let save = try s.string("save")
             let offer = try portal.createOffer(account: try s.string("account"), settings: settings, now: try s.at())
             try store(offer.change)
@@ -565,6 +675,110 @@ final class ScenarioWorld {
             p.checkCode = nil
             p.lastCode = nil
 
+        case "offerNewDevice":
+            let portal = try thePortal()
+            let account = try s.string("account")
+            let save = try s.string("save")
+            let offer = try portal.createOfferForNewDevice(account: account, devices: accountDevices(account),
+                                                           settings: OfferSettings(), now: try s.at())
+            try store(offer.change)
+            vars[save] = offer.qrText
+
+        case "challenge", "linkChallenge":
+            let portal = try thePortal()
+            let save = try s.string("save")
+            let settings = ChallengeSettings(digits: try int32(try s.optInt("digits"), "digits"), ttlSeconds: try s.optInt("ttl"))
+            let issued: ChallengeIssued
+            if s.op == "challenge" {
+                let account = try s.string("account")
+                let rows = try s.optString("phone").map { [try deviceRow(try phone(named: $0))] } ?? accountDevices(account)
+                let approval = try approvalInput(s.raw["approval"])
+                issued = try portal.createChallenge(devices: rows, approval: approval, settings: settings, now: try s.at())
+            } else {
+                let pending = try pendingRow(try phone(s))
+                issued = try portal.createLinkChallenge(pending: pending, devices: accountDevices(pending.account), settings: settings,
+                                                        now: try s.at())
+            }
+            try store(issued.change)
+            vars[save] = issued.qrText
+            challengeIds[save] = issued.challengeId
+
+        case "readChallenge":
+            let p = try phone(s)
+            let qr = try qr(s)
+            let view = try p.device.readChallenge(state: try state(p), qrText: qr, now: try s.at())
+            var approval = approvalJSON(view.approval)
+            // A linkDevice approval names a phone: its device id reads as the phone's name.
+            if let id = approval["deviceId"] as? String, let name = phoneName(deviceId: id) { approval["deviceId"] = name }
+            out.values = ["portalName": view.portalName, "account": view.account, "approval": approval, "digits": Int64(view.digits)]
+
+        case "answer":
+            let p = try phone(s)
+            let qr = try qr(s)
+            let state = try state(p)
+            let passcode = try s.optString("passcode")
+            let biometric = try s.bool("biometric")
+            let unlock: Unlock
+            switch (passcode, biometric) {
+            case let (passcode?, false):
+                unlock = .passcode(passcode: passcode)
+            case (nil, true):
+                guard let secret = p.biometricSecret else { throw ScenarioFailure("the phone has no biometric secret") }
+                unlock = .biometric(secret: secret)
+            default:
+                throw ScenarioFailure("answer takes exactly one of passcode, biometric: true")
+            }
+            let now = try s.at()
+            if try s.bool("signed") {
+                let signed = try p.device.signChallenge(state: state, qrText: qr, unlock: unlock, now: now)
+                p.state = signed.state
+                p.lastAnswer = signed.answer
+            } else {
+                p.lastAnswer = try p.device.answerChallenge(state: state, qrText: qr, unlock: unlock, now: now)
+            }
+
+        case "verify", "vouch":
+            let portal = try thePortal()
+            let name = try s.string("challenge")
+            guard let id = challengeIds[name] else { throw ScenarioFailure("no challenge \"\(name)\"") }
+            guard let row = store.challenges[id] else { throw ScenarioFailure("no challenge row for \"\(name)\"") }
+            let who = try s.string("answer")
+            let genuine: String
+            if who.hasPrefix("wrong:") {
+                genuine = wrongCode(try lastAnswer(of: String(who.dropFirst("wrong:".count))))
+            } else {
+                genuine = try lastAnswer(of: who)
+            }
+            let answer = try edited(genuine, try s.optString("edit"))
+            let rows = row.deviceIds.compactMap { store.devices[$0] }
+            let now = try s.at()
+            if s.op == "verify" {
+                let check = try portal.verifyAnswer(challenge: row, devices: rows, answer: answer, now: now)
+                try store(check.change)
+                out.verdict = check.verdict
+                if let by = check.deviceId.flatMap(phoneName(deviceId:)) { out.values["device"] = by }
+            } else {
+                let pending = try pendingRow(try phone(s))
+                let c = try portal.confirmWithAuthenticator(pending: pending, challenge: row, devices: rows, answer: answer, now: now)
+                try store(c.change)
+                out.verdict = c.verdict
+            }
+
+        case "unlockDevice":
+            let portal = try thePortal()
+            let p = try phone(s)
+            try store(try portal.unlockDevice(device: try deviceRow(p), now: try s.at()))
+
+        case "clone":
+            // A thief's copy of a phone's storage: its key, state, device id and biometric secret.
+            let from = try phone(named: try s.string("from"))
+            let p = try phone(s)
+            p.storageKey = from.storageKey
+            p.device = try Device(storageKey: from.storageKey)
+            p.state = from.state
+            p.deviceId = from.deviceId
+            p.biometricSecret = from.biometricSecret
+
         case "hotp":
             out.values["code"] = try hotp(
                 secret: try hexField(s.raw["secret"], "secret"), counter: try s.int("counter"),
@@ -638,7 +852,7 @@ final class ScenarioWorld {
         } else {
             throw ScenarioFailure("bad code \"\(spec)\"")
         }
-        return String(right.map { ch in ch.wholeNumberValue.map { Character(String(($0 + 1) % 10)) } ?? ch })
+        return wrongCode(right)
     }
 
     /// Runs one step against its expectation.

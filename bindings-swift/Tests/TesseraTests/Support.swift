@@ -81,6 +81,10 @@ func frozenCode(_ c: ErrorCode) -> String {
     case .storage: return "STORAGE"
     case .internal: return "INTERNAL"
     case .linkNotConfirmed: return "LINK_NOT_CONFIRMED"
+    case .notForThisDevice: return "NOT_FOR_THIS_DEVICE"
+    case .invalidAnswer: return "INVALID_ANSWER"
+    case .deviceCloned: return "DEVICE_CLONED"
+    case .authenticatorNeverUsed: return "AUTHENTICATOR_NEVER_USED"
     }
 }
 

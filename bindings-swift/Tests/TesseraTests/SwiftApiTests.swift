@@ -3,8 +3,10 @@ import Tessera
 import XCTest
 
 // What only the Swift surface can get wrong: the error enum and its codes,
-// `Date` as the clock, descriptions, default arguments and object lifetimes.
-// Behaviour (linking, codes, verifiers) is in the scenario files.
+// `Date` as the clock, descriptions, default arguments and object lifetimes,
+// and the Swift shape of a payment approval on the phone (an enum with
+// associated values to switch on, a refusal verdict to match). Behaviour
+// (linking, codes, verifiers, challenges) is in the scenario files.
 
 let rfcSecret = Data("12345678901234567890".utf8)
 
@@ -192,7 +194,9 @@ final class GeneratedApiTests: XCTestCase {
     /// Rust's defaults arrive as Swift default arguments.
     func testRecordDefaults() {
         XCTAssertEqual(PasscodeRules(), PasscodeRules(minLen: 6, maxLen: 6, digitsOnly: true, biometricsAllowed: true))
-        XCTAssertEqual(OfferSettings(), OfferSettings(ttlSeconds: nil, rules: nil))
+        XCTAssertEqual(OfferSettings(), OfferSettings(ttlSeconds: nil, rules: nil, deviceCodes: nil))
+        XCTAssertEqual(DeviceCodeRules(), DeviceCodeRules(algorithm: nil, digits: 6, periodSeconds: 30))
+        XCTAssertEqual(ChallengeSettings(), ChallengeSettings(digits: nil, ttlSeconds: nil))
         XCTAssertEqual(newVerifierState(), OtpVerifierState(lastAccepted: nil, nextCounter: 0, consecutiveFailures: 0, locked: false,
                                                             lockedUntil: nil))
         XCTAssertEqual(LinkChoices(deviceName: "P", passcode: "493817").biometrics, false)
@@ -229,5 +233,118 @@ final class GeneratedApiTests: XCTestCase {
         let pending = try Device(storageKey: key).openPendingLink(sealed: saved)
         XCTAssertEqual(try pending.finish(answer: answer.answer).account.account, "anna")
         XCTAssertEqual(failure { try pending.finish(answer: answer.answer) }?.code, .alreadyConsumed)
+    }
+}
+
+final class ChallengeTests: XCTestCase {
+    /// Links a phone to "anna" (passcode `passcode`): the phone's state and the portal's device row.
+    private func linkedPhone(_ portal: Portal, _ device: Device, passcode: String) throws -> (state: Data, row: StoredDevice) {
+        let offer = try portal.createOffer(account: "anna", settings: OfferSettings(), now: Date())
+        let pending = try device.startLink(qrText: offer.qrText, choices: LinkChoices(deviceName: "Anna's iPhone", passcode: passcode),
+                                           currentState: nil, now: Date(), pinnedPortalKey: portal.publicKey())
+        let offerRow = offer.change.writes.compactMap { if case let .offer(row, _) = $0 { return row } else { return nil } }.first
+        let answer = try portal.openLinkRequest(request: pending.request())
+            .accept(lookup: LinkLookup(offer: offerRow, deviceKeySeen: false), now: Date())
+        let linked = try pending.finish(answer: answer.answer)
+        // The portal set the device's time-based codes in its offer (here its defaults).
+        XCTAssertEqual(linked.account.deviceCodes, DeviceCodeRules(algorithm: .sha256, digits: 6, periodSeconds: 30))
+        let pendings = answer.change.writes.compactMap { if case let .pendingLink(row, _) = $0 { return row } else { return nil } }
+        let confirmed = try portal.confirmLink(pendings: pendings, code: linked.checkCode, now: Date())
+        try confirmed.verdict.check()
+        return (linked.state, try XCTUnwrap(confirmed.device))
+    }
+
+    /// The device side of a payment approval (PSD2 dynamic linking): the
+    /// phone reads the challenge QR code, shows exactly what is approved and
+    /// gives the code to type for the passcode. A wrong passcode still gives
+    /// a code; only the portal refuses it, as `.invalidAnswer`, which never
+    /// says what was wrong.
+    func testApprovingATransactionOnThePhone() throws {
+        let portal = try Portal.generate(name: "Example Bank")
+        let device = try Device(storageKey: newStorageKey())
+        let linked = try linkedPhone(portal, device, passcode: "493817")
+        let state = linked.state
+        var deviceRow = linked.row
+
+        // Portal: the payment, as a QR code only the account's devices can read.
+        let issued = try portal.createChallenge(
+            devices: [deviceRow],
+            approval: .transaction(amount: "125.50", currency: "EUR", payee: "ACME Energy Ltd", text: ["Invoice 2026-118"]),
+            settings: ChallengeSettings(), now: Date())
+        guard issued.change.writes.count == 1, case let .challenge(inserted, nil)? = issued.change.writes.first else {
+            return XCTFail("one challenge row insert expected: \(issued.change.writes)")
+        }
+        var challengeRow = inserted
+        XCTAssertEqual(challengeRow.challengeId, issued.challengeId)
+        XCTAssertEqual(challengeRow.deviceIds, [deviceRow.deviceId])
+        XCTAssertEqual(challengeRow.status, .open)
+        XCTAssertEqual(issued.change.events, [])
+
+        /// Stores a change in the rows this test keeps, as compare-and-sets.
+        func apply(_ change: PortalChange) {
+            for w in change.writes {
+                switch w {
+                case let .challenge(row, expected):
+                    XCTAssertEqual(expected, challengeRow.version)
+                    challengeRow = row
+                case let .device(row, expected):
+                    XCTAssertEqual(expected, deviceRow.version)
+                    deviceRow = row
+                case .offer, .pendingLink:
+                    XCTFail("unexpected write \(w)")
+                }
+            }
+        }
+
+        // Phone: what the user approves, before they approve it.
+        let view = try device.readChallenge(state: state, qrText: issued.qrText, now: Date())
+        XCTAssertEqual(view.portalName, "Example Bank")
+        XCTAssertEqual(view.account, "anna")
+        XCTAssertEqual(view.challengeId, issued.challengeId)
+        XCTAssertEqual(view.expiresAt, issued.expiresAt)
+        XCTAssertEqual(view.digits, 8)
+        switch view.approval {
+        case let .transaction(amount, currency, payee, text):
+            XCTAssertEqual(amount, "125.50")                            // shown exactly as the portal sent it
+            XCTAssertEqual(currency, "EUR")
+            XCTAssertEqual(payee, "ACME Energy Ltd")
+            XCTAssertEqual(text, ["Invoice 2026-118"])
+        case .login, .linkDevice:
+            XCTFail("a transaction was expected, not \(view.approval)")
+        }
+
+        // A wrong passcode: a code of the same shape that the portal refuses.
+        let wrong = try device.answerChallenge(state: state, qrText: issued.qrText, unlock: .passcode(passcode: "000111"), now: Date())
+        XCTAssertEqual(wrong.count, 8)
+        let refused = try portal.verifyAnswer(challenge: challengeRow, devices: [deviceRow], answer: wrong, now: Date())
+        apply(refused.change)                                           // stored whichever the verdict: it counts
+        guard case let .refused(code: .invalidAnswer, detail: detail) = refused.verdict else {
+            return XCTFail("expected .invalidAnswer, got \(refused.verdict)")
+        }
+        XCTAssertFalse(detail.contains("000111"), detail)
+        XCTAssertNil(refused.deviceId)
+        XCTAssertEqual(failure { try refused.verdict.check() }?.code, .invalidAnswer)
+        XCTAssertEqual(challengeRow.status, .open)
+
+        // The right passcode: approved once, by this device.
+        let code = try device.answerChallenge(state: state, qrText: issued.qrText, unlock: .passcode(passcode: "493817"), now: Date())
+        XCTAssertEqual(code.count, 8)
+        XCTAssertTrue(code.allSatisfy(\.isNumber), code)
+        let now = Date()
+        let check = try portal.verifyAnswer(challenge: challengeRow, devices: [deviceRow], answer: code, now: now)
+        apply(check.change)
+        XCTAssertEqual(check.verdict, .accepted)
+        XCTAssertEqual(check.deviceId, deviceRow.deviceId)
+        XCTAssertEqual(check.change.events.count, 1)
+        guard case let .challengeAnswered(account, challengeId, deviceId, at)? = check.change.events.first else {
+            return XCTFail("\(check.change.events)")
+        }
+        XCTAssertEqual([account, challengeId, deviceId], ["anna", issued.challengeId, deviceRow.deviceId])
+        XCTAssertEqual(at, date(secs(now)))
+        XCTAssertEqual(challengeRow.status, .answered)
+        let again = try portal.verifyAnswer(challenge: challengeRow, devices: [deviceRow], answer: code, now: Date())
+        guard case .refused(code: .tokenAlreadyUsed, detail: _) = again.verdict else {
+            return XCTFail("expected .tokenAlreadyUsed, got \(again.verdict)")
+        }
     }
 }

@@ -83,7 +83,9 @@ final class LinkVectorTests: XCTestCase {
         XCTAssertEqual(f.account, LinkedAccount(
             portalName: try v.string("portal_name"), portalFingerprint: try v.string("portal_fingerprint"),
             account: try v.string("account"), deviceId: try v.string("device_id"), deviceName: try v.string("device_name"),
-            linkedAt: date(try v.int("accept_time")), confirmBy: date(try v.int("confirm_by")), biometrics: v["biometrics"] as? Bool ?? false))
+            linkedAt: date(try v.int("accept_time")), confirmBy: date(try v.int("confirm_by")), biometrics: v["biometrics"] as? Bool ?? false,
+            // The golden offer sets no device codes: the defaults (TOTP-SHA256, 6 digits, 30 s).
+            deviceCodes: DeviceCodeRules(algorithm: .sha256, digits: 6, periodSeconds: 30)))
         let t = date(try v.int("totp_time"))
         XCTAssertEqual(try device.code(state: f.state, unlock: .passcode(passcode: v.string("passcode")), now: t), try v.string("totp"))
         XCTAssertEqual(try device.code(state: f.state, unlock: .biometric(secret: v.bytes("biometric_secret_hex")), now: t),
