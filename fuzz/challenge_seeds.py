@@ -48,7 +48,7 @@ def main():
     rec = (rv.pc_str(cid) + rv.pc_str(account) + rv.pc_varint(1) + rv.pc_str(v["device_id"])
            + rv.pc_approval(rv.PAYMENT) + rv.u8(pay["digits"]) + rv.pc_varint(pay["created_at"])
            + rv.pc_varint(pay["expires_at"]) + b"\x00" + b"\x00" + rv.pc_varint(1)
-           + p["nonce"] + p["hash"])
+           + p["nonce"])
 
     def sealed_record(tag, plain):
         aad = (b"\x13\x01" + rv.u8(tag) + rv.u64(1) + rv.u32(len(cid)) + cid.encode()

@@ -54,7 +54,12 @@ impl Approval {
         Ok(match self.clone() {
             Approval::Login => core_ch::Approval::Login,
             Approval::Transaction { amount, currency, payee, text } => {
-                core_ch::Approval::Transaction(core_ch::Transaction { amount: Amount::parse(&amount)?, currency, payee, text })
+                core_ch::Approval::Transaction(core_ch::Transaction {
+                    amount: Amount::parse(&amount)?,
+                    currency,
+                    payee,
+                    text,
+                })
             }
             Approval::LinkDevice { device_name, device_id } => core_ch::Approval::LinkDevice { device_name, device_id },
         })
@@ -269,7 +274,13 @@ impl Portal {
         now: Timestamp,
     ) -> Result<ChallengeIssued> {
         let records = self.open_devices(&devices)?;
-        let c = self.core.create_challenge(&records, approval.to_core()?, settings.to_core()?, now.secs(), &mut OsRandom)?;
+        let c = self.core.create_challenge(
+            &records,
+            approval.to_core()?,
+            settings.to_core()?,
+            now.secs(),
+            &mut OsRandom,
+        )?;
         Ok(issued(self, c))
     }
 
@@ -312,7 +323,13 @@ impl Portal {
         now: Timestamp,
     ) -> Result<LinkOffer> {
         let records = self.open_devices(&devices)?;
-        let o = self.core.create_offer_for_new_device(&account, &records, settings.options()?, now.secs(), &mut OsRandom)?;
+        let o = self.core.create_offer_for_new_device(
+            &account,
+            &records,
+            settings.options()?,
+            now.secs(),
+            &mut OsRandom,
+        )?;
         Ok(self.offer_of(o))
     }
 
@@ -348,7 +365,7 @@ impl Portal {
         let c = self.open_challenge(&challenge)?;
         let records = self.open_devices(&devices)?;
         let o = self.core.confirm_with_authenticator(&p, &c, &records, &answer, now.secs());
-        Ok(self.confirmation(&o)?)
+        self.confirmation(&o)
     }
 }
 
@@ -426,12 +443,14 @@ pub(crate) fn row_of(portal: &Portal, r: &core_ch::ChallengeRecord) -> crate::St
         challenge_id: r.challenge_id.clone(),
         account: r.account.clone(),
         device_ids: r.device_ids.clone(),
-        kind: r.approval.kind().to_owned(),
+        kind: match r.approval {
+            core_ch::Approval::Login => crate::ChallengeKind::Login,
+            core_ch::Approval::Transaction(_) => crate::ChallengeKind::Transaction,
+            core_ch::Approval::LinkDevice { .. } => crate::ChallengeKind::LinkDevice,
+        },
         expires_at: Timestamp::from_secs(r.expires_at),
         status: status_of(r),
         version: count(r.version),
         sealed: portal.core.seal_record(r, &mut OsRandom),
     }
 }
-
-

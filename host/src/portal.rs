@@ -170,9 +170,11 @@ pub struct LinkAnswer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkConfirmation {
-    /// Accepted (the device is linked) or refused (`CHECK_CODE_MISMATCH`,
-    /// `LOCKED_OUT`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`). A clock outside the
-    /// years 2000 to 3000 throws `INVALID_TIME` (nothing counted).
+    /// Accepted (the device is linked) or refused: `CHECK_CODE_MISMATCH`,
+    /// `LOCKED_OUT`, `TOKEN_EXPIRED`, `TOKEN_UNKNOWN`, and for
+    /// `confirmWithAuthenticator` also `INVALID_ANSWER`, `INVALID_STATE`,
+    /// `INVALID_INPUT`, `DEVICE_CLONED`, `DEVICE_REVOKED`. A clock outside
+    /// the years 2000 to 3000 throws `INVALID_TIME` (nothing counted).
     pub verdict: Verdict,
     /// The new registry row when accepted.
     #[serde(default)]
@@ -350,9 +352,11 @@ impl Portal {
     /// The host shape of a confirmation outcome.
     pub(crate) fn confirmation(&self, o: &tessera_core::host::Outcome<link::DeviceRecord>) -> Result<LinkConfirmation> {
         let change = self.change(o);
+        // The new registry row is the device insert (a vouched link also
+        // updates the authenticator's row).
         let device = o.result.as_ref().ok().and_then(|_| {
             change.writes.iter().find_map(|w| match w {
-                crate::RecordWrite::Device { row, .. } => Some(row.clone()),
+                crate::RecordWrite::Device { row, expected_version: None } => Some(row.clone()),
                 _ => None,
             })
         });

@@ -114,6 +114,9 @@ pub struct StoredDevice {
     pub last_used_at: Option<Timestamp>,
     /// Active or unlinked.
     pub status: DeviceStatus,
+    /// Locked after 5 failed answers or codes in a row, until
+    /// `Portal::unlock_device`.
+    pub locked: bool,
     /// Record version.
     pub version: i64,
     /// The sealed record (the truth).
@@ -134,6 +137,20 @@ pub enum ChallengeStatus {
     Answered,
 }
 
+/// What a challenge approves.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChallengeKind {
+    /// A login.
+    Login,
+    /// A payment.
+    Transaction,
+    /// A new device joining the account (flow 2).
+    LinkDevice,
+}
+
 /// A stored challenge, keyed by `challenge_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
@@ -146,8 +163,8 @@ pub struct StoredChallenge {
     pub account: String,
     /// The devices that can answer it (read their rows to verify).
     pub device_ids: Vec<String>,
-    /// `login`, `transaction` or `link-device`.
-    pub kind: String,
+    /// What it approves (the same names as `Approval`'s kinds).
+    pub kind: ChallengeKind,
     /// When answers stop being accepted.
     pub expires_at: Timestamp,
     /// Open or answered.
@@ -446,6 +463,7 @@ impl Portal {
                         link::DeviceStatus::Active => DeviceStatus::Active,
                         link::DeviceStatus::Unlinked { .. } => DeviceStatus::Unlinked,
                     },
+                    locked: r.otp_state.throttle.lock != tessera_core::limits::Lock::Unlocked,
                     version: count(r.version),
                     sealed: p.seal_record(r, rng),
                 },

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_host::{
-    Approval, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkAnswer, StoredChallenge, LinkChoices, LinkLookup, OfferSettings, OtpAlgorithm, OtpVerifierConfig, OtpVerifierState,
-    PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite, StatusLookup, StoredDevice,
-    StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
+    Approval, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings,
+    OtpAlgorithm, OtpVerifierConfig, OtpVerifierState, PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange,
+    RecordWrite, StatusLookup, StoredChallenge, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp,
+    Unlock, Verdict,
 };
 
 /// Fewer files than this means the directory was not found or emptied.
@@ -668,7 +669,8 @@ impl World {
                         }
                         None => self.account_devices(&account),
                     };
-                    let approval = strict::<Approval>(a.get("approval").ok_or("missing input `approval`")?, "approval")?;
+                    let approval =
+                        strict::<Approval>(a.get("approval").ok_or("missing input `approval`")?, "approval")?;
                     call!(portal.create_challenge(rows, approval, settings, a.at()?))
                 } else {
                     let p = self.phone(a)?;

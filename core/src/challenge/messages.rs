@@ -21,6 +21,15 @@ pub(crate) struct ChallengeBody {
     pub approval: Approval,
 }
 
+/// [`ChallengeBody`] by reference: the same postcard bytes, for hashing a
+/// stored record without copying its approval.
+#[derive(Serialize)]
+pub(crate) struct ChallengeBodyRef<'a> {
+    pub expires_at: u64,
+    pub digits: u8,
+    pub approval: &'a Approval,
+}
+
 /// Per-device slot tag and pad, from the device's channel key and the
 /// challenge nonce.
 pub(crate) fn slot_keys(channel_key: &[u8], nonce: &[u8; 16]) -> ([u8; 4], Zeroizing<[u8; 16]>) {
@@ -166,17 +175,22 @@ impl ChallengeQrMsg {
     /// Returns the body, its canonical bytes and the challenge hash.
     pub fn open(&self, channel_key: &[u8]) -> Result<(ChallengeBody, [u8; 32])> {
         let (tag, pad) = slot_keys(channel_key, &self.nonce);
-        let slot = self
-            .slots
-            .iter()
-            .find(|s| ct_eq(&s[..4], &tag))
-            .ok_or(err(ErrorCode::NotForThisDevice, "this QR code is for another device or account"))?;
-        let mut k = Zeroizing::new([0u8; 16]);
-        for i in 0..16 {
-            k[i] = slot[4 + i] ^ pad[i];
-        }
         let aad = Self::prefix(&self.nonce, &self.slots);
-        let plain = open_once(&body_key(&k, &self.nonce), &aad, &self.ciphertext)?;
+        // Every slot whose 4-byte tag is this device's is tried (two devices'
+        // tags collide once in 2^32): the body key of the right one opens it.
+        let mut mine = self.slots.iter().filter(|s| ct_eq(&s[..4], &tag)).peekable();
+        if mine.peek().is_none() {
+            return Err(err(ErrorCode::NotForThisDevice, "this QR code is for another device or account"));
+        }
+        let plain = mine
+            .find_map(|slot| {
+                let mut k = Zeroizing::new([0u8; 16]);
+                for i in 0..16 {
+                    k[i] = slot[4 + i] ^ pad[i];
+                }
+                open_once(&body_key(&k, &self.nonce), &aad, &self.ciphertext).ok()
+            })
+            .ok_or(err(ErrorCode::MessageTampered, "the message failed authentication"))?;
         let body: ChallengeBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
         if !ANSWER_DIGITS.contains(&body.digits)
             || body.approval.validate().is_err()

@@ -126,7 +126,10 @@ impl Amount {
 
 impl core::fmt::Display for Amount {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let p = 10u64.pow(u32::from(self.decimals));
+        // A stored amount is checked when read; print any other as minor units.
+        let Some(p) = 10u64.checked_pow(u32::from(self.decimals)).filter(|_| self.decimals <= 3) else {
+            return write!(f, "{}", self.minor);
+        };
         if self.decimals == 0 {
             write!(f, "{}", self.minor)
         } else {
@@ -183,12 +186,12 @@ pub enum Approval {
 }
 
 impl Approval {
-    /// `login`, `transaction` or `link-device`.
+    /// `login`, `transaction` or `linkDevice`.
     pub fn kind(&self) -> &'static str {
         match self {
             Approval::Login => "login",
             Approval::Transaction(_) => "transaction",
-            Approval::LinkDevice { .. } => "link-device",
+            Approval::LinkDevice { .. } => "linkDevice",
         }
     }
 

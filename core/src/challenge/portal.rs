@@ -3,14 +3,18 @@
 //! lockout per device shared with the device's time-based codes), and the
 //! flow-2 link confirmed by an existing authenticator.
 
-use super::messages::{challenge_id, response, typed_code_matches, ChallengeBody, ChallengeQrMsg, SignedAnswerMsg};
-use super::{Approval, ChallengeSettings, MAX_CHALLENGE_DEVICES};
+use super::messages::{
+    challenge_hash, challenge_id, response, typed_code_matches, ChallengeBody, ChallengeBodyRef, ChallengeQrMsg,
+    SignedAnswerMsg,
+};
+use super::{Approval, ChallengeSettings, ANSWER_DIGITS, MAX_CHALLENGE_DEVICES};
 use crate::crypto::{decode_public, random_array, verify, RandomSource};
 use crate::error::{err, ErrorCode, Result};
 use crate::host::{Outcome, Write};
 use crate::limits::{AttemptPolicy, Expiry};
 use crate::link::{
     ConfirmMethod, DeviceRecord, DeviceStatus, PendingLinkRecord, PendingState, Portal, PortalEvent, PortalRecord,
+    STATUS_SKEW,
 };
 use crate::secret::ct_eq;
 use crate::time::check_now;
@@ -71,7 +75,16 @@ pub struct ChallengeRecord {
     /// Record version (1 when created; +1 on every change).
     pub version: u64,
     pub(crate) nonce: [u8; 16],
-    pub(crate) hash: [u8; 32],
+}
+
+impl ChallengeRecord {
+    /// The challenge hash of what this record says is approved
+    /// (`docs/PROTOCOL.md`): what every answer covers.
+    pub(crate) fn hash(&self) -> [u8; 32] {
+        let body = ChallengeBodyRef { expires_at: self.expires_at, digits: self.digits, approval: &self.approval };
+        let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
+        challenge_hash(&self.nonce, &plain)
+    }
 }
 
 impl PortalRecord for ChallengeRecord {
@@ -154,7 +167,7 @@ impl Portal {
         let expires_at = now.saturating_add(settings.ttl);
         let body = ChallengeBody { expires_at, digits: settings.digits, approval: approval.clone() };
         let keys: Vec<&[u8]> = active.iter().map(|d| d.channel_key.expose()).collect();
-        let (qr_text, hash) = ChallengeQrMsg::seal(nonce, &k, &keys, &body);
+        let (qr_text, _) = ChallengeQrMsg::seal(nonce, &k, &keys, &body);
         let record = ChallengeRecord {
             challenge_id: challenge_id(&nonce),
             account: active[0].account.clone(),
@@ -167,7 +180,6 @@ impl Portal {
             state: ChallengeState::Open,
             version: 1,
             nonce,
-            hash,
         };
         Ok(ChallengeQr { qr_text, record })
     }
@@ -180,13 +192,19 @@ impl Portal {
     /// computed with a wrong passcode, a code for another transaction, a
     /// signature that does not verify) is `INVALID_ANSWER` and counts one
     /// failure on each device that could have given it; the 5th locks the
-    /// device (`LOCKED_OUT`, also for its time-based codes) until
-    /// [`DeviceRecord::unlock`]; a success resets the count. A signed
-    /// answer whose counter is not above the last one is `DEVICE_CLONED`
-    /// (nothing consumed; event [`PortalEvent::DeviceCloneSuspected`]).
-    /// `DEVICE_REVOKED` when every device of the challenge was unlinked;
-    /// `MALFORMED_MESSAGE` for a signed answer that does not decode
-    /// (counted as nothing); `INVALID_TIME`.
+    /// device (`LOCKED_OUT`, also for its time-based codes; event
+    /// [`PortalEvent::DeviceLocked`]) until [`DeviceRecord::unlock`]; a
+    /// success resets the count. A signed answer whose counter is not above
+    /// the last accepted one, for a challenge made at least
+    /// [`crate::link::STATUS_SKEW`] after that acceptance, is
+    /// `DEVICE_CLONED` (nothing consumed; event
+    /// [`PortalEvent::DeviceCloneSuspected`]); for an older challenge it is
+    /// a genuine answer overtaken by a later one: `INVALID_ANSWER`, nothing
+    /// counted, answer again. `DEVICE_REVOKED` when every device of the
+    /// challenge was unlinked; `MALFORMED_MESSAGE` for a signed answer that
+    /// does not decode (nothing counted); `INVALID_STATE` for a flow-2 link
+    /// challenge (it confirms a link, never a login:
+    /// [`Portal::confirm_with_authenticator`]); `INVALID_TIME`.
     pub fn verify_answer(
         &self,
         challenge: &ChallengeRecord,
@@ -194,14 +212,42 @@ impl Portal {
         answer: &str,
         now: u64,
     ) -> Outcome<AnswerAccepted> {
+        if challenge.for_link.is_some() || matches!(challenge.approval, Approval::LinkDevice { .. }) {
+            return Outcome::refused(err(
+                ErrorCode::InvalidState,
+                "this challenge vouches for a new device; it approves nothing else",
+            ));
+        }
+        match self.judge(challenge, devices, answer, now) {
+            Judged::Right { device, counter } => {
+                let (writes, events) = accepted(challenge, device, counter, now);
+                Outcome { writes, events, result: Ok(AnswerAccepted { device_id: device.device_id.clone() }) }
+            }
+            Judged::Wrong(candidates) => wrong(&candidates, now),
+            Judged::Cloned(d) => cloned(d, now),
+            Judged::Refused(e) => Outcome::refused(e),
+        }
+    }
+
+    /// The decision on an answer, before anything is written.
+    fn judge<'a>(
+        &self,
+        challenge: &ChallengeRecord,
+        devices: &'a [DeviceRecord],
+        answer: &str,
+        now: u64,
+    ) -> Judged<'a> {
         if let Err(e) = check_now(now) {
-            return Outcome::refused(e);
+            return Judged::Refused(e);
         }
         if let ChallengeState::Answered { .. } = challenge.state {
-            return Outcome::refused(err(ErrorCode::TokenAlreadyUsed, "this challenge was already answered"));
+            return Judged::Refused(err(ErrorCode::TokenAlreadyUsed, "this challenge was already answered"));
         }
         if (Expiry { expires_at: challenge.expires_at }).is_past(now) {
-            return Outcome::refused(err(ErrorCode::TokenExpired, "this challenge has expired"));
+            return Judged::Refused(err(ErrorCode::TokenExpired, "this challenge has expired"));
+        }
+        if !ANSWER_DIGITS.contains(&challenge.digits) {
+            return Judged::Refused(err(ErrorCode::StateCorrupt, "the stored challenge has an impossible digit count"));
         }
         // Lazy filters, not collected: nothing is allocated unless a wrong
         // answer needs the list of devices to count a failure on.
@@ -211,124 +257,76 @@ impl Portal {
         let active = mine.clone().filter(|d| d.status == DeviceStatus::Active);
         let open = active.clone().filter(move |d| !d.otp_state.throttle.is_locked(now));
         if active.clone().next().is_none() {
-            return Outcome::refused(if mine.clone().next().is_none() {
+            return Judged::Refused(if mine.clone().next().is_none() {
                 err(ErrorCode::DeviceUnknown, "none of this challenge's devices was given")
             } else {
                 err(ErrorCode::DeviceRevoked, "the device was unlinked from the account")
             });
         }
         if open.clone().next().is_none() {
-            return Outcome::refused(err(ErrorCode::LockedOut, "too many failed attempts; the device is locked"));
+            return Judged::Refused(err(ErrorCode::LockedOut, "too many failed attempts; the device is locked"));
         }
+        // The answer covers what the record says is approved: the hash is
+        // recomputed from the record's own fields, never taken on trust.
+        let hash = challenge.hash();
         let typed = answer.trim();
-        let is_typed = !typed.is_empty() && typed.bytes().all(|b| b.is_ascii_digit());
-        if is_typed {
+        if !typed.is_empty() && typed.bytes().all(|b| b.is_ascii_digit()) {
             let hit = open.clone().find(|d| {
                 typed.len() == usize::from(challenge.digits)
-                    && typed_code_matches(d.answer_key.expose(), &challenge.hash, challenge.digits, typed.as_bytes())
+                    && typed_code_matches(d.answer_key.expose(), &hash, challenge.digits, typed.as_bytes())
             });
             return match hit {
-                Some(d) => self.accepted(challenge, d, None, now),
-                None => self.wrong(challenge, &open.collect::<Vec<_>>(), now),
+                Some(device) => Judged::Right { device, counter: None },
+                None => Judged::Wrong(open.collect()),
             };
         }
         let signed = match SignedAnswerMsg::decode(typed) {
             Ok(s) => s,
-            Err(e) => return Outcome::refused(e),
+            Err(e) => return Judged::Refused(e),
         };
         let signer = crate::encoding::hex_encode(&signed.device_id);
         let Some(d) = open.clone().find(|d| d.device_id == signer) else {
-            return Outcome::refused(if active.clone().any(|d| d.device_id == signer) {
+            return Judged::Refused(if active.clone().any(|d| d.device_id == signer) {
                 err(ErrorCode::LockedOut, "too many failed attempts; the device is locked")
             } else {
                 err(ErrorCode::InvalidAnswer, "the answer is not correct")
             });
         };
+        if signed.counter == 0 {
+            // Devices count from 1: nobody's genuine answer, nothing to count.
+            return Judged::Refused(err(ErrorCode::InvalidAnswer, "the answer is not correct"));
+        }
         if !ct_eq(&signed.nonce, &challenge.nonce) {
-            return self.wrong(challenge, &[d], now);
+            return Judged::Wrong(vec![d]);
         }
-        let r = response(d.answer_key.expose(), &challenge.hash);
+        let pk = match decode_public(d.device_pk.expose(), ErrorCode::StateCorrupt) {
+            Ok(pk) => pk,
+            Err(e) => return Judged::Refused(e),
+        };
+        let r = response(d.answer_key.expose(), &hash);
         let cb = signed.counter.to_be_bytes();
-        let parts = SignedAnswerMsg::signed_parts(&challenge.hash, &signed.device_id, &cb, &r);
-        let good = decode_public(d.device_pk.expose(), ErrorCode::StateCorrupt)
-            .and_then(|pk| verify(&pk, &parts, &signed.signature, ErrorCode::InvalidAnswer));
-        if good.is_err() {
-            return self.wrong(challenge, &[d], now);
+        let parts = SignedAnswerMsg::signed_parts(&hash, &signed.device_id, &cb, &r);
+        if verify(&pk, &parts, &signed.signature, ErrorCode::InvalidAnswer).is_err() {
+            return Judged::Wrong(vec![d]);
         }
-        if d.signed_counter.is_some_and(|last| signed.counter <= last) {
-            return Outcome {
-                writes: vec![],
-                events: vec![PortalEvent::DeviceCloneSuspected {
-                    account: d.account.clone(),
-                    device_id: d.device_id.clone(),
-                    at: now,
-                }],
-                result: Err(err(
-                    ErrorCode::DeviceCloned,
-                    "the device's signature counter went back: its keys may have been copied",
-                )),
-            };
-        }
-        self.accepted(challenge, d, Some(signed.counter), now)
-    }
-
-    fn accepted(
-        &self,
-        challenge: &ChallengeRecord,
-        d: &DeviceRecord,
-        counter: Option<u64>,
-        now: u64,
-    ) -> Outcome<AnswerAccepted> {
-        let mut c = challenge.clone();
-        c.version = c.version.saturating_add(1);
-        c.state = ChallengeState::Answered { at: now, device_id: d.device_id.clone() };
-        let mut n = d.clone();
-        n.version = n.version.saturating_add(1);
-        n.otp_state.throttle.record_success();
-        n.last_used_at = Some(now);
-        n.proven = true;
-        if counter.is_some() {
-            n.signed_counter = counter;
-        }
-        let ev = PortalEvent::ChallengeAnswered {
-            account: c.account.clone(),
-            challenge_id: c.challenge_id.clone(),
-            device_id: d.device_id.clone(),
-            at: now,
-        };
-        Outcome {
-            writes: vec![Write::Challenge(c), Write::Device(n)],
-            events: vec![ev],
-            result: Ok(AnswerAccepted { device_id: d.device_id.clone() }),
-        }
-    }
-
-    /// A wrong answer: one failure on each device that could have given it.
-    fn wrong(&self, _challenge: &ChallengeRecord, devices: &[&DeviceRecord], now: u64) -> Outcome<AnswerAccepted> {
-        let mut writes = Vec::new();
-        let mut events = Vec::new();
-        let mut all_locked = true;
-        for d in devices {
-            let mut n = (*d).clone();
-            n.version = n.version.saturating_add(1);
-            if n.otp_state.throttle.record_failure(now, &DEVICE_LOCKOUT) {
-                events.push(PortalEvent::DeviceLocked {
-                    account: n.account.clone(),
-                    device_id: n.device_id.clone(),
-                    at: now,
-                });
+        if let Some(last) = d.signed_counter {
+            if signed.counter <= last {
+                // The genuine device signs with rising counters. A challenge
+                // made after its last accepted answer (clock skew allowed)
+                // can only carry a seen counter if another copy signed it.
+                let last_at = d.signed_counter_at.unwrap_or(0);
+                return if challenge.created_at >= last_at.saturating_add(STATUS_SKEW) {
+                    Judged::Cloned(d)
+                } else {
+                    Judged::Refused(err(
+                        ErrorCode::InvalidAnswer,
+                        "a later signed answer of this device was accepted first; answer this challenge again",
+                    ))
+                };
             }
-            all_locked &= n.otp_state.throttle.is_locked(now);
-            writes.push(Write::Device(n));
         }
-        let e = if all_locked {
-            err(ErrorCode::LockedOut, "too many failed attempts; the device is now locked")
-        } else {
-            err(ErrorCode::InvalidAnswer, "the answer is not correct")
-        };
-        Outcome { writes, events, result: Err(e) }
+        Judged::Right { device: d, counter: Some(signed.counter) }
     }
-
     /// Flow 2: the challenge a new device shows to one of the account's
     /// existing authenticators, for `pending` (a link from an offer made by
     /// [`Portal::create_offer_for_new_device`]). Only devices that once
@@ -344,6 +342,10 @@ impl Portal {
         rng: &mut dyn RandomSource,
     ) -> Result<ChallengeQr> {
         check_now(now)?;
+        settings.validate()?;
+        if settings.digits < 8 {
+            return Err(err(ErrorCode::InvalidDigits, "a link challenge has 8 to 10 digits"));
+        }
         if pending.confirm != ConfirmMethod::Authenticator || !matches!(pending.state, PendingState::Open { .. }) {
             return Err(err(ErrorCode::InvalidState, "this link does not wait for an existing authenticator"));
         }
@@ -362,7 +364,10 @@ impl Portal {
                 "no authenticator of this account has answered a challenge yet",
             ));
         }
-        let ttl = settings.ttl.min(pending.confirm_by.saturating_sub(now)).max(1);
+        if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
+            return Err(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
+        }
+        let ttl = settings.ttl.min(pending.confirm_by - now);
         let approval =
             Approval::LinkDevice { device_name: pending.device_name.clone(), device_id: pending.device_id.clone() };
         self.issue(&proven, approval, ChallengeSettings { ttl, ..settings }, Some(pending.device_id.clone()), now, rng)
@@ -372,9 +377,12 @@ impl Portal {
     /// existing authenticator gave for `challenge`, typed into the new
     /// device. On success the outcome holds the answered challenge, the
     /// voucher's record, the confirmed pending link and the new device
-    /// (event `DeviceLinked`); a wrong code counts on the voucher as in
-    /// [`Portal::verify_answer`]. `INVALID_INPUT` when the challenge is
-    /// not this link's; `TOKEN_EXPIRED` after the link's deadline.
+    /// (events `ChallengeAnswered`, `DeviceLinked`). A wrong code counts on
+    /// the pending link, not on the authenticator (a stranger who started
+    /// the link must not lock the user's devices): `INVALID_ANSWER`, and the
+    /// 5th closes the link (`LOCKED_OUT`). `INVALID_INPUT` when the
+    /// challenge is not this link's; `TOKEN_EXPIRED` after the link's
+    /// deadline; otherwise the refusals of [`Portal::verify_answer`].
     pub fn confirm_with_authenticator(
         &self,
         pending: &PendingLinkRecord,
@@ -398,16 +406,118 @@ impl Portal {
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
             return Outcome::refused(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
         }
-        let checked = self.verify_answer(challenge, devices, answer, now);
-        if let Err(e) = checked.result {
-            return Outcome { writes: checked.writes, events: checked.events, result: Err(e) };
+        match self.judge(challenge, devices, answer, now) {
+            Judged::Right { device, counter } => {
+                let (mut writes, mut events) = accepted(challenge, device, counter, now);
+                let linked = Portal::confirm_pending(pending, now);
+                writes.extend(linked.writes);
+                events.extend(linked.events);
+                Outcome { writes, events, result: linked.result }
+            }
+            // Wrong vouch codes count on the pending link (the 5th closes it),
+            // never on the authenticator: whoever knows an account name can
+            // start a link, and must not be able to lock the user's devices.
+            Judged::Wrong(_) => {
+                let PendingState::Open { mut attempts } = pending.state else {
+                    return Outcome::refused(err(ErrorCode::InvalidState, "this link is closed"));
+                };
+                let mut next = pending.clone();
+                next.version = pending.version.saturating_add(1);
+                let e = if attempts.record_failure(&crate::link::CONFIRM_ATTEMPTS) {
+                    next.state = PendingState::Cancelled { at: now, reason: crate::link::CancelReason::LockedOut };
+                    err(ErrorCode::LockedOut, "too many wrong codes; the link was cancelled")
+                } else {
+                    next.state = PendingState::Open { attempts };
+                    err(ErrorCode::InvalidAnswer, "the answer is not correct")
+                };
+                Outcome { writes: vec![Write::PendingLink(next)], events: vec![], result: Err(e) }
+            }
+            Judged::Cloned(d) => cloned(d, now),
+            Judged::Refused(e) => Outcome::refused(e),
         }
-        let linked = Portal::confirm_pending(pending, now);
-        let mut writes = checked.writes;
-        writes.extend(linked.writes);
-        let mut events = checked.events;
-        events.extend(linked.events);
-        Outcome { writes, events, result: linked.result }
+    }
+}
+
+/// What [`Portal::judge`] decided.
+enum Judged<'a> {
+    /// The answer of `device` (with its signature counter when signed).
+    Right { device: &'a DeviceRecord, counter: Option<u64> },
+    /// Wrong: one failure for each device that could have given it.
+    Wrong(Vec<&'a DeviceRecord>),
+    /// A signed answer from a copy of the device's keys.
+    Cloned(&'a DeviceRecord),
+    /// Refused without counting anything.
+    Refused(crate::Error),
+}
+
+/// The writes of an accepted answer: the challenge answered, the device's
+/// count reset (and its counter, when signed).
+fn accepted(
+    challenge: &ChallengeRecord,
+    d: &DeviceRecord,
+    counter: Option<u64>,
+    now: u64,
+) -> (Vec<Write>, Vec<PortalEvent>) {
+    let mut c = challenge.clone();
+    c.version = c.version.saturating_add(1);
+    c.state = ChallengeState::Answered { at: now, device_id: d.device_id.clone() };
+    let mut n = d.clone();
+    n.version = n.version.saturating_add(1);
+    n.otp_state.throttle.record_success();
+    n.last_used_at = Some(now);
+    n.proven = true;
+    if counter.is_some() {
+        n.signed_counter = counter;
+        n.signed_counter_at = Some(now);
+    }
+    let ev = PortalEvent::ChallengeAnswered {
+        account: c.account.clone(),
+        challenge_id: c.challenge_id.clone(),
+        device_id: d.device_id.clone(),
+        at: now,
+    };
+    (vec![Write::Challenge(c), Write::Device(n)], vec![ev])
+}
+
+/// A wrong answer: one failure on each device that could have given it.
+fn wrong<T>(devices: &[&DeviceRecord], now: u64) -> Outcome<T> {
+    let mut writes = Vec::new();
+    let mut events = Vec::new();
+    let mut all_locked = true;
+    for d in devices {
+        let mut n = (*d).clone();
+        n.version = n.version.saturating_add(1);
+        if n.otp_state.throttle.record_failure(now, &DEVICE_LOCKOUT) {
+            events.push(PortalEvent::DeviceLocked {
+                account: n.account.clone(),
+                device_id: n.device_id.clone(),
+                at: now,
+            });
+        }
+        all_locked &= n.otp_state.throttle.is_locked(now);
+        writes.push(Write::Device(n));
+    }
+    let e = if all_locked {
+        err(ErrorCode::LockedOut, "too many failed attempts; the device is now locked")
+    } else {
+        err(ErrorCode::InvalidAnswer, "the answer is not correct")
+    };
+    Outcome { writes, events, result: Err(e) }
+}
+
+/// A copy of the device's keys answered: nothing consumed, an event.
+fn cloned<T>(d: &DeviceRecord, now: u64) -> Outcome<T> {
+    Outcome {
+        writes: vec![],
+        events: vec![PortalEvent::DeviceCloneSuspected {
+            account: d.account.clone(),
+            device_id: d.device_id.clone(),
+            at: now,
+        }],
+        result: Err(err(
+            ErrorCode::DeviceCloned,
+            "the device's signature counter went back: its keys may have been copied",
+        )),
     }
 }
 

@@ -360,14 +360,16 @@ fn signed_answers_and_a_cloned_device() {
             .result
             .is_err());
     }
-    // The clone still has counter 0: its next answer (counter 1) shows it up.
+    // The clone still has counter 0: its next answer (counter 1), to a
+    // challenge made after the genuine counter 1 was accepted (beyond the
+    // clock skew), shows it up.
     c = w
         .portal
-        .create_challenge(&[anna.record.clone()], Approval::Login, ChallengeSettings::default(), T0 + 2, &mut w.rng)
+        .create_challenge(&[anna.record.clone()], Approval::Login, ChallengeSettings::default(), T0 + 301, &mut w.rng)
         .unwrap();
-    let seen = clone.read_challenge(&c.qr_text, T0 + 2).unwrap();
+    let seen = clone.read_challenge(&c.qr_text, T0 + 302).unwrap();
     let cloned = clone.answer_signed(&seen, UserFactor::Passcode(PASS), &KEY, &mut w.rng).unwrap();
-    let o = w.portal.verify_answer(&c.record, &[anna.record.clone()], &cloned.answer, T0 + 3);
+    let o = w.portal.verify_answer(&c.record, &[anna.record.clone()], &cloned.answer, T0 + 303);
     assert_eq!(code(&o.result), ErrorCode::DeviceCloned);
     assert!(o.events.iter().any(|e| matches!(e, PortalEvent::DeviceCloneSuspected { .. })));
     assert!(o.writes.is_empty());
@@ -375,13 +377,315 @@ fn signed_answers_and_a_cloned_device() {
     let ok = anna
         .state
         .answer_signed(
-            &anna.state.read_challenge(&c.qr_text, T0 + 3).unwrap(),
+            &anna.state.read_challenge(&c.qr_text, T0 + 303).unwrap(),
             UserFactor::Passcode(PASS),
             &KEY,
             &mut w.rng,
         )
         .unwrap();
-    assert!(w.portal.verify_answer(&c.record, &[anna.record.clone()], &ok.answer, T0 + 4).result.is_ok());
+    assert!(w.portal.verify_answer(&c.record, &[anna.record.clone()], &ok.answer, T0 + 304).result.is_ok());
+}
+
+#[test]
+fn signed_answers_that_arrive_out_of_order_are_not_a_clone() {
+    // Two open challenges (two tabs): the phone signs c1 (counter 1), then
+    // c2 (counter 2); c2's answer arrives first.
+    let mut w = world();
+    let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let new = |w: &mut World, d: &DeviceRecord, at| {
+        w.portal
+            .create_challenge(core::slice::from_ref(d), Approval::Login, ChallengeSettings::default(), at, &mut w.rng)
+            .unwrap()
+    };
+    let c1 = new(&mut w, &anna.record, T0 + 10);
+    let c2 = new(&mut w, &anna.record, T0 + 11);
+    let s1 = anna
+        .state
+        .answer_signed(
+            &anna.state.read_challenge(&c1.qr_text, T0 + 12).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w.rng,
+        )
+        .unwrap();
+    anna.state = DeviceState::open(&KEY, &s1.state).unwrap();
+    let s2 = anna
+        .state
+        .answer_signed(
+            &anna.state.read_challenge(&c2.qr_text, T0 + 13).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w.rng,
+        )
+        .unwrap();
+    anna.state = DeviceState::open(&KEY, &s2.state).unwrap();
+    let o = w.portal.verify_answer(&c2.record, core::slice::from_ref(&anna.record), &s2.answer, T0 + 14);
+    anna.record = device_of(&o, &anna.record.device_id).unwrap();
+    let late = w.portal.verify_answer(&c1.record, core::slice::from_ref(&anna.record), &s1.answer, T0 + 15);
+    assert_eq!(code(&late.result), ErrorCode::InvalidAnswer, "stale, not a clone");
+    assert!(late.writes.is_empty() && late.events.is_empty(), "nothing counted, no alarm");
+    // Answered again, it is accepted (counter 3).
+    let s3 = anna
+        .state
+        .answer_signed(
+            &anna.state.read_challenge(&c1.qr_text, T0 + 16).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w.rng,
+        )
+        .unwrap();
+    assert!(w
+        .portal
+        .verify_answer(&c1.record, core::slice::from_ref(&anna.record), &s3.answer, T0 + 17)
+        .result
+        .is_ok());
+}
+
+#[test]
+fn a_link_challenge_approves_no_login_and_wrong_vouches_never_lock_the_authenticator() {
+    let mut w = world();
+    let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0 + 1,
+            &mut w.rng,
+        )
+        .unwrap();
+    let typed = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    anna.record = device_of(
+        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
+        &anna.record.device_id,
+    )
+    .unwrap();
+    // A stranger starts a link for Anna's account.
+    let offer = w
+        .portal
+        .create_offer_for_new_device(
+            "anna@example.org",
+            core::slice::from_ref(&anna.record),
+            OfferOptions::default(),
+            T0 + 10,
+            &mut w.rng,
+        )
+        .unwrap();
+    let start = start_link(
+        &scan_link_qr(&offer.qr_text, T0 + 10).unwrap(),
+        "Evil",
+        "730241",
+        false,
+        false,
+        T0 + 10,
+        &mut w.rng,
+    )
+    .unwrap();
+    let out = w.portal.open_link_request(&start.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        T0 + 11,
+    );
+    let mut pending = out
+        .outcome
+        .writes
+        .iter()
+        .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
+        .unwrap();
+    // Link challenges have at least 8 digits.
+    let short = ChallengeSettings { digits: 6, ..ChallengeSettings::default() };
+    assert_eq!(
+        code(&w.portal.create_link_challenge(
+            &pending,
+            core::slice::from_ref(&anna.record),
+            short,
+            T0 + 12,
+            &mut w.rng
+        )),
+        ErrorCode::InvalidDigits
+    );
+    let vc = w
+        .portal
+        .create_link_challenge(
+            &pending,
+            core::slice::from_ref(&anna.record),
+            ChallengeSettings::default(),
+            T0 + 12,
+            &mut w.rng,
+        )
+        .unwrap();
+    // The vouch code is no login approval.
+    let vouch = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&vc.qr_text, T0 + 13).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    assert_eq!(
+        code(&w.portal.verify_answer(&vc.record, core::slice::from_ref(&anna.record), &vouch, T0 + 13).result),
+        ErrorCode::InvalidState
+    );
+    // Five wrong vouch codes close the link; Anna's device is never touched.
+    for i in 0..5 {
+        let o = w.portal.confirm_with_authenticator(
+            &pending,
+            &vc.record,
+            core::slice::from_ref(&anna.record),
+            &other_code(&vouch),
+            T0 + 14,
+        );
+        assert_eq!(code(&o.result), if i < 4 { ErrorCode::InvalidAnswer } else { ErrorCode::LockedOut });
+        assert!(o.writes.iter().all(|x| matches!(x, Write::PendingLink(_))));
+        pending =
+            o.writes.iter().find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None }).unwrap();
+    }
+    assert!(pending.is_closed());
+    assert_eq!(
+        code(
+            &w.portal
+                .confirm_with_authenticator(&pending, &vc.record, core::slice::from_ref(&anna.record), &vouch, T0 + 15)
+                .result
+        ),
+        ErrorCode::InvalidState
+    );
+    let login = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0 + 16,
+            &mut w.rng,
+        )
+        .unwrap();
+    let ok = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&login.qr_text, T0 + 16).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    assert!(w.portal.verify_answer(&login.record, core::slice::from_ref(&anna.record), &ok, T0 + 17).result.is_ok());
+}
+
+#[test]
+fn no_link_challenge_after_the_links_deadline() {
+    let mut w = world();
+    let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0 + 1,
+            &mut w.rng,
+        )
+        .unwrap();
+    let typed = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    anna.record = device_of(
+        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
+        &anna.record.device_id,
+    )
+    .unwrap();
+    let offer = w
+        .portal
+        .create_offer_for_new_device(
+            "anna@example.org",
+            core::slice::from_ref(&anna.record),
+            OfferOptions::default(),
+            T0 + 10,
+            &mut w.rng,
+        )
+        .unwrap();
+    let start = start_link(
+        &scan_link_qr(&offer.qr_text, T0 + 10).unwrap(),
+        "iPad",
+        "730241",
+        false,
+        false,
+        T0 + 10,
+        &mut w.rng,
+    )
+    .unwrap();
+    let out = w.portal.open_link_request(&start.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        T0 + 11,
+    );
+    let pending = out
+        .outcome
+        .writes
+        .iter()
+        .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
+        .unwrap();
+    let at = pending.confirm_by;
+    assert_eq!(
+        code(&w.portal.create_link_challenge(
+            &pending,
+            core::slice::from_ref(&anna.record),
+            ChallengeSettings::default(),
+            at,
+            &mut w.rng
+        )),
+        ErrorCode::TokenExpired
+    );
+    let zero = ChallengeSettings { ttl: 0, ..ChallengeSettings::default() };
+    assert_eq!(
+        code(&w.portal.create_link_challenge(&pending, core::slice::from_ref(&anna.record), zero, at - 10, &mut w.rng)),
+        ErrorCode::InvalidInput
+    );
+    let late = w
+        .portal
+        .create_link_challenge(
+            &pending,
+            core::slice::from_ref(&anna.record),
+            ChallengeSettings::default(),
+            at - 10,
+            &mut w.rng,
+        )
+        .unwrap();
+    assert_eq!(late.record.expires_at, at, "a link challenge ends with its link");
+}
+
+#[test]
+fn the_code_covers_what_the_stored_record_approves() {
+    let mut w = world();
+    let anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            tx("10.00", "ACME"),
+            ChallengeSettings::default(),
+            T0,
+            &mut w.rng,
+        )
+        .unwrap();
+    let typed = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&c.qr_text, T0).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    let mut edited = c.record.clone();
+    edited.approval = tx("9999.00", "Mallory");
+    assert_eq!(
+        code(&w.portal.verify_answer(&edited, core::slice::from_ref(&anna.record), &typed, T0 + 1).result),
+        ErrorCode::InvalidAnswer
+    );
+    let mut digits = c.record.clone();
+    digits.digits = 64;
+    assert_eq!(
+        code(&w.portal.verify_answer(&digits, core::slice::from_ref(&anna.record), "1", T0 + 1).result),
+        ErrorCode::StateCorrupt
+    );
+    assert!(w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 1).result.is_ok());
+    // Amounts from storage print without panicking, whatever they hold.
+    let odd: Amount = postcard::from_bytes(&[0xff, 0xff, 0xff, 0xff, 0x0f, 200]).unwrap();
+    let _ = alloc::format!("{odd}");
 }
 
 #[test]

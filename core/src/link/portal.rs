@@ -329,6 +329,8 @@ pub struct DeviceRecord {
     pub proven: bool,
     /// Last signature counter accepted from this device.
     pub signed_counter: Option<u64>,
+    /// When the last signature counter was accepted.
+    pub signed_counter_at: Option<u64>,
     /// Record version (1 when created; +1 on every change).
     pub version: u64,
     pub(crate) device_pk: SecretBytes,
@@ -765,6 +767,7 @@ impl Portal {
             totp: pending.totp,
             proven: false,
             signed_counter: None,
+            signed_counter_at: None,
             version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
@@ -1208,9 +1211,11 @@ impl DeviceRecord {
         Outcome { writes: vec![Write::Device(n)], events: vec![ev], result: Ok(()) }
     }
 
-    /// Verify a time-based code shown by the device (flow 5). A wrong
-    /// passcode on the device gives a wrong code, counted here; the lock
-    /// follows [`ThrottlePolicy::default`] (5 failures). Writes the record
+    /// Verify a time-based code shown by the device (flow 5), with the
+    /// portal's rules of this device. A wrong passcode on the device gives a
+    /// wrong code, counted here; the lock is the device's one lockout
+    /// ([`crate::challenge::DEVICE_LOCKOUT`], shared with challenge answers:
+    /// event `DeviceLocked` on the failure that locks). Writes the record
     /// whenever the verifier state changed, success or failure. An unlinked
     /// device gets `DEVICE_REVOKED`.
     pub fn verify_totp(&self, code: &str, now: u64) -> Outcome<Verified> {
@@ -1230,11 +1235,21 @@ impl DeviceRecord {
         if r.is_ok() {
             n.last_used_at = Some(now);
         }
+        let locked_now = !self.otp_state.throttle.is_locked(now) && n.otp_state.throttle.is_locked(now);
+        let events = if locked_now {
+            vec![PortalEvent::DeviceLocked {
+                account: self.account.clone(),
+                device_id: self.device_id.clone(),
+                at: now,
+            }]
+        } else {
+            vec![]
+        };
         let writes = if n.otp_state != self.otp_state || n.last_used_at != self.last_used_at {
             vec![Write::Device(n)]
         } else {
             vec![]
         };
-        Outcome::new(writes, r)
+        Outcome { writes, events, result: r }
     }
 }
