@@ -251,7 +251,7 @@ fn unlock_with(dir: &Path, passcode: Option<String>, biometric: bool) -> Result<
 }
 
 /// What a challenge asks, flat: `kind` is `login`, `transaction` or
-/// `link-device`; the fields of the other kinds are null.
+/// `linkDevice`; the fields of the other kinds are null.
 fn view_json(v: &ChallengeView) -> serde_json::Value {
     let mut j = json!({"portal": v.portal_name, "account": v.account, "challenge_id": v.challenge_id,
                        "expires_at": secs(v.expires_at), "digits": v.digits, "amount": null, "currency": null,
@@ -266,7 +266,7 @@ fn view_json(v: &ChallengeView) -> serde_json::Value {
             j["text"] = json!(text);
         }
         Approval::LinkDevice { device_name, device_id } => {
-            j["kind"] = json!("link-device");
+            j["kind"] = json!("linkDevice");
             j["device_name"] = json!(device_name);
             j["device_id"] = json!(device_id);
         }

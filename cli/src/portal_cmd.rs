@@ -457,7 +457,7 @@ fn print_challenge(c: &Common, issued: &ChallengeIssued, render: bool) -> Result
         out!(
             "{}",
             json!({"qr": issued.qr_text, "challenge_id": issued.challenge_id, "expires_at": secs(issued.expires_at),
-                   "kind": row.map(|r| r.kind.clone()), "device_ids": row.map(|r| r.device_ids.clone()),
+                   "kind": row.map(|r| crate::store::name_of(&r.kind)), "device_ids": row.map(|r| r.device_ids.clone()),
                    "events": events_json(&issued.change)})
         );
     } else {
@@ -826,7 +826,12 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             } else {
                 out!("accepted");
                 if let Some(d) = &check.device_id {
-                    eprintln!("{} challenge {} of {} answered by device {d}", row.kind, row.challenge_id, row.account);
+                    eprintln!(
+                        "{} challenge {} of {} answered by device {d}",
+                        crate::store::name_of(&row.kind),
+                        row.challenge_id,
+                        row.account
+                    );
                 }
             }
         }

@@ -135,12 +135,13 @@ CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, 
 
 /// Layout 4: challenges (flow 4, and flow 2's link challenges). `device_ids`
 /// is the JSON array of the devices that can answer; `kind` is `login`,
-/// `transaction` or `link-device`.
+/// `transaction` or `linkDevice`.
 const CHALLENGES_TABLE: &str = "
 CREATE TABLE challenges (challenge_id TEXT PRIMARY KEY, account TEXT NOT NULL, device_ids TEXT NOT NULL,
     kind TEXT NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL,
     version INTEGER NOT NULL, sealed BLOB NOT NULL);
 CREATE INDEX challenges_by_account ON challenges (account, status);
+ALTER TABLE devices ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Upgrades of the portal's layout, from layout 3.
@@ -204,7 +205,7 @@ fn status_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 
 const OFFER_COLS: &str = "offer_id, account, expires_at, used_at, version, sealed";
 const PENDING_COLS: &str = "device_id, account, device_name, confirm_by, attempts, status, version, sealed";
-const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, version, sealed";
+const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, version, sealed, locked";
 const CHALLENGE_COLS: &str = "challenge_id, account, device_ids, kind, expires_at, status, version, sealed";
 
 fn offer_row(r: &Row<'_>) -> rusqlite::Result<StoredOffer> {
@@ -241,6 +242,7 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<StoredDevice> {
         status: status_col(r, 5)?,
         version: r.get(6)?,
         sealed: r.get(7)?,
+        locked: r.get(8)?,
     })
 }
 
@@ -251,7 +253,7 @@ fn challenge_row(r: &Row<'_>) -> rusqlite::Result<StoredChallenge> {
         account: r.get(1)?,
         device_ids: serde_json::from_str(&ids)
             .map_err(|_| rusqlite::Error::InvalidColumnType(2, "device_ids".into(), rusqlite::types::Type::Text))?,
-        kind: r.get(3)?,
+        kind: status_col(r, 3)?,
         expires_at: time(r, 4)?,
         status: status_col(r, 5)?,
         version: r.get(6)?,
@@ -477,7 +479,8 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
                 d.last_used_at.map(secs),
                 name_of(&d.status),
                 d.version,
-                d.sealed
+                d.sealed,
+                d.locked
             ],
             expected,
         ),
@@ -491,7 +494,7 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
                     ch.challenge_id,
                     ch.account,
                     ids,
-                    ch.kind,
+                    name_of(&ch.kind),
                     secs(ch.expires_at),
                     name_of(&ch.status),
                     ch.version,

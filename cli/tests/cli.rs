@@ -1689,7 +1689,7 @@ fn flow_2_links_a_new_device_vouched_for_by_an_existing_authenticator() {
     assert_eq!(
         (&shown["kind"], &shown["device_name"], &shown["device_id"], &shown["challenge_id"]),
         (
-            &serde_json::json!("link-device"),
+            &serde_json::json!("linkDevice"),
             &serde_json::json!("Anna's iPad"),
             &serde_json::json!(new_id),
             &serde_json::json!(lid)
@@ -1704,7 +1704,11 @@ fn flow_2_links_a_new_device_vouched_for_by_an_existing_authenticator() {
     let wrong: String = vcode.bytes().map(|b| char::from(b'0' + (b - b'0' + 1) % 10)).collect();
     let v_before = device_version(&pd, &old_id);
     fails(&strs(&vouch(&wrong, "1800000107")), "INVALID_ANSWER");
-    assert_eq!(device_version(&pd, &old_id), v_before + 1, "counted on the authenticator");
+    assert_eq!(device_version(&pd, &old_id), v_before, "never counted on the authenticator");
+    let attempts: i64 = portal_db(&pd)
+        .query_row("SELECT attempts FROM pending_links WHERE device_id = ?1", [&new_id], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 1, "counted on the new device's pending link");
     let o2 = tessera(&strs(&vouch(&vcode, "1800000108")));
     assert!(o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
     assert_eq!(stdout_of(&o2), format!("linked device {new_id} \"Anna's iPad\" to anna"));
@@ -1880,7 +1884,8 @@ fn a_layout_3_portal_database_gains_the_challenges_table() {
     // As an earlier tessera left them: no challenges table, layout 3.
     {
         let db = portal_db(&pd);
-        db.execute_batch("DROP TABLE challenges; PRAGMA user_version = 3;").unwrap();
+        db.execute_batch("DROP TABLE challenges; ALTER TABLE devices DROP COLUMN locked; PRAGMA user_version = 3;")
+            .unwrap();
         let dev = rusqlite::Connection::open(dd.join("device.db")).unwrap();
         dev.execute_batch("PRAGMA user_version = 3;").unwrap();
     }

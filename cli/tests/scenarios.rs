@@ -851,7 +851,7 @@ impl World {
                         json!({"kind": "transaction", "amount": j["amount"], "currency": j["currency"],
                                                   "payee": j["payee"], "text": j["text"]})
                     }
-                    Some("link-device") => json!({"kind": "linkDevice", "deviceName": j["device_name"],
+                    Some("linkDevice") => json!({"kind": "linkDevice", "deviceName": j["device_name"],
                                                   "deviceId": self.phone_of(&j["device_id"])}),
                     _ => Value::Null,
                 };
