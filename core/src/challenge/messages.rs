@@ -53,6 +53,34 @@ pub(crate) fn challenge_hash(nonce: &[u8; 16], body: &[u8]) -> [u8; 32] {
     sha256(&[label::CHALLENGE_HASH, &wire::header(Kind::ChallengeQr), nonce, body])
 }
 
+/// [`challenge_hash`] of `postcard(body)`, the postcard bytes streamed into
+/// the hash instead of collected in a growing `Vec` (the portal hashes its
+/// stored record on every answer it checks).
+pub(crate) fn challenge_hash_of(nonce: &[u8; 16], body: &ChallengeBodyRef<'_>) -> [u8; 32] {
+    use sha2::Digest;
+    /// A postcard output that hashes what it is given.
+    struct Hashing(sha2::Sha256);
+    impl postcard::ser_flavors::Flavor for Hashing {
+        type Output = [u8; 32];
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            self.0.update(data);
+            Ok(())
+        }
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            self.0.update([data]);
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<[u8; 32]> {
+            Ok(self.0.finalize().into())
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(label::CHALLENGE_HASH);
+    h.update(wire::header(Kind::ChallengeQr));
+    h.update(nonce);
+    postcard::serialize_with_flavor(body, Hashing(h)).unwrap_or_else(|_| unreachable!())
+}
+
 /// `HMAC(answer_key, "tessera/v1/challenge-response" || challenge_hash)`.
 pub(crate) fn response(answer_key: &[u8], hash: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(hmac_sha256(answer_key, &[label::CHALLENGE_RESPONSE, hash]))
@@ -288,5 +316,32 @@ mod tests {
             }
         }
         assert!(zeros > 100);
+    }
+
+    /// Streaming the postcard bytes into the hash is hashing them.
+    #[test]
+    fn challenge_hash_of_is_the_hash_of_the_postcard_bytes() {
+        use crate::challenge::{Amount, Transaction};
+        let long = "x".repeat(300);
+        let approvals = [
+            Approval::Login,
+            Approval::Transaction(Transaction {
+                amount: Amount::parse("125.50").unwrap_or_else(|_| unreachable!()),
+                currency: "EUR".into(),
+                payee: "ACME Energy Ltd".into(),
+                text: alloc::vec!["Invoice 2026-118".into(), "DE89 3704 0044 0532 0130 00".into()],
+            }),
+            Approval::LinkDevice { device_name: "Anna's Pixel".into(), device_id: "0123456789abcdef".into() },
+            // Longer than any valid record: the stream has no size limit.
+            Approval::LinkDevice { device_name: long.clone(), device_id: long },
+        ];
+        for (i, approval) in approvals.iter().enumerate() {
+            for (expires_at, digits) in [(0, 6), (1_767_225_900, 8), (u64::MAX, 10)] {
+                let nonce = [i as u8; 16];
+                let body = ChallengeBodyRef { expires_at, digits, approval };
+                let bytes = postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!());
+                assert_eq!(challenge_hash_of(&nonce, &body), challenge_hash(&nonce, &bytes));
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! flow-2 link confirmed by an existing authenticator.
 
 use super::messages::{
-    challenge_hash, challenge_id, response, typed_code_matches, ChallengeBody, ChallengeBodyRef, ChallengeQrMsg,
+    challenge_hash_of, challenge_id, response, typed_code_matches, ChallengeBody, ChallengeBodyRef, ChallengeQrMsg,
     SignedAnswerMsg,
 };
 use super::{Approval, ChallengeSettings, ANSWER_DIGITS, MAX_CHALLENGE_DEVICES};
@@ -82,8 +82,7 @@ impl ChallengeRecord {
     /// (`docs/PROTOCOL.md`): what every answer covers.
     pub(crate) fn hash(&self) -> [u8; 32] {
         let body = ChallengeBodyRef { expires_at: self.expires_at, digits: self.digits, approval: &self.approval };
-        let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&body).unwrap_or_else(|_| unreachable!()));
-        challenge_hash(&self.nonce, &plain)
+        challenge_hash_of(&self.nonce, &body)
     }
 }
 
