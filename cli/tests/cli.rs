@@ -1704,7 +1704,7 @@ fn flow_2_links_a_new_device_vouched_for_by_an_existing_authenticator() {
     let wrong: String = vcode.bytes().map(|b| char::from(b'0' + (b - b'0' + 1) % 10)).collect();
     let v_before = device_version(&pd, &old_id);
     fails(&strs(&vouch(&wrong, "1800000107")), "INVALID_ANSWER");
-    assert_eq!(device_version(&pd, &old_id), v_before, "never counted on the authenticator");
+    assert_eq!(device_version(&pd, &old_id), v_before + 1, "in the authenticator's vouch budget, not its lockout");
     let attempts: i64 = portal_db(&pd)
         .query_row("SELECT attempts FROM pending_links WHERE device_id = ?1", [&new_id], |r| r.get(0))
         .unwrap();

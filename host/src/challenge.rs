@@ -352,7 +352,10 @@ impl Portal {
 
     /// Flow 2: confirm the pending link with the authenticator's answer to
     /// its link challenge (the code the user typed into the new device).
-    /// A wrong code counts on the authenticator, as in [`Portal::verify_answer`].
+    /// A wrong code counts on the pending link (the 5th cancels it:
+    /// `LOCKED_OUT`) and in each authenticator's vouch budget (20 wrong codes
+    /// across links stop it vouching until `unlock_device`), never on its
+    /// login lockout.
     pub fn confirm_with_authenticator(
         &self,
         pending: StoredPendingLink,

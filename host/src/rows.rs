@@ -114,8 +114,10 @@ pub struct StoredDevice {
     pub last_used_at: Option<Timestamp>,
     /// Active or unlinked.
     pub status: DeviceStatus,
-    /// Locked after 5 failed answers or codes in a row, until
-    /// `Portal::unlock_device`.
+    /// Refuses something until the portal acts: locked after 5 failed
+    /// answers or codes in a row, or after 20 wrong codes of new devices it
+    /// was asked to vouch for (`Portal::unlock_device` clears both), or its
+    /// keys were copied (`DEVICE_CLONED`: only unlinking clears that).
     pub locked: bool,
     /// Record version.
     pub version: i64,
@@ -463,7 +465,9 @@ impl Portal {
                         link::DeviceStatus::Active => DeviceStatus::Active,
                         link::DeviceStatus::Unlinked { .. } => DeviceStatus::Unlinked,
                     },
-                    locked: r.otp_state.throttle.lock != tessera_core::limits::Lock::Unlocked,
+                    locked: r.otp_state.throttle.lock != tessera_core::limits::Lock::Unlocked
+                        || r.clone_suspected
+                        || r.vouch_failures >= tessera_core::challenge::MAX_VOUCH_FAILURES,
                     version: count(r.version),
                     sealed: p.seal_record(r, rng),
                 },

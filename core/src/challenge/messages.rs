@@ -10,6 +10,10 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// Longest challenge QR text read (4 devices and the longest transaction
+/// are about 640 characters): longer texts are refused before any work.
+pub(crate) const MAX_CHALLENGE_QR_TEXT: usize = 1024;
+
 /// Bytes of one recipient slot: `tag (4) || k XOR pad (16)`.
 pub(crate) const SLOT_LEN: usize = 20;
 
@@ -171,6 +175,9 @@ impl ChallengeQrMsg {
     }
 
     pub fn decode(text: &str) -> Result<ChallengeQrMsg> {
+        if text.len() > MAX_CHALLENGE_QR_TEXT {
+            return Err(err(ErrorCode::MalformedMessage, "the challenge QR code is too long"));
+        }
         let bytes = wire::from_qr_text(text)?;
         let body = wire::strip_header(&bytes, Kind::ChallengeQr)?;
         let short = || err(ErrorCode::MalformedMessage, "the challenge QR code is truncated");

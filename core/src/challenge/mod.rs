@@ -29,7 +29,10 @@ pub fn signed_answer_challenge_id(answer: &str) -> Result<String> {
     Ok(messages::challenge_id(&messages::SignedAnswerMsg::decode(answer)?.nonce))
 }
 
-pub use portal::{AnswerAccepted, ChallengeQr, ChallengeRecord, ChallengeState, DEVICE_LOCKOUT};
+pub use portal::{
+    AnswerAccepted, ChallengeQr, ChallengeRecord, ChallengeState, DEVICE_LOCKOUT, MAX_STALE_COUNTER_GAP,
+    MAX_VOUCH_FAILURES,
+};
 
 use crate::error::{err, ErrorCode, Result};
 use crate::link::{check_name, is_forbidden_in_name};

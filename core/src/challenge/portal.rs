@@ -28,6 +28,17 @@ use serde::{Deserialize, Serialize};
 /// ([`DeviceRecord::unlock`]) after the user re-identified.
 pub const DEVICE_LOCKOUT: AttemptPolicy = AttemptPolicy { max_failures: 5, lock_seconds: None };
 
+/// Wrong flow-2 codes an authenticator absorbs (summed over the links it was
+/// asked to vouch for) before it vouches no more until the portal unlocks
+/// it: a stranger who knows the account name gets at most this many guesses
+/// per device, however many links they start. Logins are not affected.
+pub const MAX_VOUCH_FAILURES: u32 = 20;
+
+/// A signed counter this far below the last accepted one is no genuine
+/// answer that was overtaken (a phone does not sign and lose that many
+/// answers while an older one is in flight): a copy of the keys signed it.
+pub const MAX_STALE_COUNTER_GAP: u64 = 8;
+
 /// A new challenge: the QR text to show and the record to insert.
 #[derive(Clone, Debug)]
 pub struct ChallengeQr {
@@ -248,6 +259,15 @@ impl Portal {
         if !ANSWER_DIGITS.contains(&challenge.digits) {
             return Judged::Refused(err(ErrorCode::StateCorrupt, "the stored challenge has an impossible digit count"));
         }
+        if devices.iter().enumerate().any(|(i, d)| devices[..i].iter().any(|e| e.device_id == d.device_id)) {
+            return Judged::Refused(err(ErrorCode::InvalidInput, "a device is listed twice"));
+        }
+        if devices.iter().any(|d| d.clone_suspected && challenge.device_ids.contains(&d.device_id)) {
+            return Judged::Refused(err(
+                ErrorCode::DeviceCloned,
+                "this device's keys were copied; it answers nothing until it is unlinked and linked again",
+            ));
+        }
         // Lazy filters, not collected: nothing is allocated unless a wrong
         // answer needs the list of devices to count a failure on.
         let mine = devices
@@ -310,11 +330,17 @@ impl Portal {
         }
         if let Some(last) = d.signed_counter {
             if signed.counter <= last {
-                // The genuine device signs with rising counters. A challenge
-                // made after its last accepted answer (clock skew allowed)
-                // can only carry a seen counter if another copy signed it.
+                // The genuine device signs each counter once, rising. A seen
+                // counter means a copy signed it when it is the very last
+                // one (signed again for another challenge), far below it,
+                // or on a challenge made after the last accepted answer
+                // (clock skew allowed); else it may be a genuine answer that
+                // a later one overtook.
                 let last_at = d.signed_counter_at.unwrap_or(0);
-                return if challenge.created_at >= last_at.saturating_add(STATUS_SKEW) {
+                let copied = signed.counter == last
+                    || last - signed.counter >= MAX_STALE_COUNTER_GAP
+                    || challenge.created_at >= last_at.saturating_add(STATUS_SKEW);
+                return if copied {
                     Judged::Cloned(d)
                 } else {
                     Judged::Refused(err(
@@ -363,6 +389,10 @@ impl Portal {
                 "no authenticator of this account has answered a challenge yet",
             ));
         }
+        let proven: Vec<DeviceRecord> = proven.into_iter().filter(DeviceRecord::may_vouch).collect();
+        if proven.is_empty() {
+            return Err(vouching_locked());
+        }
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
             return Err(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
         }
@@ -393,7 +423,12 @@ impl Portal {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
         }
-        if challenge.for_link.as_deref() != Some(pending.device_id.as_str()) || challenge.account != pending.account {
+        let vouches_for_it = matches!(&challenge.approval,
+            Approval::LinkDevice { device_id, .. } if *device_id == pending.device_id);
+        if challenge.for_link.as_deref() != Some(pending.device_id.as_str())
+            || challenge.account != pending.account
+            || !vouches_for_it
+        {
             return Outcome::refused(err(ErrorCode::InvalidInput, "this challenge does not vouch for this link"));
         }
         if pending.confirm != ConfirmMethod::Authenticator || !matches!(pending.state, PendingState::Open { .. }) {
@@ -405,9 +440,19 @@ impl Portal {
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
             return Outcome::refused(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
         }
-        match self.judge(challenge, devices, answer, now) {
+        // Authenticators whose vouch budget is spent are no candidates.
+        let vouchers: Vec<DeviceRecord> = devices.iter().filter(|d| d.may_vouch()).cloned().collect();
+        if vouchers.is_empty() && devices.iter().any(|d| challenge.device_ids.contains(&d.device_id)) {
+            return Outcome::refused(vouching_locked());
+        }
+        match self.judge(challenge, &vouchers, answer, now) {
             Judged::Right { device, counter } => {
                 let (mut writes, mut events) = accepted(challenge, device, counter, now);
+                for w in &mut writes {
+                    if let Write::Device(d) = w {
+                        d.vouch_failures = 0;
+                    }
+                }
                 let linked = Portal::confirm_pending(pending, now);
                 writes.extend(linked.writes);
                 events.extend(linked.events);
@@ -416,10 +461,21 @@ impl Portal {
             // Wrong vouch codes count on the pending link (the 5th closes it),
             // never on the authenticator: whoever knows an account name can
             // start a link, and must not be able to lock the user's devices.
-            Judged::Wrong(_) => {
+            Judged::Wrong(candidates) => {
                 let PendingState::Open { mut attempts } = pending.state else {
                     return Outcome::refused(err(ErrorCode::InvalidState, "this link is closed"));
                 };
+                // Each authenticator that could have vouched absorbs the
+                // guess in its vouch budget (not its login lockout).
+                let mut writes: Vec<Write> = candidates
+                    .iter()
+                    .map(|d| {
+                        let mut n = (*d).clone();
+                        n.version = n.version.saturating_add(1);
+                        n.vouch_failures = n.vouch_failures.saturating_add(1);
+                        Write::Device(n)
+                    })
+                    .collect();
                 let mut next = pending.clone();
                 next.version = pending.version.saturating_add(1);
                 let e = if attempts.record_failure(&crate::link::CONFIRM_ATTEMPTS) {
@@ -429,11 +485,30 @@ impl Portal {
                     next.state = PendingState::Open { attempts };
                     err(ErrorCode::InvalidAnswer, "the answer is not correct")
                 };
-                Outcome { writes: vec![Write::PendingLink(next)], events: vec![], result: Err(e) }
+                writes.push(Write::PendingLink(next));
+                Outcome { writes, events: vec![], result: Err(e) }
             }
             Judged::Cloned(d) => cloned(d, now),
             Judged::Refused(e) => Outcome::refused(e),
         }
+    }
+}
+
+fn vouching_locked() -> crate::Error {
+    err(
+        ErrorCode::LockedOut,
+        "too many wrong codes for new devices: link with a QR code on a logged-in computer, or have the portal unlock the device",
+    )
+}
+
+impl DeviceRecord {
+    /// May vouch for a new device (flow 2): active, has answered a
+    /// challenge, keys not copied, vouch budget not spent.
+    pub fn may_vouch(&self) -> bool {
+        self.status == DeviceStatus::Active
+            && self.proven
+            && !self.clone_suspected
+            && self.vouch_failures < MAX_VOUCH_FAILURES
     }
 }
 
@@ -506,8 +581,13 @@ fn wrong<T>(devices: &[&DeviceRecord], now: u64) -> Outcome<T> {
 
 /// A copy of the device's keys answered: nothing consumed, an event.
 fn cloned<T>(d: &DeviceRecord, now: u64) -> Outcome<T> {
+    // Flagged for good: a copy that was caught must not approve on its
+    // next try, and an unlock (for wrong codes) must not clear it.
+    let mut n = d.clone();
+    n.version = n.version.saturating_add(1);
+    n.clone_suspected = true;
     Outcome {
-        writes: vec![],
+        writes: vec![Write::Device(n)],
         events: vec![PortalEvent::DeviceCloneSuspected {
             account: d.account.clone(),
             device_id: d.device_id.clone(),
@@ -521,19 +601,28 @@ fn cloned<T>(d: &DeviceRecord, now: u64) -> Outcome<T> {
 }
 
 impl DeviceRecord {
-    /// Administrative unlock after the user re-identified (a locked device
-    /// refuses answers and codes with `LOCKED_OUT`). `INVALID_STATE` when
-    /// it is not locked or unlinked.
+    /// Administrative unlock after the user re-identified: a device locked
+    /// by wrong answers or codes (`LOCKED_OUT`), or whose vouch budget for
+    /// new devices is spent. `INVALID_STATE` when it is neither, unlinked,
+    /// or suspected of being cloned (only unlinking clears that).
     pub fn unlock(&self, now: u64) -> Outcome<()> {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
         }
-        if self.status != DeviceStatus::Active || !self.otp_state.throttle.is_locked(now) {
+        if self.clone_suspected {
+            return Outcome::refused(err(
+                ErrorCode::InvalidState,
+                "the device's keys were copied: unlink it and link the phone again",
+            ));
+        }
+        let vouch_spent = self.vouch_failures >= MAX_VOUCH_FAILURES;
+        if self.status != DeviceStatus::Active || !(self.otp_state.throttle.is_locked(now) || vouch_spent) {
             return Outcome::refused(err(ErrorCode::InvalidState, "the device is not locked"));
         }
         let mut n = self.clone();
         n.version = n.version.saturating_add(1);
         n.otp_state.unlock();
+        n.vouch_failures = 0;
         Outcome { writes: vec![Write::Device(n)], events: vec![], result: Ok(()) }
     }
 }

@@ -372,8 +372,20 @@ fn signed_answers_and_a_cloned_device() {
     let o = w.portal.verify_answer(&c.record, &[anna.record.clone()], &cloned.answer, T0 + 303);
     assert_eq!(code(&o.result), ErrorCode::DeviceCloned);
     assert!(o.events.iter().any(|e| matches!(e, PortalEvent::DeviceCloneSuspected { .. })));
-    assert!(o.writes.is_empty());
-    // The genuine phone goes on (counter 2).
+    // The device is flagged for good: the caught copy's next try, the genuine
+    // phone, its time-based codes and an unlock are all refused; only
+    // unlinking (and linking again) ends it.
+    anna.record = device_of(&o, &anna.record.device_id).unwrap();
+    assert!(anna.record.clone_suspected);
+    let again = clone.answer_signed(&seen, UserFactor::Passcode(PASS), &KEY, &mut w.rng).unwrap();
+    let again2 = DeviceState::open(&KEY, &again.state)
+        .unwrap()
+        .answer_signed(&seen, UserFactor::Passcode(PASS), &KEY, &mut w.rng)
+        .unwrap();
+    assert_eq!(
+        code(&w.portal.verify_answer(&c.record, &[anna.record.clone()], &again2.answer, T0 + 304).result),
+        ErrorCode::DeviceCloned
+    );
     let ok = anna
         .state
         .answer_signed(
@@ -383,7 +395,112 @@ fn signed_answers_and_a_cloned_device() {
             &mut w.rng,
         )
         .unwrap();
-    assert!(w.portal.verify_answer(&c.record, &[anna.record.clone()], &ok.answer, T0 + 304).result.is_ok());
+    assert_eq!(
+        code(&w.portal.verify_answer(&c.record, &[anna.record.clone()], &ok.answer, T0 + 304).result),
+        ErrorCode::DeviceCloned
+    );
+    let totp = anna.state.totp(UserFactor::Passcode(PASS), T0 + 305).unwrap();
+    assert_eq!(code(&anna.record.verify_totp(&totp, T0 + 305).result), ErrorCode::DeviceCloned);
+    assert_eq!(code(&anna.record.unlock(T0 + 306).result), ErrorCode::InvalidState);
+}
+
+/// A signed answer from the clone and the genuine phone: whichever order,
+/// the second of two answers with one counter is a clone, however soon.
+#[test]
+fn one_counter_signed_twice_or_far_below_is_a_clone_at_once() {
+    let mut w = world();
+    let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let mut clone = DeviceState::open(&KEY, &anna.state.seal(&KEY, &mut w.rng)).unwrap();
+    let new = |w: &mut World, d: &DeviceRecord, at| {
+        w.portal
+            .create_challenge(core::slice::from_ref(d), Approval::Login, ChallengeSettings::default(), at, &mut w.rng)
+            .unwrap()
+    };
+    let x = new(&mut w, &anna.record, T0 + 10);
+    let s = clone
+        .answer_signed(
+            &clone.read_challenge(&x.qr_text, T0 + 10).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w.rng,
+        )
+        .unwrap();
+    clone = DeviceState::open(&KEY, &s.state).unwrap();
+    let o = w.portal.verify_answer(&x.record, core::slice::from_ref(&anna.record), &s.answer, T0 + 11);
+    anna.record = device_of(&o, &anna.record.device_id).unwrap();
+    // 20 s later the genuine phone signs counter 1 too.
+    let y = new(&mut w, &anna.record, T0 + 30);
+    let g = anna
+        .state
+        .answer_signed(
+            &anna.state.read_challenge(&y.qr_text, T0 + 30).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w.rng,
+        )
+        .unwrap();
+    assert_eq!(
+        code(&w.portal.verify_answer(&y.record, core::slice::from_ref(&anna.record), &g.answer, T0 + 31).result),
+        ErrorCode::DeviceCloned
+    );
+    // A copy far ahead makes the genuine phone's counter fall 8 or more
+    // behind: caught on the genuine phone's next answer, however soon.
+    let mut w2 = world();
+    let mut bob = link(&mut w2, "bob@example.org", "Bob's phone", T0);
+    let mut ahead = DeviceState::open(&KEY, &bob.state.seal(&KEY, &mut w2.rng)).unwrap();
+    ahead.signed_counter = 1_000;
+    let x = new(&mut w2, &bob.record, T0 + 10);
+    let s = ahead
+        .answer_signed(
+            &ahead.read_challenge(&x.qr_text, T0 + 10).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w2.rng,
+        )
+        .unwrap();
+    let o = w2.portal.verify_answer(&x.record, core::slice::from_ref(&bob.record), &s.answer, T0 + 11);
+    bob.record = device_of(&o, &bob.record.device_id).unwrap();
+    let y = new(&mut w2, &bob.record, T0 + 12);
+    let g = bob
+        .state
+        .answer_signed(
+            &bob.state.read_challenge(&y.qr_text, T0 + 12).unwrap(),
+            UserFactor::Passcode(PASS),
+            &KEY,
+            &mut w2.rng,
+        )
+        .unwrap();
+    let o = w2.portal.verify_answer(&y.record, core::slice::from_ref(&bob.record), &g.answer, T0 + 13);
+    assert_eq!(code(&o.result), ErrorCode::DeviceCloned);
+    assert!(o.events.iter().any(|e| matches!(e, PortalEvent::DeviceCloneSuspected { .. })));
+    let _ = &mut clone;
+}
+
+#[test]
+fn oversized_challenges_and_doubled_devices_are_refused_before_any_work() {
+    let mut w = world();
+    let anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0,
+            &mut w.rng,
+        )
+        .unwrap();
+    let b = crate::wire::from_qr_text(&c.qr_text).unwrap();
+    let mut big = Vec::from(&b[..18]);
+    big.push(4);
+    for _ in 0..4 {
+        big.extend_from_slice(&b[19..39]);
+    }
+    big.resize(big.len() + 100_000, 0);
+    assert_eq!(code(&anna.state.read_challenge(&crate::wire::to_qr_text(&big), T0)), ErrorCode::MalformedMessage);
+    let o = w.portal.verify_answer(&c.record, &[anna.record.clone(), anna.record.clone()], "00000000", T0 + 1);
+    assert_eq!(code(&o.result), ErrorCode::InvalidInput);
+    assert!(o.writes.is_empty());
 }
 
 #[test]
@@ -538,7 +655,13 @@ fn a_link_challenge_approves_no_login_and_wrong_vouches_never_lock_the_authentic
             T0 + 14,
         );
         assert_eq!(code(&o.result), if i < 4 { ErrorCode::InvalidAnswer } else { ErrorCode::LockedOut });
-        assert!(o.writes.iter().all(|x| matches!(x, Write::PendingLink(_))));
+        let d = device_of(&o, &anna.record.device_id).unwrap();
+        assert_eq!(
+            (d.vouch_failures, d.otp_state.throttle.failures()),
+            (i + 1, 0),
+            "the vouch budget, not the lockout"
+        );
+        anna.record = d;
         pending =
             o.writes.iter().find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None }).unwrap();
     }
@@ -854,4 +977,135 @@ fn settings_are_checked() {
         assert!(w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0).result.is_ok());
     }
     let _ = ToString::to_string(&1);
+}
+
+#[test]
+fn an_authenticator_absorbs_at_most_20_wrong_vouch_codes_across_links() {
+    let mut w = world();
+    let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0 + 1,
+            &mut w.rng,
+        )
+        .unwrap();
+    let typed = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    anna.record = device_of(
+        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
+        &anna.record.device_id,
+    )
+    .unwrap();
+    let mut guesses = 0;
+    for round in 0..10u64 {
+        let t = T0 + 100 + round * 1000;
+        let offer = match w.portal.create_offer_for_new_device(
+            "anna@example.org",
+            core::slice::from_ref(&anna.record),
+            OfferOptions::default(),
+            t,
+            &mut w.rng,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::LockedOut);
+                break;
+            }
+        };
+        let start =
+            start_link(&scan_link_qr(&offer.qr_text, t).unwrap(), "Evil", "730241", false, false, t, &mut w.rng)
+                .unwrap();
+        let out = w.portal.open_link_request(&start.request).unwrap().accept(
+            &w.portal,
+            Some(&offer.record),
+            DeviceKeyUse::Fresh,
+            t,
+        );
+        let mut pending = out
+            .outcome
+            .writes
+            .iter()
+            .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
+            .unwrap();
+        let vc = w
+            .portal
+            .create_link_challenge(
+                &pending,
+                core::slice::from_ref(&anna.record),
+                ChallengeSettings::default(),
+                t,
+                &mut w.rng,
+            )
+            .unwrap();
+        for g in 0..5u64 {
+            let o = w.portal.confirm_with_authenticator(
+                &pending,
+                &vc.record,
+                core::slice::from_ref(&anna.record),
+                &alloc::format!("{g:08}"),
+                t + 1,
+            );
+            if o.writes.is_empty() {
+                assert_eq!(code(&o.result), ErrorCode::LockedOut);
+                break;
+            }
+            guesses += 1;
+            if let Some(d) = device_of(&o, &anna.record.device_id) {
+                anna.record = d;
+            }
+            pending = o
+                .writes
+                .iter()
+                .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
+                .unwrap();
+        }
+    }
+    assert_eq!(guesses, MAX_VOUCH_FAILURES, "every guess counted, none beyond the budget");
+    // Logins still work; an unlock restores vouching.
+    let c = w
+        .portal
+        .create_challenge(
+            core::slice::from_ref(&anna.record),
+            Approval::Login,
+            ChallengeSettings::default(),
+            T0 + 20_000,
+            &mut w.rng,
+        )
+        .unwrap();
+    let typed = anna
+        .state
+        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 20_000).unwrap(), UserFactor::Passcode(PASS))
+        .unwrap();
+    anna.record = device_of(
+        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 20_001),
+        &anna.record.device_id,
+    )
+    .unwrap();
+    assert_eq!(
+        code(&w.portal.create_offer_for_new_device(
+            "anna@example.org",
+            core::slice::from_ref(&anna.record),
+            OfferOptions::default(),
+            T0 + 20_002,
+            &mut w.rng
+        )),
+        ErrorCode::LockedOut
+    );
+    anna.record = device_of(&anna.record.unlock(T0 + 20_003), &anna.record.device_id).unwrap();
+    assert!(w
+        .portal
+        .create_offer_for_new_device(
+            "anna@example.org",
+            core::slice::from_ref(&anna.record),
+            OfferOptions::default(),
+            T0 + 20_004,
+            &mut w.rng
+        )
+        .is_ok());
 }

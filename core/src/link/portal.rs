@@ -331,6 +331,13 @@ pub struct DeviceRecord {
     pub signed_counter: Option<u64>,
     /// When the last signature counter was accepted.
     pub signed_counter_at: Option<u64>,
+    /// Wrong codes of new devices this authenticator was asked to vouch
+    /// for (flow 2); at [`crate::challenge::MAX_VOUCH_FAILURES`] it vouches
+    /// no more until unlocked. Separate from the login lockout.
+    pub vouch_failures: u32,
+    /// A copy of its keys answered (`DEVICE_CLONED`): it answers nothing
+    /// more; only unlinking clears it.
+    pub clone_suspected: bool,
     /// Record version (1 when created; +1 on every change).
     pub version: u64,
     pub(crate) device_pk: SecretBytes,
@@ -607,6 +614,12 @@ impl Portal {
                 "no authenticator of this account has answered a challenge yet",
             ));
         }
+        if !active.iter().any(|d| d.may_vouch()) {
+            return Err(err(
+                ErrorCode::LockedOut,
+                "too many wrong codes for new devices: link with a QR code on a logged-in computer, or have the portal unlock the device",
+            ));
+        }
         self.offer(account, options, ConfirmMethod::Authenticator, now, rng)
     }
 
@@ -768,6 +781,8 @@ impl Portal {
             proven: false,
             signed_counter: None,
             signed_counter_at: None,
+            vouch_failures: 0,
+            clone_suspected: false,
             version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
@@ -1224,6 +1239,9 @@ impl DeviceRecord {
         }
         if matches!(self.status, DeviceStatus::Unlinked { .. }) {
             return Outcome::refused(err(ErrorCode::DeviceRevoked, "this device was unlinked"));
+        }
+        if self.clone_suspected {
+            return Outcome::refused(err(ErrorCode::DeviceCloned, "this device's keys were copied; unlink it"));
         }
         let totp = match device_totp(self.answer_key.expose(), self.totp) {
             Ok(t) => t,
