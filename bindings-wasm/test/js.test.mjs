@@ -81,7 +81,7 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
       assert.match(d, new RegExp(`export interface ${t} (extends Error )?\\{`), `${dir}: interface ${t}`);
     }
     for (const t of ["Verdict", "ErrorCode", "TesseraErrorCode", "Timestamp", "RecordWrite", "PortalEvent", "Unlock",
-      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus", "Approval", "ChallengeStatus"]) {
+      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus", "Approval", "ChallengeStatus", "ChallengeKind"]) {
       assert.match(d, new RegExp(`export type ${t} =`), `${dir}: type ${t}`);
     }
     assert.match(d, /export type Verdict = \{ kind: "accepted" \} \| \{ kind: "repeated" \} \| \{ kind: "refused"; code: ErrorCode; detail: string \};/);
