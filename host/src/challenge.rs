@@ -438,6 +438,7 @@ pub(crate) fn status_of(r: &core_ch::ChallengeRecord) -> crate::ChallengeStatus 
     match r.state {
         core_ch::ChallengeState::Open => crate::ChallengeStatus::Open,
         core_ch::ChallengeState::Answered { .. } => crate::ChallengeStatus::Answered,
+        core_ch::ChallengeState::Expired { .. } => crate::ChallengeStatus::Expired,
     }
 }
 

@@ -137,6 +137,8 @@ pub enum ChallengeStatus {
     Open,
     /// Answered (single use).
     Answered,
+    /// Expired (an answer came too late).
+    Expired,
 }
 
 /// What a challenge approves.

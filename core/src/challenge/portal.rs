@@ -60,6 +60,14 @@ pub enum ChallengeState {
         /// The device that answered.
         device_id: String,
     },
+    /// An answer came at or after the expiry: closed for good. Written (not
+    /// just refused), so that a server refusing from a snapshot taken
+    /// before another server's acceptance loses its compare-and-set and
+    /// reads again (as link offers do).
+    Expired {
+        /// When the first late answer came.
+        at: u64,
+    },
 }
 
 /// A challenge as the portal stores it.
@@ -165,9 +173,13 @@ impl Portal {
         settings.validate()?;
         approval.validate()?;
         check_devices(devices)?;
-        let active: Vec<&DeviceRecord> = devices.iter().filter(|d| d.status == DeviceStatus::Active).collect();
-        if active.is_empty() {
+        let linked: Vec<&DeviceRecord> = devices.iter().filter(|d| d.status == DeviceStatus::Active).collect();
+        if linked.is_empty() {
             return Err(err(ErrorCode::DeviceRevoked, "the device was unlinked from the account"));
+        }
+        let active: Vec<&DeviceRecord> = linked.into_iter().filter(|d| !d.clone_suspected).collect();
+        if active.is_empty() {
+            return Err(copied());
         }
         if active.len() > MAX_CHALLENGE_DEVICES {
             return Err(err(ErrorCode::InvalidInput, "more than 4 devices: let the user pick one"));
@@ -236,6 +248,7 @@ impl Portal {
             Judged::Wrong(candidates) => wrong(&candidates, now),
             Judged::Cloned(d) => cloned(d, now),
             Judged::Refused(e) => Outcome::refused(e),
+            Judged::Expired => expired(challenge, now),
         }
     }
 
@@ -250,11 +263,17 @@ impl Portal {
         if let Err(e) = check_now(now) {
             return Judged::Refused(e);
         }
-        if let ChallengeState::Answered { .. } = challenge.state {
-            return Judged::Refused(err(ErrorCode::TokenAlreadyUsed, "this challenge was already answered"));
+        match challenge.state {
+            ChallengeState::Answered { .. } => {
+                return Judged::Refused(err(ErrorCode::TokenAlreadyUsed, "this challenge was already answered"))
+            }
+            ChallengeState::Expired { .. } => {
+                return Judged::Refused(err(ErrorCode::TokenExpired, "this challenge has expired"))
+            }
+            ChallengeState::Open => {}
         }
         if (Expiry { expires_at: challenge.expires_at }).is_past(now) {
-            return Judged::Refused(err(ErrorCode::TokenExpired, "this challenge has expired"));
+            return Judged::Expired;
         }
         if !ANSWER_DIGITS.contains(&challenge.digits) {
             return Judged::Refused(err(ErrorCode::StateCorrupt, "the stored challenge has an impossible digit count"));
@@ -262,25 +281,25 @@ impl Portal {
         if devices.iter().enumerate().any(|(i, d)| devices[..i].iter().any(|e| e.device_id == d.device_id)) {
             return Judged::Refused(err(ErrorCode::InvalidInput, "a device is listed twice"));
         }
-        if devices.iter().any(|d| d.clone_suspected && challenge.device_ids.contains(&d.device_id)) {
-            return Judged::Refused(err(
-                ErrorCode::DeviceCloned,
-                "this device's keys were copied; it answers nothing until it is unlinked and linked again",
-            ));
-        }
         // Lazy filters, not collected: nothing is allocated unless a wrong
         // answer needs the list of devices to count a failure on.
         let mine = devices
             .iter()
             .filter(move |d| d.account == challenge.account && challenge.device_ids.contains(&d.device_id));
-        let active = mine.clone().filter(|d| d.status == DeviceStatus::Active);
+        let linked = mine.clone().filter(|d| d.status == DeviceStatus::Active);
+        // A device whose keys were copied answers nothing; the account's
+        // other devices still do.
+        let active = linked.clone().filter(|d| !d.clone_suspected);
         let open = active.clone().filter(move |d| !d.otp_state.throttle.is_locked(now));
-        if active.clone().next().is_none() {
+        if linked.clone().next().is_none() {
             return Judged::Refused(if mine.clone().next().is_none() {
                 err(ErrorCode::DeviceUnknown, "none of this challenge's devices was given")
             } else {
                 err(ErrorCode::DeviceRevoked, "the device was unlinked from the account")
             });
+        }
+        if active.clone().next().is_none() {
+            return Judged::Refused(copied());
         }
         if open.clone().next().is_none() {
             return Judged::Refused(err(ErrorCode::LockedOut, "too many failed attempts; the device is locked"));
@@ -304,6 +323,9 @@ impl Portal {
             Err(e) => return Judged::Refused(e),
         };
         let signer = crate::encoding::hex_encode(&signed.device_id);
+        if linked.clone().any(|d| d.device_id == signer && d.clone_suspected) {
+            return Judged::Refused(copied());
+        }
         let Some(d) = open.clone().find(|d| d.device_id == signer) else {
             return Judged::Refused(if active.clone().any(|d| d.device_id == signer) {
                 err(ErrorCode::LockedOut, "too many failed attempts; the device is locked")
@@ -438,10 +460,20 @@ impl Portal {
             ));
         }
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
-            return Outcome::refused(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again"));
+            // Written, as for check codes: a server refusing from a snapshot
+            // older than another's confirmation loses its compare-and-set.
+            let mut next = pending.clone();
+            next.version = pending.version.saturating_add(1);
+            next.state = PendingState::Cancelled { at: now, reason: crate::link::CancelReason::Expired };
+            return Outcome::new(
+                vec![Write::PendingLink(next)],
+                Err(err(ErrorCode::TokenExpired, "the link was not confirmed in time; link again")),
+            );
         }
-        // Authenticators whose vouch budget is spent are no candidates.
-        let vouchers: Vec<DeviceRecord> = devices.iter().filter(|d| d.may_vouch()).cloned().collect();
+        // Authenticators that may not vouch (budget spent, keys copied) are
+        // no candidates; unlinked ones stay, for judge's DEVICE_REVOKED.
+        let vouchers: Vec<DeviceRecord> =
+            devices.iter().filter(|d| d.status != DeviceStatus::Active || d.may_vouch()).cloned().collect();
         if vouchers.is_empty() && devices.iter().any(|d| challenge.device_ids.contains(&d.device_id)) {
             return Outcome::refused(vouching_locked());
         }
@@ -489,9 +521,36 @@ impl Portal {
                 Outcome { writes, events: vec![], result: Err(e) }
             }
             Judged::Cloned(d) => cloned(d, now),
+            // A spent challenge says nothing about the link, which another
+            // server may have confirmed with a newer challenge since this
+            // snapshot: the link is written (unchanged, next version), so a
+            // stale refusal loses its compare-and-set and reads again.
+            Judged::Refused(e) if matches!(e.code(), ErrorCode::TokenExpired | ErrorCode::TokenAlreadyUsed) => {
+                let mut touched = pending.clone();
+                touched.version = pending.version.saturating_add(1);
+                Outcome::new(vec![Write::PendingLink(touched)], Err(e))
+            }
             Judged::Refused(e) => Outcome::refused(e),
+            Judged::Expired => {
+                // The link is written too (unchanged, next version): a
+                // server refusing from a snapshot older than another's
+                // confirmation with a newer link challenge loses its
+                // compare-and-set, and reads that the link is confirmed.
+                let mut o = expired(challenge, now);
+                let mut touched = pending.clone();
+                touched.version = pending.version.saturating_add(1);
+                o.writes.push(Write::PendingLink(touched));
+                o
+            }
         }
     }
+}
+
+fn copied() -> crate::Error {
+    err(
+        ErrorCode::DeviceCloned,
+        "this device's keys were copied; it answers nothing until it is unlinked and linked again",
+    )
 }
 
 fn vouching_locked() -> crate::Error {
@@ -522,6 +581,20 @@ enum Judged<'a> {
     Cloned(&'a DeviceRecord),
     /// Refused without counting anything.
     Refused(crate::Error),
+    /// The first answer at or after the expiry: write the challenge expired.
+    Expired,
+}
+
+/// The challenge closed as expired: `TOKEN_EXPIRED` with its write.
+fn expired<T>(challenge: &ChallengeRecord, now: u64) -> Outcome<T> {
+    let mut c = challenge.clone();
+    c.version = c.version.saturating_add(1);
+    c.state = ChallengeState::Expired { at: now };
+    Outcome {
+        writes: vec![Write::Challenge(c)],
+        events: vec![],
+        result: Err(err(ErrorCode::TokenExpired, "this challenge has expired")),
+    }
 }
 
 /// The writes of an accepted answer: the challenge answered, the device's
