@@ -66,6 +66,35 @@ fn device_of<T>(o: &Outcome<T>, id: &str) -> Option<DeviceRecord> {
     })
 }
 
+/// A login answered with the passcode: the device becomes `proven`.
+fn log_in(w: &mut World, phone: &mut Phone, at: u64) {
+    let d = core::slice::from_ref(&phone.record);
+    let c = w.portal.create_challenge(d, Approval::Login, ChallengeSettings::default(), at, &mut w.rng).unwrap();
+    let seen = phone.state.read_challenge(&c.qr_text, at).unwrap();
+    let typed = phone.state.answer_code(&seen, UserFactor::Passcode(PASS)).unwrap();
+    let o = w.portal.verify_answer(&c.record, d, &typed, at + 1);
+    phone.record = device_of(&o, &phone.record.device_id).unwrap();
+}
+
+/// Flow 2: a device named `name` links to `phone`'s account from an offer
+/// for a new device (at `at`, accepted at `at + 1`); its pending link.
+fn new_device_link(w: &mut World, phone: &Phone, name: &str, at: u64) -> PendingLinkRecord {
+    let d = core::slice::from_ref(&phone.record);
+    let offer = w
+        .portal
+        .create_offer_for_new_device(&phone.record.account, d, OfferOptions::default(), at, &mut w.rng)
+        .unwrap();
+    let start =
+        start_link(&scan_link_qr(&offer.qr_text, at).unwrap(), name, "730241", false, false, at, &mut w.rng).unwrap();
+    let out = w.portal.open_link_request(&start.request).unwrap().accept(
+        &w.portal,
+        Some(&offer.record),
+        DeviceKeyUse::Fresh,
+        at + 1,
+    );
+    out.outcome.writes.iter().find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None }).unwrap()
+}
+
 fn code<T: core::fmt::Debug>(r: &crate::Result<T>) -> ErrorCode {
     r.as_ref().unwrap_err().code()
 }
@@ -562,58 +591,9 @@ fn signed_answers_that_arrive_out_of_order_are_not_a_clone() {
 fn a_link_challenge_approves_no_login_and_wrong_vouches_never_lock_the_authenticator() {
     let mut w = world();
     let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
-    let c = w
-        .portal
-        .create_challenge(
-            core::slice::from_ref(&anna.record),
-            Approval::Login,
-            ChallengeSettings::default(),
-            T0 + 1,
-            &mut w.rng,
-        )
-        .unwrap();
-    let typed = anna
-        .state
-        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
-        .unwrap();
-    anna.record = device_of(
-        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
-        &anna.record.device_id,
-    )
-    .unwrap();
+    log_in(&mut w, &mut anna, T0 + 1);
     // A stranger starts a link for Anna's account.
-    let offer = w
-        .portal
-        .create_offer_for_new_device(
-            "anna@example.org",
-            core::slice::from_ref(&anna.record),
-            OfferOptions::default(),
-            T0 + 10,
-            &mut w.rng,
-        )
-        .unwrap();
-    let start = start_link(
-        &scan_link_qr(&offer.qr_text, T0 + 10).unwrap(),
-        "Evil",
-        "730241",
-        false,
-        false,
-        T0 + 10,
-        &mut w.rng,
-    )
-    .unwrap();
-    let out = w.portal.open_link_request(&start.request).unwrap().accept(
-        &w.portal,
-        Some(&offer.record),
-        DeviceKeyUse::Fresh,
-        T0 + 11,
-    );
-    let mut pending = out
-        .outcome
-        .writes
-        .iter()
-        .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
-        .unwrap();
+    let mut pending = new_device_link(&mut w, &anna, "Evil", T0 + 10);
     // Link challenges have at least 8 digits.
     let short = ChallengeSettings { digits: 6, ..ChallengeSettings::default() };
     assert_eq!(
@@ -695,57 +675,8 @@ fn a_link_challenge_approves_no_login_and_wrong_vouches_never_lock_the_authentic
 fn no_link_challenge_after_the_links_deadline() {
     let mut w = world();
     let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
-    let c = w
-        .portal
-        .create_challenge(
-            core::slice::from_ref(&anna.record),
-            Approval::Login,
-            ChallengeSettings::default(),
-            T0 + 1,
-            &mut w.rng,
-        )
-        .unwrap();
-    let typed = anna
-        .state
-        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
-        .unwrap();
-    anna.record = device_of(
-        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
-        &anna.record.device_id,
-    )
-    .unwrap();
-    let offer = w
-        .portal
-        .create_offer_for_new_device(
-            "anna@example.org",
-            core::slice::from_ref(&anna.record),
-            OfferOptions::default(),
-            T0 + 10,
-            &mut w.rng,
-        )
-        .unwrap();
-    let start = start_link(
-        &scan_link_qr(&offer.qr_text, T0 + 10).unwrap(),
-        "iPad",
-        "730241",
-        false,
-        false,
-        T0 + 10,
-        &mut w.rng,
-    )
-    .unwrap();
-    let out = w.portal.open_link_request(&start.request).unwrap().accept(
-        &w.portal,
-        Some(&offer.record),
-        DeviceKeyUse::Fresh,
-        T0 + 11,
-    );
-    let pending = out
-        .outcome
-        .writes
-        .iter()
-        .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
-        .unwrap();
+    log_in(&mut w, &mut anna, T0 + 1);
+    let pending = new_device_link(&mut w, &anna, "iPad", T0 + 10);
     let at = pending.confirm_by;
     assert_eq!(
         code(&w.portal.create_link_challenge(
@@ -983,25 +914,7 @@ fn settings_are_checked() {
 fn an_authenticator_absorbs_at_most_20_wrong_vouch_codes_across_links() {
     let mut w = world();
     let mut anna = link(&mut w, "anna@example.org", "Anna's Pixel", T0);
-    let c = w
-        .portal
-        .create_challenge(
-            core::slice::from_ref(&anna.record),
-            Approval::Login,
-            ChallengeSettings::default(),
-            T0 + 1,
-            &mut w.rng,
-        )
-        .unwrap();
-    let typed = anna
-        .state
-        .answer_code(&anna.state.read_challenge(&c.qr_text, T0 + 1).unwrap(), UserFactor::Passcode(PASS))
-        .unwrap();
-    anna.record = device_of(
-        &w.portal.verify_answer(&c.record, core::slice::from_ref(&anna.record), &typed, T0 + 2),
-        &anna.record.device_id,
-    )
-    .unwrap();
+    log_in(&mut w, &mut anna, T0 + 1);
     let mut guesses = 0;
     for round in 0..10u64 {
         let t = T0 + 100 + round * 1000;
