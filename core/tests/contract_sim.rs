@@ -2538,7 +2538,11 @@ impl Sim {
             let g = &self.challenges[cid];
             match &c.state {
                 ChallengeState::Open | ChallengeState::Expired { .. } => {
-                    ensure!(g.accept_commits == 0, ChallengeOnce, "challenge {cid} open or expired after its acceptance")
+                    ensure!(
+                        g.accept_commits == 0,
+                        ChallengeOnce,
+                        "challenge {cid} open or expired after its acceptance"
+                    )
                 }
                 ChallengeState::Answered { device_id, .. } => {
                     ensure!(
@@ -2776,9 +2780,7 @@ impl Sim {
                     ErrorCode::DeviceRevoked => !read.is_empty() && active().next().is_none(),
                     // Every active device is suspected of being copied: a
                     // challenge for none of them.
-                    ErrorCode::DeviceCloned => {
-                        active().next().is_some() && active().all(|(_, g)| g.flagged_at(seq))
-                    }
+                    ErrorCode::DeviceCloned => active().next().is_some() && active().all(|(_, g)| g.flagged_at(seq)),
                     ErrorCode::AuthenticatorNeverUsed => {
                         link && active().all(|(_, g)| g.proven_at.is_none_or(|p| p > seq))
                     }
