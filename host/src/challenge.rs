@@ -10,13 +10,12 @@
 
 use crate::rows::count;
 use crate::{
-    Device, ErrorCode, LinkConfirmation, LinkOffer, OfferSettings, OsRandom, OtpAlgorithm, Portal, PortalChange,
-    Result, StoredChallenge, StoredDevice, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
+    with_factor, Device, ErrorCode, LinkConfirmation, LinkOffer, OfferSettings, OsRandom, OtpAlgorithm, Portal,
+    PortalChange, Result, StoredChallenge, StoredDevice, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use tessera_core::challenge::{self as core_ch, Amount};
-use tessera_core::link::{DeviceState, UserFactor};
-use zeroize::Zeroizing;
+use tessera_core::link::DeviceState;
 
 /// What the user approves.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
@@ -376,19 +375,6 @@ impl Portal {
     fn open_devices(&self, devices: &[StoredDevice]) -> Result<Vec<tessera_core::link::DeviceRecord>> {
         devices.iter().map(|d| self.open_device(d)).collect()
     }
-}
-
-fn with_factor<T>(unlock: Unlock, f: impl FnOnce(UserFactor<'_>) -> tessera_core::Result<T>) -> Result<T> {
-    Ok(match unlock {
-        Unlock::Passcode { passcode } => {
-            let passcode = Zeroizing::new(passcode);
-            f(UserFactor::Passcode(&passcode))?
-        }
-        Unlock::Biometric { secret } => {
-            let secret = Zeroizing::new(secret);
-            f(UserFactor::Biometric(&secret))?
-        }
-    })
 }
 
 #[cfg_attr(feature = "uniffi", uniffi::export)]

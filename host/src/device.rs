@@ -156,6 +156,20 @@ pub enum LinkStatus {
     AwaitingConfirmation,
 }
 
+/// Run `f` with the user factor `unlock` releases (zeroized after).
+pub(crate) fn with_factor<T>(unlock: Unlock, f: impl FnOnce(UserFactor<'_>) -> tessera_core::Result<T>) -> Result<T> {
+    Ok(match unlock {
+        Unlock::Passcode { passcode } => {
+            let passcode = Zeroizing::new(passcode);
+            f(UserFactor::Passcode(&passcode))?
+        }
+        Unlock::Biometric { secret } => {
+            let secret = Zeroizing::new(secret);
+            f(UserFactor::Biometric(&secret))?
+        }
+    })
+}
+
 /// A fresh 32-byte storage key (keep it in the platform keystore).
 #[cfg_attr(feature = "uniffi", uniffi::export)]
 pub fn new_storage_key() -> Result<Vec<u8>> {
@@ -264,16 +278,7 @@ impl Device {
     /// that only the portal can detect (a stolen state reveals nothing).
     pub fn code(&self, state: Vec<u8>, unlock: Unlock, now: Timestamp) -> Result<String> {
         let st = DeviceState::open(&self.key, &state)?;
-        Ok(match unlock {
-            Unlock::Passcode { passcode } => {
-                let passcode = Zeroizing::new(passcode);
-                st.totp(UserFactor::Passcode(&passcode), now.secs())?
-            }
-            Unlock::Biometric { secret } => {
-                let secret = Zeroizing::new(secret);
-                st.totp(UserFactor::Biometric(&secret), now.secs())?
-            }
-        })
+        with_factor(unlock, |f| st.totp(f, now.secs()))
     }
 
     /// Ask the portal whether this link still exists: send

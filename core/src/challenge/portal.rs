@@ -97,6 +97,13 @@ pub struct ChallengeRecord {
 }
 
 impl ChallengeRecord {
+    /// A copy at the next version (the record a write replaces it with).
+    fn next(&self) -> ChallengeRecord {
+        let mut c = self.clone();
+        c.version = self.version.saturating_add(1);
+        c
+    }
+
     /// The challenge hash of what this record says is approved
     /// (`docs/PROTOCOL.md`): what every answer covers.
     pub(crate) fn hash(&self) -> [u8; 32] {
@@ -462,8 +469,7 @@ impl Portal {
         if (Expiry { expires_at: pending.confirm_by }).is_past(now) {
             // Written, as for check codes: a server refusing from a snapshot
             // older than another's confirmation loses its compare-and-set.
-            let mut next = pending.clone();
-            next.version = pending.version.saturating_add(1);
+            let mut next = pending.next();
             next.state = PendingState::Cancelled { at: now, reason: crate::link::CancelReason::Expired };
             return Outcome::new(
                 vec![Write::PendingLink(next)],
@@ -502,14 +508,12 @@ impl Portal {
                 let mut writes: Vec<Write> = candidates
                     .iter()
                     .map(|d| {
-                        let mut n = (*d).clone();
-                        n.version = n.version.saturating_add(1);
+                        let mut n = d.next();
                         n.vouch_failures = n.vouch_failures.saturating_add(1);
                         Write::Device(n)
                     })
                     .collect();
-                let mut next = pending.clone();
-                next.version = pending.version.saturating_add(1);
+                let mut next = pending.next();
                 let e = if attempts.record_failure(&crate::link::CONFIRM_ATTEMPTS) {
                     next.state = PendingState::Cancelled { at: now, reason: crate::link::CancelReason::LockedOut };
                     err(ErrorCode::LockedOut, "too many wrong codes; the link was cancelled")
@@ -526,8 +530,7 @@ impl Portal {
             // snapshot: the link is written (unchanged, next version), so a
             // stale refusal loses its compare-and-set and reads again.
             Judged::Refused(e) if matches!(e.code(), ErrorCode::TokenExpired | ErrorCode::TokenAlreadyUsed) => {
-                let mut touched = pending.clone();
-                touched.version = pending.version.saturating_add(1);
+                let touched = pending.next();
                 Outcome::new(vec![Write::PendingLink(touched)], Err(e))
             }
             Judged::Refused(e) => Outcome::refused(e),
@@ -537,8 +540,7 @@ impl Portal {
                 // confirmation with a newer link challenge loses its
                 // compare-and-set, and reads that the link is confirmed.
                 let mut o = expired(challenge, now);
-                let mut touched = pending.clone();
-                touched.version = pending.version.saturating_add(1);
+                let touched = pending.next();
                 o.writes.push(Write::PendingLink(touched));
                 o
             }
@@ -587,8 +589,7 @@ enum Judged<'a> {
 
 /// The challenge closed as expired: `TOKEN_EXPIRED` with its write.
 fn expired<T>(challenge: &ChallengeRecord, now: u64) -> Outcome<T> {
-    let mut c = challenge.clone();
-    c.version = c.version.saturating_add(1);
+    let mut c = challenge.next();
     c.state = ChallengeState::Expired { at: now };
     Outcome {
         writes: vec![Write::Challenge(c)],
@@ -605,11 +606,9 @@ fn accepted(
     counter: Option<u64>,
     now: u64,
 ) -> (Vec<Write>, Vec<PortalEvent>) {
-    let mut c = challenge.clone();
-    c.version = c.version.saturating_add(1);
+    let mut c = challenge.next();
     c.state = ChallengeState::Answered { at: now, device_id: d.device_id.clone() };
-    let mut n = d.clone();
-    n.version = n.version.saturating_add(1);
+    let mut n = d.next();
     n.otp_state.throttle.record_success();
     n.last_used_at = Some(now);
     n.proven = true;
@@ -632,8 +631,7 @@ fn wrong<T>(devices: &[&DeviceRecord], now: u64) -> Outcome<T> {
     let mut events = Vec::new();
     let mut all_locked = true;
     for d in devices {
-        let mut n = (*d).clone();
-        n.version = n.version.saturating_add(1);
+        let mut n = d.next();
         if n.otp_state.throttle.record_failure(now, &DEVICE_LOCKOUT) {
             events.push(PortalEvent::DeviceLocked {
                 account: n.account.clone(),
@@ -656,8 +654,7 @@ fn wrong<T>(devices: &[&DeviceRecord], now: u64) -> Outcome<T> {
 fn cloned<T>(d: &DeviceRecord, now: u64) -> Outcome<T> {
     // Flagged for good: a copy that was caught must not approve on its
     // next try, and an unlock (for wrong codes) must not clear it.
-    let mut n = d.clone();
-    n.version = n.version.saturating_add(1);
+    let mut n = d.next();
     n.clone_suspected = true;
     Outcome {
         writes: vec![Write::Device(n)],
@@ -692,8 +689,7 @@ impl DeviceRecord {
         if self.status != DeviceStatus::Active || !(self.otp_state.throttle.is_locked(now) || vouch_spent) {
             return Outcome::refused(err(ErrorCode::InvalidState, "the device is not locked"));
         }
-        let mut n = self.clone();
-        n.version = n.version.saturating_add(1);
+        let mut n = self.next();
         n.otp_state.unlock();
         n.vouch_failures = 0;
         Outcome { writes: vec![Write::Device(n)], events: vec![], result: Ok(()) }

@@ -214,6 +214,13 @@ impl core::fmt::Debug for PendingLinkRecord {
 }
 
 impl PendingLinkRecord {
+    /// A copy at the next version (the record a write replaces it with).
+    pub(crate) fn next(&self) -> PendingLinkRecord {
+        let mut n = self.clone();
+        n.version = self.version.saturating_add(1);
+        n
+    }
+
     /// Wrong check codes counted so far.
     pub fn attempts(&self) -> u32 {
         match self.state {
@@ -1182,7 +1189,8 @@ pub(crate) fn device_totp(answer_key: &[u8], policy: DeviceTotpPolicy) -> Result
 }
 
 impl DeviceRecord {
-    fn next(&self) -> DeviceRecord {
+    /// A copy at the next version (the record a write replaces it with).
+    pub(crate) fn next(&self) -> DeviceRecord {
         let mut n = self.clone();
         n.version = self.version.saturating_add(1);
         n
