@@ -246,6 +246,28 @@ pub(crate) fn open_once(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> Result
         .map_err(|_| err(ErrorCode::MessageTampered, "the message failed authentication"))
 }
 
+/// [`open_once`] into a caller's buffer, without allocating (the offline
+/// authenticator decrypts on the stack): `out` needs the ciphertext's
+/// length minus 16; returns the plaintext's length. `MESSAGE_TAMPERED`
+/// on failure (`out` is then zeroed).
+pub(crate) fn open_once_into(key: &[u8; 32], aad: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
+    use chacha20poly1305::aead::AeadInOut;
+    let tampered = || err(ErrorCode::MessageTampered, "the message failed authentication");
+    let n = ciphertext.len().checked_sub(16).ok_or_else(tampered)?;
+    let out = out.get_mut(..n).ok_or_else(tampered)?;
+    let (ct, tag) = ciphertext.split_at(n);
+    out.copy_from_slice(ct);
+    let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| tampered())?;
+    let c = ChaCha20Poly1305::new(key.into());
+    match c.decrypt_inout_detached(&Default::default(), aad, out.into(), &tag) {
+        Ok(()) => Ok(n),
+        Err(_) => {
+            out.zeroize();
+            Err(tampered())
+        }
+    }
+}
+
 /// Length of the random nonce of [`seal_blob`].
 pub const BLOB_NONCE_LEN: usize = 24;
 

@@ -179,12 +179,34 @@ pub fn base45_encode(data: &[u8]) -> String {
 
 /// Strict RFC 9285 Base45 decode; errors carry `code`.
 pub fn base45_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
+    let mut out = alloc::vec![0u8; base45_decoded_len(text.len())];
+    let n = base45_decode_into(text, &mut out, code)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Bytes a Base45 text of `len` characters decodes to, at most.
+pub const fn base45_decoded_len(len: usize) -> usize {
+    len / 3 * 2 + (len % 3) / 2
+}
+
+/// [`base45_decode_as`] into a caller's buffer, without allocating (the
+/// offline authenticator decodes QR codes on the stack): returns the
+/// number of bytes written; `code` too when `out` is too small.
+pub fn base45_decode_into(text: &str, out: &mut [u8], code: ErrorCode) -> Result<usize> {
     let val = |c: u8| B45.iter().position(|&x| x == c).map(|p| p as u32);
     let t = text.as_bytes();
     if t.len() % 3 == 1 {
         return Err(err(code, "base45 text has an impossible length"));
     }
-    let mut out = Vec::with_capacity(t.len() / 3 * 2 + 1);
+    if base45_decoded_len(t.len()) > out.len() {
+        return Err(err(code, "the text is too long"));
+    }
+    let mut n_out = 0;
+    let mut push = |b: u8| {
+        out[n_out] = b;
+        n_out += 1;
+    };
     for chunk in t.chunks(3) {
         let mut n = 0u32;
         let mut mul = 1u32;
@@ -196,16 +218,16 @@ pub fn base45_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
             if n > 0xFFFF {
                 return Err(err(code, "base45 triple out of range"));
             }
-            out.push((n >> 8) as u8);
-            out.push(n as u8);
+            push((n >> 8) as u8);
+            push(n as u8);
         } else {
             if n > 0xFF {
                 return Err(err(code, "base45 pair out of range"));
             }
-            out.push(n as u8);
+            push(n as u8);
         }
     }
-    Ok(out)
+    Ok(n_out)
 }
 
 #[cfg(test)]

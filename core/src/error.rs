@@ -66,6 +66,17 @@ macro_rules! for_each_error_code {
             (InvalidAnswer, "INVALID_ANSWER", "the answer is not correct", "A challenge answer does not match: a wrong code, a code computed with a wrong passcode, or a code for another challenge or transaction (never said which). Counted towards the device's lockout."),
             (DeviceCloned, "DEVICE_CLONED", "the device's keys may have been copied", "A signed answer's counter is not above the last one the portal accepted: two copies of the device's keys are in use."),
             (AuthenticatorNeverUsed, "AUTHENTICATOR_NEVER_USED", "no authenticator of this account can vouch yet", "Linking a new device from an existing authenticator needs one that has answered a challenge successfully before."),
+            // ---- activation of offline authenticators (flow 3) ---------------------
+            (DeviceNotYetUsable, "DEVICE_NOT_YET_USABLE", "the device was activated recently and is not usable yet", "An activated offline authenticator is usable only after the portal's delay (default 4 hours), so that a fraudulent activation can be noticed and cancelled."),
+            (DeviceCodeMismatch, "DEVICE_CODE_MISMATCH", "the code from the device does not match", "The 10-digit code the device showed for the first activation QR code does not match (counted; 5 end the activation)."),
+            (ActivationCodeMismatch, "ACTIVATION_CODE_MISMATCH", "the activation code is not correct", "The activation code chosen when ordering does not match (counted on the order; 5 lock it)."),
+            (BindingCodeMismatch, "BINDING_CODE_MISMATCH", "the code from the device does not match", "The 8-digit code the device showed for the second activation QR code does not match (counted; 5 end the activation)."),
+            (SerialMismatch, "SERIAL_MISMATCH", "the serial number is not the one of this device", "The serial number typed is not the one of the device being activated (counted; 5 end the activation)."),
+            (PasswordMismatch, "PASSWORD_MISMATCH", "the password is not correct", "The initial password from the letter (or the account password) does not match (counted; 5 lock)."),
+            (PasswordPolicy, "PASSWORD_POLICY", "the new password does not meet the policy", "The new password is too short or too long, is a commonly used or compromised password, or contains the user ID (NIST SP 800-63B); the detail says which."),
+            (RecoveryCodeMismatch, "RECOVERY_CODE_MISMATCH", "the recovery code is not correct or was already used", "A recovery code that is not one of the account's unused codes (counted; 5 lock)."),
+            (DuplicateRecord, "DUPLICATE_RECORD", "a record in the file already exists", "A factory record repeats an earlier line of the file or a device already imported; the detail names the line. Nothing was imported."),
+            (UserUnknown, "USER_UNKNOWN", "no such user ID", "No order has this user ID (or it was cancelled)."),
         }
     };
 }

@@ -18,6 +18,7 @@
 //! call. That single rule is what keeps single use, the lockout count and
 //! unlinking exact across many servers (`docs/DESIGN.md`).
 
+use crate::activation::{AccountCredentials, ActivationRecord, EnrolmentRecord, TokenRecord};
 use crate::challenge::ChallengeRecord;
 use crate::link::{DeviceRecord, LinkOfferRecord, PendingLinkRecord};
 use crate::Result;
@@ -34,6 +35,14 @@ pub enum Write {
     Device(DeviceRecord),
     /// A challenge, keyed by `challenge_id`.
     Challenge(ChallengeRecord),
+    /// An imported offline authenticator, keyed by `serial`.
+    Token(TokenRecord),
+    /// An order (the letter), keyed by `user_id`.
+    Enrolment(EnrolmentRecord),
+    /// An activation, keyed by `activation_id`.
+    Activation(ActivationRecord),
+    /// An account's password and recovery codes, keyed by `account`.
+    Credentials(AccountCredentials),
 }
 
 impl Write {
@@ -51,16 +60,25 @@ impl Write {
             Write::PendingLink(r) => r.version,
             Write::Device(r) => r.version,
             Write::Challenge(r) => r.version,
+            Write::Token(r) => r.version,
+            Write::Enrolment(r) => r.version,
+            Write::Activation(r) => r.version,
+            Write::Credentials(r) => r.version,
         }
     }
 
-    /// The record's key (offer id, device id or challenge id).
+    /// The record's key (offer id, device id, challenge id, serial, user ID,
+    /// activation id or account).
     pub fn key(&self) -> &str {
         match self {
             Write::Offer(r) => &r.offer_id,
             Write::PendingLink(r) => &r.device_id,
             Write::Device(r) => &r.device_id,
             Write::Challenge(r) => &r.challenge_id,
+            Write::Token(r) => &r.serial,
+            Write::Enrolment(r) => &r.user_id,
+            Write::Activation(r) => &r.activation_id,
+            Write::Credentials(r) => &r.account,
         }
     }
 }

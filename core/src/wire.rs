@@ -44,7 +44,7 @@ pub enum Kind {
     ChallengeQr = 0x20,
     /// Signed answer to a challenge (device → portal).
     ChallengeAnswer = 0x21,
-    /// Reserved for activation QR codes.
+    /// QR: activation of an offline authenticator (portal → device).
     ActivationQr = 0x30,
 }
 
@@ -131,9 +131,19 @@ pub(crate) fn to_qr_text(bytes: &[u8]) -> String {
 
 /// Bytes of a QR text (trims surrounding white space some scanners add).
 pub(crate) fn from_qr_text(text: &str) -> Result<Vec<u8>> {
+    base45_decode_as(qr_body(text)?, ErrorCode::MalformedMessage)
+}
+
+fn qr_body(text: &str) -> Result<&str> {
     let t = text.trim_matches(|c: char| c == '\n' || c == '\r' || c == '\t');
-    let body = t.strip_prefix(QR_PREFIX).ok_or(err(ErrorCode::MalformedMessage, "not a Tessera QR code"))?;
-    base45_decode_as(body, ErrorCode::MalformedMessage)
+    t.strip_prefix(QR_PREFIX).ok_or(err(ErrorCode::MalformedMessage, "not a Tessera QR code"))
+}
+
+/// [`from_qr_text`] into a caller's buffer, without allocating:
+/// `MALFORMED_MESSAGE` also when the QR code is longer than `buf`.
+pub(crate) fn from_qr_text_into<'b>(text: &str, buf: &'b mut [u8]) -> Result<&'b [u8]> {
+    let n = crate::encoding::base45_decode_into(qr_body(text)?, buf, ErrorCode::MalformedMessage)?;
+    Ok(&buf[..n])
 }
 
 /// Network text form: base64url without padding.

@@ -2,7 +2,7 @@
 //! `0x20`) and the signed answer (kind `0x21`). Both sides use these types.
 
 use super::{displayable, label, Approval, ANSWER_DIGITS, MAX_CHALLENGE_DEVICES};
-use crate::crypto::{hkdf, hmac_sha256, open_once, seal_once, sha256, SIGNATURE_LEN};
+use crate::crypto::{hkdf, hmac_sha256, open_once_into, seal_once, sha256, SIGNATURE_LEN};
 use crate::error::{err, ErrorCode, Result};
 use crate::secret::ct_eq;
 use crate::wire::{self, Kind};
@@ -92,13 +92,13 @@ pub(crate) fn response(answer_key: &[u8], hash: &[u8; 32]) -> Zeroizing<[u8; 32]
 
 /// Room for every digit of a `u64`: 10 (the longest of `ANSWER_DIGITS`)
 /// would do, 20 keeps the text of a record with out-of-range digits too.
-const MAX_DIGITS: usize = 20;
+pub(crate) const MAX_DIGITS: usize = 20;
 
 /// The typed code as ASCII digits in a stack buffer (no allocation: the
 /// portal computes one per device for every typed answer it checks):
 /// the first 8 bytes of the response, big-endian, mod 10^digits, with
 /// leading zeros. The code is `buf[..digits]`.
-fn typed_code_digits(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<[u8; MAX_DIGITS]> {
+pub(crate) fn typed_code_digits(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zeroizing<[u8; MAX_DIGITS]> {
     let r = response(answer_key, hash);
     let mut first = [0u8; 8];
     first.copy_from_slice(&r[..8]);
@@ -131,8 +131,7 @@ pub(crate) fn typed_code(answer_key: &[u8], hash: &[u8; 32], digits: u8) -> Zero
 /// `aad` = every byte before the ciphertext.
 pub(crate) struct ChallengeQrMsg {
     pub nonce: [u8; 16],
-    pub slots: Vec<[u8; SLOT_LEN]>,
-    pub ciphertext: Vec<u8>,
+    bytes: Vec<u8>,
 }
 
 impl ChallengeQrMsg {
@@ -179,61 +178,84 @@ impl ChallengeQrMsg {
             return Err(err(ErrorCode::MalformedMessage, "the challenge QR code is too long"));
         }
         let bytes = wire::from_qr_text(text)?;
-        let body = wire::strip_header(&bytes, Kind::ChallengeQr)?;
-        let short = || err(ErrorCode::MalformedMessage, "the challenge QR code is truncated");
-        if body.len() < 17 {
-            return Err(short());
-        }
-        let (nonce, rest) = body.split_at(16);
-        let (n, rest) = rest.split_at(1);
-        let n = usize::from(n[0]);
-        if n == 0 || n > MAX_CHALLENGE_DEVICES {
-            return Err(err(ErrorCode::MalformedMessage, "the challenge QR code has a bad recipient count"));
-        }
-        // The ciphertext holds at least the 16-byte tag and a 3-byte body.
-        if rest.len() < n * SLOT_LEN + 16 + 3 {
-            return Err(short());
-        }
-        let (slots, ciphertext) = rest.split_at(n * SLOT_LEN);
-        Ok(ChallengeQrMsg {
-            nonce: wire::fixed(nonce, ErrorCode::MalformedMessage)?,
-            slots: slots
-                .chunks_exact(SLOT_LEN)
-                .map(|c| wire::fixed(c, ErrorCode::MalformedMessage))
-                .collect::<Result<_>>()?,
-            ciphertext: ciphertext.to_vec(),
-        })
+        let parsed = ChallengeQrRef::parse(&bytes)?;
+        Ok(ChallengeQrMsg { nonce: parsed.nonce, bytes })
     }
 
     /// Open with one device's channel key: `NOT_FOR_THIS_DEVICE` when no
     /// slot is this device's, `MESSAGE_TAMPERED` when the bytes changed.
-    /// Returns the body, its canonical bytes and the challenge hash.
+    /// Returns the body and the challenge hash.
     pub fn open(&self, channel_key: &[u8]) -> Result<(ChallengeBody, [u8; 32])> {
-        let (tag, pad) = slot_keys(channel_key, &self.nonce);
-        let aad = Self::prefix(&self.nonce, &self.slots);
-        // Every slot whose 4-byte tag is this device's is tried (two devices'
-        // tags collide once in 2^32): the body key of the right one opens it.
-        let mut mine = self.slots.iter().filter(|s| ct_eq(&s[..4], &tag)).peekable();
-        if mine.peek().is_none() {
-            return Err(err(ErrorCode::NotForThisDevice, "this QR code is for another device or account"));
-        }
-        let plain = mine
-            .find_map(|slot| {
-                let mut k = Zeroizing::new([0u8; 16]);
-                for i in 0..16 {
-                    k[i] = slot[4 + i] ^ pad[i];
-                }
-                open_once(&body_key(&k, &self.nonce), &aad, &self.ciphertext).ok()
-            })
-            .ok_or(err(ErrorCode::MessageTampered, "the message failed authentication"))?;
-        let body: ChallengeBody = wire::decode_body(&plain, ErrorCode::MalformedMessage)?;
+        let parsed = ChallengeQrRef::parse(&self.bytes)?;
+        let mut plain = Zeroizing::new(alloc::vec![0u8; parsed.ciphertext.len()]);
+        let n = parsed.open_into(channel_key, &mut plain)?;
+        let plain = &plain[..n];
+        let body: ChallengeBody = wire::decode_body(plain, ErrorCode::MalformedMessage)?;
         if !ANSWER_DIGITS.contains(&body.digits)
             || body.approval.validate().is_err()
             || !approval_displayable(&body.approval)
         {
             return Err(err(ErrorCode::MalformedMessage, "the challenge holds values a device must not show"));
         }
-        Ok((body, challenge_hash(&self.nonce, &plain)))
+        Ok((body, challenge_hash(&self.nonce, plain)))
+    }
+}
+
+/// A challenge QR's bytes, parsed in place (no allocation: the offline
+/// authenticator reads challenges on the stack).
+pub(crate) struct ChallengeQrRef<'a> {
+    pub nonce: [u8; 16],
+    /// Every byte before the ciphertext (the AEAD's associated data).
+    prefix: &'a [u8],
+    slots: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+impl<'a> ChallengeQrRef<'a> {
+    /// Check the header and layout of a challenge QR's bytes.
+    pub fn parse(bytes: &'a [u8]) -> Result<ChallengeQrRef<'a>> {
+        let body = wire::strip_header(bytes, Kind::ChallengeQr)?;
+        let short = || err(ErrorCode::MalformedMessage, "the challenge QR code is truncated");
+        if body.len() < 17 {
+            return Err(short());
+        }
+        let (nonce, rest) = body.split_at(16);
+        let n = usize::from(rest[0]);
+        if n == 0 || n > MAX_CHALLENGE_DEVICES {
+            return Err(err(ErrorCode::MalformedMessage, "the challenge QR code has a bad recipient count"));
+        }
+        let rest = &rest[1..];
+        // The ciphertext holds at least the 16-byte tag and a 3-byte body.
+        if rest.len() < n * SLOT_LEN + 16 + 3 {
+            return Err(short());
+        }
+        let (slots, ciphertext) = rest.split_at(n * SLOT_LEN);
+        let prefix = &bytes[..bytes.len() - ciphertext.len()];
+        Ok(ChallengeQrRef { nonce: wire::fixed(nonce, ErrorCode::MalformedMessage)?, prefix, slots, ciphertext })
+    }
+
+    /// Decrypt the body into `out` (at least the ciphertext's length) with
+    /// one device's channel key; returns the body's length.
+    /// `NOT_FOR_THIS_DEVICE` when no slot is this device's,
+    /// `MESSAGE_TAMPERED` when the bytes changed.
+    pub fn open_into(&self, channel_key: &[u8], out: &mut [u8]) -> Result<usize> {
+        let (tag, pad) = slot_keys(channel_key, &self.nonce);
+        // Every slot whose 4-byte tag is this device's is tried (two devices'
+        // tags collide once in 2^32): the body key of the right one opens it.
+        let mut mine = self.slots.chunks_exact(SLOT_LEN).filter(|s| ct_eq(&s[..4], &tag)).peekable();
+        if mine.peek().is_none() {
+            return Err(err(ErrorCode::NotForThisDevice, "this QR code is for another device or account"));
+        }
+        for slot in mine {
+            let mut k = Zeroizing::new([0u8; 16]);
+            for i in 0..16 {
+                k[i] = slot[4 + i] ^ pad[i];
+            }
+            if let Ok(n) = open_once_into(&body_key(&k, &self.nonce), self.prefix, self.ciphertext, out) {
+                return Ok(n);
+            }
+        }
+        Err(err(ErrorCode::MessageTampered, "the message failed authentication"))
     }
 }
 

@@ -18,7 +18,7 @@
 //! counter that shows up a cloned device. See `docs/PROTOCOL.md`.
 
 mod device;
-mod messages;
+pub(crate) mod messages;
 mod portal;
 
 pub use device::{Challenge, SignedAnswer};
@@ -109,7 +109,7 @@ impl Amount {
         Ok(a)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.decimals > 3 || self.minor > MAX_AMOUNT_MINOR {
             return Err(err(ErrorCode::MalformedMessage, "the amount is out of range"));
         }

@@ -188,6 +188,14 @@ impl Portal {
         if active.is_empty() {
             return Err(copied());
         }
+        // An offline authenticator activated less than the portal's delay ago is left out.
+        let active: Vec<&DeviceRecord> = active.into_iter().filter(|d| d.check_usable(now).is_ok()).collect();
+        if active.is_empty() {
+            return Err(err(
+                ErrorCode::DeviceNotYetUsable,
+                "the device was activated recently and is not usable yet (the portal's delay)",
+            ));
+        }
         if active.len() > MAX_CHALLENGE_DEVICES {
             return Err(err(ErrorCode::InvalidInput, "more than 4 devices: let the user pick one"));
         }

@@ -258,11 +258,18 @@ pub(crate) fn is_forbidden_in_name(c: char) -> bool {
             | 0xE0000..=0xE0FFF)
 }
 
+/// Whether `name` is a valid display name (the rule of [`check_name`],
+/// without an error to build: the offline authenticator checks what it
+/// shows without allocating).
+pub(crate) fn name_ok(name: &str, max: usize) -> bool {
+    !name.trim().is_empty() && name.len() <= max && !name.chars().any(is_forbidden_in_name)
+}
+
 /// A display name (portal, device, account): non-empty, at most `max` UTF-8
 /// bytes, no control or invisible formatting characters, not
 /// white space only.
 pub(crate) fn check_name(name: &str, max: usize, what: &'static str) -> Result<()> {
-    if name.trim().is_empty() || name.len() > max || name.chars().any(is_forbidden_in_name) {
+    if !name_ok(name, max) {
         return Err(crate::Error::with_detail(
             ErrorCode::InvalidInput,
             alloc::format!(

@@ -345,6 +345,13 @@ pub struct DeviceRecord {
     /// A copy of its keys answered (`DEVICE_CLONED`): it answers nothing
     /// more; only unlinking clears it.
     pub clone_suspected: bool,
+    /// An offline authenticator activated with a delay (flow 3): no
+    /// challenge includes it and no code of it is accepted before this
+    /// time (`DEVICE_NOT_YET_USABLE`). `None`: usable at once.
+    pub usable_from: Option<u64>,
+    /// The serial number of an offline authenticator (flow 3); `None` for
+    /// a linked phone. Such a device answers typed challenges only.
+    pub serial: Option<String>,
     /// Record version (1 when created; +1 on every change).
     pub version: u64,
     pub(crate) device_pk: SecretBytes,
@@ -420,6 +427,38 @@ pub enum PortalEvent {
         account: String,
         /// Device.
         device_id: String,
+        /// Time.
+        at: u64,
+    },
+    /// An offline authenticator was activated (flow 3): tell the user on
+    /// every channel (a fraudulent activation can be cancelled by
+    /// unlinking the device before `usable_from`).
+    DeviceActivated {
+        /// Account.
+        account: String,
+        /// The device's id in the registry.
+        device_id: String,
+        /// Its serial number.
+        serial: String,
+        /// When it becomes usable.
+        usable_from: u64,
+        /// Time.
+        at: u64,
+    },
+    /// An order's activation code or initial password was guessed wrong
+    /// too often: the order is locked; tell the user (a new order is needed).
+    OrderLocked {
+        /// Account.
+        account: String,
+        /// The order's user ID.
+        user_id: String,
+        /// Time.
+        at: u64,
+    },
+    /// The account password or recovery codes were guessed wrong too often.
+    CredentialsLocked {
+        /// Account.
+        account: String,
         /// Time.
         at: u64,
     },
@@ -790,6 +829,8 @@ impl Portal {
             signed_counter_at: None,
             vouch_failures: 0,
             clone_suspected: false,
+            usable_from: None,
+            serial: None,
             version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
@@ -1189,6 +1230,18 @@ pub(crate) fn device_totp(answer_key: &[u8], policy: DeviceTotpPolicy) -> Result
 }
 
 impl DeviceRecord {
+    /// `DEVICE_NOT_YET_USABLE` while an activated offline authenticator
+    /// waits out the portal's delay.
+    pub fn check_usable(&self, now: u64) -> Result<()> {
+        match self.usable_from {
+            Some(t) if now < t => Err(err(
+                ErrorCode::DeviceNotYetUsable,
+                "the device was activated recently and is not usable yet (the portal's delay)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// A copy at the next version (the record a write replaces it with).
     pub(crate) fn next(&self) -> DeviceRecord {
         let mut n = self.clone();
@@ -1250,6 +1303,12 @@ impl DeviceRecord {
         }
         if self.clone_suspected {
             return Outcome::refused(err(ErrorCode::DeviceCloned, "this device's keys were copied; unlink it"));
+        }
+        if self.serial.is_some() {
+            return Outcome::refused(err(ErrorCode::InvalidState, "an offline authenticator shows no time-based codes"));
+        }
+        if let Err(e) = self.check_usable(now) {
+            return Outcome::refused(e);
         }
         let totp = match device_totp(self.answer_key.expose(), self.totp) {
             Ok(t) => t,
