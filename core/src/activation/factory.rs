@@ -86,7 +86,11 @@ pub fn parse_factory_file(text: &str) -> Result<Vec<FactoryRecord>> {
         }
         let mut parts = l.split(' ');
         let (Some(serial), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(at_line(ErrorCode::InvalidInput, n, "a record is a serial number, one space and 64 hex digits"));
+            return Err(at_line(
+                ErrorCode::InvalidInput,
+                n,
+                "a record is a serial number, one space and 64 hex digits",
+            ));
         };
         if !serial_ok(serial) {
             return Err(at_line(ErrorCode::InvalidInput, n, "a serial number has 6 to 16 characters A-Z and 0-9"));
@@ -96,7 +100,11 @@ pub fn parse_factory_file(text: &str) -> Result<Vec<FactoryRecord>> {
             .filter(|b| b.len() == 32 && secret.bytes().all(|c| !c.is_ascii_uppercase()))
             .ok_or_else(|| at_line(ErrorCode::InvalidInput, n, "a factory secret is 64 lowercase hex digits"))?;
         if let Some(first) = seen.insert(serial, n) {
-            return Err(at_line(ErrorCode::DuplicateRecord, n, &format!("serial number {serial} repeats line {first}")));
+            return Err(at_line(
+                ErrorCode::DuplicateRecord,
+                n,
+                &format!("serial number {serial} repeats line {first}"),
+            ));
         }
         out.push(FactoryRecord { serial: serial.into(), line: n, secret: SecretBytes::new(bytes) });
     }

@@ -30,9 +30,9 @@ mod token;
 
 pub use factory::{parse_factory_file, FactoryRecord, FACTORY_FILE_HEADER};
 pub use portal::{
-    AccountCredentials, ActivationProgress, ActivationRecord, ActivationSettings, ActivationState,
-    ActivationStep, EnrolmentRecord, EnrolmentState, Order, TokenRecord, TokenState, MAX_ACTIVATION_FAILURES,
-    MAX_ACTIVATION_STARTS, MAX_SECRET_FAILURES, RECOVERY_CODE_COUNT,
+    AccountCredentials, ActivationProgress, ActivationRecord, ActivationSettings, ActivationState, ActivationStep,
+    EnrolmentRecord, EnrolmentState, Order, TokenRecord, TokenState, MAX_ACTIVATION_FAILURES, MAX_ACTIVATION_STARTS,
+    MAX_SECRET_FAILURES, RECOVERY_CODE_COUNT,
 };
 pub use token::{Code, Screen, ShownApproval, Text, Token, TOKEN_STATE_LEN};
 

@@ -287,17 +287,20 @@ fn eq_ignore_case(a: &str, b: &str) -> bool {
 }
 
 /// A single repeated character, or each character the code point after
-/// (or before) the previous one: `aaaaaaaa`, `12345678`, `abcdefgh`, `87654321`.
+/// (or before) the previous one: `aaaaaaaa`, `12345678`, `abcdefgh`,
+/// `87654321`; digits wrap around (`12345678901234`, `32109876`).
 fn is_trivial(s: &str) -> bool {
     let mut chars = s.chars().map(u32::from);
     let Some(mut prev) = chars.next() else {
         return true;
     };
+    let digit = |c: u32| (u32::from('0')..=u32::from('9')).contains(&c);
     let (mut same, mut up, mut down) = (true, true, true);
     for c in chars {
+        let wraps = digit(c) && digit(prev);
         same &= c == prev;
-        up &= c == prev.wrapping_add(1);
-        down &= c == prev.wrapping_sub(1);
+        up &= c == prev.wrapping_add(1) || (wraps && prev == u32::from('9') && c == u32::from('0'));
+        down &= c == prev.wrapping_sub(1) || (wraps && prev == u32::from('0') && c == u32::from('9'));
         prev = c;
     }
     same || up || down

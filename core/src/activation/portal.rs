@@ -612,8 +612,9 @@ impl Portal {
         }
         let user_id = new_user_id(rng);
         let password = random_code(3, rng);
-        let hashes = SlowHash::new(activation_code.as_bytes(), settings.hash_iterations, rng)
-            .and_then(|c| Ok((c, SlowHash::new(normalized_code(&password).as_bytes(), settings.hash_iterations, rng)?)));
+        let hashes = SlowHash::new(activation_code.as_bytes(), settings.hash_iterations, rng).and_then(|c| {
+            Ok((c, SlowHash::new(normalized_code(&password).as_bytes(), settings.hash_iterations, rng)?))
+        });
         let (code_hash, password_hash) = match hashes {
             Ok(h) => h,
             Err(e) => return Outcome::refused(e),
@@ -1157,12 +1158,7 @@ enum Secret {
 }
 
 /// A wrong activation code or initial password: counted on the order.
-fn secret_failure(
-    a: &ActivationRecord,
-    e: &EnrolmentRecord,
-    now: u64,
-    which: Secret,
-) -> Outcome<ActivationProgress> {
+fn secret_failure(a: &ActivationRecord, e: &EnrolmentRecord, now: u64, which: Secret) -> Outcome<ActivationProgress> {
     let mut n = e.next();
     let (count, code, detail) = match which {
         Secret::ActivationCode => {

@@ -290,7 +290,9 @@ impl Token {
             return Err(corrupt());
         }
         fn text(len: u8, bytes: &[u8]) -> Result<&str> {
-            let t = bytes.get(..usize::from(len)).ok_or(err(ErrorCode::StateCorrupt, "the authenticator's state is corrupt"))?;
+            let t = bytes
+                .get(..usize::from(len))
+                .ok_or(err(ErrorCode::StateCorrupt, "the authenticator's state is corrupt"))?;
             core::str::from_utf8(t).map_err(|_| err(ErrorCode::StateCorrupt, "the authenticator's state is corrupt"))
         }
         let serial = text(s[1], &s[2..18])?;
@@ -375,12 +377,8 @@ impl Token {
                 };
                 let root = binding_root(&self.factory_secret, self.serial(), generation, &binding.seed);
                 let code = binding_code(&root, bytes);
-                let screen = Screen::BindingCode {
-                    portal_name: binding.portal_name,
-                    user_id: binding.user_id,
-                    code,
-                    replaced,
-                };
+                let screen =
+                    Screen::BindingCode { portal_name: binding.portal_name, user_id: binding.user_id, code, replaced };
                 self.binding = Some(binding);
                 Ok(screen)
             }
@@ -389,10 +387,8 @@ impl Token {
 
     fn challenge(&self, bytes: &[u8]) -> Result<Screen> {
         let parsed = ChallengeQrRef::parse(bytes)?;
-        let b = self
-            .binding
-            .as_ref()
-            .ok_or(err(ErrorCode::DeviceNotLinked, "this authenticator is not activated yet"))?;
+        let b =
+            self.binding.as_ref().ok_or(err(ErrorCode::DeviceNotLinked, "this authenticator is not activated yet"))?;
         let root = binding_root(&self.factory_secret, self.serial(), b.generation, &b.seed);
         let (channel_key, answer_key) = binding_keys(&root);
         let mut plain = Zeroizing::new([0u8; MAX_QR_BYTES]);

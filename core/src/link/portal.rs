@@ -1305,7 +1305,10 @@ impl DeviceRecord {
             return Outcome::refused(err(ErrorCode::DeviceCloned, "this device's keys were copied; unlink it"));
         }
         if self.serial.is_some() {
-            return Outcome::refused(err(ErrorCode::InvalidState, "an offline authenticator shows no time-based codes"));
+            return Outcome::refused(err(
+                ErrorCode::InvalidState,
+                "an offline authenticator shows no time-based codes",
+            ));
         }
         if let Err(e) = self.check_usable(now) {
             return Outcome::refused(e);

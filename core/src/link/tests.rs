@@ -38,7 +38,7 @@ fn apply<T>(o: &Outcome<T>, pending: &mut Option<PendingLinkRecord>, device: &mu
                 assert_eq!(device.as_ref().map(|d| d.version), w.expected_version());
                 *device = Some(r.clone());
             }
-            Write::Offer(_) | Write::Challenge(_) => {}
+            _ => {}
         }
     }
 }
