@@ -40,6 +40,8 @@ pub enum Kind {
     PortalRecord = 0x13,
     /// Stored: a device's status request in flight.
     DeviceStatusProbe = 0x14,
+    /// Stored: an offline authenticator's state, sealed by an app acting as one.
+    TokenState = 0x15,
     /// QR: challenge (portal → device).
     ChallengeQr = 0x20,
     /// Signed answer to a challenge (device → portal).
@@ -62,6 +64,7 @@ impl Kind {
             0x12 => PortalDeviceSecrets,
             0x13 => PortalRecord,
             0x14 => DeviceStatusProbe,
+            0x15 => TokenState,
             0x20 => ChallengeQr,
             0x21 => ChallengeAnswer,
             0x30 => ActivationQr,
@@ -73,9 +76,11 @@ impl Kind {
     /// blobs report `STATE_CORRUPT`, messages `MALFORMED_MESSAGE`.
     pub(crate) fn malformed_code(self) -> ErrorCode {
         match self {
-            Kind::DeviceState | Kind::DevicePendingLink | Kind::PortalDeviceSecrets | Kind::PortalRecord => {
-                ErrorCode::StateCorrupt
-            }
+            Kind::DeviceState
+            | Kind::DevicePendingLink
+            | Kind::PortalDeviceSecrets
+            | Kind::PortalRecord
+            | Kind::TokenState => ErrorCode::StateCorrupt,
             _ => ErrorCode::MalformedMessage,
         }
     }

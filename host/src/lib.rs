@@ -78,6 +78,7 @@
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!("tessera");
 
+mod activation;
 mod challenge;
 mod device;
 mod error;
@@ -86,6 +87,7 @@ mod portal;
 mod rows;
 mod time;
 
+pub use activation::*;
 pub use challenge::*;
 pub use device::*;
 pub use error::*;

@@ -119,6 +119,15 @@ pub struct StoredDevice {
     /// was asked to vouch for (`Portal::unlock_device` clears both), or its
     /// keys were copied (`DEVICE_CLONED`: only unlinking clears that).
     pub locked: bool,
+    /// An offline authenticator's serial number (flow 3); none for a phone.
+    #[serde(default)]
+    #[cfg_attr(feature = "wasm", tsify(optional))]
+    pub serial: Option<String>,
+    /// An activated offline authenticator is usable from this time on
+    /// (`DEVICE_NOT_YET_USABLE` before).
+    #[serde(default)]
+    #[cfg_attr(feature = "wasm", tsify(optional))]
+    pub usable_from: Option<Timestamp>,
     /// Record version.
     pub version: i64,
     /// The sealed record (the truth).
@@ -226,6 +235,42 @@ pub enum RecordWrite {
         #[cfg_attr(feature = "wasm", tsify(optional))]
         expected_version: Option<i64>,
     },
+    /// An offline authenticator row (flow 3), keyed by serial.
+    Authenticator {
+        /// The row.
+        row: crate::StoredAuthenticator,
+        /// Version the stored row must have.
+        #[serde(default)]
+        #[cfg_attr(feature = "wasm", tsify(optional))]
+        expected_version: Option<i64>,
+    },
+    /// An order row (flow 3), keyed by user ID.
+    Order {
+        /// The row.
+        row: crate::StoredOrder,
+        /// Version the stored row must have.
+        #[serde(default)]
+        #[cfg_attr(feature = "wasm", tsify(optional))]
+        expected_version: Option<i64>,
+    },
+    /// An activation row (flow 3), keyed by activation id.
+    Activation {
+        /// The row.
+        row: crate::StoredActivation,
+        /// Version the stored row must have.
+        #[serde(default)]
+        #[cfg_attr(feature = "wasm", tsify(optional))]
+        expected_version: Option<i64>,
+    },
+    /// An account's password and recovery codes (flow 3), keyed by account.
+    Credentials {
+        /// The row.
+        row: crate::StoredCredentials,
+        /// Version the stored row must have.
+        #[serde(default)]
+        #[cfg_attr(feature = "wasm", tsify(optional))]
+        expected_version: Option<i64>,
+    },
 }
 
 impl RecordWrite {
@@ -235,7 +280,11 @@ impl RecordWrite {
             RecordWrite::Offer { expected_version, .. }
             | RecordWrite::PendingLink { expected_version, .. }
             | RecordWrite::Device { expected_version, .. }
-            | RecordWrite::Challenge { expected_version, .. } => *expected_version,
+            | RecordWrite::Challenge { expected_version, .. }
+            | RecordWrite::Authenticator { expected_version, .. }
+            | RecordWrite::Order { expected_version, .. }
+            | RecordWrite::Activation { expected_version, .. }
+            | RecordWrite::Credentials { expected_version, .. } => *expected_version,
         }
     }
 }
@@ -312,6 +361,38 @@ pub enum PortalEvent {
         /// Time.
         at: Timestamp,
     },
+    /// An offline authenticator was activated: notify the user on every
+    /// channel; a fraudulent activation can be undone by unlinking the
+    /// device before `usable_from`.
+    DeviceActivated {
+        /// Account.
+        account: String,
+        /// Device.
+        device_id: String,
+        /// Serial number.
+        serial: String,
+        /// When it becomes usable.
+        usable_from: Timestamp,
+        /// Time.
+        at: Timestamp,
+    },
+    /// An order's activation code or initial password was guessed wrong 5
+    /// times: it is locked (a new order is needed); tell the user.
+    OrderLocked {
+        /// Account.
+        account: String,
+        /// User ID.
+        user_id: String,
+        /// Time.
+        at: Timestamp,
+    },
+    /// The account's password or recovery codes were guessed wrong 5 times.
+    CredentialsLocked {
+        /// Account.
+        account: String,
+        /// Time.
+        at: Timestamp,
+    },
     /// A signed answer's counter went back: two copies of the device's
     /// keys are in use. Unlinking the device is the safe reaction.
     DeviceCloneSuspected {
@@ -345,6 +426,15 @@ impl From<&link::PortalEvent> for PortalEvent {
             }
             link::PortalEvent::DeviceLocked { account, device_id, at } => {
                 PortalEvent::DeviceLocked { account, device_id, at: t(at) }
+            }
+            link::PortalEvent::DeviceActivated { account, device_id, serial, usable_from, at } => {
+                PortalEvent::DeviceActivated { account, device_id, serial, usable_from: t(usable_from), at: t(at) }
+            }
+            link::PortalEvent::OrderLocked { account, user_id, at } => {
+                PortalEvent::OrderLocked { account, user_id, at: t(at) }
+            }
+            link::PortalEvent::CredentialsLocked { account, at } => {
+                PortalEvent::CredentialsLocked { account, at: t(at) }
             }
             link::PortalEvent::DeviceCloneSuspected { account, device_id, at } => {
                 PortalEvent::DeviceCloneSuspected { account, device_id, at: t(at) }
@@ -470,12 +560,18 @@ impl Portal {
                     locked: r.otp_state.throttle.lock != tessera_core::limits::Lock::Unlocked
                         || r.clone_suspected
                         || r.vouch_failures >= tessera_core::challenge::MAX_VOUCH_FAILURES,
+                    serial: r.serial.clone(),
+                    usable_from: r.usable_from.map(Timestamp::from_secs),
                     version: count(r.version),
                     sealed: p.seal_record(r, rng),
                 },
                 expected_version,
             },
             Write::Challenge(r) => RecordWrite::Challenge { row: crate::challenge::row_of(self, r), expected_version },
+            w => match self.activation_row(w) {
+                Some(row) => row,
+                None => unreachable!(),
+            },
         }
     }
 

@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_host::{
-    Approval, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkAnswer, LinkChoices, LinkLookup, OfferSettings,
-    OtpAlgorithm, OtpVerifierConfig, OtpVerifierState, PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange,
-    RecordWrite, StatusLookup, StoredChallenge, StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp,
-    Unlock, Verdict,
+    ActivationSettings, ActivationUpdate, Approval, ChallengeSettings, DeviceCodeRules, ErrorCode, LinkAnswer,
+    LinkChoices, LinkLookup, OfferSettings, OfflineAuthenticator, OtpAlgorithm, OtpVerifierConfig, OtpVerifierState,
+    PasscodeRules, PendingLink, PendingStatus, Portal, PortalChange, RecordWrite, StatusLookup, StoredActivation,
+    StoredAuthenticator, StoredChallenge, StoredCredentials, StoredDevice, StoredOffer, StoredOrder, StoredPendingLink,
+    TesseraError, Timestamp, Unlock, Verdict,
 };
 
 /// Fewer files than this means the directory was not found or emptied.
@@ -45,8 +46,38 @@ struct Phone {
     last_status: Option<(Arc<tessera_host::StatusProbe>, String)>,
 }
 
+/// An offline authenticator (flow 3), by name.
+struct Tok {
+    name: String,
+    app: Arc<OfflineAuthenticator>,
+    state: Vec<u8>,
+    serial: String,
+    factory_record: String,
+    /// The last code it showed.
+    last_code: Option<String>,
+    /// Its registry id once bound.
+    device_id: Option<String>,
+}
+
+/// An order: its user ID and the letter's initial password.
+struct OrderVar {
+    user_id: String,
+    initial_password: String,
+}
+
 #[derive(Default)]
 struct World {
+    tokens: Vec<Tok>,
+    orders_by_var: HashMap<String, OrderVar>,
+    activation_settings: ActivationSettings,
+    authenticators: HashMap<String, StoredAuthenticator>,
+    orders: HashMap<String, StoredOrder>,
+    activations: HashMap<String, StoredActivation>,
+    credentials: HashMap<String, StoredCredentials>,
+    /// Activation ids by var name (the var holds the step's QR text).
+    activation_ids: HashMap<String, String>,
+    /// Recovery codes shown by the activation saved under a var.
+    recovery_codes: HashMap<String, Vec<String>>,
     portal: Option<Arc<Portal>>,
     other_portal_key: Option<Vec<u8>>,
     offers: HashMap<String, StoredOffer>,
@@ -124,7 +155,16 @@ fn op_keys(op: &str) -> Option<(&'static [&'static str], &'static [&'static str]
         "confirm" => (&["account", "code"], &[]),
         "devices" => (&["account"], &["devices"]),
         "rename" => (&["phone", "name"], &[]),
-        "unlink" => (&["phone"], &[]),
+        "unlink" => (&["phone", "token"], &[]),
+        "activationSettings" => (&["settings"], &[]),
+        "token" => (&["token", "serial"], &[]),
+        "importDevices" => (&["tokens", "lines", "header"], &["serials"]),
+        "order" => (&["account", "activationCode", "token", "save"], &[]),
+        "activationStart" => (&["order", "save"], &["step", "qr"]),
+        "activationNext" => (&["activation", "input"], &["step", "qr", "recoveryCodes"]),
+        "tokenScan" => (&["token", "qr", "edit"], &["kind", "digits", "portalName", "userId", "approval", "replaced"]),
+        "verifyPassword" => (&["account", "password"], &[]),
+        "redeemRecoveryCode" => (&["account", "code"], &["left"]),
         "status" => (&["phone", "edit", "again"], &["status"]),
         "deviceCode" => (&["phone", "passcode", "biometric", "replay"], &[]),
         "wipe" => (&["phone"], &[]),
@@ -301,12 +341,39 @@ impl World {
             .cloned()
             .ok_or_else(|| format!("phone {} has no pending link row", ph.name))
     }
+    /// A phone's last answer, or else a token's last code.
     fn last_answer_of(&self, name: &str) -> Step<String> {
-        self.phones
-            .iter()
-            .find(|p| p.name == name)
-            .and_then(|p| p.last_answer.clone())
-            .ok_or_else(|| format!("phone {name} has no answer"))
+        match self.phones.iter().find(|p| p.name == name) {
+            Some(p) => p.last_answer.clone(),
+            None => self.tokens.iter().find(|t| t.name == name).and_then(|t| t.last_code.clone()),
+        }
+        .ok_or_else(|| format!("phone or token {name} has no answer"))
+    }
+    fn token_index(&self, a: &Args<'_>) -> Step<usize> {
+        let name = a.str("token")?;
+        self.tokens.iter().position(|t| t.name == name).ok_or_else(|| format!("no token {name}"))
+    }
+    fn token_named(&self, name: &str) -> Step<&Tok> {
+        self.tokens.iter().find(|t| t.name == name).ok_or_else(|| format!("no token {name}"))
+    }
+    fn order_var(&self, var: &str) -> Step<&OrderVar> {
+        self.orders_by_var.get(var).ok_or_else(|| format!("no order `{var}`"))
+    }
+    /// Store an activation update; the var keeps the step's QR text.
+    fn activation_update(&mut self, var: &str, u: ActivationUpdate) -> Step<Got> {
+        let events = self.store(&u.change)?;
+        self.activation_ids.insert(var.to_owned(), u.activation_id.clone());
+        if let Some(qr) = &u.qr_text {
+            self.vars.insert(var.to_owned(), qr.clone());
+        }
+        if !u.recovery_codes.is_empty() {
+            self.recovery_codes.insert(var.to_owned(), u.recovery_codes.clone());
+        }
+        let step = serde_json::to_value(u.step).map_err(|e| e.to_string())?;
+        Ok(Got::verdict(u.verdict, events)
+            .fact("step", step)
+            .fact("qr", json!(u.qr_text.is_some()))
+            .fact("recoveryCodes", json!(u.recovery_codes.len())))
     }
     fn portal(&self) -> Step<Arc<Portal>> {
         self.portal.clone().ok_or_else(|| "no portal: a `portal` step comes first".to_owned())
@@ -406,6 +473,18 @@ impl World {
                 RecordWrite::Challenge { row, expected_version } => {
                     cas(&self.challenges, &row.challenge_id, *expected_version, |r| r.version)?
                 }
+                RecordWrite::Authenticator { row, expected_version } => {
+                    cas(&self.authenticators, &row.serial, *expected_version, |r| r.version)?
+                }
+                RecordWrite::Order { row, expected_version } => {
+                    cas(&self.orders, &row.user_id, *expected_version, |r| r.version)?
+                }
+                RecordWrite::Activation { row, expected_version } => {
+                    cas(&self.activations, &row.activation_id, *expected_version, |r| r.version)?
+                }
+                RecordWrite::Credentials { row, expected_version } => {
+                    cas(&self.credentials, &row.account, *expected_version, |r| r.version)?
+                }
             }
         }
         for w in &change.writes {
@@ -421,6 +500,18 @@ impl World {
                 }
                 RecordWrite::Challenge { row, .. } => {
                     self.challenges.insert(row.challenge_id.clone(), row);
+                }
+                RecordWrite::Authenticator { row, .. } => {
+                    self.authenticators.insert(row.serial.clone(), row);
+                }
+                RecordWrite::Order { row, .. } => {
+                    self.orders.insert(row.user_id.clone(), row);
+                }
+                RecordWrite::Activation { row, .. } => {
+                    self.activations.insert(row.activation_id.clone(), row);
+                }
+                RecordWrite::Credentials { row, .. } => {
+                    self.credentials.insert(row.account.clone(), row);
                 }
             }
         }
@@ -584,6 +675,152 @@ impl World {
                 list.sort_by(|x, y| x.0.cmp(&y.0));
                 Ok(Got::done().fact("devices", Value::Array(list.into_iter().map(|x| x.1).collect())))
             }
+            "unlink" if a.get("token").is_some() => {
+                let portal = self.portal()?;
+                let t = self.token_index(a)?;
+                let id = self.tokens[t].device_id.clone().ok_or("the token was never bound")?;
+                let row = self.devices.get(&id).cloned().ok_or("no device row for the token")?;
+                let change = call!(portal.unlink_device(row, a.at()?));
+                let events = self.store(&change)?;
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "activationSettings" => {
+                self.activation_settings = strict(a.get("settings").ok_or("missing `settings`")?, "settings")?;
+                Ok(Got::done())
+            }
+            "token" => {
+                let name = a.str("token")?;
+                if self.tokens.iter().any(|t| t.name == name) {
+                    return Err(format!("token {name} exists"));
+                }
+                let key = tessera_host::new_storage_key().map_err(|e| e.to_string())?;
+                let app = OfflineAuthenticator::new(key).map_err(|e| e.to_string())?;
+                let made = call!(app.create(a.str("serial")?));
+                let serial = call!(app.info(made.state.clone())).serial;
+                self.tokens.push(Tok {
+                    name,
+                    app,
+                    state: made.state,
+                    serial,
+                    factory_record: made.factory_record,
+                    last_code: None,
+                    device_id: None,
+                });
+                Ok(Got::done())
+            }
+            "importDevices" => {
+                let portal = self.portal()?;
+                let names = a.get("tokens").and_then(Value::as_array).ok_or("`tokens` must be a list")?;
+                let mut lines = vec![a.opt_str("header")?.unwrap_or_else(|| "tessera-factory-records v1".into())];
+                for n in names {
+                    let n = n.as_str().ok_or("`tokens` holds names")?;
+                    lines.push(self.token_named(n)?.factory_record.clone());
+                }
+                for l in a.get("lines").and_then(Value::as_array).cloned().unwrap_or_default() {
+                    lines.push(l.as_str().ok_or("`lines` holds strings")?.to_owned());
+                }
+                let file = lines.join("\n") + "\n";
+                let serials = call!(tessera_host::factory_file_serials(file.clone()));
+                let known: Vec<String> = serials.into_iter().filter(|s| self.authenticators.contains_key(s)).collect();
+                let import = call!(portal.import_devices(file, known, a.at()?));
+                let events = self.store(&import.change)?;
+                Ok(Got::Done { verdict: None, facts: Map::new(), events }.fact("serials", json!(import.serials)))
+            }
+            "order" => {
+                let portal = self.portal()?;
+                let serial = self.token_named(&a.str("token")?)?.serial.clone();
+                let row = self.authenticators.get(&serial).cloned().ok_or("the token was not imported")?;
+                let settings = self.activation_settings.clone();
+                let o = call!(portal.order_device(a.str("account")?, a.str("activationCode")?, row, settings, a.at()?));
+                let events = self.store(&o.change)?;
+                self.orders_by_var
+                    .insert(a.str("save")?, OrderVar { user_id: o.user_id, initial_password: o.initial_password });
+                Ok(Got::Done { verdict: None, facts: Map::new(), events })
+            }
+            "activationStart" => {
+                let portal = self.portal()?;
+                let user_id = self.order_var(&a.str("order")?)?.user_id.clone();
+                let order = self.orders.get(&user_id).cloned().ok_or("no order row")?;
+                let auth = self.authenticators.get(&order.serial).cloned().ok_or("no authenticator row")?;
+                let settings = self.activation_settings.clone();
+                let u = call!(portal.start_activation(order, auth, settings, a.at()?));
+                self.activation_update(&a.str("save")?, u)
+            }
+            "activationNext" => {
+                let portal = self.portal()?;
+                let var = a.str("activation")?;
+                let id = self.activation_ids.get(&var).cloned().ok_or_else(|| format!("no activation `{var}`"))?;
+                let row = self.activations.get(&id).cloned().ok_or("no activation row")?;
+                let order = self.orders.get(&row.user_id).cloned().ok_or("no order row")?;
+                let auth = self.authenticators.get(&row.serial).cloned().ok_or("no authenticator row")?;
+                let creds = self.credentials.get(&row.account).cloned();
+                let input = match a.get("input") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Object(m)) if m.len() == 1 => {
+                        let (k, v) = m.iter().next().ok_or("empty input")?;
+                        let v = v.as_str().ok_or("an input reference is a name")?;
+                        match k.as_str() {
+                            "shown" => self.last_answer_of(v)?,
+                            "wrong" => wrong_code(&self.last_answer_of(v)?),
+                            "serial" => self.token_named(v)?.serial.clone(),
+                            "initialPassword" => self.order_var(v)?.initial_password.clone(),
+                            other => return Err(format!("unknown input reference `{other}`")),
+                        }
+                    }
+                    other => return Err(format!("bad `input` {other:?}")),
+                };
+                let settings = self.activation_settings.clone();
+                let u = call!(portal.activation_next(row, order, auth, creds, input, settings, a.at()?));
+                self.activation_update(&var, u)
+            }
+            "tokenScan" => {
+                let t = self.token_index(a)?;
+                let qr = self.qr(a)?;
+                let tok = &self.tokens[t];
+                let screen = call!(tok.app.scan(tok.state.clone(), qr));
+                let info = call!(tok.app.info(screen.state.clone()));
+                let user = screen
+                    .user_id
+                    .as_ref()
+                    .and_then(|u| self.orders_by_var.iter().find(|(_, o)| &o.user_id == u).map(|(k, _)| k.clone()));
+                let tok = &mut self.tokens[t];
+                tok.state = screen.state.clone();
+                tok.last_code = Some(screen.code.clone());
+                tok.device_id = info.device_id;
+                Ok(Got::done()
+                    .fact("kind", serde_json::to_value(screen.kind).map_err(|e| e.to_string())?)
+                    .fact("digits", json!(screen.code.len()))
+                    .fact("portalName", json!(screen.portal_name))
+                    .fact("userId", json!(user))
+                    .fact("approval", serde_json::to_value(&screen.approval).map_err(|e| e.to_string())?)
+                    .fact("replaced", json!(screen.replaced)))
+            }
+            "verifyPassword" | "redeemRecoveryCode" => {
+                let portal = self.portal()?;
+                let account = a.str("account")?;
+                let row = self.credentials.get(&account).cloned().ok_or("the account has no credentials row")?;
+                let check = if op == "verifyPassword" {
+                    call!(portal.verify_password(row, a.str("password")?, a.at()?))
+                } else {
+                    let code = match a.get("code") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Object(m)) => {
+                            let r = m.get("recovery").and_then(Value::as_array).ok_or("`code.recovery` is [var, i]")?;
+                            let var = r.first().and_then(Value::as_str).ok_or("`code.recovery[0]` is a var")?;
+                            let i = r.get(1).and_then(Value::as_u64).ok_or("`code.recovery[1]` is an index")?;
+                            self.recovery_codes
+                                .get(var)
+                                .and_then(|c| c.get(i as usize))
+                                .cloned()
+                                .ok_or("no such recovery code")?
+                        }
+                        _ => return Err("missing `code`".into()),
+                    };
+                    call!(portal.redeem_recovery_code(row, code, a.at()?))
+                };
+                let events = self.store(&check.change)?;
+                Ok(Got::verdict(check.verdict, events).fact("left", json!(check.recovery_codes_left)))
+            }
             "rename" | "unlink" => {
                 let portal = self.portal()?;
                 let p = self.phone(a)?;
@@ -743,7 +980,13 @@ impl World {
                     let check = call!(portal.verify_answer(row, rows, answer, at));
                     let events = self.store(&check.change)?;
                     let by = check.device_id.as_ref().and_then(|id| {
-                        self.phones.iter().find(|ph| ph.device_id.as_ref() == Some(id)).map(|ph| ph.name.clone())
+                        self.phones
+                            .iter()
+                            .find(|ph| ph.device_id.as_ref() == Some(id))
+                            .map(|ph| ph.name.clone())
+                            .or_else(|| {
+                                self.tokens.iter().find(|t| t.device_id.as_ref() == Some(id)).map(|t| t.name.clone())
+                            })
                     });
                     let got = Got::verdict(check.verdict, events);
                     Ok(match by {

@@ -48,6 +48,22 @@ impl FactoryRecord {
 }
 
 impl Token {
+    /// The state sealed under an app's 32-byte storage key (an app acting
+    /// as an offline authenticator keeps it like a linked phone's state).
+    pub fn seal(&self, storage_key: &[u8; 32], rng: &mut dyn crate::crypto::RandomSource) -> Vec<u8> {
+        let header = crate::wire::header(crate::wire::Kind::TokenState);
+        let mut out = Vec::from(header);
+        out.extend_from_slice(&crate::crypto::seal_blob(storage_key, &header, &self.to_bytes()[..], rng));
+        out
+    }
+
+    /// Open a sealed state (`STATE_CORRUPT` on any change or another key).
+    pub fn open(storage_key: &[u8; 32], sealed: &[u8]) -> Result<Token> {
+        let body = crate::wire::strip_header(sealed, crate::wire::Kind::TokenState)?;
+        let plain = crate::crypto::open_blob(storage_key, &sealed[..2], body)?;
+        Token::from_bytes(&plain)
+    }
+
     /// The maker's record of this device.
     pub fn factory_record(&self) -> FactoryRecord {
         FactoryRecord { serial: self.serial().into(), line: 0, secret: SecretBytes::from_slice(self.factory_secret()) }
