@@ -3,7 +3,8 @@
 #   1. scripts/setup.sh installs what the tests need (idempotent, cached
 #      outside the repo in ${TESSERA_CACHE:-~/.cache/tessera});
 #   2. Rust: unit, property, vector, fuzz-corpus, CLI and benchmark-smoke
-#      tests, clippy, and the no_std / wasm32 builds of the core;
+#      tests, clippy, the no_std / wasm32 builds of the core and the
+#      offline authenticator's firmware (thumbv7em, with its sizes);
 #   3. Kotlin (JVM + JNA), Swift (XCTest), JavaScript (Node) and the
 #      browser (headless Chromium) against the same library and vectors.
 # Exits non-zero when any suite fails; the last line counts suites.
@@ -28,7 +29,12 @@ suite() {
 suite "rust tests" cargo test --workspace --all-targets
 suite "rust doc tests" cargo test --workspace --doc
 suite "clippy" cargo clippy --workspace --all-targets -- -D warnings
-suite "core no_std (thumbv7em-none-eabihf)" cargo build -p tessera-core --target thumbv7em-none-eabihf
+# The core for the Cortex-M4F, then the offline authenticator's firmware
+# on it (firmware/: its own workspace, fat LTO; prints flash/RAM/stack).
+no_std_builds() {
+  cargo build -p tessera-core --target thumbv7em-none-eabihf && bash scripts/firmware-size.sh
+}
+suite "core no_std + token firmware (thumbv7em-none-eabihf)" no_std_builds
 suite "core wasm32" cargo build -p tessera-core --target wasm32-unknown-unknown
 suite "protocol re-derivation (python)" python3 scripts/rederive_vectors.py
 suite "kotlin" bash bindings-kotlin/test.sh
