@@ -327,6 +327,7 @@ mod rows {
                 Write::PendingLink(r) => StoredWrite::PendingLink(self.store_pending(r, rng)),
                 Write::Device(r) => StoredWrite::Device(self.store_device(r, rng)),
                 Write::Challenge(r) => StoredWrite::Challenge(self.store_challenge(r, rng)),
+                other => panic!("the simulation makes no activation writes: {other:?}"),
             }
         }
 
@@ -2229,6 +2230,7 @@ impl Sim {
                 Write::PendingLink(r) => self.count_pending_write(r, reply)?,
                 Write::Device(r) => self.count_device_write(r, op, answerer.as_deref())?,
                 Write::Challenge(r) => self.count_challenge_write(r, op)?,
+                other => panic!("the simulation makes no activation writes: {other:?}"),
             }
         }
         Ok(())

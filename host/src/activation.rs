@@ -457,6 +457,7 @@ impl Portal {
     /// The user's entry for the current step. Store `change` whatever the
     /// verdict: wrong entries are counted (5 end the activation; 5 wrong
     /// activation codes or initial passwords lock the order).
+    #[allow(clippy::too_many_arguments)] // the four rows of one snapshot, the entry, the settings, the time
     pub fn activation_next(
         &self,
         activation: StoredActivation,

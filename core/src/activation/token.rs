@@ -106,6 +106,9 @@ impl Drop for Code {
 }
 
 /// What a challenge approves, as the device shows it.
+// Fixed-size on purpose (no heap on the device): boxing the large variant
+// would allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShownApproval {
     /// Log in.
@@ -152,6 +155,8 @@ impl ShownApproval {
 }
 
 /// What the device shows after a scan.
+// Fixed-size on purpose (no heap on the device).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Screen {
     /// The first activation QR code: the user types these 10 digits.
