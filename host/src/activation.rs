@@ -456,7 +456,12 @@ impl Portal {
 
     /// The user's entry for the current step. Store `change` whatever the
     /// verdict: wrong entries are counted (5 end the activation; 5 wrong
-    /// activation codes or initial passwords lock the order).
+    /// activation codes or initial passwords lock the order). A web page
+    /// answers one step: when its row's `step` is no longer the one the
+    /// page showed (a double submit, another tab), tell the user the step
+    /// is done instead of calling this, or the entry is judged (and
+    /// counted) at the next step; after a write conflict, compare again on
+    /// the fresh row before repeating the call.
     #[allow(clippy::too_many_arguments)] // the four rows of one snapshot, the entry, the settings, the time
     pub fn activation_next(
         &self,

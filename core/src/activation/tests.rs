@@ -14,6 +14,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
+use alloc::vec::Vec;
 
 const T0: u64 = 1_767_225_600;
 const ACTIVATION_CODE: &str = "271828";
@@ -572,4 +573,107 @@ fn linked_phone(w: &mut World, account: &str, now: u64) -> DeviceRecord {
         .unwrap();
     let linked = finish_link(start.pending, &out.answer, &[0x42; 32], &mut w.rng).unwrap();
     w.portal.confirm_link(&pending, &linked.check_code, now + 1).result.unwrap()
+}
+
+/// Racing servers: each reads a snapshot, decides, and commits later in a
+/// random order; a lost compare-and-set reads again and repeats. Over many
+/// seeds: no failure count ever passes its limit, a lock is never undone,
+/// the initial password is accepted once, and exactly one device record is
+/// inserted however the servers interleave.
+#[test]
+fn racing_servers_never_undo_a_lock_or_finish_twice() {
+    use crate::crypto::RandomSource;
+    let (mut finished, mut ended) = (0, 0);
+    for seed in 0..30u8 {
+        let mut w = world();
+        w.rng = SeededRandom::new([seed; 32]);
+        let mut token = make_token(&mut w, "TS00012345");
+        let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+        let p = start(&mut w, &user_id, T0).unwrap();
+        let id = p.activation_id.clone();
+        let device_code = code_of(token.scan(&p.qr_text.unwrap()).unwrap());
+        let mut pick = SeededRandom::new([seed.wrapping_add(100); 32]);
+        let mut byte = || {
+            let mut b = [0u8; 1];
+            pick.fill_bytes(&mut b);
+            b[0]
+        };
+        let mut max_code_failures = 0;
+        let mut locked_seen = false;
+        let mut devices = 0;
+        for _round in 0..40 {
+            // Three servers take entries from one snapshot: right or wrong ones for the current step.
+            let snapshot = w.db.clone();
+            let a = snapshot.activation(&id);
+            if a.state != ActivationState::Open {
+                break;
+            }
+            let entries: Vec<String> = (0..3)
+                .map(|_| {
+                    let wrong = byte() % 3 == 0;
+                    match (a.step, wrong) {
+                        (_, true) => "00000000".into(),
+                        (ActivationStep::DeviceCode, false) => device_code.clone(),
+                        (ActivationStep::ActivationCode, false) => ACTIVATION_CODE.into(),
+                        (ActivationStep::BindingCode | ActivationStep::TestOtp, false) => {
+                            code_of(token.clone().scan(&a.qr_text().unwrap()).unwrap())
+                        }
+                        (ActivationStep::Serial, false) => "TS00012345".into(),
+                        (ActivationStep::InitialPassword, false) => initial.clone(),
+                        (_, false) => NEW_PASSWORD.into(),
+                    }
+                })
+                .collect();
+            let mut outcomes: Vec<(Outcome<ActivationProgress>, String)> = entries
+                .iter()
+                .map(|input| {
+                    let (e, t) = (snapshot.order(&user_id), snapshot.token("TS00012345"));
+                    let c = snapshot.credentials("anna");
+                    (w.portal.activation_next(&a, &e, &t, c.as_ref(), input, &w.settings, T0, &mut w.rng), input.clone())
+                })
+                .collect();
+            // Commit in a random order; a conflict repeats the call on fresh reads.
+            while !outcomes.is_empty() {
+                let i = usize::from(byte()) % outcomes.len();
+                let (o, input) = outcomes.remove(i);
+                if w.db.apply(&o).is_err() {
+                    // The host repeats the call on fresh reads, for the step
+                    // the entry was typed at: a page whose step was done
+                    // meanwhile (a double submit) is told so, not judged.
+                    let a = w.db.activation(&id);
+                    if a.state != ActivationState::Open || a.step != snapshot.activation(&id).step {
+                        continue;
+                    }
+                    let (e, t, c) = (w.db.order(&user_id), w.db.token("TS00012345"), w.db.credentials("anna"));
+                    let again = w.portal.activation_next(&a, &e, &t, c.as_ref(), &input, &w.settings, T0, &mut w.rng);
+                    w.db.apply(&again).unwrap();
+                    devices += again.writes.iter().filter(|x| matches!(x, Write::Device(_))).count();
+                } else {
+                    devices += o.writes.iter().filter(|x| matches!(x, Write::Device(_))).count();
+                }
+                let e = w.db.order(&user_id);
+                max_code_failures = max_code_failures.max(e.code_failures).max(e.password_failures);
+                let locked = matches!(e.state, EnrolmentState::Locked { .. });
+                assert!(!(locked_seen && !locked), "seed {seed}: the order's lock was undone");
+                locked_seen |= locked;
+                let a = w.db.activation(&id);
+                assert!(a.failures <= MAX_ACTIVATION_FAILURES, "seed {seed}: {} failures", a.failures);
+            }
+            // The user scans each binding QR code as it appears.
+            let a = w.db.activation(&id);
+            if a.step == ActivationStep::BindingCode {
+                if let Some(q) = a.qr_text() {
+                    token.scan(&q).unwrap();
+                }
+            }
+        }
+        assert!(max_code_failures <= MAX_SECRET_FAILURES, "seed {seed}");
+        assert!(devices <= 1, "seed {seed}: {devices} device records");
+        let a = w.db.activation(&id);
+        assert_eq!(devices == 1, a.state == ActivationState::Done { at: T0 }, "seed {seed}: {a:?}");
+        finished += devices;
+        ended += usize::from(matches!(a.state, ActivationState::LockedOut { .. }));
+    }
+    // The interleavings reach both ends (a test that cannot fail otherwise).
+    assert!(finished >= 3 && ended >= 3, "finished {finished}, locked out {ended}");
 }
