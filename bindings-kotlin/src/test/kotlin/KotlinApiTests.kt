@@ -64,6 +64,16 @@ fun frozenCode(c: ErrorCode): String = when (c) {
     ErrorCode.INVALID_ANSWER -> "INVALID_ANSWER"
     ErrorCode.DEVICE_CLONED -> "DEVICE_CLONED"
     ErrorCode.AUTHENTICATOR_NEVER_USED -> "AUTHENTICATOR_NEVER_USED"
+    ErrorCode.DEVICE_NOT_YET_USABLE -> "DEVICE_NOT_YET_USABLE"
+    ErrorCode.DEVICE_CODE_MISMATCH -> "DEVICE_CODE_MISMATCH"
+    ErrorCode.ACTIVATION_CODE_MISMATCH -> "ACTIVATION_CODE_MISMATCH"
+    ErrorCode.BINDING_CODE_MISMATCH -> "BINDING_CODE_MISMATCH"
+    ErrorCode.SERIAL_MISMATCH -> "SERIAL_MISMATCH"
+    ErrorCode.PASSWORD_MISMATCH -> "PASSWORD_MISMATCH"
+    ErrorCode.PASSWORD_POLICY -> "PASSWORD_POLICY"
+    ErrorCode.RECOVERY_CODE_MISMATCH -> "RECOVERY_CODE_MISMATCH"
+    ErrorCode.DUPLICATE_RECORD -> "DUPLICATE_RECORD"
+    ErrorCode.USER_UNKNOWN -> "USER_UNKNOWN"
 }
 
 /**
@@ -76,6 +86,36 @@ fun rowKey(w: RecordWrite): String = when (w) {
     is RecordWrite.PendingLink -> "pending link ${w.row.deviceId}"
     is RecordWrite.Device -> "device ${w.row.deviceId}"
     is RecordWrite.Challenge -> "challenge ${w.row.challengeId}"
+    is RecordWrite.Authenticator -> "authenticator ${w.row.serial}"
+    is RecordWrite.Order -> "order ${w.row.userId}"
+    is RecordWrite.Activation -> "activation ${w.row.activationId}"
+    is RecordWrite.Credentials -> "credentials ${w.row.account}"
+}
+
+/** Compare-and-set into a map of rows: `expected` null inserts a new key, else the stored row has that version. */
+private fun <R> MutableMap<String, R>.compareAndSet(key: String, row: R, expected: Long?, version: (R) -> Long) {
+    assertEquals(expected, this[key]?.let(version), "compare-and-set of row $key")
+    this[key] = row
+}
+
+/** The rows of flow 3 as a portal's host keeps them; every change applied as compare-and-set writes. */
+class ActivationRows {
+    val authenticators = HashMap<String, StoredAuthenticator>()
+    val orders = HashMap<String, StoredOrder>()
+    val activations = HashMap<String, StoredActivation>()
+    val credentials = HashMap<String, StoredCredentials>()
+    val devices = HashMap<String, StoredDevice>()
+
+    fun store(change: PortalChange) {
+        for (w in change.writes) when (w) {
+            is RecordWrite.Authenticator -> authenticators.compareAndSet(w.row.serial, w.row, w.expectedVersion) { it.version }
+            is RecordWrite.Order -> orders.compareAndSet(w.row.userId, w.row, w.expectedVersion) { it.version }
+            is RecordWrite.Activation -> activations.compareAndSet(w.row.activationId, w.row, w.expectedVersion) { it.version }
+            is RecordWrite.Credentials -> credentials.compareAndSet(w.row.account, w.row, w.expectedVersion) { it.version }
+            is RecordWrite.Device -> devices.compareAndSet(w.row.deviceId, w.row, w.expectedVersion) { it.version }
+            is RecordWrite.Offer, is RecordWrite.PendingLink, is RecordWrite.Challenge -> fail("unexpected write: ${rowKey(w)}")
+        }
+    }
 }
 
 /** Links one phone to `account` (offer, startLink, accept, finish, confirm): its state and device row. */
@@ -239,6 +279,9 @@ fun kotlinApiTests(r: Runner) {
             "OtpVerifierConfig" to OtpVerifierConfig(secret = biometric).toString(),
             "OtpAuthUri" to OtpAuthUri(OtpKind.Totp(30L), null, "anna", biometric, OtpAlgorithm.SHA1, 6).toString(),
             "OcraParams" to OcraParams(password = passcode).toString(),
+            "DeviceOrder" to DeviceOrder("0123456789", passcode, "TS00012345", Instant.EPOCH, PortalChange(emptyList(), emptyList())).toString(),
+            "NewAuthenticator" to NewAuthenticator(biometric, "TS00012345 $passcode").toString(),
+            "ActivationUpdate" to ActivationUpdate(Verdict.Accepted, "a", ActivationStep.DONE, null, listOf(passcode), null, null, PortalChange(emptyList(), emptyList())).toString(),
         ).filter { (_, s) -> passcode in s || biometric.contentToString().removeSurrounding("[", "]") in s }
         for ((what, s) in leaks) println("     note: $what.toString() shows its secret: $s")
         // Data-class equality compares ByteArray fields by reference.
@@ -287,7 +330,8 @@ fun kotlinApiTests(r: Runner) {
                     for (w in change.writes) when (w) {
                         is RecordWrite.Challenge -> challengeRow = w.row.also { assertEquals(challengeRow.version, w.expectedVersion) }
                         is RecordWrite.Device -> deviceRow = w.row.also { assertEquals(deviceRow.version, w.expectedVersion) }
-                        is RecordWrite.Offer, is RecordWrite.PendingLink -> fail("unexpected write: ${rowKey(w)}")
+                        is RecordWrite.Offer, is RecordWrite.PendingLink, is RecordWrite.Authenticator, is RecordWrite.Order,
+                        is RecordWrite.Activation, is RecordWrite.Credentials -> fail("unexpected write: ${rowKey(w)}")
                     }
                 }
 
@@ -332,6 +376,136 @@ fun kotlinApiTests(r: Runner) {
                 assertEquals(at.plusSeconds(65), event.at)
                 val again = portal.verifyAnswer(challengeRow, listOf(deviceRow), code, at.plusSeconds(66))
                 assertEquals(ErrorCode.TOKEN_ALREADY_USED, assertIs<Verdict.Refused>(again.verdict).code)
+            }
+        }
+    }
+    r.test("offline authenticator (flow 3): an app is the device; import, order, then one activationNext per step through done; a wrong entry is Verdict.Refused with the step's ErrorCode; a foreign QR code is NOT_FOR_THIS_DEVICE") {
+        val at = Instant.ofEpochSecond(1_800_000_000)
+        val account = "anna@example.org"
+        // Fewer PBKDF2 iterations than the default 600 000: a quick test.
+        val settings = ActivationSettings(hashIterations = 10_000L)
+        val rows = ActivationRows()
+        Portal.generate("Example Bank").use { portal ->
+            OfflineAuthenticator(newStorageKey()).use { app ->
+                OfflineAuthenticator(newStorageKey()).use { otherApp ->
+                    // The app makes its authenticator; the factory record line goes into the maker's file.
+                    val made = app.create("TS00012345")
+                    var state = made.state
+                    assertEquals(AuthenticatorInfo(serial = "TS00012345", userId = null, portalName = null, deviceId = null), app.info(state))
+                    val otherState = otherApp.create("TS00099999").state
+
+                    // Portal: import the file (whole or not at all), then an order: the letter and the device.
+                    val file = "tessera-factory-records v1\n${made.factoryRecord}\n"
+                    val serials = factoryFileSerials(file)
+                    assertEquals(listOf("TS00012345"), serials)
+                    val imported = portal.importDevices(file, serials.filter { it in rows.authenticators }, at)
+                    rows.store(imported.change)
+                    assertEquals(serials, imported.serials)
+                    assertEquals(AuthenticatorStatus.IN_STOCK, rows.authenticators.getValue("TS00012345").status)
+                    assertEquals(ErrorCode.DUPLICATE_RECORD, assertFailure { portal.importDevices(file, serials, at) }.code)
+
+                    val order = portal.orderDevice(account, "271828", rows.authenticators.getValue("TS00012345"), settings, at.plusSeconds(10))
+                    rows.store(order.change)
+                    assertTrue(order.userId.length == 10 && order.userId.all(Char::isDigit), order.userId)
+                    assertTrue(Regex("[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}").matches(order.initialPassword), order.initialPassword)
+                    assertEquals("TS00012345", order.serial)
+                    assertEquals(OrderStatus.ORDERED, rows.orders.getValue(order.userId).status)
+                    assertEquals(AuthenticatorStatus.ASSIGNED, rows.authenticators.getValue("TS00012345").status)
+
+                    // The user starts the activation; each entry is one activationNext with the rows it reads.
+                    var u = portal.startActivation(rows.orders.getValue(order.userId), rows.authenticators.getValue("TS00012345"), settings, at.plusSeconds(60))
+                    rows.store(u.change)
+                    assertEquals(Verdict.Accepted, u.verdict)
+                    var clock = at.plusSeconds(60)
+                    fun next(input: String): ActivationUpdate {
+                        clock = clock.plusSeconds(5)
+                        val a = rows.activations.getValue(u.activationId)
+                        val update = portal.activationNext(a, rows.orders.getValue(a.userId), rows.authenticators.getValue(a.serial), rows.credentials[a.account], input, settings, clock)
+                        rows.store(update.change) // whatever the verdict: wrong entries are counted
+                        return update.also { u = it }
+                    }
+                    /** The app scans the step's QR code, keeps the new state and shows the screen. */
+                    fun scan(): AuthenticatorScreen = app.scan(state, assertNotNull(u.qrText, "step ${u.step} has a QR code")).also { state = it.state }
+
+                    // 1. The first QR code: 10 digits. Another device cannot read it.
+                    assertEquals(ActivationStep.DEVICE_CODE, u.step)
+                    val foreign = assertFailure { otherApp.scan(otherState, u.qrText!!) }
+                    assertEquals(ErrorCode.NOT_FOR_THIS_DEVICE, foreign.code)
+                    val first = scan()
+                    assertEquals(ScreenKind.DEVICE_CODE, first.kind)
+                    assertEquals("Example Bank", first.portalName)
+                    assertEquals(10, first.code.length)
+                    assertNull(first.userId)
+
+                    // A wrong entry: refused with the step's code, the step stays, the failure is counted.
+                    val refused = next(wrongCode(first.code))
+                    assertEquals(ErrorCode.DEVICE_CODE_MISMATCH, assertIs<Verdict.Refused>(refused.verdict).code)
+                    assertEquals(ActivationStep.DEVICE_CODE, refused.step)
+                    assertEquals(1, rows.activations.getValue(refused.activationId).failures)
+                    assertEquals(ErrorCode.DEVICE_CODE_MISMATCH, assertFailure { refused.verdict.check() }.code)
+
+                    assertEquals(Verdict.Accepted, next(first.code).verdict)
+                    // 2. The activation code chosen when ordering (no QR code).
+                    assertEquals(ActivationStep.ACTIVATION_CODE, u.step)
+                    assertNull(u.qrText)
+                    assertEquals(ErrorCode.ACTIVATION_CODE_MISMATCH, assertIs<Verdict.Refused>(next("314159").verdict).code)
+                    next("271828").verdict.check()
+                    // 3. The second QR code binds the device to the user: 8 digits.
+                    assertEquals(ActivationStep.BINDING_CODE, u.step)
+                    val binding = scan()
+                    assertEquals(ScreenKind.BINDING_CODE, binding.kind)
+                    assertEquals(order.userId, binding.userId)
+                    assertEquals(8, binding.code.length)
+                    assertEquals(false, binding.replaced)
+                    next(binding.code).verdict.check()
+                    // 4. The serial number from the back of the device.
+                    assertEquals(ActivationStep.SERIAL, u.step)
+                    assertEquals(ErrorCode.SERIAL_MISMATCH, assertIs<Verdict.Refused>(next("TS00099999").verdict).code)
+                    next(app.info(state).serial).verdict.check()
+                    // 5. A test challenge, answered like a login.
+                    assertEquals(ActivationStep.TEST_OTP, u.step)
+                    val test = scan()
+                    assertEquals(ScreenKind.CHALLENGE, test.kind)
+                    assertEquals(Approval.Login, test.approval)
+                    next(test.code).verdict.check()
+                    // 6. The initial password from the letter, 7. a new password.
+                    assertEquals(ActivationStep.INITIAL_PASSWORD, u.step)
+                    next(order.initialPassword).verdict.check()
+                    assertEquals(ActivationStep.NEW_PASSWORD, u.step)
+                    assertEquals(ErrorCode.PASSWORD_POLICY, assertIs<Verdict.Refused>(next("short pass").verdict).code)
+                    val done = next("correct horse battery staple")
+                    assertEquals(Verdict.Accepted, done.verdict)
+                    assertEquals(ActivationStep.DONE, done.step)
+                    assertNull(done.qrText)
+                    assertEquals(10, done.recoveryCodes.size)
+
+                    // Registered: the device row, the event, the rows' statuses and the device's own binding.
+                    val deviceId = assertNotNull(done.deviceId)
+                    val usableFrom = assertNotNull(done.usableFrom)
+                    assertEquals(clock.plusSeconds(4 * 3600), usableFrom) // the default delay before first use
+                    val device = rows.devices.getValue(deviceId)
+                    assertEquals("TS00012345", device.serial)
+                    assertEquals(usableFrom, device.usableFrom)
+                    assertEquals(account, device.account)
+                    val event = assertIs<PortalEvent.DeviceActivated>(done.change.events.single())
+                    assertEquals(PortalEvent.DeviceActivated(account, deviceId, "TS00012345", usableFrom, clock), event)
+                    assertEquals(ActivationStatus.DONE, rows.activations.getValue(done.activationId).status)
+                    assertEquals(OrderStatus.ACTIVATED, rows.orders.getValue(order.userId).status)
+                    assertEquals(AuthenticatorStatus.ACTIVE, rows.authenticators.getValue("TS00012345").status)
+                    assertEquals(AuthenticatorInfo("TS00012345", order.userId, "Example Bank", deviceId), app.info(state))
+
+                    // The password and a recovery code work (single use).
+                    val creds = rows.credentials.getValue(account)
+                    val password = portal.verifyPassword(creds, "correct horse battery staple", clock.plusSeconds(1))
+                    rows.store(password.change)
+                    assertEquals(Verdict.Accepted, password.verdict)
+                    val redeemed = portal.redeemRecoveryCode(rows.credentials.getValue(account), done.recoveryCodes.first(), clock.plusSeconds(2))
+                    rows.store(redeemed.change)
+                    assertEquals(Verdict.Accepted, redeemed.verdict)
+                    assertEquals(9, redeemed.recoveryCodesLeft)
+                    val again = portal.redeemRecoveryCode(rows.credentials.getValue(account), done.recoveryCodes.first(), clock.plusSeconds(3))
+                    assertEquals(ErrorCode.RECOVERY_CODE_MISMATCH, assertIs<Verdict.Refused>(again.verdict).code)
+                }
             }
         }
     }

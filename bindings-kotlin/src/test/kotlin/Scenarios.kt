@@ -1,9 +1,10 @@
 // The scenario runner of the Kotlin binding: every vectors/scenarios/*.json
 // (format: vectors/scenarios/README.md) played through the generated
 // `dev.tessera` API, with an in-memory store that applies each change as
-// compare-and-set writes, phones, vars and OTP verifiers. Mirrors the Rust
-// runner (host/tests/scenarios.rs): an unknown op, key or expectation fails
-// the file, and a failure names the file and the step.
+// compare-and-set writes, phones, offline authenticators (tokens), vars and
+// OTP verifiers. Mirrors the Rust runner (host/tests/scenarios.rs): an
+// unknown op, key or expectation fails the file, and a failure names the
+// file and the step.
 package dev.tessera.tests
 
 import dev.tessera.*
@@ -46,6 +47,19 @@ class Phone(val name: String) {
         biometricSecret = from.biometricSecret?.copyOf()
     }
 }
+
+/**
+ * An offline authenticator (flow 3) by name: an app acting as one, with its
+ * own storage key, its sealed state, serial number and factory record line,
+ * the last code it showed and, once bound, its device id (from `info`).
+ */
+class Token(val name: String, val app: OfflineAuthenticator, var state: ByteArray, val serial: String, val factoryRecord: String) {
+    var lastCode: String? = null
+    var deviceId: String? = null
+}
+
+/** An order (op `order`, by its var): what the letter says. */
+class OrderVar(val userId: String, val initialPassword: String)
 
 /** What one step produced: a thrown Tessera error, or a verdict/change/facts. */
 class Outcome(
@@ -95,10 +109,19 @@ private val OP_KEYS: Map<String, Set<String>> = mapOf(
     "confirm" to setOf("account", "code"),
     "devices" to setOf("account"),
     "rename" to setOf("phone", "name"),
-    "unlink" to setOf("phone"),
+    "unlink" to setOf("phone", "token"),
     "status" to setOf("phone", "edit", "again"),
     "deviceCode" to setOf("phone", "passcode", "biometric", "replay"),
     "wipe" to setOf("phone"),
+    "activationSettings" to setOf("settings"),
+    "token" to setOf("token", "serial"),
+    "importDevices" to setOf("tokens", "lines", "header"),
+    "order" to setOf("account", "activationCode", "token", "save"),
+    "activationStart" to setOf("order", "save"),
+    "activationNext" to setOf("activation", "input"),
+    "tokenScan" to setOf("token", "qr", "edit"),
+    "verifyPassword" to setOf("account", "password"),
+    "redeemRecoveryCode" to setOf("account", "code"),
     "hotp" to setOf("secret", "counter", "digits", "algorithm"),
     "totp" to setOf("secret", "period", "digits", "algorithm"),
     "verifyHotp" to setOf("verifier", "config", "state", "code"),
@@ -114,6 +137,11 @@ private val EXPECT_KEYS: Map<String, Set<String>> = mapOf(
     "verify" to setOf("device"),
     "devices" to setOf("devices"),
     "status" to setOf("status"),
+    "importDevices" to setOf("serials"),
+    "activationStart" to setOf("step", "qr"),
+    "activationNext" to setOf("step", "qr", "recoveryCodes"),
+    "tokenScan" to setOf("kind", "digits", "portalName", "userId", "approval", "replaced"),
+    "redeemRecoveryCode" to setOf("left"),
     "hotp" to setOf("code"),
     "totp" to setOf("code"),
     "verifyHotp" to setOf("matched", "drift"),
@@ -122,7 +150,10 @@ private val EXPECT_KEYS: Map<String, Set<String>> = mapOf(
 )
 
 /** Ops whose call returns a verdict (`"ok"` then means accepted). */
-private val VERDICT_OPS = setOf("accept", "confirm", "deviceCode", "verify", "vouch", "verifyHotp", "verifyTotp", "resyncHotp")
+private val VERDICT_OPS = setOf(
+    "accept", "confirm", "deviceCode", "verify", "vouch", "verifyHotp", "verifyTotp", "resyncHotp",
+    "activationStart", "activationNext", "verifyPassword", "redeemRecoveryCode",
+)
 
 fun eventKind(e: PortalEvent): String = when (e) {
     is PortalEvent.LinkRequested -> "linkRequested"
@@ -132,6 +163,28 @@ fun eventKind(e: PortalEvent): String = when (e) {
     is PortalEvent.ChallengeAnswered -> "challengeAnswered"
     is PortalEvent.DeviceLocked -> "deviceLocked"
     is PortalEvent.DeviceCloneSuspected -> "deviceCloneSuspected"
+    is PortalEvent.DeviceActivated -> "deviceActivated"
+    is PortalEvent.OrderLocked -> "orderLocked"
+    is PortalEvent.CredentialsLocked -> "credentialsLocked"
+}
+
+/** An activation step as the API's JSON names it. */
+fun stepName(s: ActivationStep): String = when (s) {
+    ActivationStep.DEVICE_CODE -> "deviceCode"
+    ActivationStep.ACTIVATION_CODE -> "activationCode"
+    ActivationStep.BINDING_CODE -> "bindingCode"
+    ActivationStep.SERIAL -> "serial"
+    ActivationStep.TEST_OTP -> "testOtp"
+    ActivationStep.INITIAL_PASSWORD -> "initialPassword"
+    ActivationStep.NEW_PASSWORD -> "newPassword"
+    ActivationStep.DONE -> "done"
+}
+
+/** What an offline authenticator scanned, as the API's JSON names it. */
+fun screenKindName(k: ScreenKind): String = when (k) {
+    ScreenKind.DEVICE_CODE -> "deviceCode"
+    ScreenKind.BINDING_CODE -> "bindingCode"
+    ScreenKind.CHALLENGE -> "challenge"
 }
 
 fun verdictText(v: Verdict?): String = when (v) {
@@ -180,6 +233,20 @@ class World {
     val vars = HashMap<String, String>()
     val verifiers = HashMap<String, OtpVerifierState>()
 
+    // Flow 3 (README "Activation of offline authenticators").
+    val tokens = LinkedHashMap<String, Token>()
+    val ordersByVar = LinkedHashMap<String, OrderVar>()
+    /** The settings of every later order, activationStart and activationNext (API defaults until `activationSettings`). */
+    var activationSettings = ActivationSettings()
+    val authenticators = HashMap<String, StoredAuthenticator>()
+    val orders = HashMap<String, StoredOrder>()
+    val activations = HashMap<String, StoredActivation>()
+    val credentials = HashMap<String, StoredCredentials>()
+    /** Activation ids by var (the var itself holds the QR text of the current step). */
+    val activationIds = HashMap<String, String>()
+    /** The recovery codes shown by the activation saved under a var. */
+    val recoveryCodes = HashMap<String, List<String>>()
+
     fun portal(): Portal = portal ?: bad("no portal: a 'portal' step comes first")
     fun phone(s: Step): Phone = s.str("phone").let { name -> phones.getOrPut(name) { Phone(name) } }
 
@@ -203,12 +270,20 @@ class World {
                 is RecordWrite.PendingLink -> Triple("pending link", w.row.deviceId, pendings[w.row.deviceId]?.version)
                 is RecordWrite.Device -> Triple("device", w.row.deviceId, devices[w.row.deviceId]?.version)
                 is RecordWrite.Challenge -> Triple("challenge", w.row.challengeId, challenges[w.row.challengeId]?.version)
+                is RecordWrite.Authenticator -> Triple("authenticator", w.row.serial, authenticators[w.row.serial]?.version)
+                is RecordWrite.Order -> Triple("order", w.row.userId, orders[w.row.userId]?.version)
+                is RecordWrite.Activation -> Triple("activation", w.row.activationId, activations[w.row.activationId]?.version)
+                is RecordWrite.Credentials -> Triple("credentials", w.row.account, credentials[w.row.account]?.version)
             }
             val expected = when (w) {
                 is RecordWrite.Offer -> w.expectedVersion
                 is RecordWrite.PendingLink -> w.expectedVersion
                 is RecordWrite.Device -> w.expectedVersion
                 is RecordWrite.Challenge -> w.expectedVersion
+                is RecordWrite.Authenticator -> w.expectedVersion
+                is RecordWrite.Order -> w.expectedVersion
+                is RecordWrite.Activation -> w.expectedVersion
+                is RecordWrite.Credentials -> w.expectedVersion
             }
             when {
                 stored == expected -> {}
@@ -222,6 +297,10 @@ class World {
             is RecordWrite.PendingLink -> pendings[w.row.deviceId] = w.row
             is RecordWrite.Device -> devices[w.row.deviceId] = w.row
             is RecordWrite.Challenge -> challenges[w.row.challengeId] = w.row
+            is RecordWrite.Authenticator -> authenticators[w.row.serial] = w.row
+            is RecordWrite.Order -> orders[w.row.userId] = w.row
+            is RecordWrite.Activation -> activations[w.row.activationId] = w.row
+            is RecordWrite.Credentials -> credentials[w.row.account] = w.row
         }
         events.addAll(change.events)
     }
@@ -244,8 +323,31 @@ class World {
     /** The phone with this device id, if any. */
     fun phoneWithDevice(id: String): Phone? = phones.values.firstOrNull { it.deviceId == id }
 
-    /** The last challenge answer of the phone named `name`. */
-    fun lastAnswerOf(name: String): String = phones[name]?.lastAnswer ?: bad("phone $name has no answer")
+    /** The phone or else the token with this device id: its name. */
+    fun deviceOwner(id: String): String? = phoneWithDevice(id)?.name ?: tokens.values.firstOrNull { it.deviceId == id }?.name
+
+    /** The last challenge answer of the phone named `name`, or else the last code token `name` showed. */
+    fun lastAnswerOf(name: String): String {
+        val phone = phones[name]
+        return (if (phone != null) phone.lastAnswer else tokens[name]?.lastCode) ?: bad("phone or token $name has no answer")
+    }
+
+    fun token(name: String): Token = tokens[name] ?: bad("no token $name")
+    fun token(s: Step): Token = token(s.str("token"))
+    fun orderVar(name: String): OrderVar = ordersByVar[name] ?: bad("no order '$name'")
+
+    /** Stores an activation update; the var `v` names the activation and holds the QR text of its step. */
+    fun activationUpdate(v: String, u: ActivationUpdate): Outcome {
+        store(u.change)
+        activationIds[v] = u.activationId
+        u.qrText?.let { vars[v] = it }
+        if (u.recoveryCodes.isNotEmpty()) recoveryCodes[v] = u.recoveryCodes
+        return Outcome(
+            verdict = u.verdict,
+            change = u.change,
+            facts = mapOf("step" to stepName(u.step), "qr" to (u.qrText != null), "recoveryCodes" to u.recoveryCodes.size.toLong()),
+        )
+    }
 
     fun qr(s: Step): String = editText(vars[s.str("qr")] ?: bad("no var '${s.str("qr")}'"), s.strOrNull("edit"))
 
@@ -324,11 +426,90 @@ private fun approval(m: Map<String, Any?>): Approval {
     return approval
 }
 
-/** A challenge's approval as the API's JSON; a linkDevice's `deviceId` names the phone with that id (README). */
-private fun approvalFacts(w: World, a: Approval): Map<String, Any?> = when (a) {
+/** An approval as the API's JSON (`text` always present for a transaction); `deviceId` rewrites a linkDevice's device id. */
+private fun approvalJson(a: Approval, deviceId: (String) -> String = { it }): Map<String, Any?> = when (a) {
     is Approval.Login -> mapOf("kind" to "login")
     is Approval.Transaction -> mapOf("kind" to "transaction", "amount" to a.amount, "currency" to a.currency, "payee" to a.payee, "text" to a.text)
-    is Approval.LinkDevice -> mapOf("kind" to "linkDevice", "deviceName" to a.deviceName, "deviceId" to (w.phoneWithDevice(a.deviceId)?.name ?: a.deviceId))
+    is Approval.LinkDevice -> mapOf("kind" to "linkDevice", "deviceName" to a.deviceName, "deviceId" to deviceId(a.deviceId))
+}
+
+/** readChallenge's approval: a linkDevice's `deviceId` names the phone with that id (README). */
+private fun approvalFacts(w: World, a: Approval): Map<String, Any?> = approvalJson(a) { id -> w.phoneWithDevice(id)?.name ?: id }
+
+/**
+ * `settings` of op activationSettings: the API's ActivationSettings JSON,
+ * unknown keys and wrong types refused (as serde's deny_unknown_fields;
+ * `null` is an absent optional field).
+ */
+private fun activationSettings(m: Map<String, Any?>): ActivationSettings {
+    val known = setOf(
+        "hashIterations", "usableAfterSeconds", "activationTtlSeconds", "orderTtlSeconds",
+        "challengeDigits", "passwordMinLength", "passwordMaxLength", "blocklist",
+    )
+    for (k in m.keys) if (k !in known) bad("unknown key 'settings.$k'")
+    fun long(k: String): Long? = when (val v = m[k]) {
+        null -> null
+        is Long -> v
+        else -> bad("'settings.$k' must be an integer, not $v")
+    }
+    fun int(k: String): Int? = long(k)?.let { if (it in Int.MIN_VALUE..Int.MAX_VALUE) it.toInt() else bad("'settings.$k' out of range") }
+    val blocklist = when (val b = m["blocklist"]) {
+        null -> if ("blocklist" in m) bad("'settings.blocklist' must be a list of strings") else emptyList()
+        is List<*> -> b.map { it as? String ?: bad("'settings.blocklist' must be a list of strings") }
+        else -> bad("'settings.blocklist' must be a list of strings")
+    }
+    return ActivationSettings(
+        hashIterations = long("hashIterations"),
+        usableAfterSeconds = long("usableAfterSeconds"),
+        activationTtlSeconds = long("activationTtlSeconds"),
+        orderTtlSeconds = long("orderTtlSeconds"),
+        challengeDigits = int("challengeDigits"),
+        passwordMinLength = int("passwordMinLength"),
+        passwordMaxLength = int("passwordMaxLength"),
+        blocklist = blocklist,
+    )
+}
+
+/** A list input of strings (`tokens`, `lines` of importDevices). */
+private fun strings(s: Step, k: String): List<String> =
+    (s.m[k] as? List<*> ?: bad("'$k' must be a list of strings")).map { it as? String ?: bad("'$k' must be a list of strings") }
+
+/**
+ * `input` of activationNext: a string, or one reference: `{"shown": t}`
+ * (token t's last code, or phone t's last answer), `{"wrong": t}` (that code,
+ * every digit +1 mod 10), `{"serial": t}`, `{"initialPassword": order}`.
+ */
+private fun activationInput(w: World, s: Step): String = when (val i = s.m["input"]) {
+    is String -> i
+    is Map<*, *> -> {
+        if (i.size != 1) bad("'input' is a string or an object with one reference, not $i")
+        val (k, v) = i.entries.single()
+        val name = v as? String ?: bad("an input reference is a name, not $v")
+        when (k) {
+            "shown" -> w.lastAnswerOf(name)
+            "wrong" -> wrongCode(w.lastAnswerOf(name))
+            "serial" -> w.token(name).serial
+            "initialPassword" -> w.orderVar(name).initialPassword
+            else -> bad("unknown input reference '$k'")
+        }
+    }
+    null -> bad("missing input 'input'")
+    else -> bad("bad 'input' $i")
+}
+
+/** `code` of redeemRecoveryCode: a string, or `{"recovery": [activationVar, i]}` (the i-th code that activation showed). */
+private fun recoveryCode(w: World, s: Step): String = when (val c = s.m["code"]) {
+    is String -> c
+    is Map<*, *> -> {
+        for (k in c.keys) if (k != "recovery") bad("unknown key 'code.$k'")
+        val r = c["recovery"] as? List<*> ?: bad("'code.recovery' is [var, i]")
+        if (r.size != 2) bad("'code.recovery' is [var, i]")
+        val v = r[0] as? String ?: bad("'code.recovery[0]' is a var")
+        val i = (r[1] as? Long)?.takeIf { it >= 0 } ?: bad("'code.recovery[1]' is an index")
+        w.recoveryCodes[v]?.getOrNull(i.toInt()) ?: bad("no recovery code $i of '$v'")
+    }
+    null -> bad("missing input 'code'")
+    else -> bad("'code' is a string or {\"recovery\": [var, i]}")
 }
 
 private fun challengeSettings(s: Step) = ChallengeSettings(digits = s.longOrNull("digits")?.toInt(), ttlSeconds = s.longOrNull("ttl"))
@@ -450,7 +631,13 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
         }
         "rename", "unlink" -> {
             val portal = w.portal()
-            val row = w.deviceRow(w.phone(s))
+            val row = if (op == "unlink" && s.has("token")) {
+                val t = w.token(s)
+                val id = t.deviceId ?: bad("token ${t.name} was never bound")
+                w.devices[id] ?: bad("no device row for token ${t.name}")
+            } else {
+                w.deviceRow(w.phone(s))
+            }
             val change = if (op == "rename") portal.renameDevice(row, s.str("name"), s.at()) else portal.unlinkDevice(row, s.at())
             w.store(change)
             return Outcome(change = change)
@@ -578,7 +765,7 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
                 val c = portal.verifyAnswer(row, rows, answer, at)
                 if ((c.verdict is Verdict.Accepted) != (c.deviceId != null)) bad("verify: verdict ${verdictText(c.verdict)} with device ${c.deviceId}")
                 w.store(c.change)
-                val by = c.deviceId?.let { w.phoneWithDevice(it)?.name }
+                val by = c.deviceId?.let(w::deviceOwner)
                 return Outcome(verdict = c.verdict, change = c.change, facts = if (by != null) mapOf("device" to by) else emptyMap())
             }
             val pending = w.pendingRow(w.phone(s))
@@ -614,6 +801,94 @@ private fun runOp(w: World, op: String, s: Step): Outcome {
             p.checkCode = null
             p.lastCode = null
             return Outcome()
+        }
+        "activationSettings" -> {
+            w.activationSettings = activationSettings(s.obj("settings"))
+            return Outcome()
+        }
+        "token" -> {
+            val name = s.str("token")
+            if (name in w.tokens) bad("token $name exists")
+            val app = try {
+                OfflineAuthenticator(newStorageKey())
+            } catch (e: TesseraException) {
+                bad("OfflineAuthenticator(newStorageKey()): $e")
+            }
+            val made = app.create(s.str("serial"))
+            w.tokens[name] = Token(name, app, made.state, app.info(made.state).serial, made.factoryRecord)
+            return Outcome()
+        }
+        "importDevices" -> {
+            val portal = w.portal()
+            val records = strings(s, "tokens").map { w.token(it).factoryRecord }
+            val lines = listOf(s.strOrNull("header") ?: "tessera-factory-records v1") + records + (if (s.has("lines")) strings(s, "lines") else emptyList())
+            val file = lines.joinToString("\n") + "\n"
+            val known = factoryFileSerials(file).filter { it in w.authenticators }
+            val imported = portal.importDevices(file, known, s.at())
+            w.store(imported.change)
+            return Outcome(change = imported.change, facts = mapOf("serials" to imported.serials))
+        }
+        "order" -> {
+            val portal = w.portal()
+            val t = w.token(s)
+            val row = w.authenticators[t.serial] ?: bad("token ${t.name} was not imported")
+            val o = portal.orderDevice(s.str("account"), s.str("activationCode"), row, w.activationSettings, s.at())
+            w.store(o.change)
+            w.ordersByVar[s.str("save")] = OrderVar(o.userId, o.initialPassword)
+            return Outcome(change = o.change)
+        }
+        "activationStart" -> {
+            val portal = w.portal()
+            val userId = w.orderVar(s.str("order")).userId
+            val order = w.orders[userId] ?: bad("no order row for user $userId")
+            val auth = w.authenticators[order.serial] ?: bad("no authenticator row ${order.serial}")
+            val u = portal.startActivation(order, auth, w.activationSettings, s.at())
+            return w.activationUpdate(s.str("save"), u)
+        }
+        "activationNext" -> {
+            val portal = w.portal()
+            val v = s.str("activation")
+            val id = w.activationIds[v] ?: bad("no activation '$v'")
+            val row = w.activations[id] ?: bad("no activation row for '$v'")
+            val order = w.orders[row.userId] ?: bad("no order row for user ${row.userId}")
+            val auth = w.authenticators[row.serial] ?: bad("no authenticator row ${row.serial}")
+            val creds = w.credentials[row.account]
+            val input = activationInput(w, s)
+            val u = portal.activationNext(row, order, auth, creds, input, w.activationSettings, s.at())
+            return w.activationUpdate(v, u)
+        }
+        "tokenScan" -> {
+            val t = w.token(s)
+            val qr = w.qr(s)
+            val screen = t.app.scan(t.state, qr)
+            val info = t.app.info(screen.state)
+            val user = screen.userId?.let { u -> w.ordersByVar.entries.firstOrNull { it.value.userId == u }?.key }
+            t.state = screen.state
+            t.lastCode = screen.code
+            t.deviceId = info.deviceId
+            return Outcome(
+                facts = mapOf(
+                    "kind" to screenKindName(screen.kind),
+                    "digits" to screen.code.length.toLong(),
+                    "portalName" to screen.portalName,
+                    "userId" to user,
+                    // As the Rust runner: the API's JSON, a linkDevice's deviceId as it is.
+                    "approval" to screen.approval?.let { approvalJson(it) },
+                    "replaced" to screen.replaced,
+                ),
+            )
+        }
+        "verifyPassword", "redeemRecoveryCode" -> {
+            val portal = w.portal()
+            val account = s.str("account")
+            val row = w.credentials[account] ?: bad("the account has no credentials row")
+            val c = if (op == "verifyPassword") {
+                portal.verifyPassword(row, s.str("password"), s.at())
+            } else {
+                portal.redeemRecoveryCode(row, recoveryCode(w, s), s.at())
+            }
+            w.store(c.change)
+            return Outcome(verdict = c.verdict, change = c.change, facts = mapOf("left" to c.recoveryCodesLeft.toLong()))
         }
         "hotp" -> {
             val code = hotp(
@@ -785,6 +1060,14 @@ private val SELF_TEST = """
   { "do": "readChallenge", "phone": "p1", "qr": "c", "at": 1800000101, "expect": { "portalName": "Example Bank", "account": "anna", "approval": { "kind": "login" }, "digits": 8 } },
   { "do": "answer", "phone": "p1", "qr": "c", "passcode": "493817", "at": 1800000102 },
   { "do": "verify", "challenge": "c", "answer": "p1", "at": 1800000103, "expect": { "device": "p1" }, "events": ["challengeAnswered"] },
+  { "do": "activationSettings", "settings": { "hashIterations": 10000 } },
+  { "do": "token", "token": "t1", "serial": "TS00012345" },
+  { "do": "importDevices", "tokens": ["t1"], "at": 1800000200, "expect": { "serials": ["TS00012345"] } },
+  { "do": "order", "account": "anna", "activationCode": "271828", "token": "t1", "save": "o1", "at": 1800000210 },
+  { "do": "activationStart", "order": "o1", "save": "a1", "at": 1800000220, "expect": { "step": "deviceCode", "qr": true } },
+  { "do": "tokenScan", "token": "t1", "qr": "a1", "expect": { "kind": "deviceCode", "digits": 10, "portalName": "Example Bank" } },
+  { "do": "activationNext", "activation": "a1", "input": { "wrong": "t1" }, "at": 1800000225, "expect": { "refused": "DEVICE_CODE_MISMATCH" }, "events": [] },
+  { "do": "activationNext", "activation": "a1", "input": { "shown": "t1" }, "at": 1800000226, "expect": { "step": "activationCode", "qr": false } },
   { "do": "unlock", "verifier": "v", "skip": "a skipped step is not run" }
 ] }
 """
@@ -793,7 +1076,7 @@ private val SELF_TEST = """
 fun scenarioRunnerSelfTests(r: Runner) {
     r.test("scenario runner: its own scenario passes; changed copies fail naming the step") {
         val report = runScenario(SELF_TEST)
-        assert(report.steps == 15 && report.skipped.size == 1) { "ran ${report.steps}, skipped ${report.skipped}" }
+        assert(report.steps == 23 && report.skipped.size == 1) { "ran ${report.steps}, skipped ${report.skipped}" }
         val changes = listOf(
             Triple("\"expect\": { \"code\": \"755224\" }", "\"expect\": { \"code\": \"755225\" }", "step 9 (hotp)"),
             Triple("\"expect\": { \"code\": \"755224\" }", "\"expect\": { \"cod\": \"755224\" }", "step 9 (hotp): unknown expect key"),
@@ -814,6 +1097,18 @@ fun scenarioRunnerSelfTests(r: Runner) {
             Triple("\"digits\": 8 }", "\"digits\": 6 }", "step 12 (readChallenge)"),
             Triple("\"approval\": { \"kind\": \"login\" }", "\"approval\": { \"kind\": \"login\", \"x\": 1 }", "step 11 (challenge): unknown key 'approval.x'"),
             Triple("\"do\": \"verify\", \"challenge\": \"c\"", "\"do\": \"verify\", \"challenge\": \"c\", \"phone\": \"p1\"", "step 14 (verify): unknown key 'phone'"),
+            // Flow 3.
+            Triple("\"hashIterations\": 10000", "\"hashIteration\": 10000", "step 15 (activationSettings): unknown key 'settings.hashIteration'"),
+            Triple("\"serials\": [\"TS00012345\"]", "\"serials\": [\"TS00012346\"]", "step 17 (importDevices)"),
+            Triple("\"qr\": true } }", "\"qrText\": true } }", "step 19 (activationStart): unknown expect key"),
+            Triple("\"kind\": \"deviceCode\"", "\"kind\": \"bindingCode\"", "step 20 (tokenScan)"),
+            Triple("\"digits\": 10", "\"digits\": 8", "step 20 (tokenScan)"),
+            Triple("\"do\": \"tokenScan\", \"token\": \"t1\"", "\"do\": \"tokenScan\", \"token\": \"t1\", \"phone\": \"p1\"", "step 20 (tokenScan): unknown key 'phone'"),
+            Triple("{ \"wrong\": \"t1\" }", "{ \"shown\": \"t1\" }", "step 21 (activationNext): expected refused DEVICE_CODE_MISMATCH"),
+            Triple("{ \"refused\": \"DEVICE_CODE_MISMATCH\" }", "{ \"refused\": \"ACTIVATION_CODE_MISMATCH\" }", "step 21 (activationNext)"),
+            Triple("\"DEVICE_CODE_MISMATCH\" }, \"events\": []", "\"DEVICE_CODE_MISMATCH\" }, \"events\": [\"orderLocked\"]", "step 21 (activationNext): expected events"),
+            Triple("{ \"shown\": \"t1\" }", "{ \"seen\": \"t1\" }", "step 22 (activationNext): unknown input reference"),
+            Triple("\"qr\": false }", "\"qr\": true }", "step 22 (activationNext)"),
         )
         for ((from, to, want) in changes) {
             if (from !in SELF_TEST) throw AssertionError("self test: no '$from'")

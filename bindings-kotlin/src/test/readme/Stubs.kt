@@ -21,6 +21,10 @@ val storedOtpState: OtpVerifierState? get() = TODO()
 val scannedQr: String get() = TODO()
 val device: Device get() = TODO()
 val portal: Portal get() = TODO()
+val file: String get() = TODO()
+val activationCode: String get() = TODO()
+val userId: String get() = TODO()
+val serial: String get() = TODO()
 
 fun show(vararg what: Any?) {}
 fun savePending(sealed: ByteArray) {}
@@ -51,6 +55,12 @@ class Db {
     fun accountDevices(account: String): List<StoredDevice> = TODO()
     fun devices(deviceIds: List<String>): List<StoredDevice> = TODO()
     fun challenge(challengeId: String): StoredChallenge = TODO()
+    fun hasAuthenticator(serial: String): Boolean = TODO()
+    fun inStockAuthenticator(): StoredAuthenticator = TODO()
+    fun authenticator(serial: String): StoredAuthenticator = TODO()
+    fun order(userId: String): StoredOrder = TODO()
+    fun activation(activationId: String): StoredActivation = TODO()
+    fun credentialsOrNull(account: String): StoredCredentials? = TODO()
     fun apply(change: PortalChange): Boolean = TODO()
     fun transaction(body: () -> Boolean): Boolean = body()
     fun put(table: String, key: String, row: Any, expectedVersion: Long?): Boolean = TODO()
