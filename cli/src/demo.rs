@@ -50,6 +50,10 @@ fn key_of(w: &RecordWrite) -> (&'static str, String) {
         RecordWrite::PendingLink { row, .. } => ("pending", row.device_id.clone()),
         RecordWrite::Device { row, .. } => ("device", row.device_id.clone()),
         RecordWrite::Challenge { row, .. } => ("challenge", row.challenge_id.clone()),
+        RecordWrite::Authenticator { row, .. } => ("authenticator", row.serial.clone()),
+        RecordWrite::Order { row, .. } => ("order", row.user_id.clone()),
+        RecordWrite::Activation { row, .. } => ("activation", row.activation_id.clone()),
+        RecordWrite::Credentials { row, .. } => ("credentials", row.account.clone()),
     }
 }
 
@@ -59,6 +63,10 @@ fn version_of(w: &RecordWrite) -> i64 {
         RecordWrite::PendingLink { row, .. } => row.version,
         RecordWrite::Device { row, .. } => row.version,
         RecordWrite::Challenge { row, .. } => row.version,
+        RecordWrite::Authenticator { row, .. } => row.version,
+        RecordWrite::Order { row, .. } => row.version,
+        RecordWrite::Activation { row, .. } => row.version,
+        RecordWrite::Credentials { row, .. } => row.version,
     }
 }
 

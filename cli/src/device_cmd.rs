@@ -154,10 +154,11 @@ fn bio_path(dir: &Path) -> PathBuf {
     dir.join("biometric.key")
 }
 
-/// The storage key: `TESSERA_DEVICE_KEY`, else `DIR/device.key`. A new key
+/// The storage key (a phone's, or an offline authenticator's:
+/// `tessera token`): `TESSERA_DEVICE_KEY`, else `DIR/device.key`. A new key
 /// file is made only while the database holds nothing sealed; a missing
 /// key next to sealed data is an error, not a silent new key.
-fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> {
+pub(crate) fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> {
     if let Some(k) = secrets::key_from_env(DEVICE_KEY_ENV)? {
         return Ok(k);
     }
@@ -165,7 +166,7 @@ fn storage_key(db: &DeviceDb, dir: &Path) -> Result<Zeroizing<[u8; 32]>, Error> 
     if let Some(k) = secrets::key_from_file(&path)? {
         return Ok(k);
     }
-    if db.get(K_STATE)?.is_some() || db.get(K_PENDING)?.is_some() {
+    if db.get(K_STATE)?.is_some() || db.get(K_PENDING)?.is_some() || db.get(crate::token_cmd::K_TOKEN)?.is_some() {
         return Err(cli_err(
             ErrorCode::Storage,
             format!("no device key: {} is missing and {DEVICE_KEY_ENV} is not set", path.display()),

@@ -18,12 +18,14 @@ macro_rules! out {
 use std::process::ExitCode;
 use tessera_host::{ErrorCode, TesseraError};
 
+mod activation_cmd;
 mod demo;
 mod device_cmd;
 mod otp_cmd;
 mod portal_cmd;
 mod secrets;
 mod store;
+mod token_cmd;
 mod util;
 
 /// The flows as command sequences (`tessera help`, `tessera help portal`).
@@ -67,6 +69,9 @@ enum Command {
     /// A simulated device (phone app).
     #[command(subcommand, after_help = FLOWS)]
     Device(device_cmd::DeviceCommand),
+    /// A simulated offline authenticator (flow 3: QR reader, no network).
+    #[command(subcommand, after_help = FLOWS)]
+    Token(token_cmd::TokenCommand),
     /// Run every flow end to end on this machine and explain each step.
     Demo(demo::DemoArgs),
 }
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Command::Otp(c) => otp_cmd::run(c),
         Command::Portal(c) => portal_cmd::run(c),
         Command::Device(c) => device_cmd::run(c),
+        Command::Token(c) => token_cmd::run(c),
         Command::Demo(a) => demo::run(a),
     };
     match result {

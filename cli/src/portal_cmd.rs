@@ -214,6 +214,8 @@ pub enum PortalCommand {
         #[arg(long)]
         code: String,
     },
+    #[command(flatten)]
+    Activation(crate::activation_cmd::ActivationCommand),
 }
 
 /// How a new offer's device links: its lifetime, passcode rules and the
@@ -333,7 +335,7 @@ fn key_path(dir: &Path) -> PathBuf {
 /// from `TESSERA_PORTAL_SECRET` or else `DIR/portal.key`. A seed that is not
 /// this portal's (another key file, a wrong variable) is refused up front
 /// rather than failing on every sealed row.
-fn load_portal(db: &PortalDb, dir: &Path) -> Result<Arc<Portal>, Error> {
+pub(crate) fn load_portal(db: &PortalDb, dir: &Path) -> Result<Arc<Portal>, Error> {
     let (name, fingerprint) = db
         .identity()?
         .ok_or_else(|| cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`"))?;
@@ -362,13 +364,13 @@ fn load_portal(db: &PortalDb, dir: &Path) -> Result<Arc<Portal>, Error> {
 
 /// The events of a change, in tessera-host's one JSON shape
 /// (`{"kind": "deviceLinked", …}`).
-fn events_json(change: &PortalChange) -> serde_json::Value {
+pub(crate) fn events_json(change: &PortalChange) -> serde_json::Value {
     serde_json::to_value(&change.events).unwrap_or(serde_json::Value::Null)
 }
 
 /// Act on events once their writes committed (they are already in the
 /// `events` table, written in the same transaction).
-fn notify(change: &PortalChange) {
+pub(crate) fn notify(change: &PortalChange) {
     for e in &change.events {
         match e {
             PortalEvent::DeviceLinked { account, device_name, .. } => {
@@ -382,6 +384,20 @@ fn notify(change: &PortalChange) {
                 "alert: device {device_id} of {account} answered with a counter already seen: a copy of its keys \
                  is in use; unlink it"
             ),
+            PortalEvent::DeviceActivated { account, device_id, serial, usable_from, .. } => eprintln!(
+                "notification: e-mail, text message and letter to {account}: authenticator {serial} was activated \
+                 for your account; it is usable from {}. Not you? Call us: unlinking device {device_id} before \
+                 then cancels it",
+                usable_from.secs()
+            ),
+            PortalEvent::OrderLocked { account, user_id, .. } => eprintln!(
+                "notification: e-mail to {account}: the authenticator order of user ID {user_id} is locked after \
+                 too many wrong activation codes or initial passwords; a new order is needed"
+            ),
+            PortalEvent::CredentialsLocked { account, .. } => eprintln!(
+                "notification: e-mail to {account}: your password and recovery codes are locked after too many \
+                 wrong attempts"
+            ),
             _ => {}
         }
     }
@@ -389,11 +405,12 @@ fn notify(change: &PortalChange) {
 
 fn device_json(d: &StoredDevice) -> serde_json::Value {
     json!({"id": d.device_id, "name": d.name, "linked_at": secs(d.linked_at),
-           "last_used_at": d.last_used_at.map(secs), "status": name_of(&d.status)})
+           "last_used_at": d.last_used_at.map(secs), "status": name_of(&d.status), "locked": d.locked,
+           "serial": d.serial, "usable_from": d.usable_from.map(secs)})
 }
 
 /// A verdict in tessera-host's JSON shape (`{"kind": "refused", "code": …}`).
-fn verdict_json(v: &Verdict) -> serde_json::Value {
+pub(crate) fn verdict_json(v: &Verdict) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
@@ -699,16 +716,26 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             if c.json {
                 out!("{}", serde_json::Value::Array(rows.iter().map(device_json).collect()));
             } else {
-                out!("{:<18} {:<24} {:>12} {:>12} STATUS", "ID", "NAME", "LINKED_AT", "LAST_USED");
+                out!(
+                    "{:<18} {:<24} {:>12} {:>12} {:<8} {:<16} USABLE_FROM",
+                    "ID",
+                    "NAME",
+                    "LINKED_AT",
+                    "LAST_USED",
+                    "STATUS",
+                    "SERIAL"
+                );
+                let or_dash = |t: Option<Timestamp>| t.map(|t| t.secs().to_string()).unwrap_or_else(|| "-".into());
                 for r in &rows {
-                    let last = r.last_used_at.map(|t| t.secs().to_string()).unwrap_or_else(|| "-".into());
                     out!(
-                        "{:<18} {:<24} {:>12} {:>12} {}",
+                        "{:<18} {:<24} {:>12} {:>12} {:<8} {:<16} {}",
                         r.device_id,
                         r.name,
                         r.linked_at.secs(),
-                        last,
-                        name_of(&r.status)
+                        or_dash(r.last_used_at),
+                        name_of(&r.status),
+                        r.serial.as_deref().unwrap_or("-"),
+                        or_dash(r.usable_from)
                     );
                 }
             }
@@ -879,6 +906,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 .stored()?;
             print_linked(&c, &change, &confirmation, Some(&device))?;
         }
+        PortalCommand::Activation(a) => crate::activation_cmd::run(a)?,
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Reference storage for the simulators: one SQLite database per side.
 //!
 //! The portal side stores the rows of `tessera-host` (`StoredOffer`,
-//! `StoredPendingLink`, `StoredDevice`, `StoredChallenge`) and implements
+//! `StoredPendingLink`, `StoredDevice`, `StoredChallenge`, and flow 3's
+//! `StoredAuthenticator`, `StoredOrder`, `StoredActivation`,
+//! `StoredCredentials`) and implements
 //! the host contract
 //! (`docs/DESIGN.md`, "Host contract"); every `tessera` process plays one
 //! portal server:
@@ -34,8 +36,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::{Path, PathBuf};
 use tessera_host::{
-    ErrorCode, PortalChange, RecordWrite, StoredChallenge, StoredDevice, StoredOffer, StoredPendingLink, TesseraError,
-    Timestamp,
+    ActivationSettings, ErrorCode, PortalChange, RecordWrite, StoredActivation, StoredAuthenticator, StoredChallenge,
+    StoredCredentials, StoredDevice, StoredOffer, StoredOrder, StoredPendingLink, TesseraError, Timestamp,
 };
 
 type Result<T> = std::result::Result<T, TesseraError>;
@@ -43,8 +45,9 @@ type Result<T> = std::result::Result<T, TesseraError>;
 /// Rounds of read → decide → write before giving up with `STORAGE`.
 pub const MAX_ROUNDS: u32 = 50;
 /// `PRAGMA user_version` of the current layout (3: the rows of tessera-host;
-/// 4: challenge rows).
-const SCHEMA_VERSION: i64 = 4;
+/// 4: challenge rows; 5: flow 3's authenticators, orders, activations,
+/// credentials and activation settings).
+const SCHEMA_VERSION: i64 = 5;
 /// The first layout that later ones upgrade from in place (older ones held
 /// keys inside the database and are refused).
 const FIRST_UPGRADABLE: i64 = 3;
@@ -144,15 +147,41 @@ CREATE INDEX challenges_by_account ON challenges (account, status);
 ALTER TABLE devices ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Layout 5: activation of offline authenticators (flow 3). Keys are the
+/// rows' own: an authenticator by serial number, an order by user ID, an
+/// activation by its id, credentials by account. A device row of an
+/// activated authenticator has its serial number and the time it becomes
+/// usable. `settings` holds the portal's activation settings (the JSON of
+/// `tessera_host::ActivationSettings`, row `activation`).
+const ACTIVATION_TABLES: &str = "
+CREATE TABLE authenticators (serial TEXT PRIMARY KEY, account TEXT NOT NULL, user_id TEXT, status TEXT NOT NULL,
+    imported_at INTEGER NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX authenticators_by_status ON authenticators (status, imported_at, serial);
+CREATE TABLE orders (user_id TEXT PRIMARY KEY, account TEXT NOT NULL, serial TEXT NOT NULL,
+    expires_at INTEGER NOT NULL, status TEXT NOT NULL, activation_id TEXT,
+    version INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX orders_by_account ON orders (account);
+CREATE TABLE activations (activation_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, account TEXT NOT NULL,
+    serial TEXT NOT NULL, step TEXT NOT NULL, status TEXT NOT NULL, failures INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX activations_by_user ON activations (user_id);
+CREATE TABLE credentials (account TEXT PRIMARY KEY, recovery_codes_left INTEGER NOT NULL, locked INTEGER NOT NULL,
+    version INTEGER NOT NULL, sealed BLOB NOT NULL);
+ALTER TABLE devices ADD COLUMN serial TEXT;
+ALTER TABLE devices ADD COLUMN usable_from INTEGER;
+CREATE TABLE settings (name TEXT PRIMARY KEY, json TEXT NOT NULL);
+";
+
 /// Upgrades of the portal's layout, from layout 3.
-const PORTAL_UPGRADES: &[&str] = &[CHALLENGES_TABLE];
+const PORTAL_UPGRADES: &[&str] = &[CHALLENGES_TABLE, ACTIVATION_TABLES];
 
 const DEVICE_SCHEMA: &str = "
 CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
 
-/// Layout 4 changed nothing on the device side (its keys are new `kv` rows).
-const DEVICE_UPGRADES: &[&str] = &[""];
+/// Layouts 4 and 5 changed nothing on the device side (their keys are new
+/// `kv` rows: an offline authenticator's state is `token_state`).
+const DEVICE_UPGRADES: &[&str] = &["", ""];
 
 pub struct PortalDb {
     pub conn: Connection,
@@ -205,8 +234,14 @@ fn status_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 
 const OFFER_COLS: &str = "offer_id, account, expires_at, used_at, version, sealed";
 const PENDING_COLS: &str = "device_id, account, device_name, confirm_by, attempts, status, version, sealed";
-const DEVICE_COLS: &str = "device_id, account, name, linked_at, last_used_at, status, version, sealed, locked";
+const DEVICE_COLS: &str =
+    "device_id, account, name, linked_at, last_used_at, status, version, sealed, locked, serial, usable_from";
 const CHALLENGE_COLS: &str = "challenge_id, account, device_ids, kind, expires_at, status, version, sealed";
+const AUTHENTICATOR_COLS: &str = "serial, account, user_id, status, imported_at, version, sealed";
+const ORDER_COLS: &str = "user_id, account, serial, expires_at, status, activation_id, version, sealed";
+const ACTIVATION_COLS: &str =
+    "activation_id, user_id, account, serial, step, status, failures, expires_at, version, sealed";
+const CREDENTIALS_COLS: &str = "account, recovery_codes_left, locked, version, sealed";
 
 fn offer_row(r: &Row<'_>) -> rusqlite::Result<StoredOffer> {
     Ok(StoredOffer {
@@ -243,6 +278,58 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<StoredDevice> {
         version: r.get(6)?,
         sealed: r.get(7)?,
         locked: r.get(8)?,
+        serial: r.get(9)?,
+        usable_from: opt_time(r, 10)?,
+    })
+}
+
+fn authenticator_row(r: &Row<'_>) -> rusqlite::Result<StoredAuthenticator> {
+    Ok(StoredAuthenticator {
+        serial: r.get(0)?,
+        account: r.get(1)?,
+        user_id: r.get(2)?,
+        status: status_col(r, 3)?,
+        imported_at: time(r, 4)?,
+        version: r.get(5)?,
+        sealed: r.get(6)?,
+    })
+}
+
+fn order_row(r: &Row<'_>) -> rusqlite::Result<StoredOrder> {
+    Ok(StoredOrder {
+        user_id: r.get(0)?,
+        account: r.get(1)?,
+        serial: r.get(2)?,
+        expires_at: time(r, 3)?,
+        status: status_col(r, 4)?,
+        activation_id: r.get(5)?,
+        version: r.get(6)?,
+        sealed: r.get(7)?,
+    })
+}
+
+fn activation_row(r: &Row<'_>) -> rusqlite::Result<StoredActivation> {
+    Ok(StoredActivation {
+        activation_id: r.get(0)?,
+        user_id: r.get(1)?,
+        account: r.get(2)?,
+        serial: r.get(3)?,
+        step: status_col(r, 4)?,
+        status: status_col(r, 5)?,
+        failures: r.get(6)?,
+        expires_at: time(r, 7)?,
+        version: r.get(8)?,
+        sealed: r.get(9)?,
+    })
+}
+
+fn credentials_row(r: &Row<'_>) -> rusqlite::Result<StoredCredentials> {
+    Ok(StoredCredentials {
+        account: r.get(0)?,
+        recovery_codes_left: r.get(1)?,
+        locked: r.get(2)?,
+        version: r.get(3)?,
+        sealed: r.get(4)?,
     })
 }
 
@@ -351,6 +438,92 @@ pub mod read {
             [account],
             device_row,
         )
+    }
+
+    pub fn authenticator(c: &Connection, serial: &str) -> Result<Option<StoredAuthenticator>> {
+        c.query_row(
+            &format!("SELECT {AUTHENTICATOR_COLS} FROM authenticators WHERE serial = ?1"),
+            [serial],
+            authenticator_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    /// The authenticator in stock imported first (by serial among those
+    /// of one import): the one an order sends unless told otherwise.
+    pub fn oldest_in_stock(c: &Connection) -> Result<Option<StoredAuthenticator>> {
+        let in_stock = name_of(&tessera_host::AuthenticatorStatus::InStock);
+        c.query_row(
+            &format!(
+                "SELECT {AUTHENTICATOR_COLS} FROM authenticators WHERE status = ?1 ORDER BY imported_at, serial LIMIT 1"
+            ),
+            [in_stock],
+            authenticator_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    /// Which of these serial numbers have an authenticator row (the
+    /// `already_imported` of an import).
+    pub fn imported_serials(c: &Connection, serials: &[String]) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for s in serials {
+            if authenticator(c, s)?.is_some() {
+                known.push(s.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Every authenticator row, in stock first, each group by import time.
+    pub fn authenticators(c: &Connection) -> Result<Vec<StoredAuthenticator>> {
+        all(
+            c,
+            &format!("SELECT {AUTHENTICATOR_COLS} FROM authenticators ORDER BY imported_at, serial"),
+            [],
+            authenticator_row,
+        )
+    }
+
+    pub fn order(c: &Connection, user_id: &str) -> Result<Option<StoredOrder>> {
+        c.query_row(&format!("SELECT {ORDER_COLS} FROM orders WHERE user_id = ?1"), [user_id], order_row)
+            .optional()
+            .map_err(db_err)
+    }
+
+    pub fn activation(c: &Connection, activation_id: &str) -> Result<Option<StoredActivation>> {
+        c.query_row(
+            &format!("SELECT {ACTIVATION_COLS} FROM activations WHERE activation_id = ?1"),
+            [activation_id],
+            activation_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    pub fn credentials(c: &Connection, account: &str) -> Result<Option<StoredCredentials>> {
+        c.query_row(
+            &format!("SELECT {CREDENTIALS_COLS} FROM credentials WHERE account = ?1"),
+            [account],
+            credentials_row,
+        )
+        .optional()
+        .map_err(db_err)
+    }
+
+    /// The portal's activation settings (the API's defaults until set).
+    pub fn activation_settings(c: &Connection) -> Result<ActivationSettings> {
+        let json: Option<String> = c
+            .query_row("SELECT json FROM settings WHERE name = 'activation'", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        match json {
+            None => Ok(ActivationSettings::default()),
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| cli_err(ErrorCode::StateCorrupt, format!("the stored activation settings: {e}"))),
+        }
     }
 
     /// Whether a pending link or a device of any account has this id.
@@ -480,7 +653,9 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
                 name_of(&d.status),
                 d.version,
                 d.sealed,
-                d.locked
+                d.locked,
+                d.serial,
+                d.usable_from.map(secs)
             ],
             expected,
         ),
@@ -503,6 +678,54 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
                 expected,
             )
         }
+        RecordWrite::Authenticator { row: a, .. } => cas(
+            c,
+            "authenticators",
+            AUTHENTICATOR_COLS,
+            params![a.serial, a.account, a.user_id, name_of(&a.status), secs(a.imported_at), a.version, a.sealed],
+            expected,
+        ),
+        RecordWrite::Order { row: o, .. } => cas(
+            c,
+            "orders",
+            ORDER_COLS,
+            params![
+                o.user_id,
+                o.account,
+                o.serial,
+                secs(o.expires_at),
+                name_of(&o.status),
+                o.activation_id,
+                o.version,
+                o.sealed
+            ],
+            expected,
+        ),
+        RecordWrite::Activation { row: a, .. } => cas(
+            c,
+            "activations",
+            ACTIVATION_COLS,
+            params![
+                a.activation_id,
+                a.user_id,
+                a.account,
+                a.serial,
+                name_of(&a.step),
+                name_of(&a.status),
+                a.failures,
+                secs(a.expires_at),
+                a.version,
+                a.sealed
+            ],
+            expected,
+        ),
+        RecordWrite::Credentials { row: cr, .. } => cas(
+            c,
+            "credentials",
+            CREDENTIALS_COLS,
+            params![cr.account, cr.recovery_codes_left, cr.locked, cr.version, cr.sealed],
+            expected,
+        ),
     };
     match r {
         Ok(n) => Ok(n == 1),
@@ -517,6 +740,10 @@ fn describe(w: &RecordWrite) -> String {
         RecordWrite::PendingLink { row, .. } => ("pending link", &row.device_id),
         RecordWrite::Device { row, .. } => ("device", &row.device_id),
         RecordWrite::Challenge { row, .. } => ("challenge", &row.challenge_id),
+        RecordWrite::Authenticator { row, .. } => ("authenticator", &row.serial),
+        RecordWrite::Order { row, .. } => ("order", &row.user_id),
+        RecordWrite::Activation { row, .. } => ("activation", &row.activation_id),
+        RecordWrite::Credentials { row, .. } => ("credentials of", &row.account),
     };
     match w.expected_version() {
         None => format!("insert of {table} {key} found it already there"),
@@ -561,6 +788,26 @@ impl PortalDb {
     pub fn read<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(db_err)?;
         f(&tx)
+    }
+
+    /// Change the activation settings: `edit` gets the stored ones and
+    /// returns the new ones, in one IMMEDIATE transaction (two operators'
+    /// edits of different settings both stay).
+    pub fn update_activation_settings(
+        &mut self,
+        edit: impl FnOnce(ActivationSettings) -> Result<ActivationSettings>,
+    ) -> Result<ActivationSettings> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let new = edit(read::activation_settings(&tx)?)?;
+        let json = serde_json::to_string(&new).map_err(|_| cli_err(ErrorCode::Internal, "settings encoding"))?;
+        tx.execute(
+            "INSERT INTO settings (name, json) VALUES ('activation', ?1)
+                 ON CONFLICT(name) DO UPDATE SET json = excluded.json",
+            [json],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(new)
     }
 
     /// Apply a change decided without reading (a new offer) in one

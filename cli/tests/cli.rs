@@ -1876,36 +1876,58 @@ fn transaction_challenge_fits_version_8_at_level_m() {
     }
 }
 
+/// What layout 5 added to the portal's database (flow 3).
+const UNDO_LAYOUT_5: &str = "DROP TABLE authenticators; DROP TABLE orders; DROP TABLE activations;
+    DROP TABLE credentials; DROP TABLE settings; ALTER TABLE devices DROP COLUMN serial;
+    ALTER TABLE devices DROP COLUMN usable_from;";
+
 #[test]
-fn a_layout_3_portal_database_gains_the_challenges_table() {
-    let (pd, dd) = (new_portal("upgrade-p"), tmp("upgrade-d"));
-    let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
-    let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
-    // As an earlier tessera left them: no challenges table, layout 3.
-    {
-        let db = portal_db(&pd);
-        db.execute_batch("DROP TABLE challenges; ALTER TABLE devices DROP COLUMN locked; PRAGMA user_version = 3;")
-            .unwrap();
-        let dev = rusqlite::Connection::open(dd.join("device.db")).unwrap();
-        dev.execute_batch("PRAGMA user_version = 3;").unwrap();
+fn earlier_layouts_are_upgraded_in_place() {
+    for from in [3, 4] {
+        let (pd, dd) = (new_portal(&format!("upgrade-p{from}")), tmp(&format!("upgrade-d{from}")));
+        let (p, d) = (pd.to_str().unwrap(), dd.to_str().unwrap());
+        let id = linked_with_biometrics(p, d, "anna", 1_800_000_000);
+        // As an earlier tessera left them: layout 4 had no activation
+        // tables, layout 3 no challenges table either.
+        {
+            let db = portal_db(&pd);
+            db.execute_batch(UNDO_LAYOUT_5).unwrap();
+            if from == 3 {
+                db.execute_batch("DROP TABLE challenges; ALTER TABLE devices DROP COLUMN locked;").unwrap();
+            }
+            db.pragma_update(None, "user_version", from).unwrap();
+            let dev = rusqlite::Connection::open(dd.join("device.db")).unwrap();
+            dev.pragma_update(None, "user_version", from).unwrap();
+        }
+        let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
+        let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000101"]);
+        assert_eq!(
+            ok(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &code, "--now", "1800000102"]),
+            "accepted"
+        );
+        let layout =
+            |c: &rusqlite::Connection| -> i64 { c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap() };
+        assert_eq!(layout(&portal_db(&pd)), 5);
+        assert_eq!(layout(&rusqlite::Connection::open(dd.join("device.db")).unwrap()), 5);
+        let listed = devices_json(p, "anna");
+        assert_eq!(listed[0]["id"], id);
+        assert_eq!(
+            (listed[0]["serial"].clone(), listed[0]["usable_from"].clone()),
+            (serde_json::Value::Null, serde_json::Value::Null)
+        );
+        // The upgraded store takes flow 3's rows.
+        let file = dd.join("factory.txt");
+        let f = file.to_str().unwrap();
+        ok(&["token", "new", "--dir", &format!("{d}-token"), "--serial", "TS00012345", "--export", f]);
+        assert_eq!(ok(&["portal", "import-devices", "--dir", p, "--file", f, "--now", "1800000200"]), "TS00012345");
+        // A layout from the future is refused, not guessed at.
+        portal_db(&pd).execute_batch("PRAGMA user_version = 9;").unwrap();
+        let o = fails(&["portal", "devices", "--dir", p, "--account", "anna"], "STORAGE");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("has layout 9; this tessera reads layout 5"));
+        let _ = std::fs::remove_dir_all(pd);
+        let _ = std::fs::remove_dir_all(format!("{d}-token"));
+        let _ = std::fs::remove_dir_all(dd);
     }
-    let (qr, cid) = challenge(p, &["--account", "anna"], "1800000100");
-    let code = ok(&["device", "answer", "--dir", d, "--qr", &qr, "--passcode", "493817", "--now", "1800000101"]);
-    assert_eq!(
-        ok(&["portal", "verify", "--dir", p, "--challenge", &cid, "--answer", &code, "--now", "1800000102"]),
-        "accepted"
-    );
-    let layout =
-        |c: &rusqlite::Connection| -> i64 { c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap() };
-    assert_eq!(layout(&portal_db(&pd)), 4);
-    assert_eq!(layout(&rusqlite::Connection::open(dd.join("device.db")).unwrap()), 4);
-    assert_eq!(devices_json(p, "anna")[0]["id"], id);
-    // A layout from the future is refused, not guessed at.
-    portal_db(&pd).execute_batch("PRAGMA user_version = 9;").unwrap();
-    let o = fails(&["portal", "devices", "--dir", p, "--account", "anna"], "STORAGE");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("has layout 9; this tessera reads layout 4"));
-    let _ = std::fs::remove_dir_all(pd);
-    let _ = std::fs::remove_dir_all(dd);
 }
 
 #[test]

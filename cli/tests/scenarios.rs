@@ -13,8 +13,16 @@
 //! scenario world only the `wipe` op forgets a phone's state, so the runner
 //! puts the phone's directory back as it was after such an answer.
 //!
+//! Flow 3 (activation of offline authenticators): a token is a `tessera
+//! token` directory whose maker's record `token new --export` appended to
+//! its own factory file; `importDevices` writes the step's file from those
+//! records and hands it to `portal import-devices`; `order` names the
+//! token's serial (`--serial`); the activation steps are `portal
+//! activation-start` / `activation-next`, whose snake_case steps
+//! (`device_code`) are the API's camelCase ones (`deviceCode`) in the files.
+//!
 //! An op the CLI has no command for would be skipped with its reason and
-//! counted (today every op has one, challenges and flow 2 included); a step
+//! counted (today every op has one, challenges and flows 2 and 3 included); a step
 //! with `skip` is skipped as in every runner. An unknown op, key or
 //! expectation fails the file.
 
@@ -41,7 +49,7 @@ const OPS: &[(&str, &str, &str)] = &[
     ("confirm", "account code", ""),
     ("devices", "account", "devices"),
     ("rename", "phone name", ""),
-    ("unlink", "phone", ""),
+    ("unlink", "phone token", ""),
     ("status", "phone edit again", "status"),
     ("deviceCode", "phone passcode biometric replay", ""),
     ("wipe", "phone", ""),
@@ -60,6 +68,15 @@ const OPS: &[(&str, &str, &str)] = &[
     ("linkChallenge", "phone digits ttl save", ""),
     ("vouch", "phone challenge answer edit", ""),
     ("clone", "phone from", ""),
+    ("activationSettings", "settings", ""),
+    ("token", "token serial", ""),
+    ("importDevices", "tokens header lines", "serials"),
+    ("order", "account activationCode token save", ""),
+    ("activationStart", "order save", "step qr"),
+    ("activationNext", "activation input", "step qr recoveryCodes"),
+    ("tokenScan", "token qr edit", "kind digits portalName userId approval replaced"),
+    ("verifyPassword", "account password", ""),
+    ("redeemRecoveryCode", "account code", "left"),
 ];
 
 /// Ops the CLI has no command for, with the reason (skipped and counted).
@@ -259,8 +276,37 @@ struct Phone {
     last_answer: Option<String>,
 }
 
+/// An offline authenticator (flow 3): its directory is `token-NAME`.
+#[derive(Default)]
+struct Tok {
+    name: String,
+    serial: String,
+    /// Its factory record line (from the file `token new` appended to).
+    record: String,
+    /// The last code it showed.
+    last_code: Option<String>,
+    /// Its registry id, once bound.
+    device_id: Option<String>,
+    /// The account it was ordered for.
+    account: Option<String>,
+}
+
+/// An order var: the letter's user ID and initial password.
+struct Letter {
+    user_id: String,
+    initial_password: String,
+}
+
 struct World {
     root: PathBuf,
+    tokens: Vec<Tok>,
+    orders: HashMap<String, Letter>,
+    /// Activation ids by var (the var in `vars` holds its step's QR text).
+    activation_ids: HashMap<String, String>,
+    /// Recovery codes shown by the activation of a var.
+    recovery_codes: HashMap<String, Vec<String>>,
+    /// Factory files written so far.
+    imports: usize,
     portal: Option<PathBuf>,
     portal_key: Option<String>,
     other_key: Option<String>,
@@ -340,6 +386,11 @@ impl World {
         std::fs::create_dir_all(&root).unwrap();
         World {
             root,
+            tokens: Vec::new(),
+            orders: HashMap::new(),
+            activation_ids: HashMap::new(),
+            recovery_codes: HashMap::new(),
+            imports: 0,
             portal: None,
             portal_key: None,
             other_key: None,
@@ -403,11 +454,6 @@ impl World {
         }
     }
 
-    /// The phone with this name (it must exist).
-    fn named(&self, name: &str) -> Result<&Phone, String> {
-        self.phones.iter().find(|p| p.name == name).ok_or_else(|| format!("no phone {name:?}"))
-    }
-
     /// The linked device id of the step's phone.
     fn device_id(&mut self, i: &In<'_>) -> Result<String, String> {
         let p = self.phone(i)?;
@@ -422,8 +468,55 @@ impl World {
             Some(name) => (name, true),
             None => (who.as_str(), false),
         };
-        let last = self.named(name)?.last_answer.clone().ok_or_else(|| format!("phone {name} has no answer"))?;
+        let last = self.last_answer_of(name)?;
         edited(if wrong { off_by_one(&last) } else { last }, i.text("edit")?)
+    }
+
+    /// A phone's last challenge answer, or else a token's last code.
+    fn last_answer_of(&self, name: &str) -> Result<String, String> {
+        match self.phones.iter().find(|p| p.name == name) {
+            Some(p) => p.last_answer.clone(),
+            None => self.token_named(name)?.last_code.clone(),
+        }
+        .ok_or_else(|| format!("phone or token {name} has no answer"))
+    }
+
+    fn token_dir(&self, name: &str) -> PathBuf {
+        self.root.join(format!("token-{name}"))
+    }
+
+    fn token_named(&self, name: &str) -> Result<&Tok, String> {
+        self.tokens.iter().find(|t| t.name == name).ok_or_else(|| format!("no token {name:?}"))
+    }
+
+    fn letter(&self, var: &str) -> Result<&Letter, String> {
+        self.orders.get(var).ok_or_else(|| format!("no order `{var}`"))
+    }
+
+    /// Keep what an activation command printed under the var: its id, the
+    /// step's QR text, the recovery codes; the facts the files check.
+    fn activation_seen(&mut self, var: String, r: &Ran) -> Seen {
+        let j = r.json().unwrap_or_default();
+        if let Some(id) = j["id"].as_str() {
+            self.activation_ids.insert(var.clone(), id.to_owned());
+        }
+        if let Some(qr) = j["qr"].as_str() {
+            self.vars.insert(var.clone(), qr.to_owned());
+        }
+        let codes: Vec<String> = j["recovery_codes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect();
+        let count = codes.len();
+        if !codes.is_empty() {
+            self.recovery_codes.insert(var, codes);
+        }
+        Seen::of(r)
+            .with("step", j["step"].as_str().map_or(Value::Null, |s| json!(camel(s))))
+            .with("qr", json!(j.get("qr").is_some()))
+            .with("recoveryCodes", json!(count))
     }
 
     /// `challenge`: the id of the challenge whose QR text is in that var.
@@ -434,9 +527,13 @@ impl World {
 
     /// The phone whose device id this is (a scenario names phones, not ids).
     fn phone_of(&self, device_id: &Value) -> Value {
-        match self.phones.iter().find(|p| p.device_id.is_some() && p.device_id.as_deref() == device_id.as_str()) {
+        let is = |d: &Option<String>| d.is_some() && d.as_deref() == device_id.as_str();
+        match self.phones.iter().find(|p| is(&p.device_id)) {
             Some(p) => json!(p.name),
-            None => device_id.clone(),
+            None => match self.tokens.iter().find(|t| is(&t.device_id)) {
+                Some(t) => json!(t.name),
+                None => device_id.clone(),
+            },
         }
     }
 
@@ -636,6 +733,187 @@ impl World {
                     .collect();
                 list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
                 Ok(Seen::of(&r).with("devices", Value::Array(list)))
+            }
+            "unlink" if i.0.contains_key("token") => {
+                let t = self.token_named(&i.need("token")?)?;
+                let id = t.device_id.clone().ok_or("the token was never bound")?;
+                let account = t.account.clone().ok_or("the token was never ordered")?;
+                let r = Argv::new(&["portal", "unlink", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", account)
+                    .arg("--device", id)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "activationSettings" => {
+                let m = i.0.get("settings").and_then(Value::as_object).ok_or("`settings` is an object")?;
+                let mut a = Argv::new(&["portal", "activation-settings", "--reset", "--json"]).dir(&self.portal()?);
+                for (k, v) in m {
+                    let flag = match k.as_str() {
+                        "hashIterations" => "--hash-iterations",
+                        "usableAfterSeconds" => "--usable-after",
+                        "activationTtlSeconds" => "--activation-ttl",
+                        "orderTtlSeconds" => "--order-ttl",
+                        "challengeDigits" => "--challenge-digits",
+                        "passwordMinLength" => "--password-min",
+                        "passwordMaxLength" => "--password-max",
+                        "blocklist" => {
+                            for w in v.as_array().ok_or("`blocklist` is a list")? {
+                                a = a.arg("--blocklist", w.as_str().ok_or("`blocklist` holds strings")?);
+                            }
+                            continue;
+                        }
+                        _ => return Err(format!("unknown key `{k}` in settings")),
+                    };
+                    a = a.arg(flag, v.as_i64().ok_or_else(|| format!("`{k}` is an integer"))?);
+                }
+                Ok(Seen::of(&a.run()))
+            }
+            "token" => {
+                let name = i.need("token")?;
+                if self.tokens.iter().any(|t| t.name == name) {
+                    return Err(format!("token {name} exists"));
+                }
+                let export = self.root.join(format!("token-{name}.records"));
+                let r = Argv::new(&["token", "new", "--json"])
+                    .dir(&self.token_dir(&name))
+                    .arg("--serial", i.need("serial")?)
+                    .arg("--export", export.display())
+                    .run();
+                if let Some(serial) = r.json().and_then(|j| j["serial"].as_str().map(str::to_owned)) {
+                    let text = std::fs::read_to_string(&export).map_err(|e| e.to_string())?;
+                    let record = text.lines().last().ok_or("an empty factory file")?.to_owned();
+                    self.tokens.push(Tok { name, serial, record, ..Default::default() });
+                }
+                Ok(Seen::of(&r))
+            }
+            "importDevices" => {
+                let mut lines = vec![i.text("header")?.unwrap_or_else(|| "tessera-factory-records v1".into())];
+                for n in i.0.get("tokens").and_then(Value::as_array).ok_or("`tokens` is a list")? {
+                    lines.push(self.token_named(n.as_str().ok_or("`tokens` holds names")?)?.record.clone());
+                }
+                for l in i.0.get("lines").and_then(Value::as_array).into_iter().flatten() {
+                    lines.push(l.as_str().ok_or("`lines` holds strings")?.to_owned());
+                }
+                let file = self.root.join(format!("factory-{}.txt", self.imports));
+                self.imports += 1;
+                std::fs::write(&file, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+                let r = Argv::new(&["portal", "import-devices", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--file", file.display())
+                    .arg("--now", i.at()?)
+                    .run();
+                let serials = r.json().map(|j| j["serials"].clone()).unwrap_or_default();
+                Ok(Seen::of(&r).with("serials", serials))
+            }
+            "order" => {
+                let (token, account) = (i.need("token")?, i.need("account")?);
+                let r = Argv::new(&["portal", "order", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", &account)
+                    .arg("--activation-code", i.need("activationCode")?)
+                    .arg("--serial", &self.token_named(&token)?.serial)
+                    .arg("--now", i.at()?)
+                    .run();
+                let j = r.json().unwrap_or_default();
+                if let (Some(u), Some(p)) = (j["user_id"].as_str(), j["initial_password"].as_str()) {
+                    let letter = Letter { user_id: u.to_owned(), initial_password: p.to_owned() };
+                    self.orders.insert(i.need("save")?, letter);
+                    if let Some(t) = self.tokens.iter_mut().find(|t| t.name == token) {
+                        t.account = Some(account);
+                    }
+                }
+                Ok(Seen::of(&r))
+            }
+            "activationStart" => {
+                let r = Argv::new(&["portal", "activation-start", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--user-id", &self.letter(&i.need("order")?)?.user_id)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(self.activation_seen(i.need("save")?, &r))
+            }
+            "activationNext" => {
+                let var = i.need("activation")?;
+                let id = self.activation_ids.get(&var).cloned().ok_or_else(|| format!("no activation `{var}`"))?;
+                let input = match i.0.get("input") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Object(m)) if m.len() == 1 => {
+                        let (k, v) = m.iter().next().ok_or("empty input")?;
+                        let v = v.as_str().ok_or("an input reference is a name")?;
+                        match k.as_str() {
+                            "shown" => self.last_answer_of(v)?,
+                            "wrong" => off_by_one(&self.last_answer_of(v)?),
+                            "serial" => self.token_named(v)?.serial.clone(),
+                            "initialPassword" => self.letter(v)?.initial_password.clone(),
+                            other => return Err(format!("unknown input reference `{other}`")),
+                        }
+                    }
+                    other => return Err(format!("bad `input` {other:?}")),
+                };
+                let r = Argv::new(&["portal", "activation-next", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--id", id)
+                    .arg("--input", input)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(self.activation_seen(var, &r))
+            }
+            "tokenScan" => {
+                let name = i.need("token")?;
+                self.token_named(&name)?;
+                let r =
+                    Argv::new(&["token", "scan", "--json"]).dir(&self.token_dir(&name)).arg("--qr", self.qr(i)?).run();
+                let j = r.json().filter(|_| r.ok).unwrap_or_default();
+                let user = j["user_id"]
+                    .as_str()
+                    .and_then(|u| self.orders.iter().find(|(_, l)| l.user_id == u).map(|(var, _)| var.clone()));
+                if r.ok {
+                    let t = self.tokens.iter_mut().find(|t| t.name == name).ok_or("no token")?;
+                    t.last_code = j["code"].as_str().map(str::to_owned);
+                    t.device_id = j["device_id"].as_str().map(str::to_owned);
+                }
+                Ok(Seen::of(&r)
+                    .with("kind", j["kind"].as_str().map_or(Value::Null, |k| json!(camel(k))))
+                    .with("digits", json!(j["code"].as_str().map_or(0, str::len)))
+                    .with("portalName", j["portal"].clone())
+                    .with("userId", json!(user))
+                    .with("approval", j["approval"].clone())
+                    .with("replaced", j["replaced"].clone()))
+            }
+            "verifyPassword" => {
+                let r = Argv::new(&["portal", "password-check", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .arg("--password", i.need("password")?)
+                    .arg("--now", i.at()?)
+                    .run();
+                Ok(Seen::of(&r))
+            }
+            "redeemRecoveryCode" => {
+                let code = match i.0.get("code") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Object(m)) => {
+                        let r = m.get("recovery").and_then(Value::as_array).ok_or("`code.recovery` is [var, i]")?;
+                        let var = r.first().and_then(Value::as_str).ok_or("`code.recovery[0]` is a var")?;
+                        let n = r.get(1).and_then(Value::as_u64).ok_or("`code.recovery[1]` is an index")?;
+                        self.recovery_codes
+                            .get(var)
+                            .and_then(|c| c.get(usize::try_from(n).ok()?))
+                            .cloned()
+                            .ok_or("no such recovery code")?
+                    }
+                    _ => return Err("missing `code`".into()),
+                };
+                let r = Argv::new(&["portal", "recovery-code", "--json"])
+                    .dir(&self.portal()?)
+                    .arg("--account", i.need("account")?)
+                    .arg("--code", code)
+                    .arg("--now", i.at()?)
+                    .run();
+                let left = r.json().map(|j| j["recovery_codes_left"].clone()).unwrap_or_default();
+                Ok(Seen::of(&r).with("left", left))
             }
             "rename" | "unlink" => {
                 let p = self.phone(i)?;
@@ -942,6 +1220,24 @@ impl World {
             _ => Err(format!("unknown op {op:?}")),
         }
     }
+}
+
+/// `device_code` → `deviceCode`: the CLI's snake_case names of steps and
+/// screens are the API's camelCase ones.
+fn camel(s: &str) -> String {
+    let mut out = String::new();
+    let mut up = false;
+    for c in s.chars() {
+        match c {
+            '_' => up = true,
+            c if up => {
+                out.extend(c.to_uppercase());
+                up = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A challenge's `approval` (the API's JSON) as `portal challenge` flags:
