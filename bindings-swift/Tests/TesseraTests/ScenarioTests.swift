@@ -6,9 +6,11 @@ import XCTest
 // (format: vectors/scenarios/README.md) through the generated Swift API, with
 // the same world and semantics as the Rust runner (host/tests/scenarios.rs):
 // one portal over an in-memory store that applies each change as
-// compare-and-sets (offer, pending-link, device and challenge rows), phones by
-// name, saved QR texts (a challenge's var also names its row), OTP verifiers
-// by name.
+// compare-and-sets (offer, pending-link, device and challenge rows; for
+// flow 3 authenticator, order, activation and credentials rows), phones by
+// name, offline authenticators ("tokens") by name, saved QR texts (a
+// challenge's var also names its row, an activation's var its activation),
+// orders by var, OTP verifiers by name.
 // A file fails on an unknown op or key; a failure names the file and step.
 
 /// A scenario file that does not hold, or a step that does not meet its expectation.
@@ -42,6 +44,7 @@ func sameJSON(_ expected: Any, _ actual: Any) -> Bool {
         return e.count == a.count && zip(e, a).allSatisfy { sameJSON($0, $1) }
     case let (e as JSONObject, a as JSONObject):
         return Set(e.keys) == Set(a.keys) && e.allSatisfy { k, v in sameJSON(v, a[k]!) }
+    case let (e as NSNumber, a as Bool): return jsonNumberType(e) == "c" && e.boolValue == a
     case let (e as NSNumber, a as Int64): return (try? jsonInt(e, "")) == a
     default: return false
     }
@@ -69,7 +72,16 @@ func opKeys(_ op: String) -> (inputs: Set<String>, expect: Set<String>)? {
     case "confirm": return (["account", "code"], [])
     case "devices": return (["account"], ["devices"])
     case "rename": return (["phone", "name"], [])
-    case "unlink": return (["phone"], [])
+    case "unlink": return (["phone", "token"], [])
+    case "activationSettings": return (["settings"], [])
+    case "token": return (["token", "serial"], [])
+    case "importDevices": return (["tokens", "lines", "header"], ["serials"])
+    case "order": return (["account", "activationCode", "token", "save"], [])
+    case "activationStart": return (["order", "save"], ["step", "qr"])
+    case "activationNext": return (["activation", "input"], ["step", "qr", "recoveryCodes"])
+    case "tokenScan": return (["token", "qr", "edit"], ["kind", "digits", "portalName", "userId", "approval", "replaced"])
+    case "verifyPassword": return (["account", "password"], [])
+    case "redeemRecoveryCode": return (["account", "code"], ["left"])
     case "status": return (["phone", "edit", "again"], ["status"])
     case "deviceCode": return (["phone", "passcode", "biometric", "replay"], [])
     case "wipe": return (["phone"], [])
@@ -221,11 +233,19 @@ final class ScenarioStore {
     var pending: [String: StoredPendingLink] = [:]
     var devices: [String: StoredDevice] = [:]
     var challenges: [String: StoredChallenge] = [:]
+    /// Flow 3: authenticators by serial, orders by user ID, activations by
+    /// activation id, credentials by account.
+    var authenticators: [String: StoredAuthenticator] = [:]
+    var orders: [String: StoredOrder] = [:]
+    var activations: [String: StoredActivation] = [:]
+    var credentials: [String: StoredCredentials] = [:]
 
     /// Applies every write of a change, all or nothing: an insert needs a new
     /// key, an update the stored version it expects.
     func apply(_ change: PortalChange) throws {
         var offers = self.offers, pending = self.pending, devices = self.devices, challenges = self.challenges
+        var authenticators = self.authenticators, orders = self.orders, activations = self.activations
+        var credentials = self.credentials
         func cas(_ what: String, _ key: String, _ stored: Int64?, _ expected: Int64?) throws {
             switch (stored, expected) {
             case (nil, nil): return
@@ -249,12 +269,28 @@ final class ScenarioStore {
             case let .challenge(row, expected):
                 try cas("challenge", row.challengeId, challenges[row.challengeId]?.version, expected)
                 challenges[row.challengeId] = row
+            case let .authenticator(row, expected):
+                try cas("authenticator", row.serial, authenticators[row.serial]?.version, expected)
+                authenticators[row.serial] = row
+            case let .order(row, expected):
+                try cas("order", row.userId, orders[row.userId]?.version, expected)
+                orders[row.userId] = row
+            case let .activation(row, expected):
+                try cas("activation", row.activationId, activations[row.activationId]?.version, expected)
+                activations[row.activationId] = row
+            case let .credentials(row, expected):
+                try cas("credentials", row.account, credentials[row.account]?.version, expected)
+                credentials[row.account] = row
             }
         }
         self.offers = offers
         self.pending = pending
         self.devices = devices
         self.challenges = challenges
+        self.authenticators = authenticators
+        self.orders = orders
+        self.activations = activations
+        self.credentials = credentials
     }
 }
 
@@ -292,6 +328,82 @@ func eventKind(_ e: PortalEvent) -> String {
     case .challengeAnswered: return "challengeAnswered"
     case .deviceLocked: return "deviceLocked"
     case .deviceCloneSuspected: return "deviceCloneSuspected"
+    case .deviceActivated: return "deviceActivated"
+    case .orderLocked: return "orderLocked"
+    case .credentialsLocked: return "credentialsLocked"
+    }
+}
+
+/// An offline authenticator (flow 3): an `OfflineAuthenticator` with its own
+/// storage key, and what it keeps between steps.
+final class Token {
+    let app: OfflineAuthenticator
+    var state: Data
+    /// As `info` reads it from the state.
+    let serial: String
+    /// Its line of a factory file.
+    let factoryRecord: String
+    /// The last code it showed.
+    var lastCode: String?
+    /// Its registry id, from `info` after every scan (nil until bound).
+    var deviceId: String?
+
+    init(app: OfflineAuthenticator, state: Data, serial: String, factoryRecord: String) {
+        self.app = app
+        self.state = state
+        self.serial = serial
+        self.factoryRecord = factoryRecord
+    }
+}
+
+/// An order's user ID and the letter's initial password.
+struct OrderVar {
+    let userId: String
+    let initialPassword: String
+}
+
+/// `settings` of `activationSettings`: the API's `ActivationSettings` JSON
+/// (each key optional, `null` as absent but for `blocklist`), unknown keys refused.
+func activationSettings(_ o: JSONObject) throws -> ActivationSettings {
+    try checkKeys(o, ["hashIterations", "usableAfterSeconds", "activationTtlSeconds", "orderTtlSeconds", "challengeDigits",
+                      "passwordMinLength", "passwordMaxLength", "blocklist"], "settings")
+    func int(_ k: String) throws -> Int64? { o[k] is NSNull ? nil : try jsonInt(o[k], k) }
+    var blocklist: [String] = []
+    if let b = o["blocklist"] {
+        guard let list = b as? [Any], let words = list as? [String], words.count == list.count else {
+            throw ScenarioFailure("\"blocklist\" must be a list of strings, not \(render(b))")
+        }
+        blocklist = words
+    }
+    return ActivationSettings(
+        hashIterations: try int("hashIterations"), usableAfterSeconds: try int("usableAfterSeconds"),
+        activationTtlSeconds: try int("activationTtlSeconds"), orderTtlSeconds: try int("orderTtlSeconds"),
+        challengeDigits: try int32(try int("challengeDigits"), "challengeDigits"),
+        passwordMinLength: try int32(try int("passwordMinLength"), "passwordMinLength"),
+        passwordMaxLength: try int32(try int("passwordMaxLength"), "passwordMaxLength"),
+        blocklist: blocklist)
+}
+
+/// An activation step in the API's JSON.
+func stepJSON(_ s: ActivationStep) -> String {
+    switch s {
+    case .deviceCode: return "deviceCode"
+    case .activationCode: return "activationCode"
+    case .bindingCode: return "bindingCode"
+    case .serial: return "serial"
+    case .testOtp: return "testOtp"
+    case .initialPassword: return "initialPassword"
+    case .newPassword: return "newPassword"
+    case .done: return "done"
+    }
+}
+
+/// What an offline authenticator's screen shows, in the API's JSON.
+func screenKindJSON(_ k: ScreenKind) -> String {
+    switch k {
+    case .deviceCode: return "deviceCode"
+    case .bindingCode: return "bindingCode"
+    case .challenge: return "challenge"
     }
 }
 
@@ -437,6 +549,16 @@ final class ScenarioWorld {
     /// Challenge ids by the var their QR text was saved under.
     var challengeIds: [String: String] = [:]
     var verifiers: [String: OtpVerifierState] = [:]
+    /// Offline authenticators by name, in creation order.
+    var tokens: [(name: String, token: Token)] = []
+    /// Orders by the var they were saved under.
+    var orders: [String: OrderVar] = [:]
+    /// Of every later order, activationStart and activationNext (API defaults until `activationSettings`).
+    var settings = ActivationSettings()
+    /// Activation ids by var (the var itself holds the QR text of the activation's step).
+    var activationIds: [String: String] = [:]
+    /// The recovery codes an activation showed, by its var.
+    var recoveryCodes: [String: [String]] = [:]
     /// Events of the current step's change.
     var stepEvents: [PortalEvent] = []
 
@@ -499,17 +621,41 @@ final class ScenarioWorld {
         return row
     }
 
-    /// The last challenge answer of the phone `name`.
+    /// The last challenge answer of the phone `name`, or else the last code of the token `name`.
     func lastAnswer(of name: String) throws -> String {
-        guard let a = phones.first(where: { $0.name == name })?.phone.lastAnswer else {
-            throw ScenarioFailure("phone \(name) has no answer")
+        let answer: String?
+        if let p = phones.first(where: { $0.name == name }) {
+            answer = p.phone.lastAnswer
+        } else {
+            answer = tokens.first(where: { $0.name == name })?.token.lastCode
         }
-        return a
+        guard let answer else { throw ScenarioFailure("phone or token \(name) has no answer") }
+        return answer
     }
 
     /// The name of the (first) phone holding the device id.
     func phoneName(deviceId: String) -> String? {
         phones.first(where: { $0.phone.deviceId == deviceId })?.name
+    }
+
+    func token(named name: String) throws -> Token {
+        guard let t = tokens.first(where: { $0.name == name }) else { throw ScenarioFailure("no token \(name)") }
+        return t.token
+    }
+
+    func orderVar(_ name: String) throws -> OrderVar {
+        guard let o = orders[name] else { throw ScenarioFailure("no order \"\(name)\"") }
+        return o
+    }
+
+    /// Stores an activation update; the var names the activation and holds its step's QR text.
+    func activationUpdate(_ name: String, _ u: ActivationUpdate) throws -> Observed {
+        try store(u.change)
+        activationIds[name] = u.activationId
+        if let qr = u.qrText { vars[name] = qr }
+        if !u.recoveryCodes.isEmpty { recoveryCodes[name] = u.recoveryCodes }
+        return Observed(verdict: u.verdict, values: ["step": stepJSON(u.step), "qr": u.qrText != nil,
+                                                     "recoveryCodes": Int64(u.recoveryCodes.count)])
     }
 
     /// Runs one op. A Tessera error propagates to the step's expectation; a
@@ -608,6 +754,13 @@ final class ScenarioWorld {
             out.values = ["devices": rows.map { r -> JSONObject in
                 ["name": r.name, "status": { switch r.status { case .active: "active"; case .unlinked: "unlinked" } }()]
             }]
+
+        case "unlink" where s.raw["token"] != nil:
+            let portal = try thePortal()
+            let t = try token(named: try s.string("token"))
+            guard let id = t.deviceId else { throw ScenarioFailure("the token was never bound") }
+            guard let row = store.devices[id] else { throw ScenarioFailure("no device row for the token") }
+            try store(try portal.unlinkDevice(device: row, now: try s.at()))
 
         case "rename", "unlink":
             let portal = try thePortal()
@@ -756,7 +909,11 @@ final class ScenarioWorld {
                 let check = try portal.verifyAnswer(challenge: row, devices: rows, answer: answer, now: now)
                 try store(check.change)
                 out.verdict = check.verdict
-                if let by = check.deviceId.flatMap(phoneName(deviceId:)) { out.values["device"] = by }
+                // The phone, or else the token, whose device id answered.
+                if let id = check.deviceId,
+                   let by = phoneName(deviceId: id) ?? tokens.first(where: { $0.token.deviceId == id })?.name {
+                    out.values["device"] = by
+                }
             } else {
                 let pending = try pendingRow(try phone(s))
                 let c = try portal.confirmWithAuthenticator(pending: pending, challenge: row, devices: rows, answer: answer, now: now)
@@ -778,6 +935,121 @@ final class ScenarioWorld {
             p.state = from.state
             p.deviceId = from.deviceId
             p.biometricSecret = from.biometricSecret
+
+        case "activationSettings":
+            guard let o = try s.object("settings") else { throw ScenarioFailure("missing input \"settings\"") }
+            settings = try activationSettings(o)
+
+        case "token":
+            let name = try s.string("token")
+            guard !tokens.contains(where: { $0.name == name }) else { throw ScenarioFailure("token \(name) exists") }
+            // A fresh app with its own storage key (a failure here is the runner's, not the step's).
+            let app: OfflineAuthenticator
+            do {
+                app = try OfflineAuthenticator(storageKey: try newStorageKey())
+            } catch {
+                throw ScenarioFailure("no offline authenticator: \(error)")
+            }
+            let made = try app.create(serial: try s.string("serial"))
+            let serial = try app.info(state: made.state).serial
+            tokens.append((name, Token(app: app, state: made.state, serial: serial, factoryRecord: made.factoryRecord)))
+
+        case "importDevices":
+            let portal = try thePortal()
+            guard let names = s.raw["tokens"] as? [Any] else { throw ScenarioFailure("\"tokens\" must be a list") }
+            var lines = [try s.optString("header") ?? "tessera-factory-records v1"]
+            for n in names {
+                guard let n = n as? String else { throw ScenarioFailure("\"tokens\" holds names, not \(render(n))") }
+                lines.append(try token(named: n).factoryRecord)
+            }
+            if let extra = s.raw["lines"] {
+                guard let list = extra as? [Any] else { throw ScenarioFailure("\"lines\" must be a list, not \(render(extra))") }
+                for l in list {
+                    guard let l = l as? String else { throw ScenarioFailure("\"lines\" holds strings, not \(render(l))") }
+                    lines.append(l)
+                }
+            }
+            let file = lines.joined(separator: "\n") + "\n"
+            // The file's serial numbers that already have a row.
+            let known = try factoryFileSerials(file: file).filter { store.authenticators[$0] != nil }
+            let imported = try portal.importDevices(file: file, alreadyImported: known, now: try s.at())
+            try store(imported.change)
+            out.values["serials"] = imported.serials
+
+        case "order":
+            let portal = try thePortal()
+            let serial = try token(named: try s.string("token")).serial
+            guard let row = store.authenticators[serial] else { throw ScenarioFailure("the token was not imported") }
+            let order = try portal.orderDevice(account: try s.string("account"), activationCode: try s.string("activationCode"),
+                                               authenticator: row, settings: settings, now: try s.at())
+            try store(order.change)
+            orders[try s.string("save")] = OrderVar(userId: order.userId, initialPassword: order.initialPassword)
+
+        case "activationStart":
+            let portal = try thePortal()
+            let userId = try orderVar(try s.string("order")).userId
+            guard let order = store.orders[userId] else { throw ScenarioFailure("no order row") }
+            guard let auth = store.authenticators[order.serial] else { throw ScenarioFailure("no authenticator row") }
+            let u = try portal.startActivation(order: order, authenticator: auth, settings: settings, now: try s.at())
+            out = try activationUpdate(try s.string("save"), u)
+
+        case "activationNext":
+            let portal = try thePortal()
+            let name = try s.string("activation")
+            guard let id = activationIds[name] else { throw ScenarioFailure("no activation \"\(name)\"") }
+            guard let row = store.activations[id] else { throw ScenarioFailure("no activation row") }
+            guard let order = store.orders[row.userId] else { throw ScenarioFailure("no order row") }
+            guard let auth = store.authenticators[row.serial] else { throw ScenarioFailure("no authenticator row") }
+            let input: String
+            switch s.raw["input"] {
+            case let text as String:
+                input = text
+            case let ref as JSONObject where ref.count == 1:
+                let (k, v) = ref.first!
+                guard let who = v as? String else { throw ScenarioFailure("an input reference is a name, not \(render(v))") }
+                switch k {
+                case "shown": input = try lastAnswer(of: who)
+                case "wrong": input = wrongCode(try lastAnswer(of: who))
+                case "serial": input = try token(named: who).serial
+                case "initialPassword": input = try orderVar(who).initialPassword
+                default: throw ScenarioFailure("unknown input reference \"\(k)\"")
+                }
+            case let v:
+                throw ScenarioFailure("bad \"input\" \(render(v))")
+            }
+            let u = try portal.activationNext(activation: row, order: order, authenticator: auth,
+                                              credentials: store.credentials[row.account], input: input, settings: settings,
+                                              now: try s.at())
+            out = try activationUpdate(name, u)
+
+        case "tokenScan":
+            let t = try token(named: try s.string("token"))
+            let screen = try t.app.scan(state: t.state, qrText: try qr(s))
+            let info = try t.app.info(state: screen.state)
+            t.state = screen.state
+            t.lastCode = screen.code
+            t.deviceId = info.deviceId
+            out.values = ["kind": screenKindJSON(screen.kind), "digits": Int64(screen.code.utf8.count),
+                          "portalName": screen.portalName, "replaced": screen.replaced]
+            // The user ID reads as the var of the order that has it.
+            if let u = screen.userId, let name = orders.keys.sorted().first(where: { orders[$0]?.userId == u }) {
+                out.values["userId"] = name
+            }
+            if let a = screen.approval { out.values["approval"] = approvalJSON(a) }
+
+        case "verifyPassword", "redeemRecoveryCode":
+            let portal = try thePortal()
+            let account = try s.string("account")
+            guard let row = store.credentials[account] else { throw ScenarioFailure("the account has no credentials row") }
+            let check: CredentialCheck
+            if s.op == "verifyPassword" {
+                check = try portal.verifyPassword(credentials: row, password: try s.string("password"), now: try s.at())
+            } else {
+                check = try portal.redeemRecoveryCode(credentials: row, code: try recoveryCode(s.raw["code"]), now: try s.at())
+            }
+            try store(check.change)
+            out.verdict = check.verdict
+            out.values["left"] = Int64(check.recoveryCodesLeft)
 
         case "hotp":
             out.values["code"] = try hotp(
@@ -818,6 +1090,27 @@ final class ScenarioWorld {
             throw ScenarioFailure("unknown op \"\(s.op)\"")
         }
         return out
+    }
+
+    /// `redeemRecoveryCode`'s code: a string, or `{"recovery": [var, i]}`
+    /// (the i-th recovery code the activation saved under the var showed).
+    func recoveryCode(_ v: Any?) throws -> String {
+        switch v {
+        case let code as String:
+            return code
+        case let o as JSONObject:
+            try checkKeys(o, ["recovery"], "code")
+            guard let r = o["recovery"] as? [Any], r.count == 2, let name = r[0] as? String,
+                  let i = try? jsonInt(r[1], "recovery[1]"), i >= 0 else {
+                throw ScenarioFailure("\"code.recovery\" is [var, index], not \(render(o["recovery"]))")
+            }
+            guard let codes = recoveryCodes[name], i < codes.count else { throw ScenarioFailure("no such recovery code") }
+            return codes[Int(i)]
+        case nil:
+            throw ScenarioFailure("missing input \"code\"")
+        case let v?:
+            throw ScenarioFailure("\"code\" must be a string or {\"recovery\": [var, i]}, not \(render(v))")
+        }
     }
 
     /// `confirm`'s code: a phone's check code, or "wrong" / "wrong:<phone>"
@@ -1056,5 +1349,59 @@ final class ScenarioTests: XCTestCase {
             XCTAssertThrowsError(try runScenario(name, d))
         }
         if !files.isEmpty { XCTAssertGreaterThan(mutated, 0, "no scenario file passes, nothing to mutate") }
+    }
+
+    /// The activation ops (flow 3) check their inputs and results as
+    /// strictly as the others: targeted changes of activation-success.json.
+    func testActivationStepsAreCheckedStrictly() throws {
+        let name = "activation-success.json"
+        guard let doc = try scenarioFiles().first(where: { $0.name == name })?.doc else {
+            throw XCTSkip("no \(name) in \(scenariosURL.path)")
+        }
+        let top = try XCTUnwrap(doc as? JSONObject)
+        let steps = try XCTUnwrap(top["steps"] as? [JSONObject])
+        XCTAssertNoThrow(try runScenario(name, doc))
+        func mustFail(_ what: String, where p: (JSONObject) -> Bool, _ change: (inout JSONObject) -> Void, saying: String) {
+            guard let i = steps.firstIndex(where: p) else { return XCTFail("\(name) has no step for \(what)") }
+            var s = steps
+            change(&s[i])
+            var d = top
+            d["steps"] = s
+            do {
+                _ = try runScenario(name, d)
+                XCTFail("\(what) passed")
+            } catch {
+                XCTAssertTrue("\(error)".hasPrefix("\(name): step \(i) "), "\(what): \(error)")
+                XCTAssertTrue("\(error)".contains(saying), "\(what): \(error)")
+            }
+        }
+        func op(_ o: String) -> (JSONObject) -> Bool { { $0["do"] as? String == o } }
+        func expects(_ o: String, _ k: String) -> (JSONObject) -> Bool {
+            { $0["do"] as? String == o && ($0["expect"] as? JSONObject)?[k] != nil }
+        }
+        mustFail("an unknown settings key", where: op("activationSettings"), { $0["settings"] = ["hashIterations": 10_000, "bogus": 1] },
+                 saying: "bogus")
+        mustFail("a fractional setting", where: op("activationSettings"), { $0["settings"] = ["hashIterations": 10_000.5] },
+                 saying: "integer")
+        mustFail("another imported serial", where: expects("importDevices", "serials"), { $0["expect"] = ["serials": ["TS00000000"]] },
+                 saying: "serials")
+        mustFail("another step", where: expects("activationStart", "step"), { $0["expect"] = ["step": "bindingCode"] }, saying: "step")
+        mustFail("qr as 1, not true", where: expects("activationStart", "qr"), { $0["expect"] = ["qr": 1] }, saying: "qr")
+        mustFail("an unknown input reference", where: { op("activationNext")($0) && $0["input"] is JSONObject },
+                 { $0["input"] = ["shwon": "t1"] }, saying: "shwon")
+        mustFail("two input references", where: { op("activationNext")($0) && $0["input"] is JSONObject },
+                 { $0["input"] = ["shown": "t1", "serial": "t1"] }, saying: "input")
+        mustFail("a wrong entry", where: { op("activationNext")($0) && $0["input"] is JSONObject },
+                 { $0["input"] = ["wrong": "t1"] }, saying: "DEVICE_CODE_MISMATCH")
+        mustFail("another count of recovery codes", where: expects("activationNext", "recoveryCodes"),
+                 { $0["expect"] = ["recoveryCodes": 9] }, saying: "recoveryCodes")
+        mustFail("another user", where: expects("tokenScan", "userId"), { $0["expect"] = ["userId": "o2"] }, saying: "userId")
+        mustFail("another screen", where: expects("tokenScan", "kind"), { $0["expect"] = ["kind": "challenge"] }, saying: "kind")
+        mustFail("replaced", where: expects("tokenScan", "replaced"), { $0["expect"] = ["replaced": true] }, saying: "replaced")
+        mustFail("another count left", where: expects("redeemRecoveryCode", "left"), { $0["expect"] = ["left": 10] }, saying: "left")
+        mustFail("a recovery reference with an extra element", where: expects("redeemRecoveryCode", "left"),
+                 { $0["code"] = ["recovery": ["a1", 0, 1]] }, saying: "recovery")
+        mustFail("an answering token that did not answer", where: { op("verify")($0) && ($0["expect"] as? JSONObject)?["device"] != nil },
+                 { $0["expect"] = ["device": "p1"] }, saying: "device")
     }
 }

@@ -85,6 +85,16 @@ func frozenCode(_ c: ErrorCode) -> String {
     case .invalidAnswer: return "INVALID_ANSWER"
     case .deviceCloned: return "DEVICE_CLONED"
     case .authenticatorNeverUsed: return "AUTHENTICATOR_NEVER_USED"
+    case .deviceNotYetUsable: return "DEVICE_NOT_YET_USABLE"
+    case .deviceCodeMismatch: return "DEVICE_CODE_MISMATCH"
+    case .activationCodeMismatch: return "ACTIVATION_CODE_MISMATCH"
+    case .bindingCodeMismatch: return "BINDING_CODE_MISMATCH"
+    case .serialMismatch: return "SERIAL_MISMATCH"
+    case .passwordMismatch: return "PASSWORD_MISMATCH"
+    case .passwordPolicy: return "PASSWORD_POLICY"
+    case .recoveryCodeMismatch: return "RECOVERY_CODE_MISMATCH"
+    case .duplicateRecord: return "DUPLICATE_RECORD"
+    case .userUnknown: return "USER_UNKNOWN"
     }
 }
 

@@ -185,6 +185,9 @@ final class DescriptionTests: XCTestCase {
         let config = String(describing: OtpVerifierConfig(secret: secret))
         XCTAssertFalse(config.contains(hexString(secret)), config)
         XCTAssertTrue(config.contains("20 bytes"), config)
+        // Flow 3: a new authenticator's factory record holds its factory secret, as a String.
+        let made = try OfflineAuthenticator(storageKey: newStorageKey()).create(serial: "TS00012345")
+        XCTAssertTrue(String(describing: made).contains(made.factoryRecord))
     }
 }
 
@@ -290,7 +293,7 @@ final class ChallengeTests: XCTestCase {
                 case let .device(row, expected):
                     XCTAssertEqual(expected, deviceRow.version)
                     deviceRow = row
-                case .offer, .pendingLink:
+                case .offer, .pendingLink, .authenticator, .order, .activation, .credentials:
                     XCTFail("unexpected write \(w)")
                 }
             }
@@ -346,5 +349,197 @@ final class ChallengeTests: XCTestCase {
         guard case .refused(code: .tokenAlreadyUsed, detail: _) = again.verdict else {
             return XCTFail("expected .tokenAlreadyUsed, got \(again.verdict)")
         }
+    }
+}
+
+final class OfflineAuthenticatorTests: XCTestCase {
+    /// Flow 3 from Swift: an app acting as an offline authenticator (the
+    /// firmware's logic, `OfflineAuthenticator`) is imported, ordered and
+    /// activated against the portal API, scanning each QR code and typing
+    /// what it shows, step by step to `.done`. A wrong entry is a refusal
+    /// with that step's own code (stored: it counts), and another device
+    /// cannot read the activation's QR codes.
+    func testAnAppActsAsAnOfflineAuthenticator() throws {
+        let portal = try Portal.generate(name: "Example Bank")
+        let settings = ActivationSettings(hashIterations: 10_000)     // the minimum: fast enough for a test
+        let t0 = date(1_800_000_000)
+
+        // The app: a new authenticator, and its line of a maker's file.
+        let app = try OfflineAuthenticator(storageKey: newStorageKey())
+        let made = try app.create(serial: "TS00012345")
+        var state = made.state
+        XCTAssertEqual(try app.info(state: state), AuthenticatorInfo(serial: "TS00012345", userId: nil, portalName: nil, deviceId: nil))
+        XCTAssertTrue(made.factoryRecord.hasPrefix("TS00012345 "), "a factory record starts with the serial")
+
+        // The portal's rows, changed only as compare-and-sets.
+        var authenticators: [String: StoredAuthenticator] = [:]
+        var orders: [String: StoredOrder] = [:]
+        var activations: [String: StoredActivation] = [:]
+        var credentials: [String: StoredCredentials] = [:]
+        var devices: [String: StoredDevice] = [:]
+        var events: [PortalEvent] = []
+        func apply(_ change: PortalChange) {
+            for w in change.writes {
+                switch w {
+                case let .authenticator(row, expected):
+                    XCTAssertEqual(expected, authenticators[row.serial]?.version)
+                    authenticators[row.serial] = row
+                case let .order(row, expected):
+                    XCTAssertEqual(expected, orders[row.userId]?.version)
+                    orders[row.userId] = row
+                case let .activation(row, expected):
+                    XCTAssertEqual(expected, activations[row.activationId]?.version)
+                    activations[row.activationId] = row
+                case let .credentials(row, expected):
+                    XCTAssertEqual(expected, credentials[row.account]?.version)
+                    credentials[row.account] = row
+                case let .device(row, expected):
+                    XCTAssertEqual(expected, devices[row.deviceId]?.version)
+                    devices[row.deviceId] = row
+                case .offer, .pendingLink, .challenge:
+                    XCTFail("unexpected write \(w)")
+                }
+            }
+            events += change.events
+        }
+
+        // Import: the maker's file; the serials already held are passed in.
+        let file = "tessera-factory-records v1\n\(made.factoryRecord)\n"
+        XCTAssertEqual(try factoryFileSerials(file: file), ["TS00012345"])
+        let imported = try portal.importDevices(file: file, alreadyImported: [], now: t0)
+        XCTAssertEqual(imported.serials, ["TS00012345"])
+        apply(imported.change)
+        XCTAssertEqual(authenticators["TS00012345"]?.status, .inStock)
+        XCTAssertEqual(failure { try portal.importDevices(file: file, alreadyImported: ["TS00012345"], now: t0) }?.code,
+                       .duplicateRecord)
+
+        // Order: the letter (user ID, initial password) goes out with the device.
+        let order = try portal.orderDevice(account: "anna", activationCode: "271828",
+                                           authenticator: try XCTUnwrap(authenticators["TS00012345"]), settings: settings,
+                                           now: t0 + 10)
+        apply(order.change)
+        XCTAssertEqual(order.serial, "TS00012345")
+        XCTAssertEqual(order.userId.count, 10)
+        XCTAssertTrue(order.userId.allSatisfy(\.isNumber), order.userId)
+        XCTAssertEqual(order.initialPassword.count, 14)                 // ABCD-EFGH-JKLM
+        XCTAssertEqual(orders[order.userId]?.status, .ordered)
+        XCTAssertEqual(authenticators["TS00012345"]?.status, .assigned)
+
+        // Start: the first QR code.
+        var update = try portal.startActivation(order: try XCTUnwrap(orders[order.userId]),
+                                                authenticator: try XCTUnwrap(authenticators[order.serial]),
+                                                settings: settings, now: t0 + 60)
+        apply(update.change)
+        XCTAssertEqual(update.verdict, .accepted)
+        XCTAssertEqual(update.step, .deviceCode)
+        let firstQr = try XCTUnwrap(update.qrText)
+        let id = update.activationId
+
+        var clock = t0 + 60
+        /// The user's entry for the current step, with the rows read from the store.
+        func next(_ input: String) throws -> ActivationUpdate {
+            clock += 5
+            let row = try XCTUnwrap(activations[id])
+            let u = try portal.activationNext(activation: row, order: try XCTUnwrap(orders[row.userId]),
+                                              authenticator: try XCTUnwrap(authenticators[row.serial]),
+                                              credentials: credentials[row.account], input: input, settings: settings,
+                                              now: clock)
+            apply(u.change)                                             // whichever the verdict
+            XCTAssertEqual(u.activationId, id)
+            return u
+        }
+        /// The app scans a QR code: store its new state every time.
+        func scan(_ qr: String?) throws -> AuthenticatorScreen {
+            let screen = try app.scan(state: state, qrText: try XCTUnwrap(qr, "this step shows a QR code"))
+            state = screen.state
+            return screen
+        }
+
+        // 1. The device code, 10 digits. A wrong one first: refused with its own code, counted, same step.
+        var screen = try scan(firstQr)
+        XCTAssertEqual(screen.kind, .deviceCode)
+        XCTAssertEqual(screen.portalName, "Example Bank")
+        XCTAssertEqual(screen.code.count, 10)
+        XCTAssertNil(screen.userId)
+        let wrong = try next(wrongCode(screen.code))
+        guard case .refused(code: .deviceCodeMismatch, detail: _) = wrong.verdict else {
+            return XCTFail("expected .deviceCodeMismatch, got \(wrong.verdict)")
+        }
+        XCTAssertEqual(failure { try wrong.verdict.check() }?.code, .deviceCodeMismatch)
+        XCTAssertEqual(wrong.step, .deviceCode)
+        XCTAssertEqual(wrong.qrText, firstQr)                           // show the same QR code again
+        XCTAssertEqual(activations[id]?.failures, 1)
+        XCTAssertEqual(activations[id]?.status, .open)
+        // Another device cannot read this activation's QR codes.
+        let other = try OfflineAuthenticator(storageKey: newStorageKey())
+        let otherState = try other.create(serial: "TS00067890").state
+        XCTAssertEqual(failure { try other.scan(state: otherState, qrText: firstQr) }?.code, .notForThisDevice)
+        update = try next(screen.code)
+        XCTAssertEqual(update.verdict, .accepted)
+        XCTAssertEqual(update.step, .activationCode)
+        XCTAssertNil(update.qrText)
+
+        // 2. The activation code chosen when ordering.
+        update = try next("271828")
+        XCTAssertEqual(update.step, .bindingCode)
+
+        // 3. The binding QR code: the app is bound to this user; 8 digits.
+        screen = try scan(update.qrText)
+        XCTAssertEqual(screen.kind, .bindingCode)
+        XCTAssertEqual(screen.userId, order.userId)
+        XCTAssertEqual(screen.code.count, 8)
+        XCTAssertFalse(screen.replaced)
+        XCTAssertEqual(failure { try other.scan(state: otherState, qrText: try XCTUnwrap(update.qrText)) }?.code, .notForThisDevice)
+        update = try next(screen.code)
+        XCTAssertEqual(update.step, .serial)
+
+        // 4. The serial number from the back of the device.
+        update = try next("TS00012345")
+        XCTAssertEqual(update.step, .testOtp)
+
+        // 5. A test challenge, answered as any later login.
+        screen = try scan(update.qrText)
+        XCTAssertEqual(screen.kind, .challenge)
+        XCTAssertEqual(screen.approval, .login)
+        update = try next(screen.code)
+        XCTAssertEqual(update.step, .initialPassword)
+
+        // 6. The letter's initial password, 7. a new password.
+        update = try next(order.initialPassword)
+        XCTAssertEqual(update.step, .newPassword)
+        update = try next("correct horse battery staple")
+        XCTAssertEqual(update.verdict, .accepted)
+        XCTAssertEqual(update.step, .done)
+        XCTAssertNil(update.qrText)
+        XCTAssertEqual(update.recoveryCodes.count, 10)
+        let deviceId = try XCTUnwrap(update.deviceId)
+        let usableFrom = try XCTUnwrap(update.usableFrom)
+        XCTAssertEqual(usableFrom, clock + 4 * 3600)                    // the default delay
+        guard case let .deviceActivated(account, activated, serial, from, at)? = events.last else {
+            return XCTFail("\(events)")
+        }
+        XCTAssertEqual([account, activated, serial], ["anna", deviceId, "TS00012345"])
+        XCTAssertEqual([from, at], [usableFrom, clock])
+
+        // The stored rows, and the app's binding.
+        XCTAssertEqual(activations[id]?.status, .done)
+        XCTAssertEqual(orders[order.userId]?.status, .activated)
+        XCTAssertEqual(authenticators["TS00012345"]?.status, .active)
+        let device = try XCTUnwrap(devices[deviceId])
+        XCTAssertEqual(device.account, "anna")
+        XCTAssertEqual(device.serial, "TS00012345")
+        XCTAssertEqual(device.usableFrom, usableFrom)
+        XCTAssertEqual(try app.info(state: state),
+                       AuthenticatorInfo(serial: "TS00012345", userId: order.userId, portalName: "Example Bank", deviceId: deviceId))
+        XCTAssertEqual(try portal.activationStatus(activation: try XCTUnwrap(activations[id])).step, .done)
+
+        // The account's password and recovery codes.
+        let row = try XCTUnwrap(credentials["anna"])
+        XCTAssertEqual(row.recoveryCodesLeft, 10)
+        XCTAssertEqual(try portal.verifyPassword(credentials: row, password: "correct horse battery staple", now: clock).verdict,
+                       .accepted)
+        let redeemed = try portal.redeemRecoveryCode(credentials: row, code: update.recoveryCodes[0], now: clock)
+        XCTAssertEqual(redeemed.verdict, .accepted)
+        XCTAssertEqual(redeemed.recoveryCodesLeft, 9)
     }
 }
