@@ -716,7 +716,12 @@ impl World {
                     let n = n.as_str().ok_or("`tokens` holds names")?;
                     lines.push(self.token_named(n)?.factory_record.clone());
                 }
-                for l in a.get("lines").and_then(Value::as_array).cloned().unwrap_or_default() {
+                let extra = match a.get("lines") {
+                    None => Vec::new(),
+                    Some(Value::Array(l)) => l.clone(),
+                    Some(v) => return Err(format!("`lines` must be a list, not {v}")),
+                };
+                for l in extra {
                     lines.push(l.as_str().ok_or("`lines` holds strings")?.to_owned());
                 }
                 let file = lines.join("\n") + "\n";
@@ -805,7 +810,13 @@ impl World {
                     let code = match a.get("code") {
                         Some(Value::String(s)) => s.clone(),
                         Some(Value::Object(m)) => {
+                            if m.len() != 1 {
+                                return Err("`code` holds only `recovery`".into());
+                            }
                             let r = m.get("recovery").and_then(Value::as_array).ok_or("`code.recovery` is [var, i]")?;
+                            if r.len() != 2 {
+                                return Err("`code.recovery` is [var, i]".into());
+                            }
                             let var = r.first().and_then(Value::as_str).ok_or("`code.recovery[0]` is a var")?;
                             let i = r.get(1).and_then(Value::as_u64).ok_or("`code.recovery[1]` is an index")?;
                             self.recovery_codes
