@@ -1,4 +1,4 @@
-//! `tessera demo`: every flow end to end, narrated, in one process with a
+//! `tessera demo`: every flow end to end (flows 1 to 4), narrated, in one process with a
 //! virtual clock (portal and device talk through strings, as over a
 //! network), all through tessera-host.
 
@@ -9,9 +9,11 @@ use qrcode::EcLevel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_host::{
-    AnswerCheck, Approval, ChallengeSettings, ChallengeView, Device, ErrorCode, LinkChoices, LinkLookup, OfferSettings,
-    OtpVerifierConfig, OtpVerifierState, Portal, PortalChange, PortalEvent, RecordWrite, StatusLookup, StoredChallenge,
-    StoredDevice, StoredOffer, StoredPendingLink, TesseraError, Timestamp, Unlock, Verdict,
+    ActivationSettings, ActivationUpdate, AnswerCheck, Approval, ChallengeSettings, ChallengeView, Device, ErrorCode,
+    LinkChoices, LinkLookup, OfferSettings, OfflineAuthenticator, OtpVerifierConfig, OtpVerifierState, Portal,
+    PortalChange, PortalEvent, RecordWrite, StatusLookup, StoredActivation, StoredAuthenticator, StoredChallenge,
+    StoredCredentials, StoredDevice, StoredOffer, StoredOrder, StoredPendingLink, TesseraError, Timestamp, Unlock,
+    Verdict,
 };
 
 type Result<T> = std::result::Result<T, TesseraError>;
@@ -102,6 +104,34 @@ impl Rows {
         }
     }
 
+    fn authenticator(&self, serial: &str) -> Result<StoredAuthenticator> {
+        match self.0.get(&("authenticator", serial.to_owned())) {
+            Some(RecordWrite::Authenticator { row, .. }) => Ok(row.clone()),
+            _ => Err(cli_err(ErrorCode::Internal, "demo: no authenticator row")),
+        }
+    }
+
+    fn order(&self, user_id: &str) -> Result<StoredOrder> {
+        match self.0.get(&("order", user_id.to_owned())) {
+            Some(RecordWrite::Order { row, .. }) => Ok(row.clone()),
+            _ => Err(cli_err(ErrorCode::Internal, "demo: no order row")),
+        }
+    }
+
+    fn activation(&self, id: &str) -> Result<StoredActivation> {
+        match self.0.get(&("activation", id.to_owned())) {
+            Some(RecordWrite::Activation { row, .. }) => Ok(row.clone()),
+            _ => Err(cli_err(ErrorCode::Internal, "demo: no activation row")),
+        }
+    }
+
+    fn credentials(&self, account: &str) -> Option<StoredCredentials> {
+        match self.0.get(&("credentials", account.to_owned())) {
+            Some(RecordWrite::Credentials { row, .. }) => Some(row.clone()),
+            _ => None,
+        }
+    }
+
     fn challenge(&self, id: &str) -> Result<StoredChallenge> {
         match self.0.get(&("challenge", id.to_owned())) {
             Some(RecordWrite::Challenge { row, .. }) => Ok(row.clone()),
@@ -188,6 +218,14 @@ fn tell(change: &PortalChange) {
             }
             PortalEvent::DeviceLocked { account, device_id, .. } => {
                 out!("{:<22}e-mail to {account}: device {device_id} is locked; call us to unlock it", "portal event");
+            }
+            PortalEvent::DeviceActivated { account, serial, usable_from, .. } => {
+                out!(
+                    "{:<22}e-mail, text and letter to {account}: authenticator {serial} was activated, usable from {}; \
+                     not you? call us before then",
+                    "portal event",
+                    usable_from.secs()
+                );
             }
             _ => {}
         }
@@ -437,6 +475,132 @@ pub fn run(args: DemoArgs) -> Result<()> {
     expect_err(probe.read(ans), ErrorCode::DeviceRevoked, "phone app")?;
     // The app deletes its sealed state.
     out!("{:<22}account wiped", "phone app");
+
+    flow_3(&portal, &mut db, t0 + 1000, args.no_qr)?;
     out!("\n== demo finished: every step behaved as expected");
+    Ok(())
+}
+
+/// What an activation step printed: the step name as `tessera portal
+/// activation-next` prints it.
+fn step_of(u: &ActivationUpdate) -> &'static str {
+    crate::activation_cmd::step_name(u.step)
+}
+
+/// Flow 3: an offline authenticator is made, imported, ordered by letter,
+/// activated step by step, refused before the delay, then used to log in.
+fn flow_3(portal: &Portal, db: &mut Rows, t: u64, no_qr: bool) -> Result<()> {
+    out!("\n-- 11. An offline authenticator (flow 3): made, imported, ordered by letter, activated, used");
+    let account = "ben@example.org";
+    let settings = ActivationSettings::default();
+    // The maker: a device with a camera and a screen, no network, no clock.
+    let token = OfflineAuthenticator::new(tessera_host::new_storage_key()?)?;
+    let made = token.create("TS00012345".into())?;
+    let mut state = made.state;
+    let file = format!("{}\n{}\n", tessera_core::activation::FACTORY_FILE_HEADER, made.factory_record);
+    out!("{:<22}makes authenticator TS00012345; its record goes into the factory file", "maker");
+    let import = |db: &mut Rows, t: u64| -> Result<tessera_host::DeviceImport> {
+        let serials = tessera_host::factory_file_serials(file.clone())?;
+        let known = serials.into_iter().filter(|s| db.authenticator(s).is_ok()).collect();
+        let import = portal.import_devices(file.clone(), known, at(t))?;
+        db.apply(&import.change)?;
+        Ok(import)
+    };
+    let imported = import(db, t)?;
+    out!("{:<22}imports the file: {} in stock", "portal", imported.serials.join(", "));
+    expect_err(import(db, t + 1), ErrorCode::DuplicateRecord, "the same file again")?;
+
+    let auth = db.authenticator("TS00012345")?;
+    let order = portal.order_device(account.into(), "271828".into(), auth, settings.clone(), at(t + 10))?;
+    db.apply(&order.change)?;
+    out!("{:<22}Ben orders an authenticator and chooses his activation code", "portal");
+    out!(
+        "{:<22}letter: user ID {}, initial password {}; authenticator {} sent separately",
+        "post",
+        order.user_id,
+        order.initial_password,
+        order.serial
+    );
+
+    let t = t + 86_400;
+    let order_row = db.order(&order.user_id)?;
+    let auth = db.authenticator(&order_row.serial)?;
+    let u = portal.start_activation(order_row, auth, settings.clone(), at(t))?;
+    db.apply(&u.change)?;
+    let id = u.activation_id.clone();
+    let mut qr = u.qr_text.clone().unwrap_or_default();
+    out!("{:<22}Ben types his user ID; step {}: a QR code ({} chars)", "portal", step_of(&u), qr.len());
+    show_qr(no_qr, &qr)?;
+    // One step: the portal reads the rows, judges the entry, stores the change.
+    let next = |db: &mut Rows, input: &str, t: u64| -> Result<ActivationUpdate> {
+        let a = db.activation(&id)?;
+        let order = db.order(&a.user_id)?;
+        let auth = db.authenticator(&a.serial)?;
+        let creds = db.credentials(&a.account);
+        let u = portal.activation_next(a, order, auth, creds, input.into(), settings.clone(), at(t))?;
+        db.apply(&u.change)?;
+        Ok(u)
+    };
+    let mut scan = |qr: &str, what: &str| -> Result<String> {
+        let screen = token.scan(state.clone(), qr.into())?;
+        state = screen.state;
+        out!("{:<22}{what}: shows {}", "authenticator", screen.code);
+        Ok(screen.code)
+    };
+    let code = scan(&qr, "scans it")?;
+    let u = next(db, &code, t + 10)?;
+    u.verdict.check()?;
+    out!("{:<22}device code typed: it is the device sent to Ben; step {}", "portal", step_of(&u));
+    let u = next(db, "271828", t + 20)?;
+    u.verdict.check()?;
+    qr = u.qr_text.clone().unwrap_or_default();
+    out!("{:<22}activation code typed; step {}: a second QR code", "portal", step_of(&u));
+    show_qr(no_qr, &qr)?;
+    let code = scan(&qr, "binds itself to Ben")?;
+    let u = next(db, &code, t + 30)?;
+    u.verdict.check()?;
+    out!("{:<22}binding code typed; step {}", "portal", step_of(&u));
+    let u = next(db, "TS0001-2346", t + 40)?;
+    expect_err(u.verdict.check(), ErrorCode::SerialMismatch, "serial, a typo")?;
+    out!("{:<22}the step stays {} (the wrong entry is counted)", "portal", step_of(&u));
+    let u = next(db, "ts0001-2345", t + 45)?;
+    u.verdict.check()?;
+    qr = u.qr_text.clone().unwrap_or_default();
+    out!("{:<22}serial number typed; step {}: a test challenge", "portal", step_of(&u));
+    let code = scan(&qr, "\"Log in?\" for the test")?;
+    let u = next(db, &code, t + 50)?;
+    u.verdict.check()?;
+    out!("{:<22}test code typed; step {}", "portal", step_of(&u));
+    let u = next(db, &order.initial_password, t + 60)?;
+    u.verdict.check()?;
+    out!("{:<22}initial password from the letter typed; step {}", "portal", step_of(&u));
+    let u = next(db, "correct horse battery staple", t + 70)?;
+    u.verdict.check()?;
+    let usable = u.usable_from.map(Timestamp::secs).unwrap_or_default();
+    out!(
+        "{:<22}new password set; step {}: device {} usable from {usable} (in {} hours)",
+        "portal",
+        step_of(&u),
+        u.device_id.as_deref().unwrap_or("-"),
+        (usable.saturating_sub(t + 70)) / 3600
+    );
+    out!(
+        "{:<22}{} recovery codes, shown once: {} …",
+        "portal",
+        u.recovery_codes.len(),
+        u.recovery_codes.iter().take(2).cloned().collect::<Vec<_>>().join(", ")
+    );
+    tell(&u.change);
+
+    let login = |t: u64| portal.create_challenge(db.devices_of(account), Approval::Login, Default::default(), at(t));
+    expect_err(login(t + 3600), ErrorCode::DeviceNotYetUsable, "a login after 1 hour")?;
+    let ch = login(usable)?;
+    db.apply(&ch.change)?;
+    out!("{:<22}after the delay Ben logs in; the portal shows a challenge QR code", "portal");
+    show_qr(no_qr, &ch.qr_text)?;
+    let screen = token.scan(state.clone(), ch.qr_text.clone())?;
+    out!("{:<22}\"Log in to {}?\" shows {}", "authenticator", screen.portal_name, screen.code);
+    verify(portal, db, &ch.challenge_id, &screen.code, usable + 10)?.verdict.check()?;
+    out!("{:<22}code typed: accepted, Ben is logged in with his authenticator", "portal");
     Ok(())
 }

@@ -44,6 +44,18 @@ Flows (each command prints what the next one takes; --dir P is the portal, D a d
     portal link-challenge --device NEWID              the QR the new device shows (line 1) and its id (line 2)
     device show / device answer --dir OLD --qr QR     the existing authenticator approves, shows a code
     portal vouch --device NEWID --challenge ID --code CODE    the code, typed into the new device, links it
+  Activate an offline authenticator (flow 3; --dir T is the authenticator, a QR reader without network):
+    token new --dir T --serial S --export FILE         the maker: a new device, its record appended to FILE
+    portal import-devices --file FILE                  the portal imports the file (all or nothing)
+    portal order --account A --activation-code CODE [--serial S]   the letter: user ID, initial password; serial
+    portal activation-start --user-id U                the activation id, its step and the step's QR code
+    token scan --dir T --qr QR                         the digits to type (and what a challenge approves)
+    portal activation-next --id ID --input VALUE       one call per step: device_code, activation_code,
+        binding_code, serial, test_otp, initial_password, new_password, done (prints the recovery codes once)
+    portal activation-status --id ID                   the step and its QR code again
+    portal activation-settings [--hash-iterations N] [--usable-after SECS] …   how activations run
+    portal password-check --account A --password X, portal recovery-code --account A --code X
+    The device is usable after the delay (default 4 hours): before, challenges are DEVICE_NOT_YET_USABLE.
   Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X";
 
 #[derive(Parser, Debug)]
@@ -63,7 +75,7 @@ enum Command {
     /// One-time passwords: HOTP, TOTP, OCRA and otpauth:// URIs.
     #[command(subcommand)]
     Otp(otp_cmd::OtpCommand),
-    /// The reference portal: link offers, device registry, challenges.
+    /// The reference portal: link offers, device registry, challenges, activations.
     #[command(subcommand, after_help = FLOWS)]
     Portal(portal_cmd::PortalCommand),
     /// A simulated device (phone app).

@@ -402,6 +402,17 @@ fn demo_runs() {
     assert_eq!(out.matches("refused: error[LOCKED_OUT]").count(), 3);
     assert!(out.contains("\"Link the new device Anna's iPad to anna@example.org?\""));
     assert!(out.contains("vouched for by the old phone"));
+    // Flow 3: an offline authenticator through every step, refused before
+    // the delay, then logging in.
+    for step in ["device_code", "activation_code", "binding_code", "serial", "test_otp", "initial_password"] {
+        assert!(out.contains(&format!("step {step}")), "the demo lacks step {step}");
+    }
+    assert!(out.contains("step new_password"));
+    assert!(out.contains("step done: device "));
+    assert!(out.contains("serial, a typo        refused: error[SERIAL_MISMATCH]"));
+    assert!(out.contains("the same file again   refused: error[DUPLICATE_RECORD] line 2:"));
+    assert!(out.contains("a login after 1 hour  refused: error[DEVICE_NOT_YET_USABLE]"));
+    assert!(out.contains("Ben is logged in with his authenticator"));
     assert!(out.contains("demo finished"));
 }
 
