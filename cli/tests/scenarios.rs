@@ -793,7 +793,12 @@ impl World {
                 for n in i.0.get("tokens").and_then(Value::as_array).ok_or("`tokens` is a list")? {
                     lines.push(self.token_named(n.as_str().ok_or("`tokens` holds names")?)?.record.clone());
                 }
-                for l in i.0.get("lines").and_then(Value::as_array).into_iter().flatten() {
+                let extra = match i.0.get("lines") {
+                    None => &[][..],
+                    Some(Value::Array(l)) => l.as_slice(),
+                    Some(v) => return Err(format!("`lines` is a list, not {v}")),
+                };
+                for l in extra {
                     lines.push(l.as_str().ok_or("`lines` holds strings")?.to_owned());
                 }
                 let file = self.root.join(format!("factory-{}.txt", self.imports));
@@ -895,7 +900,13 @@ impl World {
                 let code = match i.0.get("code") {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Object(m)) => {
+                        if m.len() != 1 {
+                            return Err("`code` holds only `recovery`".into());
+                        }
                         let r = m.get("recovery").and_then(Value::as_array).ok_or("`code.recovery` is [var, i]")?;
+                        if r.len() != 2 {
+                            return Err("`code.recovery` is [var, i]".into());
+                        }
                         let var = r.first().and_then(Value::as_str).ok_or("`code.recovery[0]` is a var")?;
                         let n = r.get(1).and_then(Value::as_u64).ok_or("`code.recovery[1]` is an index")?;
                         self.recovery_codes
@@ -1477,4 +1488,56 @@ fn the_runner_checks_challenge_facts() {
     let e = run(vec![json!({"do": "challenge", "account": "anna", "approval": {"kind": "login", "x": 1}, "at": 1_800_000_200u64, "save": "d"})])
         .unwrap_err();
     assert!(e.contains("unknown key `x` in approval"), "{e}");
+}
+
+#[test]
+fn the_runner_checks_activation_facts() {
+    let start = || {
+        vec![
+            json!({"do": "portal", "name": "Example Bank"}),
+            json!({"do": "activationSettings", "settings": {"hashIterations": 10000}}),
+            json!({"do": "token", "token": "t1", "serial": "TS00012345"}),
+            json!({"do": "importDevices", "tokens": ["t1"], "at": 1_800_000_000u64, "expect": {"serials": ["TS00012345"]}}),
+            json!({"do": "order", "account": "anna", "activationCode": "271828", "token": "t1", "save": "o1", "at": 1_800_000_010u64}),
+        ]
+    };
+    let run = |last: Vec<Value>| {
+        let mut steps = start();
+        steps.extend(last);
+        run_file(
+            "control.json",
+            &json!({"name": "control", "about": "a negative control", "steps": steps}),
+            &mut Tally::default(),
+        )
+    };
+    let begin = |expect: Value| json!({"do": "activationStart", "order": "o1", "save": "a1", "at": 1_800_000_060u64, "expect": expect});
+    let scan = |expect: Value| json!({"do": "tokenScan", "token": "t1", "qr": "a1", "expect": expect});
+    let first = || begin(json!({"step": "deviceCode", "qr": true}));
+    run(vec![
+        first(),
+        scan(json!({"kind": "deviceCode", "digits": 10, "portalName": "Example Bank", "userId": null})),
+        json!({"do": "activationNext", "activation": "a1", "input": {"wrong": "t1"}, "at": 1_800_000_061u64,
+               "expect": {"refused": "DEVICE_CODE_MISMATCH"}, "events": []}),
+        json!({"do": "activationNext", "activation": "a1", "input": {"shown": "t1"}, "at": 1_800_000_062u64,
+               "expect": {"step": "activationCode", "qr": false, "recoveryCodes": 0}}),
+    ])
+    .unwrap();
+    // The CLI's snake_case step is not the files' camelCase one.
+    assert!(run(vec![begin(json!({"step": "device_code"}))]).unwrap_err().contains("expected step"));
+    assert!(run(vec![begin(json!({"qr": false}))]).unwrap_err().contains("expected qr"));
+    let e = run(vec![first(), scan(json!({"digits": 8}))]).unwrap_err();
+    assert!(e.contains("step 6 (tokenScan): expected digits"), "{e}");
+    let e = run(vec![
+        first(),
+        scan(json!("ok")),
+        json!({"do": "activationNext", "activation": "a1", "input": {"shown": "t1"}, "at": 1_800_000_062u64,
+               "expect": {"refused": "DEVICE_CODE_MISMATCH"}}),
+    ])
+    .unwrap_err();
+    assert!(e.contains("expected {\"refused\""), "{e}");
+    let e = run(vec![json!({"do": "activationSettings", "settings": {"hashIteration": 10000}})]).unwrap_err();
+    assert!(e.contains("unknown key `hashIteration` in settings"), "{e}");
+    let e =
+        run(vec![json!({"do": "importDevices", "tokens": ["t1"], "lines": "x", "at": 1_800_000_001u64})]).unwrap_err();
+    assert!(e.contains("`lines` is a list"), "{e}");
 }
