@@ -1028,11 +1028,14 @@ impl Portal {
         }
         let mut c = credentials.next();
         c.password_failures += 1;
-        credential_failure(c, now, ErrorCode::PasswordMismatch, "the password is not correct")
+        let locked = c.password_locked();
+        credential_failure(c, locked, now, ErrorCode::PasswordMismatch, "the password is not correct")
     }
 
     /// Use one recovery code (single use; `RECOVERY_CODE_MISMATCH` for a
-    /// wrong or used one, counted like passwords). Returns the codes left.
+    /// wrong or used one, counted like passwords: 5 in a row lock the
+    /// recovery codes). A redeemed code also clears the password's lock
+    /// (it is the way back). Returns the codes left.
     pub fn redeem_recovery_code(&self, credentials: &AccountCredentials, code: &str, now: u64) -> Outcome<u32> {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
@@ -1047,13 +1050,17 @@ impl Portal {
             Some(r) => {
                 r.used_at = Some(now);
                 c.recovery_failures = 0;
+                // A recovery code is the way back from a locked password.
+                c.password_failures = 0;
                 let left = c.recovery_codes_left();
                 Outcome::new(vec![Write::Credentials(c)], Ok(left))
             }
             None => {
                 c.recovery_failures += 1;
+                let locked = c.recovery_locked();
                 credential_failure(
                     c,
+                    locked,
                     now,
                     ErrorCode::RecoveryCodeMismatch,
                     "the recovery code is not correct or was already used",
@@ -1063,8 +1070,13 @@ impl Portal {
     }
 }
 
-fn credential_failure<T>(c: AccountCredentials, now: u64, code: ErrorCode, detail: &'static str) -> Outcome<T> {
-    let locked = c.password_locked() || c.recovery_locked();
+fn credential_failure<T>(
+    c: AccountCredentials,
+    locked: bool,
+    now: u64,
+    code: ErrorCode,
+    detail: &'static str,
+) -> Outcome<T> {
     let account = c.account.clone();
     let (e, events) = if locked {
         (

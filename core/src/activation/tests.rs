@@ -629,7 +629,10 @@ fn racing_servers_never_undo_a_lock_or_finish_twice() {
                 .map(|input| {
                     let (e, t) = (snapshot.order(&user_id), snapshot.token("TS00012345"));
                     let c = snapshot.credentials("anna");
-                    (w.portal.activation_next(&a, &e, &t, c.as_ref(), input, &w.settings, T0, &mut w.rng), input.clone())
+                    (
+                        w.portal.activation_next(&a, &e, &t, c.as_ref(), input, &w.settings, T0, &mut w.rng),
+                        input.clone(),
+                    )
                 })
                 .collect();
             // Commit in a random order; a conflict repeats the call on fresh reads.
@@ -676,4 +679,87 @@ fn racing_servers_never_undo_a_lock_or_finish_twice() {
     }
     // The interleavings reach both ends (a test that cannot fail otherwise).
     assert!(finished >= 3 && ended >= 3, "finished {finished}, locked out {ended}");
+}
+
+/// Review R7 (flow 2): an offline authenticator has no PIN, so it vouches
+/// for no new device, however often it answered.
+#[test]
+fn an_offline_authenticator_never_vouches_for_a_new_device() {
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+    let done = activate(&mut w, &mut token, &user_id, &initial, T0);
+    let device = w.db.device(done.device_id.as_deref().unwrap());
+    let at = done.usable_from.unwrap();
+    let d = [device.clone()];
+    let c = w.portal.create_challenge(&d, Approval::Login, ChallengeSettings::default(), at, &mut w.rng).unwrap();
+    let code = code_of(token.scan(&c.qr_text).unwrap());
+    let o = w.portal.verify_answer(&c.record, &d, &code, at + 1);
+    let Some(Write::Device(proven)) = o.writes.iter().find(|x| matches!(x, Write::Device(_))).cloned() else {
+        panic!("no device write")
+    };
+    assert!(proven.proven && !proven.may_vouch());
+    let e = w.portal.create_offer_for_new_device("anna", &[proven], Default::default(), at + 10, &mut w.rng);
+    assert_eq!(e.unwrap_err().code(), ErrorCode::AuthenticatorNeverUsed);
+}
+
+/// Review R8: a signed answer naming an offline authenticator is a wrong
+/// answer, not a corrupt record.
+#[test]
+fn a_signed_answer_for_an_offline_authenticator_is_invalid() {
+    use crate::challenge::messages::SignedAnswerMsg;
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+    let done = activate(&mut w, &mut token, &user_id, &initial, T0);
+    let device = w.db.device(done.device_id.as_deref().unwrap());
+    let at = done.usable_from.unwrap();
+    let d = core::slice::from_ref(&device);
+    let c = w.portal.create_challenge(d, Approval::Login, ChallengeSettings::default(), at, &mut w.rng).unwrap();
+    let forged = SignedAnswerMsg {
+        nonce: c.record.nonce,
+        device_id: token.device_id().unwrap(),
+        counter: 1,
+        signature: [1; crate::crypto::SIGNATURE_LEN],
+    }
+    .encode();
+    let o = w.portal.verify_answer(&c.record, d, &forged, at + 1);
+    assert_eq!(o.result.unwrap_err().code(), ErrorCode::InvalidAnswer);
+}
+
+/// Review R6: each lock is reported by its own check, and a recovery code
+/// is the way back from a locked password.
+#[test]
+fn credential_locks_are_separate_and_a_recovery_code_clears_the_password_lock() {
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+    let done = activate(&mut w, &mut token, &user_id, &initial, T0);
+    for i in 0..MAX_SECRET_FAILURES {
+        let c = w.db.credentials("anna").unwrap();
+        let o = w.portal.redeem_recovery_code(&c, "AAAA-AAAA-AAAA-AAAA", T0 + 10 + u64::from(i));
+        w.db.apply(&o).unwrap();
+    }
+    let c = w.db.credentials("anna").unwrap();
+    assert!(c.recovery_locked() && !c.password_locked());
+    let o = w.portal.verify_password(&c, "one typo in it", T0 + 20);
+    assert_eq!(o.result.unwrap_err().code(), ErrorCode::PasswordMismatch);
+    assert!(o.events.is_empty());
+    // A fresh account: five wrong passwords lock it; a recovery code unlocks it.
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+    let done2 = activate(&mut w, &mut token, &user_id, &initial, T0);
+    let _ = done;
+    for i in 0..MAX_SECRET_FAILURES {
+        let c = w.db.credentials("anna").unwrap();
+        let o = w.portal.verify_password(&c, "guess guess guess", T0 + 10 + u64::from(i));
+        w.db.apply(&o).unwrap();
+    }
+    let c = w.db.credentials("anna").unwrap();
+    assert_eq!(w.portal.verify_password(&c, NEW_PASSWORD, T0 + 30).result.unwrap_err().code(), ErrorCode::LockedOut);
+    let o = w.portal.redeem_recovery_code(&c, &done2.recovery_codes[0], T0 + 40);
+    w.db.apply(&o).unwrap();
+    let c = w.db.credentials("anna").unwrap();
+    assert!(w.portal.verify_password(&c, NEW_PASSWORD, T0 + 50).result.is_ok());
 }

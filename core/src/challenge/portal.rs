@@ -355,6 +355,10 @@ impl Portal {
         if !ct_eq(&signed.nonce, &challenge.nonce) {
             return Judged::Wrong(vec![d]);
         }
+        if d.serial.is_some() {
+            // An offline authenticator types codes; it has no key to sign with.
+            return Judged::Refused(err(ErrorCode::InvalidAnswer, "this device types its answers; it signs nothing"));
+        }
         let pk = match decode_public(d.device_pk.expose(), ErrorCode::StateCorrupt) {
             Ok(pk) => pk,
             Err(e) => return Judged::Refused(e),
@@ -574,7 +578,10 @@ impl DeviceRecord {
     /// May vouch for a new device (flow 2): active, has answered a
     /// challenge, keys not copied, vouch budget not spent.
     pub fn may_vouch(&self) -> bool {
-        self.status == DeviceStatus::Active
+        // An offline authenticator has no PIN: possession alone must not
+        // link a new device (flow 2 is for phones, whose codes need the passcode).
+        self.serial.is_none()
+            && self.status == DeviceStatus::Active
             && self.proven
             && !self.clone_suspected
             && self.vouch_failures < MAX_VOUCH_FAILURES

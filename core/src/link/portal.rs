@@ -654,10 +654,11 @@ impl Portal {
         if active.is_empty() {
             return Err(err(ErrorCode::DeviceRevoked, "the account has no linked device left"));
         }
-        if !active.iter().any(|d| d.proven) {
+        // Offline authenticators (no PIN) never vouch: only phones count here.
+        if !active.iter().any(|d| d.proven && d.serial.is_none()) {
             return Err(err(
                 ErrorCode::AuthenticatorNeverUsed,
-                "no authenticator of this account has answered a challenge yet",
+                "no phone of this account has answered a challenge yet (offline authenticators cannot vouch)",
             ));
         }
         if !active.iter().any(|d| d.may_vouch()) {
