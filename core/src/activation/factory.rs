@@ -3,19 +3,19 @@
 //! ```text
 //! tessera-factory-records v1
 //! # comments and blank lines are ignored
-//! TS00012345 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! TS00012345 02a1f3…(66 hex digits)
 //! ```
 //!
 //! Each record is a serial number (6 to 16 of `A`–`Z`, `0`–`9`) and the
-//! device's 32-byte factory secret in lowercase hex, separated by one
-//! space. The file carries secrets in the clear: move it only over a
-//! protected channel, import it, and destroy it; the portal keeps each
-//! secret sealed under its storage key.
+//! device's P-256 public key (33-byte compressed SEC1) in lowercase hex,
+//! separated by one space. The file holds no secret: the private key never
+//! leaves the device (the maker's line made it in the device's secure
+//! element), so neither the file nor the maker can act as the device.
 
 use super::{serial_ok, Token};
+use crate::crypto::{decode_public, PUBLIC_KEY_LEN};
 use crate::encoding::{hex_decode_as, hex_encode};
 use crate::error::{ErrorCode, Result};
-use crate::secret::SecretBytes;
 use crate::Error;
 use alloc::format;
 use alloc::string::String;
@@ -25,25 +25,20 @@ use alloc::vec::Vec;
 pub const FACTORY_FILE_HEADER: &str = "tessera-factory-records v1";
 
 /// One device as its maker recorded it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactoryRecord {
     /// Serial number.
     pub serial: String,
     /// Line of the file it came from (1-based; 0 when not from a file).
     pub line: usize,
-    pub(crate) secret: SecretBytes,
-}
-
-impl core::fmt::Debug for FactoryRecord {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("FactoryRecord").field("serial", &self.serial).field("line", &self.line).finish_non_exhaustive()
-    }
+    /// The device's public key (compressed SEC1).
+    pub public_key: [u8; PUBLIC_KEY_LEN],
 }
 
 impl FactoryRecord {
-    /// The line of this record in a factory file (holds the secret).
+    /// The line of this record in a factory file.
     pub fn to_line(&self) -> String {
-        format!("{} {}", self.serial, hex_encode(self.secret.expose()))
+        format!("{} {}", self.serial, hex_encode(&self.public_key))
     }
 }
 
@@ -66,7 +61,7 @@ impl Token {
 
     /// The maker's record of this device.
     pub fn factory_record(&self) -> FactoryRecord {
-        FactoryRecord { serial: self.serial().into(), line: 0, secret: SecretBytes::from_slice(self.factory_secret()) }
+        FactoryRecord { serial: self.serial().into(), line: 0, public_key: *self.public_key() }
     }
 }
 
@@ -101,20 +96,27 @@ pub fn parse_factory_file(text: &str) -> Result<Vec<FactoryRecord>> {
             continue;
         }
         let mut parts = l.split(' ');
-        let (Some(serial), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(serial), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(at_line(
                 ErrorCode::InvalidInput,
                 n,
-                "a record is a serial number, one space and 64 hex digits",
+                "a record is a serial number, one space and 66 hex digits",
             ));
         };
         if !serial_ok(serial) {
             return Err(at_line(ErrorCode::InvalidInput, n, "a serial number has 6 to 16 characters A-Z and 0-9"));
         }
-        let bytes = hex_decode_as(secret, ErrorCode::InvalidInput)
+        let public_key: [u8; PUBLIC_KEY_LEN] = hex_decode_as(key, ErrorCode::InvalidInput)
             .ok()
-            .filter(|b| b.len() == 32 && secret.bytes().all(|c| !c.is_ascii_uppercase()))
-            .ok_or_else(|| at_line(ErrorCode::InvalidInput, n, "a factory secret is 64 lowercase hex digits"))?;
+            .filter(|b| {
+                key.bytes().all(|c| !c.is_ascii_uppercase())
+                    && matches!(b.first(), Some(2 | 3))
+                    && decode_public(b, ErrorCode::InvalidInput).is_ok()
+            })
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                at_line(ErrorCode::InvalidInput, n, "a device key is 66 lowercase hex digits (a compressed P-256 key)")
+            })?;
         if let Some(first) = seen.insert(serial, n) {
             return Err(at_line(
                 ErrorCode::DuplicateRecord,
@@ -122,7 +124,7 @@ pub fn parse_factory_file(text: &str) -> Result<Vec<FactoryRecord>> {
                 &format!("serial number {serial} repeats line {first}"),
             ));
         }
-        out.push(FactoryRecord { serial: serial.into(), line: n, secret: SecretBytes::new(bytes) });
+        out.push(FactoryRecord { serial: serial.into(), line: n, public_key });
     }
     Ok(out)
 }

@@ -2,15 +2,18 @@
 //! by the device (no allocation):
 //!
 //! ```text
-//! possession: 30 01 || 01 || hint (4) || nonce (16) || name_len (1) || portal name || mac (16)
-//!             mac = HMAC(qr_key, every byte before it)[..16]
-//! binding:    30 01 || 02 || hint (4) || nonce (16) || generation (4, BE)
-//!             || ChaCha20-Poly1305(wrap_key(nonce), nonce 0, aad = every byte before,
-//!                  seed (32) || name_len (1) || portal name || uid_len (1) || user ID)
+//! possession: 30 01 || 01 || hint (4) || E (33) || name_len (1) || portal name || mac (16)
+//!             mac = HMAC(K_qr, every byte before it)[..16]
+//! binding:    30 01 || 02 || hint (4) || E (33) || generation (4, BE)
+//!             || ChaCha20-Poly1305(K_wrap, nonce 0, aad = every byte before,
+//!                  name_len (1) || portal name || uid_len (1) || user ID)
 //! ```
+//!
+//! `E` is a fresh P-256 key of the portal for each QR code; the keys come
+//! from `ECDH(e, D)` with the device's key `D` (see `super`).
 
-use super::{label, qr_key, serial_hint, wrap_key, MAX_USER_ID_LEN};
-use crate::crypto::{hmac_sha256, open_once_into, seal_once};
+use super::{label, MAX_USER_ID_LEN};
+use crate::crypto::{hmac_sha256, open_once_into, seal_once, PUBLIC_KEY_LEN};
 use crate::error::{err, ErrorCode, Result};
 use crate::link::{name_ok, MAX_PORTAL_NAME_LEN};
 use crate::secret::ct_eq;
@@ -20,46 +23,44 @@ use alloc::vec::Vec;
 
 pub(crate) const STEP_POSSESSION: u8 = 1;
 pub(crate) const STEP_BINDING: u8 = 2;
-/// Bytes of the binding plaintext at most: seed, two lengths, two texts.
-pub(crate) const MAX_BINDING_PLAIN: usize = 32 + 1 + MAX_PORTAL_NAME_LEN + 1 + MAX_USER_ID_LEN;
+/// Bytes of the binding plaintext at most: two lengths, two texts.
+pub(crate) const MAX_BINDING_PLAIN: usize = 1 + MAX_PORTAL_NAME_LEN + 1 + MAX_USER_ID_LEN;
 
 /// The first QR code, as the portal makes it.
-pub(crate) fn possession_qr(factory_secret: &[u8; 32], serial: &str, nonce: &[u8; 16], portal_name: &str) -> Vec<u8> {
-    let mut b = Vec::with_capacity(2 + 1 + 4 + 16 + 1 + portal_name.len() + 16);
+pub(crate) fn possession_qr(qr_key: &[u8; 32], hint: &[u8; 4], e_pk: &[u8], portal_name: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(2 + 1 + 4 + PUBLIC_KEY_LEN + 1 + portal_name.len() + 16);
     b.extend_from_slice(&wire::header(Kind::ActivationQr));
     b.push(STEP_POSSESSION);
-    b.extend_from_slice(&serial_hint(serial));
-    b.extend_from_slice(nonce);
+    b.extend_from_slice(hint);
+    b.extend_from_slice(e_pk);
     b.push(portal_name.len() as u8);
     b.extend_from_slice(portal_name.as_bytes());
-    let mac = hmac_sha256(&qr_key(factory_secret, serial)[..], &[&b]);
+    let mac = hmac_sha256(qr_key, &[&b]);
     b.extend_from_slice(&mac[..16]);
     b
 }
 
 /// The second QR code, as the portal makes it.
 pub(crate) fn binding_qr(
-    factory_secret: &[u8; 32],
-    serial: &str,
-    nonce: &[u8; 16],
+    wrap_key: &[u8; 32],
+    hint: &[u8; 4],
+    e_pk: &[u8],
     generation: u32,
-    seed: &[u8; 32],
     portal_name: &str,
     user_id: &str,
 ) -> Vec<u8> {
-    let mut b = Vec::with_capacity(2 + 1 + 4 + 16 + 4 + MAX_BINDING_PLAIN + 16);
+    let mut b = Vec::with_capacity(2 + 1 + 4 + PUBLIC_KEY_LEN + 4 + MAX_BINDING_PLAIN + 16);
     b.extend_from_slice(&wire::header(Kind::ActivationQr));
     b.push(STEP_BINDING);
-    b.extend_from_slice(&serial_hint(serial));
-    b.extend_from_slice(nonce);
+    b.extend_from_slice(hint);
+    b.extend_from_slice(e_pk);
     b.extend_from_slice(&generation.to_be_bytes());
-    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(MAX_BINDING_PLAIN));
-    plain.extend_from_slice(seed);
+    let mut plain = Vec::with_capacity(MAX_BINDING_PLAIN);
     plain.push(portal_name.len() as u8);
     plain.extend_from_slice(portal_name.as_bytes());
     plain.push(user_id.len() as u8);
     plain.extend_from_slice(user_id.as_bytes());
-    let ct = seal_once(&wrap_key(factory_secret, serial, nonce), &b, &plain);
+    let ct = seal_once(wrap_key, &b, &plain);
     b.extend_from_slice(&ct);
     b
 }
@@ -70,6 +71,8 @@ pub(crate) enum ActivationQrRef<'a> {
     Possession {
         /// Which device it is for.
         hint: [u8; 4],
+        /// The portal's ephemeral key.
+        e_pk: [u8; PUBLIC_KEY_LEN],
         /// The bytes the MAC covers.
         signed: &'a [u8],
         /// The MAC.
@@ -81,8 +84,8 @@ pub(crate) enum ActivationQrRef<'a> {
     Binding {
         /// Which device it is for.
         hint: [u8; 4],
-        /// Its nonce.
-        nonce: [u8; 16],
+        /// The portal's ephemeral key.
+        e_pk: [u8; PUBLIC_KEY_LEN],
         /// The binding's generation (higher than any earlier one).
         generation: u32,
         /// The associated data (every byte before the ciphertext).
@@ -117,9 +120,9 @@ impl<'a> ActivationQrRef<'a> {
         let mut rest = wire::strip_header(bytes, Kind::ActivationQr)?;
         let step = array::<1>(&mut rest)?[0];
         let hint = array::<4>(&mut rest)?;
+        let e_pk = array::<PUBLIC_KEY_LEN>(&mut rest)?;
         match step {
             STEP_POSSESSION => {
-                let _nonce = array::<16>(&mut rest)?;
                 let len = usize::from(array::<1>(&mut rest)?[0]);
                 let name = core::str::from_utf8(take(&mut rest, len)?).map_err(|_| malformed())?;
                 if !name_ok(name, MAX_PORTAL_NAME_LEN) {
@@ -130,28 +133,27 @@ impl<'a> ActivationQrRef<'a> {
                     return Err(malformed());
                 }
                 let signed = &bytes[..bytes.len() - 16];
-                Ok(ActivationQrRef::Possession { hint, signed, mac, portal_name: name })
+                Ok(ActivationQrRef::Possession { hint, e_pk, signed, mac, portal_name: name })
             }
             STEP_BINDING => {
-                let nonce = array::<16>(&mut rest)?;
                 let generation = u32::from_be_bytes(array::<4>(&mut rest)?);
-                // At least the seed, two lengths, one byte of each text and the tag.
-                if rest.len() < 32 + 4 + 16 || rest.len() > MAX_BINDING_PLAIN + 16 {
+                // At least two lengths, one byte of each text, and the tag.
+                if rest.len() < 4 + 16 || rest.len() > MAX_BINDING_PLAIN + 16 {
                     return Err(malformed());
                 }
                 let aad = &bytes[..bytes.len() - rest.len()];
-                Ok(ActivationQrRef::Binding { hint, nonce, generation, aad, ciphertext: rest })
+                Ok(ActivationQrRef::Binding { hint, e_pk, generation, aad, ciphertext: rest })
             }
             _ => Err(malformed()),
         }
     }
 
-    /// `NOT_FOR_THIS_DEVICE` unless the QR code names this serial.
-    pub fn check_hint(&self, serial: &str) -> Result<()> {
+    /// `NOT_FOR_THIS_DEVICE` unless the QR code names this device's key.
+    pub fn check_hint(&self, hint_of_device: &[u8; 4]) -> Result<()> {
         let hint = match self {
             ActivationQrRef::Possession { hint, .. } | ActivationQrRef::Binding { hint, .. } => hint,
         };
-        if !ct_eq(hint, &serial_hint(serial)) {
+        if !ct_eq(hint, hint_of_device) {
             return Err(err(ErrorCode::NotForThisDevice, "this activation QR code is for another device"));
         }
         Ok(())
@@ -159,8 +161,8 @@ impl<'a> ActivationQrRef<'a> {
 }
 
 /// Check the first QR code's MAC (`MESSAGE_TAMPERED`).
-pub(crate) fn check_possession_mac(factory_secret: &[u8; 32], serial: &str, signed: &[u8], mac: &[u8]) -> Result<()> {
-    let want = hmac_sha256(&qr_key(factory_secret, serial)[..], &[signed]);
+pub(crate) fn check_possession_mac(qr_key: &[u8; 32], signed: &[u8], mac: &[u8]) -> Result<()> {
+    let want = hmac_sha256(qr_key, &[signed]);
     if !ct_eq(&want[..16], mac) {
         return Err(err(ErrorCode::MessageTampered, "the activation QR code failed authentication"));
     }
@@ -169,7 +171,6 @@ pub(crate) fn check_possession_mac(factory_secret: &[u8; 32], serial: &str, sign
 
 /// The opened binding, borrowed from the caller's buffer.
 pub(crate) struct BindingPlain<'b> {
-    pub seed: [u8; 32],
     pub portal_name: &'b str,
     pub user_id: &'b str,
 }
@@ -177,16 +178,13 @@ pub(crate) struct BindingPlain<'b> {
 /// Open the second QR code into `buf` (`MESSAGE_TAMPERED`, or
 /// `MALFORMED_MESSAGE` for an authentic binding with invalid texts).
 pub(crate) fn open_binding<'b>(
-    factory_secret: &[u8; 32],
-    serial: &str,
-    nonce: &[u8; 16],
+    wrap_key: &[u8; 32],
     aad: &[u8],
     ciphertext: &[u8],
     buf: &'b mut [u8; MAX_BINDING_PLAIN],
 ) -> Result<BindingPlain<'b>> {
-    let n = open_once_into(&wrap_key(factory_secret, serial, nonce), aad, ciphertext, &mut buf[..])?;
+    let n = open_once_into(wrap_key, aad, ciphertext, &mut buf[..])?;
     let mut rest: &'b [u8] = &buf[..n];
-    let seed = array::<32>(&mut rest)?;
     let len = usize::from(array::<1>(&mut rest)?[0]);
     let portal_name = core::str::from_utf8(take(&mut rest, len)?).map_err(|_| malformed())?;
     let len = usize::from(array::<1>(&mut rest)?[0]);
@@ -194,12 +192,12 @@ pub(crate) fn open_binding<'b>(
     if !rest.is_empty() || !name_ok(portal_name, MAX_PORTAL_NAME_LEN) || !name_ok(user_id, MAX_USER_ID_LEN) {
         return Err(malformed());
     }
-    Ok(BindingPlain { seed, portal_name, user_id })
+    Ok(BindingPlain { portal_name, user_id })
 }
 
 /// The device code of a first QR code (its whole bytes).
-pub(crate) fn device_code(factory_secret: &[u8; 32], serial: &str, qr_bytes: &[u8]) -> super::Code {
-    super::code_of(&qr_key(factory_secret, serial), label::DEVICE_CODE, qr_bytes, super::DEVICE_CODE_DIGITS)
+pub(crate) fn device_code(qr_key: &[u8; 32], qr_bytes: &[u8]) -> super::Code {
+    super::code_of(qr_key, label::DEVICE_CODE, qr_bytes, super::DEVICE_CODE_DIGITS)
 }
 
 /// The binding code of a second QR code (its whole bytes).

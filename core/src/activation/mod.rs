@@ -6,10 +6,10 @@
 //!  portal (state machine the host persists)              offline authenticator
 //!  order: user ID + initial password (the letter),
 //!         activation code hash, device assigned
-//!  start(user ID) ── QR 1 (kind 0x30, MAC under the factory key) ──▶ Token::scan
+//!  start(user ID) ── QR 1 (kind 0x30, MAC under ECDH with the device key) ─▶ Token::scan
 //!  ◀──────────────── 10-digit device code typed by the user ───────── (proves possession)
 //!  activation code (salted slow hash, counted on the order)
-//!  ─────────────── QR 2 (binding seed, sealed to the factory key) ──▶ Token::scan (binds)
+//!  ─────────────── QR 2 (binding, sealed to the device's key) ───────▶ Token::scan (binds)
 //!  ◀──────────────── 8-digit binding code typed by the user ───────── (proves it took it)
 //!  serial number (from the back of the device)
 //!  ─────────────── test challenge (kind 0x20, as for any device) ───▶ Token::scan
@@ -50,7 +50,7 @@ pub const MAX_USER_ID_LEN: usize = 16;
 
 /// Domain-separation labels (docs/PROTOCOL.md).
 pub(crate) mod label {
-    pub const SERIAL_HINT: &[u8] = b"tessera/v1/token-serial-hint";
+    pub const KEY_HINT: &[u8] = b"tessera/v1/token-key-hint";
     pub const QR_KEY: &[u8] = b"tessera/v1/activation-qr-key";
     pub const DEVICE_CODE: &[u8] = b"tessera/v1/activation-device-code";
     pub const BIND_WRAP: &[u8] = b"tessera/v1/activation-bind-wrap";
@@ -88,31 +88,32 @@ pub(crate) fn serial_ok(serial: &str) -> bool {
     SERIAL_LEN.contains(&serial.len()) && serial.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-/// 4 bytes telling which device an activation QR code is for (serial
-/// numbers are printed on the device: not a secret).
-pub(crate) fn serial_hint(serial: &str) -> [u8; 4] {
-    let h = sha256(&[label::SERIAL_HINT, serial.as_bytes()]);
+/// 4 bytes telling which device an activation QR code is for:
+/// `H("tessera/v1/token-key-hint" || D)[..4]` of its public key `D`, which
+/// only the maker's file and the portal know (the serial cannot be read
+/// off a photographed QR code).
+pub(crate) fn key_hint(device_pk: &[u8]) -> [u8; 4] {
+    let h = sha256(&[label::KEY_HINT, device_pk]);
     [h[0], h[1], h[2], h[3]]
 }
 
-/// Key of the first QR code's MAC and of the device code.
-pub(crate) fn qr_key(factory_secret: &[u8; 32], serial: &str) -> Zeroizing<[u8; 32]> {
-    hkdf(serial.as_bytes(), factory_secret, &[label::QR_KEY])
+/// Key of the first QR code's MAC and of the device code:
+/// `HKDF(salt = E, ikm = ECDH(e, D), info = label || S)`.
+pub(crate) fn qr_key(shared: &[u8; 32], e_pk: &[u8], serial: &str) -> Zeroizing<[u8; 32]> {
+    hkdf(e_pk, shared, &[label::QR_KEY, serial.as_bytes()])
 }
 
-/// Key sealing the binding seed in the second QR code (one per nonce).
-pub(crate) fn wrap_key(factory_secret: &[u8; 32], serial: &str, nonce: &[u8; 16]) -> Zeroizing<[u8; 32]> {
-    hkdf(nonce, factory_secret, &[label::BIND_WRAP, serial.as_bytes()])
+/// Key sealing the binding in the second QR code (one per ephemeral key).
+pub(crate) fn wrap_key(shared: &[u8; 32], e_pk: &[u8], serial: &str) -> Zeroizing<[u8; 32]> {
+    hkdf(e_pk, shared, &[label::BIND_WRAP, serial.as_bytes()])
 }
 
-/// Root of everything a binding gives the device.
-pub(crate) fn binding_root(
-    factory_secret: &[u8; 32],
-    serial: &str,
-    generation: u32,
-    seed: &[u8; 32],
-) -> Zeroizing<[u8; 32]> {
-    hkdf(seed, factory_secret, &[label::BINDING_ROOT, serial.as_bytes(), &generation.to_be_bytes()])
+/// Root of everything a binding gives the device:
+/// `HKDF(salt = E, ikm = ECDH(e, D), info = label || S || u32be(g))`.
+/// Only the portal (which drew `e`) and the device (which holds `d`) can
+/// compute it: neither the maker's file nor the QR codes give it away.
+pub(crate) fn binding_root(shared: &[u8; 32], e_pk: &[u8], serial: &str, generation: u32) -> Zeroizing<[u8; 32]> {
+    hkdf(e_pk, shared, &[label::BINDING_ROOT, serial.as_bytes(), &generation.to_be_bytes()])
 }
 
 /// The keys a bound device answers challenges with, as a linked phone's

@@ -5,10 +5,13 @@
 
 use super::messages::{binding_code, binding_qr, device_code, possession_qr, qr_text};
 use super::password::{check_iterations, PasswordPolicy, SlowHash, DEFAULT_HASH_ITERATIONS, MIN_HASH_ITERATIONS};
-use super::{binding_keys, binding_root, normalize_serial, parse_factory_file, token_device_id, MAX_USER_ID_LEN};
+use super::{
+    binding_keys, binding_root, key_hint, normalize_serial, parse_factory_file, qr_key, token_device_id, wrap_key,
+    MAX_USER_ID_LEN,
+};
 use crate::challenge::messages::{typed_code_matches, ChallengeBody, ChallengeQrMsg};
 use crate::challenge::{Approval, ANSWER_DIGITS};
-use crate::crypto::{random_array, RandomSource};
+use crate::crypto::{decode_public, ecdh, encode_public, generate_secret_key, random_array, RandomSource};
 use crate::encoding::hex_encode;
 use crate::error::{err, ErrorCode, Result};
 use crate::host::{Outcome, Write};
@@ -137,7 +140,8 @@ pub struct TokenRecord {
     pub generation: u32,
     /// Record version.
     pub version: u64,
-    pub(crate) factory_secret: SecretBytes,
+    /// The device's public key (compressed SEC1), from the maker's file.
+    pub(crate) device_pk: Vec<u8>,
 }
 
 impl core::fmt::Debug for TokenRecord {
@@ -158,8 +162,15 @@ impl TokenRecord {
         n
     }
 
-    fn secret(&self) -> Result<[u8; 32]> {
-        crate::wire::fixed(self.factory_secret.expose(), ErrorCode::StateCorrupt)
+    /// A fresh ephemeral key `e`, its public half `E` and `ECDH(e, D)`.
+    fn agree(&self, rng: &mut dyn RandomSource) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>)> {
+        let d = decode_public(&self.device_pk, ErrorCode::StateCorrupt)?;
+        let e = generate_secret_key(rng)?;
+        Ok((encode_public(&e.public_key()).to_vec(), ecdh(&e, &d)))
+    }
+
+    fn hint(&self) -> [u8; 4] {
+        key_hint(&self.device_pk)
     }
 
     /// The account it is assigned to or active for (empty in stock).
@@ -332,7 +343,10 @@ pub struct ActivationRecord {
     pub version: u64,
     /// The bytes of the QR code of the current step (none without one).
     pub(crate) qr: Vec<u8>,
-    pub(crate) seed: SecretBytes,
+    /// The first QR code's key (`K_qr`), until its device code is typed.
+    pub(crate) qr_key: SecretBytes,
+    /// The binding root `R`, once the second QR code is made.
+    pub(crate) root: SecretBytes,
     pub(crate) test_hash: [u8; 32],
     pub(crate) test_digits: u8,
 }
@@ -571,7 +585,7 @@ impl Portal {
                     state: TokenState::InStock,
                     generation: 0,
                     version: 1,
-                    factory_secret: r.secret,
+                    device_pk: r.public_key.to_vec(),
                 })
             })
             .collect();
@@ -660,10 +674,9 @@ impl Portal {
         rng: &mut dyn RandomSource,
     ) -> Outcome<ActivationProgress> {
         let checked = check_now(now).and_then(|_| settings.validate()).and_then(|_| check_order(enrolment, token, now));
-        let secret = match checked.and_then(|_| token.secret()) {
-            Ok(s) => Zeroizing::new(s),
-            Err(e) => return Outcome::refused(e),
-        };
+        if let Err(e) = checked {
+            return Outcome::refused(e);
+        }
         if enrolment.initial_password_used {
             return Outcome::refused(err(
                 ErrorCode::InvalidState,
@@ -674,7 +687,12 @@ impl Portal {
             return Outcome::refused(err(ErrorCode::LockedOut, "this order was started too often; order again"));
         }
         let activation_id = new_id(rng);
-        let qr = possession_qr(&secret, &token.serial, &random_array::<16>(rng), self.name());
+        let (e_pk, shared) = match token.agree(rng) {
+            Ok(x) => x,
+            Err(e) => return Outcome::refused(e),
+        };
+        let k = qr_key(&shared, &e_pk, &token.serial);
+        let qr = possession_qr(&k, &token.hint(), &e_pk, self.name());
         let a = ActivationRecord {
             activation_id: activation_id.clone(),
             user_id: enrolment.user_id.clone(),
@@ -688,7 +706,8 @@ impl Portal {
             generation: 0,
             version: 1,
             qr,
-            seed: SecretBytes::from_slice(&[]),
+            qr_key: SecretBytes::from_slice(&k[..]),
+            root: SecretBytes::from_slice(&[]),
             test_hash: [0; 32],
             test_digits: 0,
         };
@@ -727,12 +746,10 @@ impl Portal {
     ) -> Outcome<ActivationProgress> {
         let checked = check_now(now)
             .and_then(|_| settings.validate())
-            .and_then(|_| check_activation(activation, enrolment, token))
-            .and_then(|_| token.secret());
-        let secret = match checked {
-            Ok(s) => Zeroizing::new(s),
-            Err(e) => return Outcome::refused(e),
-        };
+            .and_then(|_| check_activation(activation, enrolment, token));
+        if let Err(e) = checked {
+            return Outcome::refused(e);
+        }
         if now >= activation.expires_at || now >= enrolment.expires_at {
             let mut a = activation.next();
             a.state = ActivationState::Expired { at: now };
@@ -745,7 +762,11 @@ impl Portal {
         let serial = activation.serial.as_str();
         match activation.step {
             ActivationStep::DeviceCode => {
-                let want = device_code(&secret, serial, &activation.qr);
+                let k: [u8; 32] = match crate::wire::fixed(activation.qr_key.expose(), ErrorCode::StateCorrupt) {
+                    Ok(k) => k,
+                    Err(e) => return Outcome::refused(e),
+                };
+                let want = device_code(&k, &activation.qr);
                 if !ct_eq(digits_only(input).as_bytes(), want.as_str().as_bytes()) {
                     return activation_failure(
                         activation,
@@ -757,6 +778,7 @@ impl Portal {
                 let mut a = activation.next();
                 a.step = ActivationStep::ActivationCode;
                 a.qr.clear();
+                a.qr_key = SecretBytes::from_slice(&[]);
                 let p = a.progress();
                 Outcome::new(vec![Write::Activation(a)], Ok(p))
             }
@@ -768,13 +790,16 @@ impl Portal {
                     Some(g) => g,
                     None => return Outcome::refused(err(ErrorCode::InvalidState, "this device has no bindings left")),
                 };
-                let seed = Zeroizing::new(random_array::<32>(rng));
+                let (e_pk, shared) = match token.agree(rng) {
+                    Ok(x) => x,
+                    Err(e) => return Outcome::refused(e),
+                };
                 let mut a = activation.next();
                 a.step = ActivationStep::BindingCode;
                 a.generation = generation;
-                a.seed = SecretBytes::from_slice(&seed[..]);
-                let nonce = random_array::<16>(rng);
-                a.qr = binding_qr(&secret, serial, &nonce, generation, &seed, self.name(), &activation.user_id);
+                a.root = SecretBytes::from_slice(&binding_root(&shared, &e_pk, serial, generation)[..]);
+                let k = wrap_key(&shared, &e_pk, serial);
+                a.qr = binding_qr(&k, &token.hint(), &e_pk, generation, self.name(), &activation.user_id);
                 let mut e = enrolment.next();
                 e.code_failures = 0;
                 let mut t = token.next();
@@ -783,7 +808,7 @@ impl Portal {
                 Outcome::new(vec![Write::Activation(a), Write::Enrolment(e), Write::Token(t)], Ok(p))
             }
             ActivationStep::BindingCode => {
-                let root = match binding_of(&secret, activation) {
+                let root = match binding_of(activation) {
                     Ok(r) => r,
                     Err(e) => return Outcome::refused(e),
                 };
@@ -812,7 +837,7 @@ impl Portal {
                         "the serial number is not the one of this device",
                     );
                 }
-                let root = match binding_of(&secret, activation) {
+                let root = match binding_of(activation) {
                     Ok(r) => r,
                     Err(e) => return Outcome::refused(e),
                 };
@@ -836,7 +861,7 @@ impl Portal {
                 Outcome::new(vec![Write::Activation(a)], Ok(p))
             }
             ActivationStep::TestOtp => {
-                let root = match binding_of(&secret, activation) {
+                let root = match binding_of(activation) {
                     Ok(r) => r,
                     Err(e) => return Outcome::refused(e),
                 };
@@ -869,7 +894,7 @@ impl Portal {
                 Outcome::new(vec![Write::Activation(a), Write::Enrolment(e)], Ok(p))
             }
             ActivationStep::NewPassword => {
-                self.finish(activation, enrolment, token, credentials, input, settings, &secret, now, rng)
+                self.finish(activation, enrolment, token, credentials, input, settings, now, rng)
             }
             ActivationStep::Done => Outcome::refused(err(ErrorCode::InvalidState, "this activation is finished")),
         }
@@ -884,7 +909,6 @@ impl Portal {
         credentials: Option<&AccountCredentials>,
         input: &str,
         settings: &ActivationSettings,
-        secret: &[u8; 32],
         now: u64,
         rng: &mut dyn RandomSource,
     ) -> Outcome<ActivationProgress> {
@@ -906,7 +930,7 @@ impl Portal {
         if token.generation != activation.generation {
             return Outcome::refused(err(ErrorCode::InvalidState, "the device was bound again by another activation"));
         }
-        let root = match binding_of(secret, activation) {
+        let root = match binding_of(activation) {
             Ok(r) => r,
             Err(e) => return Outcome::refused(e),
         };
@@ -976,7 +1000,7 @@ impl Portal {
         a.step = ActivationStep::Done;
         a.state = ActivationState::Done { at: now };
         a.qr.clear();
-        a.seed = SecretBytes::from_slice(&[]);
+        a.root = SecretBytes::from_slice(&[]);
         let mut e = enrolment.next();
         e.state = EnrolmentState::Activated { at: now, device_id: device_id.clone() };
         let mut t = token.next();
@@ -1089,9 +1113,8 @@ fn credential_failure<T>(
     Outcome { writes: vec![Write::Credentials(c)], events, result: Err(e) }
 }
 
-fn binding_of(secret: &[u8; 32], a: &ActivationRecord) -> Result<Zeroizing<[u8; 32]>> {
-    let seed: [u8; 32] = crate::wire::fixed(a.seed.expose(), ErrorCode::StateCorrupt)?;
-    Ok(binding_root(secret, &a.serial, a.generation, &seed))
+fn binding_of(a: &ActivationRecord) -> Result<Zeroizing<[u8; 32]>> {
+    Ok(Zeroizing::new(crate::wire::fixed(a.root.expose(), ErrorCode::StateCorrupt)?))
 }
 
 /// The order may start an activation with this device.

@@ -342,9 +342,9 @@ fn qr_codes_are_for_one_device_and_authenticated() {
     let p = start(&mut w, &user_id, T0).unwrap();
     let qr = p.qr_text.unwrap();
     assert_eq!(other.scan(&qr).unwrap_err().code(), ErrorCode::NotForThisDevice);
-    // A copy of the serial with another secret (a counterfeit) cannot read it either.
+    // A copy of the serial with another key (a counterfeit) cannot read it either.
     let mut fake = Token::new("TS00012345", &mut w.rng).unwrap();
-    assert_eq!(fake.scan(&qr).unwrap_err().code(), ErrorCode::MessageTampered);
+    assert_eq!(fake.scan(&qr).unwrap_err().code(), ErrorCode::NotForThisDevice);
     // Every changed character is refused with a typed error, never a panic.
     let before = token.to_bytes();
     for i in 3..qr.len() {
@@ -379,7 +379,7 @@ fn qr_codes_are_for_one_device_and_authenticated() {
     step(&mut w, &id, ACTIVATION_CODE, T0);
     let qr2 = w.db.activation(&id).qr_text().unwrap();
     assert_eq!(other.scan(&qr2).unwrap_err().code(), ErrorCode::NotForThisDevice);
-    assert_eq!(fake.scan(&qr2).unwrap_err().code(), ErrorCode::MessageTampered);
+    assert_eq!(fake.scan(&qr2).unwrap_err().code(), ErrorCode::NotForThisDevice);
     assert!(fake.user_id().is_none());
 }
 
@@ -471,7 +471,10 @@ fn an_abandoned_activation_expires() {
 #[test]
 fn imports_are_all_or_nothing_with_line_numbers() {
     let w = world();
-    let line = |s: &str, b: u8| format!("{s} {}", crate::encoding::hex_encode(&[b; 32]));
+    let line = |s: &str, b: u8| {
+        let t = Token::new("TS000000", &mut SeededRandom::new([b; 32])).unwrap();
+        format!("{s} {}", crate::encoding::hex_encode(t.public_key()))
+    };
     let file = format!("{FACTORY_FILE_HEADER}\n# batch 7\n{}\n\n{}\n{}\n", line("TS1", 1), line("TS000002", 2), "x");
     let e = w.portal.import_factory_records(&file, &[], T0).result.unwrap_err();
     assert_eq!(
@@ -499,8 +502,18 @@ fn imports_are_all_or_nothing_with_line_numbers() {
     ] {
         assert_eq!(parse_factory_file(bad).unwrap_err().code(), code);
     }
-    let upper = format!("{FACTORY_FILE_HEADER}\nTS000001 {}\n", "AB".repeat(32));
-    assert_eq!(parse_factory_file(&upper).unwrap_err().detail(), "line 2: a factory secret is 64 lowercase hex digits");
+    let key =
+        crate::encoding::hex_encode(Token::new("TS000001", &mut SeededRandom::new([4; 32])).unwrap().public_key());
+    let upper = format!("{FACTORY_FILE_HEADER}\nTS000001 {}\n", key.to_ascii_uppercase());
+    let bad = "line 2: a device key is 66 lowercase hex digits (a compressed P-256 key)";
+    assert_eq!(parse_factory_file(&upper).unwrap_err().detail(), bad);
+    for not_a_key in
+        [format!("05{}", "00".repeat(32)), format!("02{}", "ff".repeat(32)), format!("04{}", "11".repeat(32))]
+    {
+        let file = format!("{FACTORY_FILE_HEADER}\nTS000001 {not_a_key}\n");
+        assert_eq!(parse_factory_file(&file).unwrap_err().detail(), bad, "{not_a_key}");
+    }
+    assert_eq!(parse_factory_file(&format!("{FACTORY_FILE_HEADER}\nTS000001 {key}\n")).unwrap().len(), 1);
 }
 
 #[test]
@@ -520,9 +533,9 @@ fn the_device_state_is_fixed_size_and_checked() {
         assert_eq!(Token::from_bytes(&b).unwrap_err().code(), ErrorCode::StateCorrupt, "byte {i}");
     }
     assert_eq!(Token::from_bytes(&bound[..100]).unwrap_err().code(), ErrorCode::StateCorrupt);
-    let dbg = format!("{token:?} {:?}", token.factory_record());
-    let hex = crate::encoding::hex_encode(token.factory_secret());
-    assert!(!dbg.contains(&hex[..16]), "{dbg}");
+    let dbg = format!("{token:?}");
+    let secret = crate::encoding::hex_encode(&token.to_bytes()[18..50]);
+    assert!(!dbg.contains(&secret[..16]), "{dbg}");
     assert!(dbg.contains("TS00012345"));
     assert_eq!(Token::new("ts-1", &mut w.rng).unwrap_err().code(), ErrorCode::InvalidInput);
 }
@@ -762,4 +775,48 @@ fn credential_locks_are_separate_and_a_recovery_code_clears_the_password_lock() 
     w.db.apply(&o).unwrap();
     let c = w.db.credentials("anna").unwrap();
     assert!(w.portal.verify_password(&c, NEW_PASSWORD, T0 + 50).result.is_ok());
+}
+
+/// Review R1: the maker's file holds public keys only, and the QR codes on
+/// screen are sealed to the device's key: a holder of the file who also
+/// saw every QR code of an activation cannot answer for the device.
+#[test]
+fn the_makers_file_and_the_qr_codes_do_not_make_a_copy() {
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, initial) = order(&mut w, "anna", "TS00012345");
+    let p = start(&mut w, &user_id, T0).unwrap();
+    let id = p.activation_id.clone();
+    let qr1 = p.qr_text.unwrap();
+    let code = code_of(token.scan(&qr1).unwrap());
+    step(&mut w, &id, &code, T0);
+    let qr2 = step(&mut w, &id, ACTIVATION_CODE, T0).qr_text.unwrap();
+    let code = code_of(token.scan(&qr2).unwrap());
+    step(&mut w, &id, &code, T0);
+    step(&mut w, &id, "TS00012345", T0);
+    let qr3 = w.db.activation(&id).qr_text().unwrap();
+    let code = code_of(token.scan(&qr3).unwrap());
+    step(&mut w, &id, &code, T0);
+    step(&mut w, &id, &initial, T0);
+    let done = step(&mut w, &id, NEW_PASSWORD, T0);
+    // What a thief of the file has: the serial and the public key; no key
+    // of theirs reads the QR codes (a device with another key is refused
+    // before any code is shown).
+    let line = token.factory_record().to_line();
+    let rec = &parse_factory_file(&format!("{FACTORY_FILE_HEADER}\n{line}\n")).unwrap()[0];
+    assert_eq!(&rec.public_key, token.public_key());
+    let mut guess = Token::new(&rec.serial, &mut w.rng).unwrap();
+    for qr in [&qr1, &qr2] {
+        assert_eq!(guess.scan(qr).unwrap_err().code(), ErrorCode::NotForThisDevice);
+    }
+    assert_eq!(guess.scan(&qr3).unwrap_err().code(), ErrorCode::DeviceNotLinked);
+    let device = w.db.device(done.device_id.as_deref().unwrap());
+    let at = done.usable_from.unwrap();
+    let d = core::slice::from_ref(&device);
+    let c = w.portal.create_challenge(d, Approval::Login, ChallengeSettings::default(), at, &mut w.rng).unwrap();
+    assert_eq!(guess.scan(&c.qr_text).unwrap_err().code(), ErrorCode::DeviceNotLinked);
+    // The QR codes name neither the serial nor the key in the clear.
+    let bytes = crate::wire::from_qr_text(&qr1).unwrap();
+    assert!(!bytes.windows(8).any(|x| x == &b"TS000123"[..]));
+    assert!(!bytes.windows(33).any(|x| x == &token.public_key()[..]));
 }

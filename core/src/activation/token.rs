@@ -10,10 +10,13 @@
 use super::messages::{
     binding_code, check_possession_mac, device_code, open_binding, ActivationQrRef, MAX_BINDING_PLAIN,
 };
-use super::{binding_keys, binding_root, serial_ok, MAX_USER_ID_LEN, SERIAL_LEN};
+use super::{binding_keys, binding_root, key_hint, qr_key, serial_ok, wrap_key, MAX_USER_ID_LEN, SERIAL_LEN};
 use crate::challenge::messages::{challenge_hash, typed_code_digits, ChallengeQrRef, MAX_CHALLENGE_QR_TEXT};
 use crate::challenge::{Amount, ANSWER_DIGITS, MAX_PAYEE_LEN, MAX_TEXT_LEN, MAX_TEXT_LINES};
-use crate::crypto::{random_array, sha256, RandomSource};
+use crate::crypto::{
+    decode_public, ecdh, encode_public, generate_secret_key, secret_key_from_bytes, sha256, RandomSource,
+    PUBLIC_KEY_LEN,
+};
 use crate::error::{err, ErrorCode, Result};
 use crate::link::{name_ok, MAX_DEVICE_NAME_LEN, MAX_PORTAL_NAME_LEN};
 use crate::secret::ct_eq;
@@ -197,17 +200,19 @@ pub enum Screen {
 #[derive(Clone)]
 struct Binding {
     generation: u32,
-    seed: Zeroizing<[u8; 32]>,
+    root: Zeroizing<[u8; 32]>,
     portal_name: Text<MAX_PORTAL_NAME_LEN>,
     user_id: Text<MAX_USER_ID_LEN>,
 }
 
-/// An offline authenticator: its serial number, its factory secret and
-/// the binding of its last activation.
+/// An offline authenticator: its serial number, its P-256 device key
+/// (made at the factory; the maker's file carries only its public half),
+/// and the binding of its last activation.
 #[derive(Clone)]
 pub struct Token {
     serial: Text<16>,
-    factory_secret: Zeroizing<[u8; 32]>,
+    device_sk: Zeroizing<[u8; 32]>,
+    device_pk: [u8; PUBLIC_KEY_LEN],
     binding: Option<Binding>,
 }
 
@@ -221,20 +226,25 @@ impl core::fmt::Debug for Token {
 }
 
 impl Token {
-    /// A new device with a random factory secret (what the maker does):
+    /// A new device with a fresh device key (what the maker does):
     /// `INVALID_INPUT` unless `serial` is 6 to 16 of `A`–`Z`, `0`–`9`.
     pub fn new(serial: &str, rng: &mut dyn RandomSource) -> Result<Token> {
-        Token::from_factory(serial, &random_array::<32>(rng))
+        let sk = generate_secret_key(rng)?;
+        Token::from_factory(serial, &Zeroizing::new(sk.to_bytes().into()))
     }
 
-    /// A device from its factory record.
-    pub fn from_factory(serial: &str, factory_secret: &[u8; 32]) -> Result<Token> {
+    /// A device from its 32-byte device secret (a P-256 scalar):
+    /// `INVALID_INPUT` for a bad serial or a scalar that is not a key.
+    pub fn from_factory(serial: &str, device_secret: &[u8; 32]) -> Result<Token> {
         if !serial_ok(serial) {
             return Err(err(ErrorCode::InvalidInput, "a serial number has 6 to 16 characters A-Z and 0-9"));
         }
+        let sk = secret_key_from_bytes(device_secret)
+            .map_err(|_| err(ErrorCode::InvalidInput, "the device secret is not a P-256 key"))?;
         Ok(Token {
             serial: Text::of(serial).map_err(|_| err(ErrorCode::InvalidInput, "the serial number is too long"))?,
-            factory_secret: Zeroizing::new(*factory_secret),
+            device_sk: Zeroizing::new(*device_secret),
+            device_pk: encode_public(&sk.public_key()),
             binding: None,
         })
     }
@@ -244,9 +254,16 @@ impl Token {
         self.serial.as_str()
     }
 
-    /// The factory secret, for the maker's record only.
-    pub fn factory_secret(&self) -> &[u8; 32] {
-        &self.factory_secret
+    /// The device's public key (33-byte compressed SEC1), for the maker's record.
+    pub fn public_key(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        &self.device_pk
+    }
+
+    /// The ECDH secret with a portal's ephemeral key from a QR code.
+    fn shared(&self, e_pk: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        let e = decode_public(e_pk, ErrorCode::MalformedMessage)?;
+        let sk = secret_key_from_bytes(&self.device_sk[..])?;
+        Ok(ecdh(&sk, &e))
     }
 
     /// The user the device is bound to, if any.
@@ -270,11 +287,11 @@ impl Token {
         s[0] = STATE_VERSION;
         s[1] = self.serial.len;
         s[2..18].copy_from_slice(&self.serial.buf);
-        s[18..50].copy_from_slice(&self.factory_secret[..]);
+        s[18..50].copy_from_slice(&self.device_sk[..]);
         if let Some(b) = &self.binding {
             s[50] = 1;
             s[51..55].copy_from_slice(&b.generation.to_be_bytes());
-            s[55..87].copy_from_slice(&b.seed[..]);
+            s[55..87].copy_from_slice(&b.root[..]);
             s[87] = b.portal_name.len;
             s[88..108].copy_from_slice(&b.portal_name.buf);
             s[108] = b.user_id.len;
@@ -310,13 +327,13 @@ impl Token {
         token.binding = match s[50] {
             0 => None,
             1 => {
-                let mut seed = Zeroizing::new([0u8; 32]);
-                seed.copy_from_slice(&s[55..87]);
+                let mut root = Zeroizing::new([0u8; 32]);
+                root.copy_from_slice(&s[55..87]);
                 let mut g = [0u8; 4];
                 g.copy_from_slice(&s[51..55]);
                 Some(Binding {
                     generation: u32::from_be_bytes(g),
-                    seed,
+                    root,
                     portal_name: Text::new(text(s[87], &s[88..108])?).ok_or_else(corrupt)?,
                     user_id: Text::new(text(s[108], &s[109..125])?).ok_or_else(corrupt)?,
                 })
@@ -347,18 +364,18 @@ impl Token {
             return self.challenge(bytes);
         }
         let parsed = ActivationQrRef::parse(bytes)?;
-        parsed.check_hint(self.serial())?;
+        parsed.check_hint(&key_hint(&self.device_pk))?;
         match parsed {
-            ActivationQrRef::Possession { signed, mac, portal_name, .. } => {
-                check_possession_mac(&self.factory_secret, self.serial(), signed, mac)?;
-                Ok(Screen::DeviceCode {
-                    portal_name: Text::of(portal_name)?,
-                    code: device_code(&self.factory_secret, self.serial(), bytes),
-                })
+            ActivationQrRef::Possession { e_pk, signed, mac, portal_name, .. } => {
+                let k = qr_key(&*self.shared(&e_pk)?, &e_pk, self.serial());
+                check_possession_mac(&k, signed, mac)?;
+                Ok(Screen::DeviceCode { portal_name: Text::of(portal_name)?, code: device_code(&k, bytes) })
             }
-            ActivationQrRef::Binding { nonce, generation, aad, ciphertext, .. } => {
+            ActivationQrRef::Binding { e_pk, generation, aad, ciphertext, .. } => {
+                let shared = self.shared(&e_pk)?;
                 let mut plain = Zeroizing::new([0u8; MAX_BINDING_PLAIN]);
-                let b = open_binding(&self.factory_secret, self.serial(), &nonce, aad, ciphertext, &mut plain)?;
+                let b = open_binding(&wrap_key(&shared, &e_pk, self.serial()), aad, ciphertext, &mut plain)?;
+                let root = binding_root(&shared, &e_pk, self.serial(), generation);
                 let replaced = match &self.binding {
                     Some(old) if generation < old.generation => {
                         return Err(err(
@@ -367,23 +384,21 @@ impl Token {
                         ))
                     }
                     // The same QR code again (the user typed a wrong code): the same digits.
-                    Some(old) if generation == old.generation && ct_eq(&old.seed[..], &b.seed) => false,
+                    Some(old) if generation == old.generation && ct_eq(&old.root[..], &root[..]) => false,
                     Some(old) if generation == old.generation => {
                         return Err(err(ErrorCode::TokenAlreadyUsed, "this activation QR code was replaced"))
                     }
                     Some(_) => true,
                     None => false,
                 };
-                let binding = Binding {
-                    generation,
-                    seed: Zeroizing::new(b.seed),
-                    portal_name: Text::of(b.portal_name)?,
-                    user_id: Text::of(b.user_id)?,
+                let binding =
+                    Binding { generation, root, portal_name: Text::of(b.portal_name)?, user_id: Text::of(b.user_id)? };
+                let screen = Screen::BindingCode {
+                    portal_name: binding.portal_name,
+                    user_id: binding.user_id,
+                    code: binding_code(&binding.root, bytes),
+                    replaced,
                 };
-                let root = binding_root(&self.factory_secret, self.serial(), generation, &binding.seed);
-                let code = binding_code(&root, bytes);
-                let screen =
-                    Screen::BindingCode { portal_name: binding.portal_name, user_id: binding.user_id, code, replaced };
                 self.binding = Some(binding);
                 Ok(screen)
             }
@@ -394,8 +409,7 @@ impl Token {
         let parsed = ChallengeQrRef::parse(bytes)?;
         let b =
             self.binding.as_ref().ok_or(err(ErrorCode::DeviceNotLinked, "this authenticator is not activated yet"))?;
-        let root = binding_root(&self.factory_secret, self.serial(), b.generation, &b.seed);
-        let (channel_key, answer_key) = binding_keys(&root);
+        let (channel_key, answer_key) = binding_keys(&b.root);
         let mut plain = Zeroizing::new([0u8; MAX_QR_BYTES]);
         let n = parsed.open_into(&channel_key[..], &mut plain[..])?;
         let plain = &plain[..n];
