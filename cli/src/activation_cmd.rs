@@ -35,13 +35,11 @@ pub enum ActivationCommand {
     /// All or nothing: a serial number imported before or repeated
     /// (DUPLICATE_RECORD), a malformed line (INVALID_INPUT) or another file
     /// version (UNSUPPORTED_VERSION) refuses the whole file, with its line
-    /// number. The file holds the factory secrets in the clear: destroy it
-    /// after the import (the portal keeps each secret sealed). Prints the
-    /// serial numbers imported.
+    /// number. Prints the serial numbers imported.
     ImportDevices {
         #[command(flatten)]
         c: Common,
-        /// The factory file (`tessera-factory-records v1`, then `SERIAL hex-secret` lines).
+        /// The factory file (`tessera-factory-records v1`, then one `SERIAL HEX` line per device).
         #[arg(long)]
         file: PathBuf,
     },
@@ -50,9 +48,10 @@ pub enum ActivationCommand {
         #[command(flatten)]
         c: Common,
     },
-    /// Order an authenticator for an account: prints the letter's user ID
-    /// and initial password, then the serial number of the device to send.
+    /// Order an authenticator for an account; prints the letter and the serial to send.
     ///
+    /// Prints the letter's user ID and initial password, then the serial
+    /// number of the device to send, one a line.
     /// Sends the in-stock authenticator imported first, or --serial. The
     /// activation code is the one the user chose when ordering; the letter
     /// carries the user ID and the single-use initial password (never the
@@ -70,9 +69,9 @@ pub enum ActivationCommand {
         #[arg(long)]
         serial: Option<String>,
     },
-    /// Start (or restart) the activation of an order: prints its id, the
-    /// step (`device_code`) and the first QR code.
+    /// Start (or restart) an order's activation; prints its id, step and QR code.
     ///
+    /// The id, the step (`device_code`) and the first QR code, one a line.
     /// A restart supersedes a running activation of the order.
     ActivationStart {
         #[command(flatten)]
@@ -84,9 +83,9 @@ pub enum ActivationCommand {
         #[arg(long)]
         render: bool,
     },
-    /// The user's entry for the current step: prints the id, the next step
-    /// and its QR code (if it has one).
+    /// The user's entry for the current step; prints the id, the next step, its QR code.
     ///
+    /// The QR code only when the step has one.
     /// Steps: device_code (the 10 digits the device shows for the first QR
     /// code), activation_code, binding_code (8 digits, second QR code),
     /// serial, test_otp (the code for the test challenge), initial_password,
@@ -107,8 +106,7 @@ pub enum ActivationCommand {
         #[arg(long)]
         render: bool,
     },
-    /// Where an activation stands: its id, step and the step's QR code
-    /// again (after a reload).
+    /// Where an activation stands: its id, step and QR code again (after a reload).
     ActivationStatus {
         #[command(flatten)]
         c: Common,
@@ -119,10 +117,11 @@ pub enum ActivationCommand {
         #[arg(long)]
         render: bool,
     },
-    /// Show or change how this portal runs activations (used by `order`,
-    /// `activation-start` and `activation-next`).
+    /// Show or change how this portal runs activations.
     ///
-    /// Without options: the settings in force. Options change only what
+    /// They are stored in the portal's directory and used by `order`,
+    /// `activation-start` and `activation-next`. Without options: the
+    /// settings in force. Options change only what
     /// they name (--reset first goes back to the defaults).
     ActivationSettings {
         #[command(flatten)]
@@ -532,7 +531,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                     out!("{s}");
                 }
                 eprintln!(
-                    "imported {} authenticator{} into stock from {}; the file holds their factory secrets: destroy it",
+                    "imported {} authenticator{} into stock from {}",
                     import.serials.len(),
                     if import.serials.len() == 1 { "" } else { "s" },
                     file.display()

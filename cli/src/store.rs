@@ -1092,6 +1092,58 @@ mod tests {
         assert_eq!(s.device().version, before.version + 1);
     }
 
+    #[test]
+    fn activation_rows_round_trip_and_are_compared_and_set() {
+        use tessera_host::{ActivationSettings, OfflineAuthenticator};
+        let mut s = setup("activation");
+        let portal = s.portal.clone();
+        let settings = ActivationSettings { hash_iterations: Some(10_000), ..Default::default() };
+        // The settings row.
+        let stored = s.db.update_activation_settings(|_| Ok(settings.clone())).unwrap();
+        assert_eq!(s.db.read(read::activation_settings).unwrap(), stored);
+        // Import: one authenticator row, read back as written.
+        let token = OfflineAuthenticator::new(vec![9; 32]).unwrap();
+        let made = token.create("TS00012345".into()).unwrap();
+        let file = format!("tessera-factory-records v1\n{}\n", made.factory_record);
+        let import = portal.import_devices(file, vec![], t(T)).unwrap();
+        assert!(matches!(s.db.apply(&import.change, t(T)).unwrap(), Applied::Done));
+        let auth = s.db.read(|c| read::authenticator(c, "TS00012345")).unwrap().unwrap();
+        assert_eq!(RecordWrite::Authenticator { row: auth.clone(), expected_version: None }, import.change.writes[0]);
+        assert_eq!(s.db.read(read::oldest_in_stock).unwrap(), Some(auth.clone()));
+        assert_eq!(
+            s.db.read(|c| read::imported_serials(c, &["TS00012345".into(), "X".into()])).unwrap(),
+            ["TS00012345"]
+        );
+        // Order and start: the order and activation rows as written.
+        let order = portal.order_device("ana".into(), "271828".into(), auth, settings.clone(), t(T + 1)).unwrap();
+        assert!(matches!(s.db.apply(&order.change, t(T + 1)).unwrap(), Applied::Done));
+        assert_eq!(s.db.read(read::oldest_in_stock).unwrap(), None);
+        let order_row = s.db.read(|c| read::order(c, &order.user_id)).unwrap().unwrap();
+        let auth = s.db.read(|c| read::authenticator(c, "TS00012345")).unwrap().unwrap();
+        let started = portal.start_activation(order_row.clone(), auth.clone(), settings.clone(), t(T + 2)).unwrap();
+        assert!(matches!(s.db.apply(&started.change, t(T + 2)).unwrap(), Applied::Done));
+        let id = started.activation_id.clone();
+        let row = s.db.read(|c| read::activation(c, &id)).unwrap().unwrap();
+        let written = started.change.writes.iter().find_map(|w| match w {
+            RecordWrite::Activation { row, .. } => Some(row.clone()),
+            _ => None,
+        });
+        assert_eq!(Some(row.clone()), written);
+        let order_row = s.db.read(|c| read::order(c, &order.user_id)).unwrap().unwrap();
+        // Two wrong entries decided from the same row: the second is stale
+        // and changes nothing.
+        let wrong = |row| {
+            portal.activation_next(row, order_row.clone(), auth.clone(), None, "0".into(), settings.clone(), t(T + 3))
+        };
+        let first = wrong(row.clone()).unwrap();
+        let second = wrong(row.clone()).unwrap();
+        assert!(matches!(s.db.apply(&first.change, t(T + 3)).unwrap(), Applied::Done));
+        let a = s.db.apply(&second.change, t(T + 3)).unwrap();
+        assert!(matches!(&a, Applied::Conflict(w) if w.contains(&format!("update of activation {id}"))), "{a:?}");
+        let now = s.db.read(|c| read::activation(c, &id)).unwrap().unwrap();
+        assert_eq!((now.version, now.failures), (row.version + 1, 1));
+    }
+
     fn ran_code<T>(r: Result<Ran<T>>) -> ErrorCode {
         r.and_then(Ran::stored).map(|_| ErrorCode::Internal).unwrap_or_else(|e| e.code())
     }

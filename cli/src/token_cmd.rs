@@ -6,8 +6,9 @@
 //! The directory stands in for the device, as a phone's does: `device.db`
 //! holds its sealed state (`token_state`), `device.key` (or
 //! `TESSERA_DEVICE_KEY`) the storage key that seals it. `token new` also
-//! plays the maker: it appends the device's record (serial number and
-//! factory secret) to a factory file for the portal's `import-devices`.
+//! plays the maker: it appends the device's record (tessera-host's
+//! `factory_record` line) to a factory file for the portal's
+//! `import-devices`.
 
 use crate::cli_err;
 use crate::device_cmd::storage_key;
@@ -27,15 +28,14 @@ pub const K_TOKEN: &str = "token_state";
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
-    /// Make a new offline authenticator in --dir and append its maker's
-    /// record to --export (a factory file for `portal import-devices`).
+    /// Make an offline authenticator; append its maker's record to a factory file.
     ///
-    /// The file is created, owner-only, with its header line
+    /// The device's state goes in --dir; its record (a line of a factory
+    /// file for `portal import-devices`) is appended to --export. The file
+    /// is created, owner-only, with its header line
     /// `tessera-factory-records v1` if it does not exist; a record is
     /// appended to an existing one (which must be a factory file without
-    /// this serial number). It holds the factory secret in the clear: move
-    /// it to the portal over a protected channel and destroy it after the
-    /// import. Prints the serial number.
+    /// this serial number). Prints the serial number.
     New {
         #[command(flatten)]
         c: Common,
@@ -46,10 +46,10 @@ pub enum TokenCommand {
         #[arg(long)]
         export: PathBuf,
     },
-    /// Scan a QR code (activation or challenge): prints the digits the
-    /// device shows, then what it says (what a challenge approves).
+    /// Scan a QR code; prints the digits shown, then what a challenge approves.
     ///
-    /// A binding QR code changes the device's state, which is stored. The
+    /// An activation or a challenge QR code: the first line is the digits
+    /// the device shows, the next what it says. A binding QR code changes the device's state, which is stored. The
     /// device has no clock: --now is accepted and ignored.
     Scan {
         #[command(flatten)]
@@ -120,18 +120,6 @@ fn append_record(path: &Path, serial: &str, line: &str) -> Result<bool, Error> {
         }
         if !text.ends_with('\n') {
             add.push('\n');
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = f.metadata().map_err(|e| io_err(path, e))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                eprintln!(
-                    "warning: {} is readable by other users (mode {:o}) and holds factory secrets",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
         }
     }
     add.push_str(line);
@@ -205,11 +193,11 @@ pub fn run(cmd: TokenCommand) -> Result<(), Error> {
             } else {
                 out!("{serial}");
                 eprintln!(
-                    "offline authenticator {serial} made in {}; its record was appended to {}{} (it holds the factory \
-                     secret: give it to `tessera portal import-devices` over a protected channel, then destroy it)",
+                    "offline authenticator {serial} made in {}; its record was appended to {}{} for \
+                     `tessera portal import-devices`",
                     c.dir.display(),
                     export.display(),
-                    if created { " (new factory file)" } else { "" }
+                    if created { " (a new factory file)" } else { "" }
                 );
             }
         }
