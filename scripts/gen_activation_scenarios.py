@@ -177,14 +177,16 @@ FILES = {
         ],
     ),
     "activation-superseded": (
-        "A restart supersedes the running activation (INVALID_STATE for it); the device takes the newer binding and "
-        "refuses the older binding QR code (TOKEN_ALREADY_USED); the new activation finishes.",
+        "A restart supersedes the running activation once its device code is typed (INVALID_STATE for the old one; "
+        "the same code again is a repeat, nothing counted); the device takes the newer binding and refuses the older "
+        "binding QR code (TOKEN_ALREADY_USED); the new activation finishes.",
         setup() + to_binding("a1") + [
             step("tokenScan", {"kind": "bindingCode", "replaced": False}, token="t1", qr="a1"),
             step("activationStart", order="o1", save="a2", at=T + 200),
-            step("activationNext", {"refused": "INVALID_STATE"}, activation="a1", input={"shown": "t1"}, at=T + 201),
             step("tokenScan", {"kind": "deviceCode"}, token="t1", qr="a2"),
             step("activationNext", {"step": "activationCode"}, activation="a2", input={"shown": "t1"}, at=T + 202),
+            step("activationNext", "repeated", [], activation="a2", input={"shown": "t1"}, at=T + 202),
+            step("activationNext", {"refused": "INVALID_STATE"}, activation="a1", input="00000000", at=T + 202),
             step("activationNext", {"step": "bindingCode"}, activation="a2", input=CODE, at=T + 203),
             step("tokenScan", {"kind": "bindingCode", "replaced": True}, token="t1", qr="a2"),
             step("tokenScan", {"error": "TOKEN_ALREADY_USED"}, token="t1", qr="a1"),

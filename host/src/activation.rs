@@ -337,7 +337,8 @@ impl std::fmt::Debug for DeviceOrder {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivationUpdate {
-    /// Accepted, or refused with the step's own code (`DEVICE_CODE_MISMATCH`,
+    /// Accepted; repeated (the entry was already accepted: a double submit;
+    /// nothing to store); or refused with the step's own code (`DEVICE_CODE_MISMATCH`,
     /// `ACTIVATION_CODE_MISMATCH`, `BINDING_CODE_MISMATCH`, `SERIAL_MISMATCH`,
     /// `INVALID_ANSWER`, `PASSWORD_MISMATCH`, `PASSWORD_POLICY`, `LOCKED_OUT`,
     /// `TOKEN_EXPIRED`): store `change` in every case.
@@ -482,6 +483,10 @@ impl Portal {
             self.core.activation_next(&a, &e, &t, c.as_ref(), &input, &settings.to_core()?, now.secs(), &mut OsRandom);
         let verdict = Verdict::judged(&o.result)?;
         let change = self.change(&o);
+        let verdict = match &o.result {
+            Ok(p) if p.repeated => Verdict::Repeated,
+            _ => verdict,
+        };
         let p = match o.result {
             Ok(p) => p,
             Err(_) => {
@@ -498,6 +503,7 @@ impl Portal {
                     recovery_codes: Vec::new(),
                     device_id: None,
                     usable_from: None,
+                    repeated: false,
                 }
             }
         };
@@ -515,6 +521,7 @@ impl Portal {
             recovery_codes: Vec::new(),
             device_id: None,
             usable_from: None,
+            repeated: false,
         };
         Ok(update(Verdict::Accepted, p, PortalChange::default()))
     }

@@ -222,7 +222,8 @@ pub struct EnrolmentRecord {
     pub password_failures: u32,
     /// Activations started.
     pub starts: u32,
-    /// The current activation (an older one is superseded).
+    /// The current activation: the last one whose device code was typed
+    /// (an older one is superseded then).
     pub activation_id: Option<String>,
     /// The initial password was accepted once (single use).
     pub initial_password_used: bool,
@@ -349,6 +350,11 @@ pub struct ActivationRecord {
     pub(crate) root: SecretBytes,
     pub(crate) test_hash: [u8; 32],
     pub(crate) test_digits: u8,
+    /// A tag of the last accepted device code, binding code, serial or test
+    /// code: the same entry again (a double submit, a repeated call after
+    /// a write conflict) is answered as a repeat, never judged at the next
+    /// step (where it would count as a wrong activation code or password).
+    pub(crate) last_entry: [u8; 16],
 }
 
 impl core::fmt::Debug for ActivationRecord {
@@ -384,6 +390,7 @@ impl ActivationRecord {
             recovery_codes: Vec::new(),
             device_id: None,
             usable_from: None,
+            repeated: false,
         }
     }
 }
@@ -512,6 +519,8 @@ pub struct ActivationProgress {
     pub device_id: Option<String>,
     /// When the device becomes usable, when done.
     pub usable_from: Option<u64>,
+    /// The entry repeated one already accepted: nothing was judged or written.
+    pub repeated: bool,
 }
 
 impl core::fmt::Debug for ActivationProgress {
@@ -546,6 +555,18 @@ fn normalized_code(typed: &str) -> Zeroizing<String> {
 
 fn digits_only(typed: &str) -> Zeroizing<String> {
     Zeroizing::new(typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect())
+}
+
+/// The tag of an accepted non-secret entry (see `ActivationRecord::last_entry`).
+fn entry_tag(activation_id: &str, typed: &str) -> [u8; 16] {
+    let h = crate::crypto::sha256(&[
+        b"tessera/v1/activation-entry",
+        activation_id.as_bytes(),
+        normalized_code(typed).as_bytes(),
+    ]);
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&h[..16]);
+    t
 }
 
 fn new_id(rng: &mut dyn RandomSource) -> String {
@@ -659,7 +680,9 @@ impl Portal {
     }
 
     /// Start (or restart) the activation of an order: the first QR code.
-    /// The order's earlier activation, if any, is superseded. Errors:
+    /// Once its device code is typed it supersedes the order's earlier
+    /// activation (before that, a start by someone without the device
+    /// interrupts nothing). Errors:
     /// `LOCKED_OUT` (order locked, or [`MAX_ACTIVATION_STARTS`] reached),
     /// `TOKEN_EXPIRED` (order expired), `INVALID_STATE` (already activated,
     /// or the initial password was used by an activation that did not
@@ -710,10 +733,12 @@ impl Portal {
             root: SecretBytes::from_slice(&[]),
             test_hash: [0; 32],
             test_digits: 0,
+            last_entry: [0; 16],
         };
+        // Counted now (each start allows 5 device-code guesses); it becomes
+        // the current activation only once its device code is typed.
         let mut e = enrolment.next();
         e.starts = e.starts.saturating_add(1);
-        e.activation_id = Some(activation_id);
         let progress = a.progress();
         Outcome::new(vec![Write::Enrolment(e), Write::Activation(a)], Ok(progress))
     }
@@ -760,6 +785,14 @@ impl Portal {
             );
         }
         let serial = activation.serial.as_str();
+        if activation.last_entry != [0; 16]
+            && ct_eq(&entry_tag(&activation.activation_id, input), &activation.last_entry)
+        {
+            let mut p = activation.progress();
+            p.repeated = true;
+            return Outcome::new(Vec::new(), Ok(p));
+        }
+        let accepted = entry_tag(&activation.activation_id, input);
         match activation.step {
             ActivationStep::DeviceCode => {
                 let k: [u8; 32] = match crate::wire::fixed(activation.qr_key.expose(), ErrorCode::StateCorrupt) {
@@ -779,8 +812,14 @@ impl Portal {
                 a.step = ActivationStep::ActivationCode;
                 a.qr.clear();
                 a.qr_key = SecretBytes::from_slice(&[]);
+                a.last_entry = accepted;
+                // Possession proven: this activation becomes the order's
+                // current one (an earlier one is superseded only now, so a
+                // stranger who knows the user ID cannot interrupt the user's).
+                let mut e = enrolment.next();
+                e.activation_id = Some(a.activation_id.clone());
                 let p = a.progress();
-                Outcome::new(vec![Write::Activation(a)], Ok(p))
+                Outcome::new(vec![Write::Activation(a), Write::Enrolment(e)], Ok(p))
             }
             ActivationStep::ActivationCode => {
                 if !enrolment.activation_code.matches(input.as_bytes()) {
@@ -824,6 +863,7 @@ impl Portal {
                 let mut a = activation.next();
                 a.step = ActivationStep::Serial;
                 a.qr.clear();
+                a.last_entry = accepted;
                 let p = a.progress();
                 Outcome::new(vec![Write::Activation(a)], Ok(p))
             }
@@ -851,6 +891,7 @@ impl Portal {
                 let (text, hash) = ChallengeQrMsg::seal(random_array::<16>(rng), &k, &[&channel_key[..]], &body);
                 let mut a = activation.next();
                 a.step = ActivationStep::TestOtp;
+                a.last_entry = accepted;
                 a.test_digits = settings.challenge_digits;
                 a.qr = match crate::wire::from_qr_text(&text) {
                     Ok(b) => b,
@@ -876,6 +917,7 @@ impl Portal {
                 let mut a = activation.next();
                 a.step = ActivationStep::InitialPassword;
                 a.qr.clear();
+                a.last_entry = accepted;
                 let p = a.progress();
                 Outcome::new(vec![Write::Activation(a)], Ok(p))
             }
@@ -1152,7 +1194,10 @@ fn check_activation(a: &ActivationRecord, e: &EnrolmentRecord, t: &TokenRecord) 
             return Err(err(ErrorCode::TokenExpired, "this activation has expired; start it again"))
         }
     }
-    if e.activation_id.as_deref() != Some(a.activation_id.as_str()) {
+    // Before its device code, an activation is a candidate; after it, it
+    // must be the order's current one (a later one that proved possession
+    // supersedes it).
+    if a.step != ActivationStep::DeviceCode && e.activation_id.as_deref() != Some(a.activation_id.as_str()) {
         return Err(err(ErrorCode::InvalidState, "a newer activation was started for this user ID"));
     }
     if let EnrolmentState::Locked { .. } = e.state {

@@ -400,14 +400,19 @@ fn an_old_binding_cannot_come_back_and_a_restart_supersedes() {
     assert!(matches!(&again, Screen::BindingCode { replaced: false, .. }));
     assert_eq!(code_of(again), old_code);
 
-    // A restart supersedes the first activation.
+    // A restart supersedes the first activation once its device code is
+    // typed (a start by someone without the device interrupts nothing).
     let p = start(&mut w, &user_id, T0 + 100).unwrap();
     let second = p.activation_id.clone();
-    assert_eq!(next(&mut w, &first, &old_code, T0 + 100).result.unwrap_err().code(), ErrorCode::InvalidState);
+    assert_eq!(w.db.order(&user_id).activation_id.as_deref(), Some(first.as_str()));
     // The first activation's device code is not the second's.
     assert_eq!(next(&mut w, &second, &code1, T0 + 100).result.unwrap_err().code(), ErrorCode::DeviceCodeMismatch);
     let code = code_of(token.scan(&p.qr_text.unwrap()).unwrap());
     step(&mut w, &second, &code, T0 + 100);
+    assert_eq!(next(&mut w, &first, &old_code, T0 + 100).result.unwrap_err().code(), ErrorCode::InvalidState);
+    // The same device code again is a repeat, nothing judged or counted.
+    let again = next(&mut w, &second, &code, T0 + 100);
+    assert!(again.writes.is_empty() && again.result.unwrap().repeated);
     let qr2 = step(&mut w, &second, ACTIVATION_CODE, T0 + 100).qr_text.unwrap();
     let new_code = code_of(token.scan(&qr2).unwrap());
     assert_ne!(new_code, old_code);
@@ -819,4 +824,48 @@ fn the_makers_file_and_the_qr_codes_do_not_make_a_copy() {
     let bytes = crate::wire::from_qr_text(&qr1).unwrap();
     assert!(!bytes.windows(8).any(|x| x == &b"TS000123"[..]));
     assert!(!bytes.windows(33).any(|x| x == &token.public_key()[..]));
+}
+
+/// Review R3/R4: a double-submitted right entry is a repeat (never judged
+/// at the next step, where it would count against the order), and a start
+/// by someone who only knows the user ID does not interrupt the user.
+#[test]
+fn repeats_are_not_counted_and_strangers_do_not_interrupt() {
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, _) = order(&mut w, "anna", "TS00012345");
+    for _ in 0..MAX_SECRET_FAILURES + 1 {
+        let p = start(&mut w, &user_id, T0).unwrap();
+        let id = p.activation_id.clone();
+        let code = code_of(token.scan(&p.qr_text.unwrap()).unwrap());
+        // Two servers take the same right code from one snapshot.
+        let snapshot = w.db.clone();
+        let a = snapshot.activation(&id);
+        let (e, t) = (snapshot.order(&user_id), snapshot.token("TS00012345"));
+        let s1 = w.portal.activation_next(&a, &e, &t, None, &code, &w.settings, T0, &mut w.rng);
+        let s2 = w.portal.activation_next(&a, &e, &t, None, &code, &w.settings, T0, &mut w.rng);
+        w.db.apply(&s1).unwrap();
+        assert!(w.db.apply(&s2).is_err());
+        // The loser repeats the call on fresh reads: a repeat, not a wrong activation code.
+        let o = next(&mut w, &id, &code, T0);
+        assert!(o.result.unwrap().repeated);
+        assert_eq!(w.db.order(&user_id).code_failures, 0);
+        if w.db.order(&user_id).starts + 1 >= MAX_ACTIVATION_STARTS {
+            break;
+        }
+    }
+    // A stranger's start while the user is at the activation code step.
+    let mut w = world();
+    let mut token = make_token(&mut w, "TS00012345");
+    let (user_id, _) = order(&mut w, "anna", "TS00012345");
+    let p = start(&mut w, &user_id, T0).unwrap();
+    let id = p.activation_id.clone();
+    let code = code_of(token.scan(&p.qr_text.unwrap()).unwrap());
+    step(&mut w, &id, &code, T0);
+    let stranger = start(&mut w, &user_id, T0 + 1).unwrap();
+    assert_eq!(
+        next(&mut w, &stranger.activation_id, "1234567890", T0 + 2).result.unwrap_err().code(),
+        ErrorCode::DeviceCodeMismatch
+    );
+    assert_eq!(step(&mut w, &id, ACTIVATION_CODE, T0 + 3).step, ActivationStep::BindingCode);
 }
