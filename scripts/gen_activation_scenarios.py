@@ -303,6 +303,38 @@ FILES = {
                  account=ACCOUNT),
         ],
     ),
+    "activation-second-device": (
+        "A second authenticator activated for the same account: its new password and recovery codes wait for its "
+        "delay (the user's own stay in force until then, so an activation they did not make changes nothing before "
+        "it can be cancelled), then replace them.",
+        setup(("t1", "t2"), ("TS00012345", "TS00067890")) + activated() + [
+            step("order", account=ACCOUNT, activationCode="161803", token="t2", save="o2", at=T + 1000),
+            step("activationStart", order="o2", save="b1", at=T + 1100),
+            step("tokenScan", {"kind": "deviceCode"}, token="t2", qr="b1"),
+            step("activationNext", {"step": "activationCode"}, activation="b1", input={"shown": "t2"}, at=T + 1101),
+            step("activationNext", {"step": "bindingCode"}, activation="b1", input="161803", at=T + 1102),
+            step("tokenScan", {"kind": "bindingCode", "userId": "o2"}, token="t2", qr="b1"),
+            step("activationNext", {"step": "serial"}, activation="b1", input={"shown": "t2"}, at=T + 1103),
+            step("activationNext", {"step": "testOtp"}, activation="b1", input={"serial": "t2"}, at=T + 1104),
+            step("tokenScan", {"kind": "challenge"}, token="t2", qr="b1"),
+            step("activationNext", {"step": "initialPassword"}, activation="b1", input={"shown": "t2"}, at=T + 1105),
+            step("activationNext", {"step": "newPassword"}, activation="b1", input={"initialPassword": "o2"},
+                 at=T + 1106),
+            step("activationNext", {"step": "done", "recoveryCodes": 10}, ["deviceActivated"], activation="b1",
+                 input="another long pass phrase", at=T + 1107),
+            step("verifyPassword", {"refused": "PASSWORD_MISMATCH"}, account=ACCOUNT,
+                 password="another long pass phrase", at=T + 1107 + DELAY - 1),
+            step("verifyPassword", "accepted", account=ACCOUNT, password=NEW_PASSWORD, at=T + 1107 + DELAY - 1),
+            step("verifyPassword", "accepted", account=ACCOUNT, password="another long pass phrase",
+                 at=T + 1107 + DELAY),
+            step("verifyPassword", {"refused": "PASSWORD_MISMATCH"}, account=ACCOUNT, password=NEW_PASSWORD,
+                 at=T + 1107 + DELAY + 1),
+            step("redeemRecoveryCode", {"left": 9}, account=ACCOUNT, code={"recovery": ["b1", 0]},
+                 at=T + 1107 + DELAY + 2),
+            step("redeemRecoveryCode", {"refused": "RECOVERY_CODE_MISMATCH"}, account=ACCOUNT,
+                 code={"recovery": ["a1", 1]}, at=T + 1107 + DELAY + 3),
+        ],
+    ),
 }
 
 for name, (about, steps) in FILES.items():

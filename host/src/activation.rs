@@ -283,6 +283,11 @@ pub struct StoredCredentials {
     pub recovery_codes_left: i32,
     /// Locked by 5 wrong passwords or recovery codes in a row.
     pub locked: bool,
+    /// A later activation's password and recovery codes wait until this
+    /// time (its device's delay); `Portal::cancel_pending_credentials` drops them.
+    #[serde(default)]
+    #[cfg_attr(feature = "wasm", tsify(optional))]
+    pub pending_from: Option<Timestamp>,
     /// Record version.
     pub version: i64,
     /// The sealed record (the truth).
@@ -543,6 +548,16 @@ impl Portal {
         })
     }
 
+    /// Drop the password and recovery codes a later activation set while
+    /// they still wait for its delay (an activation the user did not make;
+    /// unlink its device too). Throws `INVALID_STATE` when none wait.
+    pub fn cancel_pending_credentials(&self, credentials: StoredCredentials, now: Timestamp) -> Result<PortalChange> {
+        let c = self.open_credentials(&credentials)?;
+        let o = self.core.cancel_pending_credentials(&c, now.secs());
+        o.result.clone()?;
+        Ok(self.change(&o))
+    }
+
     /// Use one recovery code (single use).
     pub fn redeem_recovery_code(
         &self,
@@ -661,6 +676,7 @@ impl Portal {
                     account: r.account.clone(),
                     recovery_codes_left: count32(r.recovery_codes_left()),
                     locked: r.password_locked() || r.recovery_locked(),
+                    pending_from: r.pending_from().map(Timestamp::from_secs),
                     version: count(r.version),
                     sealed: self.core.seal_record(r, rng),
                 },

@@ -418,6 +418,20 @@ pub struct AccountCredentials {
     pub version: u64,
     pub(crate) password: SlowHash,
     pub(crate) recovery: Vec<StoredRecoveryCode>,
+    /// Credentials set by a later activation of the account: they take the
+    /// place of these only when its device becomes usable, so that an
+    /// activation the user did not make can be cancelled before it changes
+    /// their password ([`Portal::cancel_pending_credentials`]).
+    pub(crate) pending: Option<PendingCredentials>,
+}
+
+/// Credentials waiting for their activation's delay.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingCredentials {
+    password: SlowHash,
+    recovery: Vec<StoredRecoveryCode>,
+    effective_from: u64,
+    device_id: String,
 }
 
 impl core::fmt::Debug for AccountCredentials {
@@ -435,6 +449,25 @@ impl AccountCredentials {
         let mut n = self.clone();
         n.version = self.version.saturating_add(1);
         n
+    }
+
+    /// When credentials set by a later activation take effect (none waiting: `None`).
+    pub fn pending_from(&self) -> Option<u64> {
+        self.pending.as_ref().map(|p| p.effective_from)
+    }
+
+    /// The credentials in force at `now`: pending ones whose time came
+    /// replace the current ones (counts reset), as the next write stores.
+    fn in_force(&self, now: u64) -> AccountCredentials {
+        let mut c = self.clone();
+        if let Some(p) = c.pending.take_if(|p| now >= p.effective_from) {
+            c.password = p.password;
+            c.recovery = p.recovery;
+            c.updated_at = p.effective_from;
+            c.password_failures = 0;
+            c.recovery_failures = 0;
+        }
+        c
     }
 
     /// Recovery codes not used yet.
@@ -994,14 +1027,20 @@ impl Portal {
             Ok(h) => h,
             Err(e) => return Outcome::refused(e),
         };
+        let device_id = hex_encode(&token_device_id(&activation.serial, activation.generation));
+        let usable_from = now.saturating_add(settings.usable_after);
         let creds = match credentials {
+            // The account has credentials: the new ones wait for the delay,
+            // like the device (cancellable with the device until then).
             Some(c) => {
-                let mut n = c.next();
-                n.updated_at = now;
-                n.password = password;
-                n.recovery = recovery;
-                n.password_failures = 0;
-                n.recovery_failures = 0;
+                let mut n = c.in_force(now);
+                n.version = c.version.saturating_add(1);
+                n.pending = Some(PendingCredentials {
+                    password,
+                    recovery,
+                    effective_from: usable_from,
+                    device_id: device_id.clone(),
+                });
                 n
             }
             None => AccountCredentials {
@@ -1012,10 +1051,9 @@ impl Portal {
                 version: 1,
                 password,
                 recovery,
+                pending: None,
             },
         };
-        let device_id = hex_encode(&token_device_id(&activation.serial, activation.generation));
-        let usable_from = now.saturating_add(settings.usable_after);
         let device = DeviceRecord {
             device_id: device_id.clone(),
             account: activation.account.clone(),
@@ -1081,11 +1119,13 @@ impl Portal {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
         }
+        let promoted = credentials.pending.is_some() && credentials.pending_from().is_some_and(|t| now >= t);
+        let credentials = &credentials.in_force(now);
         if credentials.password_locked() {
             return Outcome::refused(err(ErrorCode::LockedOut, "too many wrong passwords; the password is locked"));
         }
         if credentials.password.matches(password.as_bytes()) {
-            if credentials.password_failures == 0 {
+            if credentials.password_failures == 0 && !promoted {
                 return Outcome::new(Vec::new(), Ok(()));
             }
             let mut c = credentials.next();
@@ -1106,6 +1146,7 @@ impl Portal {
         if let Err(e) = check_now(now) {
             return Outcome::refused(e);
         }
+        let credentials = &credentials.in_force(now);
         if credentials.recovery_locked() {
             return Outcome::refused(err(ErrorCode::LockedOut, "too many wrong recovery codes; they are locked"));
         }
@@ -1132,6 +1173,25 @@ impl Portal {
                     "the recovery code is not correct or was already used",
                 )
             }
+        }
+    }
+}
+
+impl Portal {
+    /// Drop the credentials a later activation set while they still wait
+    /// for its delay (an activation the user did not make: unlink its
+    /// device too). `INVALID_STATE` when none wait or they took effect.
+    pub fn cancel_pending_credentials(&self, credentials: &AccountCredentials, now: u64) -> Outcome<()> {
+        if let Err(e) = check_now(now) {
+            return Outcome::refused(e);
+        }
+        match credentials.pending_from() {
+            Some(t) if now < t => {
+                let mut n = credentials.next();
+                n.pending = None;
+                Outcome::new(vec![Write::Credentials(n)], Ok(()))
+            }
+            _ => Outcome::refused(err(ErrorCode::InvalidState, "no new credentials wait for their activation's delay")),
         }
     }
 }

@@ -869,3 +869,57 @@ fn repeats_are_not_counted_and_strangers_do_not_interrupt() {
     );
     assert_eq!(step(&mut w, &id, ACTIVATION_CODE, T0 + 3).step, ActivationStep::BindingCode);
 }
+
+/// Review R2: a second activation of an account sets its password and
+/// recovery codes only when its device becomes usable; until then the
+/// user's own stay in force, and cancelling the activation drops them.
+#[test]
+fn a_later_activation_changes_the_password_only_after_its_delay() {
+    for cancel in [false, true] {
+        let mut w = world();
+        let mut first = make_token(&mut w, "TS00012345");
+        let (uid1, init1) = order(&mut w, "anna", "TS00012345");
+        let done1 = activate(&mut w, &mut first, &uid1, &init1, T0);
+        let mut second = make_token(&mut w, "TS00067890");
+        let (uid2, init2) = order(&mut w, "anna", "TS00067890");
+        // The second activation, its new password "mallory was here 2026".
+        let p = start(&mut w, &uid2, T0 + 100).unwrap();
+        let id = p.activation_id.clone();
+        let mut qr = p.qr_text;
+        for input in [None, Some(ACTIVATION_CODE), None, Some("TS00067890"), None, Some(init2.as_str())] {
+            let input = input.map_or_else(|| code_of(second.scan(qr.as_deref().unwrap()).unwrap()), String::from);
+            qr = step(&mut w, &id, &input, T0 + 100).qr_text;
+        }
+        let done2 = step(&mut w, &id, "mallory was here 2026", T0 + 100);
+        let effective = done2.usable_from.unwrap();
+        let c = w.db.credentials("anna").unwrap();
+        assert_eq!(c.pending_from(), Some(effective));
+        let before = effective - 1;
+        assert!(w.portal.verify_password(&c, NEW_PASSWORD, before).result.is_ok());
+        assert!(w.portal.verify_password(&c, "mallory was here 2026", before).result.is_err());
+        assert!(w.portal.redeem_recovery_code(&c, &done1.recovery_codes[0], before).result.is_ok());
+        if cancel {
+            let o = w.portal.cancel_pending_credentials(&c, before);
+            w.db.apply(&o).unwrap();
+            let c = w.db.credentials("anna").unwrap();
+            assert!(w.portal.verify_password(&c, NEW_PASSWORD, effective + 10).result.is_ok());
+            assert!(w.portal.verify_password(&c, "mallory was here 2026", effective + 10).result.is_err());
+            assert_eq!(
+                w.portal.cancel_pending_credentials(&c, before).result.unwrap_err().code(),
+                ErrorCode::InvalidState
+            );
+        } else {
+            let o = w.portal.verify_password(&c, "mallory was here 2026", effective);
+            assert!(o.result.is_ok());
+            w.db.apply(&o).unwrap();
+            let c = w.db.credentials("anna").unwrap();
+            assert_eq!(c.pending_from(), None);
+            assert!(w.portal.verify_password(&c, NEW_PASSWORD, effective + 1).result.is_err());
+            assert!(w.portal.redeem_recovery_code(&c, &done2.recovery_codes[0], effective + 2).result.is_ok());
+            assert_eq!(
+                w.portal.cancel_pending_credentials(&c, effective).result.unwrap_err().code(),
+                ErrorCode::InvalidState
+            );
+        }
+    }
+}
