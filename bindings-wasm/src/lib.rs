@@ -63,16 +63,19 @@ fn arg<T: DeserializeOwned + Serialize>(v: JsValue, what: &str) -> JsResult<T> {
 }
 
 /// Stored rows (`StoredOffer`, `StoredPendingLink`, `StoredDevice`,
-/// `StoredChallenge`, and lists of them) as the host read them: they may
+/// `StoredChallenge`, `StoredAuthenticator`, `StoredOrder`,
+/// `StoredActivation`, `StoredCredentials`, and lists of them; an optional
+/// row as `null`/`undefined`) as the host read them: they may
 /// carry the host's own properties (a database id), so their keys are not
 /// checked.
 fn rows<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
     serde_wasm_bindgen::from_value(v).map_err(|e| undecodable(what, &e))
 }
 
-/// Fields of input records that hold stored rows (not checked either). A
-/// `StoredChallenge` is never a field of one (only an argument of its own,
-/// read with [`rows`]), so it has no entry.
+/// Fields of input records that hold stored rows (not checked either).
+/// `StoredChallenge` and the activation rows (`StoredAuthenticator`,
+/// `StoredOrder`, `StoredActivation`, `StoredCredentials`) are never a field
+/// of one (only arguments of their own, read with [`rows`]), so they have no entry.
 const ROW_FIELDS: &[&str] = &["offer", "device", "pending"];
 
 /// The first key of `given` (recursively) that `decoded` lacks.
@@ -668,6 +671,162 @@ impl Portal {
             string(answer, "answer")?,
             time(now)?,
         )?)
+    }
+
+    /// Flow 3: import a maker's factory file (`alreadyImported`: its serial numbers you hold, see `factoryFileSerials`).
+    #[wasm_bindgen(js_name = importDevices, unchecked_return_type = "DeviceImport")]
+    pub fn import_devices(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] file: JsValue,
+        #[wasm_bindgen(js_name = alreadyImported, unchecked_param_type = "string[]")] already: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.import_devices(string(file, "file")?, arg(already, "alreadyImported")?, time(now)?)?)
+    }
+
+    /// Flow 3: an order for `account` with the activation code the user chose; sends the in-stock `authenticator`.
+    #[wasm_bindgen(js_name = orderDevice, unchecked_return_type = "DeviceOrder")]
+    pub fn order_device(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] account: JsValue,
+        #[wasm_bindgen(js_name = activationCode, unchecked_param_type = "string")] code: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredAuthenticator")] authenticator: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ActivationSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.order_device(
+            string(account, "account")?,
+            string(code, "activationCode")?,
+            rows(authenticator, "authenticator")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Flow 3: start (or restart) the activation of an order: the first QR code.
+    #[wasm_bindgen(js_name = startActivation, unchecked_return_type = "ActivationUpdate")]
+    pub fn start_activation(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredOrder")] order: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredAuthenticator")] authenticator: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ActivationSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.start_activation(
+            rows(order, "order")?,
+            rows(authenticator, "authenticator")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Flow 3: the user's entry for the current step; store the change whatever the verdict.
+    #[wasm_bindgen(js_name = activationNext, unchecked_return_type = "ActivationUpdate")]
+    #[allow(clippy::too_many_arguments)] // the host call's arguments, one each
+    pub fn activation_next(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredActivation")] activation: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredOrder")] order: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredAuthenticator")] authenticator: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredCredentials | null | undefined")] credentials: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ActivationSettings | null | undefined")] settings: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.activation_next(
+            rows(activation, "activation")?,
+            rows(order, "order")?,
+            rows(authenticator, "authenticator")?,
+            rows(credentials, "credentials")?,
+            string(input, "input")?,
+            opt(settings, "settings")?,
+            time(now)?,
+        )?)
+    }
+
+    /// Flow 3: where an activation stands, with the QR code of its step (nothing to store).
+    #[wasm_bindgen(js_name = activationStatus, unchecked_return_type = "ActivationUpdate")]
+    pub fn activation_status(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredActivation")] activation: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.activation_status(rows(activation, "activation")?)?)
+    }
+
+    /// Flow 3: check the account password the activation set; store the change whatever the verdict.
+    #[wasm_bindgen(js_name = verifyPassword, unchecked_return_type = "CredentialCheck")]
+    pub fn verify_password(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredCredentials")] credentials: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] password: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.verify_password(rows(credentials, "credentials")?, string(password, "password")?, time(now)?)?)
+    }
+
+    /// Flow 3: drop the password and recovery codes a later activation set while they wait for its delay.
+    #[wasm_bindgen(js_name = cancelPendingCredentials, unchecked_return_type = "PortalChange")]
+    pub fn cancel_pending_credentials(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredCredentials")] credentials: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.cancel_pending_credentials(rows(credentials, "credentials")?, time(now)?)?)
+    }
+
+    /// Flow 3: use one recovery code (single use); store the change whatever the verdict.
+    #[wasm_bindgen(js_name = redeemRecoveryCode, unchecked_return_type = "CredentialCheck")]
+    pub fn redeem_recovery_code(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "StoredCredentials")] credentials: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.redeem_recovery_code(rows(credentials, "credentials")?, string(code, "code")?, time(now)?)?)
+    }
+}
+
+/// The serial numbers of a maker's factory file (to look up which are imported already).
+#[wasm_bindgen(js_name = factoryFileSerials, unchecked_return_type = "string[]")]
+pub fn factory_file_serials(#[wasm_bindgen(unchecked_param_type = "string")] file: JsValue) -> JsResult<JsValue> {
+    out(&host::factory_file_serials(string(file, "file")?)?)
+}
+
+/// An app acting as an offline authenticator (flow 3), bound to the app's 32-byte storage key.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct OfflineAuthenticator(Arc<host::OfflineAuthenticator>);
+
+#[wasm_bindgen]
+impl OfflineAuthenticator {
+    /// An authenticator bound to a 32-byte storage key.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(js_name = storageKey, unchecked_param_type = "Uint8Array")] key: JsValue,
+    ) -> JsResult<OfflineAuthenticator> {
+        Ok(OfflineAuthenticator(host::OfflineAuthenticator::new(bytes(key, "storageKey")?)?))
+    }
+
+    /// A new authenticator with serial number `serial`: its state and its factory record line.
+    #[wasm_bindgen(unchecked_return_type = "NewAuthenticator")]
+    pub fn create(&self, #[wasm_bindgen(unchecked_param_type = "string")] serial: JsValue) -> JsResult<JsValue> {
+        out(&self.0.create(string(serial, "serial")?)?)
+    }
+
+    /// Scan an activation or challenge QR code: what to show (store the new `state`).
+    #[wasm_bindgen(unchecked_return_type = "AuthenticatorScreen")]
+    pub fn scan(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue,
+        #[wasm_bindgen(js_name = qrText, unchecked_param_type = "string")] qr_text: JsValue,
+    ) -> JsResult<JsValue> {
+        out(&self.0.scan(bytes(state, "state")?, string(qr_text, "qrText")?)?)
+    }
+
+    /// Serial number and binding of a state.
+    #[wasm_bindgen(unchecked_return_type = "AuthenticatorInfo")]
+    pub fn info(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: JsValue) -> JsResult<JsValue> {
+        out(&self.0.info(bytes(state, "state")?)?)
     }
 }
 

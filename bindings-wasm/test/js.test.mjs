@@ -1,12 +1,12 @@
 // What only the JavaScript surface can get wrong: how the package loads and
 // what it exports, its TypeScript declarations, the thrown errors, argument
 // decoding (types, numbers, bytes), times as epoch milliseconds or a Date.
-// Behaviour (linking, OTP, verifiers) is in the scenario files
+// Behaviour (linking, challenges, activation, OTP, verifiers) is in the scenario files
 // (test/scenarios.mjs runs vectors/scenarios/*.json), not here.
 import test from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir, tmpdir } from "node:os";
 import { join, sep } from "node:path";
@@ -16,8 +16,8 @@ import * as sdk from "@tessera/sdk";
 import { throwsCode } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
-const PUBLIC = ["Device", "LinkRequest", "PendingLink", "Portal", "StatusProbe", "base32Decode", "base32Encode",
-  "errorCodes", "formatOtpauthUri", "hotp", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
+const PUBLIC = ["Device", "LinkRequest", "OfflineAuthenticator", "PendingLink", "Portal", "StatusProbe", "base32Decode",
+  "base32Encode", "errorCodes", "factoryFileSerials", "formatOtpauthUri", "hotp", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
   "parseOtpauthUri", "qrSvg", "resyncHotp", "signedAnswerChallengeId", "totp", "unlockVerifier", "verifyHotp",
   "verifyTotp"];
 const KEY = new TextEncoder().encode("12345678901234567890");
@@ -43,10 +43,32 @@ const PASSCODE = { kind: "passcode", passcode: "493817" };
 const TRANSACTION = { kind: "transaction", amount: "125.50", currency: "EUR", payee: "ACME Energy Ltd",
   text: ["Invoice 2026-118"] };
 
+/** Fast slow hashes for tests (the API's minimum; the default is 600 000). */
+const ACTIVATION = { hashIterations: 10_000 };
+const FACTORY_HEADER = "tessera-factory-records v1";
+
+/** A portal with one imported offline authenticator, ordered for anna and started: the rows and the app. */
+function activationStarted(now = Date.now()) {
+  const portal = sdk.Portal.generate("Example Bank");
+  const token = new sdk.OfflineAuthenticator(sdk.newStorageKey());
+  const made = token.create("TS00012345");
+  const file = `${FACTORY_HEADER}\n${made.factoryRecord}\n`;
+  const imported = portal.importDevices(file, [], now);
+  const authRow = imported.change.writes[0].row;
+  const order = portal.orderDevice("anna@example.org", "271828", authRow, ACTIVATION, now);
+  const orderRow = order.change.writes.find((w) => w.kind === "order").row;
+  const authRow2 = order.change.writes.find((w) => w.kind === "authenticator").row;
+  const start = portal.startActivation(orderRow, authRow2, ACTIVATION, now);
+  return { portal, token, made, file, imported, order, start, authRow: authRow2, orderRow: start.change.writes.find((w) => w.kind === "order").row,
+    activationRow: start.change.writes.find((w) => w.kind === "activation").row };
+}
+
 /** The rows of a change, applied in memory as a database would (compare-and-set on `version`). */
 function rowStore() {
   const rows = new Map();
-  const keyOf = (w) => `${w.kind}:${w.row.offerId ?? w.row.challengeId ?? w.row.deviceId}`;
+  const KEYS = { offer: "offerId", pendingLink: "deviceId", device: "deviceId", challenge: "challengeId",
+    authenticator: "serial", order: "userId", activation: "activationId", credentials: "account" };
+  const keyOf = (w) => `${w.kind}:${w.row[KEYS[w.kind]]}`;
   return {
     apply(change) {
       for (const w of change.writes) {
@@ -77,16 +99,27 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
       "LinkConfirmation", "CodeCheck", "LinkLookup", "StatusLookup", "OfferSettings", "PasscodeRules", "LinkOfferInfo",
       "LinkedAccount", "LinkChoices", "LinkFinish", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck",
       "OcraParams", "TesseraError", "ChallengeSettings", "ChallengeIssued", "AnswerCheck", "ChallengeView",
-      "SignedChallenge", "StoredChallenge", "DeviceCodeRules"]) {
+      "SignedChallenge", "StoredChallenge", "DeviceCodeRules", "ActivationSettings", "StoredAuthenticator", "StoredOrder",
+      "StoredActivation", "StoredCredentials", "DeviceImport", "DeviceOrder", "ActivationUpdate", "CredentialCheck",
+      "NewAuthenticator", "AuthenticatorScreen", "AuthenticatorInfo"]) {
       assert.match(d, new RegExp(`export interface ${t} (extends Error )?\\{`), `${dir}: interface ${t}`);
     }
     for (const t of ["Verdict", "ErrorCode", "TesseraErrorCode", "Timestamp", "RecordWrite", "PortalEvent", "Unlock",
-      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus", "Approval", "ChallengeStatus", "ChallengeKind"]) {
+      "OtpKind", "OtpAlgorithm", "DeviceStatus", "PendingStatus", "LinkStatus", "Approval", "ChallengeStatus", "ChallengeKind",
+      "ActivationStep", "ActivationStatus", "AuthenticatorStatus", "OrderStatus", "ScreenKind"]) {
       assert.match(d, new RegExp(`export type ${t} =`), `${dir}: type ${t}`);
     }
     assert.match(d, /export type Verdict = \{ kind: "accepted" \} \| \{ kind: "repeated" \} \| \{ kind: "refused"; code: ErrorCode; detail: string \};/);
     assert.match(d, /export type Timestamp = number;/);
     assert.ok(d.includes('{ kind: "challenge"; row: StoredChallenge; expectedVersion?: number }'), `${dir}: RecordWrite challenge`);
+    for (const [kind, row] of [["authenticator", "StoredAuthenticator"], ["order", "StoredOrder"],
+      ["activation", "StoredActivation"], ["credentials", "StoredCredentials"]]) {
+      assert.ok(d.includes(`{ kind: "${kind}"; row: ${row}; expectedVersion?: number }`), `${dir}: RecordWrite ${kind}`);
+    }
+    assert.match(d, /export type ActivationStep = "deviceCode" \| "activationCode" \| "bindingCode" \| "serial" \| "testOtp" \| "initialPassword" \| "newPassword" \| "done";/);
+    assert.ok(d.includes('{ kind: "deviceActivated"; account: string; deviceId: string; serial: string; usableFrom: Timestamp; at: Timestamp }'),
+      `${dir}: PortalEvent deviceActivated`);
+    assert.match(d, /export interface StoredDevice \{[^}]*serial\?: string;[^}]*usableFrom\?: Timestamp;/);
     assert.ok(d.includes('export type Approval = { kind: "login" } | { kind: "transaction"; amount: string; currency: string; '
       + 'payee: string; text?: string[] } | { kind: "linkDevice"; deviceName: string; deviceId: string };'), `${dir}: Approval`);
     assert.match(d, /export type TesseraErrorCode = ErrorCode;/);
@@ -109,6 +142,20 @@ test("TypeScript declarations: the tsify types of tessera-host, for Node and the
       "answerChallenge(state: Uint8Array, qrText: string, unlock: Unlock, now: Timestamp | Date): string;",
       "signChallenge(state: Uint8Array, qrText: string, unlock: Unlock, now: Timestamp | Date): SignedChallenge;",
       "export function signedAnswerChallengeId(answer: string): string;",
+      "export function factoryFileSerials(file: string): string[];",
+      "importDevices(file: string, alreadyImported: string[], now: Timestamp | Date): DeviceImport;",
+      "orderDevice(account: string, activationCode: string, authenticator: StoredAuthenticator, settings: ActivationSettings | null | undefined, now: Timestamp | Date): DeviceOrder;",
+      "startActivation(order: StoredOrder, authenticator: StoredAuthenticator, settings: ActivationSettings | null | undefined, now: Timestamp | Date): ActivationUpdate;",
+      "activationNext(activation: StoredActivation, order: StoredOrder, authenticator: StoredAuthenticator, credentials: StoredCredentials | null | undefined, input: string, settings: ActivationSettings | null | undefined, now: Timestamp | Date): ActivationUpdate;",
+      "activationStatus(activation: StoredActivation): ActivationUpdate;",
+      "verifyPassword(credentials: StoredCredentials, password: string, now: Timestamp | Date): CredentialCheck;",
+      "redeemRecoveryCode(credentials: StoredCredentials, code: string, now: Timestamp | Date): CredentialCheck;",
+      "cancelPendingCredentials(credentials: StoredCredentials, now: Timestamp | Date): PortalChange;",
+      "export class OfflineAuthenticator {",
+      "constructor(storageKey: Uint8Array);",
+      "create(serial: string): NewAuthenticator;",
+      "scan(state: Uint8Array, qrText: string): AuthenticatorScreen;",
+      "info(state: Uint8Array): AuthenticatorInfo;",
     ]) {
       assert.ok(d.includes(line), `${dir}: ${line}`);
     }
@@ -156,6 +203,7 @@ test("a thrown error: an Error named TesseraError with a code from errorCodes() 
 test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => {
   const now = Date.now();
   const { portal, offer, device, request, pendingRow, fin, deviceRow } = linked(now);
+  const a = activationStarted(now);
   const cases = {
     "string for a number": () => sdk.hotp(KEY, "5"),
     "NaN counter": () => sdk.hotp(KEY, NaN),
@@ -203,6 +251,26 @@ test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => 
     },
     "challenge state as a string": () => device.readChallenge("state", "TS:x", now),
     "answer as a number": () => sdk.signedAnswerChallengeId(12345678),
+    "OfflineAuthenticator storage key of 31 bytes": () => new sdk.OfflineAuthenticator(new Uint8Array(31)),
+    "OfflineAuthenticator storage key as a string": () => new sdk.OfflineAuthenticator("k".repeat(32)),
+    "no OfflineAuthenticator storage key": () => new sdk.OfflineAuthenticator(),
+    "authenticator state as a string": () => a.token.info("state"),
+    "authenticator state as a plain array": () => a.token.scan([...a.made.state], a.start.qrText),
+    "serial as a number": () => a.token.create(12345678),
+    "factory file as bytes": () => sdk.factoryFileSerials(new TextEncoder().encode(a.file)),
+    "alreadyImported as a string": () => a.portal.importDevices(a.file, "TS00012345", now),
+    "alreadyImported holding a number": () => a.portal.importDevices(a.file, [12345678], now),
+    "no alreadyImported": () => a.portal.importDevices(a.file, undefined, now),
+    "authenticator row without sealed": () => a.portal.startActivation(a.orderRow, { ...a.authRow, sealed: undefined }, ACTIVATION, now),
+    "unknown authenticator status": () => a.portal.startActivation(a.orderRow, { ...a.authRow, status: "lost" }, ACTIVATION, now),
+    "order row version as a string": () => a.portal.startActivation({ ...a.orderRow, version: "2" }, a.authRow, ACTIVATION, now),
+    "unknown activation step": () => a.portal.activationStatus({ ...a.activationRow, step: "pin" }),
+    "credentials as a string": () => a.portal.activationNext(a.activationRow, a.orderRow, a.authRow, "creds", "1", ACTIVATION, now),
+    "hashIterations as a string": () => a.portal.orderDevice("bob", "271828", a.authRow, { hashIterations: "10000" }, now),
+    "blocklist as a string": () => a.portal.startActivation(a.orderRow, a.authRow, { blocklist: "password" }, now),
+    "activation input as a number": () => a.portal.activationNext(a.activationRow, a.orderRow, a.authRow, null, 1234567890, ACTIVATION, now),
+    "password as a number": () => a.portal.verifyPassword({ account: "a", recoveryCodesLeft: 10, locked: false, version: 1,
+      sealed: new Uint8Array(8) }, 12345678, now),
   };
   for (const [what, fn] of Object.entries(cases)) throwsCode(fn, "INVALID_INPUT", what);
   // The edges that must work.
@@ -214,12 +282,16 @@ test("bad argument types are INVALID_INPUT, never a TypeError or a trap", () => 
 test("a value of the wrong type is not quoted in the error message (it may be a secret)", () => {
   const now = Date.now();
   const { fin, device } = linked(now);
+  const a = activationStarted(now);
   const cases = [
     ["JBSWY3DPEHPK3PXP", () => sdk.verifyTotp({ secret: "JBSWY3DPEHPK3PXP" }, undefined, "123456", now)],
     ["493817", () => device.code(fin.state, { kind: "passcode", passcode: 493817 }, now)],
     ["271828", () => device.startLink("TS:x", { deviceName: "P", passcode: 271828 }, null, now)],
     ["314159", () => device.answerChallenge(fin.state, "TS:x", { kind: "passcode", passcode: 314159 }, now)],
     ["161803", () => device.signChallenge(fin.state, "TS:x", { kind: "passcode", passcode: 161803 }, now)],
+    ["271828", () => a.portal.orderDevice("bob", 271828, a.authRow, ACTIVATION, now)],
+    ["577215", () => a.portal.activationNext(a.activationRow, a.orderRow, a.authRow, null, 577215, ACTIVATION, now)],
+    ["blocked-secret", () => a.portal.orderDevice("bob", "271828", a.authRow, { blocklist: "blocked-secret" }, now)],
   ];
   for (const [secret, fn] of cases) {
     try {
@@ -253,6 +325,14 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
     "Approval extra key": () => portal.createChallenge([deviceRow], { ...TRANSACTION, iban: "DE89" }, {}, now),
     "login Approval with a payee": () => portal.createChallenge([deviceRow], { kind: "login", payee: "ACME" }, {}, now),
     "ChallengeSettings.ttl (for ttlSeconds)": () => portal.createChallenge([deviceRow], { kind: "login" }, { ttl: 60 }, now),
+    "ActivationSettings.iterations (for hashIterations)": () => {
+      const a = activationStarted(now);
+      a.portal.startActivation(a.orderRow, a.authRow, { ...ACTIVATION, iterations: 10_000 }, now);
+    },
+    "ActivationSettings extra key in orderDevice": () => {
+      const a = activationStarted(now);
+      a.portal.orderDevice("bob", "271828", a.authRow, { ...ACTIVATION, usableAfter: 0 }, now);
+    },
     "Unlock extra key in answerChallenge": () => {
       const qr = portal.createChallenge([deviceRow], { kind: "login" }, {}, now).qrText;
       device.answerChallenge(fin.state, qr, { ...PASSCODE, pin: "1" }, now);
@@ -342,6 +422,7 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
   w.pending = w.device.startLink(w.offer.qrText, { deviceName: "P", passcode: "493817" }, null, now);
   const challenge = w.portal.createChallenge([w.deviceRow], TRANSACTION, {}, now);
   const signed = w.device.signChallenge(w.fin.state, challenge.qrText, PASSCODE, now);
+  const a = activationStarted(now);
   const codes = new Set(sdk.errorCodes());
   const values = [undefined, null, true, 0, -1, 1.5, NaN, 2 ** 53, now, new Date(now), new Date(NaN), "", "x",
     "\u{1F600}", "TS:", "493817", 10n, Symbol("s"), {}, [], () => {}, new Uint8Array(0), new Uint8Array(32),
@@ -350,7 +431,8 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
     { offer: w.offer.change.writes[0].row, deviceKeySeen: false }, { device: w.deviceRow },
     "otpauth://totp/a?secret=AAAAAAAAAAAAAAAAAAAAAAAAAA", "OCRA-1:HOTP-SHA1-6:QN08", challenge.qrText,
     challenge.change.writes[0].row, [w.deviceRow], TRANSACTION, { kind: "login" }, { digits: 8 }, signed.answer,
-    signed.state, "12345678"];
+    signed.state, "12345678", a.file, a.made.state, a.made.factoryRecord, a.start.qrText, a.authRow, a.orderRow,
+    a.activationRow, ACTIVATION, ["TS00012345"], "TS00012345", "271828", a.order.initialPassword];
   let calls = 0;
   const call = (what, fn) => {
     calls++;
@@ -368,7 +450,8 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
     }
   }
   const probe = w.device.statusRequest(w.fin.state, now);
-  const objects = { Device: w.device, Portal: w.portal, PendingLink: w.pending, LinkRequest: w.request, StatusProbe: probe };
+  const objects = { Device: w.device, Portal: w.portal, PendingLink: w.pending, LinkRequest: w.request, StatusProbe: probe,
+    OfflineAuthenticator: a.token, "Portal (of the activation rows)": a.portal };
   for (const [cls, obj] of Object.entries(objects)) {
     const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(obj))
       .filter((m) => !["constructor", "free", "__destroy_into_raw"].includes(m)
@@ -384,6 +467,7 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
   }
   for (const v of values) {
     call("new Device", () => new sdk.Device(v));
+    call("new OfflineAuthenticator", () => new sdk.OfflineAuthenticator(v));
     call("Portal.generate", () => sdk.Portal.generate(v));
     for (const v2 of values) call("Portal.fromSecret", () => sdk.Portal.fromSecret(v, v2));
   }
@@ -498,12 +582,206 @@ test("a transaction approval on both sides: shown as asked, typed code accepted 
   throwsCode(() => sdk.signedAnswerChallengeId(code), "MALFORMED_MESSAGE");
 });
 
+// The scenario files test activation in depth (every step, wrong entries,
+// locks, QR attacks); this is the one activation through the JS API itself,
+// records and all, as a portal and an app acting as the device see it.
+test("an offline authenticator's activation on both sides: import, order, every step, status, password, recovery code", () => {
+  const now = Date.now();
+  const portal = sdk.Portal.generate("Example Bank");
+  const db = rowStore();
+
+  // The app acting as the device, and the maker's file.
+  const token = new sdk.OfflineAuthenticator(sdk.newStorageKey());
+  const made = token.create("TS00012345");
+  assert.ok(made.state instanceof Uint8Array);
+  assert.match(made.factoryRecord, /^TS00012345 [0-9a-f]+$/); // a line of the factory file (docs/PROTOCOL.md)
+  let state = made.state;
+  const fresh = token.info(state);
+  assert.equal(fresh.serial, "TS00012345");
+  assert.equal(fresh.userId ?? null, null);
+  assert.equal(fresh.deviceId ?? null, null);
+  const file = `${FACTORY_HEADER}\n# one device\n${made.factoryRecord}\n`;
+  assert.deepEqual(sdk.factoryFileSerials(file), ["TS00012345"]);
+  throwsCode(() => sdk.factoryFileSerials("tessera-factory-records v2\n"), "UNSUPPORTED_VERSION");
+
+  // Portal: import (an insert per device), then the same file again is refused whole.
+  const imported = portal.importDevices(file, [], new Date(now));
+  assert.deepEqual(imported.serials, ["TS00012345"]);
+  db.apply(imported.change);
+  const [authWrite] = imported.change.writes;
+  assert.equal(authWrite.kind, "authenticator");
+  assert.equal(authWrite.expectedVersion, undefined);
+  assert.equal(authWrite.row.status, "inStock");
+  assert.equal(authWrite.row.importedAt, Math.floor(now / 1000) * 1000);
+  assert.ok(authWrite.row.sealed instanceof Uint8Array);
+  throwsCode(() => portal.importDevices(file, sdk.factoryFileSerials(file), now), "DUPLICATE_RECORD");
+
+  // The order: the letter's user ID and initial password; the device is assigned.
+  const order = portal.orderDevice("anna@example.org", "271828", { ...db.get("authenticator", "TS00012345"), _id: "db-1" },
+    ACTIVATION, now);
+  db.apply(order.change);
+  assert.match(order.userId, /^[0-9]{10}$/);
+  assert.match(order.initialPassword, /^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+  assert.equal(order.serial, "TS00012345");
+  assert.equal(order.expiresAt, Math.floor(now / 1000) * 1000 + 90 * 86_400_000);
+  assert.equal(db.get("authenticator", "TS00012345").status, "assigned");
+  assert.equal(db.get("order", order.userId).status, "ordered");
+  const rows = (id) => {
+    const activation = db.get("activation", id);
+    return [activation, db.get("order", activation.userId), db.get("authenticator", activation.serial),
+      db.get("credentials", activation.account) ?? null];
+  };
+
+  // The activation: one entry per step, the device's codes typed from its screen.
+  const start = portal.startActivation(db.get("order", order.userId), db.get("authenticator", "TS00012345"), ACTIVATION, now);
+  db.apply(start.change);
+  assert.deepEqual(start.verdict, { kind: "accepted" });
+  assert.equal(start.step, "deviceCode");
+  assert.match(start.qrText, /^TS:/);
+  assert.match(sdk.qrSvg(start.qrText), /^<svg[^>]*>/);
+  const id = start.activationId;
+  const row = db.get("activation", id);
+  assert.deepEqual({ ...row, sealed: undefined }, { activationId: id, userId: order.userId, account: "anna@example.org",
+    serial: "TS00012345", step: "deviceCode", status: "open", failures: 0, expiresAt: Math.floor(now / 1000) * 1000 + 1_800_000,
+    version: 1, sealed: undefined });
+  const next = (input, t = now) => {
+    const u = portal.activationNext(...rows(id), input, ACTIVATION, t);
+    db.apply(u.change);
+    return u;
+  };
+  const scan = (qrText) => {
+    const screen = token.scan(state, qrText);
+    assert.ok(screen.state instanceof Uint8Array);
+    state = screen.state;
+    return screen;
+  };
+  const s1 = scan(start.qrText);
+  assert.equal(s1.kind, "deviceCode");
+  assert.match(s1.code, /^[0-9]{10}$/);
+  assert.equal(s1.portalName, "Example Bank");
+  // A wrong entry is a verdict with a change to store (counted), not an exception.
+  const wrong = next("0000000000");
+  assert.deepEqual([wrong.verdict.kind, wrong.verdict.code, wrong.step], ["refused", "DEVICE_CODE_MISMATCH", "deviceCode"]);
+  assert.equal(wrong.qrText, start.qrText);
+  assert.equal(db.get("activation", id).failures, 1);
+  assert.equal(next(s1.code).step, "activationCode");
+  // The same entry again (a double submit): a repeat, nothing to store, not judged as the activation code.
+  const twice = next(s1.code);
+  assert.deepEqual([twice.verdict, twice.step, twice.change.writes.length], [{ kind: "repeated" }, "activationCode", 0]);
+  const bind = next("271828");
+  assert.equal(bind.step, "bindingCode");
+  // After a reload: where it stands, with the same QR code and nothing to store.
+  const status = portal.activationStatus({ ...db.get("activation", id), _id: "db-2" });
+  assert.deepEqual([status.verdict.kind, status.activationId, status.step, status.qrText, status.change.writes.length,
+    status.change.events.length], ["accepted", id, "bindingCode", bind.qrText, 0, 0]);
+  const s2 = scan(bind.qrText);
+  assert.deepEqual([s2.kind, s2.userId, s2.replaced], ["bindingCode", order.userId, false]);
+  assert.match(s2.code, /^[0-9]{8}$/);
+  assert.equal(next(s2.code).step, "serial");
+  const test = next("ts0001-2345");  // case, spaces and dashes are ignored
+  assert.equal(test.step, "testOtp");
+  const s3 = scan(test.qrText);
+  assert.deepEqual([s3.kind, s3.approval], ["challenge", { kind: "login" }]);
+  assert.equal(next(s3.code).step, "initialPassword");
+  assert.equal(next(order.initialPassword.toLowerCase()).step, "newPassword");
+  const weak = next("aaaaaaaaaaaaaaaa");
+  assert.deepEqual([weak.verdict.code, weak.change.writes.length], ["PASSWORD_POLICY", 0]);
+  const done = next("correct horse battery staple".normalize("NFKC"));
+  assert.deepEqual(done.verdict, { kind: "accepted" });
+  assert.equal(done.step, "done");
+  assert.equal(done.qrText, undefined);
+  assert.equal(done.recoveryCodes.length, 10);
+  for (const c of done.recoveryCodes) assert.match(c, /^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$/);
+  assert.equal(done.usableFrom, Math.floor(now / 1000) * 1000 + 4 * 3_600_000);
+  const [event] = done.change.events;
+  assert.deepEqual({ ...event, at: undefined }, { kind: "deviceActivated", account: "anna@example.org", deviceId: done.deviceId,
+    serial: "TS00012345", usableFrom: done.usableFrom, at: undefined });
+  assert.deepEqual(Object.fromEntries(done.change.writes.map((w) => [w.kind, w.row.status ?? null])),
+    { activation: "done", order: "activated", authenticator: "active", credentials: null, device: "active" });
+  const device = db.get("device", done.deviceId);
+  assert.deepEqual([device.serial, device.usableFrom, device.account], ["TS00012345", done.usableFrom, "anna@example.org"]);
+  const bound = token.info(state);
+  assert.deepEqual([bound.serial, bound.userId, bound.portalName, bound.deviceId],
+    ["TS00012345", order.userId, "Example Bank", done.deviceId]);
+
+  // The account's password and recovery codes.
+  const creds = () => db.get("credentials", "anna@example.org");
+  assert.deepEqual([creds().recoveryCodesLeft, creds().locked], [10, false]);
+  const badPassword = portal.verifyPassword(creds(), "correct horse battery stable", now);
+  assert.deepEqual([badPassword.verdict.code, badPassword.recoveryCodesLeft], ["PASSWORD_MISMATCH", 10]);
+  db.apply(badPassword.change);
+  const stored = (result) => {
+    db.apply(result.change);
+    return result;
+  };
+  assert.deepEqual(stored(portal.verifyPassword(creds(), "correct horse battery staple", new Date(now))).verdict,
+    { kind: "accepted" });
+  const redeemed = stored(portal.redeemRecoveryCode({ ...creds(), _id: "db-3" }, done.recoveryCodes[3], now));
+  assert.deepEqual([redeemed.verdict.kind, redeemed.recoveryCodesLeft, creds().recoveryCodesLeft], ["accepted", 9, 9]);
+  const again = portal.redeemRecoveryCode(creds(), done.recoveryCodes[3], now);
+  assert.equal(again.verdict.code, "RECOVERY_CODE_MISMATCH");
+  // The first activation's credentials are in force at once: none wait to be cancelled.
+  assert.equal(creds().pendingFrom, undefined);
+  throwsCode(() => portal.cancelPendingCredentials(creds(), now), "INVALID_STATE");
+  // An activation that is done takes no more entries.
+  throwsCode(() => portal.startActivation(db.get("order", order.userId), db.get("authenticator", "TS00012345"), ACTIVATION,
+    now), "INVALID_STATE");
+});
+
+// The host layer is the API: every function and method it exports (for
+// UniFFI: `uniffi::export`) has its shell here, or is named below as left
+// out on purpose. A new host call without a shell fails this test.
+test("every exported tessera-host call has a shell", () => {
+  const LEFT_OUT = {
+    "ErrorCode.code_string": "codes are strings in JS",
+    "ErrorCode.summary": "not needed: the thrown error's message",
+    "Verdict.check": "a verdict is a plain object in JS",
+    "new_verifier_state": "a new verifier's state is `undefined`",
+  };
+  const camel = (n) => n.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+  const dir = new URL("../../host/src/", import.meta.url);
+  const found = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".rs"))) {
+    const lines = readFileSync(new URL(file, dir), "utf8").split("\n");
+    lines.forEach((line, i) => {
+      if (!/^#\[cfg_attr\(feature = "uniffi", uniffi::export\)\]$/.test(line)) return;
+      const head = lines[i + 1];
+      const fn = head.match(/^pub fn (\w+)/);
+      if (fn) {
+        found.push([null, fn[1]]);
+        return;
+      }
+      const impl = head.match(/^impl (\w+) \{$/) ?? assert.fail(`${file}:${i + 2}: unexpected ${head}`);
+      for (let j = i + 2; j < lines.length && lines[j] !== "}"; j++) {
+        const m = lines[j].match(/^    pub fn (\w+)/);
+        if (m) found.push([impl[1], m[1]]);
+      }
+    });
+  }
+  const missing = [];
+  for (const [cls, name] of found) {
+    const label = cls ? `${cls}.${name}` : name;
+    if (Object.hasOwn(LEFT_OUT, label)) continue;
+    let ok;
+    if (!cls) ok = typeof sdk[camel(name)] === "function";
+    else if (name === "new") ok = isClass(sdk[cls]);
+    else ok = isClass(sdk[cls]) && (camel(name) in sdk[cls].prototype || camel(name) in sdk[cls]);
+    if (!ok) missing.push(label);
+  }
+  assert.deepEqual(missing, [], `host calls without a shell in bindings-wasm/src/lib.rs: ${missing.join(", ")}`);
+  assert.ok(found.length > 60, `${found.length} host calls found`);
+  for (const label of Object.keys(LEFT_OUT)) {
+    assert.ok(found.some(([c, n]) => (c ? `${c}.${n}` : n) === label), `LEFT_OUT names ${label}, which the host no longer exports`);
+  }
+});
+
 test("README: every call it names exists", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   const w = linked();
   const objects = { portal: w.portal, device: w.device, pendingLink: w.pending, pending: w.pending, request: w.request,
-    linkRequest: w.request, probe: w.device.statusRequest(w.fin.state, Date.now()) };
-  for (const c of ["Portal", "Device", "PendingLink", "LinkRequest", "StatusProbe"]) {
+    linkRequest: w.request, probe: w.device.statusRequest(w.fin.state, Date.now()),
+    token: new sdk.OfflineAuthenticator(sdk.newStorageKey()) };
+  for (const c of ["Portal", "Device", "OfflineAuthenticator", "PendingLink", "LinkRequest", "StatusProbe"]) {
     objects[c] = { ...Object.fromEntries(Object.getOwnPropertyNames(sdk[c]).map((k) => [k, 1])),
       ...Object.fromEntries(Object.getOwnPropertyNames(sdk[c].prototype).map((k) => [k, 1])) };
   }
@@ -565,7 +843,9 @@ test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
     writeFileSync(join(dir, "use.ts"), `
 import { Portal, Device, newStorageKey, isTesseraError, errorCodes, signedAnswerChallengeId, type LinkOffer, type Verdict,
   type TesseraErrorCode, type Approval, type ChallengeIssued, type ChallengeView, type SignedChallenge, type AnswerCheck,
-  type StoredChallenge } from ${JSON.stringify(types)};
+  type StoredChallenge, OfflineAuthenticator, factoryFileSerials, type ActivationSettings, type ActivationUpdate,
+  type AuthenticatorScreen, type CredentialCheck, type StoredOrder, type StoredActivation, type StoredAuthenticator,
+  type StoredCredentials } from ${JSON.stringify(types)};
 const portal = Portal.generate("Example Bank");
 const offer: LinkOffer = portal.createOffer("anna", {}, Date.now());
 const device = new Device(newStorageKey());
@@ -582,6 +862,39 @@ if (w.kind === "challenge") {
   const check: AnswerCheck = portal.verifyAnswer(w.row, [], signed.answer, Date.now());
   const row: StoredChallenge = w.row;
   console.log(check.verdict.kind, check.deviceId, row.deviceIds, signedAnswerChallengeId(signed.answer));
+}
+const token = new OfflineAuthenticator(newStorageKey());
+const made = token.create("TS00012345");
+const file = \`tessera-factory-records v1\\n\${made.factoryRecord}\\n\`;
+const settings: ActivationSettings = { hashIterations: 10_000, blocklist: ["examplebank"] };
+const imported = portal.importDevices(file, factoryFileSerials(file).filter((s) => s === "held"), new Date());
+let auth: StoredAuthenticator | undefined;
+let order: StoredOrder | undefined;
+let activation: StoredActivation | undefined;
+let credentials: StoredCredentials | null = null;
+for (const x of imported.change.writes) {
+  if (x.kind === "authenticator") auth = x.row;
+  else if (x.kind === "order") order = x.row;
+  else if (x.kind === "activation") activation = x.row;
+  else if (x.kind === "credentials") credentials = x.row;
+}
+if (auth && order && activation) {
+  const ordered = portal.orderDevice("anna", "271828", auth, settings, Date.now());
+  console.log(ordered.userId, ordered.initialPassword, ordered.expiresAt + 1);
+  const started: ActivationUpdate = portal.startActivation(order, auth, settings, Date.now());
+  const screen: AuthenticatorScreen = token.scan(made.state, started.qrText ?? "");
+  const u: ActivationUpdate = portal.activationNext(activation, order, auth, credentials, screen.code, null, new Date());
+  if (u.verdict.kind === "refused") console.log(u.verdict.code, u.verdict.detail);
+  if (u.step === "done") console.log(u.recoveryCodes?.length, u.deviceId, u.usableFrom);
+  console.log(portal.activationStatus(activation).step, token.info(screen.state).deviceId, screen.approval?.kind);
+  if (credentials) {
+    const c: CredentialCheck = portal.verifyPassword(credentials, "correct horse", Date.now());
+    console.log(c.recoveryCodesLeft, portal.redeemRecoveryCode(credentials, "ABCD", Date.now()).verdict.kind);
+  }
+}
+for (const e of imported.change.events) {
+  if (e.kind === "deviceActivated") console.log(e.serial, e.usableFrom);
+  if (e.kind === "orderLocked") console.log(e.userId);
 }
 `);
     execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022",

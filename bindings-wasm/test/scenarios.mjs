@@ -2,9 +2,10 @@
 // (vectors/scenarios/*.json, format in vectors/scenarios/README.md), with
 // the semantics of the Rust runner (host/tests/scenarios.rs): one portal and
 // its in-memory store applying every change as compare-and-sets, phones by
-// name, QR texts in vars, OTP verifiers by name. An unknown op or key, a
-// failed compare-and-set or a wrong outcome fails the file, naming the file
-// and the step.
+// name, QR texts in vars, OTP verifiers by name, offline authenticators
+// (flow 3) as tokens by name with their orders, activations and credentials
+// rows. An unknown op or key, a failed compare-and-set or a wrong outcome
+// fails the file, naming the file and the step.
 //
 // One module, two hosts:
 //   * Node: `node --test bindings-wasm/test/` runs this file; it reads every
@@ -54,7 +55,16 @@ export const OPS = {
   confirm: [["account", "code"], []],
   devices: [["account"], ["devices"]],
   rename: [["phone", "name"], []],
-  unlink: [["phone"], []],
+  unlink: [["phone", "token"], []],
+  activationSettings: [["settings"], []],
+  token: [["token", "serial"], []],
+  importDevices: [["tokens", "lines", "header"], ["serials"]],
+  order: [["account", "activationCode", "token", "save"], []],
+  activationStart: [["order", "save"], ["step", "qr"]],
+  activationNext: [["activation", "input"], ["step", "qr", "recoveryCodes"]],
+  tokenScan: [["token", "qr", "edit"], ["kind", "digits", "portalName", "userId", "approval", "replaced"]],
+  verifyPassword: [["account", "password"], []],
+  redeemRecoveryCode: [["account", "code"], ["left"]],
   status: [["phone", "edit", "again"], ["status"]],
   deviceCode: [["phone", "passcode", "biometric", "replay"], []],
   wipe: [["phone"], []],
@@ -211,6 +221,29 @@ function challengeSettings(a) {
   return settings;
 }
 
+/** `settings` of `activationSettings`: the API's `ActivationSettings`, unknown keys and wrong types refused. */
+function activationSettings(v) {
+  if (!isObject(v)) fail("`settings` must be an object");
+  const wide = ["hashIterations", "usableAfterSeconds", "activationTtlSeconds", "orderTtlSeconds"]; // i64 in the API
+  const narrow = ["challengeDigits", "passwordMinLength", "passwordMaxLength"]; // i32 in the API
+  onlyKeys(v, [...wide, ...narrow, "blocklist"], "settings");
+  const a = new Args(v);
+  const settings = {};
+  for (const k of [...wide, ...narrow]) {
+    if (!a.has(k)) continue;
+    settings[k] = a.optInt(k);
+    if (narrow.includes(k) && (settings[k] < -(2 ** 31) || settings[k] >= 2 ** 31)) fail(`\`${k}\` out of range`);
+  }
+  if (a.has("blocklist")) settings.blocklist = [...strings(v.blocklist, "blocklist")];
+  return settings;
+}
+
+/** A list of names or strings of a step (`what` names the key). */
+function strings(v, what) {
+  if (!Array.isArray(v) || !v.every((t) => typeof t === "string")) fail(`\`${what}\` must be a list of strings`);
+  return v;
+}
+
 const byDeviceId = (x, y) => (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0);
 
 /** A new verifier's state (the API's default; a stored state carries every lock field). */
@@ -236,6 +269,16 @@ class World {
     this.phones = []; // in creation order ("wrong" uses the first phone with a check code)
     this.vars = new Map();
     this.verifiers = new Map();
+    // Flow 3: offline authenticators by name, orders by var, the rows, the settings.
+    this.tokens = []; // { name, app, state, serial, factoryRecord, lastCode, deviceId }
+    this.ordersByVar = new Map(); // var -> { userId, initialPassword }
+    this.activationSettings = {};
+    this.authenticators = new Map(); // by serial
+    this.orders = new Map(); // by userId
+    this.activations = new Map(); // by activationId
+    this.credentials = new Map(); // by account
+    this.activationIds = new Map(); // activation ids by var (the var holds the step's QR text)
+    this.recoveryCodes = new Map(); // recovery codes shown by the activation saved under a var
   }
 
   thePortal() {
@@ -267,8 +310,35 @@ class World {
       ?? fail(`phone ${p.name} has no pending link row`);
   }
 
+  /** A phone's last answer, or else a token's last code. */
   lastAnswerOf(name) {
-    return this.phones.find((x) => x.name === name)?.lastAnswer ?? fail(`phone ${name} has no answer`);
+    const p = this.phones.find((x) => x.name === name);
+    const answer = p !== undefined ? p.lastAnswer : this.tokens.find((t) => t.name === name)?.lastCode;
+    return answer ?? fail(`phone or token ${name} has no answer`);
+  }
+
+  token(a) {
+    const name = a.str("token");
+    return this.tokens.find((t) => t.name === name) ?? fail(`no token ${name}`);
+  }
+
+  tokenNamed(name) {
+    return this.tokens.find((t) => t.name === name) ?? fail(`no token ${name}`);
+  }
+
+  orderVar(name) {
+    return this.ordersByVar.get(name) ?? fail(`no order \`${name}\``);
+  }
+
+  /** Store an activation update; the var keeps the step's QR text. */
+  activationUpdate(name, u) {
+    const events = this.store(u.change);
+    this.activationIds.set(name, u.activationId);
+    const hasQr = u.qrText !== undefined && u.qrText !== null;
+    if (hasQr) this.vars.set(name, u.qrText);
+    const codes = u.recoveryCodes ?? [];
+    if (codes.length > 0) this.recoveryCodes.set(name, [...codes]);
+    return done({ step: u.step, qr: hasQr, recoveryCodes: codes.length }, events, u.verdict);
   }
 
   stateOf(p) {
@@ -300,10 +370,19 @@ class World {
 
   /** Apply a change as one transaction of compare-and-sets; the kinds of its events. */
   store(change) {
-    const tables = { offer: this.offers, pendingLink: this.pendings, device: this.devices, challenge: this.challenges };
-    const keyOf = (w) => (w.kind === "offer" ? w.row.offerId : w.kind === "challenge" ? w.row.challengeId : w.row.deviceId);
+    const tables = {
+      offer: [this.offers, "offerId"],
+      pendingLink: [this.pendings, "deviceId"],
+      device: [this.devices, "deviceId"],
+      challenge: [this.challenges, "challengeId"],
+      authenticator: [this.authenticators, "serial"],
+      order: [this.orders, "userId"],
+      activation: [this.activations, "activationId"],
+      credentials: [this.credentials, "account"],
+    };
+    const keyOf = (w) => w.row[tables[w.kind][1]];
     for (const w of change.writes) {
-      const rows = tables[w.kind] ?? fail(`unknown write kind ${show(w.kind)}`);
+      const rows = Object.hasOwn(tables, w.kind) ? tables[w.kind][0] : fail(`unknown write kind ${show(w.kind)}`);
       const key = keyOf(w);
       const stored = rows.get(key);
       const expected = w.expectedVersion ?? null;
@@ -313,7 +392,7 @@ class World {
         fail(`row ${key} has version ${stored.version}, the write expected ${expected}`);
       }
     }
-    for (const w of change.writes) tables[w.kind].set(keyOf(w), copy(w.row));
+    for (const w of change.writes) tables[w.kind][0].set(keyOf(w), copy(w.row));
     this.events.push(...change.events);
     return change.events.map((e) => e.kind);
   }
@@ -442,6 +521,12 @@ class World {
       case "rename":
       case "unlink": {
         const portal = this.thePortal();
+        if (op === "unlink" && a.has("token")) {
+          const t = this.token(a);
+          if (t.deviceId === null) fail("the token was never bound");
+          const row = copy(this.devices.get(t.deviceId)) ?? fail("no device row for the token");
+          return done({}, this.store(portal.unlinkDevice(row, a.at())));
+        }
         const p = this.phone(a);
         const row = this.deviceRow(p);
         const change = op === "rename" ? portal.renameDevice(row, a.str("name"), a.at()) : portal.unlinkDevice(row, a.at());
@@ -575,7 +660,8 @@ class World {
           const check = portal.verifyAnswer(row, rows, answer, at);
           const events = this.store(check.change);
           const by = check.deviceId === undefined || check.deviceId === null ? undefined
-            : this.phones.find((x) => x.deviceId === check.deviceId)?.name;
+            : this.phones.find((x) => x.deviceId === check.deviceId)?.name
+              ?? this.tokens.find((t) => t.deviceId === check.deviceId)?.name;
           return done(by === undefined ? {} : { device: by }, events, check.verdict);
         }
         const pending = this.pendingRow(this.phone(a));
@@ -597,6 +683,117 @@ class World {
         p.deviceId = src.deviceId;
         p.biometric = src.biometric === null ? null : Uint8Array.from(src.biometric);
         return done();
+      }
+      case "activationSettings": {
+        this.activationSettings = activationSettings(a.get("settings") ?? fail("missing `settings`"));
+        return done();
+      }
+      case "token": {
+        const name = a.str("token");
+        if (this.tokens.some((t) => t.name === name)) fail(`token ${name} exists`);
+        const app = new sdk.OfflineAuthenticator(sdk.newStorageKey());
+        const made = app.create(a.str("serial"));
+        const serial = app.info(made.state).serial;
+        this.tokens.push({ name, app, state: made.state, serial, factoryRecord: made.factoryRecord, lastCode: null,
+          deviceId: null });
+        return done();
+      }
+      case "importDevices": {
+        const portal = this.thePortal();
+        const names = strings(a.get("tokens") ?? fail("`tokens` must be a list"), "tokens");
+        const lines = [a.optStr("header") ?? "tessera-factory-records v1"];
+        for (const n of names) lines.push(this.tokenNamed(n).factoryRecord);
+        if (a.has("lines")) lines.push(...strings(a.get("lines"), "lines"));
+        const file = `${lines.join("\n")}\n`;
+        const known = sdk.factoryFileSerials(file).filter((s) => this.authenticators.has(s));
+        const imported = portal.importDevices(file, known, a.at());
+        const events = this.store(imported.change);
+        return done({ serials: imported.serials }, events);
+      }
+      case "order": {
+        const portal = this.thePortal();
+        const serial = this.tokenNamed(a.str("token")).serial;
+        const row = copy(this.authenticators.get(serial)) ?? fail("the token was not imported");
+        const o = portal.orderDevice(a.str("account"), a.str("activationCode"), row, this.activationSettings, a.at());
+        const events = this.store(o.change);
+        this.ordersByVar.set(a.str("save"), { userId: o.userId, initialPassword: o.initialPassword });
+        return done({}, events);
+      }
+      case "activationStart": {
+        const portal = this.thePortal();
+        const userId = this.orderVar(a.str("order")).userId;
+        const order = copy(this.orders.get(userId)) ?? fail("no order row");
+        const auth = copy(this.authenticators.get(order.serial)) ?? fail("no authenticator row");
+        const u = portal.startActivation(order, auth, this.activationSettings, a.at());
+        return this.activationUpdate(a.str("save"), u);
+      }
+      case "activationNext": {
+        const portal = this.thePortal();
+        const name = a.str("activation");
+        const id = this.activationIds.get(name) ?? fail(`no activation \`${name}\``);
+        const row = copy(this.activations.get(id)) ?? fail("no activation row");
+        const order = copy(this.orders.get(row.userId)) ?? fail("no order row");
+        const auth = copy(this.authenticators.get(row.serial)) ?? fail("no authenticator row");
+        const creds = copy(this.credentials.get(row.account));
+        const v = a.get("input");
+        let input;
+        if (typeof v === "string") {
+          input = v;
+        } else if (isObject(v) && Object.keys(v).length === 1) {
+          const [[k, ref]] = Object.entries(v);
+          if (typeof ref !== "string") fail("an input reference is a name");
+          if (k === "shown") input = this.lastAnswerOf(ref);
+          else if (k === "wrong") input = wrongCode(this.lastAnswerOf(ref));
+          else if (k === "serial") input = this.tokenNamed(ref).serial;
+          else if (k === "initialPassword") input = this.orderVar(ref).initialPassword;
+          else fail(`unknown input reference \`${k}\``);
+        } else {
+          fail(`bad \`input\` ${show(v)}`);
+        }
+        const u = portal.activationNext(row, order, auth, creds, input, this.activationSettings, a.at());
+        return this.activationUpdate(name, u);
+      }
+      case "tokenScan": {
+        const t = this.token(a);
+        const qr = this.qr(a);
+        const screen = t.app.scan(t.state, qr);
+        const info = t.app.info(screen.state);
+        const has = (x) => x !== undefined && x !== null;
+        // The user ID reads as the order var whose user ID it is.
+        const user = has(screen.userId) ? [...this.ordersByVar].find(([, o]) => o.userId === screen.userId)?.[0] : undefined;
+        t.state = screen.state;
+        t.lastCode = screen.code;
+        t.deviceId = has(info.deviceId) ? info.deviceId : null;
+        return done({ kind: screen.kind, digits: screen.code.length, portalName: screen.portalName, userId: user ?? null,
+          approval: has(screen.approval) ? screen.approval : null, replaced: screen.replaced });
+      }
+      case "verifyPassword":
+      case "redeemRecoveryCode": {
+        const portal = this.thePortal();
+        const account = a.str("account");
+        const row = copy(this.credentials.get(account)) ?? fail("the account has no credentials row");
+        let check;
+        if (op === "verifyPassword") {
+          check = portal.verifyPassword(row, a.str("password"), a.at());
+        } else {
+          const v = a.get("code");
+          let code;
+          if (typeof v === "string") {
+            code = v;
+          } else if (isObject(v)) {
+            onlyKeys(v, ["recovery"], "code");
+            const r = v.recovery;
+            if (!Array.isArray(r) || r.length !== 2) fail("`code.recovery` is [var, i]");
+            if (typeof r[0] !== "string") fail("`code.recovery[0]` is a var");
+            if (!Number.isSafeInteger(r[1]) || r[1] < 0) fail("`code.recovery[1]` is an index");
+            code = this.recoveryCodes.get(r[0])?.[r[1]] ?? fail("no such recovery code");
+          } else {
+            fail("missing `code`");
+          }
+          check = portal.redeemRecoveryCode(row, code, a.at());
+        }
+        const events = this.store(check.change);
+        return done({ left: check.recoveryCodesLeft }, events, check.verdict);
       }
       case "hotp": {
         const code = sdk.hotp(hex(a.str("secret")), a.int("counter"), a.optInt("digits") ?? 6, algorithm(a.get("algorithm")));
@@ -830,7 +1027,7 @@ async function nodeTests() {
       { do: "status", phone: "p1", at: 1767225604, expect: { status: "active" } },
     ],
   };
-  test("runner negative controls: flipped expectations, unknown ops and keys", () => {
+  test("runner negative controls: flipped expectations, unknown ops and keys (linking, challenges, activation)", () => {
     assert.equal(runScenario(sdk, "x.json", base).steps, base.steps.length);
     mustFail(base, 0, (s) => { s.expect = { code: "755225" }; }, /expected code/);
     mustFail(base, 0, (s) => { s.do = "hotpp"; }, /unknown op/);
@@ -864,6 +1061,39 @@ async function nodeTests() {
     mustFail(ch, 7, (s) => { s.approval = { ...tx, kind: "payment" }; }, /unknown approval kind/);
     mustFail(ch, 1, (s) => { s.deviceCodes = { digit: 8 }; }, /unknown key `digit` in deviceCodes/);
     mustFail(ch, 9, (s) => { s.passcode = undefined; s.biometric = true; }, /no biometric secret/);
+    // The activation ops (flow 3), on the genuine whole-flow file.
+    const act = JSON.parse(load("activation-success.json").text);
+    assert.equal(runScenario(sdk, "x.json", act).steps, act.steps.length);
+    const step = (pred) => {
+      const i = act.steps.findIndex(pred);
+      assert.ok(i >= 0, "activation-success.json lacks a step the controls change");
+      return i;
+    };
+    const scan = step((s) => s.do === "tokenScan" && s.expect?.kind === "bindingCode");
+    const shown = step((s) => s.do === "activationNext" && s.input?.shown === "t1");
+    const done = step((s) => s.do === "activationNext" && s.expect?.step === "done");
+    const recovery = step((s) => s.do === "redeemRecoveryCode" && s.expect?.left !== undefined);
+    const verify = step((s) => s.do === "verify" && s.answer === "t1");
+    mustFail(act, step((s) => s.do === "activationSettings"), (s) => { s.settings = { hashIteration: 10_000 }; },
+      /unknown key `hashIteration` in settings/);
+    mustFail(act, step((s) => s.do === "importDevices"), (s) => { s.expect = { serials: [] }; }, /expected serials/);
+    mustFail(act, step((s) => s.do === "importDevices"), (s) => { s.lines = "TS1 00"; }, /`lines` must be a list/);
+    mustFail(act, step((s) => s.do === "order"), (s) => { s.token = "t9"; }, /no token t9/);
+    mustFail(act, step((s) => s.do === "activationStart"), (s) => { s.expect.step = "serial"; }, /expected step/);
+    mustFail(act, scan, (s) => { s.expect.digits = 10; }, /expected digits/);
+    mustFail(act, scan, (s) => { s.expect.userId = "o2"; }, /expected userId/);
+    mustFail(act, scan, (s) => { s.expect.replaced = true; }, /expected replaced/);
+    mustFail(act, shown, (s) => { s.input = { wrong: "t1" }; }, /got refused DEVICE_CODE_MISMATCH/);
+    mustFail(act, shown, (s) => { s.input = { shwon: "t1" }; }, /unknown input reference `shwon`/);
+    mustFail(act, shown, (s) => { s.input = { shown: "t1", serial: "t1" }; }, /bad `input`/);
+    mustFail(act, shown, (s) => { s.pin = "1"; }, /unknown key `pin`/);
+    mustFail(act, done, (s) => { s.expect.recoveryCodes = 9; }, /expected recoveryCodes/);
+    mustFail(act, done, (s) => { s.input = "password"; }, /got refused PASSWORD_POLICY/);
+    mustFail(act, verify, (s) => { s.expect = { device: "p1" }; }, /expected device/);
+    mustFail(act, recovery, (s) => { s.expect = { left: 10 }; }, /expected left/);
+    mustFail(act, recovery, (s) => { s.code.index = 0; }, /unknown key `index` in code/);
+    mustFail(act, recovery, (s) => { s.code = { recovery: ["a1", 10] }; }, /no such recovery code/);
+    mustFail(act, step((s) => s.do === "verifyPassword"), (s) => { s.password += "!"; }, /got refused PASSWORD_MISMATCH/);
     for (const n of [0, MIN_FILES - 1]) {
       const files = Array.from({ length: n }, (_, i) => ({ name: `f${i}.json`, text: JSON.stringify(base) }));
       const r = runFiles(sdk, files);
