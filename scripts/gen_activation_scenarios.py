@@ -168,7 +168,6 @@ FILES = {
             step("activationNext", {"step": "activationCode"}, activation="a1", input={"shown": "t1"}, at=T + 61),
             step("activationNext", {"step": "bindingCode"}, activation="a1", input=CODE, at=T + 62),
             step("tokenScan", {"error": "NOT_FOR_THIS_DEVICE"}, token="t2", qr="a1"),
-            step("tokenScan", {"error": "MALFORMED_MESSAGE"}, token="t1", qr="a1", edit="truncate"),
             step("tokenScan", {"kind": "bindingCode", "replaced": False}, token="t1", qr="a1"),
             step("tokenScan", {"kind": "bindingCode", "replaced": False}, token="t1", qr="a1"),
             step("activationNext", {"step": "serial"}, activation="a1", input={"shown": "t1"}, at=T + 63),

@@ -137,7 +137,7 @@ pub struct StoredAuthenticator {
     pub imported_at: Timestamp,
     /// Record version.
     pub version: i64,
-    /// The sealed record (the truth; holds the factory secret).
+    /// The sealed record (the truth; holds the device's public key).
     #[serde(with = "serde_bytes")]
     #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub sealed: Vec<u8>,
@@ -462,12 +462,13 @@ impl Portal {
 
     /// The user's entry for the current step. Store `change` whatever the
     /// verdict: wrong entries are counted (5 end the activation; 5 wrong
-    /// activation codes or initial passwords lock the order). A web page
-    /// answers one step: when its row's `step` is no longer the one the
-    /// page showed (a double submit, another tab), tell the user the step
-    /// is done instead of calling this, or the entry is judged (and
-    /// counted) at the next step; after a write conflict, compare again on
-    /// the fresh row before repeating the call.
+    /// activation codes or initial passwords lock the order). A device
+    /// code, binding code, serial or test code equal to the one the step
+    /// before accepted (a double submit, a repeated call after a write
+    /// conflict) is `Repeated`, with nothing to store. An activation code
+    /// or password typed twice is judged at the next step: a web page
+    /// answers one step, so when the row's `step` is no longer the one the
+    /// page showed, tell the user the step is done instead of calling this.
     #[allow(clippy::too_many_arguments)] // the four rows of one snapshot, the entry, the settings, the time
     pub fn activation_next(
         &self,
@@ -763,7 +764,8 @@ pub struct AuthenticatorInfo {
 }
 
 /// A new offline authenticator: store `state`; give `factory_record` (a
-/// line of a factory file, it holds the secret) to the portal's import.
+/// line of a factory file: the serial and the device's public key) to the
+/// portal's import.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
 #[derive(Clone, Serialize, Deserialize)]
@@ -773,7 +775,7 @@ pub struct NewAuthenticator {
     #[serde(with = "serde_bytes")]
     #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub state: Vec<u8>,
-    /// `SERIAL hex-secret`, a line of a factory file.
+    /// `SERIAL hex-public-key`, a line of a factory file.
     pub factory_record: String,
 }
 
