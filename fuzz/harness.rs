@@ -6,10 +6,16 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use std::sync::OnceLock;
+use tessera_core::activation::password::MIN_HASH_ITERATIONS;
+use tessera_core::activation::{
+    parse_factory_file, ActivationRecord, ActivationSettings, ActivationStep, EnrolmentRecord, Screen, Token,
+    TokenRecord, FACTORY_FILE_HEADER,
+};
 use tessera_core::challenge::{
     Amount, Approval, ChallengeRecord, ChallengeSettings, ChallengeState, Transaction, ANSWER_DIGITS,
 };
 use tessera_core::crypto::SeededRandom;
+use tessera_core::encoding::hex_decode;
 use tessera_core::host::Write;
 use tessera_core::link::{self, DeviceRecord, DeviceState, PasscodePolicy, PendingDeviceLink, Portal};
 use tessera_core::otp::ocra::{OcraInput, OcraSuite};
@@ -205,4 +211,426 @@ pub fn challenge_messages(data: &[u8]) -> [Result<(), ErrorCode>; 3] {
         assert!(ANSWER_DIGITS.contains(&r.digits));
     });
     [read.map_err(|e| e.code()), verify.map_err(|e| e.code()), record.map_err(|e| e.code())]
+}
+
+// ---------------------------------------------------------------- flow 3
+
+/// The offline authenticator of vectors/activation.json.
+pub const ACTIVATION_SERIAL: &str = "TS00012345";
+/// Its P-256 device secret (SHA-256 of "test"), as in vectors/activation.json.
+const ACTIVATION_DEVICE_SECRET: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+const ACTIVATION_ACCOUNT: &str = "anna@example.org";
+const ACTIVATION_CODE: &str = "271828";
+const ACTIVATION_START: u64 = NOW + 120;
+/// When the fuzzed entries are made (within the activation's 30 minutes).
+pub const ACTIVATION_ENTRY_TIME: u64 = NOW + 300;
+
+/// The steps of `activation_next`, in order (the fixture holds the records
+/// of an activation waiting at each).
+pub const ACTIVATION_STEPS: [ActivationStep; 7] = [
+    ActivationStep::DeviceCode,
+    ActivationStep::ActivationCode,
+    ActivationStep::BindingCode,
+    ActivationStep::Serial,
+    ActivationStep::TestOtp,
+    ActivationStep::InitialPassword,
+    ActivationStep::NewPassword,
+];
+
+/// Indices of [`activation_messages`]' verdicts.
+pub mod decoder {
+    /// `Token::scan` of the device before its binding.
+    pub const SCAN_UNBOUND: usize = 0;
+    /// `Token::scan` of the device bound by the binding QR code.
+    pub const SCAN_BOUND: usize = 1;
+    /// `parse_factory_file` (and the portal's import).
+    pub const FACTORY_FILE: usize = 2;
+    /// `Token::from_bytes` (the 133-byte state).
+    pub const TOKEN_STATE: usize = 3;
+    /// `Token::open` (the state sealed as blob kind 0x15 under the storage key 0x5a*32).
+    pub const TOKEN_SEALED: usize = 4;
+    /// `activation_next` at step `ACTIVATION_STEPS[i]` is `STEP + i`.
+    pub const STEP: usize = 5;
+    /// How many verdicts.
+    pub const COUNT: usize = STEP + 7;
+}
+
+/// What one decoder of [`activation_messages`] made of the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted (a scan shows something; an entry moves the step on).
+    Accepted,
+    /// The entry the activation accepted last, again: nothing judged or written.
+    Repeated,
+    /// Refused with this code.
+    Refused(ErrorCode),
+}
+
+impl Verdict {
+    fn of(r: Result<(), ErrorCode>) -> Verdict {
+        r.map_or_else(Verdict::Refused, |()| Verdict::Accepted)
+    }
+}
+
+/// Records of an activation waiting at one step, as the host stored them.
+struct StepRecords {
+    activation: ActivationRecord,
+    order: EnrolmentRecord,
+    token: TokenRecord,
+    /// The last device code, binding code, serial or test code accepted
+    /// before this step (typed again, it is a repeat).
+    last_entry: Option<String>,
+}
+
+struct ActivationFixture {
+    portal: Portal,
+    settings: ActivationSettings,
+    unbound: Token,
+    bound: Token,
+    steps: Vec<StepRecords>,
+    device_code: String,
+    binding_code: String,
+    test_code: String,
+    initial_password: String,
+}
+
+fn screen_code(s: &Screen) -> String {
+    match s {
+        Screen::DeviceCode { code, .. } | Screen::BindingCode { code, .. } | Screen::Challenge { code, .. } => {
+            code.as_str().into()
+        }
+    }
+}
+
+fn activation_fixture() -> &'static ActivationFixture {
+    static F: OnceLock<ActivationFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        // vectors/activation.json: the same seeds, steps and times, so its
+        // messages (and fuzz/activation_seeds.py's) are valid seeds.
+        let portal = Portal::generate("Example Bank", &mut SeededRandom::new([0x01; 32])).unwrap();
+        let settings = ActivationSettings { hash_iterations: MIN_HASH_ITERATIONS, ..ActivationSettings::default() };
+        let mut rng = SeededRandom::new([0x05; 32]);
+        let secret: [u8; 32] = hex_decode(ACTIVATION_DEVICE_SECRET).unwrap().try_into().unwrap();
+        let mut token = Token::from_factory(ACTIVATION_SERIAL, &secret).unwrap();
+        let unbound = token.clone();
+        let file = format!("{FACTORY_FILE_HEADER}\n{}\n", token.factory_record().to_line());
+        let mut t = latest_token(&portal.import_factory_records(&file, &[], NOW).writes).unwrap();
+        let o = portal.order_device(ACTIVATION_ACCOUNT, ACTIVATION_CODE, &t, &settings, NOW + 60, &mut rng);
+        let mut e = latest_order(&o.writes).unwrap();
+        t = latest_token(&o.writes).unwrap();
+        let initial_password = String::clone(&o.result.unwrap().initial_password);
+        let o = portal.start_activation(&e, &t, &settings, ACTIVATION_START, &mut rng);
+        e = latest_order(&o.writes).unwrap();
+        let mut a = latest_activation(&o.writes).unwrap();
+        let mut qr = o.result.unwrap().qr_text;
+        let mut steps = Vec::new();
+        let (mut device_code, mut binding_code, mut test_code) = (String::new(), String::new(), String::new());
+        let (mut bound, mut last_entry) = (None, None);
+        for (i, step) in ACTIVATION_STEPS.into_iter().enumerate() {
+            assert_eq!(a.step, step);
+            steps.push(StepRecords {
+                activation: a.clone(),
+                order: e.clone(),
+                token: t.clone(),
+                last_entry: last_entry.clone(),
+            });
+            let input = match step {
+                ActivationStep::DeviceCode => {
+                    device_code = screen_code(&token.scan(qr.as_deref().unwrap()).unwrap());
+                    device_code.clone()
+                }
+                ActivationStep::ActivationCode => ACTIVATION_CODE.into(),
+                ActivationStep::BindingCode => {
+                    binding_code = screen_code(&token.scan(qr.as_deref().unwrap()).unwrap());
+                    bound = Some(token.clone());
+                    binding_code.clone()
+                }
+                ActivationStep::Serial => "ts-0001 2345".into(),
+                ActivationStep::TestOtp => {
+                    test_code = screen_code(&token.scan(qr.as_deref().unwrap()).unwrap());
+                    test_code.clone()
+                }
+                ActivationStep::InitialPassword => initial_password.clone(),
+                _ => "correct horse battery staple".into(),
+            };
+            let at = ACTIVATION_START + 10 * (i as u64 + 1);
+            let o = portal.activation_next(&a, &e, &t, None, &input, &settings, at, &mut rng);
+            a = latest_activation(&o.writes).unwrap();
+            e = latest_order(&o.writes).unwrap_or(e);
+            t = latest_token(&o.writes).unwrap_or(t);
+            qr = o.result.unwrap().qr_text;
+            if matches!(
+                step,
+                ActivationStep::DeviceCode
+                    | ActivationStep::BindingCode
+                    | ActivationStep::Serial
+                    | ActivationStep::TestOtp
+            ) {
+                last_entry = Some(input);
+            }
+        }
+        assert_eq!(a.step, ActivationStep::Done);
+        ActivationFixture {
+            portal,
+            settings,
+            unbound,
+            bound: bound.unwrap(),
+            steps,
+            device_code,
+            binding_code,
+            test_code,
+            initial_password,
+        }
+    })
+}
+
+fn latest_token(w: &[Write]) -> Option<TokenRecord> {
+    w.iter().find_map(|w| if let Write::Token(t) = w { Some(t.clone()) } else { None })
+}
+
+fn latest_order(w: &[Write]) -> Option<EnrolmentRecord> {
+    w.iter().find_map(|w| if let Write::Enrolment(e) = w { Some(e.clone()) } else { None })
+}
+
+fn latest_activation(w: &[Write]) -> Option<ActivationRecord> {
+    w.iter().find_map(|w| if let Write::Activation(a) = w { Some(a.clone()) } else { None })
+}
+
+/// Whether `activation_messages` should also run the entries the portal
+/// checks with PBKDF2 (10 000 iterations each): the activation code, the
+/// initial password, and a new password the policy accepts (which hashes it
+/// and 10 recovery codes: about 36 ms in a fuzzing build, against 0.1 ms
+/// for all the rest). The fuzz target runs them for one input in 256 (a
+/// fixed function of the input, so a crash reproduces); corpus replay
+/// always does.
+pub fn activation_slow_steps(data: &[u8]) -> bool {
+    data.iter().fold(0x9e_u8, |h, &b| h.rotate_left(3) ^ b) == 0
+}
+
+/// A serial number as the portal compares it: ASCII letters upper-cased,
+/// spaces and dashes dropped; `None` if anything else is left.
+fn typed_serial(typed: &str) -> Option<String> {
+    let s: String = typed.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
+    s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()).then_some(s)
+}
+
+/// Digits as the portal compares them: without white space and dashes.
+fn typed_digits(typed: &str) -> String {
+    typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect()
+}
+
+/// A typed code as the portal compares repeats and initial passwords:
+/// without white space and dashes, ASCII letters upper-cased.
+fn typed_code(typed: &str) -> String {
+    typed_digits(typed).to_ascii_uppercase()
+}
+
+fn serial_rules(s: &str) -> bool {
+    (6..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// One scan by a copy of `token`: a refusal never changes its state; what
+/// an accepted QR code may change.
+fn scan_checked(token: &Token, text: &str) -> Result<(), ErrorCode> {
+    let before = token.to_bytes();
+    let mut t = token.clone();
+    let screen = match t.scan(text) {
+        Ok(s) => s,
+        Err(e) => {
+            assert_eq!(*t.to_bytes(), *before, "a refused scan changed the state: {text:?}");
+            return Err(e.code());
+        }
+    };
+    let after = t.to_bytes();
+    match &screen {
+        Screen::DeviceCode { code, .. } => {
+            assert_eq!(code.as_str().len(), 10);
+            assert_eq!(*after, *before, "the first QR code changes nothing");
+        }
+        Screen::BindingCode { code, replaced, user_id, .. } => {
+            assert_eq!(code.as_str().len(), 8);
+            assert_eq!(t.user_id(), Some(user_id.as_str()));
+            match token.device_id() {
+                // Unbound: bound now, nothing replaced.
+                None => assert!(!replaced && t.device_id().is_some()),
+                // The same binding again changes nothing; a newer one (another
+                // generation, so another device id) replaces it.
+                Some(old) => {
+                    assert_eq!(*replaced, t.device_id() != Some(old));
+                    assert_eq!(*replaced, *after != *before);
+                }
+            }
+        }
+        Screen::Challenge { code, user_id, .. } => {
+            assert!(ANSWER_DIGITS.contains(&(code.as_str().len() as u8)));
+            assert_eq!(Some(user_id.as_str()), token.user_id(), "only a bound device reads challenges");
+            assert_eq!(*after, *before, "a challenge changes nothing");
+        }
+    }
+    // Whatever it holds now reads back.
+    assert_eq!(*Token::from_bytes(&after[..]).unwrap().to_bytes(), *after);
+    Ok(())
+}
+
+/// `parse_factory_file`, and the portal's import of the same text, which
+/// must agree; accepted records obey the serial rules, carry a compressed
+/// key, and round-trip.
+fn factory_checked(f: &ActivationFixture, text: &str) -> Result<(), ErrorCode> {
+    let parsed = parse_factory_file(text);
+    let imported = f.portal.import_factory_records(text, &[], NOW);
+    match (&parsed, &imported.result) {
+        (Ok(records), Ok(serials)) => {
+            assert_eq!(records.iter().map(|r| &r.serial).collect::<Vec<_>>(), serials.iter().collect::<Vec<_>>());
+            assert_eq!(imported.writes.len(), records.len());
+            let mut last = 1;
+            for (i, r) in records.iter().enumerate() {
+                assert!(serial_rules(&r.serial), "{:?}", r.serial);
+                assert!(matches!(r.public_key[0], 2 | 3));
+                assert!(r.line > last, "line numbers increase");
+                last = r.line;
+                assert!(records[..i].iter().all(|o| o.serial != r.serial), "a serial repeats");
+                let again = parse_factory_file(&format!("{FACTORY_FILE_HEADER}\n{}\n", r.to_line())).unwrap();
+                assert_eq!((again.len(), again[0].to_line()), (1, r.to_line()));
+            }
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a.code(), b.code());
+            assert!(imported.writes.is_empty());
+            assert!(a.detail().starts_with("line "), "{}", a.detail());
+        }
+        _ => panic!("parse and import disagree on {text:?}"),
+    }
+    parsed.map(|_| ()).map_err(|e| e.code())
+}
+
+/// A state that reads back: its serial obeys the rules and it writes
+/// itself back to bytes that read as the same state.
+fn state_checked(t: Result<Token, tessera_core::Error>) -> Result<(), ErrorCode> {
+    let t = t.map_err(|e| e.code())?;
+    assert!(serial_rules(t.serial()));
+    let bytes = t.to_bytes();
+    assert_eq!(*Token::from_bytes(&bytes[..]).unwrap().to_bytes(), *bytes);
+    Ok(())
+}
+
+/// `activation_next` at step `i` of the fixture with `text` as the entry:
+/// a right entry moves exactly one step on; the entry accepted last, again,
+/// is a repeat that writes nothing; a wrong one is refused with the step's
+/// own error, counted where the protocol counts it, and leaves the step
+/// where it was.
+fn entry_checked(f: &ActivationFixture, i: usize, text: &str) -> Verdict {
+    let r = &f.steps[i];
+    let step = ACTIVATION_STEPS[i];
+    let mut rng = SeededRandom::new([0x08; 32]);
+    let o = f.portal.activation_next(
+        &r.activation,
+        &r.order,
+        &r.token,
+        None,
+        text,
+        &f.settings,
+        ACTIVATION_ENTRY_TIME,
+        &mut rng,
+    );
+    let activation = latest_activation(&o.writes);
+    let order = latest_order(&o.writes);
+    match &o.result {
+        Ok(p) if p.repeated => {
+            assert!(o.writes.is_empty() && o.events.is_empty(), "a repeat writes nothing");
+            assert_eq!(p.step, step);
+            assert_eq!(r.last_entry.as_deref().map(typed_code), Some(typed_code(text)), "{text:?}");
+            Verdict::Repeated
+        }
+        Ok(p) => {
+            let want = if i + 1 < ACTIVATION_STEPS.len() { ACTIVATION_STEPS[i + 1] } else { ActivationStep::Done };
+            assert_eq!(p.step, want);
+            assert_eq!(activation.as_ref().map(|a| a.step), Some(want));
+            assert_eq!(activation.unwrap().failures, 0);
+            // Only the right entry is accepted (HMAC pads a PBKDF2 password
+            // with zero bytes: trailing NULs are not seen).
+            match step {
+                ActivationStep::DeviceCode => {
+                    assert_eq!(typed_digits(text), f.device_code);
+                    // Possession proven: the order names this activation now.
+                    assert_eq!(order.unwrap().activation_id.as_deref(), Some(r.activation.activation_id.as_str()));
+                }
+                ActivationStep::BindingCode => assert_eq!(typed_digits(text), f.binding_code),
+                ActivationStep::TestOtp => assert_eq!(typed_digits(text), f.test_code),
+                ActivationStep::ActivationCode => assert_eq!(text.trim_end_matches('\0'), ACTIVATION_CODE),
+                ActivationStep::Serial => assert_eq!(typed_serial(text).as_deref(), Some(ACTIVATION_SERIAL)),
+                ActivationStep::InitialPassword => {
+                    assert_eq!(typed_code(text).trim_end_matches('\0'), typed_code(&f.initial_password))
+                }
+                _ => {
+                    assert_eq!(o.writes.len(), 5);
+                    assert_eq!(p.recovery_codes.len(), 10);
+                    assert_eq!(p.device_id.as_deref().map(str::len), Some(16));
+                }
+            }
+            Verdict::Accepted
+        }
+        Err(e) => {
+            let code = e.code();
+            let (want, counted_on_activation) = match step {
+                ActivationStep::DeviceCode => (ErrorCode::DeviceCodeMismatch, true),
+                ActivationStep::ActivationCode => (ErrorCode::ActivationCodeMismatch, false),
+                ActivationStep::BindingCode => (ErrorCode::BindingCodeMismatch, true),
+                ActivationStep::Serial => (ErrorCode::SerialMismatch, true),
+                ActivationStep::TestOtp => (ErrorCode::InvalidAnswer, true),
+                ActivationStep::InitialPassword => (ErrorCode::PasswordMismatch, false),
+                _ => (ErrorCode::PasswordPolicy, false),
+            };
+            assert_eq!(code, want, "{step:?} {text:?}: {e}");
+            if counted_on_activation {
+                // Counted on the activation, which stays at its step.
+                assert_eq!(o.writes.len(), 1);
+                let a = activation.unwrap();
+                assert_eq!((a.step, a.failures, a.version), (step, 1, r.activation.version + 1));
+            } else if code == ErrorCode::PasswordPolicy {
+                assert!(o.writes.is_empty(), "a refused new password writes nothing");
+            } else {
+                // Counted on the order; the activation is not written.
+                assert_eq!(o.writes.len(), 1);
+                let e = order.unwrap();
+                assert_eq!(e.code_failures + e.password_failures, 1);
+            }
+            Verdict::Refused(code)
+        }
+    }
+}
+
+/// Every decoder of flow 3 on the same input: the device's `Token::scan`
+/// (unbound, and bound, which reads challenges), `parse_factory_file` (with
+/// the portal's import), `Token::from_bytes`, `Token::open`, and the
+/// portal's `activation_next` with the input as the user's entry at each
+/// step of the fixture's activation. Returns each one's verdict in the
+/// order of [`decoder`] (`None`: a PBKDF2 step skipped because `slow` is
+/// false).
+pub fn activation_messages(data: &[u8], slow: bool) -> [Option<Verdict>; decoder::COUNT] {
+    let f = activation_fixture();
+    let text = String::from_utf8_lossy(data);
+    let mut v = [None; decoder::COUNT];
+    v[decoder::SCAN_UNBOUND] = Some(Verdict::of(scan_checked(&f.unbound, &text)));
+    v[decoder::SCAN_BOUND] = Some(Verdict::of(scan_checked(&f.bound, &text)));
+    v[decoder::FACTORY_FILE] = Some(Verdict::of(factory_checked(f, &text)));
+    v[decoder::TOKEN_STATE] = Some(Verdict::of(state_checked(Token::from_bytes(data))));
+    v[decoder::TOKEN_SEALED] = Some(Verdict::of(state_checked(Token::open(&KEY, data))));
+    for (i, step) in ACTIVATION_STEPS.into_iter().enumerate() {
+        let repeat = f.steps[i].last_entry.as_deref().map(typed_code) == Some(typed_code(&text));
+        let pbkdf2 = !repeat
+            && match step {
+                ActivationStep::ActivationCode | ActivationStep::InitialPassword => true,
+                ActivationStep::NewPassword => {
+                    // The policy is cheap; past it the portal hashes.
+                    let r = &f.steps[i].activation;
+                    let context = [r.user_id.as_str(), r.account.as_str(), r.serial.as_str()];
+                    f.settings.password.check(&text, &context, &[], &f.settings.blocklist).is_ok()
+                }
+                _ => false,
+            };
+        if slow || !pbkdf2 {
+            v[decoder::STEP + i] = Some(entry_checked(f, i, &text));
+        }
+    }
+    v
 }

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Re-derive every value of vectors/link.json and vectors/challenge.json from
-docs/PROTOCOL.md alone.
+"""Re-derive every value of vectors/link.json, vectors/challenge.json and
+vectors/activation.json from docs/PROTOCOL.md alone.
 
-An independent implementation of Tessera protocol v1 (link flow, and
-challenge/response for the linked device), written
+An independent implementation of Tessera protocol v1 (link flow,
+challenge/response for the linked device, and the activation of an offline
+authenticator with its challenges), written
 from docs/PROTOCOL.md and the RFCs it names, without looking at the Rust
 sources. It uses only the Python standard library: P-256, RFC 6979 ECDSA,
 ChaCha20-Poly1305, XChaCha20-Poly1305, HKDF, Base45 and postcard are written
-out below (slow but small; the whole run takes well under a second).
+out below (slow but small; the whole run takes about a second); PBKDF2 is
+hashlib's.
 
 It also checks vectors/otp.json (HOTP, TOTP and OCRA rows) with hmac/hashlib.
 
-Usage: rederive_vectors.py [path/to/link.json [path/to/otp.json [path/to/challenge.json]]]
+Usage: rederive_vectors.py [link.json [otp.json [challenge.json [activation.json]]]]
 Prints one line per checked value (ok / MISMATCH), then `N passed, M failed`;
 exits 1 on any mismatch.
 """
@@ -765,6 +767,336 @@ def challenge_consistency(rep, x, got):
                 "or another counter", signed_verifies)
 
 
+# --------------------------------------------------------------------------
+# Flow 3: activating an offline authenticator (PROTOCOL.md, "Flow 3")
+# --------------------------------------------------------------------------
+# Inputs, exactly as docs/PROTOCOL.md "Test vectors" states them (vectors/activation.json).
+ACT_SERIAL = "TS00012345"
+# The device's P-256 secret d: SHA-256("test").
+ACT_DEVICE_SECRET = bytes.fromhex("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+ACT_RNG_SEED = b"\x05" * 32           # the portal: order, start, steps
+ACT_SEAL_SEED = b"\x06" * 32          # the nonce of the sealed token state
+ACT_CHALLENGE_SEED = b"\x07" * 32     # the payment challenge once usable: nonce, then k
+ACT_CODE = "271828"                   # the activation code chosen when ordering
+ACT_ITERATIONS = 10000                # the portal's slow-hash setting (the minimum)
+ACT_NEW_PASSWORD = "correct horse battery staple"
+ACT_SERIAL_TYPED = "ts-0001 2345"
+ACT_IMPORT, ACT_ORDER, ACT_START = NOW, NOW + 60, NOW + 120
+ACT_ENTRY_GAP = 10                    # entry i (1 = device code ... 7 = new password) at start + 10 i
+ACT_TTL = 1800                        # an activation's time (default 30 minutes)
+ACT_USABLE_AFTER = 4 * 3600           # default delay before use
+ACT_TEST_DIGITS = 8                   # the portal's digits (default 8)
+ACT_CHALLENGE_DELAY, ACT_CHALLENGE_TTL, ACT_CHALLENGE_DIGITS = 60, 300, 8
+PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+FACTORY_HEADER = "tessera-factory-records v1"
+TOKEN_STATE_LEN = 133
+DEVICE_CODE_DIGITS, BINDING_CODE_DIGITS = 10, 8
+
+
+def token_hint(D):
+    return H(lbl("token-key-hint") + D)[:4]
+
+
+def token_shared(e, D):
+    """Z = ECDH(e, D), the x-coordinate (the device computes ECDH(d, E))."""
+    return ecdh(e, D)
+
+
+def token_qr_key(Z, E, serial):
+    return HKDF(E, Z, lbl("activation-qr-key") + serial.encode())
+
+
+def token_wrap_key(Z, E, serial):
+    return HKDF(E, Z, lbl("activation-bind-wrap") + serial.encode())
+
+
+def token_root(Z, E, serial, g):
+    return HKDF(E, Z, lbl("token-binding") + serial.encode() + u32(g))
+
+
+def token_keys(R):
+    """(channel_key, answer_key) of a binding root."""
+    return HKDF(b"", R, lbl("token-channel-key")), HKDF(b"", R, lbl("token-answer-key"))
+
+
+def token_device_id(serial, g):
+    return H(lbl("token-device-id") + serial.encode() + u32(g))[:8].hex()
+
+
+def digit_code(key, label, m, n):
+    """First 8 bytes of HMAC(key, label || m), big-endian, mod 10^n, leading zeros."""
+    return str(int.from_bytes(HMAC(key, label + m)[:8], "big") % 10**n).zfill(n)
+
+
+def possession_qr(e, D, serial, name, hint=None, name_bytes=None):
+    """30 01 01 || hint || E || u8 len || name || HMAC(K_qr, all before)[..16]."""
+    E = sec1_compress(ec_mul(e))
+    nb = name.encode() if name_bytes is None else name_bytes
+    b = b"\x30\x01\x01" + (hint or token_hint(D)) + E + u8(len(nb)) + nb
+    return b + HMAC(token_qr_key(token_shared(e, D), E, serial), b)[:16]
+
+
+def binding_qr(e, D, serial, g, name, user_id, plain=None, hint=None):
+    """30 01 02 || hint || E || u32be g || AEAD(K_wrap, 0, aad = all before, len || name || len || user ID)."""
+    E = sec1_compress(ec_mul(e))
+    head = b"\x30\x01\x02" + (hint or token_hint(D)) + E + u32(g)
+    if plain is None:
+        plain = u8(len(name.encode())) + name.encode() + u8(len(user_id.encode())) + user_id.encode()
+    return head + aead_seal(token_wrap_key(token_shared(e, D), E, serial), b"\x00" * 12, head, plain)
+
+
+def device_code(Z, E, serial, qr):
+    return digit_code(token_qr_key(Z, E, serial), lbl("activation-device-code"), qr, DEVICE_CODE_DIGITS)
+
+
+def binding_code(R, qr):
+    return digit_code(R, lbl("activation-binding-code"), qr, BINDING_CODE_DIGITS)
+
+
+def token_state(serial, d, binding=None):
+    """The 133 bytes; `binding` = (g, R, portal name, user ID). Texts are padded
+    with zero bytes to their field; an unbound state has zeros in the binding fields."""
+    def text(s, n):
+        b = s.encode()
+        return u8(len(b)) + b + b"\x00" * (n - len(b))
+    g, R, name, uid = binding if binding else (0, b"\x00" * 32, "", "")
+    s = b"\x01" + text(serial, 16) + d + u8(1 if binding else 0) + u32(g) + R + text(name, 20) + text(uid, 16)
+    assert len(s) == 125
+    return s + token_state_check(s)
+
+
+def token_state_check(s125):
+    return H(lbl("token-state") + s125)[:8]
+
+
+def pbkdf2(secret, salt, iterations):
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, iterations, 32)
+
+
+def typed_normalized(text):
+    """An initial password or serial number as typed: without spaces and dashes, upper case."""
+    return "".join(ch for ch in text if ch not in " -").upper()
+
+
+def derive_activation():
+    """The whole activation of the test vectors; returns (values, internals)."""
+    v, x = {}, {}
+    d, S, name = ACT_DEVICE_SECRET, ACT_SERIAL, PORTAL_NAME
+    D = sec1_compress(ec_mul(int.from_bytes(d, "big")))
+    rng = SeededRandom(ACT_RNG_SEED)
+    v.update(link_vectors="link.json", portal_name=name, serial=S, device_secret_hex=d.hex(),
+             device_public_key_hex=D.hex(), account=ACCOUNT, activation_code=ACT_CODE,
+             hash_iterations=ACT_ITERATIONS, import_time=ACT_IMPORT, order_time=ACT_ORDER,
+             start_time=ACT_START, entry_gap=ACT_ENTRY_GAP, serial_typed=ACT_SERIAL_TYPED,
+             new_password=ACT_NEW_PASSWORD, storage_key_hex=STORAGE_KEY.hex())
+    v["factory_line"] = f"{S} {D.hex()}"
+
+    # The order: user ID, initial password, the two salts.
+    user_id = str(int.from_bytes(rng.bytes(8), "big") % 10**10).zfill(10)
+    chars = "".join(PASSWORD_ALPHABET[b % 32] for b in rng.bytes(12))
+    initial = "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+    code_salt, password_salt = rng.bytes(16), rng.bytes(16)
+    v["user_id"], v["initial_password"] = user_id, initial
+    v["activation_code_hash"] = {"salt_hex": code_salt.hex(), "iterations": ACT_ITERATIONS,
+                                 "hash_hex": pbkdf2(ACT_CODE.encode(), code_salt, ACT_ITERATIONS).hex()}
+    v["initial_password_hash"] = {
+        "salt_hex": password_salt.hex(), "iterations": ACT_ITERATIONS,
+        "hash_hex": pbkdf2(typed_normalized(initial).encode(), password_salt, ACT_ITERATIONS).hex()}
+
+    # Start: the activation id, the possession QR under a fresh portal key.
+    v["activation_id"] = rng.bytes(16).hex()
+    expires_at = ACT_START + ACT_TTL
+    v["activation_expires_at"] = expires_at
+    e1 = rng.scalar()
+    E1, Z1 = sec1_compress(ec_mul(e1)), token_shared(e1, D)
+    qr1 = possession_qr(e1, D, S, name)
+    v["possession"] = {"portal_key_hex": E1.hex(), "qr_text": "TS:" + base45_encode(qr1),
+                       "device_code": device_code(Z1, E1, S, qr1)}
+    v["token_state_unbound_hex"] = token_state(S, d).hex()
+
+    # The activation code: generation 1 (the device record's 0 + 1), another portal key, the binding QR.
+    g = 1
+    e2 = rng.scalar()
+    E2, Z2 = sec1_compress(ec_mul(e2)), token_shared(e2, D)
+    qr2 = binding_qr(e2, D, S, g, name, user_id)
+    R = token_root(Z2, E2, S, g)
+    v["binding"] = {"generation": g, "portal_key_hex": E2.hex(), "root_hex": R.hex(),
+                    "qr_text": "TS:" + base45_encode(qr2), "binding_code": binding_code(R, qr2)}
+    state = token_state(S, d, (g, R, name, user_id))
+    v["token_state_bound_hex"] = state.hex()
+    snonce = SeededRandom(ACT_SEAL_SEED).bytes(24)
+    v["token_sealed_hex"] = (b"\x15\x01" + snonce + xaead_seal(STORAGE_KEY, snonce, b"\x15\x01", state)).hex()
+    v["device_id"] = token_device_id(S, g)
+    v["device_name"] = f"Authenticator {S}"
+
+    # The serial number: the test challenge (a login for the binding's channel key).
+    channel_key, answer_key = token_keys(R)
+    k, nonce = rng.bytes(16), rng.bytes(16)
+    body = pc_varint(expires_at) + u8(ACT_TEST_DIGITS) + pc_approval(LOGIN)
+    qr3 = challenge_qr([channel_key], nonce, k, body)
+    h = challenge_hash(nonce, body)
+    v["test_challenge"] = {
+        "expires_at": expires_at, "digits": ACT_TEST_DIGITS, "body_hex": body.hex(),
+        "qr_text": "TS:" + base45_encode(qr3), "challenge_id": H(lbl("challenge-id") + nonce)[:16].hex(),
+        "challenge_hash_hex": h.hex(), "code": typed_code(answer_key, h, ACT_TEST_DIGITS)}
+
+    # Done at the 7th entry; usable after the delay; then a payment like any device's.
+    done = ACT_START + 7 * ACT_ENTRY_GAP
+    v["done_time"], v["usable_from"] = done, done + ACT_USABLE_AFTER
+    crng = SeededRandom(ACT_CHALLENGE_SEED)
+    cnonce, ck = crng.bytes(16), crng.bytes(16)
+    created = v["usable_from"] + ACT_CHALLENGE_DELAY
+    cbody = pc_varint(created + ACT_CHALLENGE_TTL) + u8(ACT_CHALLENGE_DIGITS) + pc_approval(PAYMENT)
+    ch = challenge_hash(cnonce, cbody)
+    v["challenge"] = {
+        "created_at": created, "digits": ACT_CHALLENGE_DIGITS, "ttl": ACT_CHALLENGE_TTL,
+        "expires_at": created + ACT_CHALLENGE_TTL, "approval": PAYMENT, "body_hex": cbody.hex(),
+        "qr_text": "TS:" + base45_encode(challenge_qr([channel_key], cnonce, ck, cbody)),
+        "challenge_id": H(lbl("challenge-id") + cnonce)[:16].hex(), "challenge_hash_hex": ch.hex(),
+        "verify_time": created + 30, "code": typed_code(answer_key, ch, ACT_CHALLENGE_DIGITS)}
+
+    x.update(d=d, D=D, S=S, e1=e1, e2=e2, qr1=qr1, qr2=qr2, qr3=qr3, R=R, channel_key=channel_key,
+             answer_key=answer_key, state=state, test_nonce=nonce, test_k=k, test_body=body,
+             test_hash=h, code_salt=code_salt, password_salt=password_salt, snonce=snonce,
+             pay_nonce=cnonce, pay_k=ck, pay_body=cbody)
+    return v, x
+
+
+def parse_factory_file(text):
+    """(serial, D) records of a factory file; ValueError(code, line) on the first bad line."""
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or lines[0].strip() != FACTORY_HEADER:
+        if lines and lines[0].strip().startswith("tessera-factory-records "):
+            raise ValueError("UNSUPPORTED_VERSION", 1)
+        raise ValueError("INVALID_INPUT", 1)
+    out, seen = [], set()
+    for i, line in enumerate(lines[1:], start=2):
+        ln = line.strip()
+        if not ln or ln.startswith("#"):
+            continue
+        parts = ln.split(" ")
+        ok = (len(parts) == 2 and 6 <= len(parts[0]) <= 16
+              and all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" for c in parts[0])
+              and len(parts[1]) == 66 and all(c in "0123456789abcdef" for c in parts[1])
+              and parts[1][:2] in ("02", "03"))
+        if ok:
+            try:
+                sec1_decompress(bytes.fromhex(parts[1]))
+            except ValueError:
+                ok = False
+        if not ok:
+            raise ValueError("INVALID_INPUT", i)
+        if parts[0] in seen:
+            raise ValueError("DUPLICATE_RECORD", i)
+        seen.add(parts[0])
+        out.append((parts[0], bytes.fromhex(parts[1])))
+    return out
+
+
+def activation_consistency(rep, x, got, link_x):
+    """Reads the file's activation messages as the device and the portal would."""
+    S = x["S"]
+    d = int.from_bytes(bytes.fromhex(got["device_secret_hex"]), "big")
+    D = bytes.fromhex(got["device_public_key_hex"])
+
+    def factory_line_parses():
+        [(serial, key)] = parse_factory_file(f"{FACTORY_HEADER}\n# a comment\n\n{got['factory_line']}\r\n")
+        assert (serial, key) == (got["serial"], D) and sec1_compress(ec_mul(d)) == D
+    rep.attempt("check: activation: the factory line parses (serial rules, compressed P-256 key d·G)",
+                factory_line_parses)
+
+    def possession_reads():
+        qr = base45_decode(got["possession"]["qr_text"][3:])
+        assert qr[:3] == b"\x30\x01\x01" and qr[3:7] == token_hint(D)
+        E = qr[7:40]
+        assert E.hex() == got["possession"]["portal_key_hex"]
+        nlen = qr[40]
+        assert qr[41:41 + nlen].decode() == got["portal_name"] and len(qr) == 41 + nlen + 16
+        Z = ecdh(d, E)  # the device's side of the agreement
+        assert hmac.compare_digest(HMAC(token_qr_key(Z, E, S), qr[:-16])[:16], qr[-16:]), "mac"
+        assert HMAC(token_qr_key(ecdh(0x77, E), E, S), qr[:-16])[:16] != qr[-16:]  # another device key
+        assert HMAC(token_qr_key(Z, E, "TS00012346"), qr[:-16])[:16] != qr[-16:]  # another serial
+        assert device_code(Z, E, S, qr) == got["possession"]["device_code"]
+    rep.attempt("check: activation: possession QR (hint of D, E, name, MAC under K_qr from ECDH(d, E), "
+                "not under another key or serial), device code", possession_reads)
+
+    def binding_reads():
+        qr = base45_decode(got["binding"]["qr_text"][3:])
+        assert qr[:3] == b"\x30\x01\x02" and qr[3:7] == token_hint(D)
+        E, g = qr[7:40], int.from_bytes(qr[40:44], "big")
+        assert E.hex() == got["binding"]["portal_key_hex"] and g == got["binding"]["generation"]
+        Z = ecdh(d, E)
+        r = PcReader(aead_open(token_wrap_key(Z, E, S), b"\x00" * 12, qr[:44], qr[44:]))
+        name, uid = r.raw(r.u8()).decode(), r.raw(r.u8()).decode()
+        r.end()
+        assert name == got["portal_name"] and uid == got["user_id"] and len(uid) <= 16
+        R = token_root(Z, E, S, g)
+        assert R.hex() == got["binding"]["root_hex"]
+        assert binding_code(R, qr) == got["binding"]["binding_code"]
+        for i in (5, 20, 43, len(qr) - 1):  # hint, E, generation, tag: the AEAD refuses
+            bad = bytearray(qr)
+            bad[i] ^= 1
+            try:
+                aead_open(token_wrap_key(Z, E, S), b"\x00" * 12, bytes(bad[:44]), bytes(bad[44:]))
+            except ValueError:
+                continue
+            raise AssertionError(f"changed byte {i} still opens")
+    rep.attempt("check: activation: binding QR opens under K_wrap from ECDH(d, E) (name, user ID), "
+                "changed bytes do not; R and the binding code", binding_reads)
+
+    def states_read():
+        for key in ("token_state_unbound_hex", "token_state_bound_hex"):
+            s = bytes.fromhex(got[key])
+            assert len(s) == TOKEN_STATE_LEN and s[0] == 1 and token_state_check(s[:125]) == s[125:]
+            assert s[2:2 + s[1]].decode() == got["serial"] and s[18:50].hex() == got["device_secret_hex"]
+        s = bytes.fromhex(got["token_state_bound_hex"])
+        assert s[50] == 1 and int.from_bytes(s[51:55], "big") == got["binding"]["generation"]
+        assert s[55:87].hex() == got["binding"]["root_hex"]
+        assert s[88:88 + s[87]].decode() == got["portal_name"]
+        assert s[109:109 + s[108]].decode() == got["user_id"]
+        blob = bytes.fromhex(got["token_sealed_hex"])
+        assert blob[:2] == b"\x15\x01"
+        assert xaead_open(bytes.fromhex(got["storage_key_hex"]), blob[2:26], b"\x15\x01", blob[26:]) == s
+    rep.attempt("check: activation: both token states (layout, check bytes), the sealed state "
+                "opens to the bound one", states_read)
+
+    def challenges_read():
+        ck, ak = token_keys(bytes.fromhex(got["binding"]["root_hex"]))
+        for c in (got["test_challenge"], got["challenge"]):
+            qr = base45_decode(c["qr_text"][3:])
+            nonce, n = qr[2:18], qr[18]
+            assert qr[:2] == b"\x20\x01" and n == 1
+            tag, pad = slot_keys(ck, nonce)
+            assert qr[19:23] == tag
+            assert slot_keys(link_x["channel_key"], nonce)[0] != tag  # the phone of link.json: not for it
+            body = aead_open(HKDF(nonce, xor(qr[23:39], pad), lbl("challenge-body")), b"\x00" * 12,
+                             qr[:39], qr[39:])
+            assert body.hex() == c["body_hex"]
+            h = challenge_hash(nonce, body)
+            assert h.hex() == c["challenge_hash_hex"] and typed_code(ak, h, c["digits"]) == c["code"]
+        assert got["test_challenge"]["body_hex"] == (pc_varint(got["activation_expires_at"])
+                                                     + u8(got["test_challenge"]["digits"])
+                                                     + pc_approval(LOGIN)).hex()
+    rep.attempt("check: activation: the device finds its slot in both challenges (channel key of R), "
+                "opens the bodies, codes under the answer key", challenges_read)
+
+    def typed_entries():
+        assert typed_normalized(got["serial_typed"]) == got["serial"]
+        h = got["initial_password_hash"]
+        for typed in (got["initial_password"], got["initial_password"].lower().replace("-", " ")):
+            assert pbkdf2(typed_normalized(typed).encode(), bytes.fromhex(h["salt_hex"]),
+                          h["iterations"]).hex() == h["hash_hex"]
+        a = got["activation_code_hash"]
+        assert pbkdf2(got["activation_code"].encode(), bytes.fromhex(a["salt_hex"]),
+                      a["iterations"]).hex() == a["hash_hex"]
+        assert len(got["user_id"]) == 10 and got["user_id"].isdigit()
+        assert got["device_id"] != token_device_id(S, got["binding"]["generation"] + 1)
+    rep.attempt("check: activation: typed serial and initial password (any case, dashes, spaces), "
+                "activation code hash", typed_entries)
+
+
 def compare(rep, prefix, expected, got):
     """Every key of both sides, recursively through objects and lists of named objects."""
     for key in sorted(set(got) | set(expected)):
@@ -1028,6 +1360,7 @@ def main(argv):
     link_path = argv[1] if len(argv) > 1 else os.path.join(ROOT, "vectors", "link.json")
     otp_path = argv[2] if len(argv) > 2 else os.path.join(ROOT, "vectors", "otp.json")
     challenge_path = argv[3] if len(argv) > 3 else os.path.join(ROOT, "vectors", "challenge.json")
+    activation_path = argv[4] if len(argv) > 4 else os.path.join(ROOT, "vectors", "activation.json")
     rep = Report()
     self_tests(rep)
 
@@ -1047,6 +1380,11 @@ def main(argv):
     cv, _ = derive_challenges(v, x)
     compare(rep, "challenge.json ", cv, cgot)
     challenge_consistency(rep, x, dict(cgot, biometric_secret_hex=v["biometric_secret_hex"]))
+
+    agot = json.load(open(activation_path))
+    av, ax = derive_activation()
+    compare(rep, "activation.json ", av, agot)
+    activation_consistency(rep, ax, dict(av, **agot), x)
 
     print(f"{rep.passed} passed, {rep.failed} failed")
     return 1 if rep.failed else 0
