@@ -384,7 +384,14 @@ impl Token {
                         ))
                     }
                     // The same QR code again (the user typed a wrong code): the same digits.
-                    Some(old) if generation == old.generation && ct_eq(&old.root[..], &root[..]) => false,
+                    Some(old)
+                        if generation == old.generation
+                            && ct_eq(&old.root[..], &root[..])
+                            && old.portal_name.as_str() == b.portal_name
+                            && old.user_id.as_str() == b.user_id =>
+                    {
+                        false
+                    }
                     Some(old) if generation == old.generation => {
                         return Err(err(ErrorCode::TokenAlreadyUsed, "this activation QR code was replaced"))
                     }
