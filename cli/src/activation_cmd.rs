@@ -251,42 +251,9 @@ impl SettingsArgs {
     }
 }
 
-/// The settings in force (defaults filled in), checked by the core's own
-/// rules. tessera-host checks them only inside the calls that use them,
-/// so this mirrors its conversion to check them when they are set.
+/// The settings in force (defaults filled in), checked when they are set.
 fn effective(s: &ActivationSettings) -> Result<core_act::ActivationSettings, Error> {
-    let d = core_act::ActivationSettings::default();
-    let bad = |what: &str| cli_err(ErrorCode::InvalidInput, format!("{what} is out of range"));
-    let secs = |v: Option<i64>, def: u64, what: &str| match v {
-        None => Ok(def),
-        Some(v) => u64::try_from(v).map_err(|_| bad(what)),
-    };
-    let e = core_act::ActivationSettings {
-        hash_iterations: match s.hash_iterations {
-            None => d.hash_iterations,
-            Some(v) => u32::try_from(v).map_err(|_| bad("hash iterations"))?,
-        },
-        usable_after: secs(s.usable_after_seconds, d.usable_after, "the delay before use")?,
-        activation_ttl: secs(s.activation_ttl_seconds, d.activation_ttl, "the activation lifetime")?,
-        order_ttl: secs(s.order_ttl_seconds, d.order_ttl, "the order lifetime")?,
-        challenge_digits: match s.challenge_digits {
-            None => d.challenge_digits,
-            Some(v) => u8::try_from(v).map_err(|_| bad("challenge digits"))?,
-        },
-        password: core_act::password::PasswordPolicy {
-            min_len: match s.password_min_length {
-                None => d.password.min_len,
-                Some(v) => u8::try_from(v).map_err(|_| bad("the password minimum"))?,
-            },
-            max_len: match s.password_max_length {
-                None => d.password.max_len,
-                Some(v) => u16::try_from(v).map_err(|_| bad("the password maximum"))?,
-            },
-        },
-        blocklist: s.blocklist.clone(),
-    };
-    e.validate().map_err(Error::from)?;
-    Ok(e)
+    s.to_core()
 }
 
 /// A secret option's value; `-` reads one line from stdin (not on the

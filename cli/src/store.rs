@@ -166,7 +166,7 @@ CREATE TABLE activations (activation_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL);
 CREATE INDEX activations_by_user ON activations (user_id);
 CREATE TABLE credentials (account TEXT PRIMARY KEY, recovery_codes_left INTEGER NOT NULL, locked INTEGER NOT NULL,
-    version INTEGER NOT NULL, sealed BLOB NOT NULL);
+    pending_from INTEGER, version INTEGER NOT NULL, sealed BLOB NOT NULL);
 ALTER TABLE devices ADD COLUMN serial TEXT;
 ALTER TABLE devices ADD COLUMN usable_from INTEGER;
 CREATE TABLE settings (name TEXT PRIMARY KEY, json TEXT NOT NULL);
@@ -241,7 +241,7 @@ const AUTHENTICATOR_COLS: &str = "serial, account, user_id, status, imported_at,
 const ORDER_COLS: &str = "user_id, account, serial, expires_at, status, activation_id, version, sealed";
 const ACTIVATION_COLS: &str =
     "activation_id, user_id, account, serial, step, status, failures, expires_at, version, sealed";
-const CREDENTIALS_COLS: &str = "account, recovery_codes_left, locked, version, sealed";
+const CREDENTIALS_COLS: &str = "account, recovery_codes_left, locked, pending_from, version, sealed";
 
 fn offer_row(r: &Row<'_>) -> rusqlite::Result<StoredOffer> {
     Ok(StoredOffer {
@@ -328,8 +328,9 @@ fn credentials_row(r: &Row<'_>) -> rusqlite::Result<StoredCredentials> {
         account: r.get(0)?,
         recovery_codes_left: r.get(1)?,
         locked: r.get(2)?,
-        version: r.get(3)?,
-        sealed: r.get(4)?,
+        pending_from: opt_time(r, 3)?,
+        version: r.get(4)?,
+        sealed: r.get(5)?,
     })
 }
 
@@ -723,7 +724,7 @@ fn write_row(c: &Connection, w: &RecordWrite) -> Result<bool> {
             c,
             "credentials",
             CREDENTIALS_COLS,
-            params![cr.account, cr.recovery_codes_left, cr.locked, cr.version, cr.sealed],
+            params![cr.account, cr.recovery_codes_left, cr.locked, cr.pending_from.map(secs), cr.version, cr.sealed],
             expected,
         ),
     };

@@ -547,11 +547,16 @@ fn plain_output_of_start_and_next_is_one_value_a_line() {
     let code = shown(&t, lines[2]);
     let out = ok(&["portal", "activation-next", "--dir", &p, "--id", &id, "--input", &code, "--now", &now(N + 61)]);
     assert_eq!(out, format!("{id}\nactivation_code"));
-    // A restart supersedes the running activation.
+    // A restart supersedes the running activation once its device code is typed.
     let again = ok(&["portal", "activation-start", "--dir", &p, "--user-id", &letter.user_id, "--now", &now(N + 62)]);
-    assert_ne!(again.lines().next().unwrap(), id);
+    let lines: Vec<&str> = again.lines().collect();
+    let id2 = lines[0].to_owned();
+    assert_ne!(id2, id);
+    let code = shown(&t, lines[2]);
+    let out = ok(&["portal", "activation-next", "--dir", &p, "--id", &id2, "--input", &code, "--now", &now(N + 63)]);
+    assert_eq!(out, format!("{id2}\nactivation_code"));
     fails(
-        &["portal", "activation-next", "--dir", &p, "--id", &id, "--input", "271828", "--now", &now(N + 63)],
+        &["portal", "activation-next", "--dir", &p, "--id", &id, "--input", "271828", "--now", &now(N + 64)],
         "INVALID_STATE",
     );
 }

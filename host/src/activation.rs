@@ -63,7 +63,10 @@ fn out_of_range(what: &'static str) -> TesseraError {
 }
 
 impl ActivationSettings {
-    pub(crate) fn to_core(&self) -> Result<act::ActivationSettings> {
+    /// The settings in force (defaults filled in), checked by the core's
+    /// rules (`INVALID_INPUT`, `INVALID_DIGITS`): what a host stores them
+    /// as, before any call uses them.
+    pub fn to_core(&self) -> Result<act::ActivationSettings> {
         let d = act::ActivationSettings::default();
         let secs = |v: Option<i64>, def: u64, what| match v {
             None => Ok(def),
