@@ -156,12 +156,6 @@ impl core::fmt::Debug for TokenRecord {
 }
 
 impl TokenRecord {
-    fn next(&self) -> TokenRecord {
-        let mut n = self.clone();
-        n.version = self.version.saturating_add(1);
-        n
-    }
-
     /// A fresh ephemeral key `e`, its public half `E` and `ECDH(e, D)`.
     fn agree(&self, rng: &mut dyn RandomSource) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>)> {
         let d = decode_public(&self.device_pk, ErrorCode::StateCorrupt)?;
@@ -242,14 +236,6 @@ impl core::fmt::Debug for EnrolmentRecord {
             .field("state", &self.state)
             .field("version", &self.version)
             .finish_non_exhaustive()
-    }
-}
-
-impl EnrolmentRecord {
-    fn next(&self) -> EnrolmentRecord {
-        let mut n = self.clone();
-        n.version = self.version.saturating_add(1);
-        n
     }
 }
 
@@ -371,12 +357,6 @@ impl core::fmt::Debug for ActivationRecord {
 }
 
 impl ActivationRecord {
-    fn next(&self) -> ActivationRecord {
-        let mut n = self.clone();
-        n.version = self.version.saturating_add(1);
-        n
-    }
-
     /// The QR code the user must scan now, to show again (a reloaded page).
     pub fn qr_text(&self) -> Option<String> {
         (self.step.has_qr() && self.state == ActivationState::Open && !self.qr.is_empty()).then(|| qr_text(&self.qr))
@@ -445,12 +425,6 @@ impl core::fmt::Debug for AccountCredentials {
 }
 
 impl AccountCredentials {
-    fn next(&self) -> AccountCredentials {
-        let mut n = self.clone();
-        n.version = self.version.saturating_add(1);
-        n
-    }
-
     /// When credentials set by a later activation take effect (none waiting: `None`).
     pub fn pending_from(&self) -> Option<u64> {
         self.pending.as_ref().map(|p| p.effective_from)
@@ -488,6 +462,15 @@ impl AccountCredentials {
 
 macro_rules! portal_record {
     ($t:ty, $tag:expr, $key:ident, $account:path) => {
+        impl $t {
+            /// A copy at the next version (the record a write replaces it with).
+            fn next(&self) -> $t {
+                let mut n = self.clone();
+                n.version = self.version.saturating_add(1);
+                n
+            }
+        }
+
         impl PortalRecord for $t {
             const TAG: u8 = $tag;
             fn key(&self) -> &str {

@@ -53,29 +53,21 @@ impl Db {
         }
         Ok(())
     }
+    /// The stored record of `kind` under `key`, as `pick` reads it.
+    fn row<T>(&self, kind: u8, key: &str, pick: impl Fn(&Write) -> Option<T>) -> T {
+        pick(&self.rows[&(kind, key.to_string())].1).unwrap_or_else(|| unreachable!())
+    }
     fn token(&self, serial: &str) -> TokenRecord {
-        match &self.rows[&(4, serial.to_string())].1 {
-            Write::Token(t) => t.clone(),
-            _ => unreachable!(),
-        }
+        self.row(4, serial, |w| if let Write::Token(t) = w { Some(t.clone()) } else { None })
     }
     fn order(&self, user_id: &str) -> EnrolmentRecord {
-        match &self.rows[&(5, user_id.to_string())].1 {
-            Write::Enrolment(e) => e.clone(),
-            _ => unreachable!(),
-        }
+        self.row(5, user_id, |w| if let Write::Enrolment(e) = w { Some(e.clone()) } else { None })
     }
     fn activation(&self, id: &str) -> ActivationRecord {
-        match &self.rows[&(6, id.to_string())].1 {
-            Write::Activation(a) => a.clone(),
-            _ => unreachable!(),
-        }
+        self.row(6, id, |w| if let Write::Activation(a) = w { Some(a.clone()) } else { None })
     }
     fn device(&self, id: &str) -> DeviceRecord {
-        match &self.rows[&(2, id.to_string())].1 {
-            Write::Device(d) => d.clone(),
-            _ => unreachable!(),
-        }
+        self.row(2, id, |w| if let Write::Device(d) = w { Some(d.clone()) } else { None })
     }
     fn credentials(&self, account: &str) -> Option<AccountCredentials> {
         match self.rows.get(&(7, account.to_string())).map(|r| &r.1) {
