@@ -36,8 +36,9 @@ struct Fixture {
     /// The activated device, and the same device before its activation.
     token: Token,
     fresh: Token,
-    /// Its row while in stock, and its order.
+    /// Its row while in stock, once sent with its order, and the order.
     token_row: TokenRecord,
+    assigned: TokenRecord,
     order: EnrolmentRecord,
     /// The activation at its device-code step, and its first QR code.
     at_device_code: (ActivationRecord, String),
@@ -69,6 +70,7 @@ fn fixture() -> Fixture {
     let initial = String::clone(&o.result.as_ref().unwrap().initial_password);
     let (t, e, _) = written(&o);
     let (mut t, mut e) = (t.unwrap(), e.unwrap());
+    let assigned = t.clone();
     let o = portal.start_activation(&e, &t, &settings, NOW, &mut rng);
     let (_, e2, a) = written(&o);
     e = e2.unwrap();
@@ -107,7 +109,18 @@ fn fixture() -> Fixture {
     let devices = [device.unwrap()];
     let c =
         portal.create_challenge(&devices, Approval::Login, ChallengeSettings::default(), NOW + 1, &mut rng).unwrap();
-    Fixture { portal, settings, token, fresh, token_row, order, at_device_code, binding_qr, challenge_qr: c.qr_text }
+    Fixture {
+        portal,
+        settings,
+        token,
+        fresh,
+        token_row,
+        assigned,
+        order,
+        at_device_code,
+        binding_qr,
+        challenge_qr: c.qr_text,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -136,17 +149,21 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("portal");
     g.throughput(Throughput::Elements(1));
     let mut rng = SeededRandom::new([6; 32]);
+    let wrong = f.portal.activation_next(a, &f.order, &f.assigned, None, "0000000000", &f.settings, NOW, &mut rng);
+    assert_eq!(wrong.result.unwrap_err().code(), tessera_core::ErrorCode::DeviceCodeMismatch);
     g.bench_function("activation_next: wrong device code (counted)", |b| {
         b.iter(|| {
-            let o = f.portal.activation_next(a, &f.order, &f.token_row, None, "0000000000", &f.settings, NOW, &mut rng);
+            let o = f.portal.activation_next(a, &f.order, &f.assigned, None, "0000000000", &f.settings, NOW, &mut rng);
             black_box(o.result.is_err())
         })
     });
     let mut lines = vec![FACTORY_FILE_HEADER.to_owned()];
+    let key = tessera_core::encoding::hex_encode(f.fresh.public_key());
     for i in 0..10_000u32 {
-        lines.push(format!("TS{i:08} {}", "ab".repeat(32)));
+        lines.push(format!("TS{i:08} {key}"));
     }
     let file = lines.join("\n");
+    assert_eq!(f.portal.import_factory_records(&file, &[], NOW).writes.len(), 10_000);
     g.throughput(Throughput::Elements(10_000));
     g.sample_size(10);
     g.bench_function("import 10 000 factory records", |b| {
