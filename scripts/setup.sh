@@ -31,13 +31,14 @@ if ! "$CACHE/cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WBG_VERSI
   cargo install -q wasm-bindgen-cli --version "$WBG_VERSION" --root "$CACHE/cargo"
 fi
 
-# 4. npm tools: Kotlin compiler, Playwright (driving Debian's Chromium), binaryen (wasm-opt).
+# 4. npm tools: Kotlin compiler, Playwright (driving Debian's Chromium), binaryen (wasm-opt),
+#    and TypeScript (the .d.ts of the npm package is type-checked against a .ts file).
 NPM_DIR="$CACHE/npm"
 mkdir -p "$NPM_DIR"
-if [ ! -x "$NPM_DIR/node_modules/kotlin-compiler/bin/kotlinc" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ ! -d "$NPM_DIR/node_modules/binaryen" ] || [ ! -d "$NPM_DIR/node_modules/jsqr" ]; then
-  log "npm install kotlin-compiler playwright-core binaryen jsqr"
+if [ ! -x "$NPM_DIR/node_modules/kotlin-compiler/bin/kotlinc" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ] || [ ! -d "$NPM_DIR/node_modules/binaryen" ] || [ ! -d "$NPM_DIR/node_modules/jsqr" ] || [ ! -f "$NPM_DIR/node_modules/typescript/bin/tsc" ]; then
+  log "npm install kotlin-compiler playwright-core binaryen jsqr typescript"
   (cd "$NPM_DIR" && { [ -f package.json ] || echo '{"name":"tessera-tools","private":true}' > package.json; } &&
-    npm install --no-save --silent kotlin-compiler@2.4 playwright-core binaryen@132 jsqr@1)
+    npm install --no-save --silent kotlin-compiler@2.4 playwright-core binaryen@132 jsqr@1 typescript@5)
 fi
 chmod +x "$NPM_DIR"/node_modules/kotlin-compiler/bin/* 2>/dev/null || true
 

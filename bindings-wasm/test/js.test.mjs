@@ -834,7 +834,7 @@ test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
     }
   }
   if (!tsc) {
-    t.skip("typescript is not installed (scripts/setup.sh installs no TypeScript compiler)");
+    t.skip("typescript is not installed: run scripts/setup.sh (it installs typescript@5 in the tool cache)");
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), "tessera-ts-"));
