@@ -142,6 +142,19 @@ pub enum ActivationCommand {
         #[arg(long, allow_hyphen_values = true)]
         password: String,
     },
+    /// Cancel an activation the user did not make: unlink its
+    /// authenticator and drop the password and recovery codes it set while
+    /// they still wait for its delay, in one transaction.
+    CancelActivation {
+        #[command(flatten)]
+        c: Common,
+        /// Account.
+        #[arg(long)]
+        account: String,
+        /// The authenticator's device id (`portal devices` lists it).
+        #[arg(long)]
+        device: String,
+    },
     /// Use one of an account's recovery codes (single use); prints how many are left.
     RecoveryCode {
         #[command(flatten)]
@@ -677,6 +690,40 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                 })?
                 .stored()?;
             print_credential_check(&c, &check, &change, "password accepted")?;
+        }
+        ActivationCommand::CancelActivation { c, account, device } => {
+            let (mut db, portal) = open(&c)?;
+            let now = now_or(c.now);
+            let (change, dropped) = db
+                .run(now, |tx| {
+                    let row = read::device_of(tx, &account, &device)?
+                        .ok_or_else(|| cli_err(ErrorCode::DeviceUnknown, "no such device of this account"))?;
+                    if row.serial.is_none() {
+                        return Err(cli_err(ErrorCode::InvalidInput, "this device is a phone, not an authenticator"));
+                    }
+                    let mut change = portal.unlink_device(row, now)?;
+                    let waiting = read::credentials(tx, &account)?.filter(|c| c.pending_from.is_some_and(|t| t > now));
+                    let dropped = waiting.is_some();
+                    if let Some(creds) = waiting {
+                        let more = portal.cancel_pending_credentials(creds, now)?;
+                        change.writes.extend(more.writes);
+                        change.events.extend(more.events);
+                    }
+                    Ok((change, dropped))
+                })?
+                .stored()?;
+            notify(&change);
+            if c.json {
+                out!(
+                    "{}",
+                    json!({"device_id": device, "unlinked": true, "pending_credentials_dropped": dropped, "events": events_json(&change)})
+                );
+            } else {
+                out!(
+                    "unlinked {device}{}",
+                    if dropped { "; the password and recovery codes it set were dropped" } else { "" }
+                );
+            }
         }
         ActivationCommand::RecoveryCode { c, account, code } => {
             let (mut db, portal) = open(&c)?;

@@ -699,3 +699,66 @@ fn help_lists_the_activation_commands() {
         assert!(help.contains(words), "`tessera help` lacks {words:?}");
     }
 }
+
+/// Activate the token in `t` for the order of `letter` (every step), the
+/// new password `password`; the final JSON.
+fn activate(p: &str, t: &str, letter: &Letter, code: &str, serial: &str, password: &str, at: u64) -> Value {
+    let a = ok_json(&["portal", "activation-start", "--dir", p, "--user-id", &letter.user_id, "--now", &now(at)]);
+    let id = a["id"].as_str().unwrap().to_owned();
+    let mut qr = a["qr"].as_str().map(str::to_owned);
+    for input in [None, Some(code), None, Some(serial), None, Some(letter.initial_password.as_str())] {
+        let input = input.map_or_else(|| shown(t, qr.as_deref().unwrap()), str::to_owned);
+        qr = next(p, &id, &input, at + 1)["qr"].as_str().map(str::to_owned);
+    }
+    next(p, &id, password, at + 2)
+}
+
+#[test]
+fn cancel_activation_unlinks_and_drops_the_waiting_password() {
+    let s = Scratch::new("cancel");
+    let p = portal(&s);
+    let (t1, letter1) = ordered(&s, &p, "anna");
+    let done1 = activate(&p, &t1, &letter1, "271828", "TS00012345", "correct horse battery staple", N + 60);
+    assert_eq!(done1["step"].as_str(), Some("done"));
+    // A second authenticator, activated by someone else with a password of theirs.
+    let file2 = s.path("factory2.txt");
+    let t2 = token(&s, "t2", "TS00067890", &file2);
+    ok(&["portal", "import-devices", "--dir", &p, "--file", &file2, "--now", &now(N + 100)]);
+    let o = ok_json(&[
+        "portal",
+        "order",
+        "--dir",
+        &p,
+        "--account",
+        "anna",
+        "--activation-code",
+        "161803",
+        "--serial",
+        "TS00067890",
+        "--now",
+        &now(N + 110),
+    ]);
+    let letter2 = Letter {
+        user_id: o["user_id"].as_str().unwrap().to_owned(),
+        initial_password: o["initial_password"].as_str().unwrap().to_owned(),
+    };
+    let done2 = activate(&p, &t2, &letter2, "161803", "TS00067890", "mallory was here 2026", N + 200);
+    let device2 = done2["device_id"].as_str().unwrap().to_owned();
+    // Before its delay, the user's own password is still the one in force.
+    let check = ["portal", "password-check", "--dir", &p, "--account", "anna", "--password"];
+    ok(&[&check[..], &["correct horse battery staple", "--now", &now(N + 300)]].concat());
+    fails(&[&check[..], &["mallory was here 2026", "--now", &now(N + 300)]].concat(), "PASSWORD_MISMATCH");
+    // A phone is not an authenticator; an unknown device is unknown.
+    let cancel = ["portal", "cancel-activation", "--dir", &p, "--account", "anna", "--device"];
+    fails(&[&cancel[..], &["0000000000000000", "--now", &now(N + 400)]].concat(), "DEVICE_UNKNOWN");
+    let j = ok_json(&[&cancel[..], &[device2.as_str(), "--now", &now(N + 400)]].concat());
+    assert_eq!((j["unlinked"].as_bool(), j["pending_credentials_dropped"].as_bool()), (Some(true), Some(true)));
+    let kinds: Vec<&str> = j["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["deviceUnlinked"]);
+    // Long after the delay, the user's password holds and the other never came into force.
+    let later = N + 200 + 4 * 3600 + 100;
+    ok(&[&check[..], &["correct horse battery staple", "--now", &now(later)]].concat());
+    fails(&[&check[..], &["mallory was here 2026", "--now", &now(later)]].concat(), "PASSWORD_MISMATCH");
+    // Cancelling again: the device is unlinked already.
+    fails(&[&cancel[..], &[device2.as_str(), "--now", &now(later)]].concat(), "INVALID_STATE");
+}
