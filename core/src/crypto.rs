@@ -3,13 +3,12 @@
 //! labels, and ChaCha20-Poly1305 sealing. Nothing here reads a clock or the OS.
 
 use crate::error::{err, ErrorCode, Result};
+use crate::provider::CryptoProvider;
+use alloc::vec;
 use alloc::vec::Vec;
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, XChaCha20Poly1305};
-use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use p256::{PublicKey, SecretKey};
-use sha2::{Digest, Sha256};
+use p256::SecretKey;
+use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 /// A source of cryptographically secure random bytes, supplied by the host
@@ -78,6 +77,13 @@ pub(crate) fn random_array<const N: usize>(rng: &mut dyn RandomSource) -> [u8; N
 /// Length of a compressed SEC1 P-256 public key.
 pub const PUBLIC_KEY_LEN: usize = 33;
 
+/// A compressed SEC1 P-256 public key, checked to be a point on the curve.
+pub(crate) type PublicKeyBytes = [u8; PUBLIC_KEY_LEN];
+
+fn provider() -> &'static dyn CryptoProvider {
+    crate::provider::get_default()
+}
+
 /// A P-256 secret key from the host's randomness (rejection sampling).
 pub(crate) fn generate_secret_key(rng: &mut dyn RandomSource) -> Result<SecretKey> {
     for _ in 0..64 {
@@ -100,64 +106,122 @@ pub(crate) fn secret_key_from_bytes(bytes: &[u8]) -> Result<SecretKey> {
     SecretKey::from_slice(bytes).map_err(|_| err(ErrorCode::StateCorrupt, "stored private key is invalid"))
 }
 
-/// Compressed SEC1 encoding of a public key.
-pub(crate) fn encode_public(pk: &PublicKey) -> [u8; PUBLIC_KEY_LEN] {
+/// The 32 big-endian bytes of a secret key (what providers take).
+pub(crate) fn secret_bytes(sk: &SecretKey) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&sk.to_bytes());
+    out
+}
+
+/// Compressed SEC1 encoding of a secret key's public key.
+pub(crate) fn public_of(sk: &SecretKey) -> PublicKeyBytes {
     use p256::elliptic_curve::sec1::ToSec1Point;
-    let p = pk.to_sec1_point(true);
+    let p = sk.public_key().to_sec1_point(true);
     let mut out = [0u8; PUBLIC_KEY_LEN];
     out.copy_from_slice(p.as_bytes());
     out
 }
 
-/// Decode a compressed SEC1 public key; `code` on failure.
-pub(crate) fn decode_public(bytes: &[u8], code: ErrorCode) -> Result<PublicKey> {
-    if bytes.len() != PUBLIC_KEY_LEN {
-        return Err(err(code, "public key has the wrong length"));
+/// 33 bytes starting 0x02 or 0x03: the one encoding of a public key the
+/// protocols accept. (SEC1 readers also take 0x05 "compact" points, which
+/// would give one key two encodings, hence two device ids.)
+fn compressed(bytes: &[u8], code: ErrorCode) -> Result<&PublicKeyBytes> {
+    match <&PublicKeyBytes>::try_from(bytes) {
+        Ok(pk) if pk[0] == 2 || pk[0] == 3 => Ok(pk),
+        Ok(_) => Err(err(code, "public key is not a compressed P-256 point")),
+        Err(_) => Err(err(code, "public key has the wrong length")),
     }
-    PublicKey::from_sec1_bytes(bytes).map_err(|_| err(code, "public key is not a valid P-256 point"))
 }
 
-/// ECDH: the x-coordinate of sk·PK.
-pub(crate) fn ecdh(sk: &SecretKey, pk: &PublicKey) -> Zeroizing<[u8; 32]> {
-    let shared = sk.diffie_hellman(pk);
+/// Check that `bytes` is a compressed SEC1 P-256 point; `code` on failure.
+pub(crate) fn decode_public(bytes: &[u8], code: ErrorCode) -> Result<PublicKeyBytes> {
+    let pk = *compressed(bytes, code)?;
+    if !provider().p256_valid_point(&pk) {
+        return Err(err(code, "public key is not a valid P-256 point"));
+    }
+    Ok(pk)
+}
+
+/// ECDH: the x-coordinate of sk·peer. `code` when `peer` is not a point on
+/// the curve (so callers need not check it first: the provider does, once).
+pub(crate) fn ecdh(sk: &[u8; 32], peer: &[u8], code: ErrorCode) -> Result<Zeroizing<[u8; 32]>> {
+    let peer = compressed(peer, code)?;
     let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(shared.raw_secret_bytes());
-    out
+    if provider().p256_ecdh(sk, peer, &mut out) {
+        Ok(out)
+    } else {
+        Err(err(code, "public key is not a valid P-256 point"))
+    }
+}
+
+/// A long-lived key agreement key (a portal's), parsed once by the
+/// process's provider.
+pub(crate) struct AgreementKey(alloc::boxed::Box<dyn crate::provider::P256PrivateKey>);
+
+impl AgreementKey {
+    pub(crate) fn new(sk: &SecretKey) -> Result<AgreementKey> {
+        provider()
+            .p256_private_key(&secret_bytes(sk))
+            .map(AgreementKey)
+            .ok_or(err(ErrorCode::Internal, "the crypto provider refused a valid P-256 key"))
+    }
+
+    /// [`ecdh`] with this key.
+    pub(crate) fn ecdh(&self, peer: &[u8], code: ErrorCode) -> Result<Zeroizing<[u8; 32]>> {
+        let peer = compressed(peer, code)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if self.0.ecdh(peer, &mut out) {
+            Ok(out)
+        } else {
+            Err(err(code, "public key is not a valid P-256 point"))
+        }
+    }
 }
 
 /// HKDF-SHA256 (RFC 5869) with `info` = concatenation of `info` parts.
 pub(crate) fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; N]> {
-    let h = Hkdf::<Sha256>::new(Some(salt), ikm);
+    const { assert!(N <= 255 * 32) };
     let mut out = Zeroizing::new([0u8; N]);
-    // N <= 255*32 for every use in this crate, so expand cannot fail.
-    h.expand_multi_info(info, &mut out[..]).unwrap_or_else(|_| unreachable!());
+    provider().hkdf_sha256(salt, ikm, info, &mut out[..]);
     out
 }
 
 /// HMAC-SHA256.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
+    provider().hmac_sha256(key, parts)
 }
 
 /// SHA-256 of the concatenation of `parts`.
 pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
+    provider().sha256(parts)
 }
 
 /// Length of the synthetic nonce of [`seal_siv`].
 pub const SIV_NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 fn split_keys(keys: &[u8; 64]) -> (&[u8; 32], &[u8]) {
     let (ek, nk) = keys.split_at(32);
     (ek.try_into().unwrap_or_else(|_| unreachable!()), nk)
+}
+
+/// `nonce || ChaCha20-Poly1305(key, nonce, aad, plaintext) || tag`.
+fn seal_with_nonce(key: &[u8; 32], nonce: &[u8], chacha_nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(plaintext);
+    let tag = provider().chacha20poly1305_seal(key, chacha_nonce, aad, &mut out[nonce.len()..]);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Open `ciphertext || tag` into a new buffer; `None` when it fails.
+fn open_to_vec(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let n = sealed.len().checked_sub(TAG_LEN)?;
+    let (ct, tag) = sealed.split_at(n);
+    let tag: &[u8; TAG_LEN] = tag.try_into().ok()?;
+    let mut plain = Zeroizing::new(vec![0u8; n]);
+    provider().chacha20poly1305_open(key, nonce, aad, ct, tag, &mut plain).then_some(plain)
 }
 
 /// Deterministic, misuse-resistant sealing of a message: `keys` is 64 bytes,
@@ -171,31 +235,20 @@ pub(crate) fn seal_siv(keys: &[u8; 64], aad: &[u8], plaintext: &[u8]) -> Vec<u8>
     let tag = Zeroizing::new(hmac_sha256(nk, &[&(aad.len() as u64).to_be_bytes(), aad, plaintext]));
     let mut nonce = [0u8; SIV_NONCE_LEN];
     nonce.copy_from_slice(&tag[..SIV_NONCE_LEN]);
-    let c = ChaCha20Poly1305::new(ek.into());
-    nonce_then(&nonce, c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }))
-}
-
-/// `nonce || ciphertext`; encrypting our own buffers cannot fail.
-fn nonce_then(nonce: &[u8], ct: core::result::Result<Vec<u8>, chacha20poly1305::Error>) -> Vec<u8> {
-    let ct = ct.unwrap_or_else(|_| unreachable!());
-    let mut out = Vec::with_capacity(nonce.len() + ct.len());
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
-    out
+    seal_with_nonce(ek, &nonce, &nonce, aad, plaintext)
 }
 
 /// Open a [`seal_siv`] message and check its synthetic nonce;
 /// `MESSAGE_TAMPERED` on any failure.
 pub(crate) fn open_siv(keys: &[u8; 64], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let tampered = || err(ErrorCode::MessageTampered, "the message failed authentication");
-    if sealed.len() < SIV_NONCE_LEN + 16 {
+    if sealed.len() < SIV_NONCE_LEN + TAG_LEN {
         return Err(err(ErrorCode::MalformedMessage, "the message is truncated"));
     }
     let (ek, nk) = split_keys(keys);
     let (nonce, ct) = sealed.split_at(SIV_NONCE_LEN);
     let nonce: [u8; SIV_NONCE_LEN] = nonce.try_into().map_err(|_| tampered())?;
-    let c = ChaCha20Poly1305::new(ek.into());
-    let plain = c.decrypt((&nonce).into(), Payload { msg: ct, aad }).map(Zeroizing::new).map_err(|_| tampered())?;
+    let plain = open_to_vec(ek, &nonce, aad, ct).ok_or_else(tampered)?;
     let tag = Zeroizing::new(hmac_sha256(nk, &[&(aad.len() as u64).to_be_bytes(), aad, &plain]));
     if !crate::secret::ct_eq(&tag[..SIV_NONCE_LEN], &nonce) {
         return Err(tampered());
@@ -207,7 +260,8 @@ pub(crate) fn open_siv(keys: &[u8; 64], aad: &[u8], sealed: &[u8]) -> Result<Zer
 pub const SIGNATURE_LEN: usize = 64;
 
 /// ECDSA P-256 / SHA-256 over the concatenation of `parts` (deterministic
-/// nonces, RFC 6979), fixed 64-byte `r || s`.
+/// nonces, RFC 6979), fixed 64-byte `r || s`. Always RustCrypto: signing
+/// happens on devices, and RFC 6979 makes signatures reproducible.
 pub(crate) fn sign(sk: &SecretKey, parts: &[&[u8]]) -> [u8; SIGNATURE_LEN] {
     use p256::ecdsa::signature::Signer;
     let msg = parts.concat();
@@ -218,32 +272,39 @@ pub(crate) fn sign(sk: &SecretKey, parts: &[&[u8]]) -> [u8; SIGNATURE_LEN] {
     out
 }
 
-/// Verify a [`sign`] signature; `code` on failure (high-s signatures are
-/// refused, so a signature has one valid encoding).
-pub(crate) fn verify(pk: &PublicKey, parts: &[&[u8]], sig: &[u8], code: ErrorCode) -> Result<()> {
-    use p256::ecdsa::signature::Verifier;
-    let sig = p256::ecdsa::Signature::from_slice(sig).map_err(|_| err(code, "the signature is malformed"))?;
-    if sig.normalize_s() != sig {
+/// n/2 of P-256, big-endian: a signature's `s` above it is the high-s twin.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Verify a [`sign`] signature under a compressed public key; `code` on
+/// failure (high-s signatures are refused, so a signature has one valid
+/// encoding). A key that is not a point is refused with `code` too.
+pub(crate) fn verify(pk: &[u8], parts: &[&[u8]], sig: &[u8], code: ErrorCode) -> Result<()> {
+    let pk = compressed(pk, code)?;
+    let sig: &[u8; SIGNATURE_LEN] = sig.try_into().map_err(|_| err(code, "the signature is malformed"))?;
+    // Big-endian comparison of s with n/2 (public data: no constant time needed).
+    if sig[32..] > HALF_ORDER[..] {
         return Err(err(code, "the signature is not in low-s form"));
     }
-    p256::ecdsa::VerifyingKey::from(pk)
-        .verify(&parts.concat(), &sig)
-        .map_err(|_| err(code, "the signature does not verify"))
+    if provider().p256_verify(pk, &parts.concat(), sig) {
+        Ok(())
+    } else {
+        Err(err(code, "the signature does not verify"))
+    }
 }
 
 /// Encrypt with ChaCha20-Poly1305 under a key used for exactly one message
 /// (so a zero nonce is safe).
 pub(crate) fn seal_once(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let c = ChaCha20Poly1305::new(key.into());
-    c.encrypt(&Default::default(), Payload { msg: plaintext, aad }).unwrap_or_else(|_| unreachable!())
+    seal_with_nonce(key, &[], &[0; 12], aad, plaintext)
 }
 
 /// Decrypt a [`seal_once`] ciphertext; `MESSAGE_TAMPERED` on failure.
 pub(crate) fn open_once(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let c = ChaCha20Poly1305::new(key.into());
-    c.decrypt(&Default::default(), Payload { msg: ciphertext, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| err(ErrorCode::MessageTampered, "the message failed authentication"))
+    open_to_vec(key, &[0; 12], aad, ciphertext)
+        .ok_or_else(|| err(ErrorCode::MessageTampered, "the message failed authentication"))
 }
 
 /// [`open_once`] into a caller's buffer, without allocating (the offline
@@ -251,45 +312,53 @@ pub(crate) fn open_once(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> Result
 /// length minus 16; returns the plaintext's length. `MESSAGE_TAMPERED`
 /// on failure (`out` is then zeroed).
 pub(crate) fn open_once_into(key: &[u8; 32], aad: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
-    use chacha20poly1305::aead::AeadInOut;
     let tampered = || err(ErrorCode::MessageTampered, "the message failed authentication");
-    let n = ciphertext.len().checked_sub(16).ok_or_else(tampered)?;
+    let n = ciphertext.len().checked_sub(TAG_LEN).ok_or_else(tampered)?;
     let out = out.get_mut(..n).ok_or_else(tampered)?;
     let (ct, tag) = ciphertext.split_at(n);
-    out.copy_from_slice(ct);
-    let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| tampered())?;
-    let c = ChaCha20Poly1305::new(key.into());
-    match c.decrypt_inout_detached(&Default::default(), aad, out.into(), &tag) {
-        Ok(()) => Ok(n),
-        Err(_) => {
-            out.zeroize();
-            Err(tampered())
-        }
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| tampered())?;
+    if provider().chacha20poly1305_open(key, &[0; 12], aad, ct, tag, out) {
+        Ok(n)
+    } else {
+        out.zeroize();
+        Err(tampered())
     }
 }
 
 /// Length of the random nonce of [`seal_blob`].
 pub const BLOB_NONCE_LEN: usize = 24;
 
+/// XChaCha20-Poly1305 as ChaCha20-Poly1305 under an HChaCha20 subkey
+/// (draft-irtf-cfrg-xchacha): the subkey and the 12-byte nonce for a
+/// 24-byte one. HChaCha20 is a key derivation, not an AEAD: it stays here
+/// and the provider does the sealing.
+fn xchacha_subkey(key: &[u8; 32], nonce: &[u8; BLOB_NONCE_LEN]) -> (Zeroizing<[u8; 32]>, [u8; 12]) {
+    let mut sub = Zeroizing::new([0u8; 32]);
+    let input: &[u8; 16] = nonce[..16].try_into().unwrap_or_else(|_| unreachable!());
+    sub.copy_from_slice(&chacha20::hchacha::<chacha20::R20>(key.into(), input.into()));
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&nonce[16..]);
+    (sub, n)
+}
+
 /// Seal a stored blob with XChaCha20-Poly1305 under a long-lived key and a
 /// random 192-bit nonce: returns `nonce || ciphertext`.
 pub(crate) fn seal_blob(key: &[u8; 32], aad: &[u8], plaintext: &[u8], rng: &mut dyn RandomSource) -> Vec<u8> {
     let nonce = random_array::<BLOB_NONCE_LEN>(rng);
-    let c = XChaCha20Poly1305::new(key.into());
-    nonce_then(&nonce, c.encrypt((&nonce).into(), Payload { msg: plaintext, aad }))
+    let (sub, n) = xchacha_subkey(key, &nonce);
+    seal_with_nonce(&sub, &nonce, &n, aad, plaintext)
 }
 
 /// Open a [`seal_blob`] blob; `STATE_CORRUPT` on any failure.
 pub(crate) fn open_blob(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if sealed.len() < BLOB_NONCE_LEN + 16 {
+    if sealed.len() < BLOB_NONCE_LEN + TAG_LEN {
         return Err(err(ErrorCode::StateCorrupt, "the stored state is truncated"));
     }
     let (nonce, ct) = sealed.split_at(BLOB_NONCE_LEN);
     let nonce: [u8; BLOB_NONCE_LEN] = nonce.try_into().map_err(|_| err(ErrorCode::StateCorrupt, "bad nonce"))?;
-    let c = XChaCha20Poly1305::new(key.into());
-    c.decrypt((&nonce).into(), Payload { msg: ct, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| err(ErrorCode::StateCorrupt, "the stored state failed authentication (changed, or another key)"))
+    let (sub, n) = xchacha_subkey(key, &nonce);
+    open_to_vec(&sub, &n, aad, ct)
+        .ok_or_else(|| err(ErrorCode::StateCorrupt, "the stored state failed authentication (changed, or another key)"))
 }
 
 #[cfg(test)]
@@ -303,9 +372,21 @@ mod tests {
         assert_eq!(random_array::<40>(&mut a), random_array::<40>(&mut b));
         let ska = generate_secret_key(&mut a).unwrap();
         let skb = generate_secret_key(&mut a).unwrap();
-        let pa = decode_public(&encode_public(&ska.public_key()), ErrorCode::InvalidInput).unwrap();
-        let pb = decode_public(&encode_public(&skb.public_key()), ErrorCode::InvalidInput).unwrap();
-        assert_eq!(*ecdh(&ska, &pb), *ecdh(&skb, &pa));
+        let pa = decode_public(&public_of(&ska), ErrorCode::InvalidInput).unwrap();
+        let pb = decode_public(&public_of(&skb), ErrorCode::InvalidInput).unwrap();
+        let c = ErrorCode::InvalidInput;
+        assert_eq!(*ecdh(&secret_bytes(&ska), &pb, c).unwrap(), *ecdh(&secret_bytes(&skb), &pa, c).unwrap());
+        // x = 2^256 - 1 is not a field element.
+        let mut bad = [0xffu8; 33];
+        bad[0] = 2;
+        assert_eq!(ecdh(&secret_bytes(&ska), &bad, c).unwrap_err().code(), c);
+        // The same key as a SEC1 "compact" point (tag 5): refused, so a key
+        // has one encoding (and a device one id).
+        let mut compact = pb;
+        compact[0] = 5;
+        assert_eq!(ecdh(&secret_bytes(&ska), &compact, c).unwrap_err().code(), c);
+        assert_eq!(decode_public(&compact, c).unwrap_err().code(), c);
+        assert_eq!(ecdh(&secret_bytes(&ska), &pb[..32], c).unwrap_err().code(), c);
         assert!(decode_public(&[0u8; 33], ErrorCode::InvalidInput).is_err());
     }
 

@@ -16,6 +16,7 @@ pub mod host;
 pub mod limits;
 pub mod link;
 pub mod otp;
+pub mod provider;
 pub mod secret;
 pub mod time;
 pub mod wire;

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::challenge::messages::{typed_code_matches, ChallengeBody, ChallengeQrMsg};
 use crate::challenge::{Approval, ANSWER_DIGITS};
-use crate::crypto::{decode_public, ecdh, encode_public, generate_secret_key, random_array, RandomSource};
+use crate::crypto::{ecdh, generate_secret_key, public_of, random_array, secret_bytes, RandomSource};
 use crate::encoding::hex_encode;
 use crate::error::{err, ErrorCode, Result};
 use crate::host::{Outcome, Write};
@@ -158,9 +158,9 @@ impl core::fmt::Debug for TokenRecord {
 impl TokenRecord {
     /// A fresh ephemeral key `e`, its public half `E` and `ECDH(e, D)`.
     fn agree(&self, rng: &mut dyn RandomSource) -> Result<(Vec<u8>, Zeroizing<[u8; 32]>)> {
-        let d = decode_public(&self.device_pk, ErrorCode::StateCorrupt)?;
         let e = generate_secret_key(rng)?;
-        Ok((encode_public(&e.public_key()).to_vec(), ecdh(&e, &d)))
+        let shared = ecdh(&secret_bytes(&e), &self.device_pk, ErrorCode::StateCorrupt)?;
+        Ok((public_of(&e).to_vec(), shared))
     }
 
     fn hint(&self) -> [u8; 4] {

@@ -14,8 +14,7 @@ use super::{binding_keys, binding_root, key_hint, qr_key, serial_ok, wrap_key, M
 use crate::challenge::messages::{challenge_hash, typed_code_digits, ChallengeQrRef, MAX_CHALLENGE_QR_TEXT};
 use crate::challenge::{Amount, ANSWER_DIGITS, MAX_PAYEE_LEN, MAX_TEXT_LEN, MAX_TEXT_LINES};
 use crate::crypto::{
-    decode_public, ecdh, encode_public, generate_secret_key, secret_key_from_bytes, sha256, RandomSource,
-    PUBLIC_KEY_LEN,
+    ecdh, generate_secret_key, public_of, secret_key_from_bytes, sha256, RandomSource, PUBLIC_KEY_LEN,
 };
 use crate::error::{err, ErrorCode, Result};
 use crate::link::{name_ok, MAX_DEVICE_NAME_LEN, MAX_PORTAL_NAME_LEN};
@@ -244,7 +243,7 @@ impl Token {
         Ok(Token {
             serial: Text::of(serial).map_err(|_| err(ErrorCode::InvalidInput, "the serial number is too long"))?,
             device_sk: Zeroizing::new(*device_secret),
-            device_pk: encode_public(&sk.public_key()),
+            device_pk: public_of(&sk),
             binding: None,
         })
     }
@@ -261,9 +260,8 @@ impl Token {
 
     /// The ECDH secret with a portal's ephemeral key from a QR code.
     fn shared(&self, e_pk: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        let e = decode_public(e_pk, ErrorCode::MalformedMessage)?;
-        let sk = secret_key_from_bytes(&self.device_sk[..])?;
-        Ok(ecdh(&sk, &e))
+        secret_key_from_bytes(&self.device_sk[..])?;
+        ecdh(&self.device_sk, e_pk, ErrorCode::MalformedMessage)
     }
 
     /// The user the device is bound to, if any.

@@ -8,8 +8,8 @@ use super::passcode::PasscodePolicy;
 use super::portal::{device_totp, fingerprint};
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, generate_secret_key, open_blob, random_array, seal_blob, secret_key_from_bytes,
-    sign, RandomSource, PUBLIC_KEY_LEN,
+    decode_public, ecdh, generate_secret_key, open_blob, public_of, random_array, seal_blob, secret_bytes,
+    secret_key_from_bytes, sign, RandomSource, PUBLIC_KEY_LEN,
 };
 use crate::limits::Expiry;
 use crate::secret::{ct_eq, SecretBytes};
@@ -200,13 +200,8 @@ pub(crate) fn build_request(
     device_sk: p256::SecretKey,
     otp_root: &[u8; 32],
 ) -> LinkStart {
-    let portal_pk = match decode_public(&offer.portal_pk, ErrorCode::MalformedMessage) {
-        Ok(p) => p,
-        // Decoded when the QR was scanned.
-        Err(_) => unreachable!(),
-    };
-    let eph_pk = encode_public(&eph_sk.public_key());
-    let device_pk = encode_public(&device_sk.public_key());
+    let eph_pk = public_of(&eph_sk);
+    let device_pk = public_of(&device_sk);
     let id = device_id(&device_pk);
     let factor = user_factor(otp_root, passcode);
     let ak = answer_key(otp_root, &factor, &id);
@@ -228,7 +223,11 @@ pub(crate) fn build_request(
         policy: offer.policy.to_bytes(),
         pop: sign(&device_sk, &[label::LINK_POP, &th]).to_vec(),
     };
-    let shared_e = ecdh(&eph_sk, &portal_pk);
+    let shared_e = match ecdh(&secret_bytes(&eph_sk), &offer.portal_pk, ErrorCode::MalformedMessage) {
+        Ok(s) => s,
+        // The portal's key was checked when the QR was scanned.
+        Err(_) => unreachable!(),
+    };
     let key = request_key(&shared_e, &offer.portal_pk, &eph_pk);
     let request = LinkRequest::seal(&key, &eph_pk, &offer.portal_pk, &body);
 
@@ -387,7 +386,7 @@ fn finish(
     let answer = LinkAnswer::decode(answer)?;
     let portal_pk = decode_public(&pending.portal_pk, ErrorCode::StateCorrupt)?;
     let device_sk = secret_key_from_bytes(pending.device_sk.expose())?;
-    let device_pk = encode_public(&device_sk.public_key());
+    let device_pk = public_of(&device_sk);
     let th = pending.th;
     let all: [u8; 128] = wire::fixed(pending.answer_keys.expose(), ErrorCode::StateCorrupt)?;
     let mut keys = Zeroizing::new([0u8; 64]);
@@ -413,7 +412,7 @@ fn finish(
         .validate()
         .map_err(|_| err(ErrorCode::MalformedMessage, "the time-based code policy in the answer is invalid"))?;
     let check_code = check_code(&code_key, &ab.portal_nonce, &th);
-    let channel = channel_key(&ecdh(&device_sk, &portal_pk), &th);
+    let channel = channel_key(&*ecdh(&secret_bytes(&device_sk), &portal_pk, ErrorCode::StateCorrupt)?, &th);
     let info = DeviceInfo {
         portal_name: pending.portal_name.clone(),
         portal_fingerprint: fingerprint(&pending.portal_pk),
@@ -588,10 +587,10 @@ pub(crate) fn forge_request_with_device_pk(
     name: &str,
     eph_sk: p256::SecretKey,
     signer: p256::SecretKey,
-    device_pk: &p256::PublicKey,
+    device_pk: &[u8; PUBLIC_KEY_LEN],
     answer_key_seed: &[u8; 32],
 ) -> String {
-    craft_request(offer, name, eph_sk, &signer, &encode_public(device_pk), *answer_key_seed)
+    craft_request(offer, name, eph_sk, &signer, device_pk, *answer_key_seed)
 }
 
 /// Tests: a request carrying any answer key (a degenerate one).
@@ -602,7 +601,7 @@ pub(crate) fn forge_request_with_answer_key(
     device_sk: p256::SecretKey,
     answer_key: [u8; 32],
 ) -> String {
-    let dpk = encode_public(&device_sk.public_key());
+    let dpk = public_of(&device_sk);
     craft_request(offer, "P", eph_sk, &device_sk, &dpk, answer_key)
 }
 
@@ -615,7 +614,7 @@ fn craft_request(
     device_pk: &[u8; PUBLIC_KEY_LEN],
     answer_key: [u8; 32],
 ) -> String {
-    let eph_pk = encode_public(&eph_sk.public_key());
+    let eph_pk = public_of(&eph_sk);
     let th = transcript(&TranscriptInput {
         portal_pk: &offer.portal_pk,
         eph_pk: &eph_pk,
@@ -634,7 +633,7 @@ fn craft_request(
         policy: offer.policy.to_bytes(),
         pop: sign(signer, &[label::LINK_POP, &th]).to_vec(),
     };
-    let portal_pk = decode_public(&offer.portal_pk, ErrorCode::Internal).unwrap();
-    let key = request_key(&ecdh(&eph_sk, &portal_pk), &offer.portal_pk, &eph_pk);
+    let shared = ecdh(&secret_bytes(&eph_sk), &offer.portal_pk, ErrorCode::Internal).unwrap();
+    let key = request_key(&shared, &offer.portal_pk, &eph_pk);
     LinkRequest::seal(&key, &eph_pk, &offer.portal_pk, &body)
 }

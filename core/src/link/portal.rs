@@ -14,8 +14,8 @@ use super::messages::{
 use super::passcode::PasscodePolicy;
 use super::*;
 use crate::crypto::{
-    decode_public, ecdh, encode_public, hkdf, open_blob, random_array, seal_blob, verify, RandomSource, PUBLIC_KEY_LEN,
-    SIGNATURE_LEN,
+    decode_public, hkdf, open_blob, public_of, random_array, seal_blob, verify, AgreementKey, RandomSource,
+    PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
 use crate::host::{Outcome, Write};
 use crate::limits::{Attempts, Expiry, SingleUse, Usage, UseDecision};
@@ -33,7 +33,8 @@ use p256::SecretKey;
 /// itself never leaves this type.
 pub struct Portal {
     seed: Zeroizing<[u8; 32]>,
-    sk: SecretKey,
+    /// The P-256 key, held by the process's crypto provider.
+    sk: AgreementKey,
     pub(crate) pk: [u8; PUBLIC_KEY_LEN],
     name: String,
     storage_key: Zeroizing<[u8; 32]>,
@@ -493,7 +494,6 @@ pub struct OpenedLinkRequest {
     th: [u8; 32],
     device_pk: [u8; PUBLIC_KEY_LEN],
     /// `device_pk` decoded once, when the request was opened.
-    device_key: p256::PublicKey,
     device_id: String,
     device_name: String,
     biometrics: bool,
@@ -578,8 +578,8 @@ impl Portal {
             .try_into()
             .map_err(|_| err(ErrorCode::InvalidInput, "the portal secret must be exactly 32 bytes"))?;
         let seed = Zeroizing::new(seed);
-        let sk = portal_key(&seed)?;
-        let pk = encode_public(&sk.public_key());
+        let key = portal_key(&seed)?;
+        let (sk, pk) = (AgreementKey::new(&key)?, public_of(&key));
         let storage_key = hkdf::<32>(label::LINK_SALT, &seed[..], &[label::PORTAL_STORAGE]);
         Ok(Portal { seed, sk, pk, name: name.into(), storage_key })
     }
@@ -720,12 +720,11 @@ impl Portal {
     pub fn open_link_request(&self, text: &str) -> Result<OpenedLinkRequest> {
         let req = LinkRequest::decode(text)?;
         let eph = &req.eph_pk[..];
-        let eph_pk = decode_public(eph, ErrorCode::MessageTampered)?;
-        let shared_e = ecdh(&self.sk, &eph_pk);
+        // The provider checks the point as part of the agreement.
+        let shared_e = self.sk.ecdh(eph, ErrorCode::MessageTampered)?;
         let key = request_key(&shared_e, &self.pk, eph);
         let rb = req.open(&key, &self.pk)?;
         let device_pk: [u8; PUBLIC_KEY_LEN] = wire::fixed(&rb.device_pk, ErrorCode::MalformedMessage)?;
-        let dpk = decode_public(&device_pk, ErrorCode::MalformedMessage)?;
         if device_pk[..] == eph[..] || device_pk == self.pk {
             return Err(err(ErrorCode::MalformedMessage, "the device key repeats another key of the exchange"));
         }
@@ -747,7 +746,12 @@ impl Portal {
         if rb.pop.len() != SIGNATURE_LEN {
             return Err(err(ErrorCode::MalformedMessage, "the proof of possession has the wrong length"));
         }
-        verify(&dpk, &[label::LINK_POP, &th], &rb.pop, ErrorCode::MessageTampered)?;
+        // The signature check also checks the device key is a point; only
+        // a failure pays for telling the two apart.
+        if let Err(e) = verify(&device_pk, &[label::LINK_POP, &th], &rb.pop, ErrorCode::MessageTampered) {
+            decode_public(&device_pk, ErrorCode::MalformedMessage)?;
+            return Err(e);
+        }
         Ok(OpenedLinkRequest {
             offer_id: offer_id(&rb.commitment),
             commitment: rb.commitment,
@@ -755,7 +759,6 @@ impl Portal {
             th,
             device_id: device_id(&device_pk),
             device_pk,
-            device_key: dpk,
             device_name: rb.device_name.clone(),
             biometrics: rb.biometrics,
             policy: rb.policy,
@@ -1109,7 +1112,11 @@ impl OpenedLinkRequest {
             _ => return self.refused(ErrorCode::Internal, "the stored offer does not match its commitment"),
         };
         let code = check_code(&check_code_key(&self.shared_e, &self.commitment, &self.th), &nonce, &self.th);
-        let channel = channel_key(&ecdh(&portal.sk, &self.device_key), &self.th);
+        let channel = match portal.sk.ecdh(&self.device_pk, ErrorCode::MalformedMessage) {
+            Ok(shared) => channel_key(&shared, &self.th),
+            // Checked by the signature over it in `open_link_request`.
+            Err(e) => return self.refused(e.code(), "the device key is not a valid P-256 point"),
+        };
         let confirm_by = now.saturating_add(CONFIRM_TTL);
         let body = AcceptedBody {
             portal_nonce: nonce,

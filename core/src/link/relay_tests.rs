@@ -14,7 +14,7 @@
 use super::device::build_request;
 use super::tests::{offer_of, pending_of, world};
 use super::*;
-use crate::crypto::{encode_public, generate_secret_key, SeededRandom};
+use crate::crypto::{generate_secret_key, SeededRandom};
 use crate::host::Write;
 use alloc::vec::Vec;
 use p256::elliptic_curve::point::{AffineCoordinates, BatchNormalize};
@@ -76,7 +76,7 @@ fn a_relay_that_grinds_a_million_keys_never_links() {
     let portal_point = ProjectivePoint::from(*PublicKey::from_sec1_bytes(&w.portal.public_key()).unwrap().as_affine());
     let mut eph = ProjectivePoint::from(*e2.public_key().as_affine());
     let mut shared = portal_point * *e2.to_nonzero_scalar();
-    let d2_pk = encode_public(&PublicKey::from_sec1_bytes(pending.device_pk.expose()).unwrap());
+    let d2_pk: [u8; 33] = pending.device_pk.expose().try_into().unwrap();
     let (n, mut hits) = (grind_count(), Vec::new());
     // In chunks, with one field inversion per chunk (batch normalisation),
     // as a real attacker would.

@@ -336,7 +336,7 @@ fn portal_enforces_policy_possession_and_one_account_per_key() {
     // A device key the sender does not hold: swap the key in the body after
     // signing (the attacker re-encrypts with its own ephemeral key).
     let (e, d, stolen) = (key(&mut w), key(&mut w), key(&mut w));
-    let forged = super::device::forge_request_with_device_pk(&s, "P", e, d, &stolen.public_key(), &root);
+    let forged = super::device::forge_request_with_device_pk(&s, "P", e, d, &crate::crypto::public_of(&stolen), &root);
     assert_eq!(code(&w.portal.open_link_request(&forged)), ErrorCode::MessageTampered);
     // One device key, two accounts: the second accept sees the key in use.
     let o1 = w.portal.create_offer("lea", PasscodePolicy::default(), 300, T0, &mut w.rng).unwrap();
@@ -674,8 +674,8 @@ fn a_stolen_pending_link_cannot_decrypt_its_request() {
         // As a request key, and as an ECDH secret (a scalar) to derive one.
         assert!(crate::crypto::open_once(c, &aad, ct).is_err());
         assert!(crate::crypto::open_once(&request_key(c, &st.portal_pk, eph_pk), &aad, ct).is_err());
-        if let Ok(sk) = crate::crypto::secret_key_from_bytes(c) {
-            let k = request_key(&crate::crypto::ecdh(&sk, &ppk), &st.portal_pk, eph_pk);
+        if crate::crypto::secret_key_from_bytes(c).is_ok() {
+            let k = request_key(&crate::crypto::ecdh(c, &ppk, ErrorCode::Internal).unwrap(), &st.portal_pk, eph_pk);
             assert!(crate::crypto::open_once(&k, &aad, ct).is_err());
         }
     }
