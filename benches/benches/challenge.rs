@@ -10,47 +10,12 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::{PublicKey, SecretKey};
 use std::hint::black_box;
-use tessera_core::challenge::{Amount, Approval, ChallengeSettings, Transaction};
+use tessera_core::challenge::ChallengeSettings;
 use tessera_core::crypto::SeededRandom;
-use tessera_core::host::Write;
-use tessera_core::link::{self, DeviceKeyUse, DeviceRecord, DeviceState, PasscodePolicy, Portal, UserFactor};
+use tessera_core::link::{Portal, UserFactor};
 use tessera_core::ErrorCode;
 
-const NOW: u64 = 1_767_225_600;
-const STORAGE_KEY: [u8; 32] = [0x42; 32];
-const PASS: &str = "493817";
-
-/// One device linked to `anna` (flow 1, as in core/src/challenge/tests.rs).
-fn linked_device(portal: &Portal, rng: &mut SeededRandom) -> (DeviceState, DeviceRecord) {
-    let offer = portal.create_offer("anna", PasscodePolicy::default(), 300, NOW, rng).unwrap();
-    let scanned = link::scan_link_qr(&offer.qr_text, NOW).unwrap();
-    let start = link::start_link(&scanned, "Anna's Pixel", PASS, false, false, NOW, rng).unwrap();
-    let opened = portal.open_link_request(&start.request).unwrap();
-    let out = opened.accept(portal, Some(&offer.record), DeviceKeyUse::Fresh, NOW);
-    let pending = out
-        .outcome
-        .writes
-        .iter()
-        .find_map(|x| if let Write::PendingLink(p) = x { Some(p.clone()) } else { None })
-        .unwrap();
-    let linked = link::finish_link(start.pending, &out.answer, &STORAGE_KEY, rng).unwrap();
-    let record = portal.confirm_link(&pending, &linked.check_code, NOW + 1).result.unwrap();
-    (DeviceState::open(&STORAGE_KEY, &linked.state).unwrap(), record)
-}
-
-fn transaction() -> Approval {
-    Approval::Transaction(Transaction {
-        amount: Amount::parse("125.50").unwrap(),
-        currency: "EUR".into(),
-        payee: "ACME Energy Ltd".into(),
-        text: vec!["Invoice 2026-118".into()],
-    })
-}
-
-fn wrong_code(c: &str) -> String {
-    let first = if c.starts_with('1') { '2' } else { '1' };
-    format!("{first}{}", &c[1..])
-}
+use tessera_benches::{linked_device, transaction, wrong_code, NOW, PASS, STORAGE_KEY};
 
 fn bench(c: &mut Criterion) {
     let mut rng = SeededRandom::new([1; 32]);

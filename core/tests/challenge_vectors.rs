@@ -248,6 +248,7 @@ fn golden() -> Value {
 
 #[test]
 fn challenge_vectors_match_golden_file() {
+    provider();
     let got = generate();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         // CI checks the golden bytes; it never rewrites them.
@@ -264,6 +265,7 @@ fn challenge_vectors_match_golden_file() {
 /// (from its seed) checks the golden signed answer.
 #[test]
 fn golden_challenges_are_still_readable() {
+    provider();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         return; // the other test is rewriting the file
     }
@@ -330,4 +332,14 @@ fn issued(portal: &Portal, name: &str) -> (ChallengeRecord, DeviceRecord) {
         }
     }
     panic!("no challenge {name}")
+}
+
+/// The provider these vectors run on: RustCrypto, or the one
+/// `TESSERA_CRYPTO` names (`scripts/test.sh` runs them again with
+/// `TESSERA_CRYPTO=aws-lc`: the same golden bytes from AWS-LC).
+fn provider() {
+    let p = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
+    if let Ok(name) = std::env::var(tessera_crypto_aws_lc::PROVIDER_ENV) {
+        assert_eq!(p.name(), tessera_crypto_aws_lc::by_name(&name).unwrap().name());
+    }
 }

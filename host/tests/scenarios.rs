@@ -1283,6 +1283,10 @@ fn load(name: &str) -> Value {
 
 #[test]
 fn every_scenario_file_passes() {
+    // RustCrypto, or the provider TESSERA_CRYPTO names (scripts/test.sh
+    // runs the files again on AWS-LC; the CLI runner uses AWS-LC too).
+    let provider = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
+    println!("crypto provider: {}", provider.name());
     let files = load_all();
     assert!(
         files.len() >= MIN_FILES,

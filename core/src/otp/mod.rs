@@ -114,11 +114,77 @@ pub fn hotp(key: &[u8], counter: u64, digits: u8, alg: Algorithm) -> Result<Stri
     Ok(Hotp::new(key.to_vec(), alg, digits)?.generate(counter))
 }
 
+/// HMAC-SHA1 of 8-byte messages (HOTP counters) from precomputed states:
+/// the SHA-1 states after the key's inner and outer pad blocks, so one code
+/// costs exactly two compressions (the inner block: counter and padding;
+/// the outer block: inner hash and padding), with no buffering. The states
+/// are key material: zeroed on drop, never printed.
+#[derive(Clone)]
+struct Sha1Counter {
+    inner: [u32; 5],
+    outer: [u32; 5],
+}
+
+impl Sha1Counter {
+    const IV: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+
+    fn new(key: &[u8]) -> Self {
+        use sha1::Digest;
+        let mut block = zeroize::Zeroizing::new([0u8; 64]);
+        if key.len() > 64 {
+            // RFC 2104: a key longer than the block is hashed first.
+            block[..20].copy_from_slice(&sha1::Sha1::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let state = |pad: u8| {
+            let mut b = zeroize::Zeroizing::new(*block);
+            b.iter_mut().for_each(|x| *x ^= pad);
+            let mut s = Self::IV;
+            sha1::block_api::compress(&mut s, core::slice::from_ref(&*b));
+            s
+        };
+        Sha1Counter { inner: state(0x36), outer: state(0x5c) }
+    }
+
+    fn mac(&self, counter: u64) -> [u8; 20] {
+        // Inner: the 8-byte counter after the 64-byte pad block (72 bytes).
+        let mut block = [0u8; 64];
+        block[..8].copy_from_slice(&counter.to_be_bytes());
+        block[8] = 0x80;
+        block[56..].copy_from_slice(&(72u64 * 8).to_be_bytes());
+        let mut s = self.inner;
+        sha1::block_api::compress(&mut s, core::slice::from_ref(&block));
+        // Outer: the 20-byte inner hash after the pad block (84 bytes).
+        let mut block = [0u8; 64];
+        for (out, word) in block.chunks_exact_mut(4).zip(s) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+        block[20] = 0x80;
+        block[56..].copy_from_slice(&(84u64 * 8).to_be_bytes());
+        let mut o = self.outer;
+        sha1::block_api::compress(&mut o, core::slice::from_ref(&block));
+        let mut mac = [0u8; 20];
+        for (out, word) in mac.chunks_exact_mut(4).zip(o) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+        mac
+    }
+}
+
+impl Drop for Sha1Counter {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
 /// An HMAC keyed once: the key schedule (two compressions) is paid when the
 /// generator is built, not on every code. The state zeroizes on drop.
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(Hmac<sha1::Sha1>),
+    Sha1(Sha1Counter),
     Sha256(Hmac<sha2::Sha256>),
     Sha512(Hmac<sha2::Sha512>),
 }
@@ -130,7 +196,7 @@ impl KeyedMac {
             M::new_from_slice(key).unwrap_or_else(|_| unreachable!())
         }
         match alg {
-            Algorithm::Sha1 => KeyedMac::Sha1(keyed(key)),
+            Algorithm::Sha1 => KeyedMac::Sha1(Sha1Counter::new(key)),
             Algorithm::Sha256 => KeyedMac::Sha256(keyed(key)),
             Algorithm::Sha512 => KeyedMac::Sha512(keyed(key)),
         }
@@ -144,7 +210,7 @@ impl KeyedMac {
             truncate(&m.finalize().into_bytes())
         }
         match self {
-            KeyedMac::Sha1(m) => run(m, counter),
+            KeyedMac::Sha1(m) => truncate(&m.mac(counter)),
             KeyedMac::Sha256(m) => run(m, counter),
             KeyedMac::Sha512(m) => run(m, counter),
         }
@@ -257,6 +323,19 @@ impl Totp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precomputed_sha1_is_hmac_sha1_for_every_key_length() {
+        let mut rng = crate::crypto::SeededRandom::new([9; 32]);
+        for len in [0usize, 1, 10, 20, 63, 64, 65, 100, 200] {
+            let mut key = alloc::vec![0u8; len];
+            crate::crypto::RandomSource::fill_bytes(&mut rng, &mut key);
+            let fast = Sha1Counter::new(&key);
+            for c in [0u64, 1, 59, u64::from(u32::MAX) + 7, u64::MAX] {
+                assert_eq!(fast.mac(c).to_vec(), hmac(Algorithm::Sha1, &key, &c.to_be_bytes()), "key {len}, counter {c}");
+            }
+        }
+    }
 
     #[test]
     fn rfc4226_appendix_d() {
