@@ -24,6 +24,7 @@ mod device_cmd;
 mod otp_cmd;
 mod portal_cmd;
 mod secrets;
+mod service;
 mod store;
 mod token_cmd;
 mod util;
