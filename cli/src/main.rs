@@ -21,9 +21,11 @@ use tessera_host::{ErrorCode, TesseraError};
 mod activation_cmd;
 mod demo;
 mod device_cmd;
+mod http_client;
 mod otp_cmd;
 mod portal_cmd;
 mod secrets;
+mod serve;
 mod service;
 mod store;
 mod token_cmd;
@@ -87,6 +89,8 @@ enum Command {
     Token(token_cmd::TokenCommand),
     /// Run every flow end to end on this machine and explain each step.
     Demo(demo::DemoArgs),
+    /// The portal as an HTTP JSON service (docs/openapi.yaml), with a demo page.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Device(c) => device_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
