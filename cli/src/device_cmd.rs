@@ -367,10 +367,11 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 let reply = crate::http_client::post(&server, "/v1/link-requests", &json!({ "request": request }))?;
                 // A refusal still carries the portal's (authenticated)
                 // answer: the device reads it and keeps what it says.
-                let answer = match (reply.status, reply.body["answer"].as_str(), reply.body["details"]["answer"].as_str()) {
-                    (200..=299, Some(a), _) | (_, _, Some(a)) => a.to_owned(),
-                    _ => return Err(reply.error()),
-                };
+                let answer =
+                    match (reply.status, reply.body["answer"].as_str(), reply.body["details"]["answer"].as_str()) {
+                        (200..=299, Some(a), _) | (_, _, Some(a)) => a.to_owned(),
+                        _ => return Err(reply.error()),
+                    };
                 return finish_link(&c, answer);
             }
             if c.json {

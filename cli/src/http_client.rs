@@ -105,11 +105,16 @@ mod tests {
 
     #[test]
     fn servers_and_replies() {
-        assert_eq!(parse_server("http://127.0.0.1:8080/").ok(), Some(("127.0.0.1:8080".into(), "127.0.0.1:8080".into())));
+        assert_eq!(
+            parse_server("http://127.0.0.1:8080/").ok(),
+            Some(("127.0.0.1:8080".into(), "127.0.0.1:8080".into()))
+        );
         assert_eq!(parse_server("http://portal").ok(), Some(("portal".into(), "portal:80".into())));
         assert!(parse_server("https://portal").is_err());
         assert!(parse_server("http://portal/v1").is_err());
-        let r = parse_reply(b"HTTP/1.1 423 Locked\r\nContent-Length: 40\r\n\r\n{\"error\":{\"code\":\"LOCKED_OUT\",\"message\":\"x\"}}");
+        let r = parse_reply(
+            b"HTTP/1.1 423 Locked\r\nContent-Length: 40\r\n\r\n{\"error\":{\"code\":\"LOCKED_OUT\",\"message\":\"x\"}}",
+        );
         let e = r.map(|r| r.error().code());
         assert_eq!(e, Some(ErrorCode::LockedOut));
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\n\r\nnot json").is_none());

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tessera_host::{
     Approval, ChallengeIssued, ChallengeSettings, ErrorCode, LinkConfirmation, LinkLookup, LinkOffer, OfferSettings,
-    Portal, PortalChange, RecordWrite, StatusLookup, StoredChallenge, StoredDevice, TesseraError as Error,
-    Timestamp, Verdict,
+    Portal, PortalChange, RecordWrite, StatusLookup, StoredChallenge, StoredDevice, TesseraError as Error, Timestamp,
+    Verdict,
 };
 
 /// What an operation returns: its JSON (`--json`, the HTTP body), its text
@@ -427,7 +427,8 @@ pub fn devices(cx: &mut Ctx<'_>, account: &str) -> Result<Output> {
 
 pub fn rename(cx: &mut Ctx<'_>, account: &str, device: &str, name: &str) -> Result<Output> {
     let (portal, now) = (cx.portal, cx.now);
-    let (change, ()) = device_op(cx, account, device, |row| Ok((portal.rename_device(row, name.to_owned(), now)?, ())))?;
+    let (change, ()) =
+        device_op(cx, account, device, |row| Ok((portal.rename_device(row, name.to_owned(), now)?, ())))?;
     device_output(cx, &change, |r| format!("renamed {} to \"{}\"", r.device_id, r.name))
 }
 

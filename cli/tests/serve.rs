@@ -65,7 +65,8 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
+        let url =
+            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
         let addr = url.strip_prefix("http://").unwrap().to_owned();
         Server { child, url, addr, log }
     }
@@ -175,7 +176,17 @@ fn link(srv: &Server, device_dir: &Path, account: &str, name: &str) -> (String, 
     let offer = srv.post(&format!("/v1/accounts/{account}/link-offers"), json!({})).ok();
     let qr = offer["qr_text"].as_str().unwrap().to_owned();
     let code = ok(&[
-        "device", "link", "--dir", s(device_dir), "--qr", &qr, "--name", name, "--passcode", PASSCODE, "--server",
+        "device",
+        "link",
+        "--dir",
+        s(device_dir),
+        "--qr",
+        &qr,
+        "--name",
+        name,
+        "--passcode",
+        PASSCODE,
+        "--server",
         &srv.url,
     ]);
     assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "check code {code:?}");
@@ -229,14 +240,16 @@ fn a_phone_links_answers_and_is_unlinked_over_http() {
 
     // The same JSON as the CLI prints.
     let listed = srv.get("/v1/accounts/anna/devices").ok();
-    let cli: Value = serde_json::from_str(&ok(&["portal", "devices", "--dir", s(&pd), "--account", "anna", "--json"])).unwrap();
+    let cli: Value =
+        serde_json::from_str(&ok(&["portal", "devices", "--dir", s(&pd), "--account", "anna", "--json"])).unwrap();
     assert_eq!(listed, cli);
     assert_eq!(listed[0]["status"], "active");
 
     let renamed = srv.call("PATCH", &format!("/v1/accounts/anna/devices/{id}"), Some(&json!({"name": "Anna's Pixel"})));
     assert_eq!(renamed.ok()["name"], "Anna's Pixel");
     srv.call("PATCH", "/v1/accounts/anna/devices/nope", Some(&json!({"name": "x"}))).err(404, "DEVICE_UNKNOWN");
-    srv.call("PATCH", &format!("/v1/accounts/bob/devices/{id}"), Some(&json!({"name": "x"}))).err(404, "DEVICE_UNKNOWN");
+    srv.call("PATCH", &format!("/v1/accounts/bob/devices/{id}"), Some(&json!({"name": "x"})))
+        .err(404, "DEVICE_UNKNOWN");
 
     // A time-based code, once.
     let totp = ok(&["device", "totp", "--dir", s(&dd), "--passcode", PASSCODE]);
@@ -260,7 +273,19 @@ fn a_phone_links_answers_and_is_unlinked_over_http() {
 
     // A signed answer sent by the device itself.
     let (qr, _) = login_challenge(&srv, "anna");
-    let out = ok(&["device", "answer", "--dir", s(&dd), "--qr", &qr, "--passcode", PASSCODE, "--signed", "--server", &srv.url]);
+    let out = ok(&[
+        "device",
+        "answer",
+        "--dir",
+        s(&dd),
+        "--qr",
+        &qr,
+        "--passcode",
+        PASSCODE,
+        "--signed",
+        "--server",
+        &srv.url,
+    ]);
     assert_eq!(out, "accepted");
     assert_eq!(ok(&["device", "status-request", "--dir", s(&dd), "--server", &srv.url]), "still linked");
 
@@ -280,7 +305,8 @@ fn a_phone_links_answers_and_is_unlinked_over_http() {
     // The log: one JSON line per request, no secret in it.
     let log = srv.log();
     let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.iter().any(|l| l["route"] == "/v1/accounts/{account}/links/confirm" && l["status"] == 422
+    assert!(lines.iter().any(|l| l["route"] == "/v1/accounts/{account}/links/confirm"
+        && l["status"] == 422
         && l["code"] == "CHECK_CODE_MISMATCH"));
     assert!(lines.iter().filter(|l| l["route"].is_string()).all(|l| l["ms"].is_u64() && l["method"].is_string()));
     for secret in &secrets {

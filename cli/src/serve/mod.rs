@@ -220,11 +220,29 @@ pub fn status_of(code: ErrorCode) -> u16 {
         | InvalidOcraSuite | InvalidOcraInput | MalformedMessage | WrongMessageKind | UnsupportedVersion
         | MessageTampered | PasscodePolicy | WeakPasscode | PasswordPolicy => 400,
         TokenUnknown | DeviceUnknown | UserUnknown => 404,
-        TokenExpired | TokenAlreadyUsed | OtpReplayed | DeviceAlreadyLinked | DeviceNotLinked | DeviceRevoked
-        | InvalidState | AlreadyConsumed | LinkNotConfirmed | DeviceCloned | AuthenticatorNeverUsed
-        | DeviceNotYetUsable | DuplicateRecord => 409,
-        OtpMismatch | CheckCodeMismatch | WrongAccount | NotForThisDevice | InvalidAnswer | DeviceCodeMismatch
-        | ActivationCodeMismatch | BindingCodeMismatch | SerialMismatch | PasswordMismatch
+        TokenExpired
+        | TokenAlreadyUsed
+        | OtpReplayed
+        | DeviceAlreadyLinked
+        | DeviceNotLinked
+        | DeviceRevoked
+        | InvalidState
+        | AlreadyConsumed
+        | LinkNotConfirmed
+        | DeviceCloned
+        | AuthenticatorNeverUsed
+        | DeviceNotYetUsable
+        | DuplicateRecord => 409,
+        OtpMismatch
+        | CheckCodeMismatch
+        | WrongAccount
+        | NotForThisDevice
+        | InvalidAnswer
+        | DeviceCodeMismatch
+        | ActivationCodeMismatch
+        | BindingCodeMismatch
+        | SerialMismatch
+        | PasswordMismatch
         | RecoveryCodeMismatch => 422,
         LockedOut => 423,
         Storage => 503,
@@ -316,9 +334,7 @@ struct VouchBody {
 fn health(w: &mut Worker, _: &Request, _: &[String]) -> Response {
     match w.store().and_then(|db| db.identity()) {
         Ok(Some(_)) => Response::json(200, json!({"status": "ok"})),
-        Ok(None) => {
-            failure(cli_err(ErrorCode::Storage, "the store holds no portal identity").into()).with_status(503)
-        }
+        Ok(None) => failure(cli_err(ErrorCode::Storage, "the store holds no portal identity").into()).with_status(503),
         Err(e) => {
             w.db = None;
             failure(e.into()).with_status(503)
@@ -486,7 +502,11 @@ fn route(method: &str, path: &str) -> Result<(usize, Vec<String>), Response> {
             path_matched = true;
         }
     }
-    Err(if path_matched { service_error(405, "METHOD_NOT_ALLOWED", "this route takes another method") } else { not_found() })
+    Err(if path_matched {
+        service_error(405, "METHOD_NOT_ALLOWED", "this route takes another method")
+    } else {
+        not_found()
+    })
 }
 
 /// The rate-limit key of a route: its account, else the client's address.
@@ -702,8 +722,11 @@ mod tests {
 
     #[test]
     fn routes_match_templates_and_methods() {
-        let (i, p) = route("PATCH", "/v1/accounts/anna%40example.com/devices/d1").ok().expect("a route");
-        assert_eq!((ROUTES[i].1, p), ("/v1/accounts/{account}/devices/{device}", vec!["anna@example.com".into(), "d1".into()]));
+        let (i, p) = route("PATCH", "/v1/accounts/anna%40example.com/devices/d1").expect("a route");
+        assert_eq!(
+            (ROUTES[i].1, p),
+            ("/v1/accounts/{account}/devices/{device}", vec!["anna@example.com".into(), "d1".into()])
+        );
         assert_eq!(route("PUT", "/v1/accounts/a/devices/d1").err().map(|r| r.status), Some(405));
         assert_eq!(route("GET", "/v1/nothing").err().map(|r| r.status), Some(404));
         assert_eq!(route("GET", "/v1/accounts//devices").err().map(|r| r.status), Some(404));
