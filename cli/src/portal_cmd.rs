@@ -45,7 +45,7 @@ pub enum PortalCommand {
         #[arg(long)]
         render: bool,
         #[command(flatten)]
-        o: OfferArgs,
+        o: OfferOptions,
     },
     /// Accept a device's link request; prints the answer for the device.
     LinkAccept {
@@ -206,7 +206,7 @@ pub enum PortalCommand {
         #[arg(long)]
         account: String,
         #[command(flatten)]
-        o: OfferArgs,
+        o: OfferOptions,
     },
     /// Flow 2: the challenge a new device shows to an existing authenticator.
     ///
@@ -240,51 +240,6 @@ pub enum PortalCommand {
     },
     #[command(flatten)]
     Activation(crate::activation_cmd::ActivationCommand),
-}
-
-/// How a new offer's device links: its lifetime, passcode rules and the
-/// time-based codes it will show.
-#[derive(Args, Debug)]
-pub struct OfferArgs {
-    /// Lifetime in seconds (default 300, at most 600).
-    #[arg(long)]
-    ttl: Option<i64>,
-    /// Passcode minimum length (6–16; default 6).
-    #[arg(long)]
-    passcode_min: Option<i32>,
-    /// Passcode maximum length (6–16; default 6).
-    #[arg(long)]
-    passcode_max: Option<i32>,
-    /// Allow letters and symbols in passcodes.
-    #[arg(long)]
-    alphanumeric: bool,
-    /// Do not allow biometrics.
-    #[arg(long)]
-    no_biometrics: bool,
-    /// Digits of the device's time-based codes (6–8; default 6).
-    #[arg(long)]
-    code_digits: Option<i32>,
-    /// Seconds per step of the device's codes (15–120; default 30).
-    #[arg(long)]
-    code_period: Option<i64>,
-    /// Hash of the device's codes: sha1, sha256 or sha512 (default sha256).
-    #[arg(long)]
-    code_algorithm: Option<String>,
-}
-
-impl OfferArgs {
-    fn options(&self) -> OfferOptions {
-        OfferOptions {
-            ttl: self.ttl,
-            passcode_min: self.passcode_min,
-            passcode_max: self.passcode_max,
-            alphanumeric: self.alphanumeric,
-            no_biometrics: self.no_biometrics,
-            code_digits: self.code_digits,
-            code_period: self.code_period,
-            code_algorithm: self.code_algorithm.clone(),
-        }
-    }
 }
 
 /// A transaction to approve (PSD2 dynamic linking: the answer is bound to
@@ -483,13 +438,13 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::LinkOffer { c, account, render, o } => {
-            let o = with_portal(&c, |cx| service::link_offer(cx, &account, &o.options()))?;
+            let o = with_portal(&c, |cx| service::link_offer(cx, &account, &o))?;
             if render {
                 render_after(&o, "qr_text")?;
             }
         }
         PortalCommand::OfferNewDevice { c, account, o } => {
-            with_portal(&c, |cx| service::offer_new_device(cx, &account, &o.options()))?;
+            with_portal(&c, |cx| service::offer_new_device(cx, &account, &o))?;
         }
         PortalCommand::LinkAccept { c, request } => {
             with_portal(&c, |cx| service::link_accept(cx, &request))?;

@@ -12,6 +12,7 @@
 use crate::cli_err;
 use crate::store::{name_of, read, Applied, PortalDb, Ran};
 use crate::util::secs;
+use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tessera_host::{
 
 /// What an operation returns: its JSON (`--json`, the HTTP body), its text
 /// (stdout without `--json`) and a note for a person (stderr, text mode).
-#[derive(Debug)]
+/// Its `Debug` shows neither (they hold QR texts and answers).
 pub struct Output {
     pub json: Value,
     pub text: String,
@@ -38,7 +39,7 @@ impl Output {
 
 /// A failed operation: the error, and what is still shown before it (a
 /// refusal's verdict and events; a refused link's answer for the device).
-#[derive(Debug)]
+/// Its `Debug` shows the error only.
 pub struct Failure {
     pub error: Error,
     pub json: Option<Value>,
@@ -48,6 +49,18 @@ pub struct Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure { error, json: None, text: None }
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failure").field("error", &self.error).finish_non_exhaustive()
     }
 }
 
@@ -69,17 +82,34 @@ impl std::fmt::Debug for Ctx<'_> {
     }
 }
 
-/// Options of a new offer (`--json` bodies and CLI flags alike).
-#[derive(Debug, Default, Deserialize)]
+/// How a new offer's device links: its lifetime, passcode rules and the
+/// time-based codes it will show (CLI flags and JSON bodies alike).
+#[derive(Args, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OfferOptions {
+    /// Lifetime in seconds (default 300, at most 600).
+    #[arg(long)]
     pub ttl: Option<i64>,
+    /// Passcode minimum length (6–16; default 6).
+    #[arg(long)]
     pub passcode_min: Option<i32>,
+    /// Passcode maximum length (6–16; default 6).
+    #[arg(long)]
     pub passcode_max: Option<i32>,
+    /// Allow letters and symbols in passcodes.
+    #[arg(long)]
     pub alphanumeric: bool,
+    /// Do not allow biometrics.
+    #[arg(long)]
     pub no_biometrics: bool,
+    /// Digits of the device's time-based codes (6–8; default 6).
+    #[arg(long)]
     pub code_digits: Option<i32>,
+    /// Seconds per step of the device's codes (15–120; default 30).
+    #[arg(long)]
     pub code_period: Option<i64>,
+    /// Hash of the device's codes: sha1, sha256 or sha512 (default sha256).
+    #[arg(long)]
     pub code_algorithm: Option<String>,
 }
 

@@ -8,41 +8,16 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PASSCODE: &str = "480215";
 
-fn tessera_cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for v in ["TESSERA_PORTAL_SECRET", "TESSERA_DEVICE_KEY", "TESSERA_DB"] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn tessera(args: &[&str]) -> Output {
-    tessera_cmd().args(args).output().expect("run tessera")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = tessera(args);
-    assert!(o.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim_end().to_string()
-}
-
-fn fails(args: &[&str], code: &str) -> Output {
-    let o = tessera(args);
-    assert_eq!(o.status.code(), Some(1), "tessera {args:?} should fail");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("error[{code}]: ")), "expected error[{code}] from {args:?}, got: {err}");
-    o
-}
+mod common;
+use common::{fails, ok, tessera_cmd};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-serve-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("serve", name)
 }
 
 /// A running `tessera serve` (killed on drop if still running).
