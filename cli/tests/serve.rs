@@ -297,7 +297,19 @@ fn five_wrong_answers_lock_the_device() {
     let pd = new_portal("lock");
     let dd = tmp("lock-phone");
     let srv = Server::start(&pd, &[]);
-    let (id, _) = link(&srv, &dd, "carl", "Phone");
+    let (id, seen) = link(&srv, &dd, "carl", "Phone");
+    // The offer again, from another phone: the portal's refusal comes back
+    // as the answer the device reads (`details.answer`), not only a status.
+    let other = tmp("lock-other-phone");
+    let args = ["device", "link", "--dir", s(&other), "--qr", &seen[0], "--name", "P2", "--passcode", PASSCODE];
+    let request = ok(&args);
+    let r = srv.post("/v1/link-requests", json!({ "request": request }));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body["details"]["answer"].is_string(), "{}", r.body);
+    let code = r.code().to_owned();
+    let mut with_server = args.to_vec();
+    with_server.extend(["--server", &srv.url]);
+    fails(&with_server, &code);
     let (qr, cid) = login_challenge(&srv, "carl");
     let right = ok(&["device", "answer", "--dir", s(&dd), "--qr", &qr, "--passcode", PASSCODE]);
     let wrong = if right.starts_with('0') { right.replacen('0', "1", 1) } else { format!("0{}", &right[1..]) };
@@ -376,10 +388,12 @@ fn bad_requests_get_typed_errors() {
 #[test]
 fn each_account_has_a_rate_limit() {
     let pd = new_portal("rate");
+    let dd = tmp("rate-phone");
     let srv = Server::start(&pd, &["--rate-limit", "3/min"]);
-    for _ in 0..3 {
-        srv.get("/v1/accounts/dora/devices").ok();
-    }
+    // The phone's link request counts for the account of its offer.
+    let qr = srv.post("/v1/accounts/dora/link-offers", json!({})).ok()["qr_text"].as_str().unwrap().to_owned();
+    ok(&["device", "link", "--dir", s(&dd), "--qr", &qr, "--name", "P", "--passcode", PASSCODE, "--server", &srv.url]);
+    srv.get("/v1/accounts/dora/links").ok();
     let r = srv.get("/v1/accounts/dora/devices");
     r.err(429, "RATE_LIMITED");
     let retry: u64 = r
@@ -395,6 +409,12 @@ fn each_account_has_a_rate_limit() {
     for _ in 0..5 {
         assert_eq!(srv.get("/health").status, 200);
     }
+    // Requests that name no account count for the client's address.
+    for _ in 0..3 {
+        srv.post("/v1/link-requests", json!({"request": "hello"})).err(400, "MALFORMED_MESSAGE");
+    }
+    srv.post("/v1/link-requests", json!({"request": "hello"})).err(429, "RATE_LIMITED");
+    srv.get("/v1/accounts/emil/devices").ok();
     fails(&["serve", "--dir", s(&pd), "--rate-limit", "0/min"], "INVALID_INPUT");
 }
 

@@ -7,7 +7,8 @@
 //! (`Connection: close`); the head and body must arrive within
 //! `--timeout` seconds (408 `REQUEST_TIMEOUT`), bodies are at most 16 KiB
 //! (413 `REQUEST_TOO_LARGE`), each account (or, on routes without one, each
-//! client address) has a token bucket of `--rate-limit N/min` (429
+//! client address, when a request names no known account) has a token
+//! bucket of `--rate-limit N/min` (429
 //! `RATE_LIMITED` with `Retry-After`). Every operation is
 //! [`crate::service`]'s, so an answer's JSON is what `tessera portal … --json`
 //! prints. One JSON log line per request on stderr: method, route template,
@@ -19,7 +20,7 @@ mod http;
 use crate::cli_err;
 use crate::portal_cmd::load_portal;
 use crate::service::{self, ChallengeOptions, Ctx, Failure, OfferOptions, Output};
-use crate::store::PortalDb;
+use crate::store::{read, PortalDb};
 use clap::Args;
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -509,15 +510,56 @@ fn route(method: &str, path: &str) -> Result<(usize, Vec<String>), Response> {
     })
 }
 
-/// The rate-limit key of a route: its account, else the client's address.
-fn limit_key(template: &str, params: &[String], peer: Option<IpAddr>) -> Option<String> {
+/// The rate-limit key of a request: the account it acts on — from the path,
+/// or else from the row it names (a challenge, a pending link) or the offer
+/// or device its request text names — and only when none is known (a
+/// malformed request, the events outbox, a QR code) the client's address.
+/// A portal in front of the service forwards every phone's request from
+/// its one address: its accounts still have a bucket each.
+fn limit_key(w: &mut Worker, template: &str, params: &[String], req: &Request, peer: Option<IpAddr>) -> Option<String> {
     if !template.starts_with("/v1/") {
         return None;
     }
-    if template.starts_with("/v1/accounts/{account}") {
-        return params.first().map(|a| format!("account:{a}"));
+    let account = if template.starts_with("/v1/accounts/{account}") {
+        params.first().cloned()
+    } else {
+        account_named(w, template, params, req).ok().flatten()
+    };
+    Some(match account {
+        Some(a) => format!("account:{a}"),
+        None => format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
+    })
+}
+
+/// The account a request without one in its path acts on, when known.
+fn account_named(w: &mut Worker, template: &str, params: &[String], req: &Request) -> Result<Option<String>, Error> {
+    let text =
+        || serde_json::from_slice::<Value>(&req.body).ok().and_then(|b| b["request"].as_str().map(str::to_owned));
+    let portal = Arc::clone(&w.shared.portal);
+    match template {
+        "/v1/challenges/{challenge}" | "/v1/challenges/{challenge}/answer" => {
+            Ok(w.store()?.read(|c| read::challenge(c, &params[0]))?.map(|r| r.account))
+        }
+        "/v1/devices/{device}/link-challenges" | "/v1/devices/{device}/vouch" => {
+            Ok(w.store()?.read(|c| read::pending(c, &params[0]))?.map(|p| p.account))
+        }
+        "/v1/link-requests" => {
+            let Some(request) = text() else { return Ok(None) };
+            let offer_id = portal.open_link_request(request)?.offer_id();
+            Ok(w.store()?.read(|c| read::offer(c, &offer_id))?.map(|o| o.account))
+        }
+        "/v1/status-requests" => {
+            let Some(request) = text() else { return Ok(None) };
+            let device = portal.status_request_device(request)?;
+            w.store()?.read(|c| {
+                Ok(match read::device(c, &device)? {
+                    Some(d) => Some(d.account),
+                    None => read::pending(c, &device)?.map(|p| p.account),
+                })
+            })
+        }
+        _ => Ok(None),
     }
-    Some(format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()))
 }
 
 fn unix_ms() -> f64 {
@@ -543,14 +585,18 @@ fn serve_connection(w: &mut Worker, mut stream: TcpStream) {
                 Err(r) => ("-".to_owned(), r),
                 Ok((i, params)) => {
                     let (_, template, handler) = ROUTES[i];
-                    let limited = limit_key(template, &params, peer).map(|k| shared.limiter.take(&k));
-                    let response = match limited {
-                        Some(Err(wait)) => service_error(429, "RATE_LIMITED", "too many requests; try again later")
-                            .with_header("Retry-After", wait.to_string()),
-                        _ => match http::read_body(&mut stream, &mut req, MAX_BODY, start + shared.timeout) {
-                            Err(r) => r,
-                            Ok(()) => guarded(w, |w| handler(w, &req, &params)),
-                        },
+                    let response = match http::read_body(&mut stream, &mut req, MAX_BODY, start + shared.timeout) {
+                        Err(r) => r,
+                        Ok(()) => guarded(w, |w| {
+                            let limited = limit_key(w, template, &params, &req, peer).map(|k| shared.limiter.take(&k));
+                            match limited {
+                                Some(Err(wait)) => {
+                                    service_error(429, "RATE_LIMITED", "too many requests; try again later")
+                                        .with_header("Retry-After", wait.to_string())
+                                }
+                                _ => handler(w, &req, &params),
+                            }
+                        }),
                     };
                     (template.to_owned(), response)
                 }
