@@ -419,6 +419,27 @@ fn each_account_has_a_rate_limit() {
 }
 
 #[test]
+fn slow_clients_hold_no_store_connection() {
+    let pd = new_portal("slow");
+    let srv = Server::start(&pd, &["--workers", "1", "--timeout", "5"]);
+    // Three clients that send half a request and wait.
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut c = TcpStream::connect(&srv.addr).unwrap();
+            c.write_all(b"POST /v1/link-requests HTTP/1.1\r\nContent-Length: 50\r\n\r\n{").unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(srv.get("/v1/accounts/gus/devices").ok(), json!([]));
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(idle);
+}
+
+#[test]
 fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let pd = new_portal("term");
     let srv = Server::start(&pd, &[]);

@@ -30,13 +30,32 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_host::{ErrorCode, Portal, PortalChange, TesseraError as Error, Timestamp};
 
 /// The largest request body.
 pub const MAX_BODY: usize = 16 * 1024;
+/// Connections answered at once.
+const MAX_CONNECTIONS: usize = 256;
+
+/// One connection counted in `active` while this lives (a thread that
+/// panicked too).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(active))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -58,7 +77,7 @@ pub struct ServeArgs {
     /// Seconds a request's head and body may take to arrive.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
-    /// Worker threads (each with its own store connection).
+    /// Store connections (each serves one request at a time).
     #[arg(long, default_value_t = 4)]
     workers: usize,
     /// Serve the demo page at `/` (default: only when listening on loopback).
@@ -140,7 +159,63 @@ impl RateLimiter {
     }
 }
 
-/// What every worker shares.
+/// The store connections: at most `size` (`--workers`), each used by one
+/// request at a time (a `PortalDb` is not shared), opened on first need and
+/// again after a storage failure or a panic.
+struct Pool {
+    /// Idle connections, and how many exist (idle or in use).
+    state: Mutex<(Vec<PortalDb>, usize)>,
+    freed: Condvar,
+    size: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<PortalDb>, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection within `wait`, else `STORAGE` (every one is busy).
+    fn checkout(&self, dir: &Path, db: Option<&str>, wait: Duration) -> Result<PortalDb, Error> {
+        let deadline = Instant::now() + wait;
+        let mut g = self.lock();
+        loop {
+            if let Some(c) = g.0.pop() {
+                return Ok(c);
+            }
+            if g.1 < self.size {
+                g.1 += 1;
+                drop(g);
+                return open_store(dir, db).inspect_err(|_| self.lost());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(cli_err(ErrorCode::Storage, "every store connection is busy; try again"));
+            }
+            g = self.freed.wait_timeout(g, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn checkin(&self, c: PortalDb) {
+        self.lock().0.push(c);
+        self.freed.notify_one();
+    }
+
+    /// A connection dropped (failed, or used by a handler that panicked).
+    fn lost(&self) {
+        let mut g = self.lock();
+        g.1 = g.1.saturating_sub(1);
+        drop(g);
+        self.freed.notify_one();
+    }
+}
+
+/// What every connection's thread shares.
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
@@ -149,21 +224,44 @@ struct Shared {
     limiter: RateLimiter,
     timeout: Duration,
     demo_page: bool,
+    pool: Pool,
 }
 
-/// One worker: the shared settings and its own store connection (opened on
-/// first use, and again after a storage failure or a panic).
+/// One request's worker: the shared settings and the store connection it
+/// took from the pool (given back when it is dropped).
 struct Worker {
     shared: Arc<Shared>,
     db: Option<PortalDb>,
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl Worker {
     fn store(&mut self) -> Result<&mut PortalDb, Error> {
         if self.db.is_none() {
-            self.db = Some(open_store(&self.shared.dir, self.shared.db.as_deref())?);
+            let s = &self.shared;
+            self.db = Some(s.pool.checkout(&s.dir, s.db.as_deref(), s.timeout)?);
         }
         self.db.as_mut().ok_or_else(|| cli_err(ErrorCode::Internal, "no store"))
+    }
+
+    /// Give the store connection back to the pool.
+    fn release(&mut self) {
+        if let Some(c) = self.db.take() {
+            self.shared.pool.checkin(c);
+        }
+    }
+
+    /// Drop the store connection (a failure or a panic may have left it in
+    /// any state); the next request opens a new one.
+    fn discard(&mut self) {
+        if self.db.take().is_some() {
+            self.shared.pool.lost();
+        }
     }
 
     /// Run one service operation at the system clock's time.
@@ -175,7 +273,7 @@ impl Worker {
         });
         if let Err(f) = &result {
             if f.error.code() == ErrorCode::Storage {
-                self.db = None;
+                self.discard();
             }
         }
         result
@@ -337,7 +435,7 @@ fn health(w: &mut Worker, _: &Request, _: &[String]) -> Response {
         Ok(Some(_)) => Response::json(200, json!({"status": "ok"})),
         Ok(None) => failure(cli_err(ErrorCode::Storage, "the store holds no portal identity").into()).with_status(503),
         Err(e) => {
-            w.db = None;
+            w.discard();
             failure(e.into()).with_status(503)
         }
     }
@@ -572,8 +670,10 @@ fn log(line: Value) {
     let _ = writeln!(e, "{line}");
 }
 
-/// Answer one connection.
-fn serve_connection(w: &mut Worker, mut stream: TcpStream) {
+/// Answer one connection (on its own thread).
+fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
+    let mut w = Worker { shared, db: None };
+    let w = &mut w;
     let start = Instant::now();
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let shared = Arc::clone(&w.shared);
@@ -604,6 +704,7 @@ fn serve_connection(w: &mut Worker, mut stream: TcpStream) {
             (method, template, response)
         }
     };
+    w.release();
     let status = response.status;
     let code = response.code.clone();
     http::write_response(&mut stream, &response);
@@ -619,7 +720,7 @@ fn guarded(w: &mut Worker, f: impl FnOnce(&mut Worker) -> Response) -> Response 
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(w))) {
         Ok(r) => r,
         Err(_) => {
-            w.db = None;
+            w.discard();
             service_error(500, "INTERNAL", "internal error")
         }
     }
@@ -650,6 +751,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
         limiter: RateLimiter { per_sec: rate.0, burst: rate.1, buckets: Mutex::new(HashMap::new()) },
         timeout: Duration::from_secs(a.timeout),
         demo_page,
+        pool: Pool { state: Mutex::new((vec![db], 1)), freed: Condvar::new(), size: a.workers },
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -663,32 +765,32 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
         log(json!({"ts": unix_ms(), "msg": "panic", "at": at}));
     }));
 
-    let (tx, rx) = mpsc::sync_channel::<TcpStream>(64);
-    let rx = Arc::new(Mutex::new(rx));
-    let mut first = Some(db);
-    let workers: Vec<_> = (0..a.workers)
-        .map(|_| {
-            let rx = Arc::clone(&rx);
-            let mut w = Worker { shared: Arc::clone(&shared), db: first.take() };
-            std::thread::spawn(move || loop {
-                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                match next {
-                    Ok(stream) => serve_connection(&mut w, stream),
-                    Err(_) => break,
-                }
-            })
-        })
-        .collect();
-
     listener.set_nonblocking(true).map_err(io)?;
     out!("listening on http://{addr}");
     log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
                "demo_page": demo_page}));
+    // A thread per connection, at most MAX_CONNECTIONS at once (the others
+    // wait in the listen backlog): a slow client holds its thread until
+    // --timeout, and a store connection only while its handler runs.
+    let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
+        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
         match listener.accept() {
             Ok((stream, _)) => {
-                if stream.set_nonblocking(false).is_ok() && tx.send(stream).is_err() {
-                    break;
+                if stream.set_nonblocking(false).is_err() {
+                    continue;
+                }
+                let counted = Counted::new(&active);
+                let shared = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new().spawn(move || {
+                    let _counted = counted;
+                    serve_connection(shared, stream);
+                });
+                if let Err(e) = spawned {
+                    log(json!({"ts": unix_ms(), "msg": "no thread for a connection", "error": e.to_string()}));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
@@ -699,12 +801,12 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
             }
         }
     }
-    // Stop accepting; every accepted connection is still answered.
+    // Stop accepting; every accepted connection is still answered (each
+    // within --timeout for its request and the store's own time).
     drop(listener);
-    drop(tx);
-    log(json!({"ts": unix_ms(), "msg": "shutting down"}));
-    for w in workers {
-        let _ = w.join();
+    log(json!({"ts": unix_ms(), "msg": "shutting down", "in_flight": active.load(Ordering::SeqCst)}));
+    while active.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(Duration::from_millis(10));
     }
     log(json!({"ts": unix_ms(), "msg": "stopped"}));
     Ok(())
@@ -800,6 +902,7 @@ mod tests {
             limiter: RateLimiter { per_sec: 1.0, burst: 1.0, buckets: Mutex::new(HashMap::new()) },
             timeout: Duration::from_secs(1),
             demo_page: false,
+            pool: Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), size: 1 },
         });
         let mut w = Worker { shared, db: None };
         #[allow(clippy::panic)]
