@@ -59,7 +59,10 @@ Flows (each command prints what the next one takes; --dir P is the portal, D a d
     portal activation-settings [--hash-iterations N] [--usable-after SECS] …   how activations run
     portal password-check --account A --password X, portal recovery-code --account A --code X
     The device is usable after the delay (default 4 hours): before, challenges are DEVICE_NOT_YET_USABLE.
-  Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X";
+  Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X
+  The portal as an HTTP JSON service (docs/openapi.yaml; a test page at / on loopback):
+    serve --dir P --listen 127.0.0.1:8080 [--db sqlite:PATH | --db postgres://…]
+    device link --qr QR … --server URL, device status-request --server URL, device answer … --server URL";
 
 #[derive(Parser, Debug)]
 #[command(

@@ -419,6 +419,18 @@ fn each_account_has_a_rate_limit() {
 }
 
 #[test]
+fn help_documents_the_service() {
+    let help = ok(&["help"]);
+    for words in ["serve --dir P --listen 127.0.0.1:8080", "device link --qr QR … --server URL"] {
+        assert!(help.contains(words), "`tessera help` lacks {words:?}");
+    }
+    let serve = ok(&["serve", "--help"]);
+    for flag in ["--dir", "--listen", "--db", "--rate-limit", "--timeout", "--workers", "--no-demo-page"] {
+        assert!(serve.contains(flag), "`tessera serve --help` lacks {flag}");
+    }
+}
+
+#[test]
 fn slow_clients_hold_no_store_connection() {
     let pd = new_portal("slow");
     let srv = Server::start(&pd, &["--workers", "1", "--timeout", "5"]);
