@@ -18,6 +18,8 @@ pub struct Request {
     pub path: String,
     query: String,
     content_length: usize,
+    /// `Expect: 100-continue`: the client waits for a go-ahead (curl, for bodies over 1 KiB).
+    expect_continue: bool,
     /// What was read after the head (the start of the body).
     rest: Vec<u8>,
     pub body: Vec<u8>,
@@ -118,9 +120,13 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
                 let (method, target) = (req.method.unwrap_or_default(), req.path.unwrap_or_default());
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
                 let mut content_length = 0usize;
+                let mut expect_continue = false;
                 for h in req.headers.iter() {
                     if h.name.eq_ignore_ascii_case("transfer-encoding") {
                         return Err(error(400, "INVALID_INPUT", "send a Content-Length, not a chunked body"));
+                    }
+                    if h.name.eq_ignore_ascii_case("expect") {
+                        expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
                     }
                     if h.name.eq_ignore_ascii_case("content-length") {
                         content_length = std::str::from_utf8(h.value)
@@ -134,6 +140,7 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
                     path: path.to_owned(),
                     query: query.to_owned(),
                     content_length,
+                    expect_continue,
                     rest: buf[len..].to_vec(),
                     body: Vec::new(),
                 });
@@ -151,6 +158,9 @@ pub fn read_body(s: &mut TcpStream, req: &mut Request, max: usize, deadline: Ins
         return Err(too_large());
     }
     let mut body = std::mem::take(&mut req.rest);
+    if req.expect_continue && body.len() < req.content_length {
+        let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
     let mut chunk = [0u8; 4096];
     while body.len() < req.content_length {
         let n = read_some(s, &mut chunk, deadline)?;
