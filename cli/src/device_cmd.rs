@@ -66,10 +66,14 @@ pub enum DeviceCommand {
         #[arg(long)]
         response: String,
     },
-    /// Show the local state.
+    /// Show the local state (with --server: ask the portal, as
+    /// `status-request --server` does).
     Status {
         #[command(flatten)]
         c: Common,
+        /// A `tessera serve` URL (`http://HOST:PORT`).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Ask the portal whether the link still exists (prints the request).
     StatusRequest {
@@ -381,7 +385,8 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             }
         }
         DeviceCommand::LinkFinish { c, response } => finish_link(&c, response)?,
-        DeviceCommand::Status { c } => {
+        DeviceCommand::Status { c, server: Some(server) } => status_request(&c, Some(&server))?,
+        DeviceCommand::Status { c, server: None } => {
             let db = DeviceDb::open(&c.dir)?;
             match db.get(K_STATE)? {
                 Some(state) => {
@@ -416,23 +421,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         // The probe between `status-request` and `status-finish` (two
         // processes) is stored sealed; a read answer deletes it, so a second
         // finish is ALREADY_CONSUMED, as with the host's one-process probe.
-        DeviceCommand::StatusRequest { c, server } => {
-            let ph = phone(&c.dir)?;
-            let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
-            let req = probe.request()?;
-            ph.db.put(K_PROBE, &probe.sealed()?)?;
-            if let Some(server) = server {
-                drop(ph);
-                let reply = crate::http_client::post(&server, "/v1/status-requests", &json!({ "request": req }))?;
-                let answer = reply.ok()?["answer"].as_str().unwrap_or_default().to_owned();
-                return finish_status(&c, answer);
-            }
-            if c.json {
-                out!("{}", json!({"request": req}));
-            } else {
-                out!("{req}");
-            }
-        }
+        DeviceCommand::StatusRequest { c, server } => status_request(&c, server.as_deref())?,
         DeviceCommand::StatusFinish { c, response } => finish_status(&c, response)?,
         DeviceCommand::Totp { c, passcode, biometric } => {
             let ph = phone(&c.dir)?;
@@ -539,6 +528,29 @@ fn finish_link(c: &Common, response: String) -> Result<(), Error> {
              `portal offer-new-device` is confirmed by an existing authenticator instead)",
             a.account, a.portal_name
         );
+    }
+    Ok(())
+}
+
+/// Ask the portal whether the link still exists: prints the request, or
+/// with `server` sends it there and reads the answer (`finish_status`).
+fn status_request(c: &Common, server: Option<&str>) -> Result<(), Error> {
+    let ph = phone(&c.dir)?;
+    let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
+    let req = probe.request()?;
+    ph.db.put(K_PROBE, &probe.sealed()?)?;
+    if let Some(server) = server {
+        drop(ph);
+        let reply = crate::http_client::post(server, "/v1/status-requests", &json!({ "request": req }))?.ok()?;
+        let answer = reply["answer"]
+            .as_str()
+            .ok_or_else(|| cli_err(ErrorCode::MalformedMessage, "the server's reply has no answer"))?;
+        return finish_status(c, answer.to_owned());
+    }
+    if c.json {
+        out!("{}", json!({"request": req}));
+    } else {
+        out!("{req}");
     }
     Ok(())
 }

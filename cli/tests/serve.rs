@@ -263,6 +263,7 @@ fn a_phone_links_answers_and_is_unlinked_over_http() {
     ]);
     assert_eq!(out, "accepted");
     assert_eq!(ok(&["device", "status-request", "--dir", s(&dd), "--server", &srv.url]), "still linked");
+    assert_eq!(ok(&["device", "status", "--dir", s(&dd), "--server", &srv.url]), "still linked");
 
     // Events, after an id.
     let events = srv.get("/v1/events?after=0").ok();
