@@ -246,6 +246,14 @@ fn a_phone_links_answers_and_is_unlinked_over_http() {
     secrets.push(qr);
     secrets.push(code);
 
+    // A payment: the phone shows what it approves.
+    let pay = json!({"amount": "125.50", "currency": "EUR", "payee": "ACME Energy Ltd", "text": ["Invoice 7"]});
+    let c = srv.post("/v1/accounts/anna/challenges", pay).ok();
+    assert_eq!(c["kind"], "transaction");
+    let shown = ok(&["device", "show", "--dir", s(&dd), "--qr", c["qr"].as_str().unwrap(), "--json"]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!((shown["amount"].as_str(), shown["payee"].as_str()), (Some("125.50"), Some("ACME Energy Ltd")));
+
     // A signed answer sent by the device itself.
     let (qr, _) = login_challenge(&srv, "anna");
     let out = ok(&[
