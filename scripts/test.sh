@@ -6,7 +6,8 @@
 #      tests, clippy, the no_std / wasm32 builds of the core and the
 #      offline authenticator's firmware (thumbv7em, with its sizes);
 #   3. Kotlin (JVM + JNA), Swift (XCTest), JavaScript (Node) and the
-#      browser (headless Chromium) against the same library and vectors.
+#      browser (headless Chromium) against the same library and vectors;
+#      `tessera serve`'s demo page in headless Chromium.
 # Exits non-zero when any suite fails; the last line counts suites.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +41,8 @@ suite "protocol re-derivation (python)" python3 scripts/rederive_vectors.py
 suite "kotlin" bash bindings-kotlin/test.sh
 suite "swift" bash bindings-swift/test.sh
 suite "js + browser" bash bindings-wasm/test.sh
+# tessera serve's demo page in headless Chromium with the device simulator.
+suite "serve demo page (headless Chromium)" bash scripts/serve-web-test.sh
 
 echo
 if [ "$failed" -gt 0 ]; then echo "failed suites: ${failures[*]}"; fi

@@ -52,6 +52,11 @@ pub enum DeviceCommand {
         /// Only accept QR codes of this portal (its public key in hex).
         #[arg(long)]
         portal_key: Option<String>,
+        /// A `tessera serve` URL (`http://HOST:PORT`): send the request
+        /// there and read its answer here (prints the check code, as
+        /// `link-finish` does).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Finish linking with the portal's answer (prints the check code).
     LinkFinish {
@@ -61,15 +66,24 @@ pub enum DeviceCommand {
         #[arg(long)]
         response: String,
     },
-    /// Show the local state.
+    /// Show the local state (with --server: ask the portal, as
+    /// `status-request --server` does).
     Status {
         #[command(flatten)]
         c: Common,
+        /// A `tessera serve` URL (`http://HOST:PORT`).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Ask the portal whether the link still exists (prints the request).
     StatusRequest {
         #[command(flatten)]
         c: Common,
+        /// A `tessera serve` URL (`http://HOST:PORT`): send the request
+        /// there and read its answer here (prints what
+        /// `status-finish` does).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Read the portal's status answer; wipes the account if the portal
     /// unlinked it or never confirmed the link.
@@ -121,6 +135,10 @@ pub enum DeviceCommand {
         /// device state it advances is stored before it is printed.
         #[arg(long)]
         signed: bool,
+        /// A `tessera serve` URL (`http://HOST:PORT`): send the answer
+        /// there (prints the portal's verdict: `accepted`).
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Unlink locally: wipe the account from this device.
     Unlink {
@@ -330,7 +348,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 );
             }
         }
-        DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key } => {
+        DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key, server } => {
             let ph = phone(&c.dir)?;
             let now = now_or(c.now);
             let pin = pinned(portal_key.as_deref())?;
@@ -348,55 +366,27 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             ph.db.put(K_PENDING, &pending.sealed()?)?;
             ph.db.delete(K_SPENT)?;
             let request = pending.request()?;
+            if let Some(server) = server {
+                drop(ph);
+                let reply = crate::http_client::post(&server, "/v1/link-requests", &json!({ "request": request }))?;
+                // A refusal still carries the portal's (authenticated)
+                // answer: the device reads it and keeps what it says.
+                let answer =
+                    match (reply.status, reply.body["answer"].as_str(), reply.body["details"]["answer"].as_str()) {
+                        (200..=299, Some(a), _) | (_, _, Some(a)) => a.to_owned(),
+                        _ => return Err(reply.error()),
+                    };
+                return finish_link(&c, answer);
+            }
             if c.json {
                 out!("{}", json!({"request": request, "portal": portal}));
             } else {
                 out!("{request}");
             }
         }
-        DeviceCommand::LinkFinish { c, response } => {
-            let ph = phone(&c.dir)?;
-            let Some(sealed) = ph.db.get(K_PENDING)? else {
-                return Err(match ph.db.get(K_SPENT)? {
-                    Some(spent) => spent_error(&spent),
-                    None => cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first"),
-                });
-            };
-            let pending = ph.device.open_pending_link(sealed)?;
-            let result = pending.finish(response);
-            if let Ok(done) = &result {
-                ph.db.put(K_STATE, &done.state)?;
-            }
-            // What tessera-host keeps of the link after this answer: the
-            // link to finish again with the genuine answer (a damaged or
-            // forged one), or nothing (it is spent).
-            match pending.sealed() {
-                Ok(retry) => ph.db.put(K_PENDING, &retry)?,
-                Err(spent) => {
-                    ph.db.put(K_SPENT, &spent_json(&spent))?;
-                    ph.db.delete(K_PENDING)?;
-                    if result.is_err() {
-                        remove_bio(&c.dir)?;
-                    }
-                }
-            }
-            let done = result?;
-            let a = &done.account;
-            if c.json {
-                out!(
-                    "{}",
-                    json!({"check_code": done.check_code, "account": a.account, "device_id": a.device_id, "portal": a.portal_name})
-                );
-            } else {
-                out!("{}", done.check_code);
-                eprintln!(
-                    "linked to {} at \"{}\": type this check code on the portal (a link offered by \
-                     `portal offer-new-device` is confirmed by an existing authenticator instead)",
-                    a.account, a.portal_name
-                );
-            }
-        }
-        DeviceCommand::Status { c } => {
+        DeviceCommand::LinkFinish { c, response } => finish_link(&c, response)?,
+        DeviceCommand::Status { c, server: Some(server) } => status_request(&c, Some(&server))?,
+        DeviceCommand::Status { c, server: None } => {
             let db = DeviceDb::open(&c.dir)?;
             match db.get(K_STATE)? {
                 Some(state) => {
@@ -431,52 +421,8 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         // The probe between `status-request` and `status-finish` (two
         // processes) is stored sealed; a read answer deletes it, so a second
         // finish is ALREADY_CONSUMED, as with the host's one-process probe.
-        DeviceCommand::StatusRequest { c } => {
-            let ph = phone(&c.dir)?;
-            let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
-            let req = probe.request()?;
-            ph.db.put(K_PROBE, &probe.sealed()?)?;
-            if c.json {
-                out!("{}", json!({"request": req}));
-            } else {
-                out!("{req}");
-            }
-        }
-        DeviceCommand::StatusFinish { c, response } => {
-            let ph = phone(&c.dir)?;
-            let sealed = ph.db.get(K_PROBE)?.ok_or_else(|| {
-                cli_err(ErrorCode::AlreadyConsumed, "no status request in progress (read already, or never sent)")
-            })?;
-            let probe = ph.device.open_status_probe(ph.state()?, sealed)?;
-            match probe.read(response) {
-                Ok(status) => {
-                    ph.db.delete(K_PROBE)?;
-                    let confirmed = status == tessera_host::LinkStatus::Active;
-                    if c.json {
-                        out!("{}", json!({"linked": true, "confirmed": confirmed}));
-                    } else if confirmed {
-                        out!("still linked");
-                    } else {
-                        out!("linked; waiting for the check code to be typed on the portal");
-                    }
-                }
-                // tessera-host: "wipe the state then".
-                Err(e) if e.code() == ErrorCode::DeviceRevoked => {
-                    wipe(&ph.db, &c.dir)?;
-                    eprintln!("the portal unlinked this device: account wiped");
-                    return Err(e);
-                }
-                Err(e) if e.code() == ErrorCode::LinkNotConfirmed => {
-                    wipe(&ph.db, &c.dir)?;
-                    eprintln!(
-                        "the portal never confirmed this link (check code not typed in time, or too many wrong \
-                         codes): link wiped; link this device again"
-                    );
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        DeviceCommand::StatusRequest { c, server } => status_request(&c, server.as_deref())?,
+        DeviceCommand::StatusFinish { c, response } => finish_status(&c, response)?,
         DeviceCommand::Totp { c, passcode, biometric } => {
             let ph = phone(&c.dir)?;
             let state = ph.state()?;
@@ -492,7 +438,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 out!("{}", view_text(&view));
             }
         }
-        DeviceCommand::Answer { c, qr, passcode, biometric, signed } => {
+        DeviceCommand::Answer { c, qr, passcode, biometric, signed, server } => {
             let ph = phone(&c.dir)?;
             let now = now_or(c.now);
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
@@ -511,6 +457,16 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 };
                 Ok((answer, view.challenge_id))
             })?;
+            if let Some(server) = server {
+                let path = format!("/v1/challenges/{}/answer", crate::http_client::encode(&challenge_id));
+                let verdict = crate::http_client::post(&server, &path, &json!({ "answer": answer }))?.ok()?;
+                if c.json {
+                    out!("{verdict}");
+                } else {
+                    out!("accepted");
+                }
+                return Ok(());
+            }
             if c.json {
                 out!("{}", json!({"answer": answer, "signed": signed, "challenge_id": challenge_id}));
             } else {
@@ -527,6 +483,113 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
                 out!("unlinked locally from {} at \"{}\"", i.account, i.portal_name);
             }
         }
+    }
+    Ok(())
+}
+
+/// Finish linking with the portal's answer: prints the check code.
+fn finish_link(c: &Common, response: String) -> Result<(), Error> {
+    let ph = phone(&c.dir)?;
+    let Some(sealed) = ph.db.get(K_PENDING)? else {
+        return Err(match ph.db.get(K_SPENT)? {
+            Some(spent) => spent_error(&spent),
+            None => cli_err(ErrorCode::InvalidState, "no link in progress; run `tessera device link` first"),
+        });
+    };
+    let pending = ph.device.open_pending_link(sealed)?;
+    let result = pending.finish(response);
+    if let Ok(done) = &result {
+        ph.db.put(K_STATE, &done.state)?;
+    }
+    // What tessera-host keeps of the link after this answer: the
+    // link to finish again with the genuine answer (a damaged or
+    // forged one), or nothing (it is spent).
+    match pending.sealed() {
+        Ok(retry) => ph.db.put(K_PENDING, &retry)?,
+        Err(spent) => {
+            ph.db.put(K_SPENT, &spent_json(&spent))?;
+            ph.db.delete(K_PENDING)?;
+            if result.is_err() {
+                remove_bio(&c.dir)?;
+            }
+        }
+    }
+    let done = result?;
+    let a = &done.account;
+    if c.json {
+        out!(
+            "{}",
+            json!({"check_code": done.check_code, "account": a.account, "device_id": a.device_id, "portal": a.portal_name})
+        );
+    } else {
+        out!("{}", done.check_code);
+        eprintln!(
+            "linked to {} at \"{}\": type this check code on the portal (a link offered by \
+             `portal offer-new-device` is confirmed by an existing authenticator instead)",
+            a.account, a.portal_name
+        );
+    }
+    Ok(())
+}
+
+/// Ask the portal whether the link still exists: prints the request, or
+/// with `server` sends it there and reads the answer (`finish_status`).
+fn status_request(c: &Common, server: Option<&str>) -> Result<(), Error> {
+    let ph = phone(&c.dir)?;
+    let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
+    let req = probe.request()?;
+    ph.db.put(K_PROBE, &probe.sealed()?)?;
+    if let Some(server) = server {
+        drop(ph);
+        let reply = crate::http_client::post(server, "/v1/status-requests", &json!({ "request": req }))?.ok()?;
+        let answer = reply["answer"]
+            .as_str()
+            .ok_or_else(|| cli_err(ErrorCode::MalformedMessage, "the server's reply has no answer"))?;
+        return finish_status(c, answer.to_owned());
+    }
+    if c.json {
+        out!("{}", json!({"request": req}));
+    } else {
+        out!("{req}");
+    }
+    Ok(())
+}
+
+/// Read the portal's status answer; wipes the account if the portal
+/// unlinked it or never confirmed the link.
+fn finish_status(c: &Common, response: String) -> Result<(), Error> {
+    let ph = phone(&c.dir)?;
+    let sealed = ph.db.get(K_PROBE)?.ok_or_else(|| {
+        cli_err(ErrorCode::AlreadyConsumed, "no status request in progress (read already, or never sent)")
+    })?;
+    let probe = ph.device.open_status_probe(ph.state()?, sealed)?;
+    match probe.read(response) {
+        Ok(status) => {
+            ph.db.delete(K_PROBE)?;
+            let confirmed = status == tessera_host::LinkStatus::Active;
+            if c.json {
+                out!("{}", json!({"linked": true, "confirmed": confirmed}));
+            } else if confirmed {
+                out!("still linked");
+            } else {
+                out!("linked; waiting for the check code to be typed on the portal");
+            }
+        }
+        // tessera-host: "wipe the state then".
+        Err(e) if e.code() == ErrorCode::DeviceRevoked => {
+            wipe(&ph.db, &c.dir)?;
+            eprintln!("the portal unlinked this device: account wiped");
+            return Err(e);
+        }
+        Err(e) if e.code() == ErrorCode::LinkNotConfirmed => {
+            wipe(&ph.db, &c.dir)?;
+            eprintln!(
+                "the portal never confirmed this link (check code not typed in time, or too many wrong \
+                 codes): link wiped; link this device again"
+            );
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     }
     Ok(())
 }

@@ -21,9 +21,12 @@ use tessera_host::{ErrorCode, TesseraError};
 mod activation_cmd;
 mod demo;
 mod device_cmd;
+mod http_client;
 mod otp_cmd;
 mod portal_cmd;
 mod secrets;
+mod serve;
+mod service;
 mod store;
 mod token_cmd;
 mod util;
@@ -56,7 +59,10 @@ Flows (each command prints what the next one takes; --dir P is the portal, D a d
     portal activation-settings [--hash-iterations N] [--usable-after SECS] …   how activations run
     portal password-check --account A --password X, portal recovery-code --account A --code X
     The device is usable after the delay (default 4 hours): before, challenges are DEVICE_NOT_YET_USABLE.
-  Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X";
+  Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X
+  The portal as an HTTP JSON service (docs/openapi.yaml; a test page at / on loopback):
+    serve --dir P --listen 127.0.0.1:8080 [--db sqlite:PATH | --db postgres://…]
+    device link --qr QR … --server URL, device status-request --server URL, device answer … --server URL";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,6 +92,8 @@ enum Command {
     Token(token_cmd::TokenCommand),
     /// Run every flow end to end on this machine and explain each step.
     Demo(demo::DemoArgs),
+    /// The portal as an HTTP JSON service (docs/openapi.yaml), with a demo page.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
         Command::Device(c) => device_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

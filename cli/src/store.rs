@@ -537,6 +537,14 @@ pub mod read {
         )
         .map_err(db_err)
     }
+
+    /// The stored events after id `after`, oldest first, at most `limit`:
+    /// `(id, at, json)`.
+    pub fn events_after(c: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, u64, String)>> {
+        all(c, "SELECT id, at, json FROM events WHERE id > ?1 ORDER BY id LIMIT ?2", params![after, limit], |r| {
+            Ok((r.get(0)?, time(r, 1)?.secs(), r.get(2)?))
+        })
+    }
 }
 
 /// How applying one change's writes ended.

@@ -8,41 +8,17 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const N: u64 = 1_800_000_000;
 
-fn tessera_cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for v in ["TESSERA_PORTAL_SECRET", "TESSERA_DEVICE_KEY"] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    tessera_cmd().args(args).output().expect("run tessera")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(o.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim_end().to_string()
-}
+mod common;
+use common::{fails, ok, tessera_cmd};
 
 fn ok_json(args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     json(&ok(&a))
-}
-
-/// A failure with `error[code]` and exit status 1.
-fn fails(args: &[&str], code: &str) -> Output {
-    let o = run(args);
-    assert_eq!(o.status.code(), Some(1), "tessera {args:?} should fail");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("error[{code}]: ")), "expected error[{code}] from {args:?}, got: {err}");
-    o
 }
 
 fn stdout_of(o: &Output) -> String {

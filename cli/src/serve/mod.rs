@@ -1,0 +1,915 @@
+//! `tessera serve`: the portal side as an HTTP JSON service (a sidecar for
+//! portals written in any language), documented in `docs/openapi.yaml`.
+//!
+//! A small synchronous server: the main thread accepts connections and
+//! hands them to a fixed pool of workers, each with its own store
+//! connection (a `PortalDb` is not shared). One request per connection
+//! (`Connection: close`); the head and body must arrive within
+//! `--timeout` seconds (408 `REQUEST_TIMEOUT`), bodies are at most 16 KiB
+//! (413 `REQUEST_TOO_LARGE`), each account (or, on routes without one, each
+//! client address, when a request names no known account) has a token
+//! bucket of `--rate-limit N/min` (429
+//! `RATE_LIMITED` with `Retry-After`). Every operation is
+//! [`crate::service`]'s, so an answer's JSON is what `tessera portal … --json`
+//! prints. One JSON log line per request on stderr: method, route template,
+//! status, code and time, never a body, a query or a path's values.
+//! SIGTERM or SIGINT: stop accepting, finish every accepted request, exit 0.
+
+mod http;
+
+use crate::cli_err;
+use crate::portal_cmd::load_portal;
+use crate::service::{self, ChallengeOptions, Ctx, Failure, OfferOptions, Output};
+use crate::store::{read, PortalDb};
+use clap::Args;
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tessera_host::{ErrorCode, Portal, PortalChange, TesseraError as Error, Timestamp};
+
+/// The largest request body.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Connections answered at once.
+const MAX_CONNECTIONS: usize = 256;
+
+/// One connection counted in `active` while this lives (a thread that
+/// panicked too).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(active))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The portal's directory (`tessera portal init`): its key file, and its
+    /// SQLite database unless --db names another store.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on (`127.0.0.1:0`: any free port; the line
+    /// `listening on http://ADDR` on stdout names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The store: `sqlite:PATH` or `postgres://…` (default: `TESSERA_DB`,
+    /// else SQLite in --dir).
+    #[arg(long)]
+    db: Option<String>,
+    /// Requests per minute and account (or client address), e.g. `120/min`.
+    #[arg(long, default_value = "120/min")]
+    rate_limit: String,
+    /// Seconds a request's head and body may take to arrive.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Store connections (each serves one request at a time).
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Serve the demo page at `/` (default: only when listening on loopback).
+    #[arg(long, conflicts_with = "no_demo_page")]
+    demo_page: bool,
+    /// Never serve the demo page.
+    #[arg(long)]
+    no_demo_page: bool,
+}
+
+/// The store of `dir`, or the one `db` names. Until the tessera-store crate
+/// (PostgreSQL) is merged, only SQLite: `sqlite:PATH` where PATH is a
+/// portal directory or its `portal.db`.
+pub fn open_store(dir: &Path, db: Option<&str>) -> Result<PortalDb, Error> {
+    let Some(url) = db else { return PortalDb::open(dir, false) };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(cli_err(
+            ErrorCode::Storage,
+            "PostgreSQL stores need the tessera-store crate, which this build does not have yet; use sqlite:PATH",
+        ));
+    }
+    let path = Path::new(url.strip_prefix("sqlite:").ok_or_else(|| {
+        cli_err(ErrorCode::InvalidInput, "--db must be sqlite:PATH or postgres://… (or unset: SQLite in --dir)")
+    })?);
+    let store_dir = if path.is_dir() {
+        path
+    } else if path.file_name().is_some_and(|n| n == "portal.db") {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
+        return Err(cli_err(ErrorCode::InvalidInput, "sqlite:PATH must name a portal directory or its portal.db"));
+    };
+    PortalDb::open(store_dir, false)
+}
+
+/// `N/min` (also `N/s`, `N/h`): tokens per second and the bucket size.
+fn parse_rate(s: &str) -> Result<(f64, f64), Error> {
+    let bad = || cli_err(ErrorCode::InvalidInput, "--rate-limit must be N/min (or N/s, N/h), N at least 1");
+    let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok((f64::from(n) / per, f64::from(n)))
+}
+
+/// Token buckets, one per key (an account, or a client address).
+#[derive(Debug)]
+struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `Ok` and one token taken, or the seconds until the next one.
+    fn take(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() > 100_000 {
+            // Full buckets hold nothing a new one would not.
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            b.retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * per_sec < burst);
+        }
+        let (tokens, at) = b.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// The store connections: at most `size` (`--workers`), each used by one
+/// request at a time (a `PortalDb` is not shared), opened on first need and
+/// again after a storage failure or a panic.
+struct Pool {
+    /// Idle connections, and how many exist (idle or in use).
+    state: Mutex<(Vec<PortalDb>, usize)>,
+    freed: Condvar,
+    size: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<PortalDb>, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection within `wait`, else `STORAGE` (every one is busy).
+    fn checkout(&self, dir: &Path, db: Option<&str>, wait: Duration) -> Result<PortalDb, Error> {
+        let deadline = Instant::now() + wait;
+        let mut g = self.lock();
+        loop {
+            if let Some(c) = g.0.pop() {
+                return Ok(c);
+            }
+            if g.1 < self.size {
+                g.1 += 1;
+                drop(g);
+                return open_store(dir, db).inspect_err(|_| self.lost());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(cli_err(ErrorCode::Storage, "every store connection is busy; try again"));
+            }
+            g = self.freed.wait_timeout(g, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn checkin(&self, c: PortalDb) {
+        self.lock().0.push(c);
+        self.freed.notify_one();
+    }
+
+    /// A connection dropped (failed, or used by a handler that panicked).
+    fn lost(&self) {
+        let mut g = self.lock();
+        g.1 = g.1.saturating_sub(1);
+        drop(g);
+        self.freed.notify_one();
+    }
+}
+
+/// What every connection's thread shares.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    db: Option<String>,
+    portal: Arc<Portal>,
+    limiter: RateLimiter,
+    timeout: Duration,
+    demo_page: bool,
+    pool: Pool,
+}
+
+/// One request's worker: the shared settings and the store connection it
+/// took from the pool (given back when it is dropped).
+struct Worker {
+    shared: Arc<Shared>,
+    db: Option<PortalDb>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Worker {
+    fn store(&mut self) -> Result<&mut PortalDb, Error> {
+        if self.db.is_none() {
+            let s = &self.shared;
+            self.db = Some(s.pool.checkout(&s.dir, s.db.as_deref(), s.timeout)?);
+        }
+        self.db.as_mut().ok_or_else(|| cli_err(ErrorCode::Internal, "no store"))
+    }
+
+    /// Give the store connection back to the pool.
+    fn release(&mut self) {
+        if let Some(c) = self.db.take() {
+            self.shared.pool.checkin(c);
+        }
+    }
+
+    /// Drop the store connection (a failure or a panic may have left it in
+    /// any state); the next request opens a new one.
+    fn discard(&mut self) {
+        if self.db.take().is_some() {
+            self.shared.pool.lost();
+        }
+    }
+
+    /// Run one service operation at the system clock's time.
+    fn op(&mut self, f: impl FnOnce(&mut Ctx<'_>) -> service::Result<Output>) -> Result<Output, Failure> {
+        let portal = Arc::clone(&self.shared.portal);
+        let result = self.store().map_err(Failure::from).and_then(|db| {
+            let mut cx = Ctx { db, portal: &portal, now: Timestamp::now(), notify: no_notify };
+            f(&mut cx)
+        });
+        if let Err(f) = &result {
+            if f.error.code() == ErrorCode::Storage {
+                self.discard();
+            }
+        }
+        result
+    }
+}
+
+/// The service leaves events in the events table (`GET /v1/events`).
+fn no_notify(_: &PortalChange) {}
+
+type Handler = fn(&mut Worker, &Request, &[String]) -> Response;
+
+/// Every route: method, path template, handler. `docs/openapi.yaml` lists
+/// exactly these (a unit test checks both ways).
+const ROUTES: &[(&str, &str, Handler)] = &[
+    ("GET", "/health", health),
+    ("GET", "/", page),
+    ("GET", "/app.js", page_script),
+    ("POST", "/v1/qr.svg", qr_svg),
+    ("POST", "/v1/accounts/{account}/link-offers", link_offer),
+    ("POST", "/v1/accounts/{account}/new-device-offers", new_device_offer),
+    ("POST", "/v1/link-requests", link_request),
+    ("GET", "/v1/accounts/{account}/links", pending_links),
+    ("POST", "/v1/accounts/{account}/links/confirm", link_confirm),
+    ("GET", "/v1/accounts/{account}/devices", devices),
+    ("PATCH", "/v1/accounts/{account}/devices/{device}", rename),
+    ("DELETE", "/v1/accounts/{account}/devices/{device}", unlink),
+    ("POST", "/v1/accounts/{account}/devices/{device}/unlock", unlock),
+    ("POST", "/v1/accounts/{account}/devices/{device}/totp", verify_totp),
+    ("POST", "/v1/status-requests", status_request),
+    ("POST", "/v1/accounts/{account}/challenges", challenge),
+    ("GET", "/v1/challenges/{challenge}", challenge_status),
+    ("POST", "/v1/challenges/{challenge}/answer", answer),
+    ("POST", "/v1/devices/{device}/link-challenges", link_challenge),
+    ("POST", "/v1/devices/{device}/vouch", vouch),
+    ("GET", "/v1/events", events),
+];
+
+/// The HTTP status of an error code (docs/openapi.yaml, "Errors").
+pub fn status_of(code: ErrorCode) -> u16 {
+    use ErrorCode::*;
+    match code {
+        InvalidInput | InvalidSecret | SecretTooShort | InvalidDigits | InvalidAlgorithm | InvalidTime | InvalidUri
+        | InvalidOcraSuite | InvalidOcraInput | MalformedMessage | WrongMessageKind | UnsupportedVersion
+        | MessageTampered | PasscodePolicy | WeakPasscode | PasswordPolicy => 400,
+        TokenUnknown | DeviceUnknown | UserUnknown => 404,
+        TokenExpired
+        | TokenAlreadyUsed
+        | OtpReplayed
+        | DeviceAlreadyLinked
+        | DeviceNotLinked
+        | DeviceRevoked
+        | InvalidState
+        | AlreadyConsumed
+        | LinkNotConfirmed
+        | DeviceCloned
+        | AuthenticatorNeverUsed
+        | DeviceNotYetUsable
+        | DuplicateRecord => 409,
+        OtpMismatch
+        | CheckCodeMismatch
+        | WrongAccount
+        | NotForThisDevice
+        | InvalidAnswer
+        | DeviceCodeMismatch
+        | ActivationCodeMismatch
+        | BindingCodeMismatch
+        | SerialMismatch
+        | PasswordMismatch
+        | RecoveryCodeMismatch => 422,
+        LockedOut => 423,
+        Storage => 503,
+        StateCorrupt | Internal => 500,
+    }
+}
+
+fn failure(f: Failure) -> Response {
+    let mut body = json!({"error": {"code": f.error.code().as_str(), "message": f.error.detail()}});
+    if let Some(details) = f.json {
+        body["details"] = details;
+    }
+    Response::json(status_of(f.error.code()), body).with_code(f.error.code().as_str())
+}
+
+fn reply(status: u16, result: Result<Output, Failure>) -> Response {
+    match result {
+        Ok(o) => Response::json(status, o.json),
+        Err(f) => failure(f),
+    }
+}
+
+/// A JSON body of type `T`; an empty body is `T::default()` where `T` has one.
+fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Failure> {
+    let raw: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &req.body };
+    serde_json::from_slice(raw).map_err(|e| {
+        // Never echo the body: it may hold a code.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "the fields are not the ones this route takes",
+            _ => "the body is not valid JSON",
+        };
+        Failure::from(cli_err(ErrorCode::InvalidInput, format!("{what} (line {}, column {})", e.line(), e.column())))
+    })
+}
+
+macro_rules! body_or_fail {
+    ($req:expr) => {
+        match body($req) {
+            Ok(b) => b,
+            Err(f) => return failure(f),
+        }
+    };
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    request: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    answer: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SettingsBody {
+    digits: Option<i32>,
+    ttl: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VouchBody {
+    challenge: String,
+    code: String,
+}
+
+fn health(w: &mut Worker, _: &Request, _: &[String]) -> Response {
+    match w.store().and_then(|db| db.identity()) {
+        Ok(Some(_)) => Response::json(200, json!({"status": "ok"})),
+        Ok(None) => failure(cli_err(ErrorCode::Storage, "the store holds no portal identity").into()).with_status(503),
+        Err(e) => {
+            w.discard();
+            failure(e.into()).with_status(503)
+        }
+    }
+}
+
+fn page(w: &mut Worker, _: &Request, _: &[String]) -> Response {
+    if !w.shared.demo_page {
+        return not_found();
+    }
+    Response::new(200, "text/html; charset=utf-8", include_str!("page.html").as_bytes().to_vec())
+}
+
+fn page_script(w: &mut Worker, _: &Request, _: &[String]) -> Response {
+    if !w.shared.demo_page {
+        return not_found();
+    }
+    Response::new(200, "text/javascript; charset=utf-8", include_str!("page.js").as_bytes().to_vec())
+}
+
+/// A QR code as SVG (POST: the text, an offer or a challenge, never in a URL).
+fn qr_svg(_: &mut Worker, req: &Request, _: &[String]) -> Response {
+    let b: TextBody = body_or_fail!(req);
+    match qrcode::QrCode::with_error_correction_level(b.text.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => {
+            let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).quiet_zone(true).build();
+            Response::new(200, "image/svg+xml", svg.into_bytes())
+        }
+        Err(_) => failure(cli_err(ErrorCode::InvalidInput, "the text is too long for a QR code").into()),
+    }
+}
+
+fn link_offer(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let o: OfferOptions = body_or_fail!(req);
+    reply(201, w.op(|cx| service::link_offer(cx, &p[0], &o)))
+}
+
+fn new_device_offer(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let o: OfferOptions = body_or_fail!(req);
+    reply(201, w.op(|cx| service::offer_new_device(cx, &p[0], &o)))
+}
+
+fn link_request(w: &mut Worker, req: &Request, _: &[String]) -> Response {
+    let b: RequestBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::link_accept(cx, &b.request)))
+}
+
+fn pending_links(w: &mut Worker, _: &Request, p: &[String]) -> Response {
+    reply(200, w.op(|cx| service::pending_links(cx, &p[0])))
+}
+
+fn link_confirm(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: CodeBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::link_confirm(cx, &p[0], &b.code)))
+}
+
+fn devices(w: &mut Worker, _: &Request, p: &[String]) -> Response {
+    reply(200, w.op(|cx| service::devices(cx, &p[0])))
+}
+
+fn rename(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: NameBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::rename(cx, &p[0], &p[1], &b.name)))
+}
+
+fn unlink(w: &mut Worker, _: &Request, p: &[String]) -> Response {
+    reply(200, w.op(|cx| service::unlink(cx, &p[0], &p[1])))
+}
+
+fn unlock(w: &mut Worker, _: &Request, p: &[String]) -> Response {
+    reply(200, w.op(|cx| service::unlock_device(cx, &p[1], Some(&p[0]))))
+}
+
+fn verify_totp(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: CodeBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::verify_totp(cx, &p[0], &p[1], &b.code)))
+}
+
+fn status_request(w: &mut Worker, req: &Request, _: &[String]) -> Response {
+    let b: RequestBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::status(cx, &b.request)))
+}
+
+fn challenge(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let o: ChallengeOptions = body_or_fail!(req);
+    reply(201, w.op(|cx| service::challenge(cx, &p[0], &o)))
+}
+
+fn challenge_status(w: &mut Worker, _: &Request, p: &[String]) -> Response {
+    reply(200, w.op(|cx| service::challenge_status(cx, &p[0])))
+}
+
+fn answer(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: AnswerBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::verify(cx, Some(&p[0]), &b.answer)))
+}
+
+fn link_challenge(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: SettingsBody = body_or_fail!(req);
+    let settings = tessera_host::ChallengeSettings { digits: b.digits, ttl_seconds: b.ttl };
+    reply(201, w.op(|cx| service::link_challenge(cx, &p[0], settings)))
+}
+
+fn vouch(w: &mut Worker, req: &Request, p: &[String]) -> Response {
+    let b: VouchBody = body_or_fail!(req);
+    reply(200, w.op(|cx| service::vouch(cx, &p[0], &b.challenge, &b.code)))
+}
+
+fn events(w: &mut Worker, req: &Request, _: &[String]) -> Response {
+    let bad = |what: &str| failure(cli_err(ErrorCode::InvalidInput, format!("{what} must be a number")).into());
+    let (mut after, mut limit) = (0i64, 100u32);
+    for (k, v) in req.query() {
+        match k.as_str() {
+            "after" => match v.parse() {
+                Ok(n) => after = n,
+                Err(_) => return bad("after"),
+            },
+            "limit" => match v.parse::<u32>() {
+                Ok(n) => limit = n.clamp(1, 1000),
+                Err(_) => return bad("limit"),
+            },
+            _ => {}
+        }
+    }
+    reply(200, w.op(|cx| service::events(cx, after, limit)))
+}
+
+fn service_error(status: u16, code: &str, message: &str) -> Response {
+    Response::json(status, json!({"error": {"code": code, "message": message}})).with_code(code)
+}
+
+fn not_found() -> Response {
+    service_error(404, "NOT_FOUND", "no such route")
+}
+
+/// The route of `method path`: its index and path parameters; `Err` with
+/// the 404 or 405 answer.
+fn route(method: &str, path: &str) -> Result<(usize, Vec<String>), Response> {
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut path_matched = false;
+    for (i, (m, template, _)) in ROUTES.iter().enumerate() {
+        let t: Vec<&str> = template.split('/').collect();
+        if t.len() != segs.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matched = t.iter().zip(&segs).all(|(t, s)| {
+            if t.starts_with('{') {
+                match http::percent_decode(s) {
+                    Some(v) if !v.is_empty() => {
+                        params.push(v);
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                t == s
+            }
+        });
+        if matched {
+            if *m == method {
+                return Ok((i, params));
+            }
+            path_matched = true;
+        }
+    }
+    Err(if path_matched {
+        service_error(405, "METHOD_NOT_ALLOWED", "this route takes another method")
+    } else {
+        not_found()
+    })
+}
+
+/// The rate-limit key of a request: the account it acts on — from the path,
+/// or else from the row it names (a challenge, a pending link) or the offer
+/// or device its request text names — and only when none is known (a
+/// malformed request, the events outbox, a QR code) the client's address.
+/// A portal in front of the service forwards every phone's request from
+/// its one address: its accounts still have a bucket each.
+fn limit_key(w: &mut Worker, template: &str, params: &[String], req: &Request, peer: Option<IpAddr>) -> Option<String> {
+    if !template.starts_with("/v1/") {
+        return None;
+    }
+    let account = if template.starts_with("/v1/accounts/{account}") {
+        params.first().cloned()
+    } else {
+        account_named(w, template, params, req).ok().flatten()
+    };
+    Some(match account {
+        Some(a) => format!("account:{a}"),
+        None => format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
+    })
+}
+
+/// The account a request without one in its path acts on, when known.
+fn account_named(w: &mut Worker, template: &str, params: &[String], req: &Request) -> Result<Option<String>, Error> {
+    let text =
+        || serde_json::from_slice::<Value>(&req.body).ok().and_then(|b| b["request"].as_str().map(str::to_owned));
+    let portal = Arc::clone(&w.shared.portal);
+    match template {
+        "/v1/challenges/{challenge}" | "/v1/challenges/{challenge}/answer" => {
+            Ok(w.store()?.read(|c| read::challenge(c, &params[0]))?.map(|r| r.account))
+        }
+        "/v1/devices/{device}/link-challenges" | "/v1/devices/{device}/vouch" => {
+            Ok(w.store()?.read(|c| read::pending(c, &params[0]))?.map(|p| p.account))
+        }
+        "/v1/link-requests" => {
+            let Some(request) = text() else { return Ok(None) };
+            let offer_id = portal.open_link_request(request)?.offer_id();
+            Ok(w.store()?.read(|c| read::offer(c, &offer_id))?.map(|o| o.account))
+        }
+        "/v1/status-requests" => {
+            let Some(request) = text() else { return Ok(None) };
+            let device = portal.status_request_device(request)?;
+            w.store()?.read(|c| {
+                Ok(match read::device(c, &device)? {
+                    Some(d) => Some(d.account),
+                    None => read::pending(c, &device)?.map(|p| p.account),
+                })
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+fn unix_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or_default()
+}
+
+/// One JSON line on stderr (never a body, a query or a path's values).
+fn log(line: Value) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+}
+
+/// Answer one connection (on its own thread).
+fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
+    let mut w = Worker { shared, db: None };
+    let w = &mut w;
+    let start = Instant::now();
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let shared = Arc::clone(&w.shared);
+    let (method, template, response) = match http::read_head(&mut stream, start + shared.timeout) {
+        Err(r) => ("-".to_owned(), "-".to_owned(), r),
+        Ok(mut req) => {
+            let method = req.method.clone();
+            let (template, response) = match route(&req.method, &req.path) {
+                Err(r) => ("-".to_owned(), r),
+                Ok((i, params)) => {
+                    let (_, template, handler) = ROUTES[i];
+                    let response = match http::read_body(&mut stream, &mut req, MAX_BODY, start + shared.timeout) {
+                        Err(r) => r,
+                        Ok(()) => guarded(w, |w| {
+                            let limited = limit_key(w, template, &params, &req, peer).map(|k| shared.limiter.take(&k));
+                            match limited {
+                                Some(Err(wait)) => {
+                                    service_error(429, "RATE_LIMITED", "too many requests; try again later")
+                                        .with_header("Retry-After", wait.to_string())
+                                }
+                                _ => handler(w, &req, &params),
+                            }
+                        }),
+                    };
+                    (template.to_owned(), response)
+                }
+            };
+            (method, template, response)
+        }
+    };
+    w.release();
+    let status = response.status;
+    let code = response.code.clone();
+    http::write_response(&mut stream, &response);
+    log(json!({"ts": unix_ms(), "method": method, "route": template, "status": status, "code": code,
+               "ms": start.elapsed().as_millis() as u64}));
+    http::close(stream);
+}
+
+/// Run a handler; a panic is a 500 `INTERNAL` (logged without its message,
+/// which might quote a value), the worker's store connection is reopened
+/// and the server goes on.
+fn guarded(w: &mut Worker, f: impl FnOnce(&mut Worker) -> Response) -> Response {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(w))) {
+        Ok(r) => r,
+        Err(_) => {
+            w.discard();
+            service_error(500, "INTERNAL", "internal error")
+        }
+    }
+}
+
+pub fn run(mut a: ServeArgs) -> Result<(), Error> {
+    if a.db.is_none() {
+        a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty());
+    }
+    let rate = parse_rate(&a.rate_limit)?;
+    if a.workers == 0 || a.workers > 64 {
+        return Err(cli_err(ErrorCode::InvalidInput, "--workers must be 1 to 64"));
+    }
+    if a.timeout == 0 {
+        return Err(cli_err(ErrorCode::InvalidInput, "--timeout must be at least 1 second"));
+    }
+    // The store is reachable and holds this directory's portal.
+    let db = open_store(&a.dir, a.db.as_deref())?;
+    let portal = load_portal(&db, &a.dir)?;
+    let io = |e: std::io::Error| cli_err(ErrorCode::InvalidInput, format!("--listen {}: {e}", a.listen));
+    let listener = TcpListener::bind(&a.listen).map_err(io)?;
+    let addr: SocketAddr = listener.local_addr().map_err(io)?;
+    let demo_page = !a.no_demo_page && (a.demo_page || addr.ip().is_loopback());
+    let shared = Arc::new(Shared {
+        dir: a.dir.clone(),
+        db: a.db.clone(),
+        portal,
+        limiter: RateLimiter { per_sec: rate.0, burst: rate.1, buckets: Mutex::new(HashMap::new()) },
+        timeout: Duration::from_secs(a.timeout),
+        demo_page,
+        pool: Pool { state: Mutex::new((vec![db], 1)), freed: Condvar::new(), size: a.workers },
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| cli_err(ErrorCode::Internal, format!("signal handler: {e}")))?;
+    }
+    // A handler's panic is answered (500); its message is not printed.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        log(json!({"ts": unix_ms(), "msg": "panic", "at": at}));
+    }));
+
+    listener.set_nonblocking(true).map_err(io)?;
+    out!("listening on http://{addr}");
+    log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
+               "demo_page": demo_page}));
+    // A thread per connection, at most MAX_CONNECTIONS at once (the others
+    // wait in the listen backlog): a slow client holds its thread until
+    // --timeout, and a store connection only while its handler runs.
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if stream.set_nonblocking(false).is_err() {
+                    continue;
+                }
+                let counted = Counted::new(&active);
+                let shared = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new().spawn(move || {
+                    let _counted = counted;
+                    serve_connection(shared, stream);
+                });
+                if let Err(e) = spawned {
+                    log(json!({"ts": unix_ms(), "msg": "no thread for a connection", "error": e.to_string()}));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log(json!({"ts": unix_ms(), "msg": "accept failed", "error": e.to_string()}));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    // Stop accepting; every accepted connection is still answered (each
+    // within --timeout for its request and the store's own time).
+    drop(listener);
+    log(json!({"ts": unix_ms(), "msg": "shutting down", "in_flight": active.load(Ordering::SeqCst)}));
+    while active.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    log(json!({"ts": unix_ms(), "msg": "stopped"}));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `paths:` of docs/openapi.yaml: `(method, path)`, from a scan of
+    /// its lines (two-space path keys, four-space method keys).
+    fn openapi_routes() -> Vec<(String, String)> {
+        let doc = include_str!("../../../docs/openapi.yaml");
+        let mut routes = Vec::new();
+        let mut in_paths = false;
+        let mut path = None;
+        for line in doc.lines() {
+            if !line.starts_with(' ') && !line.trim().is_empty() {
+                in_paths = line.trim_end() == "paths:";
+                continue;
+            }
+            if !in_paths {
+                continue;
+            }
+            if let Some(p) = line.strip_prefix("  ").filter(|l| l.starts_with('/')) {
+                path = Some(p.trim_end().trim_end_matches(':').trim_matches('"').to_owned());
+            } else if let (Some(m), Some(p)) = (line.strip_prefix("    ").filter(|l| !l.starts_with(' ')), &path) {
+                let m = m.trim_end().trim_end_matches(':');
+                if ["get", "post", "put", "patch", "delete"].contains(&m) {
+                    routes.push((m.to_uppercase(), p.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn openapi_lists_exactly_the_routes_served() {
+        let mut documented = openapi_routes();
+        let mut served: Vec<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+        documented.sort();
+        served.sort();
+        assert!(served.len() > 15, "{served:?}");
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn every_error_code_has_an_http_status_and_the_service_codes_are_not_taken() {
+        for c in ErrorCode::ALL {
+            assert!((400..600).contains(&status_of(*c)), "{c}");
+        }
+        let doc = include_str!("../../../docs/openapi.yaml");
+        for c in ["NOT_FOUND", "METHOD_NOT_ALLOWED", "REQUEST_TOO_LARGE", "REQUEST_TIMEOUT", "RATE_LIMITED"] {
+            assert!(ErrorCode::parse(c).is_none(), "{c} is a protocol code");
+            assert!(doc.contains(c), "{c} is not documented");
+        }
+        for c in ErrorCode::ALL {
+            assert!(doc.contains(c.as_str()), "{c} is not in docs/openapi.yaml");
+        }
+    }
+
+    #[test]
+    fn routes_match_templates_and_methods() {
+        let (i, p) = route("PATCH", "/v1/accounts/anna%40example.com/devices/d1").expect("a route");
+        assert_eq!(
+            (ROUTES[i].1, p),
+            ("/v1/accounts/{account}/devices/{device}", vec!["anna@example.com".into(), "d1".into()])
+        );
+        assert_eq!(route("PUT", "/v1/accounts/a/devices/d1").err().map(|r| r.status), Some(405));
+        assert_eq!(route("GET", "/v1/nothing").err().map(|r| r.status), Some(404));
+        assert_eq!(route("GET", "/v1/accounts//devices").err().map(|r| r.status), Some(404));
+    }
+
+    #[test]
+    fn rates_and_buckets() {
+        assert_eq!(parse_rate("60/min").ok(), Some((1.0, 60.0)));
+        assert!(parse_rate("0/min").is_err() && parse_rate("10").is_err() && parse_rate("x/min").is_err());
+        let l = RateLimiter { per_sec: 1.0 / 60.0, burst: 2.0, buckets: Mutex::new(HashMap::new()) };
+        assert_eq!((l.take("a"), l.take("a")), (Ok(()), Ok(())));
+        let wait = l.take("a").err().unwrap_or_default();
+        assert!((59..=60).contains(&wait), "{wait}");
+        assert_eq!(l.take("b"), Ok(()));
+    }
+
+    #[test]
+    fn a_panicking_handler_is_a_500_and_the_worker_goes_on() {
+        let dir = std::env::temp_dir();
+        let portal = Arc::new(Portal::generate("t".into()).expect("a portal"));
+        let shared = Arc::new(Shared {
+            dir,
+            db: None,
+            portal,
+            limiter: RateLimiter { per_sec: 1.0, burst: 1.0, buckets: Mutex::new(HashMap::new()) },
+            timeout: Duration::from_secs(1),
+            demo_page: false,
+            pool: Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), size: 1 },
+        });
+        let mut w = Worker { shared, db: None };
+        #[allow(clippy::panic)]
+        let r = guarded(&mut w, |_| panic!("a secret 123456 must not be shown"));
+        assert_eq!((r.status, r.code.as_deref()), (500, Some("INTERNAL")));
+        assert!(!String::from_utf8_lossy(&r.body).contains("123456"));
+        let r = guarded(&mut w, |_| not_found());
+        assert_eq!(r.status, 404);
+    }
+}

@@ -1,0 +1,42 @@
+//! What the process tests share: run `tessera` (without the secret
+//! variables of the environment), expect success or an `error[CODE]` exit.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test crate uses a part
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn tessera_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for v in ["TESSERA_PORTAL_SECRET", "TESSERA_DEVICE_KEY", "TESSERA_DB"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    tessera_cmd().args(args).output().expect("run tessera")
+}
+
+/// Stdout of a successful run, without the final newline.
+pub fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim_end().to_string()
+}
+
+/// A failure with `error[code]` and exit status 1.
+pub fn fails(args: &[&str], code: &str) -> Output {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(1), "tessera {args:?} should fail");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("error[{code}]: ")), "expected error[{code}] from {args:?}, got: {err}");
+    o
+}
+
+/// A fresh path in the temporary directory (removed if it was there).
+pub fn tmp(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tessera-{suite}-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
