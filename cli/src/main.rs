@@ -101,6 +101,13 @@ fn main() -> ExitCode {
     // journals included) is readable by its owner only.
     secrets::private_umask();
     let cli = Cli::parse();
+    // AWS-LC for the portal's public-key work, unless TESSERA_CRYPTO names
+    // another provider (`rustcrypto`: the scenario runner checks both give
+    // the same bytes).
+    if let Err(e) = tessera_crypto_aws_lc::install_from_env(&tessera_crypto_aws_lc::AWS_LC) {
+        eprintln!("error[{}]: {e}", ErrorCode::InvalidInput.as_str());
+        return ExitCode::from(2);
+    }
     let result: Result<(), TesseraError> = match cli.command {
         Command::Otp(c) => otp_cmd::run(c),
         Command::Portal(c) => portal_cmd::run(c),

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tessera_host::{
-    Approval, ChallengeIssued, ChallengeSettings, ErrorCode, LinkConfirmation, LinkLookup, LinkOffer, OfferSettings,
-    Portal, PortalChange, RecordWrite, StatusLookup, StoredChallenge, StoredDevice, TesseraError as Error, Timestamp,
-    Verdict,
+    Approval, ChallengeIssued, ChallengeSettings, ErrorCode, LinkConfirmation, LinkLookup, LinkOffer, LinkRequest,
+    OfferSettings, Portal, PortalChange, RecordWrite, StatusLookup, StoredChallenge, StoredDevice,
+    TesseraError as Error, Timestamp, Verdict,
 };
 
 /// What an operation returns: its JSON (`--json`, the HTTP body), its text
@@ -340,8 +340,14 @@ pub fn offer_new_device(cx: &mut Ctx<'_>, account: &str, o: &OfferOptions) -> Re
 
 /// Accept a device's link request: the answer the device reads.
 pub fn link_accept(cx: &mut Ctx<'_>, request: &str) -> Result<Output> {
-    let now = cx.now;
     let req = Arc::clone(cx.portal).open_link_request(request.to_owned())?;
+    link_accept_opened(cx, req)
+}
+
+/// [`link_accept`] of a request already opened (by the service's rate
+/// limiter, which needs its account).
+pub fn link_accept_opened(cx: &mut Ctx<'_>, req: Arc<LinkRequest>) -> Result<Output> {
+    let now = cx.now;
     let (device_id, device_name) = (req.device_id(), req.device_name());
     let ran = cx.db.run(now, |c| {
         let lookup = LinkLookup {

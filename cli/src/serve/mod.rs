@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tessera_host::{ErrorCode, Portal, PortalChange, TesseraError as Error, Timestamp};
+use tessera_host::{ErrorCode, LinkRequest, Portal, PortalChange, TesseraError as Error, Timestamp};
 
 /// The largest request body.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -232,6 +232,9 @@ struct Shared {
 struct Worker {
     shared: Arc<Shared>,
     db: Option<PortalDb>,
+    /// A link request opened to find its account (rate limit): the handler
+    /// uses it instead of paying for its public-key work twice.
+    opened: Option<Arc<LinkRequest>>,
 }
 
 impl Drop for Worker {
@@ -479,7 +482,11 @@ fn new_device_offer(w: &mut Worker, req: &Request, p: &[String]) -> Response {
 
 fn link_request(w: &mut Worker, req: &Request, _: &[String]) -> Response {
     let b: RequestBody = body_or_fail!(req);
-    reply(200, w.op(|cx| service::link_accept(cx, &b.request)))
+    match w.opened.take() {
+        // Opened by the rate limiter from this very body.
+        Some(opened) => reply(200, w.op(|cx| service::link_accept_opened(cx, opened))),
+        None => reply(200, w.op(|cx| service::link_accept(cx, &b.request))),
+    }
 }
 
 fn pending_links(w: &mut Worker, _: &Request, p: &[String]) -> Response {
@@ -643,7 +650,9 @@ fn account_named(w: &mut Worker, template: &str, params: &[String], req: &Reques
         }
         "/v1/link-requests" => {
             let Some(request) = text() else { return Ok(None) };
-            let offer_id = portal.open_link_request(request)?.offer_id();
+            let opened = portal.open_link_request(request)?;
+            let offer_id = opened.offer_id();
+            w.opened = Some(opened);
             Ok(w.store()?.read(|c| read::offer(c, &offer_id))?.map(|o| o.account))
         }
         "/v1/status-requests" => {
@@ -672,7 +681,7 @@ fn log(line: Value) {
 
 /// Answer one connection (on its own thread).
 fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
-    let mut w = Worker { shared, db: None };
+    let mut w = Worker { shared, db: None, opened: None };
     let w = &mut w;
     let start = Instant::now();
     let peer = stream.peer_addr().ok().map(|a| a.ip());
@@ -904,7 +913,7 @@ mod tests {
             demo_page: false,
             pool: Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), size: 1 },
         });
-        let mut w = Worker { shared, db: None };
+        let mut w = Worker { shared, db: None, opened: None };
         #[allow(clippy::panic)]
         let r = guarded(&mut w, |_| panic!("a secret 123456 must not be shown"));
         assert_eq!((r.status, r.code.as_deref()), (500, Some("INTERNAL")));
