@@ -559,7 +559,7 @@ fn print_device(c: &Common, change: &PortalChange, text: impl Fn(&StoredDevice) 
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
     match cmd {
         PortalCommand::Init { c, name } => {
-            let mut db = PortalDb::open(&c.dir, true)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), true)?;
             if db.identity()?.is_some() {
                 return Err(cli_err(ErrorCode::InvalidState, "this directory already holds a portal"));
             }
@@ -594,7 +594,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::LinkOffer { c, account, render, o } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let offer = portal.create_offer(account, o.settings()?, now)?;
@@ -608,7 +608,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::OfferNewDevice { c, account, o } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let settings = o.settings()?;
@@ -628,7 +628,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::LinkAccept { c, request } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let req = Arc::clone(&portal).open_link_request(request)?;
@@ -696,7 +696,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::LinkConfirm { c, account, code } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             // Every open pending link of the account, in one call: the
@@ -710,7 +710,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             print_linked(&c, &change, &confirmation, None)?;
         }
         PortalCommand::Devices { c, account } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             load_portal(&db, &c.dir)?;
             let rows = db.read(|c| read::devices_of(c, &account))?;
             if c.json {
@@ -741,7 +741,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::Rename { c, account, device, name } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (change, ()) = device_op(&mut db, now, &account, &device, |row| {
@@ -750,7 +750,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             print_device(&c, &change, |r| format!("renamed {} to \"{}\"", r.device_id, r.name))?;
         }
         PortalCommand::Unlink { c, account, device } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (change, ()) =
@@ -760,7 +760,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             })?;
         }
         PortalCommand::Status { c, request } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let device_id = portal.status_request_device(request.clone())?;
@@ -786,7 +786,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::VerifyTotp { c, account, device, code } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (change, (verdict, step, drift)) = device_op(&mut db, now, &account, &device, |row| {
@@ -805,7 +805,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::Challenge { c, account, device, what, ch } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (approval, settings) = (what.approval(), ch.settings());
@@ -822,7 +822,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             print_challenge(&c, &issued, ch.render)?;
         }
         PortalCommand::Verify { c, challenge, answer } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let id = match challenge {
@@ -863,7 +863,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             }
         }
         PortalCommand::UnlockDevice { c, device, account } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (change, ()) = db
@@ -877,7 +877,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             print_device(&c, &change, |r| format!("unlocked {} \"{}\" of {}", r.device_id, r.name, r.account))?;
         }
         PortalCommand::LinkChallenge { c, device, ch } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let settings = ch.settings();
@@ -892,7 +892,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
             print_challenge(&c, &issued, ch.render)?;
         }
         PortalCommand::Vouch { c, device, challenge, code } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             let portal = load_portal(&db, &c.dir)?;
             let now = now_or(c.now);
             let (change, confirmation) = db
