@@ -86,6 +86,7 @@ impl Drop for Place {
 }
 
 /// `#[test]`s running each named `fn(&Place)` on SQLite and on PostgreSQL.
+#[allow(unused_macros)]
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
