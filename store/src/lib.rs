@@ -277,8 +277,7 @@ impl Tx<'_> {
         match self.b {
             Backend::Lite(c) => {
                 let mut st = c.prepare_cached(&sql.replace('$', "?")).map_err(db_err)?;
-                let mut rows =
-                    st.query(rusqlite::params_from_iter(params.iter().map(Val::lite))).map_err(db_err)?;
+                let mut rows = st.query(rusqlite::params_from_iter(params.iter().map(Val::lite))).map_err(db_err)?;
                 while let Some(r) = rows.next().map_err(db_err)? {
                     out.push(parse(r)?);
                 }
@@ -353,7 +352,9 @@ impl Backend {
         self.batch(sql).map_err(Fail::into_err)?;
         let open = Open { b: self, done: false };
         if let (Backend::Pg(_), Begin::Locked) = (self, how) {
-            open.tx().execute("SELECT pg_advisory_xact_lock($1)", &[Val::Int(SETTINGS_LOCK)]).map_err(Fail::into_err)?;
+            open.tx()
+                .execute("SELECT pg_advisory_xact_lock($1)", &[Val::Int(SETTINGS_LOCK)])
+                .map_err(Fail::into_err)?;
         }
         Ok(open)
     }
@@ -519,7 +520,14 @@ fn credentials_row(r: &dyn Cols) -> Result<StoredCredentials> {
 pub mod read {
     use super::*;
 
-    fn by_key<T>(c: &Tx<'_>, cols: &str, table: &str, key: &str, v: &str, f: fn(&dyn Cols) -> Result<T>) -> Result<Option<T>> {
+    fn by_key<T>(
+        c: &Tx<'_>,
+        cols: &str,
+        table: &str,
+        key: &str,
+        v: &str,
+        f: fn(&dyn Cols) -> Result<T>,
+    ) -> Result<Option<T>> {
         c.query_opt(&format!("SELECT {cols} FROM {table} WHERE {key} = $1"), &[text(v)], f)
     }
 
@@ -1231,7 +1239,11 @@ impl std::fmt::Debug for DeviceDb {
 impl DeviceDb {
     pub fn open(dir: &Path) -> Result<Self> {
         Ok(DeviceDb {
-            conn: schema::open_sqlite(&db_path(dir, "device.db", true)?, schema::DEVICE_SCHEMA, schema::DEVICE_UPGRADES)?,
+            conn: schema::open_sqlite(
+                &db_path(dir, "device.db", true)?,
+                schema::DEVICE_SCHEMA,
+                schema::DEVICE_UPGRADES,
+            )?,
         })
     }
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -54,8 +54,8 @@ pub fn open_sqlite(path: &Path, schema: &str, upgrades: &[&str]) -> Result<Conne
             v if (FIRST_UPGRADABLE..SCHEMA_VERSION).contains(&v) => {
                 for from in v..SCHEMA_VERSION {
                     let step = usize::try_from(from - FIRST_UPGRADABLE).ok().and_then(|i| upgrades.get(i));
-                    let sql = step
-                        .ok_or_else(|| store_err(ErrorCode::Internal, format!("no upgrade from layout {from}")))?;
+                    let sql =
+                        step.ok_or_else(|| store_err(ErrorCode::Internal, format!("no upgrade from layout {from}")))?;
                     tx.execute_batch(sql).map_err(db_err)?;
                 }
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_err)?;

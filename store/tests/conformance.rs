@@ -173,9 +173,8 @@ fn a_decision_made_on_a_stale_row_is_made_again(p: &Place) {
     // This server decided to unlink from the row it read before.
     let mut rounds = 0;
     let (portal, id) = (s.portal.clone(), s.device_id.clone());
-    let ran = s
-        .db
-        .run(t(T + 2), |c| {
+    let ran =
+        s.db.run(t(T + 2), |c| {
             rounds += 1;
             let row = if rounds == 1 { stale.clone() } else { read::device(c, &id)?.unwrap() };
             Ok((portal.unlink_device(row, t(T + 2))?, ()))
@@ -197,9 +196,8 @@ fn endless_conflicts_give_up_after_max_rounds_with_nothing_stored(p: &Place) {
     let events = s.db.events_since(0).unwrap().len();
     let mut rounds = 0;
     let portal = s.portal.clone();
-    let ran = s
-        .db
-        .run(t(T + 2), |_| {
+    let ran =
+        s.db.run(t(T + 2), |_| {
             rounds += 1;
             Ok((portal.unlink_device(stale.clone(), t(T + 2))?, rounds))
         })
@@ -401,8 +399,13 @@ fn every_row_type_round_trips_every_column(p: &Place) {
 fn listings_filter_and_order(p: &Place) {
     let mut db = p.open();
     // Devices: linked at different times, ids in another order.
-    for (id, account, linked) in [("d-c", "ana", T + 1), ("d-a", "ana", T + 3), ("d-b", "ana", T + 1), ("d-z", "bob", T)] {
-        apply_ok(&mut db, insert(RecordWrite::Device { row: device(id, account, linked, false), expected_version: None }));
+    for (id, account, linked) in
+        [("d-c", "ana", T + 1), ("d-a", "ana", T + 3), ("d-b", "ana", T + 1), ("d-z", "bob", T)]
+    {
+        apply_ok(
+            &mut db,
+            insert(RecordWrite::Device { row: device(id, account, linked, false), expected_version: None }),
+        );
     }
     let ids = |v: Vec<StoredDevice>| v.into_iter().map(|d| d.device_id).collect::<Vec<_>>();
     assert_eq!(ids(db.read(|c| read::devices_by_id(c, "ana")).unwrap()), ["d-a", "d-b", "d-c"]);
@@ -416,7 +419,10 @@ fn listings_filter_and_order(p: &Place) {
         ("p-4", "ana", PendingStatus::Confirmed),
         ("p-0", "bob", PendingStatus::Open),
     ] {
-        apply_ok(&mut db, insert(RecordWrite::PendingLink { row: pending(id, account, status), expected_version: None }));
+        apply_ok(
+            &mut db,
+            insert(RecordWrite::PendingLink { row: pending(id, account, status), expected_version: None }),
+        );
     }
     let open: Vec<String> =
         db.read(|c| read::open_pendings(c, "ana")).unwrap().into_iter().map(|p| p.device_id).collect();
@@ -625,10 +631,8 @@ fn a_server_dying_between_decide_and_commit_leaves_nothing(p: &Place) {
     let events = s.db.events_since(0).unwrap().len();
     let (portal, id) = (s.portal.clone(), s.device_id.clone());
     // Decided (an unlink plus a new offer), half written, then the server died.
-    let (mut change, ()) = s
-        .db
-        .begin_decide(|c| Ok((portal.unlink_device(read::device(c, &id)?.unwrap(), t(T + 1))?, ())))
-        .unwrap();
+    let (mut change, ()) =
+        s.db.begin_decide(|c| Ok((portal.unlink_device(read::device(c, &id)?.unwrap(), t(T + 1))?, ()))).unwrap();
     change.writes.extend(portal.create_offer("bob".into(), OfferSettings::default(), t(T + 1)).unwrap().change.writes);
     s.db.crash_decided(&change, t(T + 1), 1).unwrap();
     assert_eq!(s.device(), before);
@@ -655,10 +659,9 @@ fn a_decision_overtaken_by_another_servers_commit_conflicts(p: &Place) {
     let mut s = setup(p);
     let mut other = p.open();
     let (portal, id) = (s.portal.clone(), s.device_id.clone());
-    let (rename, ()) = s
-        .db
-        .begin_decide(|c| Ok((portal.rename_device(read::device(c, &id)?.unwrap(), "A".into(), t(T + 1))?, ())))
-        .unwrap();
+    let (rename, ()) =
+        s.db.begin_decide(|c| Ok((portal.rename_device(read::device(c, &id)?.unwrap(), "A".into(), t(T + 1))?, ())))
+            .unwrap();
     let (unlink, ()) =
         other.begin_decide(|c| Ok((portal.unlink_device(read::device(c, &id)?.unwrap(), t(T + 1))?, ()))).unwrap();
     assert!(matches!(other.commit_decided(&unlink, t(T + 1)).unwrap(), Applied::Done));

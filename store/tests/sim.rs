@@ -65,14 +65,26 @@ impl Rng {
 #[derive(Clone, Debug)]
 enum Op {
     /// A phone sends its link request.
-    Accept { phone: usize },
+    Accept {
+        phone: usize,
+    },
     /// Someone types a check code for the phone's account.
-    Confirm { phone: usize, code: String },
+    Confirm {
+        phone: usize,
+        code: String,
+    },
     /// The phone's device code (or a wrong one).
-    Totp { phone: usize, code: String },
-    Unlink { phone: usize },
+    Totp {
+        phone: usize,
+        code: String,
+    },
+    Unlink {
+        phone: usize,
+    },
     /// The account's device list.
-    List { phone: usize },
+    List {
+        phone: usize,
+    },
 }
 
 enum Out {
@@ -188,9 +200,8 @@ impl Sim<'_> {
             Op::Totp { phone, code } => {
                 let id = self.phones[*phone].device_id.clone();
                 db.begin_decide(|c| {
-                    let row = read::device(c, &id)?.ok_or_else(|| {
-                        tessera_host::TesseraError::new(ErrorCode::DeviceUnknown, "no such device")
-                    })?;
+                    let row = read::device(c, &id)?
+                        .ok_or_else(|| tessera_host::TesseraError::new(ErrorCode::DeviceUnknown, "no such device"))?;
                     let check = portal.verify_device_code(row, code.clone(), now)?;
                     Ok((check.change, Out::Totp(check.verdict, check.matched)))
                 })
@@ -198,9 +209,8 @@ impl Sim<'_> {
             Op::Unlink { phone } => {
                 let id = self.phones[*phone].device_id.clone();
                 db.begin_decide(|c| {
-                    let row = read::device(c, &id)?.ok_or_else(|| {
-                        tessera_host::TesseraError::new(ErrorCode::DeviceUnknown, "no such device")
-                    })?;
+                    let row = read::device(c, &id)?
+                        .ok_or_else(|| tessera_host::TesseraError::new(ErrorCode::DeviceUnknown, "no such device"))?;
                     Ok((portal.unlink_device(row, now)?, Out::Unlink))
                 })
             }
@@ -479,7 +489,8 @@ fn run_seed(seed: u64, place: &Place) -> Stats {
         assert!(matches!(sim.servers[0].apply(&offer.change, now).unwrap(), Applied::Done));
         for k in 0..2 + sim.rng.below(2) {
             let device = Device::new(vec![(q * 16 + k + 1) as u8; 32]).unwrap();
-            let choices = LinkChoices { device_name: format!("Phone {k}"), passcode: PASSCODE.into(), biometrics: false };
+            let choices =
+                LinkChoices { device_name: format!("Phone {k}"), passcode: PASSCODE.into(), biometrics: false };
             let pending = device.start_link(offer.qr_text.clone(), choices, None, sim.t(), None).unwrap();
             let request = pending.request().unwrap();
             let device_id = Arc::clone(&portal).open_link_request(request.clone()).unwrap().device_id();
