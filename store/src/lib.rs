@@ -349,7 +349,12 @@ impl Backend {
             (Backend::Pg(_), Begin::Read) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             (Backend::Pg(_), Begin::Locked) => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
-        self.batch(sql).map_err(Fail::into_err)?;
+        // A busy database at BEGIN is an error of its own (not a stale
+        // decision): report the database's message.
+        match self {
+            Backend::Lite(c) => c.execute_batch(sql).map_err(db_err)?,
+            Backend::Pg(c) => c.borrow_mut().batch_execute(sql).map_err(|e| pg_err(&e))?,
+        }
         let open = Open { b: self, done: false };
         if let (Backend::Pg(_), Begin::Locked) = (self, how) {
             open.tx()
