@@ -9,8 +9,11 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 # 1. Debian packages: browser + driver for the browser test, JNA for Kotlin,
-#    debootstrap for the Swift chroot, oathtool as an OTP interop peer.
-APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool python3)
+#    debootstrap for the Swift chroot, oathtool as an OTP interop peer,
+#    postgresql for the PostgreSQL store's tests (scripts/pg.sh runs a
+#    throw-away server from its binaries; the package's own cluster is not
+#    used).
+APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool python3 postgresql)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

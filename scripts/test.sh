@@ -3,7 +3,8 @@
 #   1. scripts/setup.sh installs what the tests need (idempotent, cached
 #      outside the repo in ${TESSERA_CACHE:-~/.cache/tessera});
 #   2. Rust: unit, property, vector, fuzz-corpus, CLI and benchmark-smoke
-#      tests, clippy, the no_std / wasm32 builds of the core and the
+#      tests, the portal store on SQLite and on a throw-away PostgreSQL
+#      (scripts/pg.sh), clippy, the no_std / wasm32 builds of the core and the
 #      offline authenticator's firmware (thumbv7em, with its sizes);
 #   3. Kotlin (JVM + JNA), Swift (XCTest), JavaScript (Node) and the
 #      browser (headless Chromium) against the same library and vectors;
@@ -14,6 +15,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+
+# A throw-away PostgreSQL (127.0.0.1 only, data in a temporary directory)
+# for the store's conformance suite and simulation; stopped on exit.
+trap 'bash scripts/pg.sh stop' EXIT
+TESSERA_TEST_POSTGRES=$(bash scripts/pg.sh start) || { echo "could not start PostgreSQL"; exit 1; }
+export TESSERA_TEST_POSTGRES
 
 passed=0; failed=0; failures=()
 suite() {

@@ -73,7 +73,8 @@ fn bench(c: &mut Criterion) {
     // --- signed challenge answer ---
     let (device, record) = linked_device(&portal, &mut rng);
     let devices = [record];
-    let qr = portal.create_challenge(&devices, transaction(), ChallengeSettings::default(), NOW + 10, &mut rng).unwrap();
+    let qr =
+        portal.create_challenge(&devices, transaction(), ChallengeSettings::default(), NOW + 10, &mut rng).unwrap();
     let seen = device.read_challenge(&qr.qr_text, NOW + 12).unwrap();
     let signed = device.answer_signed(&seen, UserFactor::Passcode(PASS), &STORAGE_KEY, &mut rng).unwrap();
     assert!(portal.verify_answer(&qr.record, &devices, &signed.answer, NOW + 20).result.is_ok());

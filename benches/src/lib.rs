@@ -47,4 +47,3 @@ pub fn wrong_code(c: &str) -> String {
     let first = if c.starts_with('1') { '2' } else { '1' };
     format!("{first}{}", &c[1..])
 }
-

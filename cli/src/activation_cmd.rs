@@ -460,7 +460,7 @@ fn settings_json(s: &ActivationSettings) -> Result<serde_json::Value, Error> {
 }
 
 fn open(c: &Common) -> Result<(PortalDb, std::sync::Arc<tessera_host::Portal>), Error> {
-    let db = PortalDb::open(&c.dir, false)?;
+    let db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
     Ok((db, portal))
 }
@@ -657,7 +657,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
             }
         }
         ActivationCommand::ActivationSettings { c, s } => {
-            let mut db = PortalDb::open(&c.dir, false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
             db.identity()?.ok_or_else(|| {
                 cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`")
             })?;

@@ -388,7 +388,7 @@ fn print(c: &Common, result: service::Result<Output>) -> Result<Output, Error> {
 
 /// Open the portal of `c.dir` and run one service operation on it.
 fn with_portal(c: &Common, op: impl FnOnce(&mut Ctx<'_>) -> service::Result<Output>) -> Result<Output, Error> {
-    let mut db = PortalDb::open(&c.dir, false)?;
+    let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
     let mut cx = Ctx { db: &mut db, portal: &portal, now: now_or(c.now), notify };
     print(c, op(&mut cx))
@@ -403,7 +403,7 @@ fn render_after(o: &Output, key: &str) -> Result<(), Error> {
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
     match cmd {
         PortalCommand::Init { c, name } => {
-            let mut db = PortalDb::open(&c.dir, true)?;
+            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), true)?;
             if db.identity()?.is_some() {
                 return Err(cli_err(ErrorCode::InvalidState, "this directory already holds a portal"));
             }

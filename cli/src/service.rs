@@ -624,10 +624,11 @@ pub fn vouch(cx: &mut Ctx<'_>, device: &str, challenge: &str, code: &str) -> Res
 
 /// The stored events after id `after` (an outbox a host polls), at most `limit`.
 pub fn events(cx: &mut Ctx<'_>, after: i64, limit: u32) -> Result<Output> {
-    let rows = cx.db.read(|c| read::events_after(c, after, limit))?;
+    let rows = cx.db.events_page(after, i64::from(limit))?;
     let mut text = String::new();
     let mut list = Vec::new();
-    for (id, at, event) in rows {
+    for tessera_store::StoredEvent { id, at, json: event } in rows {
+        let at = at.secs();
         let e: Value = serde_json::from_str(&event)
             .map_err(|_| cli_err(ErrorCode::StateCorrupt, format!("event {id} is not JSON")))?;
         if !text.is_empty() {

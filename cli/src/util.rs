@@ -35,6 +35,22 @@ pub struct Common {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Portal store (portal commands): `sqlite:PATH` or
+    /// `postgres://user@host:port/db` (default: the environment variable
+    /// TESSERA_DB, else portal.db in --dir). The portal key stays in --dir.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+}
+
+/// Environment variable naming the portal store when `--db` is absent.
+pub const DB_ENV: &str = "TESSERA_DB";
+
+impl Common {
+    /// The portal store to connect to: `--db`, else `TESSERA_DB`, else
+    /// none (SQLite in `--dir`).
+    pub fn db(&self) -> Option<String> {
+        self.db.clone().or_else(|| std::env::var(DB_ENV).ok().filter(|v| !v.is_empty()))
+    }
 }
 
 /// Unix seconds of a time, for the CLI's JSON and text output.

@@ -88,28 +88,10 @@ pub struct ServeArgs {
     no_demo_page: bool,
 }
 
-/// The store of `dir`, or the one `db` names. Until the tessera-store crate
-/// (PostgreSQL) is merged, only SQLite: `sqlite:PATH` where PATH is a
-/// portal directory or its `portal.db`.
+/// The store of `dir` (SQLite), or the one `db` names (`sqlite:PATH`,
+/// `postgres://…`): [`PortalDb::connect`].
 pub fn open_store(dir: &Path, db: Option<&str>) -> Result<PortalDb, Error> {
-    let Some(url) = db else { return PortalDb::open(dir, false) };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(cli_err(
-            ErrorCode::Storage,
-            "PostgreSQL stores need the tessera-store crate, which this build does not have yet; use sqlite:PATH",
-        ));
-    }
-    let path = Path::new(url.strip_prefix("sqlite:").ok_or_else(|| {
-        cli_err(ErrorCode::InvalidInput, "--db must be sqlite:PATH or postgres://… (or unset: SQLite in --dir)")
-    })?);
-    let store_dir = if path.is_dir() {
-        path
-    } else if path.file_name().is_some_and(|n| n == "portal.db") {
-        path.parent().unwrap_or(Path::new("."))
-    } else {
-        return Err(cli_err(ErrorCode::InvalidInput, "sqlite:PATH must name a portal directory or its portal.db"));
-    };
-    PortalDb::open(store_dir, false)
+    PortalDb::connect(dir, db, false)
 }
 
 /// `N/min` (also `N/s`, `N/h`): tokens per second and the bucket size.

@@ -332,7 +332,11 @@ mod tests {
             crate::crypto::RandomSource::fill_bytes(&mut rng, &mut key);
             let fast = Sha1Counter::new(&key);
             for c in [0u64, 1, 59, u64::from(u32::MAX) + 7, u64::MAX] {
-                assert_eq!(fast.mac(c).to_vec(), hmac(Algorithm::Sha1, &key, &c.to_be_bytes()), "key {len}, counter {c}");
+                assert_eq!(
+                    fast.mac(c).to_vec(),
+                    hmac(Algorithm::Sha1, &key, &c.to_be_bytes()),
+                    "key {len}, counter {c}"
+                );
             }
         }
     }
