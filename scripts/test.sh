@@ -35,6 +35,13 @@ suite() {
 }
 
 suite "rust tests" cargo test --workspace --all-targets
+# The same golden vectors and scenario files on the AWS-LC provider (the
+# run above used RustCrypto for them; the CLI runner uses AWS-LC).
+on_aws_lc() {
+  TESSERA_CRYPTO=aws-lc cargo test -q -p tessera-core --test link_vectors --test challenge_vectors \
+    --test activation_vectors && TESSERA_CRYPTO=aws-lc cargo test -q -p tessera-host --test scenarios
+}
+suite "vectors + scenario files on AWS-LC" on_aws_lc
 suite "rust doc tests" cargo test --workspace --doc
 suite "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The core for the Cortex-M4F, then the offline authenticator's firmware
