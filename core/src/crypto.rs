@@ -109,7 +109,9 @@ pub(crate) fn secret_key_from_bytes(bytes: &[u8]) -> Result<SecretKey> {
 /// The 32 big-endian bytes of a secret key (what providers take).
 pub(crate) fn secret_bytes(sk: &SecretKey) -> Zeroizing<[u8; 32]> {
     let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(&sk.to_bytes());
+    let mut bytes = sk.to_bytes();
+    out.copy_from_slice(&bytes);
+    bytes.as_mut_slice().zeroize();
     out
 }
 
@@ -335,7 +337,9 @@ pub const BLOB_NONCE_LEN: usize = 24;
 fn xchacha_subkey(key: &[u8; 32], nonce: &[u8; BLOB_NONCE_LEN]) -> (Zeroizing<[u8; 32]>, [u8; 12]) {
     let mut sub = Zeroizing::new([0u8; 32]);
     let input: &[u8; 16] = nonce[..16].try_into().unwrap_or_else(|_| unreachable!());
-    sub.copy_from_slice(&chacha20::hchacha::<chacha20::R20>(key.into(), input.into()));
+    let mut derived = chacha20::hchacha::<chacha20::R20>(key.into(), input.into());
+    sub.copy_from_slice(&derived);
+    derived.as_mut_slice().zeroize();
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&nonce[16..]);
     (sub, n)

@@ -332,6 +332,11 @@ enum Begin {
 }
 
 const SETTINGS_LOCK: i64 = 0x7465_7373_6572_6101;
+/// The advisory lock a PostgreSQL transaction takes just before it inserts
+/// events and holds until it commits: event ids (a sequence, handed out at
+/// insert) then rise in commit order, so a host polling `id > last` never
+/// skips an event that committed after a higher id was read.
+const EVENTS_LOCK: i64 = 0x7465_7373_6572_6102;
 
 impl Backend {
     fn batch(&self, sql: &str) -> std::result::Result<(), Fail> {
@@ -903,6 +908,34 @@ fn describe(w: &RecordWrite) -> String {
     }
 }
 
+/// This build speaks to PostgreSQL without TLS, so it connects only over a
+/// Unix socket or to a loopback address: rows and the password exchange
+/// never cross a network in clear (a remote database sits behind a local
+/// TLS tunnel, e.g. stunnel or a PgBouncer with TLS to the server).
+fn plaintext_is_local(url: &str) -> Result<()> {
+    let config: postgres::Config = url.parse().map_err(|_| {
+        store_err(
+            ErrorCode::InvalidInput,
+            "the PostgreSQL connection string is malformed (its text is not repeated here)",
+        )
+    })?;
+    let local = |h: &postgres::config::Host| match h {
+        postgres::config::Host::Unix(_) => true,
+        postgres::config::Host::Tcp(name) => {
+            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+    };
+    if config.get_hosts().iter().all(local) {
+        Ok(())
+    } else {
+        Err(store_err(
+            ErrorCode::InvalidInput,
+            "PostgreSQL over a network needs TLS, which this build does not speak: connect to a loopback address \
+             or a Unix socket (a local TLS tunnel to the database server)",
+        ))
+    }
+}
+
 /// Every write of one change (the first `limit` of them), then its events,
 /// inside the open transaction. On a conflict the caller must roll back.
 fn write_all(c: &Tx<'_>, change: &PortalChange, at: Timestamp, limit: usize) -> Result<Applied> {
@@ -910,6 +943,9 @@ fn write_all(c: &Tx<'_>, change: &PortalChange, at: Timestamp, limit: usize) -> 
         if !write_row(c, w)? {
             return Ok(Applied::Conflict(describe(w)));
         }
+    }
+    if c.is_pg() && !change.events.is_empty() {
+        c.execute("SELECT pg_advisory_xact_lock($1)", &[Val::Int(EVENTS_LOCK)]).map_err(Fail::into_err)?;
     }
     for e in &change.events {
         let json = serde_json::to_string(e).map_err(|_| store_err(ErrorCode::Internal, "event encoding"))?;
@@ -1032,6 +1068,7 @@ impl PortalDb {
     /// A PostgreSQL store (a `postgres://` URL or key=value string); its
     /// tables are made when missing.
     pub fn postgres(url: &str) -> Result<Self> {
+        plaintext_is_local(url)?;
         let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
             // The error never quotes the connection string (password).
             store_err(ErrorCode::Storage, format!("database: cannot connect to PostgreSQL: {}", pg_err(&e).detail()))

@@ -691,6 +691,13 @@ fn connect_refuses_unknown_stores_and_keeps_secrets_out_of_errors() {
     let e = PortalDb::connect(&dir, Some("postgres://u:hunter2@127.0.0.1:1/db"), false).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Storage);
     assert!(!format!("{e:?} {}", e.detail()).contains("hunter2"), "{e:?}");
+    // No TLS in this build: a database across a network is refused before
+    // any byte is sent (rows and the password exchange would go in clear).
+    for remote in ["postgres://u:hunter2@db.example.com/x", "postgresql://u:hunter2@10.0.0.5:5432/x"] {
+        let e = PortalDb::connect(&dir, Some(remote), false).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput, "{remote}");
+        assert!(e.detail().contains("TLS") && !e.detail().contains("hunter2"), "{e:?}");
+    }
     // A sqlite: path outside the directory works like the default.
     let file = dir.join("elsewhere.db");
     let mut db = PortalDb::connect(&dir, Some(&format!("sqlite:{}", file.display())), true).unwrap();
@@ -699,4 +706,46 @@ fn connect_refuses_unknown_stores_and_keeps_secrets_out_of_errors() {
     assert!(file.exists());
     drop(db.read(|_| Ok(())));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PostgreSQL hands out event ids when events are inserted, not when they
+/// commit: without care, a host polling `id > last` reads a later id first
+/// and never sees an earlier one that commits after. The store serialises
+/// event inserts to commit (an advisory lock held to the end of the
+/// transaction): a second server's events wait until the first commits.
+#[test]
+fn postgres_events_commit_in_id_order() {
+    let Some(p) = Place::postgres("event_order") else { return };
+    let mut s = setup(&p);
+    let row = s.device();
+    let rename = s.portal.rename_device(row, "Later".into(), t(T + 9)).unwrap();
+    let mut change = rename.clone();
+    change.writes.clear();
+    assert!(!change.events.is_empty());
+    // Another server's transaction: it took the lock and inserted its event
+    // (id N), and has not committed yet.
+    let mut other = ::postgres::Client::connect(&p.url().unwrap(), ::postgres::NoTls).unwrap();
+    let mut tx = other.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&0x7465_7373_6572_6102_i64]).unwrap();
+    let first: i64 = tx
+        .query_one("INSERT INTO events (at, json) VALUES ($1, '{\"kind\":\"first\"}') RETURNING id", &[&(T as i64)])
+        .unwrap()
+        .get(0);
+    let url = p.url().unwrap();
+    let dir = p.dir.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut db = PortalDb::connect(&dir, Some(&url), false).unwrap();
+        assert!(matches!(db.apply(&change, t(T + 9)).unwrap(), Applied::Done));
+        std::time::Instant::now()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!waiter.is_finished(), "the second server's events committed before the first server's");
+    let released = std::time::Instant::now();
+    tx.commit().unwrap();
+    let done = waiter.join().unwrap();
+    assert!(done >= released);
+    // Ids rise in commit order: a poller that read up to the first event
+    // still sees the second.
+    let after_first = s.db.events_since(first).unwrap();
+    assert!(!after_first.is_empty() && after_first.iter().all(|e| e.id > first));
 }

@@ -133,7 +133,9 @@ impl Sha1Counter {
         let mut block = zeroize::Zeroizing::new([0u8; 64]);
         if key.len() > 64 {
             // RFC 2104: a key longer than the block is hashed first.
-            block[..20].copy_from_slice(&sha1::Sha1::digest(key));
+            let mut digest = sha1::Sha1::digest(key);
+            block[..20].copy_from_slice(&digest);
+            zeroize::Zeroize::zeroize(digest.as_mut_slice());
         } else {
             block[..key.len()].copy_from_slice(key);
         }
@@ -168,6 +170,9 @@ impl Sha1Counter {
         for (out, word) in mac.chunks_exact_mut(4).zip(o) {
             out.copy_from_slice(&word.to_be_bytes());
         }
+        // The copies of key-derived states and the inner hash stay off the stack.
+        use zeroize::Zeroize;
+        (s.zeroize(), o.zeroize(), block.zeroize());
         mac
     }
 }
