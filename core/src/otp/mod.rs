@@ -172,7 +172,9 @@ impl Sha1Counter {
         }
         // The copies of key-derived states and the inner hash stay off the stack.
         use zeroize::Zeroize;
-        (s.zeroize(), o.zeroize(), block.zeroize());
+        s.zeroize();
+        o.zeroize();
+        block.zeroize();
         mac
     }
 }
