@@ -1,9 +1,10 @@
 //! The portal side on a server, with the AWS-LC provider installed, each
 //! figure next to the raw primitive floor it needs, in one run:
 //!
-//! - link-accept (`open_link_request` + `accept`: two ECDH with compressed
-//!   points and the ECDSA check of the proof of possession) beside two raw
-//!   AWS-LC ECDH, and two ECDH + one verify;
+//! - link-accept (`open_link_request` + `accept`: one ECDH with a
+//!   compressed point and the ECDSA check of the proof of possession; the
+//!   channel key's ECDH waits for the confirmation) beside two raw AWS-LC
+//!   ECDH, and two ECDH + one verify;
 //! - a signed challenge answer beside one raw AWS-LC ECDSA verify;
 //! - TOTP verification of a wrong code (all three steps of the ±1 window:
 //!   what each brute-force attempt costs the portal) beside totp-rs.

@@ -158,21 +158,38 @@ pub(crate) fn ecdh(sk: &[u8; 32], peer: &[u8], code: ErrorCode) -> Result<Zeroiz
 
 /// A long-lived key agreement key (a portal's), parsed once by the
 /// process's provider.
-pub(crate) struct AgreementKey(alloc::boxed::Box<dyn crate::provider::P256PrivateKey>);
+pub(crate) struct AgreementKey {
+    key: alloc::boxed::Box<dyn crate::provider::P256PrivateKey>,
+    /// Tests: agreements asked of this key (what an operation costs).
+    #[cfg(test)]
+    uses: core::sync::atomic::AtomicUsize,
+}
 
 impl AgreementKey {
     pub(crate) fn new(sk: &SecretKey) -> Result<AgreementKey> {
         provider()
             .p256_private_key(&secret_bytes(sk))
-            .map(AgreementKey)
+            .map(|key| AgreementKey {
+                key,
+                #[cfg(test)]
+                uses: core::sync::atomic::AtomicUsize::new(0),
+            })
             .ok_or(err(ErrorCode::Internal, "the crypto provider refused a valid P-256 key"))
+    }
+
+    /// Tests: agreements asked of this key so far.
+    #[cfg(test)]
+    pub(crate) fn uses(&self) -> usize {
+        self.uses.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// [`ecdh`] with this key.
     pub(crate) fn ecdh(&self, peer: &[u8], code: ErrorCode) -> Result<Zeroizing<[u8; 32]>> {
+        #[cfg(test)]
+        self.uses.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let peer = compressed(peer, code)?;
         let mut out = Zeroizing::new([0u8; 32]);
-        if self.0.ecdh(peer, &mut out) {
+        if self.key.ecdh(peer, &mut out) {
             Ok(out)
         } else {
             Err(err(code, "public key is not a valid P-256 point"))

@@ -2128,8 +2128,9 @@ impl Sim {
                 }
             },
             Kind::Status { request, .. } => {
-                let r =
-                    server.open_status_request(request).and_then(|s| s.answer(device.as_ref(), pending.as_ref(), now));
+                let r = server
+                    .open_status_request(request)
+                    .and_then(|s| s.answer(server, device.as_ref(), pending.as_ref(), now));
                 (vec![], 0, Reply::Status(r))
             }
             Kind::Unlock { .. } => match &device {

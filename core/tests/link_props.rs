@@ -203,7 +203,7 @@ proptest! {
                 let id = opened.device_id().to_string();
                 let (rec, _) = linked_record(&p);
                 if rec.device_id == id {
-                    let e = opened.answer(Some(&rec), None, NOW).unwrap_err();
+                    let e = opened.answer(&p, Some(&rec), None, NOW).unwrap_err();
                     prop_assert!(e.code() == ErrorCode::MessageTampered || e.code() == ErrorCode::InvalidTime, "{e:?}");
                 }
             }

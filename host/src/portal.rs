@@ -322,7 +322,7 @@ impl Portal {
         let opened = self.core.open_status_request(&request)?;
         let device = lookup.device.map(|d| self.open_device(&d)).transpose()?;
         let pending = lookup.pending.map(|p| self.open_pending(&p)).transpose()?;
-        Ok(opened.answer(device.as_ref(), pending.as_ref(), now.secs())?)
+        Ok(opened.answer(&self.core, device.as_ref(), pending.as_ref(), now.secs())?)
     }
 
     /// Verify a time-based code shown by a linked device.

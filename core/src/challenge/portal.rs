@@ -498,13 +498,19 @@ impl Portal {
         }
         match self.judge(challenge, &vouchers, answer, now) {
             Judged::Right { device, counter } => {
+                // The new device's channel key is derived here, on success
+                // only; a stored device key that is no point refuses the
+                // whole outcome (`STATE_CORRUPT`, nothing written).
+                let linked = self.confirm_pending(pending, now);
+                if let Err(e) = &linked.result {
+                    return Outcome::refused(e.clone());
+                }
                 let (mut writes, mut events) = accepted(challenge, device, counter, now);
                 for w in &mut writes {
                     if let Write::Device(d) = w {
                         d.vouch_failures = 0;
                     }
                 }
-                let linked = Portal::confirm_pending(pending, now);
                 writes.extend(linked.writes);
                 events.extend(linked.events);
                 Outcome { writes, events, result: linked.result }

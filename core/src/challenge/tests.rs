@@ -1022,3 +1022,39 @@ fn an_authenticator_absorbs_at_most_20_wrong_vouch_codes_across_links() {
         )
         .is_ok());
 }
+
+/// Issue 10: the new device's channel key is derived only when an
+/// authenticator vouched (one ECDH); wrong vouch codes cost none; a stored
+/// device key that is no point refuses the vouch with nothing written.
+#[test]
+fn flow_2_derives_the_channel_key_only_when_vouched() {
+    let mut w = world();
+    let mut anna = link(&mut w, "anna", "Anna's Pixel", T0);
+    log_in(&mut w, &mut anna, T0 + 5);
+    let pending = new_device_link(&mut w, &anna, "Anna's iPad", T0 + 10);
+    let vc = w
+        .portal
+        .create_link_challenge(&pending, &[anna.record.clone()], ChallengeSettings::default(), T0 + 14, &mut w.rng)
+        .unwrap();
+    let seen = anna.state.read_challenge(&vc.qr_text, T0 + 15).unwrap();
+    let typed = anna.state.answer_code(&seen, UserFactor::Passcode(PASS)).unwrap();
+    let before = w.portal.agreements();
+    let o =
+        w.portal.confirm_with_authenticator(&pending, &vc.record, &[anna.record.clone()], &other_code(&typed), T0 + 16);
+    assert_eq!(code(&o.result), ErrorCode::InvalidAnswer);
+    assert_eq!(w.portal.agreements(), before, "a wrong vouch code costs no ECDH");
+    // A pending link whose stored device key is no point (only a corrupt
+    // store could hold one): typed STATE_CORRUPT, nothing written, the
+    // challenge not spent.
+    let mut corrupt = pending.clone();
+    corrupt.device_pk = crate::SecretBytes::from_slice(&[0xff; 33]);
+    let o = w.portal.confirm_with_authenticator(&corrupt, &vc.record, &[anna.record.clone()], &typed, T0 + 17);
+    assert_eq!(code(&o.result), ErrorCode::StateCorrupt);
+    assert!(o.writes.is_empty() && o.events.is_empty());
+    let before = w.portal.agreements();
+    let o = w.portal.confirm_with_authenticator(&pending, &vc.record, &[anna.record.clone()], &typed, T0 + 17);
+    assert_eq!(w.portal.agreements(), before + 1);
+    let rec = o.result.unwrap();
+    assert_eq!(rec.channel_key, pending.derive_channel_key(&w.portal).unwrap());
+    assert_eq!(rec.channel_key.len(), 32);
+}

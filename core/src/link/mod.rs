@@ -87,6 +87,8 @@ impl Default for OfferOptions {
         OfferOptions { policy: PasscodePolicy::default(), ttl: DEFAULT_OFFER_TTL, totp: DeviceTotpPolicy::default() }
     }
 }
+#[cfg(test)]
+pub(crate) use portal::PendingChannel;
 pub use portal::{
     Accept, AcceptOutcome, CancelReason, DeviceKeyUse, DeviceRecord, DeviceStatus, LinkOfferQr, LinkOfferRecord,
     OfferState, OpenedLinkRequest, OpenedStatusRequest, PendingLinkRecord, PendingState, Portal, PortalEvent,
@@ -305,6 +307,8 @@ pub(crate) fn refused_error(code: &str) -> crate::Error {
     }
 }
 
+#[cfg(test)]
+mod lazy_tests;
 #[cfg(test)]
 mod relay_tests;
 #[cfg(test)]

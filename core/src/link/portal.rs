@@ -197,8 +197,86 @@ pub struct PendingLinkRecord {
     pub version: u64,
     pub(crate) device_pk: SecretBytes,
     pub(crate) answer_key: SecretBytes,
-    pub(crate) channel_key: SecretBytes,
+    /// The channel key, or what the portal derives it from when it first
+    /// needs it (see [`PendingChannel`]).
+    pub(crate) channel_key: PendingChannel,
     pub(crate) check_code: SecretBytes,
+}
+
+/// The channel key of a pending link as stored. `accept` (the step any
+/// sender can make the portal run) does no agreement with the device key:
+/// it stores the transcript hash, and the portal derives
+/// `channel_key = HKDF(salt = th, ikm = ECDH(p, D), "tessera/v1/channel-key")`
+/// when it first needs it: on a successful confirmation (the device record
+/// gets it) and for each status answer of a pending link without a device
+/// record. A wrong check code or vouch code costs no agreement.
+///
+/// Encoding (postcard, in place of the `channel_key: bytes` of records
+/// stored before): `bytes` (the 32-byte key), or an empty `bytes` followed
+/// by `th: [u8; 32]`. Records holding the key still open and work.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum PendingChannel {
+    /// The channel key itself (pending links stored before the lazy
+    /// derivation).
+    Key(SecretBytes),
+    /// Not derived yet: the link's transcript hash (not secret).
+    Deferred {
+        /// Transcript hash of the link request.
+        th: [u8; 32],
+    },
+}
+
+impl core::fmt::Debug for PendingChannel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PendingChannel::Key(_) => "Key(<redacted>)",
+            PendingChannel::Deferred { .. } => "Deferred",
+        })
+    }
+}
+
+impl Serialize for PendingChannel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        match self {
+            PendingChannel::Key(k) => {
+                let mut t = s.serialize_tuple(1)?;
+                t.serialize_element(k)?;
+                t.end()
+            }
+            PendingChannel::Deferred { th } => {
+                let mut t = s.serialize_tuple(2)?;
+                t.serialize_element(&SecretBytes::default())?;
+                t.serialize_element(th)?;
+                t.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingChannel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PendingChannel;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a channel key, or an empty one and a transcript hash")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> core::result::Result<PendingChannel, A::Error> {
+                use serde::de::Error;
+                let key: SecretBytes = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                if !key.is_empty() {
+                    return Ok(PendingChannel::Key(key));
+                }
+                let th: [u8; 32] = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                Ok(PendingChannel::Deferred { th })
+            }
+        }
+        d.deserialize_tuple(2, V)
+    }
 }
 
 impl core::fmt::Debug for PendingLinkRecord {
@@ -234,6 +312,22 @@ impl PendingLinkRecord {
     /// Confirmed or cancelled: no check code is accepted any more.
     pub fn is_closed(&self) -> bool {
         !matches!(self.state, PendingState::Open { .. })
+    }
+
+    /// The link's channel key: the stored one, or derived now with one
+    /// ECDH (the portal's key and the device key). Deterministic: servers
+    /// racing to confirm one link derive the same key. `STATE_CORRUPT`
+    /// when the stored device key is not a P-256 point.
+    pub(crate) fn derive_channel_key(&self, portal: &Portal) -> Result<SecretBytes> {
+        match &self.channel_key {
+            PendingChannel::Key(k) => Ok(k.clone()),
+            PendingChannel::Deferred { th } => {
+                let shared = portal.sk.ecdh(self.device_pk.expose(), ErrorCode::StateCorrupt).map_err(|_| {
+                    err(ErrorCode::StateCorrupt, "the pending link's device key is not a valid P-256 point")
+                })?;
+                Ok(SecretBytes::from_slice(&channel_key(&shared, th)[..]))
+            }
+        }
     }
 }
 
@@ -605,6 +699,12 @@ impl Portal {
         &self.name
     }
 
+    /// Tests: ECDH computed with the portal key so far.
+    #[cfg(test)]
+    pub(crate) fn agreements(&self) -> usize {
+        self.sk.uses()
+    }
+
     /// Create a single-use link offer for `account`, valid `ttl` seconds
     /// (1..=600; default [`DEFAULT_OFFER_TTL`]). Insert the record.
     pub fn create_offer(
@@ -809,12 +909,19 @@ impl Portal {
             };
             return Outcome::new(vec![Write::PendingLink(next)], Err(e));
         }
-        Portal::confirm_pending(pending, now)
+        self.confirm_pending(pending, now)
     }
 
     /// Confirm an open pending link (its check or vouch was right): the
-    /// pending link closes as confirmed and the device record is inserted.
-    pub(crate) fn confirm_pending(pending: &PendingLinkRecord, now: u64) -> Outcome<DeviceRecord> {
+    /// pending link closes as confirmed and the device record is inserted,
+    /// with the channel key derived now (one ECDH, only on this success
+    /// path). `STATE_CORRUPT`, with nothing written, when the stored device
+    /// key is not a point.
+    pub(crate) fn confirm_pending(&self, pending: &PendingLinkRecord, now: u64) -> Outcome<DeviceRecord> {
+        let channel_key = match pending.derive_channel_key(self) {
+            Ok(k) => k,
+            Err(e) => return Outcome::refused(e),
+        };
         let mut next = pending.clone();
         next.version = pending.version.saturating_add(1);
         next.state = PendingState::Confirmed { at: now };
@@ -838,7 +945,7 @@ impl Portal {
             version: 1,
             device_pk: pending.device_pk.clone(),
             answer_key: pending.answer_key.clone(),
-            channel_key: pending.channel_key.clone(),
+            channel_key,
         };
         let ev = PortalEvent::DeviceLinked {
             account: record.account.clone(),
@@ -1056,7 +1163,9 @@ impl OpenedLinkRequest {
     /// (biometrics the offer does not allow), `INVALID_TIME`.
     pub fn accept(
         &self,
-        portal: &Portal,
+        // Unused since the channel key is derived on confirmation; kept so
+        // that hosts call `accept` as before.
+        _portal: &Portal,
         offer: Option<&LinkOfferRecord>,
         key_use: DeviceKeyUse,
         now: u64,
@@ -1112,11 +1221,6 @@ impl OpenedLinkRequest {
             _ => return self.refused(ErrorCode::Internal, "the stored offer does not match its commitment"),
         };
         let code = check_code(&check_code_key(&self.shared_e, &self.commitment, &self.th), &nonce, &self.th);
-        let channel = match portal.sk.ecdh(&self.device_pk, ErrorCode::MalformedMessage) {
-            Ok(shared) => channel_key(&shared, &self.th),
-            // Checked by the signature over it in `open_link_request`.
-            Err(e) => return self.refused(e.code(), "the device key is not a valid P-256 point"),
-        };
         let confirm_by = now.saturating_add(CONFIRM_TTL);
         let body = AcceptedBody {
             portal_nonce: nonce,
@@ -1141,7 +1245,11 @@ impl OpenedLinkRequest {
             version: 1,
             device_pk: SecretBytes::from_slice(&self.device_pk),
             answer_key: SecretBytes::from_slice(&self.answer_key[..]),
-            channel_key: SecretBytes::from_slice(&channel[..]),
+            // No agreement with the device key here: the channel key is
+            // derived on confirmation (and for status answers), see
+            // `PendingChannel`. The device key is a point: its signature
+            // verified in `open_link_request`.
+            channel_key: PendingChannel::Deferred { th: self.th },
             check_code: SecretBytes::from_slice(code.as_bytes()),
         };
         let mut used = offer.clone();
@@ -1180,10 +1288,19 @@ impl OpenedStatusRequest {
     /// device whose link was never confirmed, its pending link (awaiting
     /// confirmation, or not confirmed: the device then clears itself).
     /// Changes nothing: there is nothing to write.
+    ///
+    /// Cost: a pending link's channel key is derived for each answer (one
+    /// ECDH, see [`PendingChannel`]), before the request is authenticated.
+    /// That is no more than opening any link request costs, which needs no
+    /// knowledge at all; a status request needs the id of a device whose
+    /// link was never confirmed (a confirmed one is answered from its
+    /// device record, without an agreement).
     /// Errors: `DEVICE_UNKNOWN` (neither record), `MESSAGE_TAMPERED`,
-    /// `INVALID_TIME` (request more than 300 s from `now`, or `now` invalid).
+    /// `INVALID_TIME` (request more than 300 s from `now`, or `now` invalid),
+    /// `STATE_CORRUPT` (a pending link's device key is not a point).
     pub fn answer(
         &self,
+        portal: &Portal,
         device: Option<&DeviceRecord>,
         pending: Option<&PendingLinkRecord>,
         now: u64,
@@ -1191,14 +1308,14 @@ impl OpenedStatusRequest {
         check_now(now)?;
         let (channel, status) = match (device, pending) {
             (Some(d), _) if d.device_id == self.device_id => (
-                &d.channel_key,
+                d.channel_key.clone(),
                 match d.status {
                     DeviceStatus::Active => status_byte::ACTIVE,
                     DeviceStatus::Unlinked { .. } => status_byte::UNLINKED,
                 },
             ),
             (_, Some(p)) if p.device_id == self.device_id => (
-                &p.channel_key,
+                p.derive_channel_key(portal)?,
                 match p.state {
                     // Until the deadline plus the clock skew servers may
                     // have, a confirmation may still be committing

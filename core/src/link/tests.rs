@@ -394,7 +394,7 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
     let state = DeviceState::open(&KEY, &l.linked.state).unwrap();
     let ask = |w: &mut World, p: &PendingLinkRecord, now: u64| {
         let (req, probe) = state.status_request(now, &mut w.rng).unwrap();
-        let ans = w.portal.open_status_request(&req).unwrap().answer(None, Some(p), now).unwrap();
+        let ans = w.portal.open_status_request(&req).unwrap().answer(&w.portal, None, Some(p), now).unwrap();
         state.read_status_answer(&probe, &ans)
     };
     assert_eq!(ask(&mut w, &l.pending, T0 + 60), Ok(LinkStatus::AwaitingConfirmation));
@@ -409,14 +409,14 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
     let mut confirmed = l.pending.clone();
     confirmed.state = PendingState::Confirmed { at: T0 + 30 };
     let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
-    let r = w.portal.open_status_request(&req).unwrap().answer(None, Some(&confirmed), T0 + 60);
+    let r = w.portal.open_status_request(&req).unwrap().answer(&w.portal, None, Some(&confirmed), T0 + 60);
     assert_eq!(code(&r), ErrorCode::DeviceUnknown);
     // ... and only for an authenticated request (no oracle for forgers).
     let mut forged = crate::wire::from_text(&req).unwrap();
     let n = forged.len() - 1;
     forged[n] ^= 1;
     let forged = w.portal.open_status_request(&crate::wire::to_text(&forged)).unwrap();
-    assert_eq!(code(&forged.answer(None, Some(&confirmed), T0 + 60)), ErrorCode::MessageTampered);
+    assert_eq!(code(&forged.answer(&w.portal, None, Some(&confirmed), T0 + 60)), ErrorCode::MessageTampered);
     // Locked out: same.
     let mut locked = l.pending.clone();
     locked.state = PendingState::Cancelled { at: T0 + 40, reason: CancelReason::LockedOut };
@@ -424,7 +424,7 @@ fn orphaned_phone_learns_its_link_was_never_confirmed() {
     // No record at all: unauthenticated DEVICE_UNKNOWN on the portal.
     let (req, _) = state.status_request(T0 + 60, &mut w.rng).unwrap();
     assert_eq!(
-        code(&w.portal.open_status_request(&req).unwrap().answer(None, None, T0 + 60)),
+        code(&w.portal.open_status_request(&req).unwrap().answer(&w.portal, None, None, T0 + 60)),
         ErrorCode::DeviceUnknown
     );
 }
@@ -440,11 +440,11 @@ fn unlink_reaches_the_device_and_status_writes_nothing() {
     let (req, probe) = state.status_request(T0 + 50, &mut w.rng).unwrap();
     let opened = w.portal.open_status_request(&req).unwrap();
     assert_eq!(opened.device_id(), rec.device_id);
-    let ans = opened.answer(Some(&rec), p.as_ref(), T0 + 50).unwrap();
+    let ans = opened.answer(&w.portal, Some(&rec), p.as_ref(), T0 + 50).unwrap();
     assert_eq!(state.read_status_answer(&probe, &ans), Ok(LinkStatus::Active));
     // The time window: 300 s either way, not 301.
     for (t, ok) in [(T0 + 50 + 300, true), (T0 + 50 - 300, true), (T0 + 50 + 301, false), (T0 + 50 - 301, false)] {
-        let r = opened.answer(Some(&rec), None, t);
+        let r = opened.answer(&w.portal, Some(&rec), None, t);
         assert_eq!(r.is_ok(), ok, "{t}");
         if !ok {
             assert_eq!(code(&r), ErrorCode::InvalidTime);
@@ -458,7 +458,7 @@ fn unlink_reaches_the_device_and_status_writes_nothing() {
     assert_eq!(rec.version, 3);
     assert_eq!(code(&rec.unlink(T0 + 71).result), ErrorCode::InvalidState);
     let (req, probe) = state.status_request(T0 + 80, &mut w.rng).unwrap();
-    let ans = w.portal.open_status_request(&req).unwrap().answer(Some(rec), None, T0 + 80).unwrap();
+    let ans = w.portal.open_status_request(&req).unwrap().answer(&w.portal, Some(rec), None, T0 + 80).unwrap();
     assert_eq!(code(&state.read_status_answer(&probe, &ans)), ErrorCode::DeviceRevoked);
     let c = state.totp(UserFactor::Passcode("493817"), T0 + 90).unwrap();
     assert_eq!(code(&rec.verify_totp(&c, T0 + 90).result), ErrorCode::DeviceRevoked);
@@ -537,7 +537,10 @@ fn every_step_refuses_an_impossible_clock() {
     }
     assert_eq!(code(&rec.unlink(ms).result), ErrorCode::InvalidTime);
     let (req, _) = state.status_request(T0 + 30, &mut w.rng).unwrap();
-    assert_eq!(code(&w.portal.open_status_request(&req).unwrap().answer(Some(&rec), None, ms)), ErrorCode::InvalidTime);
+    assert_eq!(
+        code(&w.portal.open_status_request(&req).unwrap().answer(&w.portal, Some(&rec), None, ms)),
+        ErrorCode::InvalidTime
+    );
 }
 
 #[test]
