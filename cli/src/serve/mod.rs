@@ -6,10 +6,13 @@
 //! connection (a `PortalDb` is not shared). One request per connection
 //! (`Connection: close`); the head and body must arrive within
 //! `--timeout` seconds (408 `REQUEST_TIMEOUT`), bodies are at most 16 KiB
-//! (413 `REQUEST_TOO_LARGE`), each account (or, on routes without one, each
-//! client address, when a request names no known account) has a token
-//! bucket of `--rate-limit N/min` (429
-//! `RATE_LIMITED` with `Retry-After`). Every operation is
+//! (413 `REQUEST_TOO_LARGE`), each client address has a token bucket of
+//! `--rate-limit-per-ip N/min` (taken first, before any parsing or
+//! public-key work) and at most `--max-connections-per-ip` connections, each
+//! account a bucket of `--rate-limit N/min` on host routes (429
+//! `RATE_LIMITED` with `Retry-After`). Host routes need the bearer token of
+//! `--auth-token-file` when there is one (see [`gate`]); phone routes are
+//! authenticated by the protocol. Every operation is
 //! [`crate::service`]'s, so an answer's JSON is what `tessera portal … --json`
 //! prints. One JSON log line per request on stderr: method, route template,
 //! status, code and time, never a body, a query or a path's values.
