@@ -62,6 +62,7 @@ Flows (each command prints what the next one takes; --dir P is the portal, D a d
   Time-based codes without a QR code: device totp --passcode C, portal verify-totp --account A --device ID --code X
   The portal as an HTTP JSON service (docs/openapi.yaml; a test page at / on loopback):
     serve --dir P --listen 127.0.0.1:8080 [--db sqlite:PATH | --db postgres://…]
+    serve … --auth-token-file F: host routes need Authorization: Bearer (required off loopback)
     device link --qr QR … --server URL, device status-request --server URL, device answer … --server URL";
 
 #[derive(Parser, Debug)]

@@ -26,13 +26,19 @@ struct Server {
     url: String,
     addr: String,
     log: PathBuf,
+    /// The bearer token host routes are sent with, if the server has one.
+    token: Option<String>,
 }
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_on(dir, "127.0.0.1:0", extra)
+    }
+
+    fn start_on(dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let log = dir.with_extension("serve.log");
         let mut child = tessera_cmd()
-            .args(["serve", "--dir", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--dir", dir.to_str().unwrap(), "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -43,7 +49,18 @@ impl Server {
         let url =
             line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
         let addr = url.strip_prefix("http://").unwrap().to_owned();
-        Server { child, url, addr, log }
+        Server { child, url, addr, log, token: None }
+    }
+
+    /// A server on `listen` whose host routes need `token` (from a file).
+    fn with_token(dir: &Path, listen: &str, token: &str, extra: &[&str]) -> Server {
+        let file = dir.with_extension("token");
+        std::fs::write(&file, format!("  {token}\n")).unwrap();
+        let mut args = vec!["--auth-token-file", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut srv = Server::start_on(dir, listen, &args);
+        srv.token = Some(token.to_owned());
+        srv
     }
 
     fn log(&self) -> String {
@@ -52,7 +69,8 @@ impl Server {
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         let body = body.map(|b| b.to_string());
-        request(&self.addr, method, path, body.as_deref().map(str::as_bytes))
+        let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        request_with(&self.addr, method, path, &auth, body.as_deref().map(str::as_bytes))
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -112,9 +130,14 @@ impl Reply {
 
 /// One HTTP/1.1 request on its own connection (`raw` sends bytes as is).
 fn request(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> Reply {
+    request_with(addr, method, path, "", body)
+}
+
+/// [`request`] with more header lines (`Name: value\r\n` each).
+fn request_with(addr: &str, method: &str, path: &str, headers: &str, body: Option<&[u8]>) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}").into_bytes();
     if let Some(b) = body {
         req.extend_from_slice(format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()).as_bytes());
     }
@@ -373,7 +396,8 @@ fn bad_requests_get_typed_errors() {
     assert!(t0.elapsed() >= Duration::from_millis(900) && t0.elapsed() < Duration::from_secs(5));
     // A body that stops halfway too.
     let mut conn = TcpStream::connect(&srv.addr).unwrap();
-    conn.write_all(b"POST /v1/link-requests HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"req").unwrap();
+    let head = "POST /v1/link-requests HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    conn.write_all(format!("{head}{{\"req").as_bytes()).unwrap();
     read_reply(&mut conn).err(408, "REQUEST_TIMEOUT");
     assert_eq!(srv.get("/health").status, 200);
     // The demo page is served on loopback.
@@ -398,11 +422,13 @@ fn bad_requests_get_typed_errors() {
 fn each_account_has_a_rate_limit() {
     let pd = new_portal("rate");
     let dd = tmp("rate-phone");
-    let srv = Server::start(&pd, &["--rate-limit", "3/min"]);
-    // The phone's link request counts for the account of its offer.
+    let srv = Server::start(&pd, &["--rate-limit", "3/min", "--rate-limit-per-ip", "16/min"]);
+    // Host routes count for their account; the phone's link request does
+    // not (its account is only known from unauthenticated text).
     let qr = srv.post("/v1/accounts/dora/link-offers", json!({})).ok()["qr_text"].as_str().unwrap().to_owned();
     ok(&["device", "link", "--dir", s(&dd), "--qr", &qr, "--name", "P", "--passcode", PASSCODE, "--server", &srv.url]);
     srv.get("/v1/accounts/dora/links").ok();
+    srv.get("/v1/accounts/dora/devices").ok();
     let r = srv.get("/v1/accounts/dora/devices");
     r.err(429, "RATE_LIMITED");
     let retry: u64 = r
@@ -418,13 +444,23 @@ fn each_account_has_a_rate_limit() {
     for _ in 0..5 {
         assert_eq!(srv.get("/health").status, 200);
     }
-    // Requests that name no account count for the client's address.
-    for _ in 0..3 {
-        srv.post("/v1/link-requests", json!({"request": "hello"})).err(400, "MALFORMED_MESSAGE");
+    // 11 requests so far from this address: its own bucket (16/min) ends
+    // after about 5 more, whatever they name.
+    let mut answered = 0;
+    loop {
+        let r = srv.post("/v1/link-requests", json!({"request": "hello"}));
+        if r.status == 429 {
+            r.err(429, "RATE_LIMITED");
+            break;
+        }
+        r.err(400, "MALFORMED_MESSAGE");
+        answered += 1;
+        assert!(answered <= 8, "the client address has no bucket");
     }
-    srv.post("/v1/link-requests", json!({"request": "hello"})).err(429, "RATE_LIMITED");
-    srv.get("/v1/accounts/emil/devices").ok();
+    assert!(answered >= 3, "{answered}");
+    srv.get("/v1/accounts/fred/devices").err(429, "RATE_LIMITED");
     fails(&["serve", "--dir", s(&pd), "--rate-limit", "0/min"], "INVALID_INPUT");
+    fails(&["serve", "--dir", s(&pd), "--rate-limit-per-ip", "x"], "INVALID_INPUT");
 }
 
 #[test]
@@ -434,7 +470,18 @@ fn help_documents_the_service() {
         assert!(help.contains(words), "`tessera help` lacks {words:?}");
     }
     let serve = ok(&["serve", "--help"]);
-    for flag in ["--dir", "--listen", "--db", "--rate-limit", "--timeout", "--workers", "--no-demo-page"] {
+    for flag in [
+        "--dir",
+        "--listen",
+        "--db",
+        "--rate-limit",
+        "--rate-limit-per-ip",
+        "--max-connections-per-ip",
+        "--auth-token-file",
+        "--timeout",
+        "--workers",
+        "--no-demo-page",
+    ] {
         assert!(serve.contains(flag), "`tessera serve --help` lacks {flag}");
     }
 }
@@ -447,7 +494,10 @@ fn slow_clients_hold_no_store_connection() {
     let idle: Vec<TcpStream> = (0..3)
         .map(|_| {
             let mut c = TcpStream::connect(&srv.addr).unwrap();
-            c.write_all(b"POST /v1/link-requests HTTP/1.1\r\nContent-Length: 50\r\n\r\n{").unwrap();
+            c.write_all(
+                b"POST /v1/link-requests HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{",
+            )
+            .unwrap();
             c
         })
         .collect();
@@ -468,7 +518,8 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let body = json!({}).to_string();
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(conn, "POST /v1/accounts/fritz/link-offers HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    let head = "POST /v1/accounts/fritz/link-offers HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length";
+    write!(conn, "{head}: {}\r\n\r\n", body.len()).unwrap();
     conn.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let pid = srv.child.id().to_string();
@@ -484,4 +535,217 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let log = std::fs::read_to_string(log_path).unwrap();
     assert!(log.contains("\"msg\":\"stopped\""), "{log}");
     assert!(TcpStream::connect(&addr).is_err(), "still listening after exit");
+}
+
+const TOKEN: &str = "s3cret-token-0123456789abcdef";
+
+/// Sockets from this process that each send `head` then one byte every
+/// 150 ms until `stop` (a thread; the sockets that fail are skipped).
+fn tricklers(
+    addr: &str,
+    n: usize,
+    head: &'static [u8],
+) -> (std::sync::Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut conns: Vec<TcpStream> = Vec::new();
+    for _ in 0..n {
+        let Ok(c) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) else { continue };
+        let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
+        conns.push(c);
+    }
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let halt = std::sync::Arc::clone(&stop);
+    let t = std::thread::spawn(move || {
+        // Every head at once, so that each socket's next byte comes 150 ms later.
+        for c in &mut conns {
+            let _ = c.write_all(head);
+        }
+        while !halt.load(Ordering::Relaxed) {
+            for c in &mut conns {
+                let _ = c.write_all(b"a");
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    (stop, t)
+}
+
+/// `GET /health` on its own connection to `addr`: its status, or `None`
+/// when no answer came within 2 seconds.
+fn health_within_2s(addr: &str) -> Option<u16> {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let status = std::str::from_utf8(&raw).ok()?.split(' ').nth(1)?.parse().ok()?;
+    (t0.elapsed() < Duration::from_secs(2)).then_some(status)
+}
+
+#[test]
+fn clients_trickling_after_their_answer_do_not_hold_every_slot() {
+    // Attack: 260 connections (more than the 256 slots) each send a request
+    // whose body is refused unread (413), then trickle a byte every 150 ms:
+    // the close-time drain must not keep their slots.
+    let pd = new_portal("drain");
+    let srv = Server::start(&pd, &["--max-connections-per-ip", "1000", "--rate-limit-per-ip", "100000/min"]);
+    let head = b"POST /v1/link-requests HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                 Content-Length: 900000\r\n\r\n";
+    let (stop, t) = tricklers(&srv.addr, 260, head);
+    std::thread::sleep(Duration::from_millis(1500));
+    let health = health_within_2s(&srv.addr);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.join().unwrap();
+    assert_eq!(health, Some(200), "/health did not answer within 2 s");
+}
+
+#[test]
+fn one_address_cannot_take_every_slot_with_slow_heads() {
+    // Attack: 260 connections from 127.0.0.1 trickle a request head that
+    // never ends (each would hold its slot until --timeout); /health from
+    // another address ([::1]) must still be answered. Listening on every
+    // address needs a token.
+    let pd = new_portal("per-ip");
+    let srv = Server::with_token(&pd, "[::]:0", TOKEN, &["--timeout", "30"]);
+    let port = srv.addr.rsplit_once(':').unwrap().1.to_owned();
+    let v4 = format!("127.0.0.1:{port}");
+    let (stop, t) = tricklers(&v4, 260, b"GET /health HTTP/1.1\r\nX-Slow: ");
+    std::thread::sleep(Duration::from_millis(1500));
+    let health = health_within_2s(&format!("[::1]:{port}"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.join().unwrap();
+    assert_eq!(health, Some(200), "/health did not answer within 2 s");
+    assert!(srv.log().contains("TOO_MANY_CONNECTIONS"));
+}
+
+#[test]
+fn host_routes_need_the_token_and_phone_routes_do_not() {
+    let pd = new_portal("auth");
+    let dd = tmp("auth-phone");
+    let srv = Server::with_token(&pd, "127.0.0.1:0", TOKEN, &[]);
+    let anon = |method: &str, path: &str, body: Option<&Value>| {
+        let body = body.map(|b| b.to_string());
+        request(&srv.addr, method, path, body.as_deref().map(str::as_bytes))
+    };
+    // The takeover without credentials: an offer for the victim's account...
+    let r = anon("POST", "/v1/accounts/victim/link-offers", Some(&json!({})));
+    r.err(401, "UNAUTHENTICATED");
+    assert!(r.head.lines().any(|l| l == "WWW-Authenticate: Bearer"), "{}", r.head);
+    // ... a wrong token, or another scheme, is no better ...
+    let wrong = "Authorization: Bearer s3cret-token-0123456789abcdeX\r\n";
+    request_with(&srv.addr, "POST", "/v1/accounts/victim/link-offers", wrong, Some(b"{}")).err(401, "UNAUTHENTICATED");
+    let basic = format!("Authorization: Basic {TOKEN}\r\n");
+    request_with(&srv.addr, "POST", "/v1/accounts/victim/link-offers", &basic, Some(b"{}")).err(401, "UNAUTHENTICATED");
+    // ... and every other host action.
+    anon("POST", "/v1/accounts/victim/links/confirm", Some(&json!({"code": "123456"}))).err(401, "UNAUTHENTICATED");
+    anon("GET", "/v1/accounts/victim/devices", None).err(401, "UNAUTHENTICATED");
+    anon("POST", "/v1/accounts/victim/devices/d/unlock", Some(&json!({}))).err(401, "UNAUTHENTICATED");
+    anon("DELETE", "/v1/accounts/victim/devices/d", None).err(401, "UNAUTHENTICATED");
+    anon("GET", "/v1/events", None).err(401, "UNAUTHENTICATED");
+    anon("POST", "/v1/accounts/victim/challenges", Some(&json!({}))).err(401, "UNAUTHENTICATED");
+    // With the token the same sequence works; the phone (device simulator)
+    // sends no token.
+    let (id, _) = link(&srv, &dd, "victim", "Pixel");
+    assert_eq!(ok(&["device", "status-request", "--dir", s(&dd), "--server", &srv.url]), "still linked");
+    let (qr, cid) = login_challenge(&srv, "victim");
+    let code = ok(&["device", "answer", "--dir", s(&dd), "--qr", &qr, "--passcode", PASSCODE]);
+    let v = anon("POST", &format!("/v1/challenges/{cid}/answer"), Some(&json!({ "answer": code })));
+    assert_eq!(v.ok()["device_id"], id);
+    anon("GET", &format!("/v1/challenges/{cid}"), None).err(401, "UNAUTHENTICATED");
+    assert_eq!(srv.get(&format!("/v1/challenges/{cid}")).ok()["status"], "answered");
+    // No demo page with a token; the health check stays open.
+    anon("GET", "/", None).err(404, "NOT_FOUND");
+    assert_eq!(anon("GET", "/health", None).status, 200);
+    // A token is refused when short; the demo page cannot be forced on.
+    let short = tmp("auth-short-token");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let o =
+        fails(&["serve", "--dir", s(&pd), "--listen", "127.0.0.1:0", "--auth-token-file", s(&short)], "INVALID_INPUT");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 16"));
+    let o = tessera_cmd()
+        .args(["serve", "--dir", s(&pd), "--listen", "127.0.0.1:0", "--demo-page"])
+        .env("TESSERA_SERVE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_tokenless_server_keeps_browsers_out_and_stays_on_loopback() {
+    let pd = new_portal("browser");
+    let srv = Server::start(&pd, &[]);
+    // A cross-site form post: text/plain (or no type) is refused unread.
+    let plain = "Content-Type: text/plain\r\n";
+    let r = request_with(&srv.addr, "POST", "/v1/accounts/anna/devices/d1/unlock", plain, None);
+    r.err(415, "UNSUPPORTED_MEDIA_TYPE");
+    let mut c = TcpStream::connect(&srv.addr).unwrap();
+    c.write_all(b"POST /v1/accounts/anna/link-offers HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    read_reply(&mut c).err(415, "UNSUPPORTED_MEDIA_TYPE");
+    // DNS rebinding: a page of evil.example that resolves to 127.0.0.1.
+    for path in ["/v1/accounts/anna/devices", "/health", "/"] {
+        let mut c = TcpStream::connect(&srv.addr).unwrap();
+        c.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: evil.example:{}\r\n\r\n", srv.addr.rsplit_once(':').unwrap().1)
+                .as_bytes(),
+        )
+        .unwrap();
+        read_reply(&mut c).err(421, "FORBIDDEN_HOST");
+    }
+    let mut c = TcpStream::connect(&srv.addr).unwrap();
+    c.write_all(b"GET /v1/accounts/anna/devices HTTP/1.1\r\nHost: localhost:1\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut c).ok(), json!([]));
+    assert!(srv.log().contains("warning: no bearer token"), "{}", srv.log());
+    // Not on every address without a token.
+    let o = fails(&["serve", "--dir", s(&pd), "--listen", "0.0.0.0:0"], "INVALID_INPUT");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--auth-token-file"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn junk_status_requests_naming_a_device_do_not_drain_its_account() {
+    // Attack: status requests that name the victim's device but are not
+    // signed by it, charged (before) to the victim's account bucket.
+    let pd = new_portal("aim");
+    let dd = tmp("aim-phone");
+    let srv = Server::start(&pd, &["--rate-limit", "5/min", "--rate-limit-per-ip", "100000/min"]);
+    let (_id, _) = link(&srv, &dd, "owner", "Phone");
+    let real = ok(&["device", "status-request", "--dir", s(&dd)]);
+    let mut junk = real.into_bytes();
+    let i = junk.len() - 5;
+    junk[i] = if junk[i] == b'A' { b'B' } else { b'A' };
+    let junk = String::from_utf8(junk).unwrap();
+    for _ in 0..200 {
+        let r = srv.post("/v1/status-requests", json!({ "request": junk }));
+        assert_ne!(r.status, 200, "{}", r.body);
+        assert_ne!(r.status, 429, "{}", r.body);
+    }
+    srv.post("/v1/accounts/owner/challenges", json!({})).ok();
+}
+
+#[test]
+fn long_account_names_are_refused() {
+    let pd = new_portal("long");
+    let srv = Server::start(&pd, &[]);
+    let name = "a".repeat(10_000);
+    srv.get(&format!("/v1/accounts/{name}/devices")).err(400, "INVALID_INPUT");
+    srv.post(&format!("/v1/accounts/{name}/link-offers"), json!({})).err(400, "INVALID_INPUT");
+    srv.get(&format!("/v1/accounts/{}/devices", "a".repeat(128))).ok();
+}
+
+#[test]
+fn a_storage_failure_tells_the_client_nothing_of_the_database() {
+    let pd = new_portal("storage");
+    let srv = Server::start(&pd, &[]);
+    assert_eq!(srv.get("/health").status, 200);
+    // The store breaks under the running server: not a database any more.
+    std::fs::write(pd.join("portal.db"), vec![b'x'; 8192]).unwrap();
+    let r = srv.get("/v1/accounts/anna/devices");
+    r.err(503, "STORAGE");
+    let text = r.body.to_string().to_lowercase();
+    for word in ["database", "sqlstate", "sqlite", "file is not", "portal.db"] {
+        assert!(!text.contains(word), "the body shows {word}: {text}");
+    }
+    // The detail is in the server's log.
+    assert!(srv.log().contains("\"detail\""), "{}", srv.log());
 }

@@ -23,9 +23,30 @@ pub struct Request {
     /// What was read after the head (the start of the body).
     rest: Vec<u8>,
     pub body: Vec<u8>,
+    /// The body was read (all `Content-Length` bytes).
+    body_read: bool,
+    /// The `Host` header, if any.
+    pub host: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<Vec<u8>>,
 }
 
 impl Request {
+    /// Bytes of the body the client announced and we did not read: the
+    /// close drains them (briefly) so that the answer is not lost to a reset.
+    pub fn body_unread(&self) -> bool {
+        self.content_length > 0 && !self.body_read
+    }
+
+    /// `Content-Type: application/json` (parameters such as `charset` allowed).
+    pub fn is_json(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
+    }
+
     /// The query's `key=value` pairs, percent-decoded.
     pub fn query(&self) -> Vec<(String, String)> {
         self.query
@@ -119,8 +140,10 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
             Ok(httparse::Status::Complete(len)) => {
                 let (method, target) = (req.method.unwrap_or_default(), req.path.unwrap_or_default());
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let mut content_length = 0usize;
+                let mut content_length = None;
                 let mut expect_continue = false;
+                let (mut host, mut content_type, mut authorization) = (None, None, None);
+                let dup = |name: &str| error(400, "INVALID_INPUT", &format!("more than one {name} header"));
                 for h in req.headers.iter() {
                     if h.name.eq_ignore_ascii_case("transfer-encoding") {
                         return Err(error(400, "INVALID_INPUT", "send a Content-Length, not a chunked body"));
@@ -129,12 +152,31 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
                         expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
                     }
                     if h.name.eq_ignore_ascii_case("content-length") {
-                        content_length = std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.trim().parse().ok())
-                            .ok_or_else(|| error(400, "INVALID_INPUT", "Content-Length is not a number"))?;
+                        if content_length.is_some() {
+                            return Err(dup("Content-Length"));
+                        }
+                        content_length = Some(parse_content_length(h.value)?);
+                    }
+                    if h.name.eq_ignore_ascii_case("host") {
+                        if host.is_some() {
+                            return Err(dup("Host"));
+                        }
+                        host = Some(String::from_utf8_lossy(h.value).trim().to_owned());
+                    }
+                    if h.name.eq_ignore_ascii_case("content-type") {
+                        if content_type.is_some() {
+                            return Err(dup("Content-Type"));
+                        }
+                        content_type = Some(String::from_utf8_lossy(h.value).trim().to_owned());
+                    }
+                    if h.name.eq_ignore_ascii_case("authorization") {
+                        if authorization.is_some() {
+                            return Err(dup("Authorization"));
+                        }
+                        authorization = Some(h.value.to_vec());
                     }
                 }
+                let content_length = content_length.unwrap_or(0);
                 return Ok(Request {
                     method: method.to_owned(),
                     path: path.to_owned(),
@@ -143,6 +185,10 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
                     expect_continue,
                     rest: buf[len..].to_vec(),
                     body: Vec::new(),
+                    body_read: false,
+                    host,
+                    content_type,
+                    authorization,
                 });
             }
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_large()),
@@ -150,6 +196,18 @@ pub fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Request, Respon
             Err(_) => return Err(error(400, "INVALID_INPUT", "not an HTTP/1.1 request")),
         }
     }
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces inside).
+fn parse_content_length(v: &[u8]) -> Result<usize, Response> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(error(400, "INVALID_INPUT", "Content-Length is not a number"));
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| error(400, "INVALID_INPUT", "Content-Length is not a number"))
 }
 
 /// The body (`Content-Length` bytes, at most `max`) before `deadline`.
@@ -171,6 +229,7 @@ pub fn read_body(s: &mut TcpStream, req: &mut Request, max: usize, deadline: Ins
     }
     body.truncate(req.content_length);
     req.body = body;
+    req.body_read = true;
     Ok(())
 }
 
@@ -183,7 +242,11 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         422 => "Unprocessable Content",
         423 => "Locked",
         429 => "Too Many Requests",
@@ -212,17 +275,35 @@ pub fn write_response(s: &mut TcpStream, r: &Response) {
     let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(&r.body)).and_then(|()| s.flush());
 }
 
-/// Close after the answer: end our side, then read (and drop) what the
-/// client still sends for a moment, so that an unread body does not turn
-/// the close into a reset that loses the answer.
-pub fn close(mut s: TcpStream) {
+/// The most a close drains of what the client still sends.
+const DRAIN_MAX: usize = 64 * 1024;
+/// The longest a close drains (and never past the request's deadline).
+const DRAIN_TIME: Duration = Duration::from_millis(200);
+
+/// Close after the answer: end our side; then, only when the client's body
+/// was left unread (`drain`), read and drop what it still sends for a moment
+/// (at most [`DRAIN_TIME`], never past `deadline`, at most [`DRAIN_MAX`]
+/// bytes), so that the unread body does not turn the close into a reset that
+/// loses the answer. A client trickling bytes cannot keep the connection
+/// (and its slot) past that.
+pub fn close(mut s: TcpStream, drain: bool, deadline: Instant) {
     let _ = s.shutdown(Shutdown::Write);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if !drain {
+        return;
+    }
+    let end = deadline.min(Instant::now() + DRAIN_TIME);
     let mut sink = [0u8; 4096];
-    let mut left = 1usize << 20;
+    let mut left = DRAIN_MAX;
     while left > 0 {
+        let wait = end.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            break;
+        }
+        let _ = s.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
         match s.read(&mut sink) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break,
             Ok(n) => left = left.saturating_sub(n),
         }
     }
@@ -236,8 +317,12 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Exactly two hex digits (`from_str_radix` alone takes `+f`).
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -245,4 +330,66 @@ pub fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// `raw` sent to a fresh server socket: what `read_head` makes of it.
+    fn head_of(raw: &[u8]) -> Result<Request, Response> {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        c.write_all(raw).expect("write");
+        let (mut s, _) = l.accept().expect("accept");
+        read_head(&mut s, Instant::now() + Duration::from_secs(2))
+    }
+
+    fn status(r: Result<Request, Response>) -> u16 {
+        r.map(|_| 200).unwrap_or_else(|e| e.status)
+    }
+
+    #[test]
+    fn content_length_must_be_one_plain_number() {
+        let ok = head_of(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(ok.as_ref().map(|r| r.content_length).ok(), Some(5));
+        // Smuggling shapes: two values (the last won), a sign, junk.
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\n")), 400);
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")), 400);
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n")), 400);
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n")), 400);
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n")), 400);
+        assert_eq!(status(head_of(b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")), 400);
+    }
+
+    #[test]
+    fn percent_escapes_are_two_hex_digits() {
+        assert_eq!(percent_decode("a%40b%2F").as_deref(), Some("a@b/"));
+        assert_eq!(percent_decode("%+f"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("% f"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn the_close_drains_briefly_and_only_an_unread_body() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut c = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (s, _) = l.accept().expect("accept");
+        // The client trickles a byte every 50 ms forever: the close must not wait for it.
+        let t = std::thread::spawn(move || {
+            for _ in 0..40 {
+                if c.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let t0 = Instant::now();
+        close(s, true, Instant::now() + Duration::from_secs(10));
+        assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+        let _ = t.join();
+    }
 }

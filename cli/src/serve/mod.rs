@@ -6,10 +6,13 @@
 //! connection (a `PortalDb` is not shared). One request per connection
 //! (`Connection: close`); the head and body must arrive within
 //! `--timeout` seconds (408 `REQUEST_TIMEOUT`), bodies are at most 16 KiB
-//! (413 `REQUEST_TOO_LARGE`), each account (or, on routes without one, each
-//! client address, when a request names no known account) has a token
-//! bucket of `--rate-limit N/min` (429
-//! `RATE_LIMITED` with `Retry-After`). Every operation is
+//! (413 `REQUEST_TOO_LARGE`), each client address has a token bucket of
+//! `--rate-limit-per-ip N/min` (taken first, before any parsing or
+//! public-key work) and at most `--max-connections-per-ip` connections, each
+//! account a bucket of `--rate-limit N/min` on host routes (429
+//! `RATE_LIMITED` with `Retry-After`). Host routes need the bearer token of
+//! `--auth-token-file` when there is one (see [`gate`]); phone routes are
+//! authenticated by the protocol. Every operation is
 //! [`crate::service`]'s, so an answer's JSON is what `tessera portal … --json`
 //! prints. One JSON log line per request on stderr: method, route template,
 //! status, code and time, never a body, a query or a path's values.
@@ -33,27 +36,48 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tessera_host::{ErrorCode, LinkRequest, Portal, PortalChange, TesseraError as Error, Timestamp};
+use tessera_core::link::MAX_ACCOUNT_LEN;
+use tessera_host::{ErrorCode, Portal, PortalChange, TesseraError as Error, Timestamp};
 
 /// The largest request body.
 pub const MAX_BODY: usize = 16 * 1024;
 /// Connections answered at once.
 const MAX_CONNECTIONS: usize = 256;
+/// The most rate-limit buckets kept (each limiter); the oldest go first.
+const MAX_BUCKETS: usize = 50_000;
+/// The shortest bearer token accepted.
+const MIN_TOKEN_LEN: usize = 16;
 
-/// One connection counted in `active` while this lives (a thread that
-/// panicked too).
-struct Counted(Arc<AtomicUsize>);
+/// Connections open per client address.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted in `active` and in its address's count while
+/// this lives (a thread that panicked too).
+struct Counted {
+    active: Arc<AtomicUsize>,
+    per_ip: PerIp,
+    ip: IpAddr,
+}
 
 impl Counted {
-    fn new(active: &Arc<AtomicUsize>) -> Self {
+    fn new(active: &Arc<AtomicUsize>, per_ip: &PerIp, ip: IpAddr) -> Self {
         active.fetch_add(1, Ordering::SeqCst);
-        Counted(Arc::clone(active))
+        *per_ip.lock().unwrap_or_else(|p| p.into_inner()).entry(ip).or_insert(0) += 1;
+        Counted { active: Arc::clone(active), per_ip: Arc::clone(per_ip), ip }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+        drop(m);
+        self.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -71,9 +95,21 @@ pub struct ServeArgs {
     /// else SQLite in --dir).
     #[arg(long)]
     db: Option<String>,
-    /// Requests per minute and account (or client address), e.g. `120/min`.
+    /// Requests per minute and account on host routes, e.g. `120/min`.
     #[arg(long, default_value = "120/min")]
     rate_limit: String,
+    /// Requests per minute and client address, every route (charged before
+    /// any parsing or public-key work).
+    #[arg(long, default_value = "600/min")]
+    rate_limit_per_ip: String,
+    /// Connections open at once from one client address.
+    #[arg(long, default_value_t = 32)]
+    max_connections_per_ip: usize,
+    /// A file holding the bearer token host routes require (at least 16
+    /// characters; also `TESSERA_SERVE_TOKEN`). Needed to listen on a
+    /// non-loopback address; turns the demo page off.
+    #[arg(long)]
+    auth_token_file: Option<PathBuf>,
     /// Seconds a request's head and body may take to arrive.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -111,25 +147,43 @@ fn parse_rate(s: &str) -> Result<(f64, f64), Error> {
     Ok((f64::from(n) / per, f64::from(n)))
 }
 
-/// Token buckets, one per key (an account, or a client address).
+/// Token buckets, one per key (an account, or a client address), kept
+/// under a keyed hash of the key (a client-chosen name is never stored),
+/// at most `cap` of them.
 #[derive(Debug)]
 struct RateLimiter {
     per_sec: f64,
     burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    hasher: std::collections::hash_map::RandomState,
+    cap: usize,
+    buckets: Mutex<HashMap<u64, (f64, Instant)>>,
 }
 
 impl RateLimiter {
+    fn new((per_sec, burst): (f64, f64), cap: usize) -> Self {
+        RateLimiter { per_sec, burst, hasher: Default::default(), cap, buckets: Mutex::new(HashMap::new()) }
+    }
+
     /// `Ok` and one token taken, or the seconds until the next one.
     fn take(&self, key: &str) -> Result<(), u64> {
+        use std::hash::BuildHasher as _;
+        let key = self.hasher.hash_one(key);
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if b.len() > 100_000 {
+        if b.len() >= self.cap && !b.contains_key(&key) {
             // Full buckets hold nothing a new one would not.
             let (per_sec, burst) = (self.per_sec, self.burst);
             b.retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * per_sec < burst);
+            if b.len() >= self.cap {
+                // Still full: drop the oldest tenth.
+                let mut ats: Vec<Instant> = b.values().map(|(_, at)| *at).collect();
+                let cut = ats.len() / 10;
+                let (_, nth, _) = ats.select_nth_unstable(cut);
+                let cut = *nth;
+                b.retain(|_, (_, at)| *at > cut);
+            }
         }
-        let (tokens, at) = b.entry(key.to_owned()).or_insert((self.burst, now));
+        let (tokens, at) = b.entry(key).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -198,15 +252,35 @@ impl Pool {
 }
 
 /// What every connection's thread shares.
-#[derive(Debug)]
 struct Shared {
     dir: PathBuf,
+    /// The store's URL (may hold a password: never printed).
     db: Option<String>,
     portal: Arc<Portal>,
+    /// Per account, host routes only (authenticated requests).
     limiter: RateLimiter,
+    /// Per client address, every route, before anything else.
+    peer_limiter: RateLimiter,
     timeout: Duration,
     demo_page: bool,
+    /// The bearer token of host routes (`None`: loopback only, open).
+    token: Option<zeroize::Zeroizing<Vec<u8>>>,
     pool: Pool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("dir", &self.dir)
+            .field("db", &self.db.as_ref().map(|_| "<redacted>"))
+            .field("limiter", &self.limiter)
+            .field("peer_limiter", &self.peer_limiter)
+            .field("timeout", &self.timeout)
+            .field("demo_page", &self.demo_page)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One request's worker: the shared settings and the store connection it
@@ -214,9 +288,6 @@ struct Shared {
 struct Worker {
     shared: Arc<Shared>,
     db: Option<PortalDb>,
-    /// A link request opened to find its account (rate limit): the handler
-    /// uses it instead of paying for its public-key work twice.
-    opened: Option<Arc<LinkRequest>>,
 }
 
 impl Drop for Worker {
@@ -334,8 +405,42 @@ pub fn status_of(code: ErrorCode) -> u16 {
     }
 }
 
+/// A store URL's password out of a message (`scheme://user:pass@host`).
+fn redact(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut rest = detail;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("<redacted>");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn failure(f: Failure) -> Response {
-    let mut body = json!({"error": {"code": f.error.code().as_str(), "message": f.error.detail()}});
+    let code = f.error.code();
+    // The store's and the server's own troubles stay in the log: their
+    // details (SQL errors, states, conflicts) tell a client nothing it needs.
+    let message = match code {
+        ErrorCode::Storage | ErrorCode::Internal | ErrorCode::StateCorrupt => {
+            log(json!({"ts": unix_ms(), "msg": "failure", "code": code.as_str(), "detail": redact(f.error.detail())}));
+            match code {
+                ErrorCode::Storage => "the store is not available; try again later",
+                _ => "internal error",
+            }
+        }
+        _ => f.error.detail(),
+    };
+    let mut body = json!({"error": {"code": code.as_str(), "message": message}});
     if let Some(details) = f.json {
         body["details"] = details;
     }
@@ -464,11 +569,7 @@ fn new_device_offer(w: &mut Worker, req: &Request, p: &[String]) -> Response {
 
 fn link_request(w: &mut Worker, req: &Request, _: &[String]) -> Response {
     let b: RequestBody = body_or_fail!(req);
-    match w.opened.take() {
-        // Opened by the rate limiter from this very body.
-        Some(opened) => reply(200, w.op(|cx| service::link_accept_opened(cx, opened))),
-        None => reply(200, w.op(|cx| service::link_accept(cx, &b.request))),
-    }
+    reply(200, w.op(|cx| service::link_accept(cx, &b.request)))
 }
 
 fn pending_links(w: &mut Worker, _: &Request, p: &[String]) -> Response {
@@ -597,55 +698,122 @@ fn route(method: &str, path: &str) -> Result<(usize, Vec<String>), Response> {
     })
 }
 
-/// The rate-limit key of a request: the account it acts on — from the path,
-/// or else from the row it names (a challenge, a pending link) or the offer
-/// or device its request text names — and only when none is known (a
-/// malformed request, the events outbox, a QR code) the client's address.
-/// A portal in front of the service forwards every phone's request from
-/// its one address: its accounts still have a bucket each.
-fn limit_key(w: &mut Worker, template: &str, params: &[String], req: &Request, peer: Option<IpAddr>) -> Option<String> {
-    if !template.starts_with("/v1/") {
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The health check and the demo page.
+    Open,
+    /// What a phone sends: authenticated by the protocol itself (a signed
+    /// request or answer), never by the bearer token.
+    Phone,
+    /// The portal's own actions: the bearer token when one is configured.
+    Host,
+}
+
+fn access_of(template: &str) -> Access {
+    match template {
+        "/health" | "/" | "/app.js" => Access::Open,
+        "/v1/link-requests" | "/v1/status-requests" | "/v1/challenges/{challenge}/answer" => Access::Phone,
+        _ => Access::Host,
+    }
+}
+
+/// A `Host` header naming this machine: `localhost`, a 127.x address or
+/// `[::1]`, any port.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((ip, port))
+                if port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                return ip.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `Authorization: Bearer <token>` with the configured token (constant time).
+fn bearer_ok(req: &Request, token: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let Some(h) = req.authorization.as_deref() else { return false };
+    let h = h.trim_ascii();
+    if h.len() < 7 || !h[..7].eq_ignore_ascii_case(b"bearer ") {
+        return false;
+    }
+    bool::from(h[7..].trim_ascii().ct_eq(token))
+}
+
+/// What a request must pass before its body is read or any work is done,
+/// in this order: the `Host` (tokenless servers: against DNS rebinding), the
+/// client address's bucket, the bearer token (host routes), the account's
+/// length, the `Content-Type` (every POST and PATCH, and a DELETE with a
+/// body: `application/json`, against cross-site form posts).
+fn gate(
+    shared: &Shared,
+    req: &Request,
+    template: &str,
+    params: &[String],
+    peer: Option<IpAddr>,
+) -> Result<(), Response> {
+    if shared.token.is_none() && req.host.as_deref().is_some_and(|h| !loopback_host(h)) {
+        return Err(service_error(421, "FORBIDDEN_HOST", "this server answers only to a loopback Host (localhost)"));
+    }
+    let peer_key = peer.map(|p| p.to_string()).unwrap_or_default();
+    if let Err(wait) = shared.peer_limiter.take(&peer_key) {
+        return Err(service_error(429, "RATE_LIMITED", "too many requests; try again later")
+            .with_header("Retry-After", wait.to_string()));
+    }
+    let access = access_of(template);
+    if access == Access::Host {
+        if let Some(token) = &shared.token {
+            if !bearer_ok(req, token) {
+                return Err(service_error(401, "UNAUTHENTICATED", "this route needs Authorization: Bearer <token>")
+                    .with_header("WWW-Authenticate", "Bearer".to_owned()));
+            }
+        }
+    }
+    if template.starts_with("/v1/accounts/{account}") && params.first().is_some_and(|a| a.len() > MAX_ACCOUNT_LEN) {
+        return Err(service_error(400, "INVALID_INPUT", "the account is too long"));
+    }
+    let needs_json = matches!(req.method.as_str(), "POST" | "PATCH") || (req.method == "DELETE" && req.body_unread());
+    if needs_json && !req.is_json() {
+        return Err(service_error(415, "UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json"));
+    }
+    Ok(())
+}
+
+/// The account bucket a host request is charged to: the account it acts
+/// on — from the path, or from the row it names (a challenge, a pending
+/// link). Phone routes are charged to no account: their account is only
+/// known from text that is not authenticated yet (charging it would let
+/// anyone drain a victim's bucket); the client address's bucket and the
+/// protocol's own counters (lockout after wrong answers) bound them.
+fn limit_key(w: &mut Worker, template: &str, params: &[String]) -> Option<String> {
+    if access_of(template) != Access::Host {
         return None;
     }
     let account = if template.starts_with("/v1/accounts/{account}") {
         params.first().cloned()
     } else {
-        account_named(w, template, params, req).ok().flatten()
+        account_named(w, template, params).ok().flatten()
     };
-    Some(match account {
-        Some(a) => format!("account:{a}"),
-        None => format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
-    })
+    account.map(|a| format!("account:{a}"))
 }
 
-/// The account a request without one in its path acts on, when known.
-fn account_named(w: &mut Worker, template: &str, params: &[String], req: &Request) -> Result<Option<String>, Error> {
-    let text =
-        || serde_json::from_slice::<Value>(&req.body).ok().and_then(|b| b["request"].as_str().map(str::to_owned));
-    let portal = Arc::clone(&w.shared.portal);
+/// The account a host request without one in its path acts on, when known.
+fn account_named(w: &mut Worker, template: &str, params: &[String]) -> Result<Option<String>, Error> {
     match template {
-        "/v1/challenges/{challenge}" | "/v1/challenges/{challenge}/answer" => {
-            Ok(w.store()?.read(|c| read::challenge(c, &params[0]))?.map(|r| r.account))
-        }
+        "/v1/challenges/{challenge}" => Ok(w.store()?.read(|c| read::challenge(c, &params[0]))?.map(|r| r.account)),
         "/v1/devices/{device}/link-challenges" | "/v1/devices/{device}/vouch" => {
             Ok(w.store()?.read(|c| read::pending(c, &params[0]))?.map(|p| p.account))
-        }
-        "/v1/link-requests" => {
-            let Some(request) = text() else { return Ok(None) };
-            let opened = portal.open_link_request(request)?;
-            let offer_id = opened.offer_id();
-            w.opened = Some(opened);
-            Ok(w.store()?.read(|c| read::offer(c, &offer_id))?.map(|o| o.account))
-        }
-        "/v1/status-requests" => {
-            let Some(request) = text() else { return Ok(None) };
-            let device = portal.status_request_device(request)?;
-            w.store()?.read(|c| {
-                Ok(match read::device(c, &device)? {
-                    Some(d) => Some(d.account),
-                    None => read::pending(c, &device)?.map(|p| p.account),
-                })
-            })
         }
         _ => Ok(None),
     }
@@ -663,12 +831,15 @@ fn log(line: Value) {
 
 /// Answer one connection (on its own thread).
 fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
-    let mut w = Worker { shared, db: None, opened: None };
+    let mut w = Worker { shared, db: None };
     let w = &mut w;
     let start = Instant::now();
-    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let peer = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
     let shared = Arc::clone(&w.shared);
-    let (method, template, response) = match http::read_head(&mut stream, start + shared.timeout) {
+    let deadline = start + shared.timeout;
+    // Drain on close only what the client announced and we left unread.
+    let mut drain = true;
+    let (method, template, response) = match http::read_head(&mut stream, deadline) {
         Err(r) => ("-".to_owned(), "-".to_owned(), r),
         Ok(mut req) => {
             let method = req.method.clone();
@@ -676,10 +847,12 @@ fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
                 Err(r) => ("-".to_owned(), r),
                 Ok((i, params)) => {
                     let (_, template, handler) = ROUTES[i];
-                    let response = match http::read_body(&mut stream, &mut req, MAX_BODY, start + shared.timeout) {
+                    let read = gate(&shared, &req, template, &params, peer)
+                        .and_then(|()| http::read_body(&mut stream, &mut req, MAX_BODY, deadline));
+                    let response = match read {
                         Err(r) => r,
                         Ok(()) => guarded(w, |w| {
-                            let limited = limit_key(w, template, &params, &req, peer).map(|k| shared.limiter.take(&k));
+                            let limited = limit_key(w, template, &params).map(|k| shared.limiter.take(&k));
                             match limited {
                                 Some(Err(wait)) => {
                                     service_error(429, "RATE_LIMITED", "too many requests; try again later")
@@ -692,6 +865,7 @@ fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
                     (template.to_owned(), response)
                 }
             };
+            drain = req.body_unread();
             (method, template, response)
         }
     };
@@ -701,7 +875,7 @@ fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream) {
     http::write_response(&mut stream, &response);
     log(json!({"ts": unix_ms(), "method": method, "route": template, "status": status, "code": code,
                "ms": start.elapsed().as_millis() as u64}));
-    http::close(stream);
+    http::close(stream, drain, deadline);
 }
 
 /// Run a handler; a panic is a 500 `INTERNAL` (logged without its message,
@@ -717,11 +891,67 @@ fn guarded(w: &mut Worker, f: impl FnOnce(&mut Worker) -> Response) -> Response 
     }
 }
 
+/// A connection over its address's limit: a 503 if the socket takes it at
+/// once, then closed (never waits on the client).
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let body = json!({"error": {"code": "TOO_MANY_CONNECTIONS", "message": "too many connections from this address"}})
+        .to_string();
+    let _ = std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\nRetry-After: 1\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    log(json!({"ts": unix_ms(), "msg": "refused", "code": "TOO_MANY_CONNECTIONS"}));
+}
+
+/// The bearer token: `--auth-token-file` or `TESSERA_SERVE_TOKEN`, trimmed,
+/// at least [`MIN_TOKEN_LEN`] characters.
+fn read_token(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, Error> {
+    let (raw, from) = match file {
+        Some(f) => {
+            let raw = std::fs::read(f)
+                .map_err(|e| cli_err(ErrorCode::InvalidInput, format!("--auth-token-file {}: {e}", f.display())))?;
+            (zeroize::Zeroizing::new(raw), "--auth-token-file")
+        }
+        None => match std::env::var("TESSERA_SERVE_TOKEN") {
+            Ok(v) => (zeroize::Zeroizing::new(v.into_bytes()), "TESSERA_SERVE_TOKEN"),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = raw.trim_ascii();
+    if token.len() < MIN_TOKEN_LEN || !token.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(cli_err(
+            ErrorCode::InvalidInput,
+            format!("{from}: the token must be at least {MIN_TOKEN_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(zeroize::Zeroizing::new(token.to_vec())))
+}
+
 pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     if a.db.is_none() {
         a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty());
     }
     let rate = parse_rate(&a.rate_limit)?;
+    let peer_rate = parse_rate(&a.rate_limit_per_ip).map_err(|_| {
+        cli_err(ErrorCode::InvalidInput, "--rate-limit-per-ip must be N/min (or N/s, N/h), N at least 1")
+    })?;
+    if a.max_connections_per_ip == 0 {
+        return Err(cli_err(ErrorCode::InvalidInput, "--max-connections-per-ip must be at least 1"));
+    }
+    let token = read_token(a.auth_token_file.as_deref())?;
+    if token.is_some() && a.demo_page {
+        return Err(cli_err(
+            ErrorCode::InvalidInput,
+            "--demo-page cannot be served with a bearer token (the page cannot hold it safely)",
+        ));
+    }
     if a.workers == 0 || a.workers > 64 {
         return Err(cli_err(ErrorCode::InvalidInput, "--workers must be 1 to 64"));
     }
@@ -734,14 +964,26 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     let io = |e: std::io::Error| cli_err(ErrorCode::InvalidInput, format!("--listen {}: {e}", a.listen));
     let listener = TcpListener::bind(&a.listen).map_err(io)?;
     let addr: SocketAddr = listener.local_addr().map_err(io)?;
-    let demo_page = !a.no_demo_page && (a.demo_page || addr.ip().is_loopback());
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(cli_err(
+            ErrorCode::InvalidInput,
+            format!(
+                "--listen {addr} is not a loopback address: host routes need a bearer token there \
+                 (--auth-token-file PATH, or TESSERA_SERVE_TOKEN)"
+            ),
+        ));
+    }
+    let demo_page = token.is_none() && !a.no_demo_page && (a.demo_page || addr.ip().is_loopback());
+    let open_host_routes = token.is_none();
     let shared = Arc::new(Shared {
         dir: a.dir.clone(),
         db: a.db.clone(),
         portal,
-        limiter: RateLimiter { per_sec: rate.0, burst: rate.1, buckets: Mutex::new(HashMap::new()) },
+        limiter: RateLimiter::new(rate, MAX_BUCKETS),
+        peer_limiter: RateLimiter::new(peer_rate, MAX_BUCKETS),
         timeout: Duration::from_secs(a.timeout),
         demo_page,
+        token,
         pool: Pool { state: Mutex::new((vec![db], 1)), freed: Condvar::new(), size: a.workers },
     });
 
@@ -759,22 +1001,33 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     listener.set_nonblocking(true).map_err(io)?;
     out!("listening on http://{addr}");
     log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
-               "demo_page": demo_page}));
+               "demo_page": demo_page, "bearer_token": !open_host_routes}));
+    if open_host_routes {
+        log(json!({"ts": unix_ms(), "msg": "warning: no bearer token (--auth-token-file): host routes are open \
+                   to every process on this machine"}));
+    }
     // A thread per connection, at most MAX_CONNECTIONS at once (the others
     // wait in the listen backlog): a slow client holds its thread until
     // --timeout, and a store connection only while its handler runs.
     let active = Arc::new(AtomicUsize::new(0));
+    let per_ip: PerIp = Arc::new(Mutex::new(HashMap::new()));
     while !stop.load(Ordering::Relaxed) {
         if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         match listener.accept() {
-            Ok((stream, _)) => {
+            Ok((stream, from)) => {
                 if stream.set_nonblocking(false).is_err() {
                     continue;
                 }
-                let counted = Counted::new(&active);
+                let ip = from.ip().to_canonical();
+                let open = per_ip.lock().unwrap_or_else(|p| p.into_inner()).get(&ip).copied().unwrap_or(0);
+                if open >= a.max_connections_per_ip {
+                    refuse(stream);
+                    continue;
+                }
+                let counted = Counted::new(&active, &per_ip, ip);
                 let shared = Arc::clone(&shared);
                 let spawned = std::thread::Builder::new().spawn(move || {
                     let _counted = counted;
@@ -850,7 +1103,17 @@ mod tests {
             assert!((400..600).contains(&status_of(*c)), "{c}");
         }
         let doc = include_str!("../../../docs/openapi.yaml");
-        for c in ["NOT_FOUND", "METHOD_NOT_ALLOWED", "REQUEST_TOO_LARGE", "REQUEST_TIMEOUT", "RATE_LIMITED"] {
+        for c in [
+            "NOT_FOUND",
+            "METHOD_NOT_ALLOWED",
+            "REQUEST_TOO_LARGE",
+            "REQUEST_TIMEOUT",
+            "RATE_LIMITED",
+            "UNAUTHENTICATED",
+            "UNSUPPORTED_MEDIA_TYPE",
+            "FORBIDDEN_HOST",
+            "TOO_MANY_CONNECTIONS",
+        ] {
             assert!(ErrorCode::parse(c).is_none(), "{c} is a protocol code");
             assert!(doc.contains(c), "{c} is not documented");
         }
@@ -875,7 +1138,7 @@ mod tests {
     fn rates_and_buckets() {
         assert_eq!(parse_rate("60/min").ok(), Some((1.0, 60.0)));
         assert!(parse_rate("0/min").is_err() && parse_rate("10").is_err() && parse_rate("x/min").is_err());
-        let l = RateLimiter { per_sec: 1.0 / 60.0, burst: 2.0, buckets: Mutex::new(HashMap::new()) };
+        let l = RateLimiter::new((1.0 / 60.0, 2.0), 100);
         assert_eq!((l.take("a"), l.take("a")), (Ok(()), Ok(())));
         let wait = l.take("a").err().unwrap_or_default();
         assert!((59..=60).contains(&wait), "{wait}");
@@ -890,17 +1153,70 @@ mod tests {
             dir,
             db: None,
             portal,
-            limiter: RateLimiter { per_sec: 1.0, burst: 1.0, buckets: Mutex::new(HashMap::new()) },
+            limiter: RateLimiter::new((1.0, 1.0), 10),
+            peer_limiter: RateLimiter::new((1.0, 1.0), 10),
             timeout: Duration::from_secs(1),
             demo_page: false,
+            token: None,
             pool: Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), size: 1 },
         });
-        let mut w = Worker { shared, db: None, opened: None };
+        let mut w = Worker { shared, db: None };
         #[allow(clippy::panic)]
         let r = guarded(&mut w, |_| panic!("a secret 123456 must not be shown"));
         assert_eq!((r.status, r.code.as_deref()), (500, Some("INTERNAL")));
         assert!(!String::from_utf8_lossy(&r.body).contains("123456"));
         let r = guarded(&mut w, |_| not_found());
         assert_eq!(r.status, 404);
+    }
+
+    #[test]
+    fn buckets_are_capped_and_keyed_by_a_hash() {
+        let l = RateLimiter::new((1.0 / 60.0, 1.0), 100);
+        // A flood of client-chosen names: the map stays bounded.
+        for i in 0..1000 {
+            let _ = l.take(&format!("account:{}{i}", "x".repeat(1000)));
+        }
+        assert!(l.buckets.lock().map(|b| b.len()).unwrap_or(usize::MAX) <= 100);
+        assert_eq!(l.take("fresh"), Ok(()));
+        assert!(l.take("fresh").is_err());
+    }
+
+    #[test]
+    fn hosts_tokens_and_redaction() {
+        for h in ["localhost", "localhost:8080", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8080", "LOCALHOST:9"] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in ["evil.example", "evil.example:80", "10.0.0.1:80", "[::2]:80", "localhost.evil.example", "[::1]x", ""]
+        {
+            assert!(!loopback_host(h), "{h}");
+        }
+        assert_eq!(redact("connect postgres://u:hunter2@db/x failed"), "connect postgres://<redacted>@db/x failed");
+        assert_eq!(redact("no url here"), "no url here");
+        let shared = Shared {
+            dir: PathBuf::from("/p"),
+            db: Some("postgres://u:hunter2@db/x".into()),
+            portal: Arc::new(Portal::generate("t".into()).expect("a portal")),
+            limiter: RateLimiter::new((1.0, 1.0), 10),
+            peer_limiter: RateLimiter::new((1.0, 1.0), 10),
+            timeout: Duration::from_secs(1),
+            demo_page: false,
+            token: Some(zeroize::Zeroizing::new(b"0123456789abcdefXYZ".to_vec())),
+            pool: Pool { state: Mutex::new((Vec::new(), 0)), freed: Condvar::new(), size: 1 },
+        };
+        let shown = format!("{shared:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("XYZ"), "{shown}");
+    }
+
+    #[test]
+    fn storage_and_internal_details_stay_in_the_log() {
+        let f: Failure = cli_err(ErrorCode::Storage, "database error: SQLSTATE 40001 could not serialize").into();
+        let r = failure(f);
+        let body = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 503);
+        assert!(!body.contains("SQLSTATE") && !body.contains("database") && !body.contains("serialize"), "{body}");
+        let r = failure(cli_err(ErrorCode::Internal, "conflict on row 7").into());
+        assert!(!String::from_utf8_lossy(&r.body).contains("row 7"));
+        let r = failure(cli_err(ErrorCode::DeviceUnknown, "no device d1").into());
+        assert!(String::from_utf8_lossy(&r.body).contains("no device d1"));
     }
 }
