@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use tessera_host::{ErrorCode, TesseraError};
 
 mod activation_cmd;
+mod bench;
 mod demo;
 mod device_cmd;
 mod http_client;
@@ -95,6 +96,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The portal as an HTTP JSON service (docs/openapi.yaml), with a demo page.
     Serve(serve::ServeArgs),
+    /// Load benchmark: N `tessera serve` processes on SQLite or PostgreSQL,
+    /// link accepts and TOTP verifications from concurrent clients.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         Command::Token(c) => token_cmd::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
