@@ -110,7 +110,17 @@ fn start_server(portal: &Path, db: &str, log: &Path) -> Result<Server, Error> {
     let mut child = Command::new(exe)
         .args(["serve", "--dir"])
         .arg(portal)
-        .args(["--listen", "127.0.0.1:0", "--db", db, "--rate-limit", "100000000/min", "--no-demo-page"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--rate-limit",
+            "100000000/min",
+            "--rate-limit-per-ip",
+            "100000000/min",
+            "--no-demo-page",
+        ])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).map_err(io_err("server log"))?)
         .spawn()

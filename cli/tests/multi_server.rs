@@ -39,7 +39,19 @@ struct Server {
 impl Server {
     fn start(dir: &Path, db: &str, log: &Path) -> Server {
         let mut child = tessera_cmd()
-            .args(["serve", "--dir", s(dir), "--listen", "127.0.0.1:0", "--db", db, "--rate-limit", "100000/min"])
+            .args([
+                "serve",
+                "--dir",
+                s(dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                db,
+                "--rate-limit",
+                "100000/min",
+                "--rate-limit-per-ip",
+                "1000000/min",
+            ])
             .args(["--workers", "4"])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).unwrap())
