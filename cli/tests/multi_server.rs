@@ -11,15 +11,15 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fails, ok, tessera_cmd};
+use common::{fails, ok};
 
 const PASSCODE: &str = "480215";
 const SERVERS: usize = 4;
@@ -38,30 +38,21 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, db: &str, log: &Path) -> Server {
-        let mut child = tessera_cmd()
-            .args([
-                "serve",
-                "--dir",
-                s(dir),
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                db,
-                "--rate-limit",
-                "100000/min",
-                "--rate-limit-per-ip",
-                "1000000/min",
-            ])
-            .args(["--workers", "4"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
-        let addr = url.strip_prefix("http://").unwrap().to_owned();
+        let args = [
+            "--dir",
+            s(dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--rate-limit",
+            "100000/min",
+            "--rate-limit-per-ip",
+            "1000000/min",
+            "--workers",
+            "4",
+        ];
+        let (child, url, addr) = common::spawn_serve(&args, log);
         Server { child, addr, url }
     }
 }

@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const PASSCODE: &str = "480215";
@@ -37,18 +37,9 @@ impl Server {
 
     fn start_on(dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let log = dir.with_extension("serve.log");
-        let mut child = tessera_cmd()
-            .args(["serve", "--dir", dir.to_str().unwrap(), "--listen", listen])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
-        let addr = url.strip_prefix("http://").unwrap().to_owned();
+        let mut args = vec!["--dir", dir.to_str().unwrap(), "--listen", listen];
+        args.extend_from_slice(extra);
+        let (child, url, addr) = common::spawn_serve(&args, &log);
         Server { child, url, addr, log, token: None }
     }
 

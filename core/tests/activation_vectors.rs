@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+mod common;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -379,7 +380,7 @@ fn golden() -> Value {
 
 #[test]
 fn activation_vectors_match_golden_file() {
-    provider();
+    common::provider();
     let got = generate();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         // CI checks the golden bytes; it never rewrites them.
@@ -396,7 +397,7 @@ fn activation_vectors_match_golden_file() {
 /// read back.
 #[test]
 fn golden_activation_messages_are_still_readable() {
-    provider();
+    common::provider();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         return; // the other test is rewriting the file
     }
@@ -447,15 +448,5 @@ fn golden_activation_messages_are_still_readable() {
     let mut fake = Token::from_factory(SERIAL, &[0x77; 32]).unwrap();
     for qr in [&v["possession"]["qr_text"], &v["binding"]["qr_text"]] {
         assert_eq!(fake.scan(qr.as_str().unwrap()).unwrap_err().code(), ErrorCode::NotForThisDevice);
-    }
-}
-
-/// The provider these vectors run on: RustCrypto, or the one
-/// `TESSERA_CRYPTO` names (`scripts/test.sh` runs them again with
-/// `TESSERA_CRYPTO=aws-lc`: the same golden bytes from AWS-LC).
-fn provider() {
-    let p = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
-    if let Ok(name) = std::env::var(tessera_crypto_aws_lc::PROVIDER_ENV) {
-        assert_eq!(p.name(), tessera_crypto_aws_lc::by_name(&name).unwrap().name());
     }
 }

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+mod common;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -248,7 +249,7 @@ fn golden() -> Value {
 
 #[test]
 fn challenge_vectors_match_golden_file() {
-    provider();
+    common::provider();
     let got = generate();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         // CI checks the golden bytes; it never rewrites them.
@@ -265,7 +266,7 @@ fn challenge_vectors_match_golden_file() {
 /// (from its seed) checks the golden signed answer.
 #[test]
 fn golden_challenges_are_still_readable() {
-    provider();
+    common::provider();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         return; // the other test is rewriting the file
     }
@@ -332,14 +333,4 @@ fn issued(portal: &Portal, name: &str) -> (ChallengeRecord, DeviceRecord) {
         }
     }
     panic!("no challenge {name}")
-}
-
-/// The provider these vectors run on: RustCrypto, or the one
-/// `TESSERA_CRYPTO` names (`scripts/test.sh` runs them again with
-/// `TESSERA_CRYPTO=aws-lc`: the same golden bytes from AWS-LC).
-fn provider() {
-    let p = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
-    if let Ok(name) = std::env::var(tessera_crypto_aws_lc::PROVIDER_ENV) {
-        assert_eq!(p.name(), tessera_crypto_aws_lc::by_name(&name).unwrap().name());
-    }
 }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+mod common;
 use serde_json::{json, Value};
 use tessera_core::crypto::SeededRandom;
 use tessera_core::encoding::{hex_decode, hex_encode};
@@ -75,7 +76,7 @@ fn path() -> std::path::PathBuf {
 
 #[test]
 fn link_vectors_match_golden_file() {
-    provider();
+    common::provider();
     let got = generate();
     if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
         // CI checks the golden bytes; it never rewrites them.
@@ -88,7 +89,7 @@ fn link_vectors_match_golden_file() {
 
 #[test]
 fn golden_messages_are_still_readable() {
-    provider();
+    common::provider();
     // Consumers of the golden bytes (as the bindings do): the device finishes
     // from the sealed pending link and the golden answer.
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path()).unwrap()).unwrap();
@@ -106,14 +107,4 @@ fn golden_messages_are_still_readable() {
     let portal = Portal::from_secret(&hex_decode(&s("portal_secret_hex")).unwrap(), &s("portal_name")).unwrap();
     let opened = portal.open_link_request(&s("request")).unwrap();
     assert_eq!(opened.offer_id(), s("offer_id"));
-}
-
-/// The provider these vectors run on: RustCrypto, or the one
-/// `TESSERA_CRYPTO` names (`scripts/test.sh` runs them again with
-/// `TESSERA_CRYPTO=aws-lc`: the same golden bytes from AWS-LC).
-fn provider() {
-    let p = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
-    if let Ok(name) = std::env::var(tessera_crypto_aws_lc::PROVIDER_ENV) {
-        assert_eq!(p.name(), tessera_crypto_aws_lc::by_name(&name).unwrap().name());
-    }
 }

@@ -40,3 +40,23 @@ pub fn tmp(suite: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// Start `tessera serve` with `args` (stderr to `log`) and read the URL of
+/// its first stdout line (`listening on http://ADDR`): the child, the URL
+/// and `ADDR`.
+#[allow(dead_code)] // not every test binary starts servers
+pub fn spawn_serve(args: &[&str], log: &std::path::Path) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = tessera_cmd()
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
+    let addr = url.strip_prefix("http://").unwrap().to_owned();
+    (child, url, addr)
+}
