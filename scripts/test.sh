@@ -37,9 +37,11 @@ suite() {
 suite "rust tests" cargo test --workspace --all-targets
 # The same golden vectors and scenario files on the AWS-LC provider (the
 # run above used RustCrypto for them; the CLI runner uses AWS-LC).
+# (--workspace: the same features as the run above, so nothing rebuilds;
+# `scenarios` is both the Rust host runner and the CLI's.)
 on_aws_lc() {
-  TESSERA_CRYPTO=aws-lc cargo test -q -p tessera-core --test link_vectors --test challenge_vectors \
-    --test activation_vectors && TESSERA_CRYPTO=aws-lc cargo test -q -p tessera-host --test scenarios
+  TESSERA_CRYPTO=aws-lc cargo test -q --workspace --test link_vectors --test challenge_vectors \
+    --test activation_vectors --test scenarios
 }
 suite "vectors + scenario files on AWS-LC" on_aws_lc
 suite "rust doc tests" cargo test --workspace --doc
