@@ -893,6 +893,25 @@ fn guarded(w: &mut Worker, f: impl FnOnce(&mut Worker) -> Response) -> Response 
 
 /// A connection over its address's limit: a 503 if the socket takes it at
 /// once, then closed (never waits on the client).
+/// A thread that waits for `stop` and then connects to `addr` once, so that
+/// a blocking `accept` returns and sees the flag.
+fn wake_on_stop(stop: Arc<AtomicBool>, addr: SocketAddr) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut target = addr;
+        if target.ip().is_unspecified() {
+            // Listening on every address: the loopback one of its family.
+            target.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+    })
+}
+
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_nonblocking(true);
     let body = json!({"error": {"code": "TOO_MANY_CONNECTIONS", "message": "too many connections from this address"}})
@@ -998,7 +1017,10 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
         log(json!({"ts": unix_ms(), "msg": "panic", "at": at}));
     }));
 
-    listener.set_nonblocking(true).map_err(io)?;
+    // Accept blocks (a new connection is taken at once: a polling loop
+    // added up to its period to every request's latency); a watcher wakes
+    // it with a connection of its own when a signal asks to stop.
+    let waker = wake_on_stop(Arc::clone(&stop), addr);
     out!("listening on http://{addr}");
     log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
                "demo_page": demo_page, "bearer_token": !open_host_routes}));
@@ -1017,10 +1039,8 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
             continue;
         }
         match listener.accept() {
+            Ok(_) if stop.load(Ordering::Relaxed) => break,
             Ok((stream, from)) => {
-                if stream.set_nonblocking(false).is_err() {
-                    continue;
-                }
                 let ip = from.ip().to_canonical();
                 let open = per_ip.lock().unwrap_or_else(|p| p.into_inner()).get(&ip).copied().unwrap_or(0);
                 if open >= a.max_connections_per_ip {
@@ -1037,7 +1057,6 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
                     log(json!({"ts": unix_ms(), "msg": "no thread for a connection", "error": e.to_string()}));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 log(json!({"ts": unix_ms(), "msg": "accept failed", "error": e.to_string()}));
@@ -1048,6 +1067,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     // Stop accepting; every accepted connection is still answered (each
     // within --timeout for its request and the store's own time).
     drop(listener);
+    let _ = waker.join();
     log(json!({"ts": unix_ms(), "msg": "shutting down", "in_flight": active.load(Ordering::SeqCst)}));
     while active.load(Ordering::SeqCst) > 0 {
         std::thread::sleep(Duration::from_millis(10));
