@@ -16,6 +16,13 @@ cd "$root"
 
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 
+# CI builds once from scratch: incremental caches would only take disk
+# (about a quarter of target/). Free disk is printed before and after.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+disk() { printf '[disk] %s: %s free; target/ %s\n' "$1" "$(df -h --output=avail . | tail -1 | tr -d ' ')" \
+  "$(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1)"; }
+disk start
+
 # A throw-away PostgreSQL (127.0.0.1 only, data in a temporary directory)
 # for the store's conformance suite and simulation; stopped on exit.
 trap 'bash scripts/pg.sh stop' EXIT
@@ -61,6 +68,7 @@ suite "js + browser" bash bindings-wasm/test.sh
 suite "serve demo page (headless Chromium)" bash scripts/serve-web-test.sh
 
 echo
+disk end
 if [ "$failed" -gt 0 ]; then echo "failed suites: ${failures[*]}"; fi
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
