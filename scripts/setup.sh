@@ -27,6 +27,11 @@ for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
   rustup target list --installed | grep -qx "$t" || { log "rustup target add $t"; rustup target add "$t"; }
 done
 
+# 2b. The MSRV toolchain (workspace rust-version), for scripts/msrv.sh:
+#     rustc and cargo only.
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -1)
+rustup toolchain list | grep -q "^$MSRV" || { log "rustup toolchain install $MSRV"; rustup toolchain install "$MSRV" --profile minimal; }
+
 # 3. wasm-bindgen CLI, pinned to the library version.
 WBG_VERSION=0.2.130
 if ! "$CACHE/cargo/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WBG_VERSION"; then

@@ -46,9 +46,10 @@ suite "rust tests" cargo test --workspace --all-targets
 # run above used RustCrypto for them; the CLI runner uses AWS-LC).
 # (--workspace: the same features as the run above, so nothing rebuilds;
 # `scenarios` is both the Rust host runner and the CLI's.)
+# (core_vectors: tessera-crypto-aws-lc compiles the core's vector tests with
+# AWS-LC installed; the core itself does not depend on AWS-LC.)
 on_aws_lc() {
-  TESSERA_CRYPTO=aws-lc cargo test -q --workspace --test link_vectors --test challenge_vectors \
-    --test activation_vectors --test scenarios
+  TESSERA_CRYPTO=aws-lc cargo test -q --workspace --test core_vectors --test scenarios
 }
 suite "vectors + scenario files on AWS-LC" on_aws_lc
 suite "rust doc tests" cargo test --workspace --doc
@@ -60,6 +61,9 @@ no_std_builds() {
 }
 suite "core no_std + token firmware (thumbv7em-none-eabihf)" no_std_builds
 suite "core wasm32" cargo build -p tessera-core --target wasm32-unknown-unknown
+# crates.io: tessera-core packed, unpacked and tested on its own; the
+# minimum supported Rust version declared and built with.
+suite "crate packages + MSRV" bash -c 'bash scripts/package-check.sh && bash scripts/msrv.sh'
 suite "protocol re-derivation (python)" python3 scripts/rederive_vectors.py
 suite "kotlin" bash bindings-kotlin/test.sh
 suite "swift" bash bindings-swift/test.sh

@@ -6,7 +6,7 @@ use tessera_core::ErrorCode;
 
 #[test]
 fn errors_md_lists_every_code_in_order() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ERRORS.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ERRORS.md")).unwrap();
     let listed: Vec<&str> =
         doc.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Every file of `fuzz/corpus/<target>`, sorted, with its contents.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(target);
     let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -25,7 +25,7 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-#[path = "../../fuzz/harness.rs"]
+#[path = "fuzz/harness.rs"]
 mod harness;
 use harness::{activation_messages, challenge_messages, decoder, link_messages, ocra_suite, otpauth_uri, Verdict};
 use tessera_core::ErrorCode;

@@ -335,7 +335,7 @@ mod tests {
     use alloc::string::ToString;
 
     fn vector(key: &str) -> String {
-        let v: serde_json::Value = serde_json::from_str(include_str!("../../../vectors/link.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(include_str!("../../vectors/link.json")).unwrap();
         v[key].as_str().unwrap().to_string()
     }
 

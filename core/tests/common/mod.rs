@@ -1,12 +1,12 @@
 //! Shared by the vector tests.
 #![allow(clippy::unwrap_used)]
 
-/// The provider the vectors run on: RustCrypto, or the one `TESSERA_CRYPTO`
-/// names (`scripts/test.sh` runs them again with `TESSERA_CRYPTO=aws-lc`:
-/// the same golden bytes from AWS-LC).
+/// Called first by every vector test: installs the provider the vectors run
+/// on. Each test crate that compiles these files defines `install_provider`
+/// at its root: here it keeps RustCrypto (the default; the core has no
+/// dependency on any other provider, so the published crate's tests run
+/// as they are), and `tessera-crypto-aws-lc`'s test `core_vectors` includes
+/// the same files with AWS-LC installed: the same golden bytes from both.
 pub fn provider() {
-    let p = tessera_crypto_aws_lc::install_from_env(&tessera_core::provider::RUST_CRYPTO).unwrap();
-    if let Ok(name) = std::env::var(tessera_crypto_aws_lc::PROVIDER_ENV) {
-        assert_eq!(p.name(), tessera_crypto_aws_lc::by_name(&name).unwrap().name());
-    }
+    crate::install_provider();
 }

@@ -1,0 +1,133 @@
+//! Flow 1 then flow 4 in one process: a portal links a phone by QR code,
+//! then the phone approves a payment (a typed code, then a signed answer).
+//! A real portal sends the strings over the network and keeps the records in
+//! a database (`tessera-store` does both); here `Store` is a map that
+//! applies every outcome's writes as the host contract says: all or nothing,
+//! each a compare-and-set on (kind, key, version).
+//!
+//!     cargo run -p tessera-core --example link_and_approve
+
+use std::collections::BTreeMap;
+
+use tessera_core::challenge::{Amount, Approval, ChallengeSettings, Transaction};
+use tessera_core::host::{Outcome, Write};
+use tessera_core::link::{self, DeviceKeyUse, DeviceRecord, DeviceState, PasscodePolicy, Portal, UserFactor};
+use tessera_core::{Error, ErrorCode};
+
+/// Randomness from the operating system (the core has none of its own).
+fn os_random(dest: &mut [u8]) {
+    getrandom::fill(dest).expect("the operating system's random source failed");
+}
+
+/// The portal's records, keyed by kind and key, each with its version.
+#[derive(Default)]
+struct Store {
+    rows: BTreeMap<(String, String), Write>,
+}
+
+impl Store {
+    fn row_key(w: &Write) -> (String, String) {
+        let kind = format!("{w:?}").split('(').next().unwrap_or_default().to_string();
+        (kind, w.key().to_string())
+    }
+
+    /// Applies `outcome`'s writes atomically, then returns its result. A
+    /// version that moved means another server decided first: a real host
+    /// reads again and calls the core again.
+    fn apply<T>(&mut self, outcome: Outcome<T>) -> Result<T, Error> {
+        for w in &outcome.writes {
+            let stored = self.rows.get(&Self::row_key(w)).map(Write::version);
+            assert_eq!(stored, w.expected_version(), "compare-and-set conflict on {:?}", Self::row_key(w));
+        }
+        for w in outcome.writes {
+            self.rows.insert(Self::row_key(&w), w);
+        }
+        for event in &outcome.events {
+            println!("  portal event (after commit): {event:?}");
+        }
+        outcome.result
+    }
+
+    fn device(&self, id: &str) -> DeviceRecord {
+        match self.rows.get(&("Device".to_string(), id.to_string())) {
+            Some(Write::Device(d)) => d.clone(),
+            _ => panic!("no device {id}"),
+        }
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let rng = &mut os_random;
+    let now = 1_767_225_600; // unix seconds; a real host reads its clock
+    let mut store = Store::default();
+    let portal = Portal::generate("Example Bank", rng)?; // once; its secret lives in the portal's key store
+
+    // 1. The logged-in computer shows a single-use QR code.
+    let offer = portal.create_offer("anna", PasscodePolicy::default(), 300, now, rng)?;
+    store.apply(Outcome { writes: vec![Write::Offer(offer.record.clone())], events: vec![], result: Ok(()) })?;
+    println!("QR on the computer: {}", offer.qr_text);
+
+    // 2. The phone scans it, chooses a name and a passcode, and sends its request.
+    let scanned = link::scan_link_qr(&offer.qr_text, now + 5)?;
+    let start = link::start_link(&scanned, "Anna's phone", "493817", false, false, now + 5, rng)?;
+    let storage_key = {
+        let mut k = [0u8; 32]; // an app wraps this with the Keystore / Keychain (docs/STORAGE_KEYS.md)
+        os_random(&mut k);
+        k
+    };
+
+    // 3. The portal accepts it (the host looks the offer up and whether the key was seen).
+    let opened = portal.open_link_request(&start.request)?;
+    let accepted = opened.accept(&portal, Some(&offer.record), DeviceKeyUse::Fresh, now + 6);
+    let answer = accepted.answer.clone();
+    store.apply(accepted.outcome)?;
+
+    // 4. The phone reads the answer and shows the check code; the user types it on the computer.
+    let linked = link::finish_link(start.pending, &answer, &storage_key, rng)?;
+    println!("check code shown on the phone: {}", linked.check_code);
+    let pending = match store.rows.get(&("PendingLink".to_string(), opened.device_id().to_string())) {
+        Some(Write::PendingLink(p)) => p.clone(),
+        _ => panic!("the accept stored a pending link"),
+    };
+    let wrong = store.apply(portal.confirm_link(&pending, "000000", now + 20)).unwrap_err();
+    println!("a mistyped check code: error[{}] (counted)", wrong.code());
+    let pending = match store.rows.get(&("PendingLink".to_string(), opened.device_id().to_string())) {
+        Some(Write::PendingLink(p)) => p.clone(),
+        _ => unreachable!(),
+    };
+    let device = store.apply(portal.confirm_link(&pending, &linked.check_code, now + 25))?;
+    println!("linked device {} ({})", device.device_id, device.name);
+
+    // 5. A payment: the portal shows a challenge QR code only this phone can read.
+    let payment = Approval::Transaction(Transaction {
+        amount: Amount::parse("125.50")?,
+        currency: "EUR".into(),
+        payee: "ACME Energy Ltd".into(),
+        text: vec!["Invoice 2026-118".into()],
+    });
+    let settings = ChallengeSettings { digits: 8, ttl: 300 };
+    let challenge = portal.create_challenge(&[device.clone()], payment, settings, now + 60, rng)?;
+    store.apply(Outcome { writes: vec![Write::Challenge(challenge.record.clone())], events: vec![], result: Ok(()) })?;
+
+    let phone = DeviceState::open(&storage_key, &linked.state)?;
+    let seen = phone.read_challenge(&challenge.qr_text, now + 65)?;
+    println!("the phone shows: {:?}", seen.approval);
+    let code = phone.answer_code(&seen, UserFactor::Passcode("493817"))?;
+    println!("code typed into the portal: {code}");
+    let ok = store.apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 80))?;
+    println!("approved by {}", ok.device_id);
+    let replay = store
+        .apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 81))
+        .unwrap_err();
+    assert_ne!(replay.code(), ErrorCode::InvalidInput);
+    println!("the same code again: error[{}]", replay.code());
+
+    // 6. The same, with a signed answer the app sends itself (nothing typed).
+    let second = portal.create_challenge(&[store.device(&device.device_id)], Approval::Login, settings, now + 120, rng)?;
+    store.apply(Outcome { writes: vec![Write::Challenge(second.record.clone())], events: vec![], result: Ok(()) })?;
+    let seen = phone.read_challenge(&second.qr_text, now + 125)?;
+    let signed = phone.answer_signed(&seen, UserFactor::Passcode("493817"), &storage_key, rng)?;
+    store.apply(portal.verify_answer(&second.record, &[store.device(&device.device_id)], &signed.answer, now + 130))?;
+    println!("login approved by a signed answer; signed counter now {:?}", store.device(&device.device_id).signed_counter);
+    Ok(())
+}

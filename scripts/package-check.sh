@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The crates as crates.io would get them:
+#   1. `cargo package -p tessera-core` (cargo builds the packed crate), then
+#      the crate is unpacked into a temporary directory, outside the
+#      workspace, and its own tests run there (`cargo test --release`:
+#      golden vectors, property tests, fuzz corpora, examples, doc tests):
+#      everything they read must be inside the package;
+#   2. the file list of the package: vectors, licences and examples inside,
+#      no build output;
+#   3. every other publishable crate packs (`--no-verify`: their builds are
+#      the workspace's own tests), and the unpublished ones refuse to.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { printf '\033[1m[package]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[package]\033[0m %s\n' "$*" >&2; exit 1; }
+
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+CRATE="$TARGET_DIR/package/tessera-core-$VERSION.crate"
+
+log "cargo package -p tessera-core"
+cargo package --locked -q -p tessera-core
+[ -f "$CRATE" ] || die "no $CRATE"
+
+files=$(tar tzf "$CRATE" | sed "s|^tessera-core-$VERSION/||")
+for f in Cargo.toml Cargo.lock README.md LICENSE-APACHE LICENSE-MIT docs/ERRORS.md \
+    vectors/link.json vectors/challenge.json vectors/activation.json vectors/otp.json \
+    tests/fuzz/harness.rs tests/link_vectors.rs examples/otp_verifier.rs examples/link_and_approve.rs; do
+  grep -qx "$f" <<<"$files" || die "the package lacks $f"
+done
+if grep -E '^(target/|vectors/scenarios/)|\.orig\.|~$' <<<"$files" | grep -v '^Cargo.toml.orig$'; then
+  die "the package holds files it should not (above)"
+fi
+log "$(wc -l <<<"$files") files, $(wc -c < "$CRATE") bytes packed"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tar xzf "$CRATE" -C "$work"
+log "cargo test --release in the unpacked crate ($work)"
+# Its own target directory (the packed manifest has no workspace profiles,
+# so nothing would be shared anyway); offline: every dependency is already
+# in cargo's cache from the workspace build, locked by the packed Cargo.lock.
+(cd "$work/tessera-core-$VERSION" &&
+  CARGO_TARGET_DIR="$TARGET_DIR/package-test" cargo test --release --locked --offline -q 2>&1 | grep -E '^(test result|error|failures|---- )' ) ||
+  die "the packaged crate's tests failed"
+
+log "cargo package --no-verify: the other publishable crates"
+cargo package --locked -q --no-verify -p tessera-crypto-aws-lc -p tessera-host -p tessera-store -p tessera-cli
+for c in tessera-ffi tessera-wasm tessera-benches; do
+  cargo package --locked -q --no-verify -p "$c" >/dev/null 2>&1 && die "$c is packed, but it must not be published"
+  grep -q '^publish = false' "$(cargo metadata --format-version 1 --no-deps |
+    python3 -c "import json,sys; print([p['manifest_path'] for p in json.load(sys.stdin)['packages'] if p['name']=='$c'][0])")" ||
+    die "$c lacks publish = false"
+done
+log "ok"
