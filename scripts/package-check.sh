@@ -3,8 +3,8 @@
 #   1. `cargo package -p tessera-core` (cargo builds the packed crate), then
 #      the crate is unpacked into a temporary directory, outside the
 #      workspace, and its own tests run there (`cargo test --release`:
-#      golden vectors, property tests, fuzz corpora, examples, doc tests):
-#      everything they read must be inside the package;
+#      golden vectors, property tests, fuzz corpora, doc tests), and its
+#      examples run: everything they read must be inside the package;
 #   2. the file list of the package: vectors, licences and examples inside,
 #      no build output;
 #   3. every other publishable crate packs (`--no-verify`: their builds are
@@ -41,9 +41,20 @@ log "cargo test --release in the unpacked crate ($work)"
 # Its own target directory (the packed manifest has no workspace profiles,
 # so nothing would be shared anyway); offline: every dependency is already
 # in cargo's cache from the workspace build, locked by the packed Cargo.lock.
-(cd "$work/tessera-core-$VERSION" &&
-  CARGO_TARGET_DIR="$TARGET_DIR/package-test" cargo test --release --locked --offline -q 2>&1 | grep -E '^(test result|error|failures|---- )' ) ||
-  die "the packaged crate's tests failed"
+if (cd "$work/tessera-core-$VERSION" &&
+    CARGO_TARGET_DIR="$TARGET_DIR/package-test" cargo test --release --locked --offline -q > "$work/test.log" 2>&1); then
+  grep -E '^test result' "$work/test.log" |
+    awk '{p += $4; f += $6; i += $8} END {print "[package] unpacked tessera-core: " NR " test binaries, " p " passed, " f " failed, " i " ignored"}'
+else
+  tail -60 "$work/test.log"; die "the packaged crate's tests failed"
+fi
+
+for ex in otp_verifier link_and_approve; do
+  log "cargo run --example $ex (unpacked crate)"
+  (cd "$work/tessera-core-$VERSION" &&
+    CARGO_TARGET_DIR="$TARGET_DIR/package-test" cargo run --release --locked --offline -q --example "$ex") ||
+    die "example $ex failed"
+done
 
 log "cargo package --no-verify: the other publishable crates"
 cargo package --locked -q --no-verify -p tessera-crypto-aws-lc -p tessera-host -p tessera-store -p tessera-cli

@@ -19,6 +19,7 @@ mod common;
 /// RustCrypto, the default provider (see `common::provider`).
 #[allow(dead_code)] // unused where `tessera-crypto-aws-lc` includes this file
 fn install_provider() {
+    use tessera_core::provider::CryptoProvider;
     assert_eq!(tessera_core::provider::get_default().name(), tessera_core::provider::RUST_CRYPTO.name());
 }
 use serde::Serialize;

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 fn install_provider() {
+    use tessera_core::provider::CryptoProvider;
     // Every test calls this; the first one installs, the rest find it there.
     let _ = tessera_crypto_aws_lc::install();
     assert_eq!(tessera_core::provider::get_default().name(), tessera_crypto_aws_lc::AWS_LC.name());
