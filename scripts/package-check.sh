@@ -34,8 +34,11 @@ if grep -E '^(target/|vectors/scenarios/)|\.orig\.|~$' <<<"$files" | grep -v '^C
 fi
 log "$(wc -l <<<"$files") files, $(wc -c < "$CRATE") bytes packed"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Unpacked at the same place every run: test binaries embed the crate's
+# directory (CARGO_MANIFEST_DIR), and cargo reuses them when the sources'
+# times say nothing changed.
+work="$TARGET_DIR/package-test/unpacked"
+rm -rf "$work"; mkdir -p "$work"
 tar xzf "$CRATE" -C "$work"
 log "cargo test --release in the unpacked crate ($work)"
 # Its own target directory (the packed manifest has no workspace profiles,
