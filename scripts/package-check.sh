@@ -34,12 +34,12 @@ if grep -E '^(target/|vectors/scenarios/)|\.orig\.|~$' <<<"$files" | grep -v '^C
 fi
 log "$(wc -l <<<"$files") files, $(wc -c < "$CRATE") bytes packed"
 
-# Unpacked at the same place every run: test binaries embed the crate's
-# directory (CARGO_MANIFEST_DIR), and cargo reuses them when the sources'
-# times say nothing changed.
+# Unpacked with fresh file times (-m): a .crate stores one fixed time for
+# every file, which would let cargo reuse test binaries built from older
+# sources. So the crate itself is rebuilt each run; its dependencies are not.
 work="$TARGET_DIR/package-test/unpacked"
 rm -rf "$work"; mkdir -p "$work"
-tar xzf "$CRATE" -C "$work"
+tar xzmf "$CRATE" -C "$work"
 log "cargo test --release in the unpacked crate ($work)"
 # Its own target directory (the packed manifest has no workspace profiles,
 # so nothing would be shared anyway); offline: every dependency is already
