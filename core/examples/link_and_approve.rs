@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use tessera_core::challenge::{Amount, Approval, ChallengeSettings, Transaction};
+use tessera_core::challenge::{Amount, Approval, ChallengeRecord, ChallengeSettings, Transaction};
 use tessera_core::host::{Outcome, Write};
 use tessera_core::link::{self, DeviceKeyUse, DeviceRecord, DeviceState, PasscodePolicy, Portal, UserFactor};
-use tessera_core::{Error, ErrorCode};
+use tessera_core::Error;
 
 /// Randomness from the operating system (the core has none of its own).
 fn os_random(dest: &mut [u8]) {
@@ -46,6 +46,13 @@ impl Store {
             println!("  portal event (after commit): {event:?}");
         }
         outcome.result
+    }
+
+    fn challenge(&self, id: &str) -> ChallengeRecord {
+        match self.rows.get(&("Challenge".to_string(), id.to_string())) {
+            Some(Write::Challenge(c)) => c.clone(),
+            _ => panic!("no challenge {id}"),
+        }
     }
 
     fn device(&self, id: &str) -> DeviceRecord {
@@ -111,15 +118,17 @@ fn main() -> Result<(), Error> {
 
     let phone = DeviceState::open(&storage_key, &linked.state)?;
     let seen = phone.read_challenge(&challenge.qr_text, now + 65)?;
-    println!("the phone shows: {:?}", seen.approval);
+    if let Approval::Transaction(t) = &seen.approval {
+        println!("the phone shows: pay {} {} to {} ({})", t.amount, t.currency, t.payee, t.text.join("; "));
+    }
     let code = phone.answer_code(&seen, UserFactor::Passcode("493817"))?;
     println!("code typed into the portal: {code}");
     let ok = store.apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 80))?;
     println!("approved by {}", ok.device_id);
-    let replay = store
-        .apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 81))
-        .unwrap_err();
-    assert_ne!(replay.code(), ErrorCode::InvalidInput);
+    // Every call reads the records afresh: the answered challenge is version 2 now.
+    let answered = store.challenge(&challenge.record.challenge_id);
+    let replay =
+        store.apply(portal.verify_answer(&answered, &[store.device(&device.device_id)], &code, now + 81)).unwrap_err();
     println!("the same code again: error[{}]", replay.code());
 
     // 6. The same, with a signed answer the app sends itself (nothing typed).
