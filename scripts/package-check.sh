@@ -8,7 +8,8 @@
 #   2. the file list of the package: vectors, licences and examples inside,
 #      no build output;
 #   3. every other publishable crate packs (`--no-verify`: their builds are
-#      the workspace's own tests), and the unpublished ones refuse to.
+#      the workspace's own tests), and the unpublished ones say
+#      `publish = false`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf '\033[1m[package]\033[0m %s\n' "$*"; }
@@ -34,11 +35,12 @@ if grep -E '^(target/|vectors/scenarios/)|\.orig\.|~$' <<<"$files" | grep -v '^C
 fi
 log "$(wc -l <<<"$files") files, $(wc -c < "$CRATE") bytes packed"
 
-# Unpacked with fresh file times (-m): a .crate stores one fixed time for
-# every file, which would let cargo reuse test binaries built from older
-# sources. So the crate itself is rebuilt each run; its dependencies are not.
-work="$TARGET_DIR/package-test/unpacked"
-rm -rf "$work"; mkdir -p "$work"
+# Unpacked outside the workspace (so no parent Cargo.toml applies) with
+# fresh file times (-m): a .crate stores one fixed time for every file,
+# which would let cargo reuse test binaries built from older sources. So the
+# crate itself is rebuilt each run; its dependencies are not.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 tar xzmf "$CRATE" -C "$work"
 log "cargo test --release in the unpacked crate ($work)"
 # Its own target directory (the packed manifest has no workspace profiles,
@@ -60,11 +62,17 @@ for ex in otp_verifier link_and_approve; do
 done
 
 log "cargo package --no-verify: the other publishable crates"
-cargo package --locked -q --no-verify -p tessera-crypto-aws-lc -p tessera-host -p tessera-store -p tessera-cli
+cargo package --locked -q --no-verify -p tessera-core -p tessera-crypto-aws-lc -p tessera-host -p tessera-store -p tessera-cli
+# The crates that ship inside other packages (AAR, XCFramework, npm) or only
+# measure: cargo would pack them, so their manifests must say no.
+manifests=$(cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    print(p["name"], p["publish"] == [], sep="\t")')
 for c in tessera-ffi tessera-wasm tessera-benches; do
-  cargo package --locked -q --no-verify -p "$c" >/dev/null 2>&1 && die "$c is packed, but it must not be published"
-  grep -q '^publish = false' "$(cargo metadata --format-version 1 --no-deps |
-    python3 -c "import json,sys; print([p['manifest_path'] for p in json.load(sys.stdin)['packages'] if p['name']=='$c'][0])")" ||
-    die "$c lacks publish = false"
+  grep -qx "$c	True" <<<"$manifests" || die "$c must say publish = false"
+done
+for c in tessera-core tessera-crypto-aws-lc tessera-host tessera-store tessera-cli; do
+  grep -qx "$c	False" <<<"$manifests" || die "$c is meant for crates.io but says publish = false"
 done
 log "ok"
