@@ -7,6 +7,8 @@
 //!
 //!     cargo run -p tessera-core --example link_and_approve
 
+#![allow(clippy::unwrap_used, clippy::panic)] // an example asserts what it shows
+
 use std::collections::BTreeMap;
 
 use tessera_core::challenge::{Amount, Approval, ChallengeRecord, ChallengeSettings, Transaction};
@@ -48,6 +50,13 @@ impl Store {
         outcome.result
     }
 
+    /// A new record the host writes itself (an offer or a challenge the
+    /// core created): an insert, refused if the key exists.
+    fn insert(&mut self, record: Write) {
+        let result: Result<(), Error> = Ok(());
+        self.apply(Outcome { writes: vec![record], events: vec![], result }).expect("a new record");
+    }
+
     fn challenge(&self, id: &str) -> ChallengeRecord {
         match self.rows.get(&("Challenge".to_string(), id.to_string())) {
             Some(Write::Challenge(c)) => c.clone(),
@@ -71,7 +80,7 @@ fn main() -> Result<(), Error> {
 
     // 1. The logged-in computer shows a single-use QR code.
     let offer = portal.create_offer("anna", PasscodePolicy::default(), 300, now, rng)?;
-    store.apply(Outcome { writes: vec![Write::Offer(offer.record.clone())], events: vec![], result: Ok(()) })?;
+    store.insert(Write::Offer(offer.record.clone()));
     println!("QR on the computer: {}", offer.qr_text);
 
     // 2. The phone scans it, chooses a name and a passcode, and sends its request.
@@ -113,8 +122,8 @@ fn main() -> Result<(), Error> {
         text: vec!["Invoice 2026-118".into()],
     });
     let settings = ChallengeSettings { digits: 8, ttl: 300 };
-    let challenge = portal.create_challenge(&[device.clone()], payment, settings, now + 60, rng)?;
-    store.apply(Outcome { writes: vec![Write::Challenge(challenge.record.clone())], events: vec![], result: Ok(()) })?;
+    let challenge = portal.create_challenge(std::slice::from_ref(&device), payment, settings, now + 60, rng)?;
+    store.insert(Write::Challenge(challenge.record.clone()));
 
     let phone = DeviceState::open(&storage_key, &linked.state)?;
     let seen = phone.read_challenge(&challenge.qr_text, now + 65)?;
@@ -123,7 +132,8 @@ fn main() -> Result<(), Error> {
     }
     let code = phone.answer_code(&seen, UserFactor::Passcode("493817"))?;
     println!("code typed into the portal: {code}");
-    let ok = store.apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 80))?;
+    let ok =
+        store.apply(portal.verify_answer(&challenge.record, &[store.device(&device.device_id)], &code, now + 80))?;
     println!("approved by {}", ok.device_id);
     // Every call reads the records afresh: the answered challenge is version 2 now.
     let answered = store.challenge(&challenge.record.challenge_id);
@@ -132,11 +142,15 @@ fn main() -> Result<(), Error> {
     println!("the same code again: error[{}]", replay.code());
 
     // 6. The same, with a signed answer the app sends itself (nothing typed).
-    let second = portal.create_challenge(&[store.device(&device.device_id)], Approval::Login, settings, now + 120, rng)?;
-    store.apply(Outcome { writes: vec![Write::Challenge(second.record.clone())], events: vec![], result: Ok(()) })?;
+    let second =
+        portal.create_challenge(&[store.device(&device.device_id)], Approval::Login, settings, now + 120, rng)?;
+    store.insert(Write::Challenge(second.record.clone()));
     let seen = phone.read_challenge(&second.qr_text, now + 125)?;
     let signed = phone.answer_signed(&seen, UserFactor::Passcode("493817"), &storage_key, rng)?;
     store.apply(portal.verify_answer(&second.record, &[store.device(&device.device_id)], &signed.answer, now + 130))?;
-    println!("login approved by a signed answer; signed counter now {:?}", store.device(&device.device_id).signed_counter);
+    println!(
+        "login approved by a signed answer; signed counter now {:?}",
+        store.device(&device.device_id).signed_counter
+    );
     Ok(())
 }

@@ -5,6 +5,8 @@
 //!
 //!     cargo run -p tessera-core --example otp_verifier
 
+#![allow(clippy::unwrap_used, clippy::panic)] // an example asserts what it shows
+
 use tessera_core::otp::{Algorithm, Hotp, HotpVerifier, OtpState, ThrottlePolicy, Totp, TotpVerifier};
 use tessera_core::ErrorCode;
 

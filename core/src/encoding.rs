@@ -80,7 +80,7 @@ pub fn hex_encode(data: &[u8]) -> String {
 /// Decode hex (either case). Errors carry `code`.
 pub fn hex_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return Err(err(code, "hex string has an odd length"));
     }
     let nib = |c: u8| match c {

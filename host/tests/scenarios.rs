@@ -222,7 +222,7 @@ impl Args<'_> {
 }
 
 fn hex(s: &str) -> Step<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {s:?}"));
     }
     (0..s.len())

@@ -620,7 +620,7 @@ fn racing_servers_never_undo_a_lock_or_finish_twice() {
             }
             let entries: Vec<String> = (0..3)
                 .map(|_| {
-                    let wrong = byte() % 3 == 0;
+                    let wrong = byte().is_multiple_of(3);
                     match (a.step, wrong) {
                         (_, true) => "00000000".into(),
                         (ActivationStep::DeviceCode, false) => device_code.clone(),
