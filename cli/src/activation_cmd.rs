@@ -15,7 +15,7 @@
 use crate::cli_err;
 use crate::portal_cmd::{events_json, load_portal, notify, verdict_json};
 use crate::store::{name_of, read, PortalDb};
-use crate::util::{now_or, render_qr, secs, Common};
+use crate::util::{render_qr, secs, Common};
 use clap::{Args, Subcommand};
 use qrcode::EcLevel;
 use serde_json::json;
@@ -460,7 +460,7 @@ fn settings_json(s: &ActivationSettings) -> Result<serde_json::Value, Error> {
 }
 
 fn open(c: &Common) -> Result<(PortalDb, std::sync::Arc<tessera_host::Portal>), Error> {
-    let db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+    let db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
     Ok((db, portal))
 }
@@ -478,7 +478,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
     match cmd {
         ActivationCommand::ImportDevices { c, file } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let text = read_factory_file(&file)?;
             let ran = db.run(now, |tx| {
                 let serials = tessera_host::factory_file_serials(text.to_string())?;
@@ -546,7 +546,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::Order { c, account, activation_code, serial } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let code = secret_value(activation_code)?;
             let serial = serial.map(|s| s.trim().to_uppercase());
             let (change, order) = db
@@ -592,7 +592,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::ActivationStart { c, user_id, render } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let user_id = typed_user_id(&user_id);
             let (change, u) = db
                 .run(now, |tx| {
@@ -612,7 +612,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::ActivationNext { c, id, input, render } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let input = secret_value(input)?;
             let (change, (u, row)) = db
                 .run(now, |tx| {
@@ -635,7 +635,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::ActivationStatus { c, id, render } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let row = db.read(|tx| read::activation(tx, &id))?.ok_or_else(no_activation)?;
             let u = portal.activation_status(row.clone())?;
             let change = PortalChange::default();
@@ -657,7 +657,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
             }
         }
         ActivationCommand::ActivationSettings { c, s } => {
-            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
             db.identity()?.ok_or_else(|| {
                 cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`")
             })?;
@@ -680,7 +680,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::PasswordCheck { c, account, password } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let password = secret_value(password)?;
             let (change, check) = db
                 .run(now, |tx| {
@@ -693,7 +693,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::CancelActivation { c, account, device } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let (change, dropped) = db
                 .run(now, |tx| {
                     let row = read::device_of(tx, &account, &device)?
@@ -727,7 +727,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::RecoveryCode { c, account, code } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let code = secret_value(code)?;
             let (change, check) = db
                 .run(now, |tx| {

@@ -20,9 +20,9 @@ type Result<T> = std::result::Result<T, TesseraError>;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Unix seconds to start the demo at (default: now).
-    #[arg(long)]
-    now: Option<u64>,
+    /// Time to start the demo at: Unix seconds or RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
     /// Do not draw QR codes.
     #[arg(long)]
     no_qr: bool,
@@ -240,7 +240,7 @@ fn show_qr(no_qr: bool, text: &str) -> Result<()> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let t0 = now_or(args.now).secs();
+    let t0 = now_or(args.now.as_deref())?.secs();
     out!("== Tessera demo (virtual clock starts at unix time {t0})");
 
     out!("\n-- 1. Plain TOTP (RFC 6238): a device shows a code, the portal accepts it once");

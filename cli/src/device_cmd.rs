@@ -9,7 +9,7 @@
 use crate::cli_err;
 use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
-use crate::util::{now_or, secs, Common};
+use crate::util::{secs, Common};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -330,7 +330,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::Scan { c, qr, portal_key } => {
             // Scanning needs no storage: any key will do.
             let device = Device::new(tessera_host::new_storage_key()?)?;
-            let o = device.scan_link_qr(qr, now_or(c.now), pinned(portal_key.as_deref())?)?;
+            let o = device.scan_link_qr(qr, c.now()?, pinned(portal_key.as_deref())?)?;
             let r = &o.passcode_rules;
             if c.json {
                 out!(
@@ -350,7 +350,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key, server } => {
             let ph = phone(&c.dir)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let pin = pinned(portal_key.as_deref())?;
             let portal = ph.device.scan_link_qr(qr.clone(), now, pin.clone())?.portal_name;
             let choices = LinkChoices { device_name: name, passcode, biometrics: biometric };
@@ -427,11 +427,11 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let ph = phone(&c.dir)?;
             let state = ph.state()?;
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
-            out!("{}", ph.device.code(state, unlock, now_or(c.now))?);
+            out!("{}", ph.device.code(state, unlock, c.now()?)?);
         }
         DeviceCommand::Show { c, qr } => {
             let ph = phone(&c.dir)?;
-            let view = ph.device.read_challenge(ph.state()?, qr, now_or(c.now))?;
+            let view = ph.device.read_challenge(ph.state()?, qr, c.now()?)?;
             if c.json {
                 out!("{}", view_json(&view));
             } else {
@@ -440,7 +440,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Answer { c, qr, passcode, biometric, signed, server } => {
             let ph = phone(&c.dir)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
             let (answer, challenge_id) = ph.db.exclusive(|db| {
                 let state = db
@@ -536,7 +536,7 @@ fn finish_link(c: &Common, response: String) -> Result<(), Error> {
 /// with `server` sends it there and reads the answer (`finish_status`).
 fn status_request(c: &Common, server: Option<&str>) -> Result<(), Error> {
     let ph = phone(&c.dir)?;
-    let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
+    let probe = ph.device.status_request(ph.state()?, c.now()?)?;
     let req = probe.request()?;
     ph.db.put(K_PROBE, &probe.sealed()?)?;
     if let Some(server) = server {

@@ -13,7 +13,7 @@ use crate::cli_err;
 use crate::secrets::{self, PORTAL_SECRET_ENV};
 use crate::service::{self, ChallengeOptions, Ctx, OfferOptions, Output};
 use crate::store::PortalDb;
-use crate::util::{now_or, render_qr, Common};
+use crate::util::{render_qr, Common};
 use clap::{Args, Subcommand};
 use qrcode::EcLevel;
 use serde_json::json;
@@ -388,9 +388,9 @@ fn print(c: &Common, result: service::Result<Output>) -> Result<Output, Error> {
 
 /// Open the portal of `c.dir` and run one service operation on it.
 fn with_portal(c: &Common, op: impl FnOnce(&mut Ctx<'_>) -> service::Result<Output>) -> Result<Output, Error> {
-    let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+    let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
-    let mut cx = Ctx { db: &mut db, portal: &portal, now: now_or(c.now), notify };
+    let mut cx = Ctx { db: &mut db, portal: &portal, now: c.now()?, notify };
     print(c, op(&mut cx))
 }
 
@@ -403,7 +403,7 @@ fn render_after(o: &Output, key: &str) -> Result<(), Error> {
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
     match cmd {
         PortalCommand::Init { c, name } => {
-            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), true)?;
+            let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), true)?;
             if db.identity()?.is_some() {
                 return Err(cli_err(ErrorCode::InvalidState, "this directory already holds a portal"));
             }
