@@ -18,6 +18,40 @@ use tessera_host::{
 
 type Result<T> = std::result::Result<T, TesseraError>;
 
+/// `--json`: the narration goes to stderr, and stdout gets one document
+/// at the end: the sections run and the refusals shown.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    static SECTIONS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    static REFUSALS: std::cell::RefCell<Vec<serde_json::Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The narration: stdout, or stderr with `--json`; a `\n-- ` line starts a section.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        if let Some(title) = line.strip_prefix("\n-- ") {
+            SECTIONS.with(|s| s.borrow_mut().push(title.to_owned()));
+        }
+        if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            emit(&line);
+        }
+    }};
+}
+
+/// A line on stdout; a closed pipe ends the program quietly (as `out!`).
+fn emit(line: &str) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Time to start the demo at: Unix seconds or RFC 3339 (default: now).
@@ -26,11 +60,16 @@ pub struct DemoArgs {
     /// Do not draw QR codes.
     #[arg(long)]
     no_qr: bool,
+    /// Machine-readable output: the narration on stderr, then `{"ok",
+    /// "start", "sections", "refusals": [{"what", "code"}]}` on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 fn expect_err<T>(r: Result<T>, code: ErrorCode, what: &str) -> Result<()> {
     match r {
         Err(e) if e.code() == code => {
+            REFUSALS.with(|r| r.borrow_mut().push(serde_json::json!({"what": what, "code": e.code().as_str()})));
             out!("{what:<22}refused: error[{}] {}", e.code(), e.detail());
             Ok(())
         }
@@ -240,7 +279,18 @@ fn show_qr(no_qr: bool, text: &str) -> Result<()> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
+    JSON.store(args.json, std::sync::atomic::Ordering::Relaxed);
     let t0 = now_or(args.now.as_deref())?.secs();
+    run_flows(&args, t0)?;
+    if args.json {
+        let sections = SECTIONS.with(|s| s.borrow().clone());
+        let refusals = REFUSALS.with(|r| r.borrow().clone());
+        emit(&format!("{}", serde_json::json!({"ok": true, "start": t0, "sections": sections, "refusals": refusals})));
+    }
+    Ok(())
+}
+
+fn run_flows(args: &DemoArgs, t0: u64) -> Result<()> {
     out!("== Tessera demo (virtual clock starts at unix time {t0})");
 
     out!("\n-- 1. Plain TOTP (RFC 6238): a device shows a code, the portal accepts it once");

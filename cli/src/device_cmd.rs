@@ -43,7 +43,7 @@ pub enum DeviceCommand {
         /// Device name, e.g. "Anna's Pixel".
         #[arg(long)]
         name: String,
-        /// The secret code the user sets.
+        /// The secret code the user sets (or `-`, `@FILE`, `env:NAME`).
         #[arg(long)]
         passcode: String,
         /// Also unlock with biometrics.
@@ -98,7 +98,7 @@ pub enum DeviceCommand {
     Totp {
         #[command(flatten)]
         c: Common,
-        /// Passcode.
+        /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
         passcode: Option<String>,
         /// Use the biometric secret instead.
@@ -125,7 +125,7 @@ pub enum DeviceCommand {
         /// The scanned challenge QR text.
         #[arg(long)]
         qr: String,
-        /// Passcode.
+        /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
         passcode: Option<String>,
         /// Use the biometric secret instead.
@@ -265,7 +265,8 @@ fn unlock_with(dir: &Path, passcode: Option<String>, biometric: bool) -> Result<
             .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
         Unlock::Biometric { secret: b.to_vec() }
     } else {
-        Unlock::Passcode { passcode: passcode.unwrap_or_default() }
+        let p = crate::input::secret_opt("--passcode", passcode.as_deref())?;
+        Unlock::Passcode { passcode: p.map(|p| p.to_string()).unwrap_or_default() }
     })
 }
 
@@ -353,7 +354,8 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let now = c.now()?;
             let pin = pinned(portal_key.as_deref())?;
             let portal = ph.device.scan_link_qr(qr.clone(), now, pin.clone())?.portal_name;
-            let choices = LinkChoices { device_name: name, passcode, biometrics: biometric };
+            let passcode = crate::input::secret("--passcode", &passcode)?;
+            let choices = LinkChoices { device_name: name, passcode: passcode.to_string(), biometrics: biometric };
             let pending = ph.device.start_link(qr, choices, ph.db.get(K_STATE)?, now, pin)?;
             match pending.biometric_secret().map(Zeroizing::new) {
                 Some(b) => {
@@ -427,7 +429,13 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let ph = phone(&c.dir)?;
             let state = ph.state()?;
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
-            out!("{}", ph.device.code(state, unlock, c.now()?)?);
+            let now = c.now()?;
+            let code = ph.device.code(state, unlock, now)?;
+            if c.json {
+                out!("{}", json!({"code": code, "time": secs(now)}));
+            } else {
+                out!("{code}");
+            }
         }
         DeviceCommand::Show { c, qr } => {
             let ph = phone(&c.dir)?;

@@ -61,14 +61,13 @@ pub fn secret(flag: &str, v: &str) -> Result<Zeroizing<String>, Error> {
         if bytes.len() as u64 > MAX_FILE {
             return Err(bad(flag, v, format_args!("the file is larger than {} KiB", MAX_FILE / 1024)));
         }
-        let text = String::from_utf8(std::mem::take(&mut *bytes))
+        String::from_utf8(std::mem::take(&mut *bytes))
             .map_err(|e| {
                 let mut raw = e.into_bytes();
                 zeroize::Zeroize::zeroize(&mut raw);
                 bad(flag, v, "the file is not UTF-8 text")
             })
-            .map(Zeroizing::new)?;
-        text
+            .map(Zeroizing::new)?
     } else if let Some(name) = v.strip_prefix("env:") {
         match std::env::var(name) {
             Ok(s) => Zeroizing::new(s),

@@ -101,3 +101,22 @@ pub fn failure_json(mut doc: serde_json::Value, e: &TesseraError) -> serde_json:
 pub fn failure_doc_printed() -> bool {
     FAILURE_DOC.load(Ordering::SeqCst)
 }
+
+/// How a command shows the QR code it prints the text of.
+#[derive(Args, Debug, Default)]
+pub struct QrArgs {
+    /// Draw the QR code in the terminal (explicit black on white, with
+    /// its quiet zone: reads on light and dark terminals).
+    #[arg(long)]
+    pub render: bool,
+    /// Write the QR code to FILE: `.svg` or `.png` (owner-only).
+    #[arg(long, value_name = "FILE")]
+    pub qr_out: Option<PathBuf>,
+}
+
+impl QrArgs {
+    /// Write the file (`--qr-out`), then draw it (`--render`).
+    pub fn show(&self, text: &str) -> Result<(), TesseraError> {
+        crate::qr::show(text, self.render, self.qr_out.as_deref())
+    }
+}

@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Never serve the demo page.
     #[arg(long)]
     no_demo_page: bool,
+    /// Machine-readable output: `{"listening": "http://ADDR"}` instead of
+    /// the `listening on` line (the log on stderr is JSON either way).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The store of `dir` (SQLite), or the one `db` names (`sqlite:PATH`,
@@ -954,8 +958,10 @@ fn read_token(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>
 }
 
 pub fn run(mut a: ServeArgs) -> Result<(), Error> {
-    if a.db.is_none() {
-        a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty());
+    match &a.db {
+        // A URL with a password can come from a file or a variable.
+        Some(v) => a.db = Some(crate::input::secret("--db", v)?.to_string()),
+        None => a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty()),
     }
     let rate = parse_rate(&a.rate_limit)?;
     let peer_rate = parse_rate(&a.rate_limit_per_ip).map_err(|_| {
@@ -1021,7 +1027,11 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     // added up to its period to every request's latency); a watcher wakes
     // it with a connection of its own when a signal asks to stop.
     let waker = wake_on_stop(Arc::clone(&stop), addr);
-    out!("listening on http://{addr}");
+    if a.json {
+        out!("{}", json!({ "listening": format!("http://{addr}") }));
+    } else {
+        out!("listening on http://{addr}");
+    }
     log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
                "demo_page": demo_page, "bearer_token": !open_host_routes}));
     if open_host_routes {
