@@ -144,12 +144,6 @@ fn parsed_wants_json(m: &clap::ArgMatches) -> bool {
     matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
 }
 
-/// Error details name CLI flags, not the Rust or API identifiers of the
-/// layers below (tessera-host names the fields of its records).
-pub(crate) fn flag_names(detail: &str) -> String {
-    detail.to_owned()
-}
-
 fn main() -> ExitCode {
     // Before anything is created: every file and directory (SQLite's
     // journals included) is readable by its owner only.
@@ -198,7 +192,7 @@ fn main() -> ExitCode {
 /// "message"}}` on stdout, unless the command printed its own failure
 /// document (which then carries the error).
 fn report(e: &TesseraError, json: bool) {
-    eprintln!("error[{}]: {}", e.code().as_str(), flag_names(e.detail()));
+    eprintln!("error[{}]: {}", e.code().as_str(), e.detail());
     if json && !util::failure_doc_printed() {
         out!("{}", serde_json::json!({ "error": util::error_json(e) }));
     }

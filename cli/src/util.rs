@@ -82,7 +82,7 @@ static FAILURE_DOC: AtomicBool = AtomicBool::new(false);
 
 /// The `"error"` member of `--json` output: `{"code", "message"}`.
 pub fn error_json(e: &TesseraError) -> serde_json::Value {
-    serde_json::json!({"code": e.code().as_str(), "message": crate::flag_names(e.detail())})
+    serde_json::json!({"code": e.code().as_str(), "message": e.detail()})
 }
 
 /// A command's `--json` document for a failure (a verdict, where an
