@@ -60,6 +60,10 @@ pub struct DemoArgs {
     /// Do not draw QR codes.
     #[arg(long)]
     no_qr: bool,
+    /// Also write each QR code to a file: `--qr-out qr.png` writes
+    /// `qr-1.png`, `qr-2.png`, … (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE")]
+    qr_out: Option<std::path::PathBuf>,
     /// Machine-readable output: the narration on stderr, then `{"ok",
     /// "start", "sections", "refusals": [{"what", "code"}]}` on stdout.
     #[arg(long)]
@@ -271,7 +275,21 @@ fn tell(change: &PortalChange) {
     }
 }
 
+/// `--qr-out FILE`: where the demo's QR codes go (numbered, see [`show_qr`]).
+static QR_OUT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+static QR_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Draw a QR code (unless `--no-qr`) and, with `--qr-out DIR/NAME.EXT`,
+/// write it to `DIR/NAME-N.EXT` (N = 1, 2, … in the order shown).
 fn show_qr(no_qr: bool, text: &str) -> Result<()> {
+    if let Some(p) = QR_OUT.get() {
+        let n = QR_COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = p.extension().map(|s| format!(".{}", s.to_string_lossy())).unwrap_or_default();
+        let file = p.with_file_name(format!("{stem}-{n}{ext}"));
+        crate::qr::write_file(&file, text, EcLevel::M)?;
+        out!("{:<22}QR code written to {}", "", file.display());
+    }
     if !no_qr {
         out!("{}", render_qr(text, EcLevel::M)?);
     }
@@ -280,6 +298,16 @@ fn show_qr(no_qr: bool, text: &str) -> Result<()> {
 
 pub fn run(args: DemoArgs) -> Result<()> {
     JSON.store(args.json, std::sync::atomic::Ordering::Relaxed);
+    if let Some(p) = &args.qr_out {
+        let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("svg" | "png")) {
+            return Err(cli_err(
+                ErrorCode::InvalidInput,
+                format!("--qr-out {}: the file name must end in .svg or .png", p.display()),
+            ));
+        }
+        let _ = QR_OUT.set(p.clone());
+    }
     let t0 = now_or(args.now.as_deref())?.secs();
     run_flows(&args, t0)?;
     if args.json {
@@ -312,9 +340,7 @@ fn run_flows(args: &DemoArgs, t0: u64) -> Result<()> {
     db.apply(&offer.change)?;
     out!("{:<22}Anna clicks \"Link a device\"; the portal shows a QR code valid 5 minutes:", "portal");
     out!("{:<22}{}", "", offer.qr_text);
-    if !args.no_qr {
-        out!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
-    }
+    show_qr(args.no_qr, &offer.qr_text)?;
     let phone = Device::new(tessera_host::new_storage_key()?)?;
     let scanned = phone.scan_link_qr(offer.qr_text.clone(), at(t0 + 20), None)?;
     out!("{:<22}\"Link this phone to {}?\" (key {})", "phone app", scanned.portal_name, scanned.portal_fingerprint);

@@ -76,11 +76,12 @@ recovery-code, the URI of `otp uri`, --db): VALUE, or - (one line of stdin), @FI
 or env:NAME (the environment variable NAME), a trailing newline dropped; the last three keep the secret
 out of `ps` and shell history. An unreadable source is error[INVALID_INPUT] naming the option, never the value.
 Times (--now, --time): Unix seconds or RFC 3339 (2026-11-30T12:00:00Z, 2026-11-30T14:00:00+02:00).
-Output: --json prints one JSON document on stdout; on failure it has \"error\": {\"code\", \"message\"}.
-Errors print error[CODE]: message on stderr (codes: docs/ERRORS.md).
+Output: --json prints one JSON document on stdout. Errors print error[CODE]: message on stderr (codes:
+docs/ERRORS.md); with --json a second line follows there: {\"error\": {\"code\", \"message\"}} (and a
+document a command prints on failure, such as a verdict, carries that \"error\" too).
 Exit status: 0 success; 1 an error or a refused code (error[CODE], e.g. OTP_MISMATCH when a typed code
-does not match); 2 a usage error (unknown option, missing value: clap's message; with --json also
-{\"error\": {\"code\": \"USAGE\", …}} on stdout) or a bad TESSERA_CRYPTO.
+does not match); 2 a usage error (unknown option, missing value: clap's message; with --json then
+{\"error\": {\"code\": \"USAGE\", …}} on stderr) or a bad TESSERA_CRYPTO.
 Shell completions: tessera completions bash|zsh|fish|elvish|powershell; manual page: tessera man.";
 
 #[derive(Parser, Debug)]
@@ -188,26 +189,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// `error[CODE]: message` on stderr; with `--json` also `{"error": {"code",
-/// "message"}}` on stdout, unless the command printed its own failure
-/// document (which then carries the error).
+/// `error[CODE]: message` on stderr; with `--json` a second line there,
+/// `{"error": {"code", "message"}}`. Stdout keeps only the command's own
+/// document (a tool reading `--json` output sees no new document on
+/// failure; a failure document such as a verdict carries `"error"` too).
 fn report(e: &TesseraError, json: bool) {
     eprintln!("error[{}]: {}", e.code().as_str(), e.detail());
-    if json && !util::failure_doc_printed() {
-        out!("{}", serde_json::json!({ "error": util::error_json(e) }));
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": util::error_json(e) }));
     }
 }
 
 /// clap's message and exit status (2 for a usage error, 0 for `--help`
-/// and `--version`); with `--json`, a usage error is also `{"error":
-/// {"code": "USAGE", "message"}}` on stdout.
+/// and `--version`); with `--json`, a usage error ends with the line
+/// `{"error": {"code": "USAGE", "message"}}` on stderr.
 fn usage_error(e: clap::Error) -> ExitCode {
-    if e.use_stderr() && argv_wants_json() {
-        let text = e.render().to_string();
-        let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
-        out!("{}", serde_json::json!({"error": {"code": "USAGE", "message": first}}));
+    if !(e.use_stderr() && argv_wants_json()) {
+        e.exit()
     }
-    e.exit()
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+    let _ = e.print();
+    eprintln!("{}", serde_json::json!({"error": {"code": "USAGE", "message": first}}));
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 /// `tessera man [SUBCOMMAND…]`: the manual page, from the clap definitions.

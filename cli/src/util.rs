@@ -3,7 +3,6 @@
 use clap::Args;
 use qrcode::EcLevel;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_host::{TesseraError, Timestamp};
 
 /// The `--now`/`--time` override (Unix seconds or RFC 3339), else the
@@ -36,8 +35,8 @@ pub struct Common {
     /// `…+02:00`); default: the system clock.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
-    /// Machine-readable output: one JSON document on stdout (on failure
-    /// with `"error": {"code", "message"}`).
+    /// Machine-readable output: one JSON document on stdout; an error is
+    /// also `{"error": {"code", "message"}}`, the last line on stderr.
     #[arg(long)]
     pub json: bool,
     /// Portal store (portal commands): `sqlite:PATH` or
@@ -78,8 +77,6 @@ pub fn when(t: u64) -> String {
     format!("{} ({t})", crate::rfc3339::format(t))
 }
 
-static FAILURE_DOC: AtomicBool = AtomicBool::new(false);
-
 /// The `"error"` member of `--json` output: `{"code", "message"}`.
 pub fn error_json(e: &TesseraError) -> serde_json::Value {
     serde_json::json!({"code": e.code().as_str(), "message": e.detail()})
@@ -88,18 +85,11 @@ pub fn error_json(e: &TesseraError) -> serde_json::Value {
 /// A command's `--json` document for a failure (a verdict, where an
 /// activation stands, …) with the error added as `"error": {"code",
 /// "message"}`, unless the document has an `error` of its own already.
-/// `main` then prints no second document.
 pub fn failure_json(mut doc: serde_json::Value, e: &TesseraError) -> serde_json::Value {
-    FAILURE_DOC.store(true, Ordering::SeqCst);
     if let Some(o) = doc.as_object_mut() {
         o.entry("error").or_insert_with(|| error_json(e));
     }
     doc
-}
-
-/// Whether a command printed its own `--json` failure document.
-pub fn failure_doc_printed() -> bool {
-    FAILURE_DOC.load(Ordering::SeqCst)
 }
 
 /// How a command shows the QR code it prints the text of.

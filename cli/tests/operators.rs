@@ -27,6 +27,20 @@ fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The error of a `--json` run: the last line on stderr (after the
+/// `error[CODE]: …` line), with nothing new on stdout.
+fn err_json(o: &Output) -> Value {
+    let err = stderr_of(o);
+    let last = err.trim_end().lines().last().unwrap_or_default().to_owned();
+    let j = json(&last);
+    let code = j["error"]["code"].as_str().unwrap().to_owned();
+    if code != "USAGE" {
+        assert!(err.contains(&format!("error[{code}]: ")), "{err}");
+        assert_eq!(j["error"]["message"].as_str().map(str::is_empty), Some(false), "{err}");
+    }
+    j
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
 }
@@ -237,7 +251,8 @@ fn a_typed_code_exits_0_naming_its_counter_or_step_and_1_otherwise() {
     assert!(stderr_of(&o).contains("the code matches no counter in 5..8"), "{}", stderr_of(&o));
     assert_eq!(stdout_of(&o), "");
     let o = fails(&[&hotp[..], &[code9.as_str(), "--json"]].concat(), "OTP_MISMATCH");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "OTP_MISMATCH");
+    assert_eq!(err_json(&o)["error"]["code"], "OTP_MISMATCH");
+    assert_eq!(stdout_of(&o), "");
     // Without -w only the counter itself.
     assert_eq!(ok(&["otp", "hotp", "--secret-hex", KEY_HEX, "-c", "7", &code7]), "counter 7 (+0)");
     fails(&["otp", "hotp", "--secret-hex", KEY_HEX, "-c", "5", &code7], "OTP_MISMATCH");
@@ -299,7 +314,7 @@ fn times_are_unix_seconds_or_rfc_3339() {
         let o = fails(&["otp", "totp", "--secret-hex", KEY_HEX, "--time", bad], "INVALID_TIME");
         assert!(stderr_of(&o).contains(&format!("--time {bad:?}")), "{}", stderr_of(&o));
         let o = fails(&["otp", "totp", "--secret-hex", KEY_HEX, "--time", bad, "--json"], "INVALID_TIME");
-        assert_eq!(json(&stdout_of(&o))["error"]["code"], "INVALID_TIME");
+        assert_eq!(err_json(&o)["error"]["code"], "INVALID_TIME");
     }
     // Portal and device commands' --now, and the demo's.
     let dir = tmp("ops", "times");
@@ -412,17 +427,21 @@ fn json_output_of_otp_commands_and_their_errors() {
         "--json",
     ]));
     assert_eq!(j["verdict"]["kind"], "accepted");
-    // A plain error: `{"error": {"code", "message"}}` on stdout, the
-    // error[CODE] line on stderr as always.
+    // The refusal's JSON line on stderr too.
+    assert_eq!(err_json(&o)["error"]["code"], "OTP_REPLAYED");
+    // A plain error: the error[CODE] line on stderr as always, then
+    // `{"error": {"code", "message"}}`; nothing on stdout.
     let o = fails(&["otp", "hotp", "--secret", "not base32!", "--counter", "1", "--json"], "INVALID_SECRET");
-    let j = json(&stdout_of(&o));
+    let j = err_json(&o);
     assert_eq!(j["error"]["code"], "INVALID_SECRET");
     assert_eq!(j.as_object().unwrap().len(), 1);
+    assert_eq!(stdout_of(&o), "");
     let o = fails(&["otp", "unlock", "--state", dir.join("none.json").to_str().unwrap(), "--json"], "INVALID_STATE");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "INVALID_STATE");
-    // Without --json, nothing on stdout.
+    assert_eq!(err_json(&o)["error"]["code"], "INVALID_STATE");
+    // Without --json, only the error[CODE] line.
     let o = fails(&["otp", "hotp", "--secret", "not base32!", "--counter", "1"], "INVALID_SECRET");
     assert_eq!(stdout_of(&o), "");
+    assert_eq!(stderr_of(&o).lines().count(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -433,17 +452,19 @@ fn json_output_of_device_portal_demo_serve_and_bench() {
     let (p, d) = (p.to_str().unwrap(), d.to_str().unwrap());
     // An error before anything exists: the document and error[CODE].
     let o = fails(&["portal", "devices", "--dir", p, "--account", "a", "--json"], "STORAGE");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "STORAGE");
+    assert_eq!(err_json(&o)["error"]["code"], "STORAGE");
     let o = fails(&["device", "totp", "--dir", d, "--passcode", "1", "--json"], "DEVICE_NOT_LINKED");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "DEVICE_NOT_LINKED");
+    assert_eq!(err_json(&o)["error"]["code"], "DEVICE_NOT_LINKED");
     let o = fails(&["token", "info", "--dir", d, "--json"], "INVALID_STATE");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "INVALID_STATE");
+    assert_eq!(err_json(&o)["error"]["code"], "INVALID_STATE");
     // A portal refusal: its document carries the verdict and the error.
     ok(&["portal", "init", "--dir", p, "--name", "Example Bank", "--json"]);
     let o = fails(&["portal", "link-confirm", "--dir", p, "--account", "a", "--code", "123456", "--json"], "TOKEN_UNKNOWN");
     let out = stdout_of(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert_eq!(json(&out)["error"]["code"], "TOKEN_UNKNOWN");
+    assert_eq!(json(&out)["verdict"]["code"], "TOKEN_UNKNOWN");
+    assert_eq!(err_json(&o)["error"]["code"], "TOKEN_UNKNOWN");
     // The demo: narration on stderr, one document on stdout.
     let o = run(&["demo", "--no-qr", "--now", "1800000000", "--json"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
@@ -466,7 +487,7 @@ fn json_output_of_device_portal_demo_serve_and_bench() {
     assert!(json(&line)["listening"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{line}");
     // bench refuses bad options the same way.
     let o = fails(&["bench", "--duration", "0s", "--json"], "INVALID_INPUT");
-    assert_eq!(json(&stdout_of(&o))["error"]["code"], "INVALID_INPUT");
+    assert_eq!(err_json(&o)["error"]["code"], "INVALID_INPUT");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -485,7 +506,9 @@ fn usage_errors_exit_2_and_say_so_in_json() {
         assert_eq!(stdout_of(&o), "");
         let o = run(&[args, &["--json"]].concat());
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let j = json(&stdout_of(&o));
+        assert_eq!(stdout_of(&o), "");
+        assert!(stderr_of(&o).starts_with("error: "), "{}", stderr_of(&o));
+        let j = err_json(&o);
         assert_eq!(j["error"]["code"], "USAGE", "{args:?}");
         assert!(!j["error"]["message"].as_str().unwrap().is_empty());
     }
@@ -613,6 +636,17 @@ fn qr_codes_are_written_as_svg_and_png_files() {
     let o = fails(&["otp", "new", "--issuer", "A", "--account", "b", "--qr-out", &path("qr.txt")], "INVALID_INPUT");
     assert!(stderr_of(&o).contains("must end in .svg or .png"));
     fails(&["otp", "new", "--issuer", "A", "--account", "b", "--qr-out", &path("no/such/dir/qr.png")], "STORAGE");
+    // The demo writes each of its QR codes, numbered.
+    let out = ok(&["demo", "--no-qr", "--now", "1800000000", "--qr-out", &path("demo.png")]);
+    let written: Vec<&str> = out.lines().filter_map(|l| l.trim().strip_prefix("QR code written to ")).collect();
+    assert!(written.len() >= 5, "{out}");
+    assert_eq!(written[0], path("demo-1.png"));
+    let first_qr = out.lines().find(|l| l.trim_start().starts_with("TS")).map(str::trim).unwrap();
+    assert_eq!(png_modules(&std::fs::read(path("demo-1.png")).unwrap()), modules(first_qr), "the link offer's QR code");
+    for w in &written {
+        check_png_by_hand(&std::fs::read(w).unwrap());
+    }
+    fails(&["demo", "--no-qr", "--qr-out", &path("demo.gif")], "INVALID_INPUT");
     let _ = std::fs::remove_dir_all(dir);
 }
 
