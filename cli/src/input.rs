@@ -26,7 +26,6 @@ const MAX_FILE: u64 = 64 * 1024;
 
 static STDIN_TAKEN: AtomicBool = AtomicBool::new(false);
 
-
 fn strip_newlines(mut s: Zeroizing<String>) -> Zeroizing<String> {
     let keep = s.trim_end_matches(['\n', '\r']).len();
     s.truncate(keep);

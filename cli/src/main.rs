@@ -129,7 +129,6 @@ enum Command {
     },
 }
 
-
 /// Whether the command line asks for `--json` (read before parsing, for
 /// usage errors): an argument `--json` before any `--`.
 fn argv_wants_json() -> bool {

@@ -7,14 +7,14 @@ use crate::{cli_err, input};
 use clap::{Args, Subcommand};
 use qrcode::EcLevel;
 use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
+use subtle::ConstantTimeEq as _;
 use tessera_core::encoding::{hex_decode, hex_decode_as};
 use tessera_core::otp::Algorithm;
-use subtle::ConstantTimeEq as _;
 use tessera_host::{
     defaults, ErrorCode, OcraParams, OtpAlgorithm, OtpAuthUri, OtpKind, OtpVerifierConfig, OtpVerifierState,
     TesseraError as Error, Timestamp,
 };
+use zeroize::Zeroizing;
 
 #[derive(Subcommand, Debug)]
 pub enum OtpCommand {
@@ -387,7 +387,8 @@ fn hotp_cmd(
     let last = counter
         .checked_add(w)
         .ok_or_else(|| cli_err(ErrorCode::InvalidInput, "--counter plus --window is past the last counter"))?;
-    let at = |c: i64| -> Result<Slot, Error> { Ok(Slot { at: c, code: tessera_host::hotp(key.to_vec(), c, digits, alg)? }) };
+    let at =
+        |c: i64| -> Result<Slot, Error> { Ok(Slot { at: c, code: tessera_host::hotp(key.to_vec(), c, digits, alg)? }) };
     if let Some(typed) = code {
         let typed = typed_code(typed, digits)?;
         for c in counter..=last {
@@ -479,7 +480,11 @@ fn totp_cmd(
         }
         return Err(cli_err(
             ErrorCode::OtpMismatch,
-            format!("the code matches no time step in {}..{} ({w} either side of step {step})", (step - w).max(0), step + w),
+            format!(
+                "the code matches no time step in {}..{} ({w} either side of step {step})",
+                (step - w).max(0),
+                step + w
+            ),
         ));
     }
     let slots = (step..=step.saturating_add(w)).map(at).collect::<Result<Vec<_>, _>>()?;
@@ -545,7 +550,14 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
                 out!("{code}");
             }
         }
-        OtpCommand::New { issuer, account, shape: CodeShape { algorithm: alg, digits, period }, no_qr, qr_out, json } => {
+        OtpCommand::New {
+            issuer,
+            account,
+            shape: CodeShape { algorithm: alg, digits, period },
+            no_qr,
+            qr_out,
+            json,
+        } => {
             let secret = tessera_host::new_otp_secret()?;
             let uri = tessera_host::format_otpauth_uri(OtpAuthUri {
                 kind: OtpKind::Totp { period_seconds: period_or_default(period) },

@@ -105,8 +105,7 @@ pub fn write_file(path: &Path, text: &str, level: EcLevel) -> Result<(), Error> 
             ))
         }
     };
-    crate::secrets::write_private(path, &bytes)
-        .map_err(|e| cli_err(e.code(), format!("--qr-out {}", e.detail())))
+    crate::secrets::write_private(path, &bytes).map_err(|e| cli_err(e.code(), format!("--qr-out {}", e.detail())))
 }
 
 /// What a command does with a QR text it shows: draw it (`--render`)

@@ -480,11 +480,7 @@ fn activation_steps_print_exact_json_and_refusals_leave_the_step() {
     let a = pw("correct horse battery staple");
     assert_eq!(ok(&a.iter().map(String::as_str).collect::<Vec<_>>()), "accepted");
     let a = pw("env:TESSERA_TEST_PASSWORD");
-    let o = tessera_cmd()
-        .args(&a)
-        .env("TESSERA_TEST_PASSWORD", "correct horse battery staple")
-        .output()
-        .unwrap();
+    let o = tessera_cmd().args(&a).env("TESSERA_TEST_PASSWORD", "correct horse battery staple").output().unwrap();
     assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(0), "accepted"), "{}", stderr_of(&o));
     let mut a = pw("wrong horse battery staple");
     a.push("--json".into());

@@ -123,7 +123,8 @@ fn otp_secrets_come_from_stdin_files_and_the_environment() {
     let o = fails(&["otp", "totp", "--secret", &format!("@{}", missing.display())], "INVALID_INPUT");
     assert!(stderr_of(&o).contains(&format!("--secret @{}: cannot read the file", missing.display())), "{o:?}");
     let o = fails(&["otp", "totp", "--secret", "env:OPS_UNSET_VARIABLE"], "INVALID_INPUT");
-    assert!(stderr_of(&o).contains("--secret env:OPS_UNSET_VARIABLE: the environment variable OPS_UNSET_VARIABLE is not set"));
+    assert!(stderr_of(&o)
+        .contains("--secret env:OPS_UNSET_VARIABLE: the environment variable OPS_UNSET_VARIABLE is not set"));
     let o = run_with(&["otp", "totp", "--secret", "-"], "", &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("error[INVALID_INPUT]: --secret -: standard input is empty"), "{o:?}");
@@ -180,13 +181,17 @@ fn passcodes_come_from_stdin_files_and_the_environment() {
     let out = ok(&[&["portal", "challenge", "--dir", p, "--account", "anna", "--qr-out", png][..], &now].concat());
     let (cqr, cid) = out.split_once('\n').unwrap();
     assert_eq!(png_modules(&std::fs::read(png).unwrap()), modules(cqr), "--qr-out of a challenge");
-    let answer =
-        ok_with(&[&["device", "answer", "--dir", d, "--qr", cqr, "--passcode", "-"][..], &now].concat(), "493817\n", &[]);
+    let answer = ok_with(
+        &[&["device", "answer", "--dir", d, "--qr", cqr, "--passcode", "-"][..], &now].concat(),
+        "493817\n",
+        &[],
+    );
     let v = ok(&[&["portal", "verify", "--dir", p, "--challenge", cid, "--answer", &answer][..], &now].concat());
     assert_eq!(v, "accepted");
     // --db from a file (a store URL may hold a password).
     let db_file = write(&dir, "db-url", &format!("sqlite:{p}/portal.db\n"));
-    let j = json(&ok(&["portal", "devices", "--dir", p, "--account", "anna", "--db", &format!("@{db_file}"), "--json"]));
+    let j =
+        json(&ok(&["portal", "devices", "--dir", p, "--account", "anna", "--db", &format!("@{db_file}"), "--json"]));
     assert_eq!(j.as_array().map(Vec::len), Some(1), "{j}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -197,7 +202,10 @@ fn passcodes_come_from_stdin_files_and_the_environment() {
 #[test]
 fn look_around_windows_print_what_oathtool_prints() {
     for (ours, theirs) in [
-        (vec!["otp", "hotp", "--secret-hex", KEY_HEX, "-c", "5", "-w", "3"], vec!["--hotp", "-c", "5", "-w", "3", KEY_HEX]),
+        (
+            vec!["otp", "hotp", "--secret-hex", KEY_HEX, "-c", "5", "-w", "3"],
+            vec!["--hotp", "-c", "5", "-w", "3", KEY_HEX],
+        ),
         (
             vec!["otp", "hotp", "--secret-hex", KEY_HEX, "--counter", "0", "--window", "9", "--digits", "8"],
             vec!["--hotp", "-c", "0", "-w", "9", "-d", "8", KEY_HEX],
@@ -303,14 +311,20 @@ fn show_step_prints_the_step_its_start_and_its_size() {
 fn times_are_unix_seconds_or_rfc_3339() {
     let at = |t: &str| ok(&["otp", "totp", "--secret-hex", KEY_HEX, "--time", t, "--digits", "8"]);
     let unix = at("1800000000");
-    for t in ["2027-01-15T08:00:00Z", "2027-01-15T10:00:00+02:00", "2027-01-15T03:30:00-04:30", "2027-01-15t08:00:00.5z"]
+    for t in
+        ["2027-01-15T08:00:00Z", "2027-01-15T10:00:00+02:00", "2027-01-15T03:30:00-04:30", "2027-01-15t08:00:00.5z"]
     {
         assert_eq!(at(t), unix, "{t}");
     }
     // Leap days: 2028-02-29 exists, 2027-02-29 and 2100-02-29 do not.
     let leap = json(&ok(&["otp", "totp", "--secret-hex", KEY_HEX, "--now", "2028-02-29T23:59:59Z", "--json"]));
-    assert_eq!((leap["time"].as_u64(), leap["time_rfc3339"].as_str()), (Some(1_835_481_599), Some("2028-02-29T23:59:59Z")));
-    for bad in ["2027-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2027-01-15T25:00:00Z", "2027-01-15T08:00:00", "tomorrow"] {
+    assert_eq!(
+        (leap["time"].as_u64(), leap["time_rfc3339"].as_str()),
+        (Some(1_835_481_599), Some("2028-02-29T23:59:59Z"))
+    );
+    for bad in
+        ["2027-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2027-01-15T25:00:00Z", "2027-01-15T08:00:00", "tomorrow"]
+    {
         let o = fails(&["otp", "totp", "--secret-hex", KEY_HEX, "--time", bad], "INVALID_TIME");
         assert!(stderr_of(&o).contains(&format!("--time {bad:?}")), "{}", stderr_of(&o));
         let o = fails(&["otp", "totp", "--secret-hex", KEY_HEX, "--time", bad, "--json"], "INVALID_TIME");
@@ -321,7 +335,17 @@ fn times_are_unix_seconds_or_rfc_3339() {
     let p = dir.join("p");
     let p = p.to_str().unwrap();
     ok(&["portal", "init", "--dir", p, "--name", "Example Bank"]);
-    let j = json(&ok(&["portal", "link-offer", "--dir", p, "--account", "a", "--now", "2027-01-15T09:00:00+01:00", "--json"]));
+    let j = json(&ok(&[
+        "portal",
+        "link-offer",
+        "--dir",
+        p,
+        "--account",
+        "a",
+        "--now",
+        "2027-01-15T09:00:00+01:00",
+        "--json",
+    ]));
     let exp = j["expires_at"].as_u64().unwrap();
     assert!((1_800_000_000..=1_800_000_000 + 900).contains(&exp), "{j}");
     fails(&["portal", "link-offer", "--dir", p, "--account", "a", "--now", "2027-13-01T00:00:00Z"], "INVALID_TIME");
@@ -398,7 +422,10 @@ fn json_output_of_otp_commands_and_their_errors() {
     let out = stdout_of(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
     let j = json(&out);
-    assert_eq!((j["verdict"]["code"].as_str(), j["error"]["code"].as_str()), (Some("OTP_REPLAYED"), Some("OTP_REPLAYED")));
+    assert_eq!(
+        (j["verdict"]["code"].as_str(), j["error"]["code"].as_str()),
+        (Some("OTP_REPLAYED"), Some("OTP_REPLAYED"))
+    );
     assert!(j["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     let j = json(&ok(&["otp", "unlock", "--state", s, "--json"]));
     assert_eq!(j["unlocked"], true);
@@ -459,7 +486,8 @@ fn json_output_of_device_portal_demo_serve_and_bench() {
     assert_eq!(err_json(&o)["error"]["code"], "INVALID_STATE");
     // A portal refusal: its document carries the verdict and the error.
     ok(&["portal", "init", "--dir", p, "--name", "Example Bank", "--json"]);
-    let o = fails(&["portal", "link-confirm", "--dir", p, "--account", "a", "--code", "123456", "--json"], "TOKEN_UNKNOWN");
+    let o =
+        fails(&["portal", "link-confirm", "--dir", p, "--account", "a", "--code", "123456", "--json"], "TOKEN_UNKNOWN");
     let out = stdout_of(&o);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert_eq!(json(&out)["error"]["code"], "TOKEN_UNKNOWN");
@@ -534,7 +562,8 @@ fn error_messages_name_cli_flags() {
     let err = stderr_of(&o);
     assert!(err.contains("--allow-short-secret") && !err.contains("AllowShort"), "{err}");
     let s = dir.join("s.json");
-    let verify = ["otp", "verify-totp", "--secret-hex", KEY_HEX, "--code", "000000", "--new", "--state", s.to_str().unwrap()];
+    let verify =
+        ["otp", "verify-totp", "--secret-hex", KEY_HEX, "--code", "000000", "--new", "--state", s.to_str().unwrap()];
     let o = fails(&[&verify[..], &["--lock-seconds", "0"]].concat(), "INVALID_INPUT");
     assert!(stderr_of(&o).contains("--lock-seconds must be") && !stderr_of(&o).contains("lockSeconds"), "{o:?}");
     let o2 = fails(&[&verify[..], &["--max-failures=-1"]].concat(), "INVALID_INPUT");
@@ -671,7 +700,11 @@ fn terminal_qr_codes_set_both_colours_and_a_quiet_zone() {
         }
     }
     // The quiet zone: the first two lines are white on white.
-    assert!(lines[0].trim_end_matches("\x1b[0m").split('\u{2580}').filter(|c| !c.is_empty()).all(|c| c == "\x1b[38;5;231;48;5;231m"));
+    assert!(lines[0]
+        .trim_end_matches("\x1b[0m")
+        .split('\u{2580}')
+        .filter(|c| !c.is_empty())
+        .all(|c| c == "\x1b[38;5;231;48;5;231m"));
 }
 
 // ---------------------------------------------------------------------------
