@@ -13,6 +13,7 @@
 //! where the activation stands are printed before it).
 
 use crate::cli_err;
+use crate::input::SecretArg;
 use crate::portal_cmd::{events_json, load_portal, notify, verdict_json};
 use crate::store::{name_of, read, PortalDb};
 use crate::util::{failure_json, secs, Common, QrArgs};
@@ -62,7 +63,7 @@ pub enum ActivationCommand {
         account: String,
         /// The activation code the user chose (6 to 32 characters; or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long)]
-        activation_code: String,
+        activation_code: SecretArg,
         /// Send this authenticator (in stock) instead of the oldest one.
         #[arg(long)]
         serial: Option<String>,
@@ -98,7 +99,7 @@ pub enum ActivationCommand {
         id: String,
         /// What the user typed (or `-`: a line of stdin, e.g. a password; `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        input: String,
+        input: SecretArg,
         #[command(flatten)]
         q: QrArgs,
     },
@@ -135,7 +136,7 @@ pub enum ActivationCommand {
         account: String,
         /// The password (or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        password: String,
+        password: SecretArg,
     },
     /// Cancel an activation the user did not make: unlink its
     /// authenticator and drop the password and recovery codes it set while
@@ -159,7 +160,7 @@ pub enum ActivationCommand {
         account: String,
         /// The recovery code (or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        code: String,
+        code: SecretArg,
     },
 }
 
@@ -262,12 +263,6 @@ impl SettingsArgs {
 /// The settings in force (defaults filled in), checked when they are set.
 fn effective(s: &ActivationSettings) -> Result<core_act::ActivationSettings, Error> {
     s.to_core()
-}
-
-/// A secret option's value: itself, `-` (a line of stdin), `@FILE` or
-/// `env:NAME` (not on the command line, where other users' `ps` could see it).
-fn secret_value(flag: &str, v: String) -> Result<Zeroizing<String>, Error> {
-    crate::input::secret(flag, &v)
 }
 
 /// An activation step as the CLI names it (`--json` and text): snake_case.
@@ -532,7 +527,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         ActivationCommand::Order { c, account, activation_code, serial } => {
             let (mut db, portal) = open(&c)?;
             let now = c.now()?;
-            let code = secret_value("--activation-code", activation_code)?;
+            let code = activation_code.read("--activation-code")?;
             let serial = serial.map(|s| s.trim().to_uppercase());
             let (change, order) = db
                 .run(now, |tx| {
@@ -570,7 +565,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                     order.user_id,
                     order.initial_password,
                     order.serial,
-                    secs(order.expires_at),
+                    crate::util::when(secs(order.expires_at)),
                     order.user_id
                 );
             }
@@ -598,7 +593,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         ActivationCommand::ActivationNext { c, id, input, q } => {
             let (mut db, portal) = open(&c)?;
             let now = c.now()?;
-            let input = secret_value("--input", input)?;
+            let input = input.read("--input")?;
             let (change, (u, row)) = db
                 .run(now, |tx| {
                     let row = read::activation(tx, &id)?.ok_or_else(no_activation)?;
@@ -628,9 +623,12 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
             if !c.json {
                 let state = match row.status {
                     ActivationStatus::Open if now >= row.expires_at => {
-                        format!("expired at {} (start again: `tessera portal activation-start`)", secs(row.expires_at))
+                        format!(
+                            "expired at {} (start again: `tessera portal activation-start`)",
+                            crate::util::when(secs(row.expires_at))
+                        )
                     }
-                    ActivationStatus::Open => format!("open until {}", secs(row.expires_at)),
+                    ActivationStatus::Open => format!("open until {}", crate::util::when(secs(row.expires_at))),
                     ActivationStatus::Done => "done".to_owned(),
                     ActivationStatus::LockedOut => "ended by 5 wrong entries".to_owned(),
                     ActivationStatus::Expired => "expired".to_owned(),
@@ -666,7 +664,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         ActivationCommand::PasswordCheck { c, account, password } => {
             let (mut db, portal) = open(&c)?;
             let now = c.now()?;
-            let password = secret_value("--password", password)?;
+            let password = password.read("--password")?;
             let (change, check) = db
                 .run(now, |tx| {
                     let row = read::credentials(tx, &account)?.ok_or_else(|| no_credentials(&account))?;
@@ -713,7 +711,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         ActivationCommand::RecoveryCode { c, account, code } => {
             let (mut db, portal) = open(&c)?;
             let now = c.now()?;
-            let code = secret_value("--code", code)?;
+            let code = code.read("--code")?;
             let (change, check) = db
                 .run(now, |tx| {
                     let row = read::credentials(tx, &account)?.ok_or_else(|| no_credentials(&account))?;

@@ -7,6 +7,7 @@
 //! keeps behind biometrics.
 
 use crate::cli_err;
+use crate::input::SecretArg;
 use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
 use crate::util::{secs, Common};
@@ -45,7 +46,7 @@ pub enum DeviceCommand {
         name: String,
         /// The secret code the user sets (or `-`, `@FILE`, `env:NAME`).
         #[arg(long)]
-        passcode: String,
+        passcode: SecretArg,
         /// Also unlock with biometrics.
         #[arg(long)]
         biometric: bool,
@@ -100,7 +101,7 @@ pub enum DeviceCommand {
         c: Common,
         /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
-        passcode: Option<String>,
+        passcode: Option<SecretArg>,
         /// Use the biometric secret instead.
         #[arg(long)]
         biometric: bool,
@@ -127,7 +128,7 @@ pub enum DeviceCommand {
         qr: String,
         /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
-        passcode: Option<String>,
+        passcode: Option<SecretArg>,
         /// Use the biometric secret instead.
         #[arg(long)]
         biometric: bool,
@@ -259,13 +260,13 @@ fn info_json(i: &LinkedAccount) -> serde_json::Value {
 }
 
 /// The user's factor: the passcode, or the biometric secret (its own file).
-fn unlock_with(dir: &Path, passcode: Option<String>, biometric: bool) -> Result<Unlock, Error> {
+fn unlock_with(dir: &Path, passcode: Option<SecretArg>, biometric: bool) -> Result<Unlock, Error> {
     Ok(if biometric {
         let b = secrets::key_from_file(&bio_path(dir))?
             .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
         Unlock::Biometric { secret: b.to_vec() }
     } else {
-        let p = crate::input::secret_opt("--passcode", passcode.as_deref())?;
+        let p = passcode.map(|p| p.read("--passcode")).transpose()?;
         Unlock::Passcode { passcode: p.map(|p| p.to_string()).unwrap_or_default() }
     })
 }
@@ -354,7 +355,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let now = c.now()?;
             let pin = pinned(portal_key.as_deref())?;
             let portal = ph.device.scan_link_qr(qr.clone(), now, pin.clone())?.portal_name;
-            let passcode = crate::input::secret("--passcode", &passcode)?;
+            let passcode = passcode.read("--passcode")?;
             let choices = LinkChoices { device_name: name, passcode: passcode.to_string(), biometrics: biometric };
             let pending = ph.device.start_link(qr, choices, ph.db.get(K_STATE)?, now, pin)?;
             match pending.biometric_secret().map(Zeroizing::new) {

@@ -87,7 +87,43 @@ pub fn secret(flag: &str, v: &str) -> Result<Zeroizing<String>, Error> {
     Ok(text)
 }
 
-/// [`secret`] for an optional option.
-pub fn secret_opt(flag: &str, v: Option<&str>) -> Result<Option<Zeroizing<String>>, Error> {
-    v.map(|v| secret(flag, v)).transpose()
+/// A secret option's value as typed (`VALUE`, `-`, `@FILE`, `env:NAME`):
+/// redacted in `Debug`, wiped on drop; [`SecretArg::read`] gives the secret.
+#[derive(Clone)]
+pub struct SecretArg(Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
+}
+
+impl SecretArg {
+    /// The secret of option `flag`: [`secret`].
+    pub fn read(&self, flag: &str) -> Result<Zeroizing<String>, Error> {
+        secret(flag, &self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_secret_argument_never_prints() {
+        let a: SecretArg = "493817".parse().unwrap();
+        assert_eq!(format!("{a:?}"), "SecretArg(<redacted>)");
+        assert_eq!(*a.read("--passcode").unwrap(), "493817");
+        let e = secret("--secret", "env:TESSERA_NO_SUCH_VARIABLE_HERE").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+    }
 }

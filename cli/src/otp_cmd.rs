@@ -2,8 +2,9 @@
 //! functions, and its verifiers (replay protection and lockout) with their
 //! state kept in a file.
 
+use crate::cli_err;
+use crate::input::SecretArg;
 use crate::util::{render_qr, time_or_now, when};
-use crate::{cli_err, input};
 use clap::{Args, Subcommand};
 use qrcode::EcLevel;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ pub enum OtpCommand {
         suite: String,
         /// Key in hex (or `-`, `@FILE`, `env:NAME`).
         #[arg(long)]
-        key: String,
+        key: SecretArg,
         /// Counter (suites with C).
         #[arg(long)]
         counter: Option<i64>,
@@ -90,7 +91,7 @@ pub enum OtpCommand {
         question: Option<String>,
         /// PIN in clear (suites with P; or `-`, `@FILE`, `env:NAME`).
         #[arg(long)]
-        password: Option<String>,
+        password: Option<SecretArg>,
         /// Session information in hex (suites with S).
         #[arg(long)]
         session: Option<String>,
@@ -104,7 +105,7 @@ pub enum OtpCommand {
     /// Print the current code of an otpauth:// URI.
     Uri {
         /// The otpauth:// URI (it holds the secret: or `-`, `@FILE`, `env:NAME`).
-        uri: String,
+        uri: SecretArg,
         /// Time: Unix seconds or RFC 3339 (default: now).
         #[arg(long, visible_alias = "now", value_name = "TIME")]
         time: Option<String>,
@@ -197,19 +198,17 @@ pub struct SecretArgs {
     /// Secret in base32 (spaces, lower case and padding accepted), or `-`
     /// (a line of stdin), `@FILE` or `env:NAME`.
     #[arg(long)]
-    secret: Option<String>,
+    secret: Option<SecretArg>,
     /// Secret in hex (or `-`, `@FILE`, `env:NAME`).
     #[arg(long)]
-    secret_hex: Option<String>,
+    secret_hex: Option<SecretArg>,
 }
 
 impl SecretArgs {
     fn decode(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         match (&self.secret, &self.secret_hex) {
-            (Some(b32), _) => {
-                Ok(Zeroizing::new(tessera_host::base32_decode(input::secret("--secret", b32)?.to_string())?))
-            }
-            (None, Some(h)) => Ok(Zeroizing::new(hex_decode(&input::secret("--secret-hex", h)?)?)),
+            (Some(b32), _) => Ok(Zeroizing::new(tessera_host::base32_decode(b32.read("--secret")?.to_string())?)),
+            (None, Some(h)) => Ok(Zeroizing::new(hex_decode(&h.read("--secret-hex")?)?)),
             (None, None) => Err(cli_err(ErrorCode::InvalidSecret, "give --secret or --secret-hex")),
         }
     }
@@ -518,8 +517,8 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
             )?;
         }
         OtpCommand::Ocra { suite, key, counter, question, password, session, time, json } => {
-            let password = input::secret_opt("--password", password.as_deref())?;
-            let key = input::secret("--key", &key)?;
+            let password = password.map(|p| p.read("--password")).transpose()?;
+            let key = key.read("--key")?;
             let params = OcraParams {
                 counter,
                 question,
@@ -535,7 +534,7 @@ pub fn run(cmd: OtpCommand) -> Result<(), Error> {
             }
         }
         OtpCommand::Uri { uri, time, allow_short_secret, json } => {
-            let uri = input::secret("URI", &uri)?;
+            let uri = uri.read("URI")?;
             let now = time_or_now("--time", time.as_deref())?;
             let code = tessera_host::otpauth_code(uri.to_string(), now, allow_short_secret).map_err(|e| {
                 if e.code() == ErrorCode::SecretTooShort {

@@ -345,7 +345,7 @@ pub(crate) fn notify(change: &PortalChange) {
                 "notification: e-mail, text message and letter to {account}: authenticator {serial} was activated \
                  for your account; it is usable from {}. Not you? Call us: unlinking device {device_id} before \
                  then cancels it",
-                usable_from.secs()
+                crate::util::when(usable_from.secs())
             ),
             PortalEvent::OrderLocked { account, user_id, .. } => eprintln!(
                 "notification: e-mail to {account}: the authenticator order of user ID {user_id} is locked after \

@@ -44,7 +44,7 @@ pub struct Common {
     /// TESSERA_DB, else portal.db in --dir). The portal key stays in --dir.
     /// A URL with a password can come from `@FILE` or `env:NAME`.
     #[arg(long, value_name = "URL")]
-    pub db: Option<String>,
+    pub db: Option<crate::input::SecretArg>,
 }
 
 /// Environment variable naming the portal store when `--db` is absent.
@@ -55,7 +55,7 @@ impl Common {
     /// else `TESSERA_DB`, else none (SQLite in `--dir`).
     pub fn db(&self) -> Result<Option<String>, TesseraError> {
         match &self.db {
-            Some(v) => Ok(Some(crate::input::secret("--db", v)?.to_string())),
+            Some(v) => Ok(Some(v.read("--db")?.to_string())),
             None => Ok(std::env::var(DB_ENV).ok().filter(|v| !v.is_empty())),
         }
     }

@@ -166,7 +166,11 @@ fn passcodes_come_from_stdin_files_and_the_environment() {
         &now,
     ]
     .concat());
-    let ans = ok(&[&["portal", "link-accept", "--dir", p, "--request", &req][..], &now].concat());
+    let o = run(&[&["portal", "link-accept", "--dir", p, "--request", &req][..], &now].concat());
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let ans = stdout_of(&o);
+    // Notes for people give times in RFC 3339 too.
+    assert!(stderr_of(&o).contains("waits for its check code until 2027-01-15T08:10:00Z (1800000600)"), "{o:?}");
     let code = ok(&[&["device", "link-finish", "--dir", d, "--response", &ans][..], &now].concat());
     ok(&[&["portal", "link-confirm", "--dir", p, "--account", "anna", "--code", &code][..], &now].concat());
     // The passcode set from the file is the one the device holds: the

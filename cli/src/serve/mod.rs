@@ -92,9 +92,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// The store: `sqlite:PATH` or `postgres://…` (default: `TESSERA_DB`,
-    /// else SQLite in --dir).
+    /// else SQLite in --dir); a URL with a password also as `@FILE` or `env:NAME`.
     #[arg(long)]
-    db: Option<String>,
+    db: Option<crate::input::SecretArg>,
     /// Requests per minute and account on host routes, e.g. `120/min`.
     #[arg(long, default_value = "120/min")]
     rate_limit: String,
@@ -957,12 +957,12 @@ fn read_token(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>
     Ok(Some(zeroize::Zeroizing::new(token.to_vec())))
 }
 
-pub fn run(mut a: ServeArgs) -> Result<(), Error> {
-    match &a.db {
-        // A URL with a password can come from a file or a variable.
-        Some(v) => a.db = Some(crate::input::secret("--db", v)?.to_string()),
-        None => a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty()),
-    }
+pub fn run(a: ServeArgs) -> Result<(), Error> {
+    // A URL with a password can come from a file or a variable.
+    let store: Option<String> = match &a.db {
+        Some(v) => Some(v.read("--db")?.to_string()),
+        None => std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty()),
+    };
     let rate = parse_rate(&a.rate_limit)?;
     let peer_rate = parse_rate(&a.rate_limit_per_ip).map_err(|_| {
         cli_err(ErrorCode::InvalidInput, "--rate-limit-per-ip must be N/min (or N/s, N/h), N at least 1")
@@ -984,7 +984,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
         return Err(cli_err(ErrorCode::InvalidInput, "--timeout must be at least 1 second"));
     }
     // The store is reachable and holds this directory's portal.
-    let db = open_store(&a.dir, a.db.as_deref())?;
+    let db = open_store(&a.dir, store.as_deref())?;
     let portal = load_portal(&db, &a.dir)?;
     let io = |e: std::io::Error| cli_err(ErrorCode::InvalidInput, format!("--listen {}: {e}", a.listen));
     let listener = TcpListener::bind(&a.listen).map_err(io)?;
@@ -1002,7 +1002,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     let open_host_routes = token.is_none();
     let shared = Arc::new(Shared {
         dir: a.dir.clone(),
-        db: a.db.clone(),
+        db: store,
         portal,
         limiter: RateLimiter::new(rate, MAX_BUCKETS),
         peer_limiter: RateLimiter::new(peer_rate, MAX_BUCKETS),
