@@ -126,6 +126,10 @@ enum Command {
     Man {
         /// The page of this subcommand (e.g. `otp totp`) instead of the top-level one.
         command: Vec<String>,
+        /// Write every page instead (`tessera.1`, `tessera-otp.1`,
+        /// `tessera-otp-totp.1`, …) into this existing directory, e.g. for a package.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -177,7 +181,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man { command } => man(&command),
+        Command::Man { dir: Some(dir), .. } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| cli_err(ErrorCode::Storage, format!("--dir {}: {e}", dir.display()))),
+        Command::Man { command, dir: None } => man(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

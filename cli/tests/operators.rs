@@ -747,14 +747,28 @@ fn completions_for_bash_zsh_and_fish() {
 fn the_manual_page_lists_the_commands() {
     let page = ok(&["man"]);
     assert!(page.starts_with(".ie") || page.contains(".TH tessera"), "{}", &page[..200.min(page.len())]);
+    let subcommands = page.split(".SH SUBCOMMANDS").nth(1).unwrap().split("\n.SH").next().unwrap();
     for cmd in ["otp", "portal", "device", "token", "demo", "serve", "bench", "completions", "man"] {
-        assert!(page.contains(&format!("tessera\\-{cmd}")) || page.contains(cmd), "the page lacks {cmd}");
+        assert!(subcommands.contains(&format!("tessera\\-{cmd}(1)")), "the page lacks {cmd}: {subcommands}");
     }
     assert!(page.contains("Exit status"), "the page carries the exit statuses");
     let totp = ok(&["man", "otp", "totp"]);
     assert!(totp.contains(".TH tessera\\-otp\\-totp") || totp.contains(".TH tessera-otp-totp"), "{}", &totp[..200]);
     assert!(totp.contains("show\\-step") && totp.contains("window"), "{totp}");
     fails(&["man", "otp", "nope"], "INVALID_INPUT");
+    // Every page at once, for a package.
+    let dir = tmp("ops", "man");
+    std::fs::create_dir_all(&dir).unwrap();
+    ok(&["man", "--dir", dir.to_str().unwrap()]);
+    for page in
+        ["tessera.1", "tessera-otp.1", "tessera-otp-totp.1", "tessera-portal-activation-next.1", "tessera-man.1"]
+    {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page}");
+    }
+    assert!(std::fs::read_dir(&dir).unwrap().count() > 50);
+    fails(&["man", "--dir", dir.join("missing").to_str().unwrap()], "STORAGE");
+    let _ = std::fs::remove_dir_all(dir);
     // groff reads it without complaint.
     if let Ok(mut child) = Command::new("groff")
         .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
