@@ -13,13 +13,12 @@
 //! where the activation stands are printed before it).
 
 use crate::cli_err;
+use crate::input::SecretArg;
 use crate::portal_cmd::{events_json, load_portal, notify, verdict_json};
 use crate::store::{name_of, read, PortalDb};
-use crate::util::{now_or, render_qr, secs, Common};
+use crate::util::{failure_json, secs, Common, QrArgs};
 use clap::{Args, Subcommand};
-use qrcode::EcLevel;
 use serde_json::json;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use tessera_core::activation as core_act;
 use tessera_host::{
@@ -62,9 +61,9 @@ pub enum ActivationCommand {
         /// Account.
         #[arg(long)]
         account: String,
-        /// The activation code the user chose (6 to 32 characters; `-`: read a line from stdin).
+        /// The activation code the user chose (6 to 32 characters; or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long)]
-        activation_code: String,
+        activation_code: SecretArg,
         /// Send this authenticator (in stock) instead of the oldest one.
         #[arg(long)]
         serial: Option<String>,
@@ -79,9 +78,8 @@ pub enum ActivationCommand {
         /// The user ID from the letter.
         #[arg(long)]
         user_id: String,
-        /// Draw the QR code in the terminal.
-        #[arg(long)]
-        render: bool,
+        #[command(flatten)]
+        q: QrArgs,
     },
     /// The user's entry for the current step; prints the id, the next step, its QR code.
     ///
@@ -99,12 +97,11 @@ pub enum ActivationCommand {
         /// The activation id (from `activation-start`).
         #[arg(long)]
         id: String,
-        /// What the user typed (`-`: read a line from stdin, e.g. a password).
+        /// What the user typed (or `-`: a line of stdin, e.g. a password; `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        input: String,
-        /// Draw the next QR code in the terminal.
-        #[arg(long)]
-        render: bool,
+        input: SecretArg,
+        #[command(flatten)]
+        q: QrArgs,
     },
     /// Where an activation stands: its id, step and QR code again (after a reload).
     ActivationStatus {
@@ -113,9 +110,8 @@ pub enum ActivationCommand {
         /// The activation id.
         #[arg(long)]
         id: String,
-        /// Draw the QR code in the terminal.
-        #[arg(long)]
-        render: bool,
+        #[command(flatten)]
+        q: QrArgs,
     },
     /// Show or change how this portal runs activations.
     ///
@@ -138,9 +134,9 @@ pub enum ActivationCommand {
         /// Account.
         #[arg(long)]
         account: String,
-        /// The password (`-`: read a line from stdin).
+        /// The password (or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        password: String,
+        password: SecretArg,
     },
     /// Cancel an activation the user did not make: unlink its
     /// authenticator and drop the password and recovery codes it set while
@@ -162,9 +158,9 @@ pub enum ActivationCommand {
         /// Account.
         #[arg(long)]
         account: String,
-        /// The recovery code (`-`: read a line from stdin).
+        /// The recovery code (or `-`: a line of stdin, `@FILE`, `env:NAME`).
         #[arg(long, allow_hyphen_values = true)]
-        code: String,
+        code: SecretArg,
     },
 }
 
@@ -269,21 +265,6 @@ fn effective(s: &ActivationSettings) -> Result<core_act::ActivationSettings, Err
     s.to_core()
 }
 
-/// A secret option's value; `-` reads one line from stdin (not on the
-/// command line, where other users' `ps` could see it).
-fn secret_value(v: String) -> Result<Zeroizing<String>, Error> {
-    if v != "-" {
-        return Ok(Zeroizing::new(v));
-    }
-    let mut line = Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| cli_err(ErrorCode::InvalidInput, format!("stdin: {e}")))?;
-    let trimmed = line.trim_end_matches(['\n', '\r']).to_owned();
-    Ok(Zeroizing::new(trimmed))
-}
-
 /// An activation step as the CLI names it (`--json` and text): snake_case.
 pub fn step_name(s: ActivationStep) -> &'static str {
     match s {
@@ -378,12 +359,12 @@ fn print_update(
     u: &ActivationUpdate,
     row: Option<&StoredActivation>,
     change: &PortalChange,
-    render: bool,
+    q: &QrArgs,
 ) -> Result<(), Error> {
     notify(change);
     if let Err(e) = u.verdict.check() {
         if c.json {
-            out!("{}", update_json(u, row, change));
+            out!("{}", failure_json(update_json(u, row, change), &e));
         } else if let Some(r) = row.filter(|r| r.status == ActivationStatus::Open) {
             eprintln!(
                 "activation {} stays at step {} ({} wrong {} of 5)",
@@ -416,10 +397,8 @@ fn print_update(
         }
         eprintln!("{}", step_hint(u.step, &u.activation_id));
     }
-    if render {
-        if let Some(qr) = &u.qr_text {
-            out!("{}", render_qr(qr, EcLevel::M)?);
-        }
+    if let Some(qr) = &u.qr_text {
+        q.show(qr)?;
     }
     Ok(())
 }
@@ -434,7 +413,8 @@ fn print_credential_check(c: &Common, check: &CredentialCheck, change: &PortalCh
     notify(change);
     if let Err(e) = check.verdict.check() {
         if c.json {
-            out!("{}", json!({"verdict": verdict_json(&check.verdict), "events": events_json(change)}));
+            let doc = json!({"verdict": verdict_json(&check.verdict), "events": events_json(change)});
+            out!("{}", failure_json(doc, &e));
         }
         return Err(e);
     }
@@ -460,7 +440,7 @@ fn settings_json(s: &ActivationSettings) -> Result<serde_json::Value, Error> {
 }
 
 fn open(c: &Common) -> Result<(PortalDb, std::sync::Arc<tessera_host::Portal>), Error> {
-    let db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+    let db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
     Ok((db, portal))
 }
@@ -478,7 +458,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
     match cmd {
         ActivationCommand::ImportDevices { c, file } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let text = read_factory_file(&file)?;
             let ran = db.run(now, |tx| {
                 let serials = tessera_host::factory_file_serials(text.to_string())?;
@@ -491,11 +471,11 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                 Err(e) => {
                     let line = line_of(e.detail());
                     if c.json {
-                        out!(
-                            "{}",
-                            json!({"error": e.code().as_str(), "line": line, "detail": e.detail(),
-                                   "file": file.display().to_string()})
-                        );
+                        // `error` is the code here (this document predates
+                        // the `{"code", "message"}` object of other failures).
+                        let doc = json!({"error": e.code().as_str(), "line": line, "detail": e.detail(),
+                                         "file": file.display().to_string()});
+                        out!("{}", failure_json(doc, &e));
                     }
                     return Err(Error::new(e.code(), format!("{}: {}", file.display(), e.detail())));
                 }
@@ -546,8 +526,8 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::Order { c, account, activation_code, serial } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
-            let code = secret_value(activation_code)?;
+            let now = c.now()?;
+            let code = activation_code.read("--activation-code")?;
             let serial = serial.map(|s| s.trim().to_uppercase());
             let (change, order) = db
                 .run(now, |tx| {
@@ -585,14 +565,14 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                     order.user_id,
                     order.initial_password,
                     order.serial,
-                    secs(order.expires_at),
+                    crate::util::when(secs(order.expires_at)),
                     order.user_id
                 );
             }
         }
-        ActivationCommand::ActivationStart { c, user_id, render } => {
+        ActivationCommand::ActivationStart { c, user_id, q } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let user_id = typed_user_id(&user_id);
             let (change, u) = db
                 .run(now, |tx| {
@@ -608,12 +588,12 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                     Ok((u.change.clone(), u))
                 })?
                 .stored()?;
-            print_update(&c, &u, written_activation(&change), &change, render)?;
+            print_update(&c, &u, written_activation(&change), &change, &q)?;
         }
-        ActivationCommand::ActivationNext { c, id, input, render } => {
+        ActivationCommand::ActivationNext { c, id, input, q } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
-            let input = secret_value(input)?;
+            let now = c.now()?;
+            let input = input.read("--input")?;
             let (change, (u, row)) = db
                 .run(now, |tx| {
                     let row = read::activation(tx, &id)?.ok_or_else(no_activation)?;
@@ -631,21 +611,24 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
                     Ok((u.change.clone(), (u, after)))
                 })?
                 .stored()?;
-            print_update(&c, &u, Some(&row), &change, render)?;
+            print_update(&c, &u, Some(&row), &change, &q)?;
         }
-        ActivationCommand::ActivationStatus { c, id, render } => {
+        ActivationCommand::ActivationStatus { c, id, q } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let row = db.read(|tx| read::activation(tx, &id))?.ok_or_else(no_activation)?;
             let u = portal.activation_status(row.clone())?;
             let change = PortalChange::default();
-            print_update(&c, &u, Some(&row), &change, render)?;
+            print_update(&c, &u, Some(&row), &change, &q)?;
             if !c.json {
                 let state = match row.status {
                     ActivationStatus::Open if now >= row.expires_at => {
-                        format!("expired at {} (start again: `tessera portal activation-start`)", secs(row.expires_at))
+                        format!(
+                            "expired at {} (start again: `tessera portal activation-start`)",
+                            crate::util::when(secs(row.expires_at))
+                        )
                     }
-                    ActivationStatus::Open => format!("open until {}", secs(row.expires_at)),
+                    ActivationStatus::Open => format!("open until {}", crate::util::when(secs(row.expires_at))),
                     ActivationStatus::Done => "done".to_owned(),
                     ActivationStatus::LockedOut => "ended by 5 wrong entries".to_owned(),
                     ActivationStatus::Expired => "expired".to_owned(),
@@ -657,7 +640,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
             }
         }
         ActivationCommand::ActivationSettings { c, s } => {
-            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+            let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
             db.identity()?.ok_or_else(|| {
                 cli_err(ErrorCode::Storage, "this directory has no portal; run `tessera portal init`")
             })?;
@@ -680,8 +663,8 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::PasswordCheck { c, account, password } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
-            let password = secret_value(password)?;
+            let now = c.now()?;
+            let password = password.read("--password")?;
             let (change, check) = db
                 .run(now, |tx| {
                     let row = read::credentials(tx, &account)?.ok_or_else(|| no_credentials(&account))?;
@@ -693,7 +676,7 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::CancelActivation { c, account, device } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let (change, dropped) = db
                 .run(now, |tx| {
                     let row = read::device_of(tx, &account, &device)?
@@ -727,8 +710,8 @@ pub fn run(cmd: ActivationCommand) -> Result<(), Error> {
         }
         ActivationCommand::RecoveryCode { c, account, code } => {
             let (mut db, portal) = open(&c)?;
-            let now = now_or(c.now);
-            let code = secret_value(code)?;
+            let now = c.now()?;
+            let code = code.read("--code")?;
             let (change, check) = db
                 .run(now, |tx| {
                     let row = read::credentials(tx, &account)?.ok_or_else(|| no_credentials(&account))?;

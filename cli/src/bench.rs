@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// Linked devices the OTP run spreads over (at least --concurrency).
     #[arg(long, default_value_t = 32)]
     devices: usize,
+    /// Machine-readable output: the table as a JSON array of rows
+    /// (`backend`, `servers`, `operation`, `requests`, `requests_per_s`,
+    /// `p50_ms`, `p90_ms`, `p99_ms`, `max_ms`, `errors`, `note`).
+    #[arg(long)]
+    json: bool,
 }
 
 /// One row of the table.
@@ -350,6 +355,21 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+fn print_json(rows: &mut [Row]) {
+    let list: Vec<serde_json::Value> = rows
+        .iter_mut()
+        .map(|r| {
+            r.lat_us.sort_unstable();
+            serde_json::json!({"backend": r.backend, "servers": r.servers, "operation": r.op,
+                "requests": r.requests, "requests_per_s": r.requests as f64 / r.secs,
+                "p50_ms": percentile(&r.lat_us, 50.0), "p90_ms": percentile(&r.lat_us, 90.0),
+                "p99_ms": percentile(&r.lat_us, 99.0), "max_ms": percentile(&r.lat_us, 100.0),
+                "errors": r.errors, "note": r.note})
+        })
+        .collect();
+    out!("{}", serde_json::Value::Array(list));
+}
+
 fn print_table(rows: &mut [Row]) {
     out!(
         "{:<9} {:>7} {:<12} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}  NOTE",
@@ -502,7 +522,13 @@ pub fn run(a: BenchArgs) -> Result<(), Error> {
         }
         Ok(())
     })();
-    print_table(&mut rows);
+    if a.json {
+        if result.is_ok() {
+            print_json(&mut rows);
+        }
+    } else {
+        print_table(&mut rows);
+    }
     if temporary {
         let _ = std::fs::remove_dir_all(&work);
     }

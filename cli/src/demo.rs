@@ -18,19 +18,62 @@ use tessera_host::{
 
 type Result<T> = std::result::Result<T, TesseraError>;
 
+/// `--json`: the narration goes to stderr, and stdout gets one document
+/// at the end: the sections run and the refusals shown.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    static SECTIONS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    static REFUSALS: std::cell::RefCell<Vec<serde_json::Value>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The narration: stdout, or stderr with `--json`; a `\n-- ` line starts a section.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        if let Some(title) = line.strip_prefix("\n-- ") {
+            SECTIONS.with(|s| s.borrow_mut().push(title.to_owned()));
+        }
+        if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            emit(&line);
+        }
+    }};
+}
+
+/// A line on stdout; a closed pipe ends the program quietly (as `out!`).
+fn emit(line: &str) {
+    use std::io::Write as _;
+    if let Err(e) = writeln!(std::io::stdout(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Unix seconds to start the demo at (default: now).
-    #[arg(long)]
-    now: Option<u64>,
+    /// Time to start the demo at: Unix seconds or RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
     /// Do not draw QR codes.
     #[arg(long)]
     no_qr: bool,
+    /// Also write each QR code to a file: `--qr-out qr.png` writes
+    /// `qr-1.png`, `qr-2.png`, … (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE")]
+    qr_out: Option<std::path::PathBuf>,
+    /// Machine-readable output: the narration on stderr, then `{"ok",
+    /// "start", "sections", "refusals": [{"what", "code"}]}` on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 fn expect_err<T>(r: Result<T>, code: ErrorCode, what: &str) -> Result<()> {
     match r {
         Err(e) if e.code() == code => {
+            REFUSALS.with(|r| r.borrow_mut().push(serde_json::json!({"what": what, "code": e.code().as_str()})));
             out!("{what:<22}refused: error[{}] {}", e.code(), e.detail());
             Ok(())
         }
@@ -232,7 +275,21 @@ fn tell(change: &PortalChange) {
     }
 }
 
+/// `--qr-out FILE`: where the demo's QR codes go (numbered, see [`show_qr`]).
+static QR_OUT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+static QR_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Draw a QR code (unless `--no-qr`) and, with `--qr-out DIR/NAME.EXT`,
+/// write it to `DIR/NAME-N.EXT` (N = 1, 2, … in the order shown).
 fn show_qr(no_qr: bool, text: &str) -> Result<()> {
+    if let Some(p) = QR_OUT.get() {
+        let n = QR_COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = p.extension().map(|s| format!(".{}", s.to_string_lossy())).unwrap_or_default();
+        let file = p.with_file_name(format!("{stem}-{n}{ext}"));
+        crate::qr::write_file(&file, text, EcLevel::M)?;
+        out!("{:<22}QR code written to {}", "", file.display());
+    }
     if !no_qr {
         out!("{}", render_qr(text, EcLevel::M)?);
     }
@@ -240,7 +297,28 @@ fn show_qr(no_qr: bool, text: &str) -> Result<()> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let t0 = now_or(args.now).secs();
+    JSON.store(args.json, std::sync::atomic::Ordering::Relaxed);
+    if let Some(p) = &args.qr_out {
+        let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("svg" | "png")) {
+            return Err(cli_err(
+                ErrorCode::InvalidInput,
+                format!("--qr-out {}: the file name must end in .svg or .png", p.display()),
+            ));
+        }
+        let _ = QR_OUT.set(p.clone());
+    }
+    let t0 = now_or(args.now.as_deref())?.secs();
+    run_flows(&args, t0)?;
+    if args.json {
+        let sections = SECTIONS.with(|s| s.borrow().clone());
+        let refusals = REFUSALS.with(|r| r.borrow().clone());
+        emit(&format!("{}", serde_json::json!({"ok": true, "start": t0, "sections": sections, "refusals": refusals})));
+    }
+    Ok(())
+}
+
+fn run_flows(args: &DemoArgs, t0: u64) -> Result<()> {
     out!("== Tessera demo (virtual clock starts at unix time {t0})");
 
     out!("\n-- 1. Plain TOTP (RFC 6238): a device shows a code, the portal accepts it once");
@@ -262,9 +340,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     db.apply(&offer.change)?;
     out!("{:<22}Anna clicks \"Link a device\"; the portal shows a QR code valid 5 minutes:", "portal");
     out!("{:<22}{}", "", offer.qr_text);
-    if !args.no_qr {
-        out!("{}", render_qr(&offer.qr_text, EcLevel::M)?);
-    }
+    show_qr(args.no_qr, &offer.qr_text)?;
     let phone = Device::new(tessera_host::new_storage_key()?)?;
     let scanned = phone.scan_link_qr(offer.qr_text.clone(), at(t0 + 20), None)?;
     out!("{:<22}\"Link this phone to {}?\" (key {})", "phone app", scanned.portal_name, scanned.portal_fingerprint);

@@ -7,9 +7,10 @@
 //! keeps behind biometrics.
 
 use crate::cli_err;
+use crate::input::SecretArg;
 use crate::secrets::{self, DEVICE_KEY_ENV};
 use crate::store::DeviceDb;
-use crate::util::{now_or, secs, Common};
+use crate::util::{secs, Common};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -43,9 +44,9 @@ pub enum DeviceCommand {
         /// Device name, e.g. "Anna's Pixel".
         #[arg(long)]
         name: String,
-        /// The secret code the user sets.
+        /// The secret code the user sets (or `-`, `@FILE`, `env:NAME`).
         #[arg(long)]
-        passcode: String,
+        passcode: SecretArg,
         /// Also unlock with biometrics.
         #[arg(long)]
         biometric: bool,
@@ -98,9 +99,9 @@ pub enum DeviceCommand {
     Totp {
         #[command(flatten)]
         c: Common,
-        /// Passcode.
+        /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
-        passcode: Option<String>,
+        passcode: Option<SecretArg>,
         /// Use the biometric secret instead.
         #[arg(long)]
         biometric: bool,
@@ -125,9 +126,9 @@ pub enum DeviceCommand {
         /// The scanned challenge QR text.
         #[arg(long)]
         qr: String,
-        /// Passcode.
+        /// Passcode (or `-`, `@FILE`, `env:NAME`).
         #[arg(long, required_unless_present = "biometric")]
-        passcode: Option<String>,
+        passcode: Option<SecretArg>,
         /// Use the biometric secret instead.
         #[arg(long)]
         biometric: bool,
@@ -259,13 +260,14 @@ fn info_json(i: &LinkedAccount) -> serde_json::Value {
 }
 
 /// The user's factor: the passcode, or the biometric secret (its own file).
-fn unlock_with(dir: &Path, passcode: Option<String>, biometric: bool) -> Result<Unlock, Error> {
+fn unlock_with(dir: &Path, passcode: Option<SecretArg>, biometric: bool) -> Result<Unlock, Error> {
     Ok(if biometric {
         let b = secrets::key_from_file(&bio_path(dir))?
             .ok_or_else(|| cli_err(ErrorCode::InvalidState, "biometrics are not enabled on this device"))?;
         Unlock::Biometric { secret: b.to_vec() }
     } else {
-        Unlock::Passcode { passcode: passcode.unwrap_or_default() }
+        let p = passcode.map(|p| p.read("--passcode")).transpose()?;
+        Unlock::Passcode { passcode: p.map(|p| p.to_string()).unwrap_or_default() }
     })
 }
 
@@ -330,7 +332,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         DeviceCommand::Scan { c, qr, portal_key } => {
             // Scanning needs no storage: any key will do.
             let device = Device::new(tessera_host::new_storage_key()?)?;
-            let o = device.scan_link_qr(qr, now_or(c.now), pinned(portal_key.as_deref())?)?;
+            let o = device.scan_link_qr(qr, c.now()?, pinned(portal_key.as_deref())?)?;
             let r = &o.passcode_rules;
             if c.json {
                 out!(
@@ -350,10 +352,11 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Link { c, qr, name, passcode, biometric, portal_key, server } => {
             let ph = phone(&c.dir)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let pin = pinned(portal_key.as_deref())?;
             let portal = ph.device.scan_link_qr(qr.clone(), now, pin.clone())?.portal_name;
-            let choices = LinkChoices { device_name: name, passcode, biometrics: biometric };
+            let passcode = passcode.read("--passcode")?;
+            let choices = LinkChoices { device_name: name, passcode: passcode.to_string(), biometrics: biometric };
             let pending = ph.device.start_link(qr, choices, ph.db.get(K_STATE)?, now, pin)?;
             match pending.biometric_secret().map(Zeroizing::new) {
                 Some(b) => {
@@ -427,11 +430,17 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
             let ph = phone(&c.dir)?;
             let state = ph.state()?;
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
-            out!("{}", ph.device.code(state, unlock, now_or(c.now))?);
+            let now = c.now()?;
+            let code = ph.device.code(state, unlock, now)?;
+            if c.json {
+                out!("{}", json!({"code": code, "time": secs(now)}));
+            } else {
+                out!("{code}");
+            }
         }
         DeviceCommand::Show { c, qr } => {
             let ph = phone(&c.dir)?;
-            let view = ph.device.read_challenge(ph.state()?, qr, now_or(c.now))?;
+            let view = ph.device.read_challenge(ph.state()?, qr, c.now()?)?;
             if c.json {
                 out!("{}", view_json(&view));
             } else {
@@ -440,7 +449,7 @@ pub fn run(cmd: DeviceCommand) -> Result<(), Error> {
         }
         DeviceCommand::Answer { c, qr, passcode, biometric, signed, server } => {
             let ph = phone(&c.dir)?;
-            let now = now_or(c.now);
+            let now = c.now()?;
             let unlock = unlock_with(&c.dir, passcode, biometric)?;
             let (answer, challenge_id) = ph.db.exclusive(|db| {
                 let state = db
@@ -536,7 +545,7 @@ fn finish_link(c: &Common, response: String) -> Result<(), Error> {
 /// with `server` sends it there and reads the answer (`finish_status`).
 fn status_request(c: &Common, server: Option<&str>) -> Result<(), Error> {
     let ph = phone(&c.dir)?;
-    let probe = ph.device.status_request(ph.state()?, now_or(c.now))?;
+    let probe = ph.device.status_request(ph.state()?, c.now()?)?;
     let req = probe.request()?;
     ph.db.put(K_PROBE, &probe.sealed()?)?;
     if let Some(server) = server {

@@ -1,7 +1,7 @@
 //! `tessera`: OATH OTP tool (like `oathtool`), and the portal and device
 //! simulators that run the whole Tessera system on one machine.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// `println!` for command output, except that a closed pipe (`tessera … |
 /// head -1`) ends the program quietly instead of panicking.
@@ -23,8 +23,11 @@ mod bench;
 mod demo;
 mod device_cmd;
 mod http_client;
+mod input;
 mod otp_cmd;
 mod portal_cmd;
+mod qr;
+mod rfc3339;
 mod secrets;
 mod serve;
 mod service;
@@ -66,12 +69,27 @@ Flows (each command prints what the next one takes; --dir P is the portal, D a d
     serve … --auth-token-file F: host routes need Authorization: Bearer (required off loopback)
     device link --qr QR … --server URL, device status-request --server URL, device answer … --server URL";
 
+/// How to run it: secrets, times, output, exit statuses (`tessera --help`).
+const OPERATORS: &str = "\
+Secrets (--secret, --secret-hex, --key, --password, --passcode, --activation-code, --input, --code of
+recovery-code, the URI of `otp uri`, --db): VALUE, or - (one line of stdin), @FILE (the file's contents)
+or env:NAME (the environment variable NAME), a trailing newline dropped; the last three keep the secret
+out of `ps` and shell history. An unreadable source is error[INVALID_INPUT] naming the option, never the value.
+Times (--now, --time): Unix seconds or RFC 3339 (2026-11-30T12:00:00Z, 2026-11-30T14:00:00+02:00).
+Output: --json prints one JSON document on stdout. Errors print error[CODE]: message on stderr (codes:
+docs/ERRORS.md); with --json a second line follows there: {\"error\": {\"code\", \"message\"}} (and a
+document a command prints on failure, such as a verdict, carries that \"error\" too).
+Exit status: 0 success; 1 an error or a refused code (error[CODE], e.g. OTP_MISMATCH when a typed code
+does not match); 2 a usage error (unknown option, missing value: clap's message; with --json then
+{\"error\": {\"code\": \"USAGE\", …}} on stderr) or a bad TESSERA_CRYPTO.
+Shell completions: tessera completions bash|zsh|fish|elvish|powershell; manual page: tessera man.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tessera",
     version,
     about = "Tessera authentication SDK: OTP tool and portal/device simulators",
-    after_help = FLOWS
+    after_help = format!("{FLOWS}\n\n{OPERATORS}")
 )]
 struct Cli {
     #[command(subcommand)]
@@ -99,18 +117,56 @@ enum Command {
     /// Load benchmark: N `tessera serve` processes on SQLite or PostgreSQL,
     /// link accepts and TOTP verifications from concurrent clients.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script: `source <(tessera completions bash)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `tessera man | man -l -`.
+    Man {
+        /// The page of this subcommand (e.g. `otp totp`) instead of the top-level one.
+        command: Vec<String>,
+        /// Write every page instead (`tessera.1`, `tessera-otp.1`,
+        /// `tessera-otp-totp.1`, …) into this existing directory, e.g. for a package.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// Whether the command line asks for `--json` (read before parsing, for
+/// usage errors): an argument `--json` before any `--`.
+fn argv_wants_json() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// Whether the parsed command (its innermost subcommand) has `--json` set.
+fn parsed_wants_json(m: &clap::ArgMatches) -> bool {
+    let mut m = m;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
 }
 
 fn main() -> ExitCode {
     // Before anything is created: every file and directory (SQLite's
     // journals included) is readable by its owner only.
     secrets::private_umask();
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let json = parsed_wants_json(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     // AWS-LC for the portal's public-key work, unless TESSERA_CRYPTO names
     // another provider (`rustcrypto`: the scenario runner checks both give
     // the same bytes).
     if let Err(e) = tessera_crypto_aws_lc::install_from_env(&tessera_crypto_aws_lc::AWS_LC) {
-        eprintln!("error[{}]: {e}", ErrorCode::InvalidInput.as_str());
+        let e = TesseraError::new(ErrorCode::InvalidInput, e.to_string());
+        report(&e, json);
         return ExitCode::from(2);
     }
     let result: Result<(), TesseraError> = match cli.command {
@@ -121,14 +177,67 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir: Some(dir), .. } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| cli_err(ErrorCode::Storage, format!("--dir {}: {e}", dir.display()))),
+        Command::Man { command, dir: None } => man(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code().as_str(), e.detail());
+            report(&e, json);
             ExitCode::from(1)
         }
     }
+}
+
+/// `error[CODE]: message` on stderr; with `--json` a second line there,
+/// `{"error": {"code", "message"}}`. Stdout keeps only the command's own
+/// document (a tool reading `--json` output sees no new document on
+/// failure; a failure document such as a verdict carries `"error"` too).
+fn report(e: &TesseraError, json: bool) {
+    eprintln!("error[{}]: {}", e.code().as_str(), e.detail());
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": util::error_json(e) }));
+    }
+}
+
+/// clap's message and exit status (2 for a usage error, 0 for `--help`
+/// and `--version`); with `--json`, a usage error ends with the line
+/// `{"error": {"code": "USAGE", "message"}}` on stderr.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if !(e.use_stderr() && argv_wants_json()) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+    let _ = e.print();
+    eprintln!("{}", serde_json::json!({"error": {"code": "USAGE", "message": first}}));
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// `tessera man [SUBCOMMAND…]`: the manual page, from the clap definitions.
+fn man(path: &[String]) -> Result<(), TesseraError> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut name = String::from("tessera");
+    for word in path {
+        cmd = cmd.find_subcommand(word).cloned().ok_or_else(|| {
+            cli_err(ErrorCode::InvalidInput, format!("`{name}` has no subcommand `{word}` (see `{name} --help`)"))
+        })?;
+        name.push('-');
+        name.push_str(word);
+    }
+    let cmd = cmd.name(name);
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .map_err(|e| cli_err(ErrorCode::Internal, format!("manual page: {e}")))?;
+    out!("{}", String::from_utf8_lossy(&page).trim_end());
+    Ok(())
 }
 
 /// Errors of the CLI's own (arguments, files, storage); every protocol

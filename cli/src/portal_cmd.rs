@@ -13,9 +13,8 @@ use crate::cli_err;
 use crate::secrets::{self, PORTAL_SECRET_ENV};
 use crate::service::{self, ChallengeOptions, Ctx, OfferOptions, Output};
 use crate::store::PortalDb;
-use crate::util::{now_or, render_qr, Common};
+use crate::util::{failure_json, Common, QrArgs};
 use clap::{Args, Subcommand};
-use qrcode::EcLevel;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +40,8 @@ pub enum PortalCommand {
         /// Account to link a device to.
         #[arg(long)]
         account: String,
-        /// Draw the QR code in the terminal.
-        #[arg(long)]
-        render: bool,
+        #[command(flatten)]
+        q: QrArgs,
         #[command(flatten)]
         o: OfferOptions,
     },
@@ -206,6 +204,8 @@ pub enum PortalCommand {
         #[arg(long)]
         account: String,
         #[command(flatten)]
+        q: QrArgs,
+        #[command(flatten)]
         o: OfferOptions,
     },
     /// Flow 2: the challenge a new device shows to an existing authenticator.
@@ -269,9 +269,9 @@ pub struct ChallengeArgs {
     /// Seconds it can be answered (1–900; default 300).
     #[arg(long)]
     ttl: Option<i64>,
-    /// Draw the QR code in the terminal (after the challenge id).
-    #[arg(long)]
-    render: bool,
+    /// The QR code: drawn after the challenge id (`--render`), or written to a file.
+    #[command(flatten)]
+    q: QrArgs,
 }
 
 impl ChallengeArgs {
@@ -345,7 +345,7 @@ pub(crate) fn notify(change: &PortalChange) {
                 "notification: e-mail, text message and letter to {account}: authenticator {serial} was activated \
                  for your account; it is usable from {}. Not you? Call us: unlinking device {device_id} before \
                  then cancels it",
-                usable_from.secs()
+                crate::util::when(usable_from.secs())
             ),
             PortalEvent::OrderLocked { account, user_id, .. } => eprintln!(
                 "notification: e-mail to {account}: the authenticator order of user ID {user_id} is locked after \
@@ -377,7 +377,7 @@ fn print(c: &Common, result: service::Result<Output>) -> Result<Output, Error> {
         }
         Err(f) => {
             match (c.json, &f.json, &f.text) {
-                (true, Some(j), _) => out!("{j}"),
+                (true, Some(j), _) => out!("{}", failure_json(j.clone(), &f.error)),
                 (false, _, Some(t)) => out!("{t}"),
                 _ => {}
             }
@@ -388,22 +388,21 @@ fn print(c: &Common, result: service::Result<Output>) -> Result<Output, Error> {
 
 /// Open the portal of `c.dir` and run one service operation on it.
 fn with_portal(c: &Common, op: impl FnOnce(&mut Ctx<'_>) -> service::Result<Output>) -> Result<Output, Error> {
-    let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), false)?;
+    let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), false)?;
     let portal = load_portal(&db, &c.dir)?;
-    let mut cx = Ctx { db: &mut db, portal: &portal, now: now_or(c.now), notify };
+    let mut cx = Ctx { db: &mut db, portal: &portal, now: c.now()?, notify };
     print(c, op(&mut cx))
 }
 
-/// A QR code drawn in the terminal after the output (`--render`).
-fn render_after(o: &Output, key: &str) -> Result<(), Error> {
-    out!("{}", render_qr(o.json[key].as_str().unwrap_or_default(), EcLevel::M)?);
-    Ok(())
+/// The QR code of an output's `key` (`--render`, `--qr-out`).
+fn render_after(o: &Output, key: &str, q: &QrArgs) -> Result<(), Error> {
+    q.show(o.json[key].as_str().unwrap_or_default())
 }
 
 pub fn run(cmd: PortalCommand) -> Result<(), Error> {
     match cmd {
         PortalCommand::Init { c, name } => {
-            let mut db = PortalDb::connect(&c.dir, c.db().as_deref(), true)?;
+            let mut db = PortalDb::connect(&c.dir, c.db()?.as_deref(), true)?;
             if db.identity()?.is_some() {
                 return Err(cli_err(ErrorCode::InvalidState, "this directory already holds a portal"));
             }
@@ -437,14 +436,13 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
                 eprintln!("the portal seed is in {} (owner only): keep it secret, back it up", path.display());
             }
         }
-        PortalCommand::LinkOffer { c, account, render, o } => {
+        PortalCommand::LinkOffer { c, account, q, o } => {
             let o = with_portal(&c, |cx| service::link_offer(cx, &account, &o))?;
-            if render {
-                render_after(&o, "qr_text")?;
-            }
+            render_after(&o, "qr_text", &q)?;
         }
-        PortalCommand::OfferNewDevice { c, account, o } => {
-            with_portal(&c, |cx| service::offer_new_device(cx, &account, &o))?;
+        PortalCommand::OfferNewDevice { c, account, q, o } => {
+            let o = with_portal(&c, |cx| service::offer_new_device(cx, &account, &o))?;
+            render_after(&o, "qr_text", &q)?;
         }
         PortalCommand::LinkAccept { c, request } => {
             with_portal(&c, |cx| service::link_accept(cx, &request))?;
@@ -473,9 +471,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         PortalCommand::Challenge { c, account, device, what, ch } => {
             let options = ch.options(device, what);
             let o = with_portal(&c, |cx| service::challenge(cx, &account, &options))?;
-            if ch.render {
-                render_after(&o, "qr")?;
-            }
+            render_after(&o, "qr", &ch.q)?;
         }
         PortalCommand::ChallengeStatus { c, challenge } => {
             with_portal(&c, |cx| service::challenge_status(cx, &challenge))?;
@@ -489,9 +485,7 @@ pub fn run(cmd: PortalCommand) -> Result<(), Error> {
         PortalCommand::LinkChallenge { c, device, ch } => {
             let settings = ch.options(None, TransactionArgs::default()).settings();
             let o = with_portal(&c, |cx| service::link_challenge(cx, &device, settings))?;
-            if ch.render {
-                render_after(&o, "qr")?;
-            }
+            render_after(&o, "qr", &ch.q)?;
         }
         PortalCommand::Vouch { c, device, challenge, code } => {
             with_portal(&c, |cx| service::vouch(cx, &device, &challenge, &code))?;

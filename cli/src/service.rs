@@ -390,7 +390,7 @@ pub fn link_accept_opened(cx: &mut Ctx<'_>, req: Arc<LinkRequest>) -> Result<Out
     } else {
         format!(
             "device \"{device_name}\" ({device_id}) waits for its check code until {}",
-            confirm_by.map(secs).unwrap_or_default()
+            crate::util::when(confirm_by.map(secs).unwrap_or_default())
         )
     };
     Ok(Output {

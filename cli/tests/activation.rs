@@ -94,6 +94,10 @@ fn ordered(s: &Scratch, p: &str, account: &str) -> (String, Letter) {
     let file = s.path("factory.txt");
     let t = token(s, "t1", "TS00012345", &file);
     ok(&["portal", "import-devices", "--dir", p, "--file", &file, "--now", &now(N)]);
+    // The activation code from a file (not on the command line): the
+    // activations below type 271828 and are accepted.
+    let code_file = s.path("activation-code");
+    std::fs::write(&code_file, "271828\n").unwrap();
     let o = ok_json(&[
         "portal",
         "order",
@@ -102,7 +106,7 @@ fn ordered(s: &Scratch, p: &str, account: &str) -> (String, Letter) {
         "--account",
         account,
         "--activation-code",
-        "271828",
+        &format!("@{code_file}"),
         "--now",
         &now(N + 10),
     ]);
@@ -475,6 +479,9 @@ fn activation_steps_print_exact_json_and_refusals_leave_the_step() {
     };
     let a = pw("correct horse battery staple");
     assert_eq!(ok(&a.iter().map(String::as_str).collect::<Vec<_>>()), "accepted");
+    let a = pw("env:TESSERA_TEST_PASSWORD");
+    let o = tessera_cmd().args(&a).env("TESSERA_TEST_PASSWORD", "correct horse battery staple").output().unwrap();
+    assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(0), "accepted"), "{}", stderr_of(&o));
     let mut a = pw("wrong horse battery staple");
     a.push("--json".into());
     let o = fails(&a.iter().map(String::as_str).collect::<Vec<_>>(), "PASSWORD_MISMATCH");
@@ -497,7 +504,10 @@ fn activation_steps_print_exact_json_and_refusals_leave_the_step() {
         .map(String::from)
         .collect::<Vec<_>>()
     };
-    let a = rc(&codes[3]);
+    // The recovery code from a file, the password from a variable.
+    let rc_file = s.path("recovery-code");
+    std::fs::write(&rc_file, format!("{}\n", codes[3])).unwrap();
+    let a = rc(&format!("@{rc_file}"));
     let j = json(&ok(&a.iter().map(String::as_str).collect::<Vec<_>>()));
     assert_eq!(keys(&j), ["accepted", "events", "recovery_codes_left", "verdict"]);
     assert_eq!(j["recovery_codes_left"], 9);

@@ -62,3 +62,27 @@ fn bench_arguments_are_checked() {
     fails(&["bench", "--servers", "0"], "INVALID_INPUT");
     fails(&["bench", "--db", "mysql://x"], "INVALID_INPUT");
 }
+
+#[test]
+fn bench_json_prints_its_table_as_an_array_of_rows() {
+    let dir = common::tmp("bench", "json");
+    let out = tessera_cmd()
+        .args(["bench", "--dir", dir.to_str().unwrap(), "--servers", "1", "--db", "sqlite", "--duration", "500ms"])
+        .args(["--concurrency", "1", "--devices", "1", "--ops", "otp", "--json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let rows: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{stdout}");
+    let r = &rows[0];
+    assert_eq!(
+        (r["backend"].as_str(), r["servers"].as_u64(), r["operation"].as_str()),
+        (Some("sqlite"), Some(1), Some("otp-wrong"))
+    );
+    assert!(r["requests"].as_u64().unwrap() > 0 && r["requests_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["p50_ms"].as_f64().unwrap() <= r["max_ms"].as_f64().unwrap(), "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

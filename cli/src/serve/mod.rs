@@ -92,9 +92,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// The store: `sqlite:PATH` or `postgres://…` (default: `TESSERA_DB`,
-    /// else SQLite in --dir).
+    /// else SQLite in --dir); a URL with a password also as `@FILE` or `env:NAME`.
     #[arg(long)]
-    db: Option<String>,
+    db: Option<crate::input::SecretArg>,
     /// Requests per minute and account on host routes, e.g. `120/min`.
     #[arg(long, default_value = "120/min")]
     rate_limit: String,
@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Never serve the demo page.
     #[arg(long)]
     no_demo_page: bool,
+    /// Machine-readable output: `{"listening": "http://ADDR"}` instead of
+    /// the `listening on` line (the log on stderr is JSON either way).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The store of `dir` (SQLite), or the one `db` names (`sqlite:PATH`,
@@ -953,10 +957,12 @@ fn read_token(file: Option<&Path>) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>
     Ok(Some(zeroize::Zeroizing::new(token.to_vec())))
 }
 
-pub fn run(mut a: ServeArgs) -> Result<(), Error> {
-    if a.db.is_none() {
-        a.db = std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty());
-    }
+pub fn run(a: ServeArgs) -> Result<(), Error> {
+    // A URL with a password can come from a file or a variable.
+    let store: Option<String> = match &a.db {
+        Some(v) => Some(v.read("--db")?.to_string()),
+        None => std::env::var("TESSERA_DB").ok().filter(|v| !v.is_empty()),
+    };
     let rate = parse_rate(&a.rate_limit)?;
     let peer_rate = parse_rate(&a.rate_limit_per_ip).map_err(|_| {
         cli_err(ErrorCode::InvalidInput, "--rate-limit-per-ip must be N/min (or N/s, N/h), N at least 1")
@@ -978,7 +984,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
         return Err(cli_err(ErrorCode::InvalidInput, "--timeout must be at least 1 second"));
     }
     // The store is reachable and holds this directory's portal.
-    let db = open_store(&a.dir, a.db.as_deref())?;
+    let db = open_store(&a.dir, store.as_deref())?;
     let portal = load_portal(&db, &a.dir)?;
     let io = |e: std::io::Error| cli_err(ErrorCode::InvalidInput, format!("--listen {}: {e}", a.listen));
     let listener = TcpListener::bind(&a.listen).map_err(io)?;
@@ -996,7 +1002,7 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     let open_host_routes = token.is_none();
     let shared = Arc::new(Shared {
         dir: a.dir.clone(),
-        db: a.db.clone(),
+        db: store,
         portal,
         limiter: RateLimiter::new(rate, MAX_BUCKETS),
         peer_limiter: RateLimiter::new(peer_rate, MAX_BUCKETS),
@@ -1021,7 +1027,11 @@ pub fn run(mut a: ServeArgs) -> Result<(), Error> {
     // added up to its period to every request's latency); a watcher wakes
     // it with a connection of its own when a signal asks to stop.
     let waker = wake_on_stop(Arc::clone(&stop), addr);
-    out!("listening on http://{addr}");
+    if a.json {
+        out!("{}", json!({ "listening": format!("http://{addr}") }));
+    } else {
+        out!("listening on http://{addr}");
+    }
     log(json!({"ts": unix_ms(), "msg": "listening", "addr": addr.to_string(), "workers": a.workers,
                "demo_page": demo_page, "bearer_token": !open_host_routes}));
     if open_host_routes {
