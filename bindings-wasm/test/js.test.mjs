@@ -98,7 +98,7 @@ test("exports exactly the public API", () => {
   assert.deepEqual(names, PUBLIC);
 });
 
-test("TypeScript declarations: the tsify types of tessera-host, for Node and the web", () => {
+test("TypeScript declarations: the tsify types of tessera-host (one set for Node and browsers)", () => {
   for (const dir of ["pkg"]) {
     const d = dts();
     for (const t of ["LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "PortalChange", "LinkAnswer",
@@ -799,7 +799,7 @@ test("README: every call it names exists", () => {
   }
   // Bare calls (not methods of something else): the SDK's, or the example's own helpers.
   for (const [, name] of readme.matchAll(/(?<![.\w])([a-z][a-zA-Z0-9]+)\(/g)) {
-    if (["fetch", "init", "call", "read", "change", "show", "save", "mail", "if", "for", "async"].includes(name)) continue;
+    if (["fetch", "init", "require", "call", "read", "change", "show", "save", "mail", "if", "for", "async"].includes(name)) continue;
     const known = name in sdk || Object.values(objects).some((o) => name in o);
     assert.ok(known, `README: ${name}() is not in the API`);
     checked++;
@@ -929,13 +929,25 @@ for (const e of imported.change.events) {
   }
 });
 
-test("wasm size (numbers, not a budget)", (t) => {
-  for (const dir of ["node", "web"]) {
-    const f = new URL(`../pkg/${dir}/tessera_wasm_bg.wasm`, import.meta.url);
-    assert.ok(existsSync(f), `${dir}: no wasm`);
-    const raw = readFileSync(f);
-    const gz = gzipSync(raw, { level: 9 }).length;
-    assert.ok(raw.length > 0 && gz > 0);
-    t.diagnostic(`pkg/${dir}/tessera_wasm_bg.wasm: raw ${raw.length} bytes, gzip ${gz} bytes`);
-  }
+// What a browser downloads: the .wasm and the JS glue (tessera_wasm.js +
+// index.js), gzipped (build.sh prints the same total). Issue 11's target is
+// 100 KB; the package is about three times that (297 KB on 2026-11-30: the
+// portal, device, challenge and activation flows with their serde codecs;
+// see docs/DESIGN.md), so this is a ceiling that stops growth, to be
+// lowered as the package shrinks, not the target.
+const SIZE_TARGET = 100_000;
+const SIZE_CEILING = 300_000;
+
+test(`size: .wasm + JS glue gzipped at most ${SIZE_CEILING} bytes (target ${SIZE_TARGET}, not met yet)`, (t) => {
+  // `gzip -9`, as build.sh measures (zlib's level 9 gives about 2% more).
+  const pkg = (name) => readFileSync(new URL(`../pkg/${name}`, import.meta.url));
+  const gz = (bytes) => execFileSync("gzip", ["-9", "-c"], { input: bytes, maxBuffer: 1 << 26 }).length;
+  const wasms = readdirSync(new URL("../pkg/", import.meta.url)).filter((f) => f.endsWith(".wasm"));
+  assert.deepEqual(wasms, ["tessera_wasm_bg.wasm"], "one .wasm");
+  const wasm = gz(pkg("tessera_wasm_bg.wasm"));
+  const glue = gz(Buffer.concat([pkg("tessera_wasm.js"), pkg("index.js")]));
+  const total = wasm + glue;
+  t.diagnostic(`.wasm gzip ${wasm} + glue gzip ${glue} = ${total} bytes (target ${SIZE_TARGET}: ` +
+    `${total <= SIZE_TARGET ? "met" : `${total - SIZE_TARGET} bytes over`})`);
+  assert.ok(total <= SIZE_CEILING, `.wasm + glue is ${total} bytes gzipped, over the ceiling of ${SIZE_CEILING}`);
 });
