@@ -12,7 +12,18 @@ export * from "./tessera_wasm.js";
 
 const WASM = "tessera_wasm_bg.wasm";
 
-export default async function init(source) {
+let loading; // the first call's promise (forgotten if it failed, so a second call can retry)
+
+export default function init(source) {
+  loading ??= load(source).catch((e) => {
+    loading = undefined;
+    throw e;
+  });
+  return loading;
+}
+export { init };
+
+async function load(source) {
   if (source === undefined) source = new URL(`./${WASM}`, import.meta.url);
   if (typeof source === "string" || (source instanceof URL && source.protocol === "file:")) {
     try {
@@ -24,7 +35,6 @@ export default async function init(source) {
   }
   await glueInit({ module_or_path: source });
 }
-export { init };
 
 export function initSync(source) {
   glueInitSync({ module: source });

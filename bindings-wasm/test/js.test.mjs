@@ -93,6 +93,22 @@ test("the package name resolves to the Node entry for import and require (one mo
   assert.equal(required.default, sdk.init);
 });
 
+test("init: once is enough, again does nothing; a failed load says what is missing and can be retried", async () => {
+  assert.equal(sdk.default, sdk.init);
+  assert.equal(await sdk.init(), undefined);
+  assert.equal(await sdk.init("/nowhere/tessera_wasm_bg.wasm"), undefined, "already loaded: the argument is not read");
+  sdk.initSync(new Uint8Array(0)); // already loaded: nothing to do
+  // A fresh process: a path that does not exist, then the default.
+  const script = `import { init, totp } from "@tessera/sdk";
+    await init("/nowhere/tessera_wasm_bg.wasm").then(() => console.log("loaded?"), (e) => console.log(e.message));
+    await init();
+    console.log(totp(new TextEncoder().encode("12345678901234567890"), 59000, 30, 8));`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script],
+    { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" }).trim().split("\n");
+  assert.match(out[0], /^@tessera\/sdk: cannot read \/nowhere\/tessera_wasm_bg\.wasm \(ENOENT\): a bundle needs tessera_wasm_bg\.wasm copied next to it, or its bytes passed to init\(\)$/);
+  assert.equal(out[1], "94287082");
+});
+
 test("exports exactly the public API", () => {
   const names = Object.keys(sdk).filter((k) => k !== "default" && k !== "module.exports").sort();
   assert.deepEqual(names, PUBLIC);
