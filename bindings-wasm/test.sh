@@ -5,7 +5,7 @@
 #   2. node --test bindings-wasm/test/          (Node, through the package's exports:
 #      test/scenarios.mjs runs every vectors/scenarios/*.json; js.test.mjs the
 #      JS-only checks; vectors.test.mjs vectors/otp.json)
-#   3. node bindings-wasm/test/browser/run.mjs  (headless Chromium, pkg/web: OTP page;
+#   3. node bindings-wasm/test/browser/run.mjs  (headless Chromium, pkg/index.js: OTP page;
 #      every scenario file in the page with the same runner; link QR screenshot decoded in Node;
 #      a payment approved on a portal page: challenge QR screenshot decoded and answered in Node,
 #      the code typed into the page)
