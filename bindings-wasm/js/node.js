@@ -14,7 +14,8 @@ const WASM = "tessera_wasm_bg.wasm";
 
 let loading; // the first call's promise (forgotten if it failed, so a second call can retry)
 
-export default function init(source) {
+export default async function init(source) {
+  checked(source);
   loading ??= load(source).catch((e) => {
     loading = undefined;
     throw e;
@@ -37,5 +38,19 @@ async function load(source) {
 }
 
 export function initSync(source) {
-  glueInitSync({ module: source });
+  glueInitSync({ module: checked(source) });
+}
+
+/** A source `init` can load, or a TesseraError INVALID_INPUT (thrown before the module exists). */
+function checked(source) {
+  const ok = source === undefined || typeof source === "string" || source instanceof URL ||
+    source instanceof ArrayBuffer || ArrayBuffer.isView(source) || source instanceof WebAssembly.Module ||
+    typeof source?.then === "function" ||
+    (typeof Response === "function" && source instanceof Response) ||
+    (typeof Request === "function" && source instanceof Request);
+  if (ok) return source;
+  const e = new Error("init: the source must be the .wasm's URL, path, bytes, Response or WebAssembly.Module");
+  e.name = "TesseraError";
+  e.code = "INVALID_INPUT";
+  throw e;
 }
