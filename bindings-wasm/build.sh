@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds the npm package @tessera/sdk into bindings-wasm/pkg/{node,web}:
+# Builds the npm package @tessera/sdk into bindings-wasm/pkg/:
 #   1. cargo: tessera-wasm for wasm32-unknown-unknown, profile wasm-release
 #      (opt-level z, fat LTO, panic = abort; see the workspace Cargo.toml);
-#   2. wasm-bindgen (pinned CLI from scripts/setup.sh) for Node (CommonJS,
-#      loads synchronously) and for the web (ES module, `await init()`);
-#   3. binaryen `wasm-opt -Oz` on each *_bg.wasm, then a size report.
+#   2. wasm-bindgen (pinned CLI from scripts/setup.sh) --target web: one ES
+#      module glue and one .wasm for Node, browsers and bundlers alike; the
+#      entry points js/index.js (browsers, bundlers) and js/node.js (Node:
+#      reads the .wasm from disk) add `init`; dts.mjs trims the glue's
+#      declarations (see there) next to js/index.d.ts;
+#   3. binaryen `wasm-opt -Oz` on the .wasm, then the size report: the .wasm
+#      and the JS a browser loads (glue + index.js), gzipped, and their total
+#      (test/js.test.mjs holds the budget).
 # Works from any directory. Tools come from ${TESSERA_CACHE:-~/.cache/tessera}.
 set -euo pipefail
 
@@ -35,40 +40,35 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
 WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/tessera_wasm.wasm"
 [ -f "$WASM" ] || die "cargo produced no $WASM"
 
-rm -rf "$PKG/node" "$PKG/web"
-for target in nodejs web; do
-  out="$PKG/${target/nodejs/node}"
-  log "wasm-bindgen --target $target --out-dir $out"
-  "$WASM_BINDGEN" --target "$target" --out-dir "$out" "$WASM"
-done
+rm -rf "$PKG"
+log "wasm-bindgen --target web --out-dir $PKG"
+"$WASM_BINDGEN" --target web --out-dir "$PKG" "$WASM"
+# Not shipped: the raw export list (nothing imports it).
+rm -f "$PKG/tessera_wasm_bg.wasm.d.ts"
 # The records' TypeScript declarations come from tessera-host (tsify, feature
 # `wasm`); the error codes from the core's table. None is written by hand here.
-for dir in node web; do
-  for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type TesseraErrorCode = ErrorCode;" \
-      "type Timestamp = number;"; do
-    grep -qF "export $decl" "$PKG/$dir/tessera_wasm.d.ts" ||
-      die "$PKG/$dir/tessera_wasm.d.ts lacks \`export $decl\` (tsify declarations of tessera-host)"
-  done
+for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type TesseraErrorCode = ErrorCode;" \
+    "type Timestamp = number;"; do
+  grep -qF "export $decl" "$PKG/tessera_wasm.d.ts" ||
+    die "$PKG/tessera_wasm.d.ts lacks \`export $decl\` (tsify declarations of tessera-host)"
 done
-# pkg/node is CommonJS and pkg/web is an ES module: say so next to each, so
-# Node and bundlers read each folder right whatever the root package says.
-echo '{ "type": "commonjs" }' > "$PKG/node/package.json"
-echo '{ "type": "module" }' > "$PKG/web/package.json"
+node bindings-wasm/dts.mjs "$PKG/tessera_wasm.d.ts"
+cp bindings-wasm/js/index.js bindings-wasm/js/node.js bindings-wasm/js/index.d.ts "$PKG/"
 
 # The features rustc (1.87+) enables by default for wasm32-unknown-unknown (the
 # target_features section of the cargo output lists them);
 # wasm-opt must accept them or it rejects the module.
 FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-mutable-globals --enable-multivalue --enable-reference-types)
-raw_before=$(wc -c < "$PKG/web/tessera_wasm_bg.wasm")
-for dir in node web; do
-  f="$PKG/$dir/tessera_wasm_bg.wasm"
-  log "wasm-opt -Oz $f"
-  node "$WASM_OPT" -Oz "${FEATURES[@]}" "$f" -o "$f.opt"
-  mv "$f.opt" "$f"
-done
+f="$PKG/tessera_wasm_bg.wasm"
+raw_before=$(wc -c < "$f")
+log "wasm-opt -Oz $f"
+node "$WASM_OPT" -Oz "${FEATURES[@]}" "$f" -o "$f.opt"
+mv "$f.opt" "$f"
 
-f="$PKG/web/tessera_wasm_bg.wasm"
 raw=$(wc -c < "$f")
 gz=$(gzip -9 -c "$f" | wc -c)
 echo "wasm size: raw $raw bytes, gzip $gz bytes ($f; $raw_before bytes before wasm-opt)"
+glue=$(cat "$PKG/tessera_wasm.js" "$PKG/index.js" | gzip -9 | wc -c)
+total=$((gz + glue))
+echo "npm size: wasm gzip $gz + JS glue gzip $glue (tessera_wasm.js + index.js) = total $total bytes gzip (issue 11 target: 100000)"

@@ -16,7 +16,7 @@ cd "$ROOT"
 
 cargo run -q --release -p tessera-host --example boundary | tee "$OUT/rust.txt"
 
-[ -f bindings-wasm/pkg/node/tessera_wasm.js ] || bash bindings-wasm/build.sh >/dev/null
+[ -f bindings-wasm/pkg/node.js ] || bash bindings-wasm/build.sh >/dev/null
 node bindings-wasm/bench/boundary.mjs | tee "$OUT/node.txt"
 
 cargo build -q --release -p tessera-ffi

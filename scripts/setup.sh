@@ -49,6 +49,10 @@ if [ ! -x "$NPM_DIR/node_modules/kotlin-compiler/bin/kotlinc" ] || [ ! -d "$NPM_
     npm install --no-save --silent kotlin-compiler@2.4 playwright-core binaryen@132 jsqr@1 typescript@5)
 fi
 chmod +x "$NPM_DIR"/node_modules/kotlin-compiler/bin/* 2>/dev/null || true
+# 4b. The npm package's user projects (bindings-wasm/packed/run.mjs): Vite and esbuild (own folder).
+WEB_DIR="$CACHE/npm-web"; mkdir -p "$WEB_DIR"
+[ -f "$WEB_DIR/node_modules/vite/package.json" ] && [ -f "$WEB_DIR/node_modules/esbuild/package.json" ] ||
+  { log "npm install vite esbuild"; (cd "$WEB_DIR" && { [ -f package.json ] || echo '{"name":"tessera-web-tools","private":true}' > package.json; } && npm install --no-save --silent vite@8.3.8 esbuild@0.28); }
 
 # 5. Swift 6 (Debian trixie's swiftlang) in a chroot, reused between runs.
 SWIFT_ROOT="$CACHE/swift-trixie"

@@ -1,9 +1,9 @@
 // Per-call cost through the wasm boundary, for scripts/bench-boundary.sh:
 // the same two calls as host/examples/boundary.rs, timed the same way
 // (warm-up, then the mean of N calls). Prints `node <call> <ns per call>`.
-import { createRequire } from "node:module";
-const require = createRequire(import.meta.url);
-const sdk = require("../pkg/node/tessera_wasm.js");
+import * as sdk from "../pkg/node.js";
+
+await sdk.init();
 
 function perCall(n, f) {
   for (let i = 0; i < n / 10; i++) f();

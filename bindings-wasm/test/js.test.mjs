@@ -15,13 +15,16 @@ import { gzipSync } from "node:zlib";
 import * as sdk from "@tessera/sdk";
 import { throwsCode } from "./helpers.mjs";
 
+await sdk.init();
+
 const require = createRequire(import.meta.url);
 const PUBLIC = ["Device", "LinkRequest", "OfflineAuthenticator", "PendingLink", "Portal", "StatusProbe", "base32Decode",
-  "base32Encode", "errorCodes", "factoryFileSerials", "formatOtpauthUri", "hotp", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
+  "base32Encode", "errorCodes", "factoryFileSerials", "formatOtpauthUri", "hotp", "init", "initSync", "isTesseraError", "newOtpSecret", "newStorageKey", "ocra", "otpauthCode",
   "parseOtpauthUri", "qrSvg", "resyncHotp", "signedAnswerChallengeId", "totp", "unlockVerifier", "verifyHotp",
   "verifyTotp"];
 const KEY = new TextEncoder().encode("12345678901234567890");
-const dts = (dir) => readFileSync(new URL(`../pkg/${dir}/tessera_wasm.d.ts`, import.meta.url), "utf8");
+// The glue's declarations (pkg/index.d.ts re-exports them next to `init`).
+const dts = () => readFileSync(new URL("../pkg/tessera_wasm.d.ts", import.meta.url), "utf8");
 const isClass = (f) => /^class\b/.test(Function.prototype.toString.call(f));
 
 /** A linked phone and its portal, through the API (the scenarios test the flow itself). */
@@ -81,10 +84,33 @@ function rowStore() {
   };
 }
 
-test("the package name resolves to the Node build for import and require", () => {
-  assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
-  assert.match(require.resolve("@tessera/sdk"), /bindings-wasm\/pkg\/node\/tessera_wasm\.js$/);
-  assert.equal(require("@tessera/sdk").hotp, sdk.hotp);
+test("the package name resolves to the Node entry for import and require (one module instance)", () => {
+  assert.match(fileURLToPath(import.meta.resolve("@tessera/sdk")), /bindings-wasm\/pkg\/node\.js$/);
+  assert.match(require.resolve("@tessera/sdk"), /bindings-wasm\/pkg\/node\.js$/);
+  const required = require("@tessera/sdk");
+  assert.equal(required.hotp, sdk.hotp);
+  assert.equal(required.init, sdk.init);
+  assert.equal(required.default, sdk.init);
+});
+
+test("init: once is enough, again does nothing; a failed load says what is missing and can be retried", async () => {
+  assert.equal(sdk.default, sdk.init);
+  assert.equal(await sdk.init(), undefined);
+  assert.equal(await sdk.init("/nowhere/tessera_wasm_bg.wasm"), undefined, "already loaded: the argument is not read");
+  sdk.initSync(new Uint8Array(0)); // already loaded: nothing to do
+  for (const junk of [42, {}, null, true, [1, 2]]) {
+    await assert.rejects(sdk.init(junk), (e) => sdk.isTesseraError(e) && e.code === "INVALID_INPUT", `init(${junk})`);
+    throwsCode(() => sdk.initSync(junk), "INVALID_INPUT", `initSync(${junk})`);
+  }
+  // A fresh process: a path that does not exist, then the default.
+  const script = `import { init, totp } from "@tessera/sdk";
+    await init("/nowhere/tessera_wasm_bg.wasm").then(() => console.log("loaded?"), (e) => console.log(e.message));
+    await init();
+    console.log(totp(new TextEncoder().encode("12345678901234567890"), 59000, 30, 8));`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script],
+    { cwd: fileURLToPath(new URL(".", import.meta.url)), encoding: "utf8" }).trim().split("\n");
+  assert.match(out[0], /^@tessera\/sdk: cannot read \/nowhere\/tessera_wasm_bg\.wasm \(ENOENT\): a bundle needs tessera_wasm_bg\.wasm copied next to it, or its bytes passed to init\(\)$/);
+  assert.equal(out[1], "94287082");
 });
 
 test("exports exactly the public API", () => {
@@ -92,9 +118,9 @@ test("exports exactly the public API", () => {
   assert.deepEqual(names, PUBLIC);
 });
 
-test("TypeScript declarations: the tsify types of tessera-host, for Node and the web", () => {
-  for (const dir of ["node", "web"]) {
-    const d = dts(dir);
+test("TypeScript declarations: the tsify types of tessera-host (one set for Node and browsers)", () => {
+  for (const dir of ["pkg"]) {
+    const d = dts();
     for (const t of ["LinkOffer", "StoredOffer", "StoredPendingLink", "StoredDevice", "PortalChange", "LinkAnswer",
       "LinkConfirmation", "CodeCheck", "LinkLookup", "StatusLookup", "OfferSettings", "PasscodeRules", "LinkOfferInfo",
       "LinkedAccount", "LinkChoices", "LinkFinish", "OtpAuthUri", "OtpVerifierConfig", "OtpVerifierState", "OtpCheck",
@@ -170,8 +196,8 @@ test("errorCodes() equals the ErrorCode union of the .d.ts; no hand-written copy
   const codes = sdk.errorCodes();
   assert.ok(Array.isArray(codes) && codes.length > 20);
   assert.equal(new Set(codes).size, codes.length);
-  for (const dir of ["node", "web"]) {
-    const union = dts(dir).match(/export type ErrorCode = ([^;]*);/);
+  for (const dir of ["pkg"]) {
+    const union = dts().match(/export type ErrorCode = ([^;]*);/);
     assert.ok(union, `${dir}: ErrorCode missing`);
     assert.deepEqual([...union[1].matchAll(/"([A-Z_]+)"/g)].map((m) => m[1]), codes, dir);
   }
@@ -443,7 +469,9 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
     }
   };
   const pick = (i) => values[i % values.length];
-  const fns = Object.entries(sdk).filter(([, f]) => typeof f === "function" && !isClass(f));
+  // `init` (and its `default` alias) returns a promise: its junk arguments are tested on their own.
+  const fns = Object.entries(sdk).filter(([name, f]) => typeof f === "function" && !isClass(f) &&
+    name !== "init" && name !== "default");
   for (const [name, fn] of fns) {
     for (let i = 0; i < values.length; i++) {
       for (let j = 0; j < values.length; j++) call(name, () => fn(values[i], values[j], pick(i + j), pick(i * j), pick(i + 3)));
@@ -793,7 +821,7 @@ test("README: every call it names exists", () => {
   }
   // Bare calls (not methods of something else): the SDK's, or the example's own helpers.
   for (const [, name] of readme.matchAll(/(?<![.\w])([a-z][a-zA-Z0-9]+)\(/g)) {
-    if (["fetch", "init", "call", "read", "change", "show", "save", "mail", "if", "for", "async"].includes(name)) continue;
+    if (["fetch", "init", "require", "call", "read", "change", "show", "save", "mail", "if", "for", "async"].includes(name)) continue;
     const known = name in sdk || Object.values(objects).some((o) => name in o);
     assert.ok(known, `README: ${name}() is not in the API`);
     checked++;
@@ -808,7 +836,7 @@ test("README: every call it names exists", () => {
 test("README: the write kinds and event kinds it lists are those of the .d.ts", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8").replace(/\s+/g, " ");
   const union = (type) => {
-    const line = dts("node").split("\n").find((l) => l.startsWith(`export type ${type} = `));
+    const line = dts().split("\n").find((l) => l.startsWith(`export type ${type} = `));
     assert.ok(line, `.d.ts: no type ${type}`);
     return [...line.matchAll(/\{ kind: "(\w+)"/g)].map((m) => m[1]);
   };
@@ -839,13 +867,20 @@ test("TypeScript: a small .ts file type-checks against the .d.ts", (t) => {
   }
   const dir = mkdtempSync(join(tmpdir(), "tessera-ts-"));
   try {
-    const types = new URL("../pkg/node/tessera_wasm.d.ts", import.meta.url).pathname.replace(/\.d\.ts$/, "");
-    writeFileSync(join(dir, "use.ts"), `
+    const types = new URL("../pkg/index.js", import.meta.url).pathname;
+    writeFileSync(join(dir, "use.mts"), `
 import { Portal, Device, newStorageKey, isTesseraError, errorCodes, signedAnswerChallengeId, type LinkOffer, type Verdict,
   type TesseraErrorCode, type Approval, type ChallengeIssued, type ChallengeView, type SignedChallenge, type AnswerCheck,
   type StoredChallenge, OfflineAuthenticator, factoryFileSerials, type ActivationSettings, type ActivationUpdate,
   type AuthenticatorScreen, type CredentialCheck, type StoredOrder, type StoredActivation, type StoredAuthenticator,
   type StoredCredentials } from ${JSON.stringify(types)};
+import init, { totp } from ${JSON.stringify(types)};
+await init();
+console.log(totp(newStorageKey(), Date.now()));
+{
+  using scoped = new Device(newStorageKey());
+  console.log(scoped.account);
+}
 const portal = Portal.generate("Example Bank");
 const offer: LinkOffer = portal.createOffer("anna", {}, Date.now());
 const device = new Device(newStorageKey());
@@ -897,21 +932,44 @@ for (const e of imported.change.events) {
   if (e.kind === "orderLocked") console.log(e.userId);
 }
 `);
-    execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022",
-      "--lib", "es2022,esnext.disposable,dom", join(dir, "use.ts")],
-      { stdio: "pipe" });
+    const check = (lib) => {
+      try {
+        execFileSync(process.execPath, [tsc, "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022",
+          "--lib", lib, join(dir, "use.mts")], { stdio: "pipe" });
+        return "";
+      } catch (e) {
+        return `${e.stdout}${e.stderr}` || String(e);
+      }
+    };
+    // The declarations pass without skipLibCheck given `esnext.disposable`
+    // (the classes' [Symbol.dispose]); without it they do not (the README
+    // says so).
+    assert.equal(check("es2022,esnext.disposable,dom"), "");
+    assert.match(check("es2022,dom"), /Property 'dispose' does not exist on type 'SymbolConstructor'/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test("wasm size (numbers, not a budget)", (t) => {
-  for (const dir of ["node", "web"]) {
-    const f = new URL(`../pkg/${dir}/tessera_wasm_bg.wasm`, import.meta.url);
-    assert.ok(existsSync(f), `${dir}: no wasm`);
-    const raw = readFileSync(f);
-    const gz = gzipSync(raw, { level: 9 }).length;
-    assert.ok(raw.length > 0 && gz > 0);
-    t.diagnostic(`pkg/${dir}/tessera_wasm_bg.wasm: raw ${raw.length} bytes, gzip ${gz} bytes`);
-  }
+// What a browser downloads: the .wasm and the JS glue (tessera_wasm.js +
+// index.js), gzipped (build.sh prints the same total). Issue 11's target is
+// 100 KB; the package is about three times that (297 KB on 2026-11-30: the
+// portal, device, challenge and activation flows with their serde codecs;
+// see docs/DESIGN.md), so this is a ceiling that stops growth, to be
+// lowered as the package shrinks, not the target.
+const SIZE_TARGET = 100_000;
+const SIZE_CEILING = 300_000;
+
+test(`size: .wasm + JS glue gzipped at most ${SIZE_CEILING} bytes (target ${SIZE_TARGET}, not met yet)`, (t) => {
+  // `gzip -9`, as build.sh measures (zlib's level 9 gives about 2% more).
+  const pkg = (name) => readFileSync(new URL(`../pkg/${name}`, import.meta.url));
+  const gz = (bytes) => execFileSync("gzip", ["-9", "-c"], { input: bytes, maxBuffer: 1 << 26 }).length;
+  const wasms = readdirSync(new URL("../pkg/", import.meta.url)).filter((f) => f.endsWith(".wasm"));
+  assert.deepEqual(wasms, ["tessera_wasm_bg.wasm"], "one .wasm");
+  const wasm = gz(pkg("tessera_wasm_bg.wasm"));
+  const glue = gz(Buffer.concat([pkg("tessera_wasm.js"), pkg("index.js")]));
+  const total = wasm + glue;
+  t.diagnostic(`.wasm gzip ${wasm} + glue gzip ${glue} = ${total} bytes (target ${SIZE_TARGET}: ` +
+    `${total <= SIZE_TARGET ? "met" : `${total - SIZE_TARGET} bytes over`})`);
+  assert.ok(total <= SIZE_CEILING, `.wasm + glue is ${total} bytes gzipped, over the ceiling of ${SIZE_CEILING}`);
 });

@@ -10,9 +10,9 @@
 // One module, two hosts:
 //   * Node: `node --test bindings-wasm/test/` runs this file; it reads every
 //     vectors/scenarios/*.json and runs each as a node:test test through the
-//     package (`@tessera/sdk`, the Node build). Fewer than MIN_FILES fail.
+//     package (`@tessera/sdk`, its Node entry). Fewer than MIN_FILES fail.
 //   * The browser: test/browser/scenarios.html imports `runFiles` and runs
-//     the files the test server lists, with the web build (pkg/web), then
+//     the files the test server lists, with the browser entry (pkg/index.js), then
 //     reports its counts to the Playwright driver (test/browser/run.mjs).
 //
 // Times: `at` is Unix seconds in the files; the API takes epoch milliseconds.
@@ -982,6 +982,7 @@ async function nodeTests() {
   const assert = (await import("node:assert/strict")).default;
   const { readdirSync, readFileSync } = await import("node:fs");
   const sdk = await import("@tessera/sdk");
+  await sdk.init();
   const dir = new URL("../../vectors/scenarios/", import.meta.url);
   const names = readdirSync(dir).filter((n) => n.endsWith(".json")).sort();
   const load = (n) => ({ name: n, text: readFileSync(new URL(n, dir), "utf8") });

@@ -4,7 +4,9 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { hotp, totp, ocra } from "@tessera/sdk";
+import init, { hotp, totp, ocra } from "@tessera/sdk";
+
+await init();
 
 const vectors = JSON.parse(readFileSync(new URL("../../vectors/otp.json", import.meta.url), "utf8"));
 const hex = (h) => Uint8Array.from(Buffer.from(h, "hex"));

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Browser checks of the web build (bindings-wasm/pkg/web): serves bindings-wasm/
+// Browser checks of the package in the browser (bindings-wasm/pkg/index.js): serves bindings-wasm/
 // (and vectors/scenarios/, with a generated index.json) on 127.0.0.1
 // (ephemeral port) and drives headless Debian Chromium through playwright-core:
 //   1. test/browser/index.html: the TOTP the page computed (a Date as the
@@ -68,8 +68,8 @@ async function main() {
   let context;
   let profile;
   try {
-    if (!existsSync(join(ROOT, "pkg/web/tessera_wasm_bg.wasm"))) {
-      throw new Error("bindings-wasm/pkg/web is missing: run bindings-wasm/build.sh first");
+    if (!existsSync(join(ROOT, "pkg/tessera_wasm_bg.wasm"))) {
+      throw new Error("bindings-wasm/pkg is missing: run bindings-wasm/build.sh first");
     }
     const cache = process.env.TESSERA_CACHE || join(homedir(), ".cache/tessera");
     const tool = (name) => {
@@ -133,7 +133,7 @@ async function checkOtpPage(page, base, served) {
   }
   // The same module instance, driven from the test: a bad number.
   const thrown = await page.evaluate(async () => {
-    const m = await import("/pkg/web/tessera_wasm.js");
+    const m = await import("/pkg/index.js");
     try {
       m.totp(new Uint8Array(20), "59000");
       return null;
@@ -154,7 +154,7 @@ async function checkOtpPage(page, base, served) {
     `(${pageError.code}, ${thrown.code}); ${served.length} files served from ${base}`);
 }
 
-/** Page 2: every scenario file, run in the page by test/scenarios.mjs over pkg/web. */
+/** Page 2: every scenario file, run in the page by test/scenarios.mjs over pkg/index.js. */
 async function checkScenarioPage(page, base) {
   const problems = watch(page);
   await page.goto(`${base}/test/browser/scenarios.html`, { timeout: STEP_TIMEOUT_MS });
@@ -177,7 +177,8 @@ async function checkScenarioPage(page, base) {
  * from a screenshot, as a camera would, and scans it with a pinned device.
  */
 async function checkLinkPage(page, base, jsQR) {
-  const { Device, newStorageKey } = await import("@tessera/sdk"); // the Node build
+  const { init, Device, newStorageKey } = await import("@tessera/sdk"); // the Node entry
+  await init();
   const problems = watch(page);
   await page.goto(`${base}/test/browser/link.html`, { timeout: STEP_TIMEOUT_MS });
   await page.waitForSelector('#status:is([data-state="ready"], [data-state="failed"])', { timeout: STEP_TIMEOUT_MS });
@@ -218,7 +219,8 @@ async function checkLinkPage(page, base, jsQR) {
  * and typing its codes into the page as a user would.
  */
 async function checkApprovePage(page, base, jsQR) {
-  const { Device, newStorageKey } = await import("@tessera/sdk"); // the Node build
+  const { init, Device, newStorageKey } = await import("@tessera/sdk"); // the Node entry
+  await init();
   const problems = watch(page);
   const passcode = "493817";
   const waitState = async (state) => {
