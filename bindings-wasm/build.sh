@@ -54,6 +54,9 @@ for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type Te
 done
 node bindings-wasm/dts.mjs "$PKG/tessera_wasm.d.ts"
 cp bindings-wasm/js/index.js bindings-wasm/js/node.js bindings-wasm/js/index.d.ts "$PKG/"
+# The licence texts travel in the tarball (npm only picks LICENSE files up
+# from the package root, which holds none: one copy each, at the repo root).
+cp LICENSE-APACHE LICENSE-MIT "$PKG/"
 
 # The features rustc (1.87+) enables by default for wasm32-unknown-unknown (the
 # target_features section of the cargo output lists them);
