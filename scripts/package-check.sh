@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The crates as crates.io would get them:
-#   1. `cargo package -p tessera-core` (cargo builds the packed crate), then
+#   1. `cargo package -p tessera-core`, then
 #      the crate is unpacked into a temporary directory, outside the
 #      workspace, and its own tests run there (`cargo test --release`:
 #      golden vectors, property tests, fuzz corpora, doc tests), and its
@@ -21,7 +21,9 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 CRATE="$TARGET_DIR/package/tessera-core-$VERSION.crate"
 
 log "cargo package -p tessera-core"
-cargo package --locked -q -p tessera-core
+# --no-verify: cargo's own check builds the unpacked crate once more; the
+# test build below does that and more.
+cargo package --locked -q --no-verify -p tessera-core
 [ -f "$CRATE" ] || die "no $CRATE"
 
 files=$(tar tzf "$CRATE" | sed "s|^tessera-core-$VERSION/||")
