@@ -53,7 +53,7 @@ for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type Te
     die "$PKG/tessera_wasm.d.ts lacks \`export $decl\` (tsify declarations of tessera-host)"
 done
 node bindings-wasm/dts.mjs "$PKG/tessera_wasm.d.ts"
-cp bindings-wasm/js/index.js bindings-wasm/js/node.js bindings-wasm/js/index.d.ts "$PKG/"
+cp bindings-wasm/js/index.js bindings-wasm/js/node.js bindings-wasm/js/source.js bindings-wasm/js/index.d.ts "$PKG/"
 # The licence texts travel in the tarball (npm only picks LICENSE files up
 # from the package root, which holds none: one copy each, at the repo root).
 cp LICENSE-APACHE LICENSE-MIT "$PKG/"

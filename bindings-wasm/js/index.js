@@ -5,6 +5,7 @@
 // `init(source)` takes the .wasm as a URL, a Response, its bytes or a
 // compiled WebAssembly.Module instead. Calling it again does nothing.
 import glueInit, { initSync as glueInitSync } from "./tessera_wasm.js";
+import { checked } from "./source.js";
 
 export * from "./tessera_wasm.js";
 
@@ -15,18 +16,4 @@ export { init };
 
 export function initSync(source) {
   glueInitSync({ module: checked(source) });
-}
-
-/** A source `init` can load, or a TesseraError INVALID_INPUT (thrown before the module exists). */
-function checked(source) {
-  const ok = source === undefined || typeof source === "string" || source instanceof URL ||
-    source instanceof ArrayBuffer || ArrayBuffer.isView(source) || source instanceof WebAssembly.Module ||
-    typeof source?.then === "function" ||
-    (typeof Response === "function" && source instanceof Response) ||
-    (typeof Request === "function" && source instanceof Request);
-  if (ok) return source;
-  const e = new Error("init: the source must be the .wasm's URL, path, bytes, Response or WebAssembly.Module");
-  e.name = "TesseraError";
-  e.code = "INVALID_INPUT";
-  throw e;
 }

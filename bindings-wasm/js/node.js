@@ -6,9 +6,12 @@
 // .wasm's bytes, a file path or file: URL passed as `init(source)`.
 // Calling it again does nothing.
 import { readFile } from "node:fs/promises";
-import glueInit, { initSync as glueInitSync } from "./tessera_wasm.js";
+import glueInit from "./tessera_wasm.js";
+import { checked } from "./source.js";
 
-export * from "./tessera_wasm.js";
+// The API and initSync as for browsers; `init` (and the default export) is
+// this file's own: a local export wins over `export *`.
+export * from "./index.js";
 
 const WASM = "tessera_wasm_bg.wasm";
 
@@ -35,22 +38,4 @@ async function load(source) {
     }
   }
   await glueInit({ module_or_path: source });
-}
-
-export function initSync(source) {
-  glueInitSync({ module: checked(source) });
-}
-
-/** A source `init` can load, or a TesseraError INVALID_INPUT (thrown before the module exists). */
-function checked(source) {
-  const ok = source === undefined || typeof source === "string" || source instanceof URL ||
-    source instanceof ArrayBuffer || ArrayBuffer.isView(source) || source instanceof WebAssembly.Module ||
-    typeof source?.then === "function" ||
-    (typeof Response === "function" && source instanceof Response) ||
-    (typeof Request === "function" && source instanceof Request);
-  if (ok) return source;
-  const e = new Error("init: the source must be the .wasm's URL, path, bytes, Response or WebAssembly.Module");
-  e.name = "TesseraError";
-  e.code = "INVALID_INPUT";
-  throw e;
 }

@@ -29,7 +29,7 @@ import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const FILES = ["README.md", "package.json", "pkg/LICENSE-APACHE", "pkg/LICENSE-MIT", "pkg/index.d.ts", "pkg/index.js",
-  "pkg/node.js", "pkg/tessera_wasm.d.ts", "pkg/tessera_wasm.js", "pkg/tessera_wasm_bg.wasm"];
+  "pkg/node.js", "pkg/source.js", "pkg/tessera_wasm.d.ts", "pkg/tessera_wasm.js", "pkg/tessera_wasm_bg.wasm"];
 const TARBALL = "tessera-sdk-0.1.0.tgz";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT_MS = 30_000;
