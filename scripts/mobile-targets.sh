@@ -4,7 +4,7 @@
 # built as a static library only (`cargo rustc --crate-type staticlib`, without
 # the uniffi-bindgen tool: --no-default-features; the
 # crate's cdylib would need the target's linker, a staticlib needs none),
-# in the debug profile, and scripts/check_staticlib.py then reads the archive
+# in the debug profile (lean: see below), and scripts/check_staticlib.py then reads the archive
 # and checks that every object file is for the target's machine and that it
 # exports exactly the UniFFI symbols of the host build (the functions the
 # generated Kotlin and Swift call).
@@ -37,6 +37,14 @@ OPTIONAL=(aarch64-apple-ios-sim:macho-arm64 x86_64-apple-ios:macho-x86_64)
 command -v python3 >/dev/null || die "python3 not found (scripts/setup.sh installs it)"
 SYSROOT=$(rustc --print sysroot)
 installed() { [ -d "$SYSROOT/lib/rustlib/$1/lib" ]; }
+# Why an optional target is missing: scripts/setup.sh keeps rustup's output.
+why_missing() {
+  local m msg
+  m="${TESSERA_CACHE:-$HOME/.cache/tessera}/rustup-target-unavailable-$1-$(rustc --version | cut -d' ' -f2)"
+  [ -f "$m" ] || { echo "scripts/setup.sh has not tried it"; return; }
+  msg=$(grep -m1 -oE 'status code: [0-9]+|error: .*' "$m" || true)
+  echo "${msg:-unknown error}; rustup's output: $m"
+}
 
 # The reference: the host build's static library (the crate builds one with
 # its cdylib), whose symbols the generated bindings were made from.
@@ -45,9 +53,21 @@ ffi_build_host_library
 REF="$LIB_DIR/libtessera_ffi.a"
 [ -f "$REF" ] || die "missing $REF after cargo build"
 
+# Lean: a compile check, not a library to ship. The target's code is built
+# without optimisation or debug info (-C opt-level=0 -C debuginfo=0 through
+# CARGO_TARGET_<TRIPLE>_RUSTFLAGS, so the host's build scripts, proc macros
+# and the reference build are untouched; the dev profile optimises the crypto
+# crates, which would cost minutes per target), without incremental caches,
+# and under CI (CI=true) each target's folder is deleted once checked, so the
+# suite never holds more than one target's build on disk.
+[ -z "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ] ||
+  log "note: RUSTFLAGS is set: it replaces the lean flags below (slower, same check)"
+export CARGO_INCREMENTAL=0
+
 failed=0; skipped=()
 build_and_check() {  # TRIPLE MACHINE
   local t0=$SECONDS
+  export "CARGO_TARGET_$(echo "$1" | tr 'a-z-' 'A-Z_')_RUSTFLAGS=-C opt-level=0 -C debuginfo=0"
   log "cargo rustc -p tessera-ffi --no-default-features --lib --crate-type staticlib --target $1"
   if ! cargo rustc -q --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi --no-default-features --lib \
        --crate-type staticlib --target "$1"; then
@@ -55,6 +75,7 @@ build_and_check() {  # TRIPLE MACHINE
   fi
   if python3 "$ROOT/scripts/check_staticlib.py" "$REF" "$TARGET_DIR/$1/debug/libtessera_ffi.a" "$2"; then
     log "ok   $1 ($((SECONDS - t0)) s, $(du -sh "$TARGET_DIR/$1" | cut -f1) in $TARGET_DIR/$1)"
+    if [ "${CI:-}" = true ]; then rm -rf "${TARGET_DIR:?}/$1"; fi
   else
     printf '[mobile] FAIL %s\n' "$1"; failed=$((failed + 1))
   fi
@@ -74,9 +95,33 @@ for spec in "${OPTIONAL[@]}"; do
     failed=$((failed + 1))
   else
     skipped+=("$t")
-    printf '[mobile] SKIPPED %s: its Rust standard library is not installed; scripts/setup.sh tried `rustup target add %s` and it failed (see its log); TESSERA_REQUIRE_IOS_SIM=1 makes this a failure\n' "$t" "$t"
+    printf "[mobile] SKIPPED %s: its Rust standard library is not installed (rustup target add %s failed: %s); TESSERA_REQUIRE_IOS_SIM=1 makes this a failure\\n" "$t" "$t" "$(why_missing "$t")"
   fi
 done
+
+# The build scripts for the real libraries need the NDK / Xcode: here, check
+# their syntax and that they stop at once with what is missing.
+for s in android-build.sh xcframework.sh swift-release.sh; do
+  bash -n "$ROOT/scripts/$s" || { printf '[mobile] FAIL scripts/%s: syntax\n' "$s"; failed=$((failed + 1)); }
+done
+expect_stop() {  # SCRIPT MESSAGE: the script fails, saying MESSAGE
+  local out
+  if out=$(bash "$ROOT/scripts/$1" 2>&1 </dev/null); then
+    printf '[mobile] FAIL scripts/%s ran through on this machine\n' "$1"; failed=$((failed + 1))
+  elif ! grep -qF "$2" <<<"$out"; then
+    printf '[mobile] FAIL scripts/%s stopped without saying "%s":\n%s\n' "$1" "$2" "$out"; failed=$((failed + 1))
+  else
+    log "ok   scripts/$1 stops here: $2"
+  fi
+}
+if [ "$(uname -s)" != Darwin ]; then expect_stop xcframework.sh "needs macOS with Xcode"; fi
+if ! cargo ndk --version >/dev/null 2>&1; then
+  expect_stop android-build.sh "cargo-ndk not found: cargo install cargo-ndk"
+elif [ -z "${ANDROID_NDK_HOME:-}${ANDROID_NDK_ROOT:-}${ANDROID_HOME:-}" ]; then
+  expect_stop android-build.sh "Android NDK not found"
+else
+  log "SKIPPED the android-build.sh prerequisite check: cargo-ndk and an Android SDK/NDK are here (run the script itself)"
+fi
 
 [ ${#skipped[@]} -eq 0 ] || log "skipped (not installed): ${skipped[*]}"
 [ "$failed" -eq 0 ] || die "$failed target(s) failed"
