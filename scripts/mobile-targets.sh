@@ -39,11 +39,12 @@ SYSROOT=$(rustc --print sysroot)
 installed() { [ -d "$SYSROOT/lib/rustlib/$1/lib" ]; }
 # Why an optional target is missing: scripts/setup.sh keeps rustup's output.
 why_missing() {
-  local m msg
+  local m msg code
   m="${TESSERA_CACHE:-$HOME/.cache/tessera}/rustup-target-unavailable-$1-$(rustc --version | cut -d' ' -f2)"
   [ -f "$m" ] || { echo "scripts/setup.sh has not tried it"; return; }
-  msg=$(grep -m1 -oE 'status code: [0-9]+|error: .*' "$m" || true)
-  echo "${msg:-unknown error}; rustup's output: $m"
+  msg=$(grep -m1 -oE 'error: .*' "$m" || true)
+  code=$(grep -m1 -oE 'status code: [0-9]+' "$m" || true)
+  echo "${msg:-unknown error}${code:+ ($code)}; rustup's output: $m"
 }
 
 # The reference: the host build's static library (the crate builds one with
