@@ -48,6 +48,35 @@ if grep -nE 'kotlin\.U(Long|Int|Short|Byte)\b' "$KT"; then
   die "unsigned types in the public Kotlin API (above): Java cannot call them"
 fi
 
+# 2b. The Android variant (scripts/android-build.sh): the same generation with
+# bindings-kotlin/android/uniffi-android.toml layered over host/uniffi.toml.
+# android = true must reach the generator (UniFFI ignores, with a mere
+# warning, a config file in the wrong format) and change only the object
+# cleaner; the JVM bindings above must stay free of Android classes.
+GEN_ANDROID="$BUILD/generated-android"
+ffi_generate kotlin "$GEN_ANDROID" "$HERE/android/uniffi-android.toml"
+KT_ANDROID="$GEN_ANDROID/dev/tessera/tessera.kt"
+[ -f "$KT_ANDROID" ] || die "bindgen did not write $KT_ANDROID"
+grep -q 'class AndroidSystemCleaner' "$KT_ANDROID" ||
+  die "$KT_ANDROID has no AndroidSystemCleaner: android = true was not applied (uniffi-android.toml)"
+grep -q '^import android\.os\.Build$' "$KT_ANDROID" || die "$KT_ANDROID does not import android.os.Build"
+if grep -nE '^import androidx?\.|android\.system\.' "$KT"; then
+  die "the JVM bindings use Android classes (above): host/uniffi.toml must not set android"
+fi
+# Outside the cleaner helper (UniffiCleaner.Companion.create() and the
+# private *Cleaner/*Cleanable classes after it) and the two imports it needs,
+# both variants are identical (blank lines aside).
+strip_cleaner() {
+  awk '/^[[:space:]]*$/ || /^import android\.os\.Build$/ || /^import androidx\.annotation\.RequiresApi$/ { next }
+       /^private fun UniffiCleaner\.Companion\.create\(\)/ { skip = 1; next }
+       skip && /^[^[:space:]})]/ && !/^(private class [A-Za-z]*Clean|@RequiresApi|\/\/)/ { skip = 0 }
+       !skip { print }' "$1"
+}
+if ! diff <(strip_cleaner "$KT") <(strip_cleaner "$KT_ANDROID") > "$BUILD/android-variant.diff"; then
+  sed -n 1,40p "$BUILD/android-variant.diff" >&2
+  die "the Android variant differs from the JVM bindings beyond the object cleaner (above; $BUILD/android-variant.diff)"
+fi
+
 # 3. Compile bindings + tests + the README examples (each ```kotlin block
 # wrapped in a function, compiled with src/test/readme/Stubs.kt, never run),
 # skipped when neither they nor the compiler changed.
@@ -76,6 +105,24 @@ else
   rm -f "$JAR" "$BUILD/tessera-tests.stamp"
   "$KOTLINC" -nowarn -cp "$CP" -d "$JAR" "${SRCS[@]}"
   echo "$STAMP" > "$BUILD/tessera-tests.stamp"
+fi
+
+# 3b. The Android variant compiles: kotlinc type-checks it against
+# compile-time stand-ins of the three Android classes it names
+# (src/test/android-stubs/README.md; any other Android class fails here). It is
+# not run: the AAR is built by Gradle against the Android SDK.
+ANDROID_JAR="$BUILD/tessera-android-check.jar"
+mapfile -t ANDROID_STUBS < <(find "$HERE/src/test/android-stubs" -name '*.java' | sort)
+[ ${#ANDROID_STUBS[@]} -eq 3 ] || die "expected 3 Android stand-ins in src/test/android-stubs, found ${#ANDROID_STUBS[@]}"
+STAMP_ANDROID=$( { cat "$KT_ANDROID" "${ANDROID_STUBS[@]}"; ls -l "$KOTLIN_HOME/lib/kotlin-compiler.jar" "$JNA_JAR"; } |
+  sha256sum | cut -c1-64)
+if [ -f "$ANDROID_JAR" ] && [ "$(cat "$BUILD/tessera-android-check.stamp" 2>/dev/null)" = "$STAMP_ANDROID" ]; then
+  log "kotlinc (Android variant): up to date"
+else
+  log "kotlinc (Android variant, against src/test/android-stubs)"
+  rm -f "$ANDROID_JAR" "$BUILD/tessera-android-check.stamp"
+  "$KOTLINC" -nowarn -cp "$JNA_JAR" -d "$ANDROID_JAR" "$KT_ANDROID" "${ANDROID_STUBS[@]}"
+  echo "$STAMP_ANDROID" > "$BUILD/tessera-android-check.stamp"
 fi
 
 # 4. Java against the same classes (compiles only without unsigned types).

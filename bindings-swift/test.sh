@@ -112,15 +112,78 @@ if [ -n "$SUDO" ]; then
   SWIFT_HOME="$HERE/.build/home"
   mkdir -p "$SWIFT_HOME"
 fi
+in_chroot() {
+  $SUDO chroot "${USERSPEC[@]}" "$CHROOT" /usr/bin/env -i \
+    PATH=/usr/local/bin:/usr/bin:/bin HOME="$SWIFT_HOME" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+    LD_LIBRARY_PATH="$SWIFT_LIBS:$LIB_DIR" "$@"
+}
 log "swift test (in $CHROOT)"
 set +e
-$SUDO chroot "${USERSPEC[@]}" "$CHROOT" /usr/bin/env -i \
-  PATH=/usr/local/bin:/usr/bin:/bin HOME="$SWIFT_HOME" LANG=C.UTF-8 TERM="${TERM:-dumb}" \
-  LD_LIBRARY_PATH="$SWIFT_LIBS:$LIB_DIR" TESSERA_VECTORS="$ROOT/vectors/otp.json" \
+in_chroot TESSERA_VECTORS="$ROOT/vectors/otp.json" \
   TESSERA_LINK_VECTORS="$ROOT/vectors/link.json" TESSERA_SCENARIOS="$SCENARIOS" \
   swift test --disable-swift-testing --package-path "$HERE" --scratch-path "$HERE/.build" \
   -Xlinker -L"$LIB_DIR" "$@"
 rc=$?
 set -e
-[ "$rc" = 0 ] && log "swift test passed" || log "swift test failed (exit $rc)"
-exit "$rc"
+[ "$rc" = 0 ] && log "swift test passed" || { log "swift test failed (exit $rc)"; exit "$rc"; }
+
+# 5. The root Package.swift (the iOS/macOS package; scripts/xcframework.sh
+#    builds its XCFramework on macOS): SwiftPM here evaluates the manifest
+#    (it cannot build an XCFramework on Linux) and the JSON is checked: name,
+#    platforms, product, the binary target at the local path. Then
+#    scripts/swift-release.sh runs on a scratch repository holding the same
+#    manifest and script (with a stand-in zip and Swift file) and the tagged
+#    manifest must name the URL and the zip's SHA-256.
+check_manifest() {  # PACKAGE_DIR EXPECTED_URL EXPECTED_CHECKSUM (both empty: local path)
+  local json
+  json=$(in_chroot swift package dump-package --package-path "$1" --scratch-path "$HERE/.build/manifest") ||
+    die "swift package dump-package failed for $1/Package.swift"
+  python3 -c '
+import json, sys
+m, url, checksum = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+problems = []
+def want(what, got, expected):
+    if got != expected: problems.append(f"{what}: {got!r}, expected {expected!r}")
+want("name", m["name"], "Tessera")
+want("platforms", sorted((p["platformName"], p["version"]) for p in m["platforms"]), [("ios", "15.0"), ("macos", "12.0")])
+want("products", [(p["name"], p["targets"], list(p["type"])) for p in m["products"]], [("Tessera", ["Tessera"], ["library"])])
+t = {t["name"]: t for t in m["targets"]}
+want("targets", sorted(t), ["Tessera", "TesseraFFI"])
+ffi, swift = t.get("TesseraFFI", {}), t.get("Tessera", {})
+want("TesseraFFI type", ffi.get("type"), "binary")
+if url:
+    want("TesseraFFI url", ffi.get("url"), url); want("TesseraFFI checksum", ffi.get("checksum"), checksum)
+    want("TesseraFFI path", ffi.get("path"), None)
+else:
+    want("TesseraFFI path", ffi.get("path"), "build/TesseraFFI.xcframework"); want("TesseraFFI url", ffi.get("url"), None)
+want("Tessera path", swift.get("path"), "bindings-swift/Sources/Tessera")
+want("Tessera dependencies", [d.get("byName", [None])[0] for d in swift.get("dependencies", [])], ["TesseraFFI"])
+if problems: sys.exit("\n".join(problems))
+' "$json" "$2" "$3" || die "$1/Package.swift is not what it should be (above)"
+}
+log "swift package dump-package (root Package.swift)"
+check_manifest "$ROOT" "" ""
+
+REL="$HERE/.build/release-test"
+rm -rf "$REL"
+mkdir -p "$REL/scripts" "$REL/build" "$REL/bindings-swift/Sources/Tessera"
+cp "$ROOT/Package.swift" "$REL/"
+cp "$ROOT/scripts/swift-release.sh" "$REL/scripts/"
+cp "$ROOT/.gitignore" "$REL/"
+(cd "$REL" && git init -q && git add -A && git -c user.name=test -c user.email=test@invalid commit -qm base)
+echo "stand-in for the XCFramework zip" > "$REL/build/TesseraFFI.xcframework.zip"
+echo "// stand-in for the generated Swift source" > "$REL/bindings-swift/Sources/Tessera/Tessera.swift"
+git -C "$REL" rev-parse HEAD > "$REL/build/TesseraFFI.xcframework.commit"
+URL=https://example.invalid/tessera/releases/download/9.8.7/TesseraFFI.xcframework.zip
+log "scripts/swift-release.sh on a scratch repository"
+GIT_AUTHOR_NAME=test GIT_AUTHOR_EMAIL=test@invalid GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=test@invalid \
+  bash "$REL/scripts/swift-release.sh" 9.8.7 "$URL" >/dev/null
+git -C "$REL" diff --quiet HEAD -- || die "swift-release.sh changed the working tree"
+git -C "$REL" ls-tree -r --name-only 9.8.7 | grep -qx bindings-swift/Sources/Tessera/Tessera.swift ||
+  die "the release tag does not hold the generated Swift source"
+! git -C "$REL" ls-tree -r --name-only HEAD | grep -q Tessera.swift || die "swift-release.sh committed on the branch"
+rm -rf "$REL/tagged"
+git -C "$REL" worktree add -q --detach "$REL/tagged" 9.8.7
+check_manifest "$REL/tagged" "$URL" "$(sha256sum "$REL/build/TesseraFFI.xcframework.zip" | cut -c1-64)"
+rm -rf "$REL"
+log "root Package.swift and the release script: ok"

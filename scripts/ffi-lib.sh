@@ -12,17 +12,24 @@ ffi_build_host_library() {
   [ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
   TARGET_DIR=$(cd "$TARGET_DIR" && pwd -P)
   LIB_DIR="$TARGET_DIR/debug"
-  LIB="$LIB_DIR/libtessera_ffi.so"
+  case "$(uname -s)" in
+    Darwin) LIB="$LIB_DIR/libtessera_ffi.dylib" ;;   # scripts/xcframework.sh on macOS
+    *) LIB="$LIB_DIR/libtessera_ffi.so" ;;
+  esac
   [ -f "$LIB" ] || die "missing $LIB after cargo build"
 }
 
-# ffi_generate LANGUAGE OUT_DIR: fresh bindings from $LIB. Library mode reads
-# the uniffi.toml of the crate that defines the types: host/uniffi.toml
-# (tessera-host, a workspace member, so --metadata-no-deps still finds it).
+# ffi_generate LANGUAGE OUT_DIR [CONFIG]: fresh bindings from $LIB. Library
+# mode reads the uniffi.toml of the crate that defines the types:
+# host/uniffi.toml (tessera-host, a workspace member, so --metadata-no-deps
+# still finds it). CONFIG: a UniFFI global config layered over it
+# ([crates.tessera_host.bindings.…]; bindings-kotlin/android/uniffi-android.toml).
 ffi_generate() {
+  local config=()
+  [ -z "${3:-}" ] || config=(--config "$3")
   rm -rf "$2"
   mkdir -p "$2"
-  log "uniffi-bindgen generate --language $1"
+  log "uniffi-bindgen generate --language $1${3:+ --config $3}"
   (cd "$ROOT" && "$LIB_DIR/uniffi-bindgen" generate --no-format --metadata-no-deps \
-    --language "$1" --out-dir "$2" "$LIB")
+    ${config[@]+"${config[@]}"} --language "$1" --out-dir "$2" "$LIB")
 }

@@ -22,9 +22,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# 2. Rust targets (the core must build for a microcontroller and for wasm).
-for t in wasm32-unknown-unknown thumbv7em-none-eabihf; do
+# 2. Rust targets (the core must build for a microcontroller and for wasm;
+#    the Kotlin/Swift library for Android and iOS: scripts/mobile-targets.sh).
+for t in wasm32-unknown-unknown thumbv7em-none-eabihf \
+  aarch64-linux-android armv7-linux-androideabi x86_64-linux-android aarch64-apple-ios; do
   rustup target list --installed | grep -qx "$t" || { log "rustup target add $t"; rustup target add "$t"; }
+done
+# The iOS Simulator targets are wanted but not required: rustup's server has
+# not always had their standard library for this toolchain. When the download
+# fails, scripts/mobile-targets.sh reports them as SKIPPED, with the reason;
+# a marker in the cache (per rustc version) saves retrying on every run.
+RUSTC_VERSION=$(rustc --version | cut -d' ' -f2)
+for t in aarch64-apple-ios-sim x86_64-apple-ios; do
+  marker="$CACHE/rustup-target-unavailable-$t-$RUSTC_VERSION"
+  if ! rustup target list --installed | grep -qx "$t" && [ ! -f "$marker" ]; then
+    log "rustup target add $t"
+    rustup target add "$t" >"$marker" 2>&1 && rm -f "$marker" ||
+      log "rustup target add $t failed (output in $marker): its mobile-targets check will be skipped"
+  fi
 done
 
 # 2b. The MSRV toolchain (workspace rust-version), for scripts/msrv.sh:

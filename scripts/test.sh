@@ -5,7 +5,8 @@
 #   2. Rust: unit, property, vector, fuzz-corpus, CLI and benchmark-smoke
 #      tests, the portal store on SQLite and on a throw-away PostgreSQL
 #      (scripts/pg.sh), clippy, the no_std / wasm32 builds of the core and the
-#      offline authenticator's firmware (thumbv7em, with its sizes);
+#      offline authenticator's firmware (thumbv7em, with its sizes), the
+#      Kotlin/Swift library cross-compiled for Android and iOS;
 #   3. Kotlin (JVM + JNA), Swift (XCTest), JavaScript (Node) and the
 #      browser (headless Chromium) against the same library and vectors;
 #      `tessera serve`'s demo page in headless Chromium.
@@ -66,6 +67,9 @@ suite "core wasm32" cargo build -p tessera-core --target wasm32-unknown-unknown
 suite "crate packages + MSRV" bash -c 'bash scripts/package-check.sh && bash scripts/msrv.sh'
 suite "protocol re-derivation (python)" python3 scripts/rederive_vectors.py
 suite "kotlin" bash bindings-kotlin/test.sh
+# The Kotlin/Swift library for Android (3 ABIs) and iOS, as static libraries
+# (no NDK or Xcode linker), each checked for its CPU and the UniFFI symbols.
+suite "android + ios libraries (cross-compiled)" bash scripts/mobile-targets.sh
 suite "swift" bash bindings-swift/test.sh
 suite "js + browser" bash bindings-wasm/test.sh
 # tessera serve's demo page in headless Chromium with the device simulator.
