@@ -28,24 +28,28 @@ for t in wasm32-unknown-unknown thumbv7em-none-eabihf \
   aarch64-linux-android armv7-linux-androideabi x86_64-linux-android aarch64-apple-ios; do
   rustup target list --installed | grep -qx "$t" || { log "rustup target add $t"; rustup target add "$t"; }
 done
-# The iOS Simulator targets are wanted but not required: rustup's server has
-# not always had their standard library for this toolchain. When the download
-# fails, scripts/mobile-targets.sh reports them as SKIPPED, with the reason;
-# a marker in the cache (per rustc version) saves retrying on every run.
-RUSTC_VERSION=$(rustc --version | cut -d' ' -f2)
-for t in aarch64-apple-ios-sim x86_64-apple-ios; do
-  marker="$CACHE/rustup-target-unavailable-$t-$RUSTC_VERSION"
-  if ! rustup target list --installed | grep -qx "$t" && [ ! -f "$marker" ]; then
-    log "rustup target add $t"
-    rustup target add "$t" >"$marker" 2>&1 && rm -f "$marker" ||
-      log "rustup target add $t failed (output in $marker): its mobile-targets check will be skipped"
-  fi
-done
-
 # 2b. The MSRV toolchain (workspace rust-version), for scripts/msrv.sh:
 #     rustc and cargo only.
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -1)
 rustup toolchain list | grep -q "^$MSRV" || { log "rustup toolchain install $MSRV"; rustup toolchain install "$MSRV" --profile minimal; }
+
+# 2c. The iOS Simulator targets. rustup's server has not always had their
+#     standard library for the newest stable toolchain (HTTP 404 on
+#     2026-11-30); then scripts/mobile-targets.sh compiles them with the
+#     MSRV toolchain, which has it. A marker in the cache (per rustc version)
+#     saves retrying the failed download on every run.
+RUSTC_VERSION=$(rustc --version | cut -d' ' -f2)
+for t in aarch64-apple-ios-sim x86_64-apple-ios; do
+  rustup target list --installed | grep -qx "$t" && continue
+  marker="$CACHE/rustup-target-unavailable-$t-$RUSTC_VERSION"
+  if [ ! -f "$marker" ]; then
+    log "rustup target add $t"
+    if rustup target add "$t" >"$marker" 2>&1; then rm -f "$marker"; continue; fi
+    log "rustup target add $t failed (output in $marker): it will be compiled with Rust $MSRV"
+  fi
+  rustup target list --installed --toolchain "$MSRV" | grep -qx "$t" ||
+    { log "rustup target add --toolchain $MSRV $t"; rustup target add --toolchain "$MSRV" "$t"; }
+done
 
 # 3. wasm-bindgen CLI, pinned to the library version.
 WBG_VERSION=0.2.130
