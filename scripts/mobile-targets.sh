@@ -132,4 +132,4 @@ else
 fi
 
 [ "$failed" -eq 0 ] || die "$failed target(s) failed"
-log "every installed mobile target compiles and exports the UniFFI API"
+log "every mobile target compiles and exports the UniFFI API"
