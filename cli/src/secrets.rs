@@ -48,7 +48,22 @@ pub fn write_new_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
 /// Write (or replace) an owner-only file.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let mut f = private_options().create(true).truncate(true).open(path).map_err(|e| io_err(path, e))?;
+    owner_only(&f).map_err(|e| io_err(path, e))?;
     f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(path, e))
+}
+
+/// The open file's mode becomes 0600 before anything is written to it: the
+/// mode given to `open` only applies to a file it creates, and a file that
+/// already existed (say 0644) would otherwise keep its mode.
+fn owner_only(f: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = f;
+    Ok(())
 }
 
 /// Replace an owner-only file atomically: written to a temporary file
@@ -59,6 +74,7 @@ pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     let mut f = private_options().create(true).truncate(true).open(&tmp).map_err(|e| io_err(&tmp, e))?;
+    owner_only(&f).map_err(|e| io_err(&tmp, e))?;
     f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }

@@ -653,6 +653,13 @@ fn qr_codes_are_written_as_svg_and_png_files() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(path("new.png")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "it holds the secret");
+        // A file that was there, readable by everyone, is made owner-only
+        // before the secret goes in.
+        std::fs::write(path("old.png"), b"old").unwrap();
+        std::fs::set_permissions(path("old.png"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        ok(&["otp", "new", "--issuer", "ACME", "--account", "anna", "--no-qr", "--qr-out", &path("old.png")]);
+        let mode = std::fs::metadata(path("old.png")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an existing file is made owner-only");
     }
     let j = json(&ok(&["otp", "new", "--issuer", "ACME", "--account", "anna", "--qr-out", &path("new.SVG"), "--json"]));
     let svg = std::fs::read_to_string(path("new.SVG")).unwrap();
