@@ -952,7 +952,7 @@ for (const e of imported.change.events) {
 });
 
 // What a browser downloads: the .wasm and the JS glue (tessera_wasm.js +
-// index.js), gzipped (build.sh prints the same total). Issue 11's target is
+// index.js + source.js), gzipped (build.sh prints the same total). Issue 11's target is
 // 100 KB; the package is about three times that (297 KB on 2026-11-30: the
 // portal, device, challenge and activation flows with their serde codecs;
 // see docs/DESIGN.md), so this is a ceiling that stops growth, to be
@@ -967,7 +967,7 @@ test(`size: .wasm + JS glue gzipped at most ${SIZE_CEILING} bytes (target ${SIZE
   const wasms = readdirSync(new URL("../pkg/", import.meta.url)).filter((f) => f.endsWith(".wasm"));
   assert.deepEqual(wasms, ["tessera_wasm_bg.wasm"], "one .wasm");
   const wasm = gz(pkg("tessera_wasm_bg.wasm"));
-  const glue = gz(Buffer.concat([pkg("tessera_wasm.js"), pkg("index.js")]));
+  const glue = gz(Buffer.concat([pkg("tessera_wasm.js"), pkg("index.js"), pkg("source.js")]));
   const total = wasm + glue;
   t.diagnostic(`.wasm gzip ${wasm} + glue gzip ${glue} = ${total} bytes (target ${SIZE_TARGET}: ` +
     `${total <= SIZE_TARGET ? "met" : `${total - SIZE_TARGET} bytes over`})`);
