@@ -6,7 +6,8 @@
 #      module glue and one .wasm for Node, browsers and bundlers alike; the
 #      entry points js/index.js (browsers, bundlers) and js/node.js (Node:
 #      reads the .wasm from disk) add `init`; dts.mjs trims the glue's
-#      declarations (see there) next to js/index.d.ts;
+#      declarations (see there) next to js/index.d.ts; glue.mjs makes a
+#      call before init() a TesseraError (INVALID_STATE);
 #   3. binaryen `wasm-opt -Oz` on the .wasm, then the size report: the .wasm
 #      and the JS a browser loads (glue + index.js + source.js), gzipped, and their total
 #      (test/js.test.mjs holds the budget).
@@ -35,8 +36,8 @@ log "cargo build -p tessera-wasm --target wasm32-unknown-unknown --profile wasm-
 cargo build -p tessera-wasm --target wasm32-unknown-unknown --profile wasm-release
 
 # Honour CARGO_TARGET_DIR / build.target-dir if set, else the workspace target/.
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+. scripts/workspace.sh
+TARGET_DIR=$(cargo_target_dir)
 WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/tessera_wasm.wasm"
 [ -f "$WASM" ] || die "cargo produced no $WASM"
 
@@ -53,6 +54,7 @@ for decl in "interface LinkOffer {" "type Verdict =" "type ErrorCode =" "type Te
     die "$PKG/tessera_wasm.d.ts lacks \`export $decl\` (tsify declarations of tessera-host)"
 done
 node bindings-wasm/dts.mjs "$PKG/tessera_wasm.d.ts"
+node bindings-wasm/glue.mjs "$PKG/tessera_wasm.js"
 cp bindings-wasm/js/index.js bindings-wasm/js/node.js bindings-wasm/js/source.js bindings-wasm/js/index.d.ts "$PKG/"
 # The licence texts travel in the tarball (npm only picks LICENSE files up
 # from the package root, which holds none: one copy each, at the repo root).

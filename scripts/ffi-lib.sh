@@ -7,10 +7,8 @@
 ffi_build_host_library() {
   log "cargo build -p tessera-ffi"
   cargo build --manifest-path "$ROOT/Cargo.toml" -p tessera-ffi
-  TARGET_DIR=$(cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  [ -n "$TARGET_DIR" ] || die "could not read the target directory from cargo metadata"
-  TARGET_DIR=$(cd "$TARGET_DIR" && pwd -P)
+  . "$ROOT/scripts/workspace.sh"
+  TARGET_DIR=$(cargo_target_dir) || die "could not read the target directory from cargo metadata"
   LIB_DIR="$TARGET_DIR/debug"
   case "$(uname -s)" in
     Darwin) LIB="$LIB_DIR/libtessera_ffi.dylib" ;;   # scripts/xcframework.sh on macOS

@@ -35,7 +35,8 @@ die() { printf '\033[1;31m[mobile]\033[0m %s\n' "$*" >&2; exit 1; }
 REQUIRED=(aarch64-linux-android:elf-aarch64 armv7-linux-androideabi:elf-arm x86_64-linux-android:elf-x86_64
   aarch64-apple-ios:macho-arm64)
 SIMULATORS=(aarch64-apple-ios-sim:macho-arm64 x86_64-apple-ios:macho-x86_64)
-MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+. "$ROOT/scripts/workspace.sh"
+MSRV=$(workspace_value rust-version)
 
 command -v python3 >/dev/null || die "python3 not found (scripts/setup.sh installs it)"
 SYSROOT=$(rustc --print sysroot)

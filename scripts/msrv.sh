@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+. scripts/workspace.sh
+MSRV=$(workspace_value rust-version)
 [ -n "$MSRV" ] || { echo "[msrv] no rust-version in the workspace Cargo.toml" >&2; exit 1; }
 
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -15,9 +15,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf '\033[1m[package]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[package]\033[0m %s\n' "$*" >&2; exit 1; }
 
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+. scripts/workspace.sh
+TARGET_DIR=$(cargo_target_dir)
+VERSION=$(workspace_value version)
 CRATE="$TARGET_DIR/package/tessera-core-$VERSION.crate"
 
 log "cargo package -p tessera-core"

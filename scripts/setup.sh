@@ -30,7 +30,8 @@ for t in wasm32-unknown-unknown thumbv7em-none-eabihf \
 done
 # 2b. The MSRV toolchain (workspace rust-version), for scripts/msrv.sh:
 #     rustc and cargo only.
-MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -1)
+. "$(dirname "${BASH_SOURCE[0]}")/workspace.sh"
+MSRV=$(workspace_value rust-version)
 rustup toolchain list | grep -q "^$MSRV" || { log "rustup toolchain install $MSRV"; rustup toolchain install "$MSRV" --profile minimal; }
 
 # 2c. The iOS Simulator targets. rustup's server has not always had their

@@ -5,7 +5,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+. scripts/workspace.sh
+target=$(cargo_target_dir)
 cargo build -q -p tessera-ffi --lib --profile mobile-release
 so="$target/mobile-release/libtessera_ffi.so"
 stripped=$(mktemp); trap 'rm -f "$stripped"' EXIT

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use tessera_core::challenge::{Amount, Approval, ChallengeRecord, ChallengeSettings, Transaction};
 use tessera_core::host::{Outcome, Write};
-use tessera_core::link::{self, DeviceKeyUse, DeviceRecord, DeviceState, PasscodePolicy, Portal, UserFactor};
+use tessera_core::link::{
+    self, DeviceKeyUse, DeviceRecord, DeviceState, PasscodePolicy, PendingLinkRecord, Portal, UserFactor,
+};
 use tessera_core::Error;
 
 /// Randomness from the operating system (the core has none of its own).
@@ -57,17 +59,29 @@ impl Store {
         self.apply(Outcome { writes: vec![record], events: vec![], result }).expect("a new record");
     }
 
+    /// The stored row of `kind` under `key` (the host's read before a call).
+    fn row(&self, kind: &str, key: &str) -> &Write {
+        self.rows.get(&(kind.to_string(), key.to_string())).unwrap_or_else(|| panic!("no {kind} {key}"))
+    }
+
+    fn pending(&self, device_id: &str) -> PendingLinkRecord {
+        match self.row("PendingLink", device_id) {
+            Write::PendingLink(p) => p.clone(),
+            _ => unreachable!("rows are keyed by their kind"),
+        }
+    }
+
     fn challenge(&self, id: &str) -> ChallengeRecord {
-        match self.rows.get(&("Challenge".to_string(), id.to_string())) {
-            Some(Write::Challenge(c)) => c.clone(),
-            _ => panic!("no challenge {id}"),
+        match self.row("Challenge", id) {
+            Write::Challenge(c) => c.clone(),
+            _ => unreachable!("rows are keyed by their kind"),
         }
     }
 
     fn device(&self, id: &str) -> DeviceRecord {
-        match self.rows.get(&("Device".to_string(), id.to_string())) {
-            Some(Write::Device(d)) => d.clone(),
-            _ => panic!("no device {id}"),
+        match self.row("Device", id) {
+            Write::Device(d) => d.clone(),
+            _ => unreachable!("rows are keyed by their kind"),
         }
     }
 }
@@ -101,17 +115,9 @@ fn main() -> Result<(), Error> {
     // 4. The phone reads the answer and shows the check code; the user types it on the computer.
     let linked = link::finish_link(start.pending, &answer, &storage_key, rng)?;
     println!("check code shown on the phone: {}", linked.check_code);
-    let pending = match store.rows.get(&("PendingLink".to_string(), opened.device_id().to_string())) {
-        Some(Write::PendingLink(p)) => p.clone(),
-        _ => panic!("the accept stored a pending link"),
-    };
-    let wrong = store.apply(portal.confirm_link(&pending, "000000", now + 20)).unwrap_err();
+    let wrong = store.apply(portal.confirm_link(&store.pending(opened.device_id()), "000000", now + 20)).unwrap_err();
     println!("a mistyped check code: error[{}] (counted)", wrong.code());
-    let pending = match store.rows.get(&("PendingLink".to_string(), opened.device_id().to_string())) {
-        Some(Write::PendingLink(p)) => p.clone(),
-        _ => unreachable!(),
-    };
-    let device = store.apply(portal.confirm_link(&pending, &linked.check_code, now + 25))?;
+    let device = store.apply(portal.confirm_link(&store.pending(opened.device_id()), &linked.check_code, now + 25))?;
     println!("linked device {} ({})", device.device_id, device.name);
 
     // 5. A payment: the portal shows a challenge QR code only this phone can read.
