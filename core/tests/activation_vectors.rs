@@ -376,25 +376,11 @@ fn generate() -> Value {
     v
 }
 
-fn path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/activation.json")
-}
-
-fn golden() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors/activation.json")).unwrap()
-}
-
 #[test]
 fn activation_vectors_match_golden_file() {
     common::provider();
     let got = generate();
-    if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
-        // CI checks the golden bytes; it never rewrites them.
-        assert!(std::env::var_os("CI").is_none(), "TESSERA_WRITE_VECTORS is set in CI: refusing to rewrite vectors");
-        std::fs::write(path(), serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
-        return;
-    }
-    assert_eq!(got, golden(), "protocol output changed: golden bytes of v1 must stay");
+    common::check_golden("activation.json", &got);
 }
 
 /// The golden messages as a device reads them: the device of the golden
@@ -404,10 +390,10 @@ fn activation_vectors_match_golden_file() {
 #[test]
 fn golden_activation_messages_are_still_readable() {
     common::provider();
-    if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
+    if common::rewriting_vectors() {
         return; // the other test is rewriting the file
     }
-    let v = golden();
+    let v = common::golden("activation.json");
     let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
     let hex = |v: &Value, k: &str| hex_decode(v[k].as_str().unwrap()).unwrap();
     let file = format!("{FACTORY_FILE_HEADER}\n{}\n", s(&v, "factory_line"));

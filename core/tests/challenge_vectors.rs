@@ -245,25 +245,11 @@ fn device_of(writes: &[Write], id: &str) -> DeviceRecord {
         .unwrap()
 }
 
-fn path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/challenge.json")
-}
-
-fn golden() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors/challenge.json")).unwrap()
-}
-
 #[test]
 fn challenge_vectors_match_golden_file() {
     common::provider();
     let got = generate();
-    if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
-        // CI checks the golden bytes; it never rewrites them.
-        assert!(std::env::var_os("CI").is_none(), "TESSERA_WRITE_VECTORS is set in CI: refusing to rewrite vectors");
-        std::fs::write(path(), serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
-        return;
-    }
-    assert_eq!(got, golden(), "protocol output changed: golden bytes of v1 must stay");
+    common::check_golden("challenge.json", &got);
 }
 
 /// The golden messages as a consumer reads them (as the bindings do): the
@@ -273,12 +259,11 @@ fn challenge_vectors_match_golden_file() {
 #[test]
 fn golden_challenges_are_still_readable() {
     common::provider();
-    if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
+    if common::rewriting_vectors() {
         return; // the other test is rewriting the file
     }
-    let lv: Value =
-        serde_json::from_str(&std::fs::read_to_string(path().with_file_name("link.json")).unwrap()).unwrap();
-    let v = golden();
+    let lv = common::golden("link.json");
+    let v = common::golden("challenge.json");
     let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap();
     let key: [u8; 32] = hex_decode(&s(&lv, "storage_key_hex")).unwrap().try_into().unwrap();

@@ -76,21 +76,11 @@ fn generate() -> Value {
     })
 }
 
-fn path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/link.json")
-}
-
 #[test]
 fn link_vectors_match_golden_file() {
     common::provider();
     let got = generate();
-    if std::env::var_os("TESSERA_WRITE_VECTORS").is_some() {
-        // CI checks the golden bytes; it never rewrites them.
-        assert!(std::env::var_os("CI").is_none(), "TESSERA_WRITE_VECTORS is set in CI: refusing to rewrite vectors");
-        std::fs::write(path(), serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
-    }
-    let want: Value = serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors/link.json")).unwrap();
-    assert_eq!(got, want, "protocol output changed: golden bytes of v1 must stay");
+    common::check_golden("link.json", &got);
 }
 
 #[test]
@@ -98,7 +88,10 @@ fn golden_messages_are_still_readable() {
     common::provider();
     // Consumers of the golden bytes (as the bindings do): the device finishes
     // from the sealed pending link and the golden answer.
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path()).unwrap()).unwrap();
+    if common::rewriting_vectors() {
+        return; // the other test is rewriting the file
+    }
+    let v = common::golden("link.json");
     let s = |k: &str| v[k].as_str().unwrap().to_string();
     let n = |k: &str| v[k].as_u64().unwrap();
     let key: [u8; 32] = hex_decode(&s("storage_key_hex")).unwrap().try_into().unwrap();
