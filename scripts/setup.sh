@@ -12,8 +12,8 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 #    debootstrap for the Swift chroot, oathtool as an OTP interop peer,
 #    postgresql for the PostgreSQL store's tests (scripts/pg.sh runs a
 #    throw-away server from its binaries; the package's own cluster is not
-#    used).
-APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool python3 postgresql)
+#    used), openssl for its throw-away TLS certificates (pg.sh start --tls).
+APT_PKGS=(chromium chromium-driver libjna-java libjna-jni debootstrap oathtool python3 postgresql openssl)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -25,10 +25,13 @@ disk() { printf '[disk] %s: %s free; target/ %s\n' "$1" "$(df -h --output=avail 
 disk start
 
 # A throw-away PostgreSQL (127.0.0.1 only, data in a temporary directory)
-# for the store's conformance suite and simulation; stopped on exit.
-trap 'bash scripts/pg.sh stop' EXIT
+# for the store's conformance suite and simulation, and a second one that
+# speaks TLS only (throw-away CA) for the store's TLS tests; stopped on exit.
+trap 'bash scripts/pg.sh stop; bash scripts/pg.sh stop --tls' EXIT
 TESSERA_TEST_POSTGRES=$(bash scripts/pg.sh start) || { echo "could not start PostgreSQL"; exit 1; }
 export TESSERA_TEST_POSTGRES
+TESSERA_TEST_POSTGRES_TLS=$(bash scripts/pg.sh start --tls) || { echo "could not start PostgreSQL with TLS"; exit 1; }
+export TESSERA_TEST_POSTGRES_TLS
 
 passed=0; failed=0; failures=()
 suite() {

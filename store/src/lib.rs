@@ -47,6 +47,7 @@ pub use tessera_host::{
 };
 
 mod files;
+mod pg_tls;
 mod schema;
 
 type Result<T> = std::result::Result<T, TesseraError>;
@@ -908,34 +909,6 @@ fn describe(w: &RecordWrite) -> String {
     }
 }
 
-/// This build speaks to PostgreSQL without TLS, so it connects only over a
-/// Unix socket or to a loopback address: rows and the password exchange
-/// never cross a network in clear (a remote database sits behind a local
-/// TLS tunnel, e.g. stunnel or a PgBouncer with TLS to the server).
-fn plaintext_is_local(url: &str) -> Result<()> {
-    let config: postgres::Config = url.parse().map_err(|_| {
-        store_err(
-            ErrorCode::InvalidInput,
-            "the PostgreSQL connection string is malformed (its text is not repeated here)",
-        )
-    })?;
-    let local = |h: &postgres::config::Host| match h {
-        postgres::config::Host::Unix(_) => true,
-        postgres::config::Host::Tcp(name) => {
-            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-    };
-    if config.get_hosts().iter().all(local) {
-        Ok(())
-    } else {
-        Err(store_err(
-            ErrorCode::InvalidInput,
-            "PostgreSQL over a network needs TLS, which this build does not speak: connect to a loopback address \
-             or a Unix socket (a local TLS tunnel to the database server)",
-        ))
-    }
-}
-
 /// Every write of one change (the first `limit` of them), then its events,
 /// inside the open transaction. On a conflict the caller must roll back.
 fn write_all(c: &Tx<'_>, change: &PortalChange, at: Timestamp, limit: usize) -> Result<Applied> {
@@ -1066,13 +1039,15 @@ impl PortalDb {
     }
 
     /// A PostgreSQL store (a `postgres://` URL or key=value string); its
-    /// tables are made when missing.
+    /// tables are made when missing. The connection follows libpq's
+    /// `sslmode` and `sslrootcert`, stricter: TLS always verifies the
+    /// server's certificate chain, and plain connections go only to a
+    /// loopback address or a Unix socket (the table in `pg_tls.rs`;
+    /// `docs/DESIGN.md`). A certificate that does not verify fails with
+    /// `STORAGE` naming the cause; a bad `sslmode` or `sslrootcert` is
+    /// `INVALID_INPUT`. Errors never quote the connection string.
     pub fn postgres(url: &str) -> Result<Self> {
-        plaintext_is_local(url)?;
-        let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
-            // The error never quotes the connection string (password).
-            store_err(ErrorCode::Storage, format!("database: cannot connect to PostgreSQL: {}", pg_err(&e).detail()))
-        })?;
+        let mut client = pg_tls::connect(url)?;
         schema::ensure_pg(&mut client)?;
         Ok(PortalDb { b: Backend::Pg(RefCell::new(client)), open: std::cell::Cell::new(false) })
     }

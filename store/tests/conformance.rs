@@ -691,10 +691,19 @@ fn connect_refuses_unknown_stores_and_keeps_secrets_out_of_errors() {
     let e = PortalDb::connect(&dir, Some("postgres://u:hunter2@127.0.0.1:1/db"), false).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Storage);
     assert!(!format!("{e:?} {}", e.detail()).contains("hunter2"), "{e:?}");
-    // No TLS in this build: a database across a network is refused before
-    // any byte is sent (rows and the password exchange would go in clear).
-    for remote in ["postgres://u:hunter2@db.example.com/x", "postgresql://u:hunter2@10.0.0.5:5432/x"] {
-        let e = PortalDb::connect(&dir, Some(remote), false).unwrap_err();
+    // Plain (sslmode=disable) to a database across a network is refused
+    // before any byte is sent (rows and the password exchange would go in
+    // clear); TLS is tested in tests/tls.rs.
+    for remote in [
+        "postgres://u:hunter2@db.example.com/x?sslmode=disable",
+        "postgresql://u:hunter2@10.0.0.5:5432/x?sslmode=disable",
+        "host=10.0.0.5 user=u password=hunter2 sslmode=disable",
+    ] {
+        let e = if remote.starts_with("host=") {
+            PortalDb::postgres(remote).unwrap_err()
+        } else {
+            PortalDb::connect(&dir, Some(remote), false).unwrap_err()
+        };
         assert_eq!(e.code(), ErrorCode::InvalidInput, "{remote}");
         assert!(e.detail().contains("TLS") && !e.detail().contains("hunter2"), "{e:?}");
     }
