@@ -42,7 +42,9 @@ pub struct Common {
     /// Portal store (portal commands): `sqlite:PATH` or
     /// `postgres://user@host:port/db` (default: the environment variable
     /// TESSERA_DB, else portal.db in --dir). The portal key stays in --dir.
-    /// A URL with a password can come from `@FILE` or `env:NAME`.
+    /// A URL with a password can come from `@FILE` or `env:NAME`. TLS:
+    /// `?sslmode=verify-full&sslrootcert=CA.pem` (a host other than
+    /// loopback gets verify-full by default; docs/DESIGN.md).
     #[arg(long, value_name = "URL")]
     pub db: Option<crate::input::SecretArg>,
 }

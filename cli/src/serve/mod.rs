@@ -92,7 +92,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// The store: `sqlite:PATH` or `postgres://…` (default: `TESSERA_DB`,
-    /// else SQLite in --dir); a URL with a password also as `@FILE` or `env:NAME`.
+    /// else SQLite in --dir); a URL with a password also as `@FILE` or `env:NAME`;
+    /// TLS: `?sslmode=verify-full&sslrootcert=CA.pem` (the default off loopback).
     #[arg(long)]
     db: Option<crate::input::SecretArg>,
     /// Requests per minute and account on host routes, e.g. `120/min`.
