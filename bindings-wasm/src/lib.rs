@@ -4,12 +4,12 @@
 //!
 //! Shells only: every type, default and rule is in `tessera-host` (its
 //! records derive their TypeScript declarations there). Each export
-//! decodes its arguments with serde (a wrong type, a missing field, `NaN`,
+//! decodes its arguments with `tessera_host::js` (a wrong type, a missing field, `NaN`,
 //! a fraction or an integer above 2^53 − 1 becomes a thrown `TesseraError`
 //! with code `INVALID_INPUT`), calls the host layer and encodes the result.
 
-use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
+use tessera_host::js::{FromJs, ToJs};
 use tessera_host::{self as host, ErrorCode, TesseraError, Timestamp};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -40,76 +40,33 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
     TesseraError::new(ErrorCode::InvalidInput, format!("{what}: {e}")).into()
 }
 
-/// A decoding error without the value that caused it: serde-wasm-bindgen
-/// quotes the offending value ("invalid type: string \"JBSW…\"", a
-/// passcode given as a number), and a secret must never reach a message.
-fn undecodable(what: &str, e: &serde_wasm_bindgen::Error) -> JsValue {
-    let text = e.to_string();
-    let detail = match text.split_once(", expected ") {
-        Some((_, expected)) => format!("wrong type or value, expected {expected}"),
-        None if text.starts_with("missing field") || text.starts_with("unknown field") => text,
-        None => "wrong type or value".to_owned(),
-    };
-    invalid(what, detail)
+/// A refused argument: `what` and the place below it (`settings.digits`),
+/// then what was expected (never the value: it may be a secret). The
+/// caller's own exception (a throwing getter or Proxy trap) is rethrown as it is.
+fn undecodable(what: &str, e: &host::js::Bad) -> JsValue {
+    if let Some(thrown) = e.caller_exception() {
+        return thrown.clone();
+    }
+    invalid(&format!("{what}{}", e.path()), e.detail())
 }
 
-/// A required argument of type `T` (a record: strict, see [`unknown_key`]).
-fn arg<T: DeserializeOwned + Serialize>(v: JsValue, what: &str) -> JsResult<T> {
-    let t: T = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| undecodable(what, &e))?;
-    if v.is_object() {
-        unknown_key(&v, &out(&t)?, what)?;
-    }
-    Ok(t)
+/// A required argument of type `T` (a record: unknown keys refused, except
+/// inside stored rows, whose keys are not checked: `StoredOffer`,
+/// `StoredPendingLink`, `StoredDevice`, `StoredChallenge`,
+/// `StoredAuthenticator`, `StoredOrder`, `StoredActivation`,
+/// `StoredCredentials` may carry the host's own properties, a database id).
+fn arg<T: FromJs>(v: JsValue, what: &str) -> JsResult<T> {
+    host::js::from_value(&v).map_err(|e| undecodable(what, &e))
 }
 
-/// Stored rows (`StoredOffer`, `StoredPendingLink`, `StoredDevice`,
-/// `StoredChallenge`, `StoredAuthenticator`, `StoredOrder`,
-/// `StoredActivation`, `StoredCredentials`, and lists of them; an optional
-/// row as `null`/`undefined`) as the host read them: they may
-/// carry the host's own properties (a database id), so their keys are not
-/// checked.
-fn rows<T: DeserializeOwned>(v: JsValue, what: &str) -> JsResult<T> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| undecodable(what, &e))
-}
-
-/// Fields of input records that hold stored rows (not checked either).
-/// `StoredChallenge` and the activation rows (`StoredAuthenticator`,
-/// `StoredOrder`, `StoredActivation`, `StoredCredentials`) are never a field
-/// of one (only arguments of their own, read with [`rows`]), so they have no entry.
-const ROW_FIELDS: &[&str] = &["offer", "device", "pending"];
-
-/// The first key of `given` (recursively) that `decoded` lacks.
-fn unknown_key(given: &JsValue, decoded: &JsValue, path: &str) -> JsResult<()> {
-    if given.is_instance_of::<js_sys::Uint8Array>() || !given.is_object() {
-        return Ok(());
-    }
-    if let Some(items) = given.dyn_ref::<js_sys::Array>() {
-        for (i, item) in items.iter().enumerate() {
-            let back = js_sys::Reflect::get_u32(decoded, i as u32).unwrap_or(JsValue::UNDEFINED);
-            unknown_key(&item, &back, &format!("{path}[{i}]"))?;
-        }
-        return Ok(());
-    }
-    let object = given.unchecked_ref::<js_sys::Object>();
-    for key in js_sys::Object::keys(object).iter() {
-        let value = js_sys::Reflect::get(given, &key).unwrap_or(JsValue::UNDEFINED);
-        if value.is_undefined() || value.is_null() {
-            continue;
-        }
-        let back = js_sys::Reflect::get(decoded, &key).unwrap_or(JsValue::UNDEFINED);
-        let name = key.as_string().unwrap_or_default();
-        if back.is_undefined() {
-            return Err(invalid(path, format!("unknown field `{name}`")));
-        }
-        if !ROW_FIELDS.contains(&name.as_str()) {
-            unknown_key(&value, &back, &format!("{path}.{name}"))?;
-        }
-    }
-    Ok(())
+/// Stored rows, and lists of them (an optional row as `null`/`undefined`).
+/// (The same decoding as [`arg`]: the row types themselves are open.)
+fn rows<T: FromJs>(v: JsValue, what: &str) -> JsResult<T> {
+    arg(v, what)
 }
 
 /// An optional argument (`undefined` or `null`: the default).
-fn opt<T: DeserializeOwned + Serialize + Default>(v: JsValue, what: &str) -> JsResult<T> {
+fn opt<T: FromJs + Default>(v: JsValue, what: &str) -> JsResult<T> {
     if v.is_undefined() || v.is_null() {
         Ok(T::default())
     } else {
@@ -117,62 +74,37 @@ fn opt<T: DeserializeOwned + Serialize + Default>(v: JsValue, what: &str) -> JsR
     }
 }
 
-/// What `typeof` says of a value (naming a value by its content could run
-/// its own code: a `toString` or a Proxy trap).
-fn type_of(v: &JsValue) -> String {
-    v.js_typeof().as_string().unwrap_or_default()
-}
-
 /// A string argument.
 fn string(v: JsValue, what: &str) -> JsResult<String> {
-    v.as_string().ok_or_else(|| invalid(what, format!("must be a string, not {}", type_of(&v))))
+    arg(v, what)
 }
 
 /// An integer argument: a number without a fraction, at most 2^53 - 1 in
 /// size (no `BigInt`, no numeric strings).
 fn int(v: JsValue, what: &str) -> JsResult<i64> {
-    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-    let n = v.as_f64().ok_or_else(|| invalid(what, format!("must be a number, not {}", type_of(&v))))?;
-    if !n.is_finite() || n.fract() != 0.0 || n.abs() > MAX_SAFE {
-        return Err(invalid(what, format!("must be an integer of at most 2^53 - 1, not {n}")));
-    }
-    // In range (checked above): the cast is exact.
-    #[allow(clippy::cast_possible_truncation)]
-    Ok(n as i64)
+    arg(v, what)
 }
 
 /// An optional integer argument (`undefined` or `null`: none).
 fn opt_int(v: JsValue, what: &str) -> JsResult<Option<i64>> {
-    if v.is_undefined() || v.is_null() {
-        Ok(None)
-    } else {
-        int(v, what).map(Some)
-    }
+    arg(v, what)
 }
 
 /// An optional boolean argument (`undefined` or `null`: false).
 fn flag(v: JsValue, what: &str) -> JsResult<bool> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(false);
-    }
-    v.as_bool().ok_or_else(|| invalid(what, format!("must be a boolean, not {}", type_of(&v))))
+    opt(v, what)
 }
 
 /// A time: epoch milliseconds (`Date.now()`) or a `Date`.
 fn time(v: JsValue) -> JsResult<Timestamp> {
-    let ms = match v.dyn_ref::<js_sys::Date>() {
-        Some(d) => d.get_time(),
-        None => v.as_f64().ok_or_else(|| invalid("now", "a time must be a number (Date.now()) or a Date"))?,
-    };
-    Timestamp::from_millis_f64(ms).ok_or_else(|| invalid("now", "a time must be a finite number"))
+    arg(v, "now")
 }
 
 /// A result for JavaScript.
-fn out<T: Serialize>(v: &T) -> JsResult<JsValue> {
+fn out<T: ToJs + ?Sized>(v: &T) -> JsResult<JsValue> {
     // Only a number beyond 2^53 - 1 fails here (a HOTP counter at the end
     // of JavaScript's integers): not the caller's input, so INTERNAL.
-    v.serialize(&serde_wasm_bindgen::Serializer::new())
-        .map_err(|e| TesseraError::new(ErrorCode::Internal, format!("result: {e}")).into())
+    v.to_js().map_err(|e| TesseraError::new(ErrorCode::Internal, format!("result{}: {}", e.path(), e.detail())).into())
 }
 
 /// Every stable error code, in table order.
@@ -354,12 +286,9 @@ impl Device {
 }
 
 /// A byte argument: a `Uint8Array` (a Node `Buffer` is one), nothing else
-/// (serde alone would also take a plain array, an `ArrayBuffer` or a string).
+/// (not a plain array, an `ArrayBuffer` or a string).
 fn bytes(v: JsValue, what: &str) -> JsResult<Vec<u8>> {
-    match v.dyn_ref::<js_sys::Uint8Array>() {
-        Some(a) => Ok(a.to_vec()),
-        None => Err(invalid(what, "must be a Uint8Array")),
-    }
+    host::js::bytes(&v).map_err(|e| undecodable(what, &e))
 }
 
 /// An optional byte argument (`undefined` or `null`: none).

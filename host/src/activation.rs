@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 /// How a portal runs activations (every field optional: the defaults
 /// are NIST SP 800-63B-minded).
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ActivationSettings {
@@ -108,7 +108,7 @@ impl ActivationSettings {
 
 /// Where an imported authenticator stands.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AuthenticatorStatus {
@@ -122,9 +122,10 @@ pub enum AuthenticatorStatus {
 
 /// An imported offline authenticator, keyed by `serial`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredAuthenticator {
     /// Serial number.
     pub serial: String,
@@ -148,7 +149,7 @@ pub struct StoredAuthenticator {
 
 /// Where an order stands.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OrderStatus {
@@ -162,9 +163,10 @@ pub enum OrderStatus {
 
 /// An order (what the letter says), keyed by `user_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredOrder {
     /// User ID.
     pub user_id: String,
@@ -190,7 +192,7 @@ pub struct StoredOrder {
 
 /// What the user must do next in an activation.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ActivationStep {
@@ -230,7 +232,7 @@ impl From<act::ActivationStep> for ActivationStep {
 
 /// Whether an activation runs.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ActivationStatus {
@@ -246,9 +248,10 @@ pub enum ActivationStatus {
 
 /// An activation, keyed by `activation_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredActivation {
     /// Activation id.
     pub activation_id: String,
@@ -276,9 +279,10 @@ pub struct StoredActivation {
 
 /// An account's password and recovery codes, keyed by `account`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredCredentials {
     /// Account.
     pub account: String,
@@ -301,7 +305,7 @@ pub struct StoredCredentials {
 
 /// A maker's file, imported: store `change` (one insert per device).
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceImport {
@@ -314,7 +318,7 @@ pub struct DeviceImport {
 /// An order: print `user_id` and `initial_password` in the letter, send
 /// the authenticator `serial` with it, store `change`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceOrder {
@@ -341,7 +345,7 @@ impl std::fmt::Debug for DeviceOrder {
 
 /// Where an activation stands after a call.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivationUpdate {
@@ -388,7 +392,7 @@ impl std::fmt::Debug for ActivationUpdate {
 
 /// The verdict on a password or recovery code.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialCheck {
@@ -693,7 +697,7 @@ impl Portal {
 
 /// What an offline authenticator shows after a scan.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ScreenKind {
@@ -708,7 +712,7 @@ pub enum ScreenKind {
 /// The screen of an offline authenticator after a scan. Store `state`
 /// (sealed) after every scan: a binding changes it.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorScreen {
@@ -746,7 +750,7 @@ impl std::fmt::Debug for AuthenticatorScreen {
 
 /// Public facts of an offline authenticator.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorInfo {
@@ -770,7 +774,7 @@ pub struct AuthenticatorInfo {
 /// line of a factory file: the serial and the device's public key) to the
 /// portal's import.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAuthenticator {

@@ -8,7 +8,7 @@ macro_rules! host_error_codes {
         /// core's table: Kotlin `enum class ErrorCode`, Swift `enum
         /// ErrorCode`, TypeScript `TesseraErrorCode` (the code strings).
         #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-        #[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+        #[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
         pub enum ErrorCode {
             $( #[doc = $doc] #[serde(rename = $code)] $variant, )*

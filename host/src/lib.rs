@@ -82,6 +82,8 @@ mod activation;
 mod challenge;
 mod device;
 mod error;
+#[cfg(feature = "wasm")]
+pub mod js;
 mod otp;
 mod portal;
 mod rows;

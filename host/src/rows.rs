@@ -20,9 +20,10 @@ pub(crate) fn count(v: u64) -> i64 {
 
 /// A stored link offer, keyed by `offer_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredOffer {
     /// Lookup key (hex).
     pub offer_id: String,
@@ -44,7 +45,7 @@ pub struct StoredOffer {
 
 /// Where a pending link stands.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PendingStatus {
@@ -58,9 +59,10 @@ pub enum PendingStatus {
 
 /// A stored pending link (waiting for its check code), keyed by `device_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredPendingLink {
     /// Device id.
     pub device_id: String,
@@ -84,7 +86,7 @@ pub struct StoredPendingLink {
 
 /// Status of a registry entry.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceStatus {
@@ -96,9 +98,10 @@ pub enum DeviceStatus {
 
 /// A stored registry entry, keyed by `device_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredDevice {
     /// Device id.
     pub device_id: String,
@@ -138,7 +141,7 @@ pub struct StoredDevice {
 
 /// Where a challenge stands.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ChallengeStatus {
@@ -152,7 +155,7 @@ pub enum ChallengeStatus {
 
 /// What a challenge approves.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ChallengeKind {
@@ -166,9 +169,10 @@ pub enum ChallengeKind {
 
 /// A stored challenge, keyed by `challenge_id`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "wasm", js(open))]
 pub struct StoredChallenge {
     /// Challenge id (hex).
     pub challenge_id: String,
@@ -195,7 +199,7 @@ pub struct StoredChallenge {
 /// expected_version`. Apply every write of a change in one transaction,
 /// together with the reads the call was given.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum RecordWrite {
@@ -294,7 +298,7 @@ impl RecordWrite {
 /// `PortalEvent.DeviceLinked(…)`, Swift `.deviceLinked(…)`, JSON/JS
 /// `{ "kind": "deviceLinked", … }`.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum PortalEvent {
@@ -447,7 +451,7 @@ impl From<&link::PortalEvent> for PortalEvent {
 /// all or nothing; on a conflict read again and call again), then events
 /// to act on.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortalChange {
@@ -461,7 +465,7 @@ pub struct PortalChange {
 /// a one-time code). Refusals still come with a change to store: the
 /// attempt is counted whichever way the verdict goes.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
-#[cfg_attr(feature = "wasm", derive(tsify::Tsify))]
+#[cfg_attr(feature = "wasm", derive(tsify::Tsify, crate::js::Js))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Verdict {
