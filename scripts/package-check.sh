@@ -64,7 +64,7 @@ for ex in otp_verifier link_and_approve; do
 done
 
 log "cargo package --no-verify: the other publishable crates"
-cargo package --locked -q --no-verify -p tessera-core -p tessera-crypto-aws-lc -p tessera-host -p tessera-store -p tessera-cli
+cargo package --locked -q --no-verify -p tessera-core -p tessera-crypto-aws-lc -p tessera-js-derive -p tessera-host -p tessera-store -p tessera-cli
 # The crates that ship inside other packages (AAR, XCFramework, npm) or only
 # measure: cargo would pack them, so their manifests must say no.
 manifests=$(cargo metadata --format-version 1 --no-deps | python3 -c '
@@ -74,7 +74,7 @@ for p in json.load(sys.stdin)["packages"]:
 for c in tessera-ffi tessera-wasm tessera-benches; do
   grep -qx "$c	True" <<<"$manifests" || die "$c must say publish = false"
 done
-for c in tessera-core tessera-crypto-aws-lc tessera-host tessera-store tessera-cli; do
+for c in tessera-core tessera-crypto-aws-lc tessera-js-derive tessera-host tessera-store tessera-cli; do
   grep -qx "$c	False" <<<"$manifests" || die "$c is meant for crates.io but says publish = false"
 done
 log "ok"

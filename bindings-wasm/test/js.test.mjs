@@ -385,6 +385,18 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
   const challengeRow = { ...issued.change.writes[0].row, _id: "db-43" };
   const code = device.answerChallenge(fin.state, issued.qrText, PASSCODE, now);
   assert.equal(portal.verifyAnswer(challengeRow, [row], code, now).verdict.kind, "accepted");
+  // A refusal names the place, below the argument, and what was expected.
+  const where = (fn) => throwsCode(fn, "INVALID_INPUT").message;
+  assert.match(where(() => portal.createOffer("anna", { deviceCodes: { digits: 8, period: 60 } }, now)),
+    /^settings\.deviceCodes: unknown field `period`/);
+  assert.match(where(() => portal.createOffer("anna", { deviceCodes: { digits: 7.5 } }, now)),
+    /^settings\.deviceCodes\.digits: must be an integer from -2147483648 to 2147483647$/);
+  assert.match(where(() => portal.createChallenge([deviceRow, { ...deviceRow, sealed: [1, 2] }], { kind: "login" }, {}, now)),
+    /^devices\[1\]\.sealed: must be a Uint8Array, not an array$/);
+  assert.match(where(() => portal.createChallenge([deviceRow], { kind: "payment" }, {}, now)),
+    /^approval: `kind` must be one of `login`, `transaction`/);
+  assert.match(where(() => portal.createChallenge([deviceRow], TRANSACTION, { ttlSeconds: "60" }, now)),
+    /^settings\.ttlSeconds: must be a number, not string$/);
 });
 
 test("a stored verifier state carries nextCounter, consecutiveFailures and locked: a missing one is INVALID_INPUT", () => {
@@ -953,12 +965,13 @@ for (const e of imported.change.events) {
 
 // What a browser downloads: the .wasm and the JS glue (tessera_wasm.js +
 // index.js + source.js), gzipped (build.sh prints the same total). Issue 11's target is
-// 100 KB; the package is about three times that (297 KB on 2026-11-30: the
-// portal, device, challenge and activation flows with their serde codecs;
-// see docs/DESIGN.md), so this is a ceiling that stops growth, to be
-// lowered as the package shrinks, not the target.
+// 100 KB; the package is over twice that (260 KB on 2026-11-30 with the
+// derived codec of tessera_host::js, 298 KB before with serde-wasm-bindgen:
+// the portal, device, challenge and activation flows; see docs/DESIGN.md),
+// so this is a ceiling that stops growth, to be lowered as the package
+// shrinks, not the target.
 const SIZE_TARGET = 100_000;
-const SIZE_CEILING = 300_000;
+const SIZE_CEILING = 265_000;
 
 test(`size: .wasm + JS glue gzipped at most ${SIZE_CEILING} bytes (target ${SIZE_TARGET}, not met yet)`, (t) => {
   // `gzip -9`, as build.sh measures (zlib's level 9 gives about 2% more).

@@ -48,7 +48,8 @@ fn serde_attrs(attrs: &[Attribute]) -> syn::Result<Serde> {
     let mut s = Serde::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         attr.parse_nested_meta(|m| {
-            let text = |m: &syn::meta::ParseNestedMeta| -> syn::Result<String> { Ok(m.value()?.parse::<LitStr>()?.value()) };
+            let text =
+                |m: &syn::meta::ParseNestedMeta| -> syn::Result<String> { Ok(m.value()?.parse::<LitStr>()?.value()) };
             if m.path.is_ident("rename_all") {
                 s.rename_all = Some(text(&m)?);
             } else if m.path.is_ident("rename_all_fields") {
@@ -67,7 +68,9 @@ fn serde_attrs(attrs: &[Attribute]) -> syn::Result<Serde> {
                 }
                 s.bytes = true;
             } else {
-                return Err(m.error("tessera-js-derive: this serde attribute is not understood (teach the derive first)"));
+                return Err(
+                    m.error("tessera-js-derive: this serde attribute is not understood (teach the derive first)")
+                );
             }
             Ok(())
         })?;
@@ -115,7 +118,9 @@ fn rename(name: &str, rule: Option<&str>, variant: bool, span: Span) -> syn::Res
             }
             out
         }
-        (Some(other), _) => return Err(Error::new(span, format!("tessera-js-derive: rename rule `{other}` is not understood"))),
+        (Some(other), _) => {
+            return Err(Error::new(span, format!("tessera-js-derive: rename rule `{other}` is not understood")))
+        }
     })
 }
 
@@ -156,8 +161,12 @@ fn decode_fields(path: &Tokens, fields: &[Field], container_default: bool) -> To
             (quote!(#ty), quote!(), quote!())
         };
         let value = match (&f.default, container_default) {
-            (Some(Some(func)), _) => quote!(crate::js::field_opt::<#read_ty>(&__o, #key, __strict)? #unwrap .unwrap_or_else(#func)),
-            (Some(None), _) => quote!(crate::js::field_opt::<#read_ty>(&__o, #key, __strict)? #unwrap .unwrap_or_default()),
+            (Some(Some(func)), _) => {
+                quote!(crate::js::field_opt::<#read_ty>(&__o, #key, __strict)? #unwrap .unwrap_or_else(#func))
+            }
+            (Some(None), _) => {
+                quote!(crate::js::field_opt::<#read_ty>(&__o, #key, __strict)? #unwrap .unwrap_or_default())
+            }
             (None, true) => quote!(match crate::js::field_opt::<#read_ty>(&__o, #key, __strict)? #unwrap {
                 ::core::option::Option::Some(v) => v,
                 ::core::option::Option::None => __d.#ident,
