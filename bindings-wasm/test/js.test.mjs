@@ -515,14 +515,19 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
   // Still healthy afterwards.
   assert.equal(sdk.totp(KEY, 59_000, 30, 8), "94287082");
   assert.equal(linked().deviceRow.status, "active");
+  assert.ok(portal.createOffer("a", {}, Date.now()).qrText.length > 0, "the portal that read the traps still works");
 });
 
 test("a caller's own exception (a throwing getter or Proxy trap) propagates as itself; the module stays usable", () => {
   const mine = new Error("mine");
   const trap = new Proxy({}, { get() { throw mine; } });
   const getter = { get secret() { throw mine; } };
+  const keysTrap = new Proxy({}, { ownKeys() { throw mine; } });
+  const itemTrap = new Proxy([{}], { get: (t, k) => { if (k === "0") throw mine; return Reflect.get(t, k); } });
+  const portal = sdk.Portal.generate("B");
   for (const fn of [() => sdk.verifyTotp(getter, undefined, "123456", Date.now()), () => sdk.formatOtpauthUri(trap),
-    () => sdk.Portal.generate("B").createOffer("a", trap, Date.now())]) {
+    () => portal.createOffer("a", trap, Date.now()), () => portal.createOffer("a", { rules: keysTrap }, Date.now()),
+    () => portal.createChallenge(itemTrap, { kind: "login" }, {}, Date.now())]) {
     assert.throws(fn, (e) => e === mine);
   }
   // Where only the type matters, a Proxy is never looked into: INVALID_INPUT.
