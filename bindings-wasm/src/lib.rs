@@ -59,12 +59,6 @@ fn arg<T: FromJs>(v: JsValue, what: &str) -> JsResult<T> {
     host::js::from_value(&v).map_err(|e| undecodable(what, &e))
 }
 
-/// Stored rows, and lists of them (an optional row as `null`/`undefined`).
-/// (The same decoding as [`arg`]: the row types themselves are open.)
-fn rows<T: FromJs>(v: JsValue, what: &str) -> JsResult<T> {
-    arg(v, what)
-}
-
 /// An optional argument (`undefined` or `null`: the default).
 fn opt<T: FromJs + Default>(v: JsValue, what: &str) -> JsResult<T> {
     if v.is_undefined() || v.is_null() {
@@ -450,7 +444,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.confirm_link(rows(pendings, "pendings")?, string(code, "code")?, time(now)?)?)
+        out(&self.0.confirm_link(arg(pendings, "pendings")?, string(code, "code")?, time(now)?)?)
     }
 
     /// Rename a device.
@@ -461,7 +455,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.rename_device(rows(device, "device")?, string(name, "name")?, time(now)?)?)
+        out(&self.0.rename_device(arg(device, "device")?, string(name, "name")?, time(now)?)?)
     }
 
     /// Unlink a device.
@@ -471,7 +465,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.unlink_device(rows(device, "device")?, time(now)?)?)
+        out(&self.0.unlink_device(arg(device, "device")?, time(now)?)?)
     }
 
     /// The device id a status request claims.
@@ -502,7 +496,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.verify_device_code(rows(device, "device")?, string(code, "code")?, time(now)?)?)
+        out(&self.0.verify_device_code(arg(device, "device")?, string(code, "code")?, time(now)?)?)
     }
 
     /// A login or transaction challenge for the account's device rows (or the one the user picked).
@@ -515,7 +509,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.create_challenge(
-            rows(devices, "devices")?,
+            arg(devices, "devices")?,
             arg(approval, "approval")?,
             opt(settings, "settings")?,
             time(now)?,
@@ -532,8 +526,8 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.verify_answer(
-            rows(challenge, "challenge")?,
-            rows(devices, "devices")?,
+            arg(challenge, "challenge")?,
+            arg(devices, "devices")?,
             string(answer, "answer")?,
             time(now)?,
         )?)
@@ -546,7 +540,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "StoredDevice")] device: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.unlock_device(rows(device, "device")?, time(now)?)?)
+        out(&self.0.unlock_device(arg(device, "device")?, time(now)?)?)
     }
 
     /// Flow 2: an offer for a new device of `account`, vouched for by one of its devices.
@@ -560,7 +554,7 @@ impl Portal {
     ) -> JsResult<JsValue> {
         out(&self.0.create_offer_for_new_device(
             string(account, "account")?,
-            rows(devices, "devices")?,
+            arg(devices, "devices")?,
             opt(settings, "settings")?,
             time(now)?,
         )?)
@@ -576,8 +570,8 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.create_link_challenge(
-            rows(pending, "pending")?,
-            rows(devices, "devices")?,
+            arg(pending, "pending")?,
+            arg(devices, "devices")?,
             opt(settings, "settings")?,
             time(now)?,
         )?)
@@ -594,9 +588,9 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.confirm_with_authenticator(
-            rows(pending, "pending")?,
-            rows(challenge, "challenge")?,
-            rows(devices, "devices")?,
+            arg(pending, "pending")?,
+            arg(challenge, "challenge")?,
+            arg(devices, "devices")?,
             string(answer, "answer")?,
             time(now)?,
         )?)
@@ -626,7 +620,7 @@ impl Portal {
         out(&self.0.order_device(
             string(account, "account")?,
             string(code, "activationCode")?,
-            rows(authenticator, "authenticator")?,
+            arg(authenticator, "authenticator")?,
             opt(settings, "settings")?,
             time(now)?,
         )?)
@@ -642,8 +636,8 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.start_activation(
-            rows(order, "order")?,
-            rows(authenticator, "authenticator")?,
+            arg(order, "order")?,
+            arg(authenticator, "authenticator")?,
             opt(settings, "settings")?,
             time(now)?,
         )?)
@@ -663,10 +657,10 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
         out(&self.0.activation_next(
-            rows(activation, "activation")?,
-            rows(order, "order")?,
-            rows(authenticator, "authenticator")?,
-            rows(credentials, "credentials")?,
+            arg(activation, "activation")?,
+            arg(order, "order")?,
+            arg(authenticator, "authenticator")?,
+            arg(credentials, "credentials")?,
             string(input, "input")?,
             opt(settings, "settings")?,
             time(now)?,
@@ -679,7 +673,7 @@ impl Portal {
         &self,
         #[wasm_bindgen(unchecked_param_type = "StoredActivation")] activation: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.activation_status(rows(activation, "activation")?)?)
+        out(&self.0.activation_status(arg(activation, "activation")?)?)
     }
 
     /// Flow 3: check the account password the activation set; store the change whatever the verdict.
@@ -690,7 +684,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] password: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.verify_password(rows(credentials, "credentials")?, string(password, "password")?, time(now)?)?)
+        out(&self.0.verify_password(arg(credentials, "credentials")?, string(password, "password")?, time(now)?)?)
     }
 
     /// Flow 3: drop the password and recovery codes a later activation set while they wait for its delay.
@@ -700,7 +694,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "StoredCredentials")] credentials: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.cancel_pending_credentials(rows(credentials, "credentials")?, time(now)?)?)
+        out(&self.0.cancel_pending_credentials(arg(credentials, "credentials")?, time(now)?)?)
     }
 
     /// Flow 3: use one recovery code (single use); store the change whatever the verdict.
@@ -711,7 +705,7 @@ impl Portal {
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Timestamp | Date")] now: JsValue,
     ) -> JsResult<JsValue> {
-        out(&self.0.redeem_recovery_code(rows(credentials, "credentials")?, string(code, "code")?, time(now)?)?)
+        out(&self.0.redeem_recovery_code(arg(credentials, "credentials")?, string(code, "code")?, time(now)?)?)
     }
 }
 

@@ -49,7 +49,7 @@ impl Bad {
 
     /// The same refusal, one level down (`key` of an object).
     #[must_use]
-    pub fn at(mut self, key: &str) -> Self {
+    pub(crate) fn at(mut self, key: &str) -> Self {
         self.path.insert_str(0, key);
         self.path.insert(0, '.');
         self
@@ -89,7 +89,7 @@ pub trait ToJs {
 }
 
 /// What `typeof` says of a value (its content could run code or be secret).
-pub fn type_of(v: &JsValue) -> String {
+pub(crate) fn type_of(v: &JsValue) -> String {
     if v.is_null() {
         return "null".to_owned();
     }
@@ -104,7 +104,7 @@ fn wrong(expected: &str, v: &JsValue) -> Bad {
 }
 
 /// A plain object (not an array, not `null`).
-pub fn object(v: &JsValue) -> Result<Object, Bad> {
+pub(crate) fn object(v: &JsValue) -> Result<Object, Bad> {
     if !v.is_object() || Array::is_array(v) {
         return Err(wrong("an object", v));
     }
@@ -112,12 +112,12 @@ pub fn object(v: &JsValue) -> Result<Object, Bad> {
 }
 
 /// A string.
-pub fn string(v: &JsValue) -> Result<String, Bad> {
+pub(crate) fn string(v: &JsValue) -> Result<String, Bad> {
     v.as_string().ok_or_else(|| wrong("a string", v))
 }
 
 /// The first key of `o` holding a value (not `undefined`, not `null`) that is not in `known`.
-pub fn known(o: &Object, known: &[&str]) -> Result<(), Bad> {
+pub(crate) fn known(o: &Object, known: &[&str]) -> Result<(), Bad> {
     for key in Object::keys(o).iter() {
         let name = key.as_string().unwrap_or_default();
         if known.contains(&name.as_str()) {
@@ -136,7 +136,7 @@ fn get(o: &Object, key: &str) -> Result<JsValue, Bad> {
 }
 
 /// The key's value; `None` when the key is absent (`undefined`, `null`).
-pub fn field_opt<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<Option<T>, Bad> {
+pub(crate) fn field_opt<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<Option<T>, Bad> {
     let v = get(o, key)?;
     if v.is_undefined() || v.is_null() {
         return Ok(None);
@@ -145,7 +145,7 @@ pub fn field_opt<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<Optio
 }
 
 /// The key's value, [`FromJs::absent`] when it is absent, else "missing field".
-pub fn field<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<T, Bad> {
+pub(crate) fn field<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<T, Bad> {
     match field_opt(o, key, strict)? {
         Some(t) => Ok(t),
         None => T::absent().ok_or_else(|| Bad::new(format!("missing field `{key}`"))),
@@ -153,7 +153,7 @@ pub fn field<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<T, Bad> {
 }
 
 /// Sets `o[key]`.
-pub fn set<T: ToJs + ?Sized>(o: &Object, key: &str, v: &T) -> Result<(), Bad> {
+pub(crate) fn set<T: ToJs + ?Sized>(o: &Object, key: &str, v: &T) -> Result<(), Bad> {
     let v = v.to_js().map_err(|e| e.at(key))?;
     // Reflect.set on a fresh plain object cannot fail.
     let _ = Reflect::set(o, &JsValue::from_str(key), &v);
