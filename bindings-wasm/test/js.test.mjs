@@ -970,13 +970,13 @@ for (const e of imported.change.events) {
 
 // What a browser downloads: the .wasm and the JS glue (tessera_wasm.js +
 // index.js + source.js), gzipped (build.sh prints the same total). Issue 11's target is
-// 100 KB; the package is over twice that (260 KB on 2026-11-30 with the
+// 100 KB; the package is over twice that (253 KB on 2026-11-30 with the
 // derived codec of tessera_host::js, 298 KB before with serde-wasm-bindgen:
 // the portal, device, challenge and activation flows; see docs/DESIGN.md),
 // so this is a ceiling that stops growth, to be lowered as the package
 // shrinks, not the target.
 const SIZE_TARGET = 100_000;
-const SIZE_CEILING = 265_000;
+const SIZE_CEILING = 260_000;
 
 test(`size: .wasm + JS glue gzipped at most ${SIZE_CEILING} bytes (target ${SIZE_TARGET}, not met yet)`, (t) => {
   // `gzip -9`, as build.sh measures (zlib's level 9 gives about 2% more).

@@ -22,8 +22,13 @@ use wasm_bindgen::{JsCast, JsValue};
 pub use tessera_js_derive::Js;
 
 /// Why a value was refused, and where (`.field`, `[index]`, outermost first).
+/// (Boxed: a `Result<T, Bad>` stays the size of `T` plus a pointer, which
+/// keeps every record's straight-line decoder short.)
 #[derive(Debug)]
-pub struct Bad {
+pub struct Bad(Box<Refusal>);
+
+#[derive(Debug)]
+struct Refusal {
     path: String,
     detail: String,
     /// The caller's own exception (a throwing getter or Proxy trap): it
@@ -34,40 +39,40 @@ pub struct Bad {
 impl Bad {
     /// A refusal of the value at hand.
     pub fn new(detail: impl Into<String>) -> Self {
-        Bad { path: String::new(), detail: detail.into(), thrown: None }
+        Bad(Box::new(Refusal { path: String::new(), detail: detail.into(), thrown: None }))
     }
 
     fn thrown(e: JsValue) -> Self {
-        Bad { path: String::new(), detail: String::new(), thrown: Some(e) }
+        Bad(Box::new(Refusal { path: String::new(), detail: String::new(), thrown: Some(e) }))
     }
 
     /// The caller's own exception, thrown while reading its value: to be
     /// rethrown as it is.
     pub fn caller_exception(&self) -> Option<&JsValue> {
-        self.thrown.as_ref()
+        self.0.thrown.as_ref()
     }
 
     /// The same refusal, one level down (`key` of an object).
     #[must_use]
     pub(crate) fn at(mut self, key: &str) -> Self {
-        self.path.insert_str(0, key);
-        self.path.insert(0, '.');
+        self.0.path.insert_str(0, key);
+        self.0.path.insert(0, '.');
         self
     }
 
     fn at_index(mut self, i: usize) -> Self {
-        self.path.insert_str(0, &format!("[{i}]"));
+        self.0.path.insert_str(0, &format!("[{i}]"));
         self
     }
 
     /// Where, below the argument (`""`, `.settings.digits`, `[2].name`).
     pub fn path(&self) -> &str {
-        &self.path
+        &self.0.path
     }
 
     /// What was wrong.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 }
 
