@@ -1,6 +1,6 @@
 //! Small text encodings used by the OTP engine and the wire formats:
-//! RFC 4648 base32 (lenient on input, as authenticator apps are), hex, and
-//! RFC 4648 base64url without padding.
+//! RFC 4648 base32 (lenient on input, as authenticator apps are), hex,
+//! RFC 4648 base64url without padding, and RFC 3986 percent-decoding.
 
 use crate::error::{err, ErrorCode, Result};
 use alloc::string::String;
@@ -83,18 +83,43 @@ pub fn hex_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
     if !t.len().is_multiple_of(2) {
         return Err(err(code, "hex string has an odd length"));
     }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     t.chunks(2)
-        .map(|p| match (nib(p[0]), nib(p[1])) {
+        .map(|p| match (hex_digit(p[0]), hex_digit(p[1])) {
             (Some(h), Some(l)) => Ok((h << 4) | l),
             _ => Err(err(code, "hex string contains a non-hex character")),
         })
         .collect()
+}
+
+/// The value of one hex digit (either case).
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 percent-decoding: each `%XX` (either case) becomes its byte,
+/// every other character stays as it is (`+` too). `None` when a `%` is
+/// not followed by two hex digits; the bytes need not be UTF-8.
+pub fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hi = hex_digit(*b.get(i + 1)?)?;
+            let lo = hex_digit(*b.get(i + 2)?)?;
+            out.push((hi << 4) | lo);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// Decode a hex secret (`INVALID_SECRET` on error).
@@ -233,6 +258,17 @@ pub fn base45_decode_into(text: &str, out: &mut [u8], code: ErrorCode) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2fc%2F+%C3%A9").unwrap(), "a b/c/+\u{e9}".as_bytes());
+        assert_eq!(percent_decode("%ff%00").unwrap(), [0xff, 0]); // bytes, not necessarily UTF-8
+        assert_eq!(percent_decode("").unwrap(), b"");
+        // A sign is not a hex digit (u8::from_str_radix would take "+f").
+        for bad in ["%", "%4", "%+f", "%-1", "%g0", "a%2", "%\u{e9}"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn base32_vectors() {

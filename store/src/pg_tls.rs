@@ -99,21 +99,9 @@ impl Ssl {
     }
 }
 
+/// A query key or value, percent-decoded (libpq's URIs are RFC 3986).
 fn percent_decode(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(malformed)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| malformed())?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| malformed())
+    tessera_core::encoding::percent_decode(s).and_then(|b| String::from_utf8(b).ok()).ok_or_else(malformed)
 }
 
 /// A URL without our parameters.

@@ -26,7 +26,6 @@ use crate::error::{err, Error, ErrorCode, Result};
 use crate::secret::SecretBytes;
 use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// Minimum secret length accepted by [`SecretPolicy::Strict`] (RFC 4226 R6).
 const MIN_SECRET_LEN: usize = 16;
@@ -91,35 +90,10 @@ const fn bad_uri(detail: &'static str) -> Error {
     err(ErrorCode::InvalidUri, detail)
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// RFC 3986 percent-decoding to UTF-8. `+` stays a literal `+`.
 fn percent_decode(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hi = b.get(i + 1).copied().and_then(hex_val);
-            let lo = b.get(i + 2).copied().and_then(hex_val);
-            match (hi, lo) {
-                (Some(h), Some(l)) => out.push((h << 4) | l),
-                _ => return Err(bad_uri("'%' must be followed by two hex digits")),
-            }
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad_uri("percent-encoded text is not valid UTF-8"))
+    let bytes = crate::encoding::percent_decode(s).ok_or_else(|| bad_uri("'%' must be followed by two hex digits"))?;
+    String::from_utf8(bytes).map_err(|_| bad_uri("percent-encoded text is not valid UTF-8"))
 }
 
 /// Percent-encode everything except RFC 3986 unreserved characters.
