@@ -280,16 +280,16 @@ fn roots(root: Option<&PathBuf>) -> Result<RootCertStore> {
 fn tls_config(mode: SslMode, root: Option<&PathBuf>) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots = Arc::new(roots(root)?);
-    let internal = |e: rustls::Error| store_err(ErrorCode::Internal, format!("TLS set-up: {e}"));
+    fn internal(e: impl std::fmt::Display) -> TesseraError {
+        store_err(ErrorCode::Internal, format!("TLS set-up: {e}"))
+    }
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(internal)?;
     Ok(if mode == SslMode::VerifyFull {
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
-        let chain = WebPkiServerVerifier::builder_with_provider(roots, provider)
-            .build()
-            .map_err(|e| store_err(ErrorCode::Internal, format!("TLS set-up: {e}")))?;
+        let chain = WebPkiServerVerifier::builder_with_provider(roots, provider).build().map_err(internal)?;
         builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(chain))).with_no_client_auth()
     })
 }
