@@ -394,7 +394,7 @@ test("input records refuse unknown keys: INVALID_INPUT", () => {
   assert.match(where(() => portal.createChallenge([deviceRow, { ...deviceRow, sealed: [1, 2] }], { kind: "login" }, {}, now)),
     /^devices\[1\]\.sealed: must be a Uint8Array, not an array$/);
   assert.match(where(() => portal.createChallenge([deviceRow], { kind: "payment" }, {}, now)),
-    /^approval: `kind` must be one of `login`, `transaction`/);
+    /^approval\.kind: must be one of `login`, `transaction`/);
   assert.match(where(() => portal.createChallenge([deviceRow], TRANSACTION, { ttlSeconds: "60" }, now)),
     /^settings\.ttlSeconds: must be a number, not string$/);
 });
@@ -519,7 +519,9 @@ test("every throw of every export is a TesseraError with a code from errorCodes(
 
 test("a caller's own exception (a throwing getter or Proxy trap) propagates as itself; the module stays usable", () => {
   const mine = new Error("mine");
-  const trap = new Proxy({}, { get() { throw mine; } });
+  // Records are read from their own properties: the trap that says which
+  // exist throws first, then (for an own getter) the getter.
+  const trap = new Proxy({}, { get() { throw mine; }, getOwnPropertyDescriptor() { throw mine; } });
   const getter = { get secret() { throw mine; } };
   const keysTrap = new Proxy({}, { ownKeys() { throw mine; } });
   const itemTrap = new Proxy([{}], { get: (t, k) => { if (k === "0") throw mine; return Reflect.get(t, k); } });
@@ -537,6 +539,73 @@ test("a caller's own exception (a throwing getter or Proxy trap) propagates as i
   assert.equal(sdk.totp(KEY, 59_000, 30, 8), "94287082");
   assert.equal(linked().deviceRow.status, "active");
   assert.ok(portal.createOffer("a", {}, Date.now()).qrText.length > 0, "the portal that read the traps still works");
+});
+
+// A hostile or odd value must never leave the called object borrowed (an
+// exception unwinding through wasm would: it could then never be freed,
+// nor its keys zeroized), nor be read as something it is not.
+test("odd values: fake Dates and Uint8Arrays, revoked Proxies, detached buffers are refused and the object can still be freed", () => {
+  const now = Date.now();
+  const mine = new Error("mine");
+  const revoked = () => { const r = Proxy.revocable({}, {}); r.revoke(); return r.proxy; };
+  const detached = () => { const b = new Uint8Array(32); structuredClone(b.buffer, { transfer: [b.buffer] }); return b; };
+  const { deviceRow } = linked(now);
+  const cases = {
+    "a keys trap": [(p) => p.createOffer("a", { rules: new Proxy({}, { ownKeys() { throw mine; } }) }, now), mine],
+    "a Date without a time": [(p) => p.createOffer("a", {}, Object.create(Date.prototype)), "INVALID_INPUT"],
+    "a revoked Proxy as a string": [(p) => p.createOffer(revoked(), {}, now), "INVALID_INPUT"],
+    "a revoked Proxy as a record": [(p) => p.createOffer("a", revoked(), now), TypeError],
+    "a Uint8Array without bytes": [(p) => p.renameDevice({ ...deviceRow, sealed: Object.create(Uint8Array.prototype) }, "N", now), "INVALID_INPUT"],
+    "a detached Uint8Array": [(p) => p.renameDevice({ ...deviceRow, sealed: detached() }, "N", now), TypeError],
+    "an array item trap": [(p) => p.createChallenge(new Proxy([deviceRow], { get: (t, k) => { if (k === "0") throw mine; return Reflect.get(t, k); } }), { kind: "login" }, {}, now), mine],
+  };
+  for (const [what, [call, expected]] of Object.entries(cases)) {
+    const portal = sdk.Portal.generate("B");
+    let caught;
+    try { call(portal); } catch (e) { caught = e; }
+    if (typeof expected === "string") {
+      assert.ok(sdk.isTesseraError(caught) && caught.code === expected, `${what}: ${caught}`);
+    } else if (expected === mine) {
+      assert.equal(caught, mine, `${what}: ${caught}`);
+    } else {
+      assert.ok(caught instanceof expected, `${what}: ${caught}`); // the engine's own refusal, rethrown as it is
+    }
+    assert.ok(portal.createOffer("a", {}, now).qrText.length > 0, `${what}: the portal still works`);
+    portal.free(); // throws "attempted to take ownership … while it was borrowed" after an uncaught exception
+  }
+  // A Uint8Array subclass that lies about its length gives its real bytes.
+  class Liar extends Uint8Array { get length() { return 2 ** 31; } }
+  const key = Liar.from(KEY);
+  assert.equal(sdk.hotp(key, 0), sdk.hotp(KEY, 0));
+});
+
+test("records: null is no default, inherited and Map entries are no fields, typed arrays are no records", () => {
+  const now = Date.now();
+  const portal = sdk.Portal.generate("B");
+  const msg = (fn) => throwsCode(fn, "INVALID_INPUT").message;
+  // `null` for a defaulted flag must not turn into its default (`true` here: biometrics allowed).
+  assert.equal(msg(() => portal.createOffer("a", { rules: { biometricsAllowed: null } }, now)),
+    "settings.rules.biometricsAllowed: must be a boolean, not null");
+  assert.equal(msg(() => portal.createOffer("a", { ttlSeconds: null, deviceCodes: { digits: null } }, now)).split(":")[0],
+    "settings.deviceCodes.digits");
+  // An Option takes null as None.
+  assert.ok(portal.createOffer("a", { ttlSeconds: null }, now).qrText.length > 0);
+  // A polluted Object.prototype is not read into a record.
+  Object.prototype.ttlSeconds = "polluted";
+  try {
+    assert.ok(portal.createOffer("a", {}, now).qrText.length > 0);
+  } finally {
+    delete Object.prototype.ttlSeconds;
+  }
+  const offer = portal.createOffer("a", {}, now);
+  const device = new sdk.Device(sdk.newStorageKey());
+  assert.match(msg(() => device.startLink(offer.qrText, Object.create({ deviceName: "P", passcode: "493817" }), null, now)),
+    /^choices: missing field `deviceName`$/);
+  assert.equal(msg(() => portal.createOffer("a", new Map([["ttlSeconds", 60]]), now)), "settings: must be an object, not a Map");
+  assert.equal(msg(() => portal.createOffer("a", new Uint8Array(8), now)), "settings: must be an object, not a typed array");
+  // A key name is repeated shortened and without control characters.
+  const long = `x\u0000${"y".repeat(100)}`;
+  assert.equal(msg(() => portal.createOffer("a", { [long]: 1 }, now)), `settings: unknown field \`x?${"y".repeat(38)}…\``);
 });
 
 test("records cross as plain objects with Uint8Array bytes and millisecond times", () => {

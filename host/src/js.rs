@@ -4,20 +4,55 @@
 //! one their TypeScript declarations describe).
 //!
 //! Rules, the same for every record:
-//! - an object is a plain object (not an array, not `null`); a key holding
-//!   `undefined` or `null` is absent; an absent key is `None` for an
-//!   `Option`, the default where serde has one, else "missing field";
+//! - a record is an object read from its own properties (inherited ones,
+//!   such as a polluted `Object.prototype`'s, are not read), not an array,
+//!   a typed array, a `Map` or a `Set`;
+//! - a key holding `undefined` is absent; an absent key is `None` for an
+//!   `Option`, the default where serde has one, else "missing field"; a
+//!   `null` is `None` for an `Option` and refused anywhere else (it never
+//!   asks for a default);
 //! - a key the record does not have is refused ("unknown field"), except in
 //!   stored rows (`js(open)`: the host may add its own, a database id);
 //! - numbers are integers within the target type (at most 2^53 − 1 in
 //!   size: no `BigInt`, no numeric strings); times are epoch milliseconds
-//!   or a `Date`; bytes are a `Uint8Array` (a Node `Buffer` is one);
+//!   or a `Date`; bytes are a `Uint8Array` (a Node `Buffer` is one), copied
+//!   through its internal slots;
 //! - no message quotes the value it refuses (it may be a secret): only its
-//!   place (`settings.digits`) and what was expected.
+//!   place (`settings.digits`) and what was expected;
+//! - an exception from the caller's value (a getter, a Proxy trap) is
+//!   caught and handed back to be rethrown as it is.
 
 use crate::Timestamp;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+
+// Every reflection on a caller's value catches: a throwing Proxy trap or
+// getter, a revoked Proxy, or an object that only pretends to be a `Date`
+// or a `Uint8Array` must come back as an error. An uncaught exception would
+// unwind through the wasm frames and leave the called object borrowed for
+// good (it could never be freed, nor its keys zeroized).
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    fn own_keys(o: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = hasOwn)]
+    fn has_own(o: &JsValue, key: &str) -> Result<bool, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    fn is_array(v: &JsValue) -> Result<bool, JsValue>;
+    /// A `Date` (or something that says it is one).
+    #[wasm_bindgen(js_name = Date)]
+    type AnyDate;
+    #[wasm_bindgen(catch, method, js_name = getTime)]
+    fn get_time(this: &AnyDate) -> Result<f64, JsValue>;
+    /// A fresh `Uint8Array`.
+    #[wasm_bindgen(js_name = Uint8Array)]
+    type FreshBytes;
+    /// A copy of a typed array's bytes (internal slots only: neither a
+    /// subclass's `length` getter nor a Proxy is consulted).
+    #[wasm_bindgen(catch, constructor, js_class = "Uint8Array")]
+    fn copy_of(v: &JsValue) -> Result<FreshBytes, JsValue>;
+}
 
 pub use tessera_js_derive::Js;
 
@@ -98,8 +133,17 @@ pub(crate) fn type_of(v: &JsValue) -> String {
     if v.is_null() {
         return "null".to_owned();
     }
-    if Array::is_array(v) {
+    if is_array(v).unwrap_or(false) {
         return "an array".to_owned();
+    }
+    if ArrayBuffer::is_view(v) {
+        return "a typed array".to_owned();
+    }
+    if v.is_instance_of::<js_sys::Map>() {
+        return "a Map".to_owned();
+    }
+    if v.is_instance_of::<js_sys::Set>() {
+        return "a Set".to_owned();
     }
     v.js_typeof().as_string().unwrap_or_default()
 }
@@ -108,9 +152,16 @@ fn wrong(expected: &str, v: &JsValue) -> Bad {
     Bad::new(format!("must be {expected}, not {}", type_of(v)))
 }
 
-/// A plain object (not an array, not `null`).
+/// An object that holds a record in its own properties: not `null`, an
+/// array, a typed array (its indices would be its keys) or a `Map`/`Set`
+/// (whose entries are no properties: it would read as all defaults).
 pub(crate) fn object(v: &JsValue) -> Result<Object, Bad> {
-    if !v.is_object() || Array::is_array(v) {
+    if !v.is_object()
+        || is_array(v).map_err(Bad::thrown)?
+        || ArrayBuffer::is_view(v)
+        || v.is_instance_of::<js_sys::Map>()
+        || v.is_instance_of::<js_sys::Set>()
+    {
         return Err(wrong("an object", v));
     }
     Ok(v.clone().unchecked_into())
@@ -121,29 +172,45 @@ pub(crate) fn string(v: &JsValue) -> Result<String, Bad> {
     v.as_string().ok_or_else(|| wrong("a string", v))
 }
 
-/// The first key of `o` holding a value (not `undefined`, not `null`) that is not in `known`.
+/// The longest key name an "unknown field" message repeats.
+const MAX_KEY_SHOWN: usize = 40;
+
+/// The first own key of `o` not in `known` that holds a value (not `undefined`).
 pub(crate) fn known(o: &Object, known: &[&str]) -> Result<(), Bad> {
-    for key in Object::keys(o).iter() {
+    for key in own_keys(o).map_err(Bad::thrown)?.iter() {
         let name = key.as_string().unwrap_or_default();
         if known.contains(&name.as_str()) {
             continue;
         }
         let value = Reflect::get(o, &key).map_err(Bad::thrown)?;
-        if !value.is_undefined() && !value.is_null() {
-            return Err(Bad::new(format!("unknown field `{name}`")));
+        if !value.is_undefined() {
+            // The caller's key name, shortened and without control characters.
+            let mut shown: String =
+                name.chars().take(MAX_KEY_SHOWN).map(|c| if c.is_control() { '?' } else { c }).collect();
+            if name.chars().nth(MAX_KEY_SHOWN).is_some() {
+                shown.push('…');
+            }
+            return Err(Bad::new(format!("unknown field `{shown}`")));
         }
     }
     Ok(())
 }
 
+/// An own property's value (inherited ones, such as a polluted
+/// `Object.prototype`'s, are not the record's: `undefined`).
 fn get(o: &Object, key: &str) -> Result<JsValue, Bad> {
+    if !has_own(o, key).map_err(Bad::thrown)? {
+        return Ok(JsValue::UNDEFINED);
+    }
     Reflect::get(o, &JsValue::from_str(key)).map_err(Bad::thrown)
 }
 
-/// The key's value; `None` when the key is absent (`undefined`, `null`).
+/// The key's value; `None` when the key is absent (`undefined`). A `null`
+/// is a value: `None` for an `Option`, refused for anything else (it is no
+/// way to ask for a default).
 pub(crate) fn field_opt<T: FromJs>(o: &Object, key: &str, strict: bool) -> Result<Option<T>, Bad> {
     let v = get(o, key)?;
-    if v.is_undefined() || v.is_null() {
+    if v.is_undefined() {
         return Ok(None);
     }
     T::from_js(&v, strict).map(Some).map_err(|e| e.at(key))
@@ -240,25 +307,27 @@ macro_rules! ints {
         }
         impl ToJs for $t {
             fn to_js(&self) -> Result<JsValue, Bad> {
-                #[allow(clippy::cast_possible_wrap, clippy::cast_lossless)]
-                number(*self as i64)
+                number(i64::from(*self))
             }
         }
     )*};
 }
 
+// The integer types of the records (Kotlin and Java have no unsigned ones).
 ints! {
     i32 => i32::MIN, i32::MAX;
-    u32 => 0, u32::MAX;
     i64 => -MAX_SAFE, MAX_SAFE;
-    u64 => 0, MAX_SAFE;
 }
 
 impl FromJs for Timestamp {
     /// Epoch milliseconds or a `Date`.
     fn from_js(v: &JsValue, _: bool) -> Result<Self, Bad> {
         let ms = match v.dyn_ref::<js_sys::Date>() {
-            Some(d) => d.get_time(),
+            // Only a real Date has a time (`Object.create(Date.prototype)` throws).
+            Some(d) => d
+                .unchecked_ref::<AnyDate>()
+                .get_time()
+                .map_err(|_| wrong("a time (epoch milliseconds or a Date)", v))?,
             None => v.as_f64().ok_or_else(|| wrong("a time (epoch milliseconds or a Date)", v))?,
         };
         Timestamp::from_millis_f64(ms).ok_or_else(|| Bad::new("a time must be a finite number"))
@@ -295,8 +364,18 @@ impl<T: ToJs> ToJs for Option<T> {
 
 impl<T: FromJs> FromJs for Vec<T> {
     fn from_js(v: &JsValue, strict: bool) -> Result<Self, Bad> {
-        let a = v.dyn_ref::<Array>().filter(|_| Array::is_array(v)).ok_or_else(|| wrong("an array", v))?;
-        a.iter().enumerate().map(|(i, item)| T::from_js(&item, strict).map_err(|e| e.at_index(i))).collect()
+        if !is_array(v).map_err(Bad::thrown)? {
+            return Err(wrong("an array", v));
+        }
+        let len = Reflect::get(v, &JsValue::from_str("length")).map_err(Bad::thrown)?.as_f64().unwrap_or(0.0);
+        let mut out = Vec::new();
+        let mut i = 0u32;
+        while f64::from(i) < len {
+            let item = Reflect::get_u32(v, i).map_err(Bad::thrown)?;
+            out.push(T::from_js(&item, strict).map_err(|e| e.at_index(i as usize))?);
+            i += 1;
+        }
+        Ok(out)
     }
 }
 
@@ -365,11 +444,20 @@ impl ByteField for Option<Vec<u8>> {
 
 /// A `Uint8Array` (a Node `Buffer` is one), nothing else.
 pub fn bytes(v: &JsValue) -> Result<Vec<u8>, Bad> {
-    v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec).ok_or_else(|| wrong("a Uint8Array", v))
+    if !v.is_instance_of::<Uint8Array>() || !ArrayBuffer::is_view(v) {
+        return Err(wrong("a Uint8Array", v));
+    }
+    // A detached buffer makes the copy throw: the caller's own doing.
+    Ok(FreshBytes::copy_of(v).map_err(Bad::thrown)?.unchecked_into::<Uint8Array>().to_vec())
 }
 
 impl<T: ByteField> FromJs for Bytes<T> {
     fn from_js(v: &JsValue, _: bool) -> Result<Self, Bad> {
+        if v.is_null() {
+            if let Some(none) = T::absent() {
+                return Ok(Bytes(none));
+            }
+        }
         Ok(Bytes(T::from_bytes(&bytes(v)?)))
     }
 

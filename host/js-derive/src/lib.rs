@@ -8,17 +8,23 @@
 //! paths; for the npm package that was ~90 KB of a ~300 KB gzipped module.
 //! This derive writes one straight-line function per record instead.
 //!
-//! Understood serde attributes (anything else is a compile error, so a
-//! new attribute cannot silently change the JavaScript shape):
-//! - container: `rename_all` (`camelCase`, `lowercase`), `rename_all_fields`
-//!   (`camelCase`), `tag = "…"` (internally tagged enums), `default`,
+//! Understood serde attributes, each only where it stands here (anything
+//! else, or in another place, is a compile error, so a new attribute cannot
+//! silently change the JavaScript shape):
+//! - struct: `rename_all` (`camelCase`, `lowercase`), `default` (bare),
 //!   `deny_unknown_fields` (every record is strict, see `js(open)`);
+//! - enum: `rename_all`, `rename_all_fields` (`camelCase`), `tag = "…"`
+//!   (internally tagged: unit and named-field variants),
+//!   `deny_unknown_fields`;
 //! - field: `default`, `default = "path"`, `with = "serde_bytes"`, `rename`;
 //! - variant: `rename`.
 //!
-//! `#[js(open)]` on a container: a stored row, which may carry the host's
-//! own properties (a database id); its keys (and those of everything in it)
-//! are not checked.
+//! `#[js(open)]` on a struct or enum: a stored row, which may carry the
+//! host's own properties (a database id); its keys (and those of everything
+//! in it) are not checked.
+//!
+//! The generated code names `crate::js`, `::js_sys` and `::wasm_bindgen`:
+//! the derive serves tessera-host's own records (not generic ones).
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
@@ -44,33 +50,51 @@ struct Serde {
     rename: Option<String>,
 }
 
-fn serde_attrs(attrs: &[Attribute]) -> syn::Result<Serde> {
+/// Where an attribute stands: each place understands its own few.
+#[derive(Clone, Copy, PartialEq)]
+enum At {
+    Struct,
+    Enum,
+    Field,
+    Variant,
+}
+
+fn serde_attrs(attrs: &[Attribute], at: At) -> syn::Result<Serde> {
     let mut s = Serde::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         attr.parse_nested_meta(|m| {
             let text =
                 |m: &syn::meta::ParseNestedMeta| -> syn::Result<String> { Ok(m.value()?.parse::<LitStr>()?.value()) };
-            if m.path.is_ident("rename_all") {
-                s.rename_all = Some(text(&m)?);
-            } else if m.path.is_ident("rename_all_fields") {
-                s.rename_all_fields = Some(text(&m)?);
-            } else if m.path.is_ident("tag") {
-                s.tag = Some(text(&m)?);
-            } else if m.path.is_ident("rename") {
-                s.rename = Some(text(&m)?);
-            } else if m.path.is_ident("deny_unknown_fields") {
-            } else if m.path.is_ident("default") {
-                s.default = Some(if m.input.peek(syn::Token![=]) { Some(syn::parse_str(&text(&m)?)?) } else { None });
-            } else if m.path.is_ident("with") {
-                let with = text(&m)?;
-                if with != "serde_bytes" {
-                    return Err(m.error(format!("tessera-js-derive: `with = \"{with}\"` is not understood")));
+            let name = m.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            match (name.as_str(), at) {
+                ("rename_all", At::Struct | At::Enum) => s.rename_all = Some(text(&m)?),
+                ("rename_all_fields" | "tag", At::Enum) => {
+                    let v = Some(text(&m)?);
+                    if name == "tag" {
+                        s.tag = v;
+                    } else {
+                        s.rename_all_fields = v;
+                    }
                 }
-                s.bytes = true;
-            } else {
-                return Err(
-                    m.error("tessera-js-derive: this serde attribute is not understood (teach the derive first)")
-                );
+                ("rename", At::Field | At::Variant) => s.rename = Some(text(&m)?),
+                ("deny_unknown_fields", At::Struct | At::Enum) => {}
+                ("default", At::Struct) if !m.input.peek(syn::Token![=]) => s.default = Some(None),
+                ("default", At::Field) => {
+                    s.default =
+                        Some(if m.input.peek(syn::Token![=]) { Some(syn::parse_str(&text(&m)?)?) } else { None });
+                }
+                ("with", At::Field) => {
+                    let with = text(&m)?;
+                    if with != "serde_bytes" {
+                        return Err(m.error(format!("tessera-js-derive: `with = \"{with}\"` is not understood")));
+                    }
+                    s.bytes = true;
+                }
+                _ => {
+                    return Err(m.error(
+                        "tessera-js-derive: this serde attribute is not understood here (teach the derive first)",
+                    ))
+                }
             }
             Ok(())
         })?;
@@ -78,45 +102,48 @@ fn serde_attrs(attrs: &[Attribute]) -> syn::Result<Serde> {
     Ok(s)
 }
 
-fn open(attrs: &[Attribute]) -> syn::Result<bool> {
+/// `#[js(open)]` on a container; no `js` attribute anywhere else.
+fn js_open(attrs: &[Attribute], container: bool) -> syn::Result<bool> {
     let mut open = false;
     for attr in attrs.iter().filter(|a| a.path().is_ident("js")) {
         attr.parse_nested_meta(|m| {
-            if m.path.is_ident("open") {
+            if m.path.is_ident("open") && container {
                 open = true;
                 Ok(())
             } else {
-                Err(m.error("tessera-js-derive: only `js(open)` is known"))
+                Err(m.error("tessera-js-derive: only `js(open)`, on a struct or enum, is known"))
             }
         })?;
     }
     Ok(open)
 }
 
-/// serde's renaming of a field (`snake_case`) or variant (`PascalCase`).
+/// serde's renaming (`RenameRule::apply_to_field` / `apply_to_variant`)
+/// of a field (`snake_case`) or variant (`PascalCase`).
 fn rename(name: &str, rule: Option<&str>, variant: bool, span: Span) -> syn::Result<String> {
     let name = name.strip_prefix("r#").unwrap_or(name);
+    let lower_first = |s: &str| {
+        let mut c = s.chars();
+        c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
+    };
     Ok(match (rule, variant) {
-        (None, _) => name.to_owned(),
-        (Some("lowercase"), _) => name.to_ascii_lowercase(),
-        (Some("camelCase"), true) => {
-            let mut c = name.chars();
-            c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
-        }
+        (None, _) | (Some("lowercase"), false) => name.to_owned(),
+        (Some("lowercase"), true) => name.to_ascii_lowercase(),
+        (Some("camelCase"), true) => lower_first(name),
         (Some("camelCase"), false) => {
-            let mut out = String::new();
-            let mut up = false;
+            let mut pascal = String::new();
+            let mut up = true;
             for ch in name.chars() {
                 if ch == '_' {
                     up = true;
                 } else if up {
-                    out.push(ch.to_ascii_uppercase());
+                    pascal.push(ch.to_ascii_uppercase());
                     up = false;
                 } else {
-                    out.push(ch);
+                    pascal.push(ch);
                 }
             }
-            out
+            lower_first(&pascal)
         }
         (Some(other), _) => {
             return Err(Error::new(span, format!("tessera-js-derive: rename rule `{other}` is not understood")))
@@ -141,7 +168,8 @@ fn fields(fields: &Fields, rule: Option<&str>) -> syn::Result<Vec<Field>> {
         .iter()
         .map(|f| {
             let ident = f.ident.clone().expect("named");
-            let s = serde_attrs(&f.attrs)?;
+            let s = serde_attrs(&f.attrs, At::Field)?;
+            js_open(&f.attrs, false)?;
             let key = match s.rename {
                 Some(r) => r,
                 None => rename(&ident.to_string(), rule, false, ident.span())?,
@@ -198,9 +226,12 @@ fn keys(tag: Option<&str>, fields: &[Field]) -> Tokens {
 
 fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
-    let (impl_g, ty_g, where_g) = input.generics.split_for_impl();
-    let s = serde_attrs(&input.attrs)?;
-    let open = open(&input.attrs)?;
+    if !input.generics.params.is_empty() {
+        return Err(Error::new_spanned(&input.generics, "tessera-js-derive: records are not generic"));
+    }
+    let at = if matches!(input.data, Data::Enum(_)) { At::Enum } else { At::Struct };
+    let s = serde_attrs(&input.attrs, at)?;
+    let open = js_open(&input.attrs, true)?;
     let strict = if open { quote!(false) } else { quote!(__strict) };
     let (decode, encode) = match &input.data {
         Data::Struct(data) => {
@@ -236,7 +267,8 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
             let mut arms_en = Vec::new();
             let mut names = Vec::new();
             for v in &data.variants {
-                let vs = serde_attrs(&v.attrs)?;
+                let vs = serde_attrs(&v.attrs, At::Variant)?;
+                js_open(&v.attrs, false)?;
                 let ident = &v.ident;
                 let vname = match vs.rename {
                     Some(r) => r,
@@ -302,7 +334,7 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
                         let __strict = #strict;
                         match crate::js::field::<::std::string::String>(&__o, #tag, false)?.as_str() {
                             #(#arms_de)*
-                            _ => ::core::result::Result::Err(crate::js::Bad::new(concat!("`", #tag, "` must be ", #expected))),
+                            _ => ::core::result::Result::Err(crate::js::Bad::new(concat!("must be ", #expected)).at(#tag)),
                         }
                     },
                     quote!(::core::result::Result::Ok(match self { #(#arms_en)* })),
@@ -311,15 +343,14 @@ fn expand(input: &DeriveInput) -> syn::Result<Tokens> {
         }
         Data::Union(_) => return Err(Error::new_spanned(input, "tessera-js-derive: no unions")),
     };
-    let _ = strict;
     Ok(quote! {
-        impl #impl_g crate::js::FromJs for #name #ty_g #where_g {
-            #[allow(unused_variables, clippy::needless_update)]
+        impl crate::js::FromJs for #name {
+            #[allow(unused_variables)]
             fn from_js(__v: &::wasm_bindgen::JsValue, __strict: bool) -> ::core::result::Result<Self, crate::js::Bad> {
                 #decode
             }
         }
-        impl #impl_g crate::js::ToJs for #name #ty_g #where_g {
+        impl crate::js::ToJs for #name {
             fn to_js(&self) -> ::core::result::Result<::wasm_bindgen::JsValue, crate::js::Bad> {
                 #encode
             }
