@@ -412,7 +412,7 @@ pub struct Bytes<T>(pub T);
 pub trait ByteField: Sized {
     /// From a `Uint8Array`.
     fn from_bytes(v: &[u8]) -> Self;
-    /// The value of an absent key, if it may be absent.
+    /// The value of a `null` (`None` for an `Option`), if it may be null.
     fn absent() -> Option<Self>;
     /// The bytes, if any.
     fn bytes(&self) -> Option<&[u8]>;
@@ -461,9 +461,8 @@ impl<T: ByteField> FromJs for Bytes<T> {
         Ok(Bytes(T::from_bytes(&bytes(v)?)))
     }
 
-    fn absent() -> Option<Self> {
-        T::absent().map(Bytes)
-    }
+    // As in serde, a `with` field is never implicitly optional: absent is
+    // "missing field" unless the field or its record has a default.
 }
 
 impl<T: ByteField> ToJs for Bytes<&T> {
