@@ -92,7 +92,7 @@ pub fn hex_decode_as(text: &str, code: ErrorCode) -> Result<Vec<u8>> {
 }
 
 /// The value of one hex digit (either case).
-fn hex_digit(c: u8) -> Option<u8> {
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

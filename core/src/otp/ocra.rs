@@ -147,15 +147,6 @@ fn hash(alg: Algorithm, data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn hex_nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Pack nibbles into bytes; an odd count is right-padded with a zero nibble.
 fn pack_nibbles(nibbles: &[u8]) -> Vec<u8> {
     nibbles.chunks(2).map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0)).collect()
@@ -377,7 +368,7 @@ impl OcraSuite {
             QuestionFormat::Hex => {
                 let nibbles = b
                     .iter()
-                    .map(|&c| hex_nibble(c))
+                    .map(|&c| crate::encoding::hex_digit(c))
                     .collect::<Option<Vec<u8>>>()
                     .ok_or(bad_input("OCRA input: a QH question must be hex digits"))?;
                 Ok(pack_nibbles(&nibbles))
