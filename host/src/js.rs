@@ -128,24 +128,35 @@ pub trait ToJs {
     fn to_js(&self) -> Result<JsValue, Bad>;
 }
 
-/// What `typeof` says of a value (its content could run code or be secret).
-pub(crate) fn type_of(v: &JsValue) -> String {
+/// What a value is, in a message's words (never its content: that could
+/// run code or be secret): `typeof`, or for objects `"an array"`, `"a typed
+/// array"`, `"a Map"`, `"a Set"`, and `"object"` only for one that can hold
+/// a record. Errs with the caller's exception (a revoked Proxy).
+fn kind(v: &JsValue) -> Result<String, JsValue> {
     if v.is_null() {
-        return "null".to_owned();
+        return Ok("null".to_owned());
     }
-    if is_array(v).unwrap_or(false) {
-        return "an array".to_owned();
+    let t = v.js_typeof().as_string().unwrap_or_default();
+    if t != "object" {
+        return Ok(t);
     }
-    if ArrayBuffer::is_view(v) {
-        return "a typed array".to_owned();
-    }
-    if v.is_instance_of::<js_sys::Map>() {
-        return "a Map".to_owned();
-    }
-    if v.is_instance_of::<js_sys::Set>() {
-        return "a Set".to_owned();
-    }
-    v.js_typeof().as_string().unwrap_or_default()
+    let what = if is_array(v)? {
+        "an array"
+    } else if ArrayBuffer::is_view(v) {
+        "a typed array"
+    } else if v.is_instance_of::<js_sys::Map>() {
+        "a Map"
+    } else if v.is_instance_of::<js_sys::Set>() {
+        "a Set"
+    } else {
+        "object"
+    };
+    Ok(what.to_owned())
+}
+
+/// [`kind`] for a message (a value that throws on inspection is an object).
+fn type_of(v: &JsValue) -> String {
+    kind(v).unwrap_or_else(|_| "object".to_owned())
 }
 
 fn wrong(expected: &str, v: &JsValue) -> Bad {
@@ -156,12 +167,7 @@ fn wrong(expected: &str, v: &JsValue) -> Bad {
 /// array, a typed array (its indices would be its keys) or a `Map`/`Set`
 /// (whose entries are no properties: it would read as all defaults).
 pub(crate) fn object(v: &JsValue) -> Result<Object, Bad> {
-    if !v.is_object()
-        || is_array(v).map_err(Bad::thrown)?
-        || ArrayBuffer::is_view(v)
-        || v.is_instance_of::<js_sys::Map>()
-        || v.is_instance_of::<js_sys::Set>()
-    {
+    if kind(v).map_err(Bad::thrown)? != "object" {
         return Err(wrong("an object", v));
     }
     Ok(v.clone().unchecked_into())

@@ -68,14 +68,8 @@ fn serde_attrs(attrs: &[Attribute], at: At) -> syn::Result<Serde> {
             let name = m.path.get_ident().map(ToString::to_string).unwrap_or_default();
             match (name.as_str(), at) {
                 ("rename_all", At::Struct | At::Enum) => s.rename_all = Some(text(&m)?),
-                ("rename_all_fields" | "tag", At::Enum) => {
-                    let v = Some(text(&m)?);
-                    if name == "tag" {
-                        s.tag = v;
-                    } else {
-                        s.rename_all_fields = v;
-                    }
-                }
+                ("rename_all_fields", At::Enum) => s.rename_all_fields = Some(text(&m)?),
+                ("tag", At::Enum) => s.tag = Some(text(&m)?),
                 ("rename", At::Field | At::Variant) => s.rename = Some(text(&m)?),
                 ("deny_unknown_fields", At::Struct | At::Enum) => {}
                 ("default", At::Struct) if !m.input.peek(syn::Token![=]) => s.default = Some(None),
